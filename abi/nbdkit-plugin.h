@@ -1,0 +1,233 @@
+/* nbdkit-plugin.h: the plugin ABI.
+ *
+ * A plugin is a shared object that fills in a struct nbdkit_plugin and
+ * registers it with NBDKIT_REGISTER_PLUGIN.  New plugins use API 3:
+ *
+ *   #define NBDKIT_API_VERSION 3
+ *   #include <nbdkit-plugin.h>
+ *
+ * Plugins written for API 1 and 2 compile unchanged (the layout below
+ * the #else is theirs), and their binaries load.  See abi/README.md
+ * for the whole story and a complete example.
+ *
+ * Conventions for callbacks: int callbacks return -1 on error, having
+ * called nbdkit_error (and optionally nbdkit_set_error); can_* return
+ * 0 (false), 1 (true) or a tri-state constant; only name and either
+ * open or get_size are strictly needed.
+ */
+
+#ifndef NBDKIT_PLUGIN_H
+#define NBDKIT_PLUGIN_H
+
+#include <nbdkit-common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if NBDKIT_API_VERSION >= 3
+
+struct nbdkit_plugin {
+  /* Filled in by NBDKIT_REGISTER_PLUGIN. */
+  uint64_t _struct_size;
+  int _api_version;
+  int _unused;
+
+  /* Identity.  NAME is short (letters, digits, '-', '_') and unique. */
+  const char *name;
+  const char *longname;
+  const char *version;
+  const char *description;
+
+  /* Configuration.  PARAMS declares the keys (may be NULL: then every
+   * key goes to config unchecked).  MAGIC_CONFIG_KEY names the key a
+   * bare argument (without '=') is given to.
+   */
+  const struct nbdkit_param *params;
+  const char *magic_config_key;
+  int (*config) (const char *key, const char *value);
+  int (*config_complete) (void);
+  const char *(*config_help) (void); /* appended to the generated help */
+
+  /* Life cycle of the server. */
+  void (*load) (void);
+  void (*unload) (void);
+  void (*dump_plugin) (void);        /* extra key=value lines */
+  int (*thread_model) (void);        /* default: PARALLEL */
+  int (*get_ready) (int thread_model); /* the model finally chosen */
+  int (*after_fork) (void);          /* after daemonizing */
+  void (*cleanup) (void);            /* before unload, after the last close */
+
+  /* Before and during the handshake. */
+  int (*preconnect) (int readonly);
+  int (*list_exports) (int readonly, int is_tls,
+                       struct nbdkit_exports *exports);
+  const char *(*default_export) (int readonly, int is_tls);
+
+  /* Per connection. */
+  void *(*open) (int readonly, const char *exportname, int is_tls);
+  void (*close) (void *handle);
+  int64_t (*get_size) (void *handle);
+  const char *(*export_description) (void *handle);
+  int (*block_size) (void *handle, struct nbdkit_block_size *bs);
+
+  /* Capabilities, asked once per connection and cached. */
+  int (*can_write) (void *handle);
+  int (*can_flush) (void *handle);
+  int (*is_rotational) (void *handle);
+  int (*can_trim) (void *handle);
+  int (*can_zero) (void *handle);      /* NBDKIT_ZERO_* */
+  int (*can_fast_zero) (void *handle);
+  int (*can_fua) (void *handle);       /* NBDKIT_FUA_* */
+  int (*can_multi_conn) (void *handle);
+  int (*can_extents) (void *handle);   /* NBDKIT_EXTENTS_* */
+  int (*can_cache) (void *handle);     /* NBDKIT_CACHE_* */
+
+  /* Data.  Requests are checked (bounds, alignment, sizes) before they
+   * arrive here.  RD may be used with the nbdkit_read_* functions.
+   */
+  int (*pread) (void *handle, void *buf, uint64_t count, uint64_t offset,
+                uint32_t flags, struct nbdkit_read *rd);
+  int (*pwrite) (void *handle, const void *buf, uint64_t count,
+                 uint64_t offset, uint32_t flags);
+  int (*flush) (void *handle, uint32_t flags);
+  int (*trim) (void *handle, uint64_t count, uint64_t offset, uint32_t flags);
+  int (*zero) (void *handle, uint64_t count, uint64_t offset, uint32_t flags);
+  int (*extents) (void *handle, uint64_t count, uint64_t offset,
+                  uint32_t flags, struct nbdkit_extents *extents);
+  int (*cache) (void *handle, uint64_t count, uint64_t offset, uint32_t flags);
+};
+
+#define NBDKIT_REGISTER_PLUGIN(plugin)                      \
+  NBDKIT_EXTERN_C struct nbdkit_plugin *plugin_init (void); \
+  NBDKIT_EXTERN_C struct nbdkit_plugin *                    \
+  plugin_init (void)                                        \
+  {                                                         \
+    (plugin)._struct_size = sizeof (plugin);                \
+    (plugin)._api_version = NBDKIT_API_VERSION;             \
+    (plugin)._unused = 0;                                   \
+    return &(plugin);                                       \
+  }
+
+#else /* API 1 and 2: the layout nbdkit plugins are built against */
+
+#ifndef THREAD_MODEL
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+#endif
+
+struct nbdkit_plugin {
+  uint64_t _struct_size;
+  int _api_version;
+  int _thread_model;
+
+  const char *name;
+  const char *longname;
+  const char *version;
+  const char *description;
+
+  void (*load) (void);
+  void (*unload) (void);
+
+  int (*config) (const char *key, const char *value);
+  int (*config_complete) (void);
+  const char *config_help;
+
+  void *(*open) (int readonly);
+  void (*close) (void *handle);
+
+  int64_t (*get_size) (void *handle);
+
+  int (*can_write) (void *handle);
+  int (*can_flush) (void *handle);
+  int (*is_rotational) (void *handle);
+  int (*can_trim) (void *handle);
+
+#if NBDKIT_API_VERSION == 1
+  int (*pread) (void *handle, void *buf, uint32_t count, uint64_t offset);
+  int (*pwrite) (void *handle, const void *buf, uint32_t count,
+                 uint64_t offset);
+  int (*flush) (void *handle);
+  int (*trim) (void *handle, uint32_t count, uint64_t offset);
+  int (*zero) (void *handle, uint32_t count, uint64_t offset, int may_trim);
+#else
+  int (*_pread_v1) (void *, void *, uint32_t, uint64_t);
+  int (*_pwrite_v1) (void *, const void *, uint32_t, uint64_t);
+  int (*_flush_v1) (void *);
+  int (*_trim_v1) (void *, uint32_t, uint64_t);
+  int (*_zero_v1) (void *, uint32_t, uint64_t, int);
+#endif
+
+  int errno_is_preserved;
+
+  void (*dump_plugin) (void);
+
+  int (*can_zero) (void *handle);
+  int (*can_fua) (void *handle);
+
+#if NBDKIT_API_VERSION == 1
+  int (*_pread_v2) (void *, void *, uint32_t, uint64_t, uint32_t);
+  int (*_pwrite_v2) (void *, const void *, uint32_t, uint64_t, uint32_t);
+  int (*_flush_v2) (void *, uint32_t);
+  int (*_trim_v2) (void *, uint32_t, uint64_t, uint32_t);
+  int (*_zero_v2) (void *, uint32_t, uint64_t, uint32_t);
+#else
+  int (*pread) (void *handle, void *buf, uint32_t count, uint64_t offset,
+                uint32_t flags);
+  int (*pwrite) (void *handle, const void *buf, uint32_t count,
+                 uint64_t offset, uint32_t flags);
+  int (*flush) (void *handle, uint32_t flags);
+  int (*trim) (void *handle, uint32_t count, uint64_t offset, uint32_t flags);
+  int (*zero) (void *handle, uint32_t count, uint64_t offset, uint32_t flags);
+#endif
+
+  const char *magic_config_key;
+
+  int (*can_multi_conn) (void *handle);
+
+  int (*can_extents) (void *handle);
+  int (*extents) (void *handle, uint32_t count, uint64_t offset,
+                  uint32_t flags, struct nbdkit_extents *extents);
+
+  int (*can_cache) (void *handle);
+  int (*cache) (void *handle, uint32_t count, uint64_t offset,
+                uint32_t flags);
+
+  int (*thread_model) (void);
+
+  int (*can_fast_zero) (void *handle);
+
+  int (*preconnect) (int readonly);
+
+  int (*get_ready) (void);
+  int (*after_fork) (void);
+
+  int (*list_exports) (int readonly, int is_tls,
+                       struct nbdkit_exports *exports);
+  const char *(*default_export) (int readonly, int is_tls);
+  const char *(*export_description) (void *handle);
+
+  void (*cleanup) (void);
+
+  int (*block_size) (void *handle,
+                     uint32_t *minimum, uint32_t *preferred,
+                     uint32_t *maximum);
+};
+
+#define NBDKIT_REGISTER_PLUGIN(plugin)                      \
+  NBDKIT_EXTERN_C struct nbdkit_plugin *plugin_init (void); \
+  NBDKIT_EXTERN_C struct nbdkit_plugin *                    \
+  plugin_init (void)                                        \
+  {                                                         \
+    (plugin)._struct_size = sizeof (plugin);                \
+    (plugin)._api_version = NBDKIT_API_VERSION;             \
+    (plugin)._thread_model = THREAD_MODEL;                  \
+    return &(plugin);                                       \
+  }
+
+#endif /* NBDKIT_API_VERSION */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NBDKIT_PLUGIN_H */

@@ -1,0 +1,364 @@
+/* backend.c: calls through one layer of the chain for one connection.
+ *
+ * Capability answers are asked once per connection and layer, then
+ * cached.  What a layer lacks is emulated here so plugins stay small:
+ * FUA by a flush, zeroing by writes, cache by reads, extents as data.
+ * Requests arrive already validated by transmission.c; the asserts
+ * document what is guaranteed.
+ */
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Zeroing and caching by emulation go in pieces of this size. */
+#define EMULATE_CHUNK (1024 * 1024)
+static const char zero_buf[EMULATE_CHUNK];
+
+static void
+context_reset_caps (struct context *c)
+{
+  c->size = -1;
+  c->can_write = c->can_flush = c->is_rotational = c->can_trim = -1;
+  c->can_zero = c->can_fast_zero = c->can_fua = c->can_multi_conn = -1;
+  c->can_extents = c->can_cache = -1;
+  c->bs_known = 0;
+}
+
+struct context *
+backend_open (struct backend *top, struct connection *conn, int readonly,
+              const char *exportname, int is_tls)
+{
+  struct context *first = NULL, **link = &first;
+
+  for (struct backend *b = top; b; b = b->next) {
+    struct context *c = calloc (1, sizeof *c);
+    if (c == NULL) {
+      nbdkit_error ("calloc: %m");
+      backend_close (first);
+      return NULL;
+    }
+    c->b = b;
+    c->conn = conn;
+    context_reset_caps (c);
+    *link = c;
+    link = &c->next;
+  }
+  /* Open from the plugin up, so each filter finds its next layer open. */
+  struct context *stack[64];
+  int n = 0;
+  for (struct context *c = first; c && n < 64; c = c->next)
+    stack[n++] = c;
+  for (int i = n - 1; i >= 0; i--) {
+    struct context *c = stack[i];
+    c->handle = c->b->ops->open (c, readonly, exportname, is_tls);
+    if (c->handle == NULL) {
+      /* Close the layers already open below. */
+      for (int j = i + 1; j < n; j++) {
+        stack[j]->b->ops->close (stack[j]);
+        stack[j]->handle = NULL;
+      }
+      backend_close (first);
+      return NULL;
+    }
+  }
+  return first;
+}
+
+void
+backend_close (struct context *c)
+{
+  while (c) {
+    struct context *next = c->next;
+    if (c->handle)
+      c->b->ops->close (c);
+    free (c);
+    c = next;
+  }
+}
+
+int64_t
+backend_get_size (struct context *c)
+{
+  if (c->size == -1) {
+    int64_t r = c->b->ops->get_size (c);
+    if (r < 0) {
+      if (r != -1)
+        nbdkit_error ("%s: get_size returned a negative size %" PRId64,
+                      c->b->name, r);
+      return -1;
+    }
+    c->size = r;
+  }
+  return c->size;
+}
+
+int
+backend_block_size (struct context *c, struct nbdkit_block_size *bs)
+{
+  if (!c->bs_known) {
+    struct nbdkit_block_size r = { 0 };
+    r.client_requested = c->conn ? c->conn->client_requested_bs : 0;
+    if (c->b->ops->block_size (c, &r) == -1)
+      return -1;
+    c->bs = r;
+    c->bs_known = 1;
+  }
+  *bs = c->bs;
+  return 0;
+}
+
+/* Ask once, cache the answer; -1 (error) is not cached. */
+#define CACHED(field, expr)                     \
+  do {                                          \
+    if (c->field == -1) {                       \
+      int r_ = (expr);                          \
+      if (r_ == -1)                             \
+        return -1;                              \
+      c->field = r_;                            \
+    }                                           \
+    return c->field;                            \
+  } while (0)
+
+int
+backend_can_write (struct context *c)
+{
+  if (c->conn && c->conn->readonly)
+    return 0;
+  CACHED (can_write, c->b->ops->can_write (c) ? 1 : 0);
+}
+
+int
+backend_can_flush (struct context *c)
+{
+  CACHED (can_flush, c->b->ops->can_flush (c) ? 1 : 0);
+}
+
+int
+backend_is_rotational (struct context *c)
+{
+  CACHED (is_rotational, c->b->ops->is_rotational (c) ? 1 : 0);
+}
+
+int
+backend_can_trim (struct context *c)
+{
+  int w = backend_can_write (c);
+  if (w <= 0)
+    return w;
+  CACHED (can_trim, c->b->ops->can_trim (c) ? 1 : 0);
+}
+
+int
+backend_can_zero (struct context *c)
+{
+  int w = backend_can_write (c);
+  if (w <= 0)
+    return w == 0 ? NBDKIT_ZERO_NONE : -1;
+  CACHED (can_zero, c->b->ops->can_zero (c));
+}
+
+int
+backend_can_fast_zero (struct context *c)
+{
+  int z = backend_can_zero (c);
+  if (z <= NBDKIT_ZERO_NONE)
+    return z == NBDKIT_ZERO_NONE ? 0 : -1;
+  /* Zeroing emulated by writes is never fast; the core answers
+   * FAST_ZERO requests itself with ENOTSUP, quickly.
+   */
+  if (z == NBDKIT_ZERO_EMULATE)
+    return 1;
+  CACHED (can_fast_zero, c->b->ops->can_fast_zero (c) ? 1 : 0);
+}
+
+int
+backend_can_fua (struct context *c)
+{
+  int w = backend_can_write (c);
+  if (w <= 0)
+    return w == 0 ? NBDKIT_FUA_NONE : -1;
+  CACHED (can_fua, c->b->ops->can_fua (c));
+}
+
+int
+backend_can_multi_conn (struct context *c)
+{
+  CACHED (can_multi_conn, c->b->ops->can_multi_conn (c) ? 1 : 0);
+}
+
+int
+backend_can_extents (struct context *c)
+{
+  CACHED (can_extents, c->b->ops->can_extents (c));
+}
+
+int
+backend_can_cache (struct context *c)
+{
+  CACHED (can_cache, c->b->ops->can_cache (c));
+}
+
+const char *
+backend_export_description (struct context *c)
+{
+  return c->b->ops->export_description (c);
+}
+
+int
+backend_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
+               uint32_t flags, struct nbdkit_read *rd, int *err)
+{
+  assert (c->size >= 0 && offset <= (uint64_t) c->size
+          && count <= (uint64_t) c->size - offset);
+  return c->b->ops->pread (c, buf, count, offset, flags, rd, err);
+}
+
+/* After a write-like request that the layer did without FUA. */
+static int
+emulate_fua (struct context *c, uint32_t flags, int *err)
+{
+  if ((flags & NBDKIT_FLAG_FUA) && backend_can_fua (c) == NBDKIT_FUA_EMULATE)
+    return c->b->ops->flush (c, 0, err);
+  return 0;
+}
+
+/* Strip FUA unless the layer does it natively. */
+static uint32_t
+native_flags (struct context *c, uint32_t flags)
+{
+  if ((flags & NBDKIT_FLAG_FUA) && backend_can_fua (c) != NBDKIT_FUA_NATIVE)
+    flags &= ~NBDKIT_FLAG_FUA;
+  return flags;
+}
+
+int
+backend_pwrite (struct context *c, const void *buf, uint64_t count,
+                uint64_t offset, uint32_t flags, int *err)
+{
+  assert (c->size >= 0 && offset <= (uint64_t) c->size
+          && count <= (uint64_t) c->size - offset);
+  if (c->b->ops->pwrite (c, buf, count, offset, native_flags (c, flags),
+                         err) == -1)
+    return -1;
+  return emulate_fua (c, flags, err);
+}
+
+int
+backend_flush (struct context *c, uint32_t flags, int *err)
+{
+  if (backend_can_flush (c) != 1)
+    return 0;
+  return c->b->ops->flush (c, 0, err);
+}
+
+int
+backend_trim (struct context *c, uint64_t count, uint64_t offset,
+              uint32_t flags, int *err)
+{
+  assert (c->size >= 0 && offset <= (uint64_t) c->size
+          && count <= (uint64_t) c->size - offset);
+  if (c->b->ops->trim (c, count, offset, native_flags (c, flags), err) == -1)
+    return -1;
+  return emulate_fua (c, flags, err);
+}
+
+/* Zero by writing zeroes, piece by piece, each at its own offset. */
+static int
+zero_by_writes (struct context *c, uint64_t count, uint64_t offset, int *err)
+{
+  while (count > 0) {
+    uint64_t n = count > EMULATE_CHUNK ? EMULATE_CHUNK : count;
+    if (c->b->ops->pwrite (c, zero_buf, n, offset, 0, err) == -1)
+      return -1;
+    offset += n;
+    count -= n;
+  }
+  return 0;
+}
+
+int
+backend_zero (struct context *c, uint64_t count, uint64_t offset,
+              uint32_t flags, int *err)
+{
+  int z = backend_can_zero (c);
+
+  assert (c->size >= 0 && offset <= (uint64_t) c->size
+          && count <= (uint64_t) c->size - offset);
+  if (z == NBDKIT_ZERO_NATIVE) {
+    if (c->b->ops->zero (c, count, offset, native_flags (c, flags),
+                         err) == 0)
+      return emulate_fua (c, flags, err);
+    /* A layer that cannot zero this time lets us write zeroes, unless
+     * the client wanted only a fast zero.
+     */
+    if (*err != EOPNOTSUPP && *err != ENOTSUP)
+      return -1;
+    if (flags & NBDKIT_FLAG_FAST_ZERO) {
+      *err = ENOTSUP;
+      return -1;
+    }
+  }
+  else if (flags & NBDKIT_FLAG_FAST_ZERO) {
+    *err = ENOTSUP;
+    return -1;
+  }
+  if (zero_by_writes (c, count, offset, err) == -1)
+    return -1;
+  if (flags & NBDKIT_FLAG_FUA)
+    return c->b->ops->flush (c, 0, err);
+  return 0;
+}
+
+int
+backend_extents (struct context *c, uint64_t count, uint64_t offset,
+                 uint32_t flags, struct nbdkit_extents *e, int *err)
+{
+  assert (c->size >= 0 && offset <= (uint64_t) c->size
+          && count <= (uint64_t) c->size - offset);
+  if (backend_can_extents (c) != NBDKIT_EXTENTS_NATIVE) {
+    if (nbdkit_add_extent (e, offset, count, 0) == -1) {
+      *err = errno ? errno : EIO;
+      return -1;
+    }
+    return 0;
+  }
+  return c->b->ops->extents (c, count, offset, flags, e, err);
+}
+
+int
+backend_cache (struct context *c, uint64_t count, uint64_t offset,
+               uint32_t flags, int *err)
+{
+  int r = backend_can_cache (c);
+
+  assert (c->size >= 0 && offset <= (uint64_t) c->size
+          && count <= (uint64_t) c->size - offset);
+  if (r == NBDKIT_CACHE_NATIVE)
+    return c->b->ops->cache (c, count, offset, flags, err);
+
+  /* Emulate by reading and discarding. */
+  char *buf = malloc (EMULATE_CHUNK);
+  struct nbdkit_read rd = { 0 };
+  if (buf == NULL) {
+    *err = ENOMEM;
+    return -1;
+  }
+  while (count > 0) {
+    uint64_t n = count > EMULATE_CHUNK ? EMULATE_CHUNK : count;
+    read_init (&rd, buf, n, offset, false);
+    if (c->b->ops->pread (c, buf, n, offset, 0, &rd, err) == -1) {
+      free (buf);
+      return -1;
+    }
+    offset += n;
+    count -= n;
+  }
+  free (rd.segs);
+  free (buf);
+  return 0;
+}

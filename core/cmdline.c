@@ -1,0 +1,636 @@
+/* cmdline.c: the nbdkit command line.  Options may come before or
+ * after the plugin and its key=value parameters ("--" ends options);
+ * the plugin is loaded and configured here, and --help, --version,
+ * --dump-config and --dump-plugin are answered.
+ */
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+enum {
+  OPT_DUMP_CONFIG = 256, OPT_DUMP_PLUGIN, OPT_EXIT_WITH_PARENT, OPT_FILTER,
+  OPT_FD, OPT_LOG, OPT_MASK_HANDSHAKE, OPT_NO_SR, OPT_NO_MC, OPT_NO_EH,
+  OPT_PRINT_URI, OPT_RUN, OPT_TIMEOUT, OPT_KEEPALIVE, OPT_VSOCK, OPT_SWAP,
+  OPT_TLS, OPT_TLS_CERTS, OPT_TLS_PSK, OPT_TLS_VERIFY, OPT_HELP,
+  OPT_NO_HANDSHAKE, OPT_SELINUX,
+};
+
+static const char short_opts[] = "+46D:e:fg:i:P:p:rst:u:U:vV";
+static const struct option long_opts[] = {
+  { "debug", required_argument, NULL, 'D' },
+  { "dump-config", no_argument, NULL, OPT_DUMP_CONFIG },
+  { "dump-plugin", no_argument, NULL, OPT_DUMP_PLUGIN },
+  { "exit-with-parent", no_argument, NULL, OPT_EXIT_WITH_PARENT },
+  { "exportname", required_argument, NULL, 'e' },
+  { "export-name", required_argument, NULL, 'e' },
+  { "fd", required_argument, NULL, OPT_FD },
+  { "filter", required_argument, NULL, OPT_FILTER },
+  { "foreground", no_argument, NULL, 'f' },
+  { "no-fork", no_argument, NULL, 'f' },
+  { "group", required_argument, NULL, 'g' },
+  { "help", no_argument, NULL, OPT_HELP },
+  { "ipaddr", required_argument, NULL, 'i' },
+  { "keepalive", no_argument, NULL, OPT_KEEPALIVE },
+  { "log", required_argument, NULL, OPT_LOG },
+  { "mask-handshake", required_argument, NULL, OPT_MASK_HANDSHAKE },
+  { "no-sr", no_argument, NULL, OPT_NO_SR },
+  { "no-structured-replies", no_argument, NULL, OPT_NO_SR },
+  { "no-mc", no_argument, NULL, OPT_NO_MC },
+  { "no-meta-contexts", no_argument, NULL, OPT_NO_MC },
+  { "no-eh", no_argument, NULL, OPT_NO_EH },
+  { "no-extended-headers", no_argument, NULL, OPT_NO_EH },
+  { "no-handshake", no_argument, NULL, OPT_NO_HANDSHAKE },
+  { "pidfile", required_argument, NULL, 'P' },
+  { "port", required_argument, NULL, 'p' },
+  { "print-uri", no_argument, NULL, OPT_PRINT_URI },
+  { "readonly", no_argument, NULL, 'r' },
+  { "read-only", no_argument, NULL, 'r' },
+  { "run", required_argument, NULL, OPT_RUN },
+  { "selinux-label", required_argument, NULL, OPT_SELINUX },
+  { "single", no_argument, NULL, 's' },
+  { "stdin", no_argument, NULL, 's' },
+  { "swap", no_argument, NULL, OPT_SWAP },
+  { "threads", required_argument, NULL, 't' },
+  { "timeout", required_argument, NULL, OPT_TIMEOUT },
+  { "tls", required_argument, NULL, OPT_TLS },
+  { "tls-certificates", required_argument, NULL, OPT_TLS_CERTS },
+  { "tls-psk", required_argument, NULL, OPT_TLS_PSK },
+  { "tls-verify-peer", no_argument, NULL, OPT_TLS_VERIFY },
+  { "unix", required_argument, NULL, 'U' },
+  { "user", required_argument, NULL, 'u' },
+  { "verbose", no_argument, NULL, 'v' },
+  { "version", no_argument, NULL, 'V' },
+  { "vsock", no_argument, NULL, OPT_VSOCK },
+  { NULL },
+};
+
+static void
+usage (FILE *fp)
+{
+  fprintf (fp,
+"nbdkit - a Network Block Device server with plugins\n"
+"\n"
+"Usage:\n"
+"  nbdkit [-U SOCKET | -p PORT [-i ADDR]... | -s | --fd N] [OPTIONS]\n"
+"         [--filter=FILTER ...] PLUGIN [key=value ...]\n"
+"  nbdkit PLUGIN --help           the plugin's parameters\n"
+"  nbdkit SCRIPT.{py,lua,ml} ...  a script, run by its language host\n"
+"\n"
+"Where clients connect:\n"
+"  -U, --unix SOCKET      a Unix socket ('-' for a private one)\n"
+"  -p, --port PORT        TCP port (default 10809)\n"
+"  -i, --ipaddr ADDR      listen on this address (repeatable)\n"
+"  -4, -6                 IPv4 or IPv6 only\n"
+"  --vsock                AF_VSOCK (port from -p)\n"
+"  -s, --single           one client on stdin/stdout\n"
+"  --fd N                 one client on the connected socket N\n"
+"  --no-handshake         with -s or --fd: the client has negotiated\n"
+"                         already; serve -e EXPORT at once\n"
+"Running:\n"
+"  --run CMD              run CMD with $uri, $nbd, $unixsocket, $port,\n"
+"                         $exportname set; exit when it does, with its status\n"
+"  -f, --foreground       do not go into the background\n"
+"  -P, --pidfile FILE     write the pid once ready for clients\n"
+"  --exit-with-parent     exit when the parent process does\n"
+"  -u, --user USER        -g, --group GROUP   change identity after binding\n"
+"  -t, --threads N        threads per connection (default 16)\n"
+"  --timeout SECS         drop clients whose handshake takes longer\n"
+"  --keepalive            TCP keepalive on client sockets\n"
+"  --print-uri            print the URI clients connect to\n"
+"Protocol:\n"
+"  -e, --exportname NAME  export name for $uri and --no-handshake\n"
+"  -r, --readonly         refuse writes\n"
+"  --mask-handshake N     0 to withhold NO_ZEROES from the greeting\n"
+"  --no-sr, --no-mc, --no-eh\n"
+"                         refuse structured replies, meta contexts,\n"
+"                         extended headers\n"
+"  --tls off|on|require   TLS (see --tls-certificates, --tls-psk)\n"
+"Other:\n"
+"  -v, --verbose          debug messages\n"
+"  -D, --debug P.FLAG=N   set a plugin's debug flag\n"
+"  --log stderr|syslog|null\n"
+"  --dump-config          facts about this build\n"
+"  --dump-plugin          facts about PLUGIN\n"
+"  -V, --version          the version (and the plugin's)\n");
+}
+
+const char *
+server_builddir_or_null (void)
+{
+#ifdef NBDKIT_BUILD_DIR
+  static char exe[PATH_MAX];
+  ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = '\0';
+    char *slash = strrchr (exe, '/');
+    if (slash) {
+      *slash = '\0';
+      if (strcmp (exe, NBDKIT_BUILD_DIR) == 0)
+        return NBDKIT_BUILD_DIR;
+    }
+  }
+#endif
+  return NULL;
+}
+
+/* Plugins and filters come from the build tree when the binary runs
+ * from there, so nothing needs installing to try it.
+ */
+const char *
+server_plugindir (void)
+{
+  const char *env = getenv ("NBDKIT_PLUGINDIR");
+  if (env && *env)
+    return env;
+  return server_builddir_or_null () ? NBDKIT_BUILD_DIR "/plugins"
+                                    : NBDKIT_PLUGINDIR;
+}
+
+const char *
+server_filterdir (void)
+{
+  const char *env = getenv ("NBDKIT_FILTERDIR");
+  if (env && *env)
+    return env;
+  return server_builddir_or_null () ? NBDKIT_BUILD_DIR "/filters"
+                                    : NBDKIT_FILTERDIR;
+}
+
+static void
+dump_config (struct server *s)
+{
+  struct utsname u;
+  char exe[PATH_MAX];
+  ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+
+  exe[n > 0 ? n : 0] = '\0';
+  uname (&u);
+  printf ("binary=%s\n", exe);
+  printf ("bindir=%s\n", NBDKIT_BINDIR);
+  printf ("exit_with_parent=yes\n");
+  printf ("extended_headers=yes\n");
+  printf ("filterdir=%s\n", server_filterdir ());
+  printf ("host_cpu=%s\n", u.machine);
+  printf ("host_os=linux-gnu\n");
+  printf ("libdir=%s\n", NBDKIT_LIBDIR);
+  printf ("name=nbdkit\n");
+  printf ("plugindir=%s\n", server_plugindir ());
+  printf ("api_versions=1,2,3\n");
+  printf ("thread_models=serialize_connections,serialize_all_requests,"
+          "serialize_requests,serialize_retirement,parallel\n");
+  printf ("tls=no\n");
+  printf ("version=%s\n", NBDKIT_VERSION);
+  printf ("version_major=%d\n", NBDKIT_VERSION_MAJOR);
+  printf ("version_minor=%d\n", NBDKIT_VERSION_MINOR);
+  printf ("zero_copy_reads=yes\n");
+}
+
+/* Which language host runs a script: by extension, else by its "#!"
+ * line.  NULL if PATH is not a script we know.
+ */
+static const char *
+script_host (const char *path)
+{
+  static const struct { const char *ext, *host; } exts[] = {
+    { ".py", "python" }, { ".lua", "lua" }, { ".ml", "ocaml" },
+    { ".cmxs", "ocaml" }, { ".sh", "sh" },
+  };
+  static const char *hosts[] = { "python", "lua", "ocaml", "sh" };
+  const char *dot = strrchr (path, '.');
+  char line[256];
+  FILE *fp;
+
+  if (access (path, R_OK) == -1)
+    return NULL;
+  if (dot && !strchr (dot, '/'))
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+      if (strcmp (dot, exts[i].ext) == 0)
+        return exts[i].host;
+  fp = fopen (path, "r");
+  if (fp == NULL)
+    return NULL;
+  if (fgets (line, sizeof line, fp) == NULL || strncmp (line, "#!", 2) != 0) {
+    fclose (fp);
+    return NULL;
+  }
+  fclose (fp);
+  /* "#!/usr/bin/nbdkit python", "#!/usr/bin/env python3", ... */
+  for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++)
+    if (strstr (line, hosts[i]))
+      return hosts[i];
+  if (strstr (line, "/bin/sh") || strstr (line, "bash"))
+    return "sh";
+  return NULL;
+}
+
+/* Apply one key=value to backend B: typed parameters are checked and
+ * converted first; the plugin's config then sees the canonical value.
+ */
+static int
+config_one (struct backend *b, const char *key, const char *value)
+{
+  char *canon = NULL;
+  int r;
+
+  if (b->params) {
+    r = param_parse (b->name, b->params, b->params_seen, key, value, &canon);
+    if (r == -2) {
+      log_error (b->server, "%s: unknown parameter '%s' (see 'nbdkit %s"
+                 " --help' for the parameters it takes)",
+                 b->name, key, b->name);
+      return -1;
+    }
+    if (r == -1)
+      return -1;
+  }
+  r = b->ops->config (b, key, canon ? canon : value);
+  free (canon);
+  return r;
+}
+
+static int
+apply_default (void *opaque, const char *key, const char *canonical)
+{
+  struct backend *b = opaque;
+  return b->ops->config (b, key, canonical);
+}
+
+static int
+set_debug_flag (struct server *s, const char *arg)
+{
+  /* PLUGIN.FLAG=VALUE sets the int PLUGIN_debug_FLAG in the plugin. */
+  const char *dot = strchr (arg, '.'), *eq = strchr (arg, '=');
+  char *sym;
+  int *p, v;
+
+  if (dot == NULL || eq == NULL || eq < dot) {
+    log_error (s, "-D %s: expected NAME.FLAG=VALUE", arg);
+    return -1;
+  }
+  if (nbdkit_parse_int ("-D", eq + 1, &v) == -1)
+    return -1;
+  if (asprintf (&sym, "%.*s_debug_%.*s", (int) (dot - arg), arg,
+                (int) (eq - dot - 1), dot + 1) == -1)
+    return -1;
+  for (char *q = sym; *q; q++)
+    if (*q == '-')
+      *q = '_';
+  for (struct backend *b = s->top; b; b = b->next) {
+    if (strncmp (b->name, arg, dot - arg) != 0 || b->name[dot - arg])
+      continue;
+    p = dlsym (b->dl, sym);
+    if (p) {
+      *p = v;
+      free (sym);
+      return 0;
+    }
+  }
+  /* As nbdkit does, an unknown flag is only a debug message. */
+  log_debug (s, "-D %s: no such debug flag %s", arg, sym);
+  free (sym);
+  return 0;
+}
+
+static void
+plugin_help (struct backend *b)
+{
+  const char *h = b->ops->config_help (b);
+
+  printf ("%s", b->name);
+  if (b->longname)
+    printf (" (%s)", b->longname);
+  printf ("\n");
+  if (b->description)
+    printf ("%s\n", b->description);
+  printf ("\n");
+  if (b->params && param_count (b->params) > 0) {
+    printf ("Parameters:\n");
+    param_help (stdout, b->params);
+  }
+  if (h && *h) {
+    if (b->params)
+      printf ("\n");
+    printf ("%s\n", h);
+  }
+  if (b->magic_config_key)
+    printf ("\nA bare value is taken as %s=VALUE.\n", b->magic_config_key);
+}
+
+static void
+dump_plugin (struct server *s, struct backend *b)
+{
+  int m;
+
+  printf ("path=%s\n", b->filename);
+  printf ("name=%s\n", b->name);
+  if (b->version)
+    printf ("version=%s\n", b->version);
+  printf ("api_version=%d\n", b->api_version);
+  thread_ctx_set (s, NULL, b->name);
+  m = b->ops->thread_model (b);
+  thread_ctx_set (s, NULL, NULL);
+  printf ("thread_model=%s\n", thread_model_name (m));
+  if (b->magic_config_key)
+    printf ("magic_config_key=%s\n", b->magic_config_key);
+  if (b->longname)
+    printf ("has_longname=1\n");
+  if (b->params)
+    param_dump (stdout, b->name, b->params);
+  fflush (stdout);
+  b->ops->dump_plugin (b, stdout);
+  fflush (stdout);
+}
+
+int
+cmdline_parse (struct server *s, int argc, char **argv, int *status)
+{
+  struct server_options *o = &s->opt;
+  const char *filters[64];
+  int nfilters = 0;
+  const char *debug_args[64];
+  int ndebug = 0;
+  bool help = false, version = false, dump_cfg = false, dump_plg = false;
+  int c;
+  char **args = NULL;
+  int nargs = 0;
+
+  *status = 1;
+  /* Collect options from anywhere on the line, and the other words in
+   * order: the plugin, then its parameters.
+   */
+  args = calloc (argc + 2, sizeof *args);
+  if (args == NULL)
+    return -1;
+  optind = 1;
+  for (;;) {
+    c = getopt_long (argc, argv, short_opts, long_opts, NULL);
+    if (c == -1) {
+      if (optind >= argc)
+        break;
+      if (strcmp (argv[optind - 1], "--") == 0) {
+        while (optind < argc)
+          args[nargs++] = argv[optind++];
+        break;
+      }
+      args[nargs++] = argv[optind++];
+      continue;
+    }
+    switch (c) {
+      case '4': o->family = AF_INET; break;
+      case '6': o->family = AF_INET6; break;
+      case 'D':
+        if (ndebug < 64)
+          debug_args[ndebug++] = optarg;
+        break;
+      case 'e': o->exportname = optarg; break;
+      case 'f': o->foreground = true; break;
+      case 'g': o->group = optarg; break;
+      case 'i':
+        if (o->nipaddr >= MAX_LISTEN_ADDRS) {
+          log_error (s, "-i: at most %d addresses", MAX_LISTEN_ADDRS);
+          goto err;
+        }
+        o->ipaddr[o->nipaddr++] = optarg;
+        break;
+      case 'P': o->pidfile = optarg; break;
+      case 'p': o->port = optarg; break;
+      case 'r': o->readonly = true; break;
+      case 's': o->single = true; break;
+      case 't': {
+        unsigned t;
+        if (nbdkit_parse_unsigned ("-t", optarg, &t) == -1)
+          goto err;
+        if (t == 0 || t > 1024) {
+          log_error (s, "-t %s: threads must be between 1 and 1024", optarg);
+          goto err;
+        }
+        o->threads = t;
+        break;
+      }
+      case 'u': o->user = optarg; break;
+      case 'U': o->unixsocket = optarg; break;
+      case 'v': o->verbose++; break;
+      case 'V': version = true; break;
+      case OPT_DUMP_CONFIG: dump_cfg = true; break;
+      case OPT_DUMP_PLUGIN: dump_plg = true; break;
+      case OPT_EXIT_WITH_PARENT: o->exit_with_parent = true; break;
+      case OPT_FD:
+        if (nbdkit_parse_int ("--fd", optarg, &o->fd) == -1)
+          goto err;
+        if (o->fd < 3) {
+          log_error (s, "--fd %s: must be 3 or more (use -s for stdin)",
+                     optarg);
+          goto err;
+        }
+        break;
+      case OPT_FILTER:
+        if (nfilters < 64)
+          filters[nfilters++] = optarg;
+        break;
+      case OPT_HELP: help = true; break;
+      case OPT_KEEPALIVE: o->keepalive = true; break;
+      case OPT_LOG:
+        if (strcmp (optarg, "stderr") == 0)
+          o->log_to = LOG_TO_STDERR;
+        else if (strcmp (optarg, "syslog") == 0)
+          o->log_to = LOG_TO_SYSLOG;
+        else if (strcmp (optarg, "null") == 0)
+          o->log_to = LOG_TO_NULL;
+        else {
+          log_error (s, "--log %s: expected stderr, syslog or null", optarg);
+          goto err;
+        }
+        break;
+      case OPT_MASK_HANDSHAKE: {
+        unsigned m;
+        if (nbdkit_parse_unsigned ("--mask-handshake", optarg, &m) == -1)
+          goto err;
+        o->mask_handshake = !(m & 2);
+        break;
+      }
+      case OPT_NO_SR: o->no_sr = true; break;
+      case OPT_NO_MC: o->no_mc = true; break;
+      case OPT_NO_EH: o->no_eh = true; break;
+      case OPT_NO_HANDSHAKE: o->transmission_only = true; break;
+      case OPT_PRINT_URI: o->print_uri = true; break;
+      case OPT_RUN: o->run = optarg; break;
+      case OPT_SELINUX:
+        log_error (s, "--selinux-label: SELinux is not supported by this"
+                   " build");
+        goto err;
+      case OPT_SWAP:
+        log_error (s, "--swap: not supported yet (see TODO)");
+        goto err;
+      case OPT_TIMEOUT:
+        if (nbdkit_parse_unsigned ("--timeout", optarg, &o->timeout) == -1)
+          goto err;
+        break;
+      case OPT_TLS:
+        if (strcmp (optarg, "off") == 0)
+          o->tls = 0;
+        else if (strcmp (optarg, "on") == 0 || strcmp (optarg, "require") == 0) {
+          log_error (s, "--tls=%s: this build has no TLS support yet", optarg);
+          goto err;
+        }
+        else {
+          log_error (s, "--tls %s: expected off, on or require", optarg);
+          goto err;
+        }
+        break;
+      case OPT_TLS_CERTS: o->tls_certificates = optarg; break;
+      case OPT_TLS_PSK: o->tls_psk = optarg; break;
+      case OPT_TLS_VERIFY: o->tls_verify_peer = true; break;
+      case OPT_VSOCK: o->vsock = true; break;
+      default:
+        fprintf (stderr, "%s: try '%s --help'\n", s->program_name,
+                 s->program_name);
+        goto err;
+    }
+  }
+
+  if (dump_cfg) {
+    dump_config (s);
+    *status = 0;
+    goto done;
+  }
+  if (nargs == 0) {
+    if (help) {
+      usage (stdout);
+      *status = 0;
+      goto done;
+    }
+    if (version) {
+      printf ("nbdkit %s\n", NBDKIT_VERSION);
+      *status = 0;
+      goto done;
+    }
+    log_error (s, "no plugin given: try 'nbdkit --help'");
+    goto err;
+  }
+
+  /* Conflicting ways of listening. */
+  {
+    int ways = !!o->unixsocket + !!(o->port || o->nipaddr) + o->single
+      + (o->fd >= 0) + o->vsock;
+    if (ways > 1) {
+      log_error (s, "choose one of -U, -p/-i, -s, --fd and --vsock");
+      goto err;
+    }
+    if (o->single && o->run) {
+      log_error (s, "-s and --run cannot be used together");
+      goto err;
+    }
+    if (o->transmission_only && !o->single && o->fd < 0) {
+      log_error (s, "--no-handshake needs -s or --fd");
+      goto err;
+    }
+  }
+
+  /* A script runs under its language host, which takes the script as
+   * its bare parameter.
+   */
+  const char *plugin_name = args[0];
+  int first_param = 1;
+  const char *host = strchr (plugin_name, '/') || strchr (plugin_name, '.')
+    ? script_host (plugin_name) : NULL;
+  if (host && !(strlen (plugin_name) > 3
+                && !strcmp (plugin_name + strlen (plugin_name) - 3, ".so"))) {
+    plugin_name = host;
+    first_param = 0;
+  }
+
+  if (nfilters > 0) {
+    log_error (s, "--filter=%s: filters are not supported yet", filters[0]);
+    goto err;
+  }
+
+  s->plugin = s->top = plugin_load (s, plugin_name);
+  if (s->plugin == NULL)
+    goto err;
+  struct backend *b = s->plugin;
+  if (b->params) {
+    b->params_seen = calloc (param_count (b->params) + 1, sizeof (unsigned));
+    if (b->params_seen == NULL)
+      goto err;
+  }
+  thread_ctx_set (s, NULL, b->name);
+  b->ops->load (b);
+  thread_ctx_set (s, NULL, NULL);
+
+  for (int i = 0; i < ndebug; i++)
+    if (set_debug_flag (s, debug_args[i]) == -1)
+      goto err;
+
+  if (version) {
+    printf ("nbdkit %s\n", NBDKIT_VERSION);
+    printf ("%s %s\n", b->name, b->version ? b->version : "");
+    *status = 0;
+    goto done;
+  }
+  if (help) {
+    plugin_help (b);
+    *status = 0;
+    goto done;
+  }
+  if (dump_plg) {
+    dump_plugin (s, b);
+    *status = 0;
+    goto done;
+  }
+
+  /* Parameters.  Errors are reported without the plugin's name in the
+   * prefix: the messages name it themselves.
+   */
+  for (int i = first_param; i < nargs; i++) {
+    const char *a = args[i], *eq = strchr (a, '=');
+    int r;
+    if (eq == NULL || eq == a || (b->magic_config_key && i == first_param
+                                  && strchr (a, '/') && eq > strchr (a, '/'))) {
+      if (b->magic_config_key == NULL) {
+        log_error (s, "%s: '%s' is not key=value, and this plugin takes no"
+                   " bare parameter", b->name, a);
+        goto err;
+      }
+      r = config_one (b, b->magic_config_key, a);
+    }
+    else {
+      char *key = strndup (a, eq - a);
+      if (key == NULL)
+        goto err;
+      r = config_one (b, key, eq + 1);
+      free (key);
+    }
+    if (r == -1)
+      goto err;
+  }
+  if (b->params
+      && param_finish (b->name, b->params, b->params_seen, apply_default,
+                       b) == -1)
+    goto err;
+  thread_ctx_set (s, NULL, b->name);
+  if (b->ops->config_complete (b) == -1) {
+    thread_ctx_set (s, NULL, NULL);
+    goto err;
+  }
+  thread_ctx_set (s, NULL, NULL);
+  free (args);
+  return 0;
+
+ done:
+  free (args);
+  return 1;
+ err:
+  free (args);
+  *status = 1;
+  return -1;
+}

@@ -1,0 +1,303 @@
+/* connection.c: one client's life: its socket I/O, the threads that
+ * serve it (created on demand, up to -t, taking turns as the reader of
+ * requests), and its teardown.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define RBUF_SIZE 65536
+
+/* ---- I/O ---- */
+
+int
+conn_recv (struct connection *c, void *buf, size_t len)
+{
+  char *p = buf;
+
+  /* First whatever is buffered. */
+  if (c->rbuf_end > c->rbuf_start) {
+    size_t n = c->rbuf_end - c->rbuf_start;
+    if (n > len)
+      n = len;
+    memcpy (p, c->rbuf + c->rbuf_start, n);
+    c->rbuf_start += n;
+    p += n;
+    len -= n;
+  }
+  while (len > 0) {
+    ssize_t r;
+    /* Small reads go through the buffer so several queued requests
+     * arrive in one system call; large ones go straight to BUF.
+     */
+    if (len < RBUF_SIZE / 4) {
+      r = read (c->sockin, c->rbuf, RBUF_SIZE);
+      if (r > 0) {
+        size_t n = (size_t) r > len ? len : (size_t) r;
+        memcpy (p, c->rbuf, n);
+        c->rbuf_start = n;
+        c->rbuf_end = r;
+        p += n;
+        len -= n;
+        continue;
+      }
+    }
+    else
+      r = read (c->sockin, p, len);
+    if (r == 0) {
+      errno = 0;                /* end of file */
+      return -1;
+    }
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    p += r;
+    len -= r;
+  }
+  return 0;
+}
+
+bool
+conn_input_pending (struct connection *c)
+{
+  struct pollfd pfd = { .fd = c->sockin, .events = POLLIN };
+
+  if (c->rbuf_end > c->rbuf_start)
+    return true;
+  return poll (&pfd, 1, 0) == 1;
+}
+
+int
+conn_sendv (struct connection *c, struct iovec *iov, int iovcnt)
+{
+  while (iovcnt > 0) {
+    ssize_t r;
+    if (c->is_socket) {
+      struct msghdr msg = { .msg_iov = iov, .msg_iovlen = iovcnt };
+      r = sendmsg (c->sockout, &msg, MSG_NOSIGNAL);
+    }
+    else
+      r = writev (c->sockout, iov, iovcnt);
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    while (iovcnt > 0 && (size_t) r >= iov->iov_len) {
+      r -= iov->iov_len;
+      iov++;
+      iovcnt--;
+    }
+    if (iovcnt > 0) {
+      iov->iov_base = (char *) iov->iov_base + r;
+      iov->iov_len -= r;
+    }
+  }
+  return 0;
+}
+
+int
+conn_send (struct connection *c, const void *buf, size_t len, bool more)
+{
+  struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
+  return conn_sendv (c, &iov, 1);
+}
+
+/* ---- interned strings ---- */
+
+void
+conn_intern_free (struct connection *c)
+{
+  for (size_t i = 0; i < c->ninterned; i++)
+    free (c->interned[i]);
+  free (c->interned);
+  c->interned = NULL;
+  c->ninterned = c->interned_alloc = 0;
+}
+
+/* ---- threads ---- */
+
+static void *worker (void *arg);
+
+/* Called with c->lock held: make sure someone will read the next
+ * request, waking an idle thread or starting a new one.
+ */
+static void
+find_reader (struct connection *c)
+{
+  pthread_t t;
+  pthread_attr_t attr;
+
+  if (c->nidle > 0) {
+    pthread_cond_signal (&c->cond);
+    return;
+  }
+  if (c->nthreads >= c->max_threads)
+    return;
+  pthread_attr_init (&attr);
+  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+  c->nthreads++;
+  if (pthread_create (&t, &attr, worker, c) != 0) {
+    c->nthreads--;
+    /* Fewer threads is not fatal: the current ones go on serving. */
+  }
+  pthread_attr_destroy (&attr);
+}
+
+static void
+connection_free (struct connection *c)
+{
+  struct server *s = c->server;
+
+  thread_ctx_set (s, c, s->plugin->name);
+  if (c->top)
+    backend_close (c->top);
+  if (c->sockin >= 0)
+    close (c->sockin);
+  if (c->sockout >= 0 && c->sockout != c->sockin)
+    close (c->sockout);
+  conn_intern_free (c);
+  free (c->rbuf);
+  free (c->exportname);
+  free (c->meta_export);
+  pthread_mutex_destroy (&c->lock);
+  pthread_mutex_destroy (&c->send_lock);
+  pthread_cond_destroy (&c->cond);
+
+  pthread_mutex_lock (&s->lock);
+  for (struct connection **pp = &s->connections; *pp; pp = &(*pp)->next_live)
+    if (*pp == c) {
+      *pp = c->next_live;
+      break;
+    }
+  s->nconnections--;
+  pthread_cond_broadcast (&s->cond);
+  pthread_mutex_unlock (&s->lock);
+  free (c);
+  thread_ctx_set (s, NULL, NULL);
+}
+
+/* The transmission phase: every thread of the connection runs this,
+ * taking turns to read a request, then serving the one it read.
+ */
+static void *
+worker (void *arg)
+{
+  struct connection *c = arg;
+
+  thread_ctx_set (c->server, c, c->server->plugin->name);
+  transmission_loop (c);
+
+  /* The connection's first thread frees it once all others are gone. */
+  pthread_mutex_lock (&c->lock);
+  c->nthreads--;
+  pthread_cond_broadcast (&c->cond);
+  pthread_mutex_unlock (&c->lock);
+  return NULL;
+}
+
+void
+connection_find_reader (struct connection *c)
+{
+  find_reader (c);
+}
+
+/* The first thread of a connection: handshake, then transmission. */
+static void *
+connection_main (void *arg)
+{
+  struct connection *c = arg;
+  struct server *s = c->server;
+  bool serialize = s->thread_model == TM_SERIALIZE_CONNECTIONS;
+
+  if (serialize)
+    pthread_mutex_lock (&s->connections_lock);
+  thread_ctx_set (s, c, s->plugin->name);
+  log_debug (s, "new connection");
+
+  if ((s->opt.transmission_only
+         ? handshake_finish_export (c, s->opt.exportname
+                                   ? s->opt.exportname : "")
+         : handshake (c)) == 0) {
+    pthread_mutex_lock (&c->lock);
+    c->nthreads = 1;
+    pthread_mutex_unlock (&c->lock);
+    transmission_loop (c);
+    pthread_mutex_lock (&c->lock);
+    c->nthreads--;
+    pthread_cond_broadcast (&c->cond);
+    /* Wait for the other threads: the first one out frees nothing. */
+    while (c->nthreads > 0)
+      pthread_cond_wait (&c->cond, &c->lock);
+    pthread_mutex_unlock (&c->lock);
+  }
+  log_debug (s, "connection closed");
+  connection_free (c);
+  if (serialize)
+    pthread_mutex_unlock (&s->connections_lock);
+  return NULL;
+}
+
+void
+connection_start (struct server *s, int sockin, int sockout, bool detached)
+{
+  struct connection *c = calloc (1, sizeof *c);
+  pthread_t t;
+  pthread_attr_t attr;
+  int type = 0;
+  socklen_t tlen = sizeof type;
+
+  if (c == NULL || (c->rbuf = malloc (RBUF_SIZE)) == NULL) {
+    log_error (s, "malloc: %m");
+    free (c);
+    close (sockin);
+    if (sockout != sockin)
+      close (sockout);
+    return;
+  }
+  c->server = s;
+  c->sockin = sockin;
+  c->sockout = sockout;
+  c->is_socket = getsockopt (sockout, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0;
+  c->peerlen = sizeof c->peer;
+  if (getpeername (sockin, (struct sockaddr *) &c->peer, &c->peerlen) == -1)
+    c->peerlen = 0;
+  c->is_unix = c->peerlen > 0 && c->peer.ss_family == AF_UNIX;
+  c->readonly = s->opt.readonly;
+  c->max_threads = 1;
+  if (s->thread_model >= TM_SERIALIZE_RETIREMENT)
+    c->max_threads = s->opt.threads ? s->opt.threads : 16;
+  atomic_init (&c->status, 1);
+  pthread_mutex_init (&c->lock, NULL);
+  pthread_mutex_init (&c->send_lock, NULL);
+  pthread_cond_init (&c->cond, NULL);
+
+  pthread_mutex_lock (&s->lock);
+  c->id = ++s->next_conn_id;
+  c->next_live = s->connections;
+  s->connections = c;
+  s->nconnections++;
+  pthread_mutex_unlock (&s->lock);
+
+  if (!detached) {
+    connection_main (c);
+    return;
+  }
+  pthread_attr_init (&attr);
+  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create (&t, &attr, connection_main, c) != 0) {
+    log_error (s, "cannot start a thread for a new connection");
+    connection_free (c);
+  }
+  pthread_attr_destroy (&attr);
+}

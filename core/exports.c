@@ -1,0 +1,109 @@
+/* exports.c: the list a plugin fills in list_exports
+ * (nbdkit_add_export, nbdkit_use_default_export).
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define MAX_EXPORTS 10000
+
+struct nbdkit_exports {
+  struct nbdkit_export *v;
+  size_t n, alloc;
+  int use_default;
+};
+
+NBDKIT_EXTERN_C struct nbdkit_exports *
+nbdkit_exports_new (void)
+{
+  struct nbdkit_exports *x = calloc (1, sizeof *x);
+  if (x == NULL)
+    nbdkit_error ("calloc: %m");
+  return x;
+}
+
+NBDKIT_EXTERN_C void
+nbdkit_exports_free (struct nbdkit_exports *x)
+{
+  if (x == NULL)
+    return;
+  for (size_t i = 0; i < x->n; i++) {
+    free (x->v[i].name);
+    free (x->v[i].description);
+  }
+  free (x->v);
+  free (x);
+}
+
+NBDKIT_EXTERN_C size_t
+nbdkit_exports_count (const struct nbdkit_exports *x)
+{
+  return x->n;
+}
+
+NBDKIT_EXTERN_C struct nbdkit_export
+nbdkit_get_export (const struct nbdkit_exports *x, size_t i)
+{
+  return x->v[i];
+}
+
+int
+exports_use_default (const struct nbdkit_exports *x)
+{
+  return x->use_default;
+}
+
+NBDKIT_EXTERN_C int
+nbdkit_add_export (struct nbdkit_exports *x, const char *name,
+                   const char *description)
+{
+  if (name == NULL || strlen (name) > MAX_STRING) {
+    nbdkit_error ("nbdkit_add_export: export name missing or longer than %d"
+                  " bytes", MAX_STRING);
+    errno = EINVAL;
+    return -1;
+  }
+  if (description && strlen (description) > MAX_STRING) {
+    nbdkit_error ("nbdkit_add_export: description of '%s' longer than %d"
+                  " bytes", name, MAX_STRING);
+    errno = EINVAL;
+    return -1;
+  }
+  if (x->n >= MAX_EXPORTS) {
+    nbdkit_error ("nbdkit_add_export: too many exports (at most %d)",
+                  MAX_EXPORTS);
+    errno = E2BIG;
+    return -1;
+  }
+  if (x->n == x->alloc) {
+    size_t na = x->alloc ? x->alloc * 2 : 8;
+    struct nbdkit_export *nv = realloc (x->v, na * sizeof *nv);
+    if (nv == NULL) {
+      nbdkit_error ("realloc: %m");
+      return -1;
+    }
+    x->v = nv;
+    x->alloc = na;
+  }
+  x->v[x->n].name = strdup (name);
+  x->v[x->n].description = description ? strdup (description) : NULL;
+  if (x->v[x->n].name == NULL
+      || (description && x->v[x->n].description == NULL)) {
+    free (x->v[x->n].name);
+    free (x->v[x->n].description);
+    nbdkit_error ("strdup: %m");
+    return -1;
+  }
+  x->n++;
+  return 0;
+}
+
+NBDKIT_EXTERN_C int
+nbdkit_use_default_export (struct nbdkit_exports *x)
+{
+  x->use_default = 1;
+  return 0;
+}

@@ -1,0 +1,604 @@
+/* handshake.c: the fixed newstyle handshake.  Options are handled one
+ * at a time until the client picks an export (OPT_GO, OPT_EXPORT_NAME)
+ * or leaves; the chosen export is opened here, its capabilities turned
+ * into transmission flags and its block sizes fixed.
+ */
+
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include "internal.h"
+#include "protocol.h"
+
+/* A client sending more options than this is not negotiating. */
+#define MAX_OPTIONS 4096
+
+/* The default largest data request we advertise and accept. */
+#define DEFAULT_MAX_DATA (32 * 1024 * 1024)
+
+static int
+send_opt_reply (struct connection *c, uint32_t option, uint32_t reply,
+                const void *data, uint32_t len)
+{
+  struct nbd_fixed_new_option_reply h = {
+    .magic = htobe64 (NBD_REP_MAGIC),
+    .option = htobe32 (option),
+    .reply = htobe32 (reply),
+    .replylen = htobe32 (len),
+  };
+  struct iovec iov[2] = {
+    { .iov_base = &h, .iov_len = sizeof h },
+    { .iov_base = (void *) data, .iov_len = len },
+  };
+  return conn_sendv (c, iov, len ? 2 : 1);
+}
+
+/* An error reply with a message for people reading traces. */
+static int
+send_opt_error (struct connection *c, uint32_t option, uint32_t reply,
+                const char *msg)
+{
+  log_debug (c->server, "option %" PRIu32 " refused: %s", option, msg);
+  return send_opt_reply (c, option, reply, msg, strlen (msg));
+}
+
+/* Close whatever export the handshake has open. */
+static void
+close_export (struct connection *c)
+{
+  if (c->top) {
+    backend_close (c->top);
+    c->top = NULL;
+  }
+  free (c->exportname);
+  c->exportname = NULL;
+}
+
+/* The name to open for what the client asked: "" means the plugin's
+ * default export.
+ */
+static char *
+resolve_name (struct connection *c, const char *name)
+{
+  struct server *s = c->server;
+  const char *r = name;
+
+  if (*name == '\0') {
+    r = s->top->ops->default_export (s->top, c->readonly, c->is_tls);
+    if (r == NULL)
+      return NULL;
+  }
+  return strdup (r);
+}
+
+/* Open NAME (unless already open), and compute everything the client
+ * is told about it.  Returns 0, or -1 if it cannot be served.
+ */
+static int
+open_export (struct connection *c, const char *name)
+{
+  struct server *s = c->server;
+  struct context *t;
+  struct nbdkit_block_size bs;
+  int64_t size;
+  int r;
+  char *resolved;
+
+  if (c->top && c->exportname && strcmp (c->exportname, name) == 0)
+    return 0;
+  close_export (c);
+  c->readonly = s->opt.readonly;
+
+  resolved = resolve_name (c, name);
+  if (resolved == NULL) {
+    nbdkit_error ("cannot find a default export");
+    return -1;
+  }
+  t = backend_open (s->top, c, c->readonly, resolved, c->is_tls);
+  free (resolved);
+  if (t == NULL)
+    return -1;
+  c->top = t;
+  c->exportname = strdup (name);
+
+  size = backend_get_size (t);
+  if (size == -1)
+    goto fail;
+  c->exportsize = size;
+
+  r = backend_can_write (t);
+  if (r == -1)
+    goto fail;
+  if (r == 0)
+    c->readonly = true;
+
+  /* Block sizes: the plugin's, or defaults; checked for sanity. */
+  if (backend_block_size (t, &bs) == -1)
+    goto fail;
+  if (bs.minimum == 0) {
+    bs.minimum = 1;
+    bs.preferred = 4096;
+    if (bs.maximum == 0)
+      bs.maximum = DEFAULT_MAX_DATA;
+  }
+  if (bs.minimum & (bs.minimum - 1) || bs.minimum > 65536
+      || bs.preferred < bs.minimum || bs.preferred & (bs.preferred - 1)
+      || bs.maximum < bs.minimum) {
+    nbdkit_error ("block_size: invalid sizes minimum %" PRIu32
+                  " preferred %" PRIu32 " maximum %" PRIu32
+                  " (minimum and preferred must be powers of 2, minimum"
+                  " <= 64K, preferred and maximum >= minimum)",
+                  bs.minimum, bs.preferred, bs.maximum);
+    goto fail;
+  }
+  if (bs.maximum > MAX_REQUEST_SIZE)
+    bs.maximum = MAX_REQUEST_SIZE - MAX_REQUEST_SIZE % bs.minimum;
+  c->bs = bs;
+
+  /* Transmission flags. */
+  uint16_t f = NBD_FLAG_HAS_FLAGS;
+  if (c->readonly)
+    f |= NBD_FLAG_READ_ONLY;
+  if ((r = backend_can_flush (t)) == -1)
+    goto fail;
+  if (r)
+    f |= NBD_FLAG_SEND_FLUSH;
+  if ((r = backend_can_fua (t)) == -1)
+    goto fail;
+  if (r != NBDKIT_FUA_NONE)
+    f |= NBD_FLAG_SEND_FUA;
+  if ((r = backend_is_rotational (t)) == -1)
+    goto fail;
+  if (r)
+    f |= NBD_FLAG_ROTATIONAL;
+  if ((r = backend_can_trim (t)) == -1)
+    goto fail;
+  if (r)
+    f |= NBD_FLAG_SEND_TRIM;
+  if ((r = backend_can_zero (t)) == -1)
+    goto fail;
+  if (r != NBDKIT_ZERO_NONE) {
+    f |= NBD_FLAG_SEND_WRITE_ZEROES;
+    if ((r = backend_can_fast_zero (t)) == -1)
+      goto fail;
+    if (r)
+      f |= NBD_FLAG_SEND_FAST_ZERO;
+  }
+  if ((r = backend_can_multi_conn (t)) == -1)
+    goto fail;
+  if (r)
+    f |= NBD_FLAG_CAN_MULTI_CONN;
+  if ((r = backend_can_cache (t)) == -1)
+    goto fail;
+  if (r != NBDKIT_CACHE_NONE)
+    f |= NBD_FLAG_SEND_CACHE;
+  if (c->structured_replies)
+    f |= NBD_FLAG_SEND_DF;
+  c->eflags = f;
+  return 0;
+
+ fail:
+  close_export (c);
+  return -1;
+}
+
+int
+handshake_finish_export (struct connection *c, const char *name)
+{
+  if (open_export (c, name) == -1)
+    return -1;
+  c->meta_base_allocation = c->meta_export
+    && strcmp (c->meta_export, name) == 0 && c->meta_id != 0;
+  return 0;
+}
+
+/* ---- options ---- */
+
+static int
+opt_export_name (struct connection *c, const char *data, uint32_t len)
+{
+  char name[MAX_STRING + 1];
+  unsigned char reply[134] = { 0 };
+  uint64_t size;
+  uint16_t flags;
+
+  if (c->extended_headers) {
+    log_debug (c->server, "EXPORT_NAME after extended headers: closing");
+    return -1;
+  }
+  if (len > MAX_STRING)
+    return -1;
+  memcpy (name, data, len);
+  name[len] = '\0';
+  if (handshake_finish_export (c, name) == -1)
+    return -1;                  /* no error reply exists for this option */
+  size = htobe64 (c->exportsize);
+  flags = htobe16 (c->eflags);
+  memcpy (reply, &size, 8);
+  memcpy (reply + 8, &flags, 2);
+  return conn_send (c, reply, c->no_zeroes ? 10 : sizeof reply, false);
+}
+
+static int
+opt_list (struct connection *c, uint32_t len)
+{
+  struct server *s = c->server;
+  struct nbdkit_exports *x;
+  int r = 0;
+
+  if (len != 0)
+    return send_opt_error (c, NBD_OPT_LIST, NBD_REP_ERR_INVALID,
+                           "OPT_LIST takes no data");
+  x = exports_new ();
+  if (x == NULL
+      || s->top->ops->list_exports (s->top, c->readonly, c->is_tls, x) == -1) {
+    exports_free (x);
+    return send_opt_error (c, NBD_OPT_LIST, NBD_REP_ERR_PLATFORM,
+                           "cannot list exports");
+  }
+  if (exports_use_default (x)) {
+    const char *def = s->top->ops->default_export (s->top, c->readonly,
+                                                   c->is_tls);
+    if (def && nbdkit_add_export (x, def, NULL) == -1) {
+      exports_free (x);
+      return send_opt_error (c, NBD_OPT_LIST, NBD_REP_ERR_PLATFORM,
+                             "cannot list exports");
+    }
+  }
+  for (size_t i = 0; r == 0 && i < exports_count (x); i++) {
+    struct nbdkit_export e = exports_get (x, i);
+    size_t nlen = strlen (e.name);
+    size_t dlen = e.description ? strlen (e.description) : 0;
+    char *buf = malloc (4 + nlen + dlen);
+    uint32_t be = htobe32 (nlen);
+    if (buf == NULL) {
+      r = -1;
+      break;
+    }
+    memcpy (buf, &be, 4);
+    memcpy (buf + 4, e.name, nlen);
+    if (dlen)
+      memcpy (buf + 4 + nlen, e.description, dlen);
+    r = send_opt_reply (c, NBD_OPT_LIST, NBD_REP_SERVER, buf, 4 + nlen + dlen);
+    free (buf);
+  }
+  exports_free (x);
+  if (r == -1)
+    return -1;
+  return send_opt_reply (c, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
+}
+
+static int
+send_info (struct connection *c, uint32_t option, uint16_t type,
+           const void *data, size_t len)
+{
+  unsigned char buf[2 + MAX_STRING];
+  uint16_t t = htobe16 (type);
+
+  if (len > MAX_STRING)
+    len = MAX_STRING;
+  memcpy (buf, &t, 2);
+  memcpy (buf + 2, data, len);
+  return send_opt_reply (c, option, NBD_REP_INFO, buf, 2 + len);
+}
+
+/* OPT_INFO and OPT_GO.  Returns 1 when GO succeeded. */
+static int
+opt_info_go (struct connection *c, uint32_t option, const char *data,
+             uint32_t len)
+{
+  char name[MAX_STRING + 1];
+  uint32_t namelen;
+  uint16_t nreq;
+  bool want_name = false, want_desc = false;
+
+  if (len < 6)
+    return send_opt_error (c, option, NBD_REP_ERR_INVALID,
+                           "option data too short");
+  memcpy (&namelen, data, 4);
+  namelen = be32toh (namelen);
+  if (namelen > len - 6 || namelen > MAX_STRING)
+    return send_opt_error (c, option, NBD_REP_ERR_INVALID,
+                           "export name length is wrong");
+  memcpy (name, data + 4, namelen);
+  name[namelen] = '\0';
+  if (strlen (name) != namelen)
+    return send_opt_error (c, option, NBD_REP_ERR_INVALID,
+                           "export name contains a NUL byte");
+  memcpy (&nreq, data + 4 + namelen, 2);
+  nreq = be16toh (nreq);
+  if (4 + namelen + 2 + 2 * (uint32_t) nreq != len)
+    return send_opt_error (c, option, NBD_REP_ERR_INVALID,
+                           "number of information requests is wrong");
+  c->client_requested_bs = false;
+  for (uint16_t i = 0; i < nreq; i++) {
+    uint16_t t;
+    memcpy (&t, data + 4 + namelen + 2 + 2 * i, 2);
+    switch (be16toh (t)) {
+      case NBD_INFO_NAME: want_name = true; break;
+      case NBD_INFO_DESCRIPTION: want_desc = true; break;
+      case NBD_INFO_BLOCK_SIZE: c->client_requested_bs = true; break;
+      default: break;
+    }
+  }
+
+  if (handshake_finish_export (c, name) == -1)
+    return send_opt_error (c, option, NBD_REP_ERR_UNKNOWN,
+                           "export unknown or cannot be opened");
+
+  if (want_name) {
+    char *canon = resolve_name (c, name);
+    if (canon) {
+      int r = send_info (c, option, NBD_INFO_NAME, canon, strlen (canon));
+      free (canon);
+      if (r == -1)
+        return -1;
+    }
+  }
+  if (want_desc) {
+    const char *d = backend_export_description (c->top);
+    if (d && send_info (c, option, NBD_INFO_DESCRIPTION, d, strlen (d)) == -1)
+      return -1;
+  }
+  {
+    unsigned char b[12];
+    uint64_t size = htobe64 (c->exportsize);
+    uint16_t fl = htobe16 (c->eflags);
+    memcpy (b, &size, 8);
+    memcpy (b + 8, &fl, 2);
+    if (send_info (c, option, NBD_INFO_EXPORT, b, 10) == -1)
+      return -1;
+  }
+  {
+    uint32_t b[3] = { htobe32 (c->bs.minimum), htobe32 (c->bs.preferred),
+                      htobe32 (c->bs.maximum) };
+    if (send_info (c, option, NBD_INFO_BLOCK_SIZE, b, 12) == -1)
+      return -1;
+  }
+  if (send_opt_reply (c, option, NBD_REP_ACK, NULL, 0) == -1)
+    return -1;
+  if (option == NBD_OPT_GO)
+    return 1;
+  return 0;
+}
+
+/* LIST_META_CONTEXT and SET_META_CONTEXT: only base:allocation exists,
+ * offered when the export can report extents.
+ */
+static int
+opt_meta_context (struct connection *c, uint32_t option, const char *data,
+                  uint32_t len)
+{
+  bool set = option == NBD_OPT_SET_META_CONTEXT;
+  char name[MAX_STRING + 1];
+  uint32_t namelen, nq, pos;
+  bool match = false;
+  int r;
+
+  if (set) {
+    /* A SET replaces earlier selections even if it fails. */
+    c->meta_id = 0;
+    free (c->meta_export);
+    c->meta_export = NULL;
+  }
+  if (c->server->opt.no_mc)
+    return send_opt_error (c, option, NBD_REP_ERR_UNSUP,
+                           "meta contexts are disabled");
+  if (!c->structured_replies)
+    return send_opt_error (c, option, NBD_REP_ERR_INVALID,
+                           "structured replies must be negotiated first");
+  if (len < 8)
+    return send_opt_error (c, option, NBD_REP_ERR_INVALID,
+                           "option data too short");
+  memcpy (&namelen, data, 4);
+  namelen = be32toh (namelen);
+  if (namelen > len - 8 || namelen > MAX_STRING)
+    return send_opt_error (c, option, NBD_REP_ERR_INVALID,
+                           "export name length is wrong");
+  memcpy (name, data + 4, namelen);
+  name[namelen] = '\0';
+  memcpy (&nq, data + 4 + namelen, 4);
+  nq = be32toh (nq);
+  pos = 8 + namelen;
+
+  /* Parse every query first: a malformed one fails the whole option. */
+  bool all = nq == 0 && !set;
+  for (uint32_t i = 0; i < nq; i++) {
+    uint32_t qlen;
+    if (len - pos < 4)
+      return send_opt_error (c, option, NBD_REP_ERR_INVALID,
+                             "query runs past the end of the option");
+    memcpy (&qlen, data + pos, 4);
+    qlen = be32toh (qlen);
+    pos += 4;
+    if (qlen > len - pos)
+      return send_opt_error (c, option, NBD_REP_ERR_INVALID,
+                             "query runs past the end of the option");
+    if (qlen == strlen ("base:allocation")
+        && memcmp (data + pos, "base:allocation", qlen) == 0)
+      match = true;
+    else if (!set && qlen == 5 && memcmp (data + pos, "base:", 5) == 0)
+      match = true;
+    pos += qlen;
+  }
+  if (pos != len)
+    return send_opt_error (c, option, NBD_REP_ERR_INVALID,
+                           "option has trailing bytes");
+
+  if (match || all) {
+    /* Does this export report extents at all? */
+    if (handshake_finish_export (c, name) == -1)
+      return send_opt_error (c, option, NBD_REP_ERR_UNKNOWN,
+                             "export unknown or cannot be opened");
+    r = backend_can_extents (c->top);
+    if (r == -1)
+      return send_opt_error (c, option, NBD_REP_ERR_PLATFORM,
+                             "cannot ask the plugin about extents");
+    if (r == NBDKIT_EXTENTS_NONE)
+      match = all = false;
+  }
+  if (match || all) {
+    unsigned char b[4 + 15];
+    uint32_t id = htobe32 (set ? 1 : 0);
+    memcpy (b, &id, 4);
+    memcpy (b + 4, "base:allocation", 15);
+    if (send_opt_reply (c, option, NBD_REP_META_CONTEXT, b, sizeof b) == -1)
+      return -1;
+    if (set) {
+      c->meta_id = 1;
+      c->meta_export = strdup (name);
+    }
+  }
+  return send_opt_reply (c, option, NBD_REP_ACK, NULL, 0);
+}
+
+static int
+negotiate (struct connection *c)
+{
+  struct server *s = c->server;
+  char *data = NULL;
+  int ret = -1;
+
+  for (unsigned n = 0; n < MAX_OPTIONS; n++) {
+    struct nbd_option h;
+    uint32_t option, len;
+    int r;
+
+    if (atomic_load (&s->quit)) {
+      log_debug (s, "server shutting down during the handshake");
+      break;
+    }
+    if (conn_recv (c, &h, sizeof h) == -1)
+      break;
+    if (be64toh (h.version) != NBD_IHAVEOPT) {
+      log_debug (s, "bad option magic: closing");
+      break;
+    }
+    option = be32toh (h.option);
+    len = be32toh (h.optlen);
+    if (len > MAX_OPTION_LENGTH) {
+      log_debug (s, "option %" PRIu32 " is %" PRIu32
+                 " bytes long, more than the limit %d: closing",
+                 option, len, MAX_OPTION_LENGTH);
+      break;
+    }
+    free (data);
+    data = malloc (len + 1);
+    if (data == NULL || conn_recv (c, data, len) == -1)
+      break;
+    data[len] = '\0';
+
+    switch (option) {
+      case NBD_OPT_EXPORT_NAME:
+        if (opt_export_name (c, data, len) == 0)
+          ret = 0;
+        goto out;
+      case NBD_OPT_ABORT:
+        send_opt_reply (c, option, NBD_REP_ACK, NULL, 0);
+        goto out;
+      case NBD_OPT_LIST:
+        r = opt_list (c, len);
+        break;
+      case NBD_OPT_STARTTLS:
+        r = send_opt_error (c, option, NBD_REP_ERR_POLICY,
+                            "TLS is not enabled on this server");
+        break;
+      case NBD_OPT_INFO:
+      case NBD_OPT_GO:
+        r = opt_info_go (c, option, data, len);
+        if (r == 1) {
+          ret = 0;
+          goto out;
+        }
+        break;
+      case NBD_OPT_STRUCTURED_REPLY:
+        if (len != 0)
+          r = send_opt_error (c, option, NBD_REP_ERR_INVALID,
+                              "STRUCTURED_REPLY takes no data");
+        else if (s->opt.no_sr)
+          r = send_opt_error (c, option, NBD_REP_ERR_UNSUP,
+                              "structured replies are disabled");
+        else if (c->extended_headers)
+          r = send_opt_error (c, option, NBD_REP_ERR_EXT_HEADER_REQD,
+                              "extended headers are already negotiated");
+        else {
+          c->structured_replies = true;
+          r = send_opt_reply (c, option, NBD_REP_ACK, NULL, 0);
+        }
+        break;
+      case NBD_OPT_EXTENDED_HEADERS:
+        if (len != 0)
+          r = send_opt_error (c, option, NBD_REP_ERR_INVALID,
+                              "EXTENDED_HEADERS takes no data");
+        else if (s->opt.no_sr || s->opt.no_eh)
+          r = send_opt_error (c, option, NBD_REP_ERR_UNSUP,
+                              "extended headers are disabled");
+        else {
+          c->extended_headers = c->structured_replies = true;
+          r = send_opt_reply (c, option, NBD_REP_ACK, NULL, 0);
+        }
+        break;
+      case NBD_OPT_LIST_META_CONTEXT:
+      case NBD_OPT_SET_META_CONTEXT:
+        r = opt_meta_context (c, option, data, len);
+        break;
+      default:
+        r = send_opt_error (c, option, NBD_REP_ERR_UNSUP, "unknown option");
+        break;
+    }
+    if (r == -1)
+      break;
+  }
+ out:
+  free (data);
+  return ret;
+}
+
+int
+handshake (struct connection *c)
+{
+  struct server *s = c->server;
+  struct nbd_new_handshake g = {
+    .nbdmagic = htobe64 (NBD_MAGIC),
+    .version = htobe64 (NBD_IHAVEOPT),
+  };
+  uint16_t gflags = NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES;
+  uint32_t cflags;
+  struct timeval tv = { .tv_sec = s->opt.timeout };
+  int r;
+
+  if (s->opt.mask_handshake)
+    gflags &= ~NBD_FLAG_NO_ZEROES;
+  g.gflags = htobe16 (gflags);
+
+  /* A handshake that takes too long is dropped (slow clients). */
+  if (s->opt.timeout)
+    setsockopt (c->sockin, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+
+  if (conn_send (c, &g, sizeof g, false) == -1
+      || conn_recv (c, &cflags, 4) == -1) {
+    log_debug (s, "client went away during the greeting");
+    return -1;
+  }
+  cflags = be32toh (cflags);
+  if (cflags & ~(uint32_t) (NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)
+      || (cflags & NBD_FLAG_C_NO_ZEROES && !(gflags & NBD_FLAG_NO_ZEROES))) {
+    log_debug (s, "unknown client flags 0x%" PRIx32 ": closing", cflags);
+    return -1;
+  }
+  c->no_zeroes = cflags & NBD_FLAG_C_NO_ZEROES;
+
+  r = negotiate (c);
+  if (s->opt.timeout) {
+    tv.tv_sec = 0;
+    setsockopt (c->sockin, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  if (r == -1)
+    close_export (c);
+  return r;
+}

@@ -1,0 +1,290 @@
+/* internal.h: the server's own types and the functions its files share.
+ *
+ * The server is a struct server, created by server_new and run by
+ * server_run; nothing here is global except signal handling.  The
+ * thread calling into a plugin carries a thread-local pointer to its
+ * server and connection, which is how nbdkit_error and friends know
+ * where they are.
+ */
+
+#ifndef NBDKIT_INTERNAL_H
+#define NBDKIT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* plugin_v2.c sees the API 2 layout of struct nbdkit_plugin; every
+ * other file sees API 3.
+ */
+#ifndef NBDKIT_API_VERSION
+#define NBDKIT_API_VERSION 3
+#endif
+#include "nbdkit-plugin.h"
+
+#include "server.h"
+
+#ifndef __GNUC__
+#define __attribute__(x)
+#endif
+
+struct server;
+struct connection;
+struct backend;
+struct context;
+
+/* Thread models, in API 3 numbering. */
+#define TM_SERIALIZE_CONNECTIONS 1000
+#define TM_SERIALIZE_ALL_REQUESTS 2000
+#define TM_SERIALIZE_REQUESTS 3000
+#define TM_SERIALIZE_RETIREMENT 3500
+#define TM_PARALLEL 4000
+
+/* Largest data request (read, write), and the default maximum for
+ * other requests when the backend gives none.
+ */
+#define MAX_REQUEST_SIZE (64 * 1024 * 1024)
+#define MAX_OPTION_LENGTH (64 * 1024)
+#define MAX_STRING 4096
+
+/* ---- log.c ---- */
+
+enum log_to { LOG_TO_STDERR, LOG_TO_SYSLOG, LOG_TO_NULL };
+
+/* Thread-local context: who is logging, and for which connection. */
+struct thread_ctx {
+  struct server *server;
+  struct connection *conn;
+  const char *name;    /* plugin or filter name, or NULL */
+  int error;           /* from nbdkit_set_error, 0 if none */
+};
+extern struct thread_ctx *thread_ctx (void);
+extern void log_error (struct server *s, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+extern void log_verror (struct server *s, const char *fmt, va_list ap);
+extern void log_debug (struct server *s, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+/* A thread-safe strerror: writes into BUF. */
+extern const char *errno_string (int err, char *buf, size_t len);
+
+/* ---- parse.c: the nbdkit_parse_* family lives there ---- */
+
+/* ---- params.c: typed parameters ---- */
+
+/* Check and convert one KEY=VALUE against PARAMS (owned by OWNER, a
+ * plugin or filter name, used in messages).  SEEN counts how often
+ * each entry was given (parallel to PARAMS).  On success stores the
+ * parsed value into the entry's dest and sets *CANONICAL to a malloc'd
+ * canonical text (see nbdkit-common.h).  Returns 0 on success, -1 on a
+ * bad value (error logged: names the key and the expected form), -2 if
+ * KEY is not declared (nothing logged).
+ */
+extern int param_parse (const char *owner, const struct nbdkit_param *params,
+                        unsigned *seen, const char *key, const char *value,
+                        char **canonical);
+
+/* After all keys: for each entry not seen with a default, parse the
+ * default and call APPLY(OPAQUE, key, canonical); log an error and
+ * return -1 if a required entry was not seen.
+ */
+extern int param_finish (const char *owner, const struct nbdkit_param *params,
+                         unsigned *seen,
+                         int (*apply) (void *opaque, const char *key,
+                                       const char *canonical),
+                         void *opaque);
+
+/* Print PARAMS as --help lines ("key=<SIZE> (required) doc"). */
+extern void param_help (FILE *fp, const struct nbdkit_param *params);
+
+/* Print PARAMS as --dump-plugin lines, each prefixed with PREFIX. */
+extern void param_dump (FILE *fp, const char *prefix,
+                        const struct nbdkit_param *params);
+
+/* Number of entries before the terminator. */
+extern size_t param_count (const struct nbdkit_param *params);
+
+/* ---- backend.c: the chain of filters and the plugin ---- */
+
+/* What one layer (a filter or the plugin) can do.  Each function gets
+ * its layer and, per connection, the handle its open returned.  Data
+ * functions return 0 or -1 with *ERR set to an errno.
+ */
+struct backend_ops {
+  void (*load) (struct backend *b);
+  void (*unload) (struct backend *b);
+  int (*config) (struct backend *b, const char *key, const char *value);
+  int (*config_complete) (struct backend *b);
+  const char *(*config_help) (struct backend *b);
+  void (*dump_plugin) (struct backend *b, FILE *fp);
+  int (*thread_model) (struct backend *b);
+  int (*get_ready) (struct backend *b, int thread_model);
+  int (*after_fork) (struct backend *b);
+  void (*cleanup) (struct backend *b);
+  int (*preconnect) (struct backend *b, int readonly);
+  int (*list_exports) (struct backend *b, int readonly, int is_tls,
+                       struct nbdkit_exports *exports);
+  const char *(*default_export) (struct backend *b, int readonly, int is_tls);
+
+  void *(*open) (struct context *c, int readonly, const char *exportname,
+                 int is_tls);
+  void (*close) (struct context *c);
+  int64_t (*get_size) (struct context *c);
+  const char *(*export_description) (struct context *c);
+  int (*block_size) (struct context *c, struct nbdkit_block_size *bs);
+  int (*can_write) (struct context *c);
+  int (*can_flush) (struct context *c);
+  int (*is_rotational) (struct context *c);
+  int (*can_trim) (struct context *c);
+  int (*can_zero) (struct context *c);
+  int (*can_fast_zero) (struct context *c);
+  int (*can_fua) (struct context *c);
+  int (*can_multi_conn) (struct context *c);
+  int (*can_extents) (struct context *c);
+  int (*can_cache) (struct context *c);
+
+  int (*pread) (struct context *c, void *buf, uint64_t count, uint64_t offset,
+                uint32_t flags, struct nbdkit_read *rd, int *err);
+  int (*pwrite) (struct context *c, const void *buf, uint64_t count,
+                 uint64_t offset, uint32_t flags, int *err);
+  int (*flush) (struct context *c, uint32_t flags, int *err);
+  int (*trim) (struct context *c, uint64_t count, uint64_t offset,
+               uint32_t flags, int *err);
+  int (*zero) (struct context *c, uint64_t count, uint64_t offset,
+               uint32_t flags, int *err);
+  int (*extents) (struct context *c, uint64_t count, uint64_t offset,
+                  uint32_t flags, struct nbdkit_extents *e, int *err);
+  int (*cache) (struct context *c, uint64_t count, uint64_t offset,
+                uint32_t flags, int *err);
+};
+
+struct backend {
+  struct server *server;
+  struct backend *next;       /* towards the plugin; NULL for the plugin */
+  int is_filter;
+  const char *name;           /* short name, e.g. "memory" */
+  char *filename;             /* the .so it came from */
+  void *dl;                   /* dlopen handle */
+  const struct backend_ops *ops;
+  void *impl;                 /* the plugin's or filter's own struct */
+  int api_version;
+  const char *version;
+  const char *longname;
+  const char *description;
+  const char *magic_config_key;
+  const struct nbdkit_param *params;
+  unsigned *params_seen;
+  int thread_model;           /* this layer's own model */
+};
+
+/* One layer's state for one connection: its handle and the capability
+ * answers, asked once and cached (-1 = not asked yet).
+ */
+struct context {
+  struct backend *b;
+  struct connection *conn;
+  struct context *next;       /* the layer below, NULL for the plugin */
+  void *handle;
+  int64_t size;
+  int can_write, can_flush, is_rotational, can_trim, can_zero;
+  int can_fast_zero, can_fua, can_multi_conn, can_extents, can_cache;
+  int bs_known;
+  struct nbdkit_block_size bs;
+};
+
+/* Loading (plugin.c, plugin_v2.c). */
+extern struct backend *plugin_load (struct server *s, const char *name);
+extern int plugin_v3_init (struct backend *b, void *p);
+extern int plugin_v2_init (struct backend *b, void *p);
+
+/* The chain (backend.c): open every layer from the top for one
+ * connection; close them all.
+ */
+extern struct context *backend_open (struct backend *top,
+                                      struct connection *conn, int readonly,
+                                      const char *exportname, int is_tls);
+extern void backend_close (struct context *c);
+
+/* Calls through a context, with capability caching, request checks
+ * (asserted: the caller validated them) and emulation of what the
+ * layer lacks (FUA by flush, zero by writes, cache by reads, extents
+ * as all data).
+ */
+extern int64_t backend_get_size (struct context *c);
+extern int backend_block_size (struct context *c, struct nbdkit_block_size *bs);
+extern int backend_can_write (struct context *c);
+extern int backend_can_flush (struct context *c);
+extern int backend_is_rotational (struct context *c);
+extern int backend_can_trim (struct context *c);
+extern int backend_can_zero (struct context *c);
+extern int backend_can_fast_zero (struct context *c);
+extern int backend_can_fua (struct context *c);
+extern int backend_can_multi_conn (struct context *c);
+extern int backend_can_extents (struct context *c);
+extern int backend_can_cache (struct context *c);
+extern const char *backend_export_description (struct context *c);
+extern int backend_pread (struct context *c, void *buf, uint64_t count,
+                          uint64_t offset, uint32_t flags,
+                          struct nbdkit_read *rd, int *err);
+extern int backend_pwrite (struct context *c, const void *buf,
+                           uint64_t count, uint64_t offset, uint32_t flags,
+                           int *err);
+extern int backend_flush (struct context *c, uint32_t flags, int *err);
+extern int backend_trim (struct context *c, uint64_t count, uint64_t offset,
+                         uint32_t flags, int *err);
+extern int backend_zero (struct context *c, uint64_t count, uint64_t offset,
+                         uint32_t flags, int *err);
+extern int backend_extents (struct context *c, uint64_t count,
+                            uint64_t offset, uint32_t flags,
+                            struct nbdkit_extents *e, int *err);
+extern int backend_cache (struct context *c, uint64_t count, uint64_t offset,
+                          uint32_t flags, int *err);
+
+/* The errno of a failed callback: nbdkit_set_error's, else errno,
+ * else EIO.  Resets the thread's error.
+ */
+extern int callback_errno (void);
+
+/* ---- extents.c ---- */
+
+#define extents_new nbdkit_extents_new
+#define extents_free nbdkit_extents_free
+#define extents_count nbdkit_extents_count
+#define extents_get nbdkit_get_extent
+
+/* ---- exports.c ---- */
+
+#define exports_new nbdkit_exports_new
+#define exports_free nbdkit_exports_free
+#define exports_count nbdkit_exports_count
+#define exports_get nbdkit_get_export
+extern int exports_use_default (const struct nbdkit_exports *x);
+
+/* ---- read.c: the result of a read beyond plain data ---- */
+
+/* A lent or hole segment of a read reply, in request order. */
+struct read_seg {
+  uint64_t offset, length;        /* relative to the request */
+  const void *data;               /* lent data, or NULL for a hole */
+  void (*release) (void *opaque);
+  void *opaque;
+};
+struct nbdkit_read {
+  uint64_t offset, count;         /* the request */
+  void *buf;
+  bool zero_copy;                 /* lending and holes kept as segments */
+  struct read_seg *segs;
+  size_t nsegs, segs_alloc;
+  uint64_t error_at;              /* relative; UINT64_MAX if not given */
+};
+extern void read_init (struct nbdkit_read *rd, void *buf, uint64_t count,
+                       uint64_t offset, bool zero_copy);
+/* Release every loan and forget the segments. */
+extern void read_release (struct nbdkit_read *rd);
+/* Copy lent data into the buffer and zero the holes, releasing loans. */
+extern void read_flatten (struct nbdkit_read *rd);
+
+#endif /* NBDKIT_INTERNAL_H */

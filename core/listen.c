@@ -1,0 +1,321 @@
+/* listen.c: where clients come from: Unix sockets (-U, including a
+ * private one with -U -), TCP on chosen addresses (-p, -i, -4, -6),
+ * vsock, socket activation (LISTEN_FDS), and the accept loop.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <linux/vm_sockets.h>
+
+#include "internal.h"
+
+#define FIRST_SOCKET_ACTIVATION_FD 3
+
+static int
+add_fd (struct server *s, int fd)
+{
+  if (s->nlisten_fds >= MAX_LISTEN_FDS) {
+    log_error (s, "too many listening sockets (at most %d)", MAX_LISTEN_FDS);
+    close (fd);
+    return -1;
+  }
+  s->listen_fds[s->nlisten_fds++] = fd;
+  return 0;
+}
+
+static int
+listen_unix (struct server *s)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  const char *path = s->opt.unixsocket;
+  struct stat st;
+  int fd;
+
+  if (strcmp (path, "-") == 0) {
+    const char *tmp = getenv ("TMPDIR");
+    if (asprintf (&s->private_dir, "%s/nbdkitXXXXXX",
+                  tmp && *tmp ? tmp : "/tmp") == -1
+        || mkdtemp (s->private_dir) == NULL) {
+      log_error (s, "-U -: cannot create a private directory: %m");
+      return -1;
+    }
+    if (asprintf (&s->socket_path, "%s/socket", s->private_dir) == -1)
+      return -1;
+  }
+  else if (path[0] == '/')
+    s->socket_path = strdup (path);
+  else
+    s->socket_path = nbdkit_absolute_path (path);
+  if (s->socket_path == NULL)
+    return -1;
+  if (strlen (s->socket_path) >= sizeof addr.sun_path) {
+    log_error (s, "-U %s: socket path is too long (at most %zu bytes)",
+               s->socket_path, sizeof addr.sun_path - 1);
+    return -1;
+  }
+  strcpy (addr.sun_path, s->socket_path);
+
+  /* A socket left by an earlier run is replaced; anything else is not. */
+  if (lstat (s->socket_path, &st) == 0 && S_ISSOCK (st.st_mode))
+    unlink (s->socket_path);
+
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd == -1) {
+    log_error (s, "socket: %m");
+    return -1;
+  }
+  if (bind (fd, (struct sockaddr *) &addr, sizeof addr) == -1) {
+    log_error (s, "-U %s: bind: %m", s->socket_path);
+    close (fd);
+    return -1;
+  }
+  if (listen (fd, SOMAXCONN) == -1) {
+    log_error (s, "-U %s: listen: %m", s->socket_path);
+    close (fd);
+    return -1;
+  }
+  return add_fd (s, fd);
+}
+
+static int
+listen_tcp_addr (struct server *s, const char *addr, const char *port)
+{
+  struct addrinfo hints = {
+    .ai_family = s->opt.family,
+    .ai_socktype = SOCK_STREAM,
+    .ai_flags = AI_PASSIVE | AI_ADDRCONFIG,
+  };
+  struct addrinfo *ai, *a;
+  int r, n = 0, saved_errno = 0;
+
+  r = getaddrinfo (addr, port, &hints, &ai);
+  if (r != 0) {
+    log_error (s, "-i %s -p %s: %s", addr ? addr : "(any)", port,
+               gai_strerror (r));
+    return -1;
+  }
+  for (a = ai; a; a = a->ai_next) {
+    int one = 1;
+    int fd = socket (a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
+                     a->ai_protocol);
+    if (fd == -1) {
+      saved_errno = errno;
+      continue;
+    }
+    setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (a->ai_family == AF_INET6)
+      setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind (fd, a->ai_addr, a->ai_addrlen) == -1
+        || listen (fd, SOMAXCONN) == -1) {
+      saved_errno = errno;
+      close (fd);
+      continue;
+    }
+    if (s->bound_port == 0) {
+      struct sockaddr_storage ss;
+      socklen_t len = sizeof ss;
+      if (getsockname (fd, (struct sockaddr *) &ss, &len) == 0)
+        s->bound_port = ntohs (ss.ss_family == AF_INET6
+                               ? ((struct sockaddr_in6 *) &ss)->sin6_port
+                               : ((struct sockaddr_in *) &ss)->sin_port);
+    }
+    if (add_fd (s, fd) == -1)
+      break;
+    n++;
+  }
+  freeaddrinfo (ai);
+  if (n == 0) {
+    errno = saved_errno;
+    log_error (s, "cannot listen on %s port %s: %m", addr ? addr : "(any)",
+               port);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+listen_vsock (struct server *s)
+{
+  struct sockaddr_vm addr = {
+    .svm_family = AF_VSOCK,
+    .svm_cid = VMADDR_CID_ANY,
+    .svm_port = s->opt.port ? (unsigned) atoi (s->opt.port) : 10809,
+  };
+  int fd = socket (AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  if (fd == -1) {
+    log_error (s, "--vsock: socket: %m");
+    return -1;
+  }
+  if (bind (fd, (struct sockaddr *) &addr, sizeof addr) == -1
+      || listen (fd, SOMAXCONN) == -1) {
+    log_error (s, "--vsock: port %u: %m", addr.svm_port);
+    close (fd);
+    return -1;
+  }
+  s->bound_port = addr.svm_port;
+  return add_fd (s, fd);
+}
+
+/* Sockets handed over by systemd or a similar supervisor. */
+static int
+socket_activation (struct server *s)
+{
+  const char *pid = getenv ("LISTEN_PID"), *fds = getenv ("LISTEN_FDS");
+  int n;
+
+  if (pid == NULL || fds == NULL || atoi (pid) != getpid ())
+    return 0;
+  n = atoi (fds);
+  unsetenv ("LISTEN_PID");
+  unsetenv ("LISTEN_FDS");
+  unsetenv ("LISTEN_FDNAMES");
+  if (n <= 0 || n > MAX_LISTEN_FDS) {
+    log_error (s, "LISTEN_FDS=%s is not a number of sockets we can use", fds);
+    return -1;
+  }
+  for (int i = 0; i < n; i++) {
+    int fd = FIRST_SOCKET_ACTIVATION_FD + i;
+    fcntl (fd, F_SETFD, FD_CLOEXEC);
+    if (add_fd (s, fd) == -1)
+      return -1;
+  }
+  s->opt.socket_activation = true;
+  return 1;
+}
+
+int
+listen_setup (struct server *s)
+{
+  int r = socket_activation (s);
+
+  if (r != 0)
+    return r == 1 ? 0 : -1;
+  if (s->opt.unixsocket)
+    return listen_unix (s);
+  if (s->opt.vsock)
+    return listen_vsock (s);
+
+  const char *port = s->opt.port ? s->opt.port : "10809";
+  if (s->opt.nipaddr == 0)
+    return listen_tcp_addr (s, NULL, port);
+  for (int i = 0; i < s->opt.nipaddr; i++)
+    if (listen_tcp_addr (s, s->opt.ipaddr[i], port) == -1)
+      return -1;
+  return 0;
+}
+
+void
+listen_cleanup (struct server *s)
+{
+  for (int i = 0; i < s->nlisten_fds; i++)
+    close (s->listen_fds[i]);
+  s->nlisten_fds = 0;
+  if (s->socket_path && s->opt.unixsocket) {
+    unlink (s->socket_path);
+    if (s->private_dir)
+      rmdir (s->private_dir);
+  }
+}
+
+int
+listen_loop (struct server *s)
+{
+  struct pollfd pfd[MAX_LISTEN_FDS + 1];
+  int n = s->nlisten_fds;
+
+  for (int i = 0; i < n; i++) {
+    pfd[i].fd = s->listen_fds[i];
+    pfd[i].events = POLLIN;
+  }
+  pfd[n].fd = s->quit_pipe[0];
+  pfd[n].events = POLLIN;
+
+  while (!atomic_load (&s->quit)) {
+    if (poll (pfd, n + 1, -1) == -1) {
+      if (errno == EINTR)
+        continue;
+      log_error (s, "poll: %m");
+      return -1;
+    }
+    if (pfd[n].revents) {
+      /* A signal or nbdkit_shutdown. */
+      break;
+    }
+    for (int i = 0; i < n; i++) {
+      int fd, one = 1;
+      if (!(pfd[i].revents & POLLIN))
+        continue;
+      fd = accept4 (pfd[i].fd, NULL, NULL, SOCK_CLOEXEC);
+      if (fd == -1) {
+        if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+          log_debug (s, "accept: %m");
+        continue;
+      }
+      setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      if (s->opt.keepalive)
+        setsockopt (fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+      connection_start (s, fd, fd, true);
+    }
+  }
+  return 0;
+}
+
+/* nbd+unix:///EXPORT?socket=PATH or nbd://HOST:PORT/EXPORT */
+char *
+server_uri (struct server *s)
+{
+  const char *e = s->opt.exportname ? s->opt.exportname : "";
+  const char *scheme = s->opt.tls ? "nbds" : "nbd";
+  char *r = NULL;
+
+  if (s->socket_path) {
+    if (asprintf (&r, "%s+unix:///%s?socket=%s", scheme, e,
+                  s->socket_path) == -1)
+      return NULL;
+  }
+  else if (s->opt.vsock) {
+    if (asprintf (&r, "%s+vsock:///%s", scheme, e) == -1)
+      return NULL;
+  }
+  else {
+    const char *host = s->opt.nipaddr ? s->opt.ipaddr[0] : "localhost";
+    bool v6 = strchr (host, ':') != NULL;
+    if (asprintf (&r, "%s://%s%s%s:%d/%s", scheme, v6 ? "[" : "", host,
+                  v6 ? "]" : "", s->bound_port, e) == -1)
+      return NULL;
+  }
+  return r;
+}
+
+/* The same address in qemu's older syntax. */
+char *
+server_nbd_legacy (struct server *s)
+{
+  char *r = NULL;
+  const char *e = s->opt.exportname;
+
+  if (s->socket_path) {
+    if (asprintf (&r, "nbd:unix:%s%s%s", s->socket_path,
+                  e && *e ? ":exportname=" : "", e && *e ? e : "") == -1)
+      return NULL;
+  }
+  else {
+    const char *host = s->opt.nipaddr ? s->opt.ipaddr[0] : "localhost";
+    if (asprintf (&r, "nbd:%s:%d%s%s", host, s->bound_port,
+                  e && *e ? ":exportname=" : "", e && *e ? e : "") == -1)
+      return NULL;
+  }
+  return r;
+}

@@ -1,0 +1,413 @@
+/* plugin.c: finding and loading a plugin's shared object, and the
+ * layer that calls an API 3 plugin.  API 1 and 2 plugins go through
+ * plugin_v2.c instead.
+ */
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define P(b) ((struct nbdkit_plugin *) (b)->impl)
+#define PC(c) P ((c)->b)
+
+/* A name is a path if it contains a '/' or ends in ".so". */
+static bool
+is_path (const char *name)
+{
+  size_t n = strlen (name);
+  return strchr (name, '/') != NULL || (n > 3 && !strcmp (name + n - 3, ".so"));
+}
+
+/* Valid short names: letters, digits, '-', '_'. */
+static bool
+is_short_name (const char *name)
+{
+  if (*name == '\0')
+    return false;
+  for (const char *p = name; *p; p++)
+    if (!(*p == '-' || *p == '_' || (*p >= '0' && *p <= '9')
+          || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+      return false;
+  return true;
+}
+
+struct backend *
+plugin_load (struct server *s, const char *name)
+{
+  struct backend *b;
+  char *filename = NULL;
+  void *dl;
+  struct nbdkit_plugin *(*init) (void);
+  struct nbdkit_plugin *p;
+
+  if (is_path (name)) {
+    filename = strdup (name);
+    if (filename && strchr (name, '/') == NULL) {
+      /* "foo.so" means ./foo.so, as dlopen would not. */
+      free (filename);
+      if (asprintf (&filename, "./%s", name) == -1)
+        filename = NULL;
+    }
+  }
+  else if (is_short_name (name)) {
+    if (asprintf (&filename, "%s/nbdkit-%s-plugin.so",
+                  server_plugindir (), name) == -1)
+      filename = NULL;
+  }
+  else {
+    log_error (s, "plugin name '%s' is neither a short name (letters, digits,"
+               " '-' and '_') nor a path to a .so file", name);
+    return NULL;
+  }
+  if (filename == NULL) {
+    log_error (s, "malloc: %m");
+    return NULL;
+  }
+  if (access (filename, R_OK) == -1) {
+    log_error (s, "cannot open plugin '%s': %s: %m"
+               " (see 'nbdkit --help' for the plugin directory)",
+               name, filename);
+    free (filename);
+    return NULL;
+  }
+  dl = dlopen (filename, RTLD_NOW | RTLD_GLOBAL);
+  if (dl == NULL) {
+    log_error (s, "cannot load plugin '%s': %s", name, dlerror ());
+    free (filename);
+    return NULL;
+  }
+  init = (struct nbdkit_plugin *(*) (void)) dlsym (dl, "plugin_init");
+  if (init == NULL) {
+    log_error (s, "%s: not a plugin: it has no plugin_init function"
+               " (a filter must be given with --filter)", filename);
+    dlclose (dl);
+    free (filename);
+    return NULL;
+  }
+  p = init ();
+  if (p == NULL) {
+    log_error (s, "%s: plugin registration failed", filename);
+    dlclose (dl);
+    free (filename);
+    return NULL;
+  }
+
+  b = calloc (1, sizeof *b);
+  if (b == NULL) {
+    log_error (s, "calloc: %m");
+    dlclose (dl);
+    free (filename);
+    return NULL;
+  }
+  b->server = s;
+  b->filename = filename;
+  b->dl = dl;
+  b->impl = p;
+  b->api_version = p->_api_version;
+
+  if ((b->api_version == 1 || b->api_version == 2)
+      ? plugin_v2_init (b, p) == -1
+      : b->api_version == 3 ? plugin_v3_init (b, p) == -1 : true) {
+    if (b->api_version < 1 || b->api_version > 3)
+      log_error (s, "%s: plugin uses API version %d, which this server"
+                 " (API 1 to 3) does not know", filename, b->api_version);
+    dlclose (dl);
+    free (filename);
+    free (b);
+    return NULL;
+  }
+  return b;
+}
+
+/* ---- the API 3 layer ---- */
+
+static void
+v3_load (struct backend *b)
+{
+  if (P (b)->load)
+    P (b)->load ();
+}
+
+static void
+v3_unload (struct backend *b)
+{
+  if (P (b)->unload)
+    P (b)->unload ();
+}
+
+static int
+v3_config (struct backend *b, const char *key, const char *value)
+{
+  if (P (b)->config)
+    return P (b)->config (key, value);
+  return 0;
+}
+
+static int
+v3_config_complete (struct backend *b)
+{
+  return P (b)->config_complete ? P (b)->config_complete () : 0;
+}
+
+static const char *
+v3_config_help (struct backend *b)
+{
+  return P (b)->config_help ? P (b)->config_help () : NULL;
+}
+
+static void
+v3_dump_plugin (struct backend *b, FILE *fp)
+{
+  if (P (b)->dump_plugin) {
+    fflush (fp);
+    P (b)->dump_plugin ();
+    fflush (stdout);
+  }
+}
+
+static int
+v3_thread_model (struct backend *b)
+{
+  return P (b)->thread_model ? P (b)->thread_model () : TM_PARALLEL;
+}
+
+static int
+v3_get_ready (struct backend *b, int thread_model)
+{
+  return P (b)->get_ready ? P (b)->get_ready (thread_model) : 0;
+}
+
+static int
+v3_after_fork (struct backend *b)
+{
+  return P (b)->after_fork ? P (b)->after_fork () : 0;
+}
+
+static void
+v3_cleanup (struct backend *b)
+{
+  if (P (b)->cleanup)
+    P (b)->cleanup ();
+}
+
+static int
+v3_preconnect (struct backend *b, int readonly)
+{
+  return P (b)->preconnect ? P (b)->preconnect (readonly) : 0;
+}
+
+static int
+v3_list_exports (struct backend *b, int readonly, int is_tls,
+                 struct nbdkit_exports *x)
+{
+  if (P (b)->list_exports)
+    return P (b)->list_exports (readonly, is_tls, x);
+  return nbdkit_use_default_export (x);
+}
+
+static const char *
+v3_default_export (struct backend *b, int readonly, int is_tls)
+{
+  if (P (b)->default_export)
+    return P (b)->default_export (readonly, is_tls);
+  return "";
+}
+
+static void *
+v3_open (struct context *c, int readonly, const char *name, int is_tls)
+{
+  /* A plugin without open still needs a non-NULL handle. */
+  if (PC (c)->open == NULL)
+    return c;
+  return PC (c)->open (readonly, name, is_tls);
+}
+
+static void
+v3_close (struct context *c)
+{
+  if (PC (c)->close)
+    PC (c)->close (c->handle);
+}
+
+static int64_t
+v3_get_size (struct context *c)
+{
+  return PC (c)->get_size (c->handle);
+}
+
+static const char *
+v3_export_description (struct context *c)
+{
+  if (PC (c)->export_description)
+    return PC (c)->export_description (c->handle);
+  return NULL;
+}
+
+static int
+v3_block_size (struct context *c, struct nbdkit_block_size *bs)
+{
+  if (PC (c)->block_size)
+    return PC (c)->block_size (c->handle, bs);
+  return 0;
+}
+
+/* Capabilities: an absent callback answers from whether the matching
+ * data callback exists.
+ */
+#define CAN(fn, dflt)                                           \
+  static int v3_##fn (struct context *c)                        \
+  {                                                             \
+    return PC (c)->fn ? PC (c)->fn (c->handle) : (dflt);        \
+  }
+CAN (can_write, PC (c)->pwrite != NULL)
+CAN (can_flush, PC (c)->flush != NULL)
+CAN (is_rotational, 0)
+CAN (can_trim, PC (c)->trim != NULL)
+CAN (can_zero, PC (c)->zero ? NBDKIT_ZERO_NATIVE : NBDKIT_ZERO_EMULATE)
+CAN (can_fast_zero, PC (c)->zero != NULL)
+CAN (can_fua, PC (c)->flush ? NBDKIT_FUA_EMULATE : NBDKIT_FUA_NONE)
+CAN (can_multi_conn, 0)
+CAN (can_extents,
+     PC (c)->extents ? NBDKIT_EXTENTS_NATIVE : NBDKIT_EXTENTS_EMULATE)
+CAN (can_cache, PC (c)->cache ? NBDKIT_CACHE_NATIVE : NBDKIT_CACHE_NONE)
+#undef CAN
+
+static int
+v3_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
+          uint32_t flags, struct nbdkit_read *rd, int *err)
+{
+  if (PC (c)->pread (c->handle, buf, count, offset, flags, rd) == -1) {
+    *err = callback_errno ();
+    return -1;
+  }
+  return 0;
+}
+
+static int
+v3_pwrite (struct context *c, const void *buf, uint64_t count,
+           uint64_t offset, uint32_t flags, int *err)
+{
+  if (PC (c)->pwrite == NULL) {
+    *err = EROFS;
+    return -1;
+  }
+  if (PC (c)->pwrite (c->handle, buf, count, offset, flags) == -1) {
+    *err = callback_errno ();
+    return -1;
+  }
+  return 0;
+}
+
+static int
+v3_flush (struct context *c, uint32_t flags, int *err)
+{
+  if (PC (c)->flush && PC (c)->flush (c->handle, flags) == -1) {
+    *err = callback_errno ();
+    return -1;
+  }
+  return 0;
+}
+
+#define RANGE_OP(fn, missing)                                              \
+  static int v3_##fn (struct context *c, uint64_t count, uint64_t offset, \
+                      uint32_t flags, int *err)                            \
+  {                                                                        \
+    if (PC (c)->fn == NULL) {                                              \
+      *err = (missing);                                                    \
+      return -1;                                                           \
+    }                                                                      \
+    if (PC (c)->fn (c->handle, count, offset, flags) == -1) {              \
+      *err = callback_errno ();                                            \
+      return -1;                                                           \
+    }                                                                      \
+    return 0;                                                              \
+  }
+RANGE_OP (trim, EOPNOTSUPP)
+RANGE_OP (zero, EOPNOTSUPP)
+RANGE_OP (cache, EOPNOTSUPP)
+#undef RANGE_OP
+
+static int
+v3_extents (struct context *c, uint64_t count, uint64_t offset,
+            uint32_t flags, struct nbdkit_extents *e, int *err)
+{
+  if (PC (c)->extents (c->handle, count, offset, flags, e) == -1) {
+    *err = callback_errno ();
+    return -1;
+  }
+  return 0;
+}
+
+static const struct backend_ops v3_ops = {
+  .load = v3_load,
+  .unload = v3_unload,
+  .config = v3_config,
+  .config_complete = v3_config_complete,
+  .config_help = v3_config_help,
+  .dump_plugin = v3_dump_plugin,
+  .thread_model = v3_thread_model,
+  .get_ready = v3_get_ready,
+  .after_fork = v3_after_fork,
+  .cleanup = v3_cleanup,
+  .preconnect = v3_preconnect,
+  .list_exports = v3_list_exports,
+  .default_export = v3_default_export,
+  .open = v3_open,
+  .close = v3_close,
+  .get_size = v3_get_size,
+  .export_description = v3_export_description,
+  .block_size = v3_block_size,
+  .can_write = v3_can_write,
+  .can_flush = v3_can_flush,
+  .is_rotational = v3_is_rotational,
+  .can_trim = v3_can_trim,
+  .can_zero = v3_can_zero,
+  .can_fast_zero = v3_can_fast_zero,
+  .can_fua = v3_can_fua,
+  .can_multi_conn = v3_can_multi_conn,
+  .can_extents = v3_can_extents,
+  .can_cache = v3_can_cache,
+  .pread = v3_pread,
+  .pwrite = v3_pwrite,
+  .flush = v3_flush,
+  .trim = v3_trim,
+  .zero = v3_zero,
+  .extents = v3_extents,
+  .cache = v3_cache,
+};
+
+int
+plugin_v3_init (struct backend *b, void *pv)
+{
+  struct nbdkit_plugin *p = pv;
+
+  if (p->_struct_size < sizeof *p) {
+    log_error (b->server, "%s: plugin struct is smaller (%" PRIu64
+               " bytes) than API 3 requires (%zu)", b->filename,
+               p->_struct_size, sizeof *p);
+    return -1;
+  }
+  if (p->name == NULL || !is_short_name (p->name)) {
+    log_error (b->server, "%s: plugin has no valid name", b->filename);
+    return -1;
+  }
+  if (p->pread == NULL || p->get_size == NULL) {
+    log_error (b->server, "%s: plugin '%s' lacks a pread or get_size"
+               " callback", b->filename, p->name);
+    return -1;
+  }
+  b->ops = &v3_ops;
+  b->name = p->name;
+  b->version = p->version;
+  b->longname = p->longname;
+  b->description = p->description;
+  b->magic_config_key = p->magic_config_key;
+  b->params = p->params;
+  return 0;
+}

@@ -1,0 +1,199 @@
+/* server.h: the server and connection structs.
+ *
+ * A struct server holds everything one running server knows: its
+ * options (from the command line or an embedding program), its chain
+ * of backends and its live connections.  A struct connection holds one
+ * client's state through handshake and transmission.
+ */
+
+#ifndef NBDKIT_SERVER_H
+#define NBDKIT_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct backend;
+struct context;
+struct nbdkit_exports;
+
+#define MAX_LISTEN_ADDRS 16
+#define MAX_LISTEN_FDS 64
+
+struct server_options {
+  const char *unixsocket;      /* -U; "-" for a private one */
+  const char *port;            /* -p */
+  const char *ipaddr[MAX_LISTEN_ADDRS]; /* -i, repeatable */
+  int nipaddr;
+  int family;                  /* AF_UNSPEC, or -4 / -6 */
+  bool single;                 /* -s */
+  int fd;                      /* --fd N, or -1 */
+  bool vsock;
+  bool socket_activation;      /* LISTEN_FDS present */
+  const char *run;             /* --run CMD */
+  const char *pidfile;         /* -P */
+  bool foreground;             /* -f */
+  bool exit_with_parent;
+  bool readonly;               /* -r */
+  const char *exportname;      /* -e */
+  bool print_uri;
+  unsigned threads;            /* -t, default 16 */
+  int tls;                     /* 0 off, 1 on, 2 require */
+  const char *tls_certificates;
+  const char *tls_psk;
+  bool tls_verify_peer;
+  bool mask_handshake;         /* don't advertise NBD_FLAG_NO_ZEROES etc */
+  bool no_sr;                  /* refuse structured replies */
+  bool no_mc;                  /* refuse meta contexts */
+  bool no_eh;                  /* refuse extended headers */
+  unsigned timeout;            /* handshake timeout in seconds, 0 none */
+  bool keepalive;
+  const char *user, *group;
+  bool swap;                   /* client and server roles swapped */
+  int verbose;
+  int log_to;                  /* enum log_to */
+  /* --transmission-only FD: a connected socket already past the
+   * handshake; serve the export named by -e straight away.
+   */
+  bool transmission_only;
+};
+
+struct server {
+  struct server_options opt;
+  const char *program_name;    /* "nbdkit" */
+  struct backend *top;         /* first filter, or the plugin */
+  struct backend *plugin;      /* the last layer */
+  int thread_model;            /* effective: most serializing of all */
+  int exit_status;             /* from --run, or 0 */
+
+  /* Listening and life cycle. */
+  int listen_fds[MAX_LISTEN_FDS];
+  int nlisten_fds;
+  char *private_dir;           /* for -U - */
+  char *socket_path;           /* the Unix socket actually used */
+  int bound_port;              /* the TCP port actually used */
+  atomic_bool quit;
+  int quit_pipe[2];            /* written once to wake every poll */
+
+  pthread_mutex_t lock;        /* protects the fields below */
+  pthread_cond_t cond;
+  unsigned nconnections;       /* live ones */
+  unsigned next_conn_id;
+  struct connection *connections; /* list, for shutdown */
+
+  pthread_mutex_t all_requests_lock;   /* serialize-all-requests */
+  pthread_mutex_t connections_lock;    /* serialize-connections */
+
+  /* Interned strings outside connections. */
+  pthread_mutex_t intern_lock;
+  char **interned;
+  size_t ninterned, interned_alloc;
+
+  /* Debug flags from -D. */
+  char **debug_flags;
+  size_t ndebug_flags;
+};
+
+/* One connection.  Fields after "locked by lock" are shared between
+ * the threads serving it.
+ */
+struct connection {
+  struct server *server;
+  struct connection *next_live; /* in server->connections */
+  unsigned id;
+  int sockin, sockout;          /* the same fd except with -s */
+  bool is_unix;
+  bool is_socket;                /* sockout is a socket, not a pipe */
+  struct sockaddr_storage peer;
+  socklen_t peerlen;
+
+  /* Negotiated in the handshake. */
+  bool structured_replies;
+  bool extended_headers;
+  bool meta_base_allocation;    /* base:allocation selected */
+  uint32_t meta_id;             /* its context id */
+  char *meta_export;            /* export name the SET was for */
+  bool no_zeroes;
+  bool is_tls;
+  char *exportname;             /* the export finally chosen */
+  bool client_requested_bs;
+  uint16_t eflags;              /* transmission flags sent */
+  int64_t exportsize;
+  struct nbdkit_block_size bs;  /* enforced block sizes */
+  struct context *top;          /* the open chain */
+  bool readonly;
+
+  /* Input buffer, owned by the thread currently reading requests. */
+  unsigned char *rbuf;
+  size_t rbuf_size, rbuf_start, rbuf_end;
+
+  /* Thread state. */
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool reader_busy;             /* a thread holds the reader role */
+  unsigned nthreads, nidle, max_threads;
+  unsigned inflight;            /* requests read and not yet replied */
+  uint64_t next_seq, next_retire; /* for serialize-retirement */
+  atomic_int status;            /* 1 live, 0 stop reading, -1 dead */
+  bool disc_requested;
+  pthread_mutex_t send_lock;
+
+  /* Interned strings for this connection. */
+  char **interned;
+  size_t ninterned, interned_alloc;
+};
+
+/* ---- server.c ---- */
+extern struct server *server_new (void);
+extern void server_free (struct server *s);
+extern void server_request_quit (struct server *s);
+extern int server_run (struct server *s);   /* returns the exit status */
+
+/* ---- cmdline.c ---- */
+/* Parse argv into S, load the plugin and filters, configure them.
+ * Returns 0 to go on and run, 1 when done (e.g. --help printed, with
+ * *STATUS the exit status), -1 on error (message printed).
+ */
+extern int cmdline_parse (struct server *s, int argc, char **argv,
+                          int *status);
+
+/* ---- listen.c ---- */
+extern int listen_setup (struct server *s);
+extern int listen_loop (struct server *s);
+extern void listen_cleanup (struct server *s);
+extern char *server_uri (struct server *s);
+
+/* ---- connection.c ---- */
+/* Serve one client on the connected socket(s); takes ownership. */
+extern void connection_start (struct server *s, int sockin, int sockout,
+                              bool detached);
+extern int conn_recv (struct connection *c, void *buf, size_t len);
+extern int conn_send (struct connection *c, const void *buf, size_t len,
+                      bool more);
+extern int conn_sendv (struct connection *c, struct iovec *iov, int iovcnt);
+extern void conn_intern_free (struct connection *c);
+extern bool conn_input_pending (struct connection *c);
+/* With c->lock held: wake or start a thread to read the next request. */
+extern void connection_find_reader (struct connection *c);
+
+/* ---- handshake.c ---- */
+/* Returns 0 when the client may enter transmission, -1 to drop it. */
+extern int handshake (struct connection *c);
+/* Open the chain for EXPORTNAME and compute eflags/size/block sizes. */
+extern int handshake_finish_export (struct connection *c,
+                                    const char *exportname);
+
+/* ---- transmission.c ---- */
+extern void transmission_loop (struct connection *c);
+
+/* ---- public.c / log.c helpers ---- */
+extern void thread_ctx_set (struct server *s, struct connection *c,
+                            const char *name);
+extern const char *thread_model_name (int model);
+extern const char *server_plugindir (void);
+extern const char *server_filterdir (void);
+extern char *server_nbd_legacy (struct server *s);
+
+#endif /* NBDKIT_SERVER_H */

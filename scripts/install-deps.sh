@@ -1,0 +1,25 @@
+#!/bin/sh
+# Install, from Debian's packages, everything needed to build nbdkit,
+# run its test suite and its benchmarks.  Run as root (or with sudo).
+set -e
+
+packages="
+  build-essential cmake pkg-config clang
+  check
+  libgnutls28-dev gnutls-bin
+  python3 python3-dev
+  liblua5.4-dev
+  ocaml ocaml-findlib
+  libnbd-dev libnbd-bin python3-libnbd
+  qemu-utils
+  nbdkit fio
+"
+
+if [ "$(id -u)" -ne 0 ]; then
+  exec sudo "$0" "$@"
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $packages
