@@ -169,6 +169,7 @@ connection_free (struct connection *c)
   conn_intern_free (c);
   free (c->rbuf);
   free (c->exportname);
+  free (c->requested_name);
   free (c->meta_export);
   pthread_mutex_destroy (&c->lock);
   pthread_mutex_destroy (&c->send_lock);

@@ -56,7 +56,8 @@ close_export (struct connection *c)
     c->top = NULL;
   }
   free (c->exportname);
-  c->exportname = NULL;
+  free (c->requested_name);
+  c->exportname = c->requested_name = NULL;
 }
 
 /* The name to open for what the client asked: "" means the plugin's
@@ -89,7 +90,7 @@ open_export (struct connection *c, const char *name)
   int r;
   char *resolved;
 
-  if (c->top && c->exportname && strcmp (c->exportname, name) == 0)
+  if (c->top && c->requested_name && strcmp (c->requested_name, name) == 0)
     return 0;
   close_export (c);
   c->readonly = s->opt.readonly;
@@ -99,12 +100,16 @@ open_export (struct connection *c, const char *name)
     nbdkit_error ("cannot find a default export");
     return -1;
   }
+  /* Plugins see the resolved name through nbdkit_export_name. */
+  c->exportname = resolved;
+  c->requested_name = strdup (name);
   t = backend_open (s->top, c, c->readonly, resolved, c->is_tls);
-  free (resolved);
-  if (t == NULL)
+  if (t == NULL || c->requested_name == NULL) {
+    backend_close (t);
+    close_export (c);
     return -1;
+  }
   c->top = t;
-  c->exportname = strdup (name);
 
   size = backend_get_size (t);
   if (size == -1)

@@ -298,24 +298,3 @@ server_uri (struct server *s)
   }
   return r;
 }
-
-/* The same address in qemu's older syntax. */
-char *
-server_nbd_legacy (struct server *s)
-{
-  char *r = NULL;
-  const char *e = s->opt.exportname;
-
-  if (s->socket_path) {
-    if (asprintf (&r, "nbd:unix:%s%s%s", s->socket_path,
-                  e && *e ? ":exportname=" : "", e && *e ? e : "") == -1)
-      return NULL;
-  }
-  else {
-    const char *host = s->opt.nipaddr ? s->opt.ipaddr[0] : "localhost";
-    if (asprintf (&r, "nbd:%s:%d%s%s", host, s->bound_port,
-                  e && *e ? ":exportname=" : "", e && *e ? e : "") == -1)
-      return NULL;
-  }
-  return r;
-}

@@ -420,6 +420,9 @@ static int
 v2_cache (struct context *c, uint64_t count, uint64_t offset, uint32_t flags,
           int *err)
 {
+  /* A plugin may claim native caching without a cache callback. */
+  if (PC (c)->cache == NULL)
+    return 0;
   while (count > 0) {
     uint32_t n = count > CHUNK ? CHUNK : count;
     if (PC (c)->cache (c->handle, n, offset, flags) == -1) {

@@ -263,7 +263,8 @@ static int
 start_captive (struct server *s)
 {
   pid_t pid;
-  char *uri = server_uri (s), *nbd = server_nbd_legacy (s);
+  /* $nbd is the URI too, as in nbdkit since URIs became the norm. */
+  char *uri = server_uri (s), *nbd = server_uri (s);
   char port[16];
   pthread_t t;
   struct captive *cap;

@@ -117,7 +117,8 @@ struct connection {
   char *meta_export;            /* export name the SET was for */
   bool no_zeroes;
   bool is_tls;
-  char *exportname;             /* the export finally chosen */
+  char *exportname;             /* the export open, default resolved */
+  char *requested_name;         /* what the client asked for */
   bool client_requested_bs;
   uint16_t eflags;              /* transmission flags sent */
   int64_t exportsize;
@@ -194,6 +195,5 @@ extern void thread_ctx_set (struct server *s, struct connection *c,
 extern const char *thread_model_name (int model);
 extern const char *server_plugindir (void);
 extern const char *server_filterdir (void);
-extern char *server_nbd_legacy (struct server *s);
 
 #endif /* NBDKIT_SERVER_H */

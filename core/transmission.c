@@ -266,13 +266,16 @@ read_request (struct connection *c, struct worker *w, struct request *r)
                cmd_name (r->type), payload);
     return -1;
   }
-  if (c->extended_headers && r->type == NBD_CMD_WRITE
-      && !(r->flags & NBD_CMD_FLAG_PAYLOAD_LEN)) {
-    log_debug (s, "write without the payload flag: closing");
-    return -1;
-  }
-
   r->err = validate (c, r);
+  /* An extended write without the payload flag carries no data: we
+   * stay in step, and refuse it unless it is empty.
+   */
+  if (c->extended_headers && r->type == NBD_CMD_WRITE
+      && !(r->flags & NBD_CMD_FLAG_PAYLOAD_LEN) && r->count > 0
+      && r->err == 0) {
+    log_debug (s, "write without the payload flag");
+    r->err = EINVAL;
+  }
   if (r->type != NBD_CMD_WRITE && payload > 0 && r->err == 0)
     r->err = EINVAL;            /* only writes carry a payload here */
 
@@ -418,7 +421,7 @@ out_status (struct out *o, const struct request *r, int err)
     out_simple (o, r, err);
   else if (err)
     out_error_chunk (o, r, err, UINT64_MAX);
-  else if (o->c->extended_headers)
+  else if (o->c->extended_headers || r->type == NBD_CMD_READ)
     out_chunk (o, r, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 0);
   else
     out_simple (o, r, 0);       /* allowed with structured replies */
