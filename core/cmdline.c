@@ -233,6 +233,33 @@ script_host (const char *path)
   return NULL;
 }
 
+/* Pick up the layer's parameter declarations again, keeping the
+ * counts of keys already seen (matched by name).
+ */
+static int
+refresh_params (struct backend *b)
+{
+  const struct nbdkit_param *np = b->ops->params (b);
+  size_t n = np ? param_count (np) : 0;
+  unsigned *seen;
+
+  if (np == b->params && (np == NULL || b->params_seen))
+    return 0;
+  seen = calloc (n + 1, sizeof *seen);
+  if (seen == NULL) {
+    log_error (b->server, "calloc: %m");
+    return -1;
+  }
+  for (size_t i = 0; i < n && b->params; i++)
+    for (size_t j = 0; b->params[j].name; j++)
+      if (strcmp (np[i].name, b->params[j].name) == 0)
+        seen[i] = b->params_seen[j];
+  free (b->params_seen);
+  b->params_seen = seen;
+  b->params = np;
+  return 0;
+}
+
 /* Apply one key=value to backend B: typed parameters are checked and
  * converted first; the plugin's config then sees the canonical value.
  */
@@ -242,6 +269,8 @@ config_one (struct backend *b, const char *key, const char *value)
   char *canon = NULL;
   int r;
 
+  /* Messages about parameters name the plugin themselves. */
+  thread_ctx_set (b->server, NULL, NULL);
   if (b->params) {
     r = param_parse (b->name, b->params, b->params_seen, key, value, &canon);
     if (r == -2) {
@@ -253,9 +282,51 @@ config_one (struct backend *b, const char *key, const char *value)
     if (r == -1)
       return -1;
   }
+  thread_ctx_set (b->server, NULL, b->name);
   r = b->ops->config (b, key, canon ? canon : value);
+  thread_ctx_set (b->server, NULL, NULL);
   free (canon);
+  if (r == 0)
+    r = refresh_params (b);
   return r;
+}
+
+/* Is ARG a bare value for the magic key rather than key=value?  A '='
+ * after a '/' is part of a path.
+ */
+static bool
+is_bare (const char *arg)
+{
+  const char *eq = strchr (arg, '='), *slash = strchr (arg, '/');
+  return eq == NULL || eq == arg || (slash && slash < eq);
+}
+
+/* Apply ARGS[FROM..TO) to B. */
+static int
+configure (struct backend *b, char **args, int from, int to)
+{
+  for (int i = from; i < to; i++) {
+    const char *a = args[i], *eq = strchr (a, '=');
+    int r;
+    if (is_bare (a)) {
+      if (b->magic_config_key == NULL) {
+        log_error (b->server, "%s: '%s' is not key=value, and this plugin"
+                   " takes no bare parameter", b->name, a);
+        return -1;
+      }
+      r = config_one (b, b->magic_config_key, a);
+    }
+    else {
+      char *key = strndup (a, eq - a);
+      if (key == NULL)
+        return -1;
+      r = config_one (b, key, eq + 1);
+      free (key);
+    }
+    if (r == -1)
+      return -1;
+  }
+  return 0;
 }
 
 static int
@@ -558,11 +629,8 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
   if (s->plugin == NULL)
     goto err;
   struct backend *b = s->plugin;
-  if (b->params) {
-    b->params_seen = calloc (param_count (b->params) + 1, sizeof (unsigned));
-    if (b->params_seen == NULL)
-      goto err;
-  }
+  if (refresh_params (b) == -1)
+    goto err;
   thread_ctx_set (s, NULL, b->name);
   b->ops->load (b);
   thread_ctx_set (s, NULL, NULL);
@@ -577,6 +645,14 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
     *status = 0;
     goto done;
   }
+  /* A script given to a language host is what --help and --dump-plugin
+   * describe: load it first.
+   */
+  if ((help || dump_plg) && first_param < nargs && is_bare (args[first_param])
+      && b->magic_config_key) {
+    if (configure (b, args, first_param, first_param + 1) == -1)
+      goto err;
+  }
   if (help) {
     plugin_help (b);
     *status = 0;
@@ -588,31 +664,8 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
     goto done;
   }
 
-  /* Parameters.  Errors are reported without the plugin's name in the
-   * prefix: the messages name it themselves.
-   */
-  for (int i = first_param; i < nargs; i++) {
-    const char *a = args[i], *eq = strchr (a, '=');
-    int r;
-    if (eq == NULL || eq == a || (b->magic_config_key && i == first_param
-                                  && strchr (a, '/') && eq > strchr (a, '/'))) {
-      if (b->magic_config_key == NULL) {
-        log_error (s, "%s: '%s' is not key=value, and this plugin takes no"
-                   " bare parameter", b->name, a);
-        goto err;
-      }
-      r = config_one (b, b->magic_config_key, a);
-    }
-    else {
-      char *key = strndup (a, eq - a);
-      if (key == NULL)
-        goto err;
-      r = config_one (b, key, eq + 1);
-      free (key);
-    }
-    if (r == -1)
-      goto err;
-  }
+  if (configure (b, args, first_param, nargs) == -1)
+    goto err;
   if (b->params
       && param_finish (b->name, b->params, b->params_seen, apply_default,
                        b) == -1)

@@ -116,6 +116,10 @@ extern size_t param_count (const struct nbdkit_param *params);
 struct backend_ops {
   void (*load) (struct backend *b);
   void (*unload) (struct backend *b);
+  /* The typed parameters, asked again after each config call: a
+   * language host learns its script's parameters from the script.
+   */
+  const struct nbdkit_param *(*params) (struct backend *b);
   int (*config) (struct backend *b, const char *key, const char *value);
   int (*config_complete) (struct backend *b);
   const char *(*config_help) (struct backend *b);

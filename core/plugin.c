@@ -141,6 +141,12 @@ v3_unload (struct backend *b)
     P (b)->unload ();
 }
 
+static const struct nbdkit_param *
+v3_params (struct backend *b)
+{
+  return P (b)->params;
+}
+
 static int
 v3_config (struct backend *b, const char *key, const char *value)
 {
@@ -347,6 +353,7 @@ v3_extents (struct context *c, uint64_t count, uint64_t offset,
 static const struct backend_ops v3_ops = {
   .load = v3_load,
   .unload = v3_unload,
+  .params = v3_params,
   .config = v3_config,
   .config_complete = v3_config_complete,
   .config_help = v3_config_help,

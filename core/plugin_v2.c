@@ -47,6 +47,12 @@ v2_unload (struct backend *b)
     P (b)->unload ();
 }
 
+static const struct nbdkit_param *
+v2_params (struct backend *b)
+{
+  return NULL;
+}
+
 static int
 v2_config (struct backend *b, const char *key, const char *value)
 {
@@ -438,6 +444,7 @@ v2_cache (struct context *c, uint64_t count, uint64_t offset, uint32_t flags,
 static const struct backend_ops v2_ops = {
   .load = v2_load,
   .unload = v2_unload,
+  .params = v2_params,
   .config = v2_config,
   .config_complete = v2_config_complete,
   .config_help = v2_config_help,
