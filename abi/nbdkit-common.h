@@ -38,7 +38,9 @@ extern "C" {
 #define NBDKIT_ATTRIBUTE_FORMAT_PRINTF(fmt, args) \
   __attribute__ ((__format__ (__printf__, fmt, args)))
 #define NBDKIT_ATTRIBUTE_NONNULL(...) __attribute__ ((__nonnull__ (__VA_ARGS__)))
+#define NBDKIT_DLL_PUBLIC __attribute__ ((__visibility__ ("default")))
 #else
+#define NBDKIT_DLL_PUBLIC
 #define NBDKIT_ATTRIBUTE_FORMAT_PRINTF(fmt, args)
 #define NBDKIT_ATTRIBUTE_NONNULL(...)
 #endif

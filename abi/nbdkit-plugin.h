@@ -99,8 +99,8 @@ struct nbdkit_plugin {
 };
 
 #define NBDKIT_REGISTER_PLUGIN(plugin)                      \
-  NBDKIT_EXTERN_C struct nbdkit_plugin *plugin_init (void); \
-  NBDKIT_EXTERN_C struct nbdkit_plugin *                    \
+  NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_plugin *plugin_init (void); \
+  NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_plugin *  \
   plugin_init (void)                                        \
   {                                                         \
     (plugin)._struct_size = sizeof (plugin);                \
@@ -214,8 +214,8 @@ struct nbdkit_plugin {
 };
 
 #define NBDKIT_REGISTER_PLUGIN(plugin)                      \
-  NBDKIT_EXTERN_C struct nbdkit_plugin *plugin_init (void); \
-  NBDKIT_EXTERN_C struct nbdkit_plugin *                    \
+  NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_plugin *plugin_init (void); \
+  NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_plugin *  \
   plugin_init (void)                                        \
   {                                                         \
     (plugin)._struct_size = sizeof (plugin);                \

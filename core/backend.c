@@ -3,11 +3,10 @@
  * Capability answers are asked once per connection and layer, then
  * cached.  What a layer lacks is emulated here so plugins stay small:
  * FUA by a flush, zeroing by writes, cache by reads, extents as data.
- * Requests arrive already validated by transmission.c; the asserts
- * document what is guaranteed.
+ * Requests from clients arrive validated by transmission.c; requests
+ * from filters are checked against each layer's size here.
  */
 
-#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -30,48 +29,99 @@ context_reset_caps (struct context *c)
 }
 
 struct context *
+context_new (struct backend *b, struct connection *conn)
+{
+  struct context *c = calloc (1, sizeof *c);
+
+  if (c == NULL) {
+    nbdkit_error ("calloc: %m");
+    return NULL;
+  }
+  c->b = b;
+  c->conn = conn;
+  context_reset_caps (c);
+  return c;
+}
+
+/* Open layer B and, below it, the rest of the chain.  A filter may
+ * open its next layer itself from its open (nbdkit_next_open);
+ * otherwise it is opened here with the same arguments.
+ */
+static struct context *
+open_layer (struct backend *b, struct connection *conn, int readonly,
+            const char *exportname, int is_tls)
+{
+  struct context *c = context_new (b, conn);
+
+  if (c == NULL)
+    return NULL;
+  c->readonly = readonly;
+  c->is_tls = is_tls;
+  c->handle = b->ops->open (c, readonly, exportname, is_tls);
+  if (c->handle == NULL) {
+    backend_close (c->next);
+    free (c);
+    return NULL;
+  }
+  if (b->next && c->next == NULL) {
+    c->next = open_layer (b->next, conn, readonly, exportname, is_tls);
+    if (c->next == NULL) {
+      b->ops->close (c);
+      free (c);
+      return NULL;
+    }
+  }
+  return c;
+}
+
+/* Called by a filter's open (through nbdkit_next_open). */
+int
+backend_open_next (struct context *c, int readonly, const char *exportname)
+{
+  if (c->b->next == NULL || c->next) {
+    nbdkit_error ("%s: nbdkit_next_open called twice or without a layer"
+                  " below", c->b->name);
+    return -1;
+  }
+  c->next = open_layer (c->b->next, c->conn, readonly, exportname,
+                        c->is_tls);
+  return c->next ? 0 : -1;
+}
+
+/* prepare runs bottom up once everything is open. */
+static int
+prepare (struct context *c)
+{
+  if (c == NULL)
+    return 0;
+  if (prepare (c->next) == -1)
+    return -1;
+  if (c->b->ops->prepare && c->b->ops->prepare (c) == -1)
+    return -1;
+  c->prepared = 1;
+  return 0;
+}
+
+struct context *
 backend_open (struct backend *top, struct connection *conn, int readonly,
               const char *exportname, int is_tls)
 {
-  struct context *first = NULL, **link = &first;
+  struct context *c = open_layer (top, conn, readonly, exportname, is_tls);
 
-  for (struct backend *b = top; b; b = b->next) {
-    struct context *c = calloc (1, sizeof *c);
-    if (c == NULL) {
-      nbdkit_error ("calloc: %m");
-      backend_close (first);
-      return NULL;
-    }
-    c->b = b;
-    c->conn = conn;
-    context_reset_caps (c);
-    *link = c;
-    link = &c->next;
+  if (c && prepare (c) == -1) {
+    backend_close (c);
+    return NULL;
   }
-  /* Open from the plugin up, so each filter finds its next layer open. */
-  struct context *stack[64];
-  int n = 0;
-  for (struct context *c = first; c && n < 64; c = c->next)
-    stack[n++] = c;
-  for (int i = n - 1; i >= 0; i--) {
-    struct context *c = stack[i];
-    c->handle = c->b->ops->open (c, readonly, exportname, is_tls);
-    if (c->handle == NULL) {
-      /* Close the layers already open below. */
-      for (int j = i + 1; j < n; j++) {
-        stack[j]->b->ops->close (stack[j]);
-        stack[j]->handle = NULL;
-      }
-      backend_close (first);
-      return NULL;
-    }
-  }
-  return first;
+  return c;
 }
 
 void
 backend_close (struct context *c)
 {
+  /* finalize top down, while every layer is still open; then close. */
+  for (struct context *f = c; f; f = f->next)
+    if (f->prepared && f->b->ops->finalize)
+      f->b->ops->finalize (f);
   while (c) {
     struct context *next = c->next;
     if (c->handle)
@@ -209,12 +259,35 @@ backend_export_description (struct context *c)
   return c->b->ops->export_description (c);
 }
 
+/* Requests from the client were checked at the edge; requests from a
+ * filter are checked here, against this layer's size.
+ */
+static int
+check_range (struct context *c, const char *what, uint64_t count,
+             uint64_t offset, int *err)
+{
+  int64_t size = backend_get_size (c);
+
+  if (size == -1) {
+    *err = EIO;
+    return -1;
+  }
+  if (offset > (uint64_t) size || count > (uint64_t) size - offset) {
+    nbdkit_error ("%s: %s at offset %" PRIu64 " for %" PRIu64
+                  " bytes is beyond the end of the layer below (%" PRId64
+                  ")", c->b->name, what, offset, count, size);
+    *err = EINVAL;
+    return -1;
+  }
+  return 0;
+}
+
 int
 backend_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
                uint32_t flags, struct nbdkit_read *rd, int *err)
 {
-  assert (c->size >= 0 && offset <= (uint64_t) c->size
-          && count <= (uint64_t) c->size - offset);
+  if (check_range (c, "pread", count, offset, err) == -1)
+    return -1;
   return c->b->ops->pread (c, buf, count, offset, flags, rd, err);
 }
 
@@ -240,8 +313,8 @@ int
 backend_pwrite (struct context *c, const void *buf, uint64_t count,
                 uint64_t offset, uint32_t flags, int *err)
 {
-  assert (c->size >= 0 && offset <= (uint64_t) c->size
-          && count <= (uint64_t) c->size - offset);
+  if (check_range (c, "pwrite", count, offset, err) == -1)
+    return -1;
   if (c->b->ops->pwrite (c, buf, count, offset, native_flags (c, flags),
                          err) == -1)
     return -1;
@@ -260,8 +333,8 @@ int
 backend_trim (struct context *c, uint64_t count, uint64_t offset,
               uint32_t flags, int *err)
 {
-  assert (c->size >= 0 && offset <= (uint64_t) c->size
-          && count <= (uint64_t) c->size - offset);
+  if (check_range (c, "trim", count, offset, err) == -1)
+    return -1;
   if (c->b->ops->trim (c, count, offset, native_flags (c, flags), err) == -1)
     return -1;
   return emulate_fua (c, flags, err);
@@ -287,8 +360,8 @@ backend_zero (struct context *c, uint64_t count, uint64_t offset,
 {
   int z = backend_can_zero (c);
 
-  assert (c->size >= 0 && offset <= (uint64_t) c->size
-          && count <= (uint64_t) c->size - offset);
+  if (check_range (c, "zero", count, offset, err) == -1)
+    return -1;
   if (z == NBDKIT_ZERO_NATIVE) {
     if (c->b->ops->zero (c, count, offset, native_flags (c, flags),
                          err) == 0)
@@ -318,8 +391,8 @@ int
 backend_extents (struct context *c, uint64_t count, uint64_t offset,
                  uint32_t flags, struct nbdkit_extents *e, int *err)
 {
-  assert (c->size >= 0 && offset <= (uint64_t) c->size
-          && count <= (uint64_t) c->size - offset);
+  if (check_range (c, "extents", count, offset, err) == -1)
+    return -1;
   if (backend_can_extents (c) != NBDKIT_EXTENTS_NATIVE) {
     if (nbdkit_add_extent (e, offset, count, 0) == -1) {
       *err = errno ? errno : EIO;
@@ -336,8 +409,8 @@ backend_cache (struct context *c, uint64_t count, uint64_t offset,
 {
   int r = backend_can_cache (c);
 
-  assert (c->size >= 0 && offset <= (uint64_t) c->size
-          && count <= (uint64_t) c->size - offset);
+  if (check_range (c, "cache", count, offset, err) == -1)
+    return -1;
   if (r == NBDKIT_CACHE_NATIVE)
     return c->b->ops->cache (c, count, offset, flags, err);
 

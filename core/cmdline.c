@@ -250,7 +250,7 @@ refresh_params (struct backend *b)
     log_error (b->server, "calloc: %m");
     return -1;
   }
-  for (size_t i = 0; i < n && b->params; i++)
+  for (size_t i = 0; i < n && b->params && b->params_seen; i++)
     for (size_t j = 0; b->params[j].name; j++)
       if (strcmp (np[i].name, b->params[j].name) == 0)
         seen[i] = b->params_seen[j];
@@ -301,16 +301,34 @@ is_bare (const char *arg)
   return eq == NULL || eq == arg || (slash && slash < eq);
 }
 
-/* Apply ARGS[FROM..TO) to B. */
-static int
-configure (struct backend *b, char **args, int from, int to)
+/* The layer a key belongs to: the first filter that declares it, else
+ * the plugin.
+ */
+static struct backend *
+owner_of (struct server *s, const char *key)
 {
+  for (struct backend *l = s->top; l != s->plugin; l = l->next)
+    if (l->params)
+      for (const struct nbdkit_param *p = l->params; p->name; p++)
+        if (strcmp (p->name, key) == 0)
+          return l;
+  return s->plugin;
+}
+
+/* Apply ARGS[FROM..TO): bare values to the plugin's magic key, each
+ * key=value to the layer that declares the key.
+ */
+static int
+configure (struct server *s, char **args, int from, int to)
+{
+  struct backend *b = s->plugin;
+
   for (int i = from; i < to; i++) {
     const char *a = args[i], *eq = strchr (a, '=');
     int r;
     if (is_bare (a)) {
       if (b->magic_config_key == NULL) {
-        log_error (b->server, "%s: '%s' is not key=value, and this plugin"
+        log_error (s, "%s: '%s' is not key=value, and this plugin"
                    " takes no bare parameter", b->name, a);
         return -1;
       }
@@ -320,7 +338,7 @@ configure (struct backend *b, char **args, int from, int to)
       char *key = strndup (a, eq - a);
       if (key == NULL)
         return -1;
-      r = config_one (b, key, eq + 1);
+      r = config_one (owner_of (s, key), key, eq + 1);
       free (key);
     }
     if (r == -1)
@@ -620,12 +638,30 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
     first_param = 0;
   }
 
-  if (nfilters > 0) {
-    log_error (s, "--filter=%s: filters are not supported yet", filters[0]);
-    goto err;
+  /* The chain: filters in command-line order (the first is nearest
+   * the client), then the plugin.
+   */
+  struct backend **link = &s->top;
+  for (int i = 0; i < nfilters; i++) {
+    const char *fname = filters[i];
+    const char *fhost = strchr (fname, '.') ? script_host (fname) : NULL;
+    bool is_so = strlen (fname) > 3
+      && strcmp (fname + strlen (fname) - 3, ".so") == 0;
+    struct backend *f = filter_load (s, fhost && !is_so ? fhost : fname);
+    if (f == NULL)
+      goto err;
+    *link = f;
+    link = &f->next;
+    if (refresh_params (f) == -1)
+      goto err;
+    thread_ctx_set (s, NULL, f->name);
+    f->ops->load (f);
+    thread_ctx_set (s, NULL, NULL);
+    /* A script filter: its host takes the script first. */
+    if (fhost && !is_so && config_one (f, "script", fname) == -1)
+      goto err;
   }
-
-  s->plugin = s->top = plugin_load (s, plugin_name);
+  s->plugin = *link = plugin_load (s, plugin_name);
   if (s->plugin == NULL)
     goto err;
   struct backend *b = s->plugin;
@@ -641,7 +677,8 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
 
   if (version) {
     printf ("nbdkit %s\n", NBDKIT_VERSION);
-    printf ("%s %s\n", b->name, b->version ? b->version : "");
+    for (struct backend *l = s->top; l; l = l->next)
+      printf ("%s %s\n", l->name, l->version ? l->version : NBDKIT_VERSION);
     *status = 0;
     goto done;
   }
@@ -650,11 +687,15 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
    */
   if ((help || dump_plg) && first_param < nargs && is_bare (args[first_param])
       && b->magic_config_key) {
-    if (configure (b, args, first_param, first_param + 1) == -1)
+    if (configure (s, args, first_param, first_param + 1) == -1)
       goto err;
   }
   if (help) {
-    plugin_help (b);
+    for (struct backend *l = s->top; l; l = l->next) {
+      plugin_help (l);
+      if (l->next)
+        printf ("\n");
+    }
     *status = 0;
     goto done;
   }
@@ -664,18 +705,20 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
     goto done;
   }
 
-  if (configure (b, args, first_param, nargs) == -1)
+  if (configure (s, args, first_param, nargs) == -1)
     goto err;
-  if (b->params
-      && param_finish (b->name, b->params, b->params_seen, apply_default,
-                       b) == -1)
-    goto err;
-  thread_ctx_set (s, NULL, b->name);
-  if (b->ops->config_complete (b) == -1) {
+  for (struct backend *l = s->top; l; l = l->next) {
+    if (l->params
+        && param_finish (l->name, l->params, l->params_seen, apply_default,
+                         l) == -1)
+      goto err;
+    thread_ctx_set (s, NULL, l->name);
+    if (l->ops->config_complete (l) == -1) {
+      thread_ctx_set (s, NULL, NULL);
+      goto err;
+    }
     thread_ctx_set (s, NULL, NULL);
-    goto err;
   }
-  thread_ctx_set (s, NULL, NULL);
   free (args);
   return 0;
 

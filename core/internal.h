@@ -136,6 +136,8 @@ struct backend_ops {
   void *(*open) (struct context *c, int readonly, const char *exportname,
                  int is_tls);
   void (*close) (struct context *c);
+  int (*prepare) (struct context *c);   /* filters only; may be NULL */
+  int (*finalize) (struct context *c);
   int64_t (*get_size) (struct context *c);
   const char *(*export_description) (struct context *c);
   int (*block_size) (struct context *c, struct nbdkit_block_size *bs);
@@ -197,9 +199,12 @@ struct context {
   int can_fast_zero, can_fua, can_multi_conn, can_extents, can_cache;
   int bs_known;
   struct nbdkit_block_size bs;
+  int readonly, is_tls;         /* as opened */
+  int prepared;
 };
 
-/* Loading (plugin.c, plugin_v2.c). */
+/* Loading (plugin.c, plugin_v2.c, filter.c). */
+extern struct backend *filter_load (struct server *s, const char *name);
 extern struct backend *plugin_load (struct server *s, const char *name);
 extern int plugin_v3_init (struct backend *b, void *p);
 extern int plugin_v2_init (struct backend *b, void *p);
@@ -211,6 +216,10 @@ extern struct context *backend_open (struct backend *top,
                                       struct connection *conn, int readonly,
                                       const char *exportname, int is_tls);
 extern void backend_close (struct context *c);
+extern struct context *context_new (struct backend *b,
+                                    struct connection *conn);
+extern int backend_open_next (struct context *c, int readonly,
+                              const char *exportname);
 
 /* Calls through a context, with capability caching, request checks
  * (asserted: the caller validated them) and emulation of what the

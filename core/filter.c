@@ -1,0 +1,604 @@
+/* filter.c: loading filters and the layer that calls one, and the
+ * nbdkit_next_* functions through which a filter calls the layer
+ * below.  A callback a filter does not define passes straight
+ * through.
+ */
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "nbdkit-filter.h"
+
+#define F(b) ((struct nbdkit_filter *) (b)->impl)
+#define FC(c) F ((c)->b)
+#define NEXT(c) ((nbdkit_next *) (c)->next)
+#define CTX(n) ((struct context *) (n))
+
+/* Messages from inside a filter callback name the filter. */
+#define ENTER(c)                                        \
+  struct thread_ctx *t_ = thread_ctx ();                \
+  const char *saved_name_ = t_->name;                   \
+  t_->name = (c)->b->name
+#define LEAVE() t_->name = saved_name_
+
+static void
+f_load (struct backend *b)
+{
+  if (F (b)->load)
+    F (b)->load ();
+}
+
+static void
+f_unload (struct backend *b)
+{
+  if (F (b)->unload)
+    F (b)->unload ();
+}
+
+static const struct nbdkit_param *
+f_params (struct backend *b)
+{
+  return F (b)->params;
+}
+
+static int
+f_config (struct backend *b, const char *key, const char *value)
+{
+  return F (b)->config ? F (b)->config (key, value) : 0;
+}
+
+static int
+f_config_complete (struct backend *b)
+{
+  return F (b)->config_complete ? F (b)->config_complete () : 0;
+}
+
+static const char *
+f_config_help (struct backend *b)
+{
+  return F (b)->config_help ? F (b)->config_help () : NULL;
+}
+
+static void
+f_dump_plugin (struct backend *b, FILE *fp)
+{
+  if (F (b)->dump_plugin) {
+    fflush (fp);
+    F (b)->dump_plugin ();
+    fflush (stdout);
+  }
+}
+
+static int
+f_thread_model (struct backend *b)
+{
+  return F (b)->thread_model ? F (b)->thread_model () : TM_PARALLEL;
+}
+
+static int
+f_get_ready (struct backend *b, int model)
+{
+  return F (b)->get_ready ? F (b)->get_ready (model) : 0;
+}
+
+static int
+f_after_fork (struct backend *b)
+{
+  return F (b)->after_fork
+    ? F (b)->after_fork ((nbdkit_backend *) b->next) : 0;
+}
+
+static void
+f_cleanup (struct backend *b)
+{
+  if (F (b)->cleanup)
+    F (b)->cleanup ((nbdkit_backend *) b->next);
+}
+
+static int
+f_preconnect (struct backend *b, int readonly)
+{
+  if (F (b)->preconnect)
+    return F (b)->preconnect ((nbdkit_backend *) b->next, readonly);
+  return b->next->ops->preconnect (b->next, readonly);
+}
+
+static int
+f_list_exports (struct backend *b, int readonly, int is_tls,
+                struct nbdkit_exports *x)
+{
+  if (F (b)->list_exports)
+    return F (b)->list_exports ((nbdkit_backend *) b->next, readonly, is_tls,
+                                x);
+  return b->next->ops->list_exports (b->next, readonly, is_tls, x);
+}
+
+static const char *
+f_default_export (struct backend *b, int readonly, int is_tls)
+{
+  if (F (b)->default_export)
+    return F (b)->default_export ((nbdkit_backend *) b->next, readonly,
+                                  is_tls);
+  return b->next->ops->default_export (b->next, readonly, is_tls);
+}
+
+static void *
+f_open (struct context *c, int readonly, const char *name, int is_tls)
+{
+  void *h;
+
+  if (FC (c)->open == NULL)
+    return c;
+  ENTER (c);
+  h = FC (c)->open ((nbdkit_context *) c, readonly, name, is_tls);
+  LEAVE ();
+  return h;
+}
+
+static void
+f_close (struct context *c)
+{
+  if (FC (c)->close) {
+    ENTER (c);
+    FC (c)->close (c->handle);
+    LEAVE ();
+  }
+}
+
+static int
+f_prepare (struct context *c)
+{
+  int r = 0;
+  if (FC (c)->prepare) {
+    ENTER (c);
+    r = FC (c)->prepare (NEXT (c), c->handle, c->readonly);
+    LEAVE ();
+  }
+  return r;
+}
+
+static int
+f_finalize (struct context *c)
+{
+  int r = 0;
+  if (FC (c)->finalize) {
+    ENTER (c);
+    r = FC (c)->finalize (NEXT (c), c->handle);
+    LEAVE ();
+  }
+  return r;
+}
+
+static int64_t
+f_get_size (struct context *c)
+{
+  int64_t r;
+  if (FC (c)->get_size == NULL)
+    return backend_get_size (c->next);
+  ENTER (c);
+  r = FC (c)->get_size (NEXT (c), c->handle);
+  LEAVE ();
+  return r;
+}
+
+static const char *
+f_export_description (struct context *c)
+{
+  const char *r;
+  if (FC (c)->export_description == NULL)
+    return backend_export_description (c->next);
+  ENTER (c);
+  r = FC (c)->export_description (NEXT (c), c->handle);
+  LEAVE ();
+  return r;
+}
+
+static int
+f_block_size (struct context *c, struct nbdkit_block_size *bs)
+{
+  int r;
+  if (FC (c)->block_size == NULL)
+    return backend_block_size (c->next, bs);
+  ENTER (c);
+  r = FC (c)->block_size (NEXT (c), c->handle, bs);
+  LEAVE ();
+  return r;
+}
+
+#define CAN(fn)                                         \
+  static int f_##fn (struct context *c)                 \
+  {                                                     \
+    int r;                                              \
+    if (FC (c)->fn == NULL)                             \
+      return backend_##fn (c->next);                    \
+    ENTER (c);                                          \
+    r = FC (c)->fn (NEXT (c), c->handle);               \
+    LEAVE ();                                           \
+    return r;                                           \
+  }
+CAN (can_write)
+CAN (can_flush)
+CAN (is_rotational)
+CAN (can_trim)
+CAN (can_zero)
+CAN (can_fast_zero)
+CAN (can_fua)
+CAN (can_multi_conn)
+CAN (can_extents)
+CAN (can_cache)
+#undef CAN
+
+static int
+f_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
+         uint32_t flags, struct nbdkit_read *rd, int *err)
+{
+  int r;
+  if (FC (c)->pread == NULL)
+    return backend_pread (c->next, buf, count, offset, flags, rd, err);
+  ENTER (c);
+  r = FC (c)->pread (NEXT (c), c->handle, buf, count, offset, flags, rd, err);
+  LEAVE ();
+  return r;
+}
+
+static int
+f_pwrite (struct context *c, const void *buf, uint64_t count,
+          uint64_t offset, uint32_t flags, int *err)
+{
+  int r;
+  if (FC (c)->pwrite == NULL)
+    return backend_pwrite (c->next, buf, count, offset, flags, err);
+  ENTER (c);
+  r = FC (c)->pwrite (NEXT (c), c->handle, buf, count, offset, flags, err);
+  LEAVE ();
+  return r;
+}
+
+static int
+f_flush (struct context *c, uint32_t flags, int *err)
+{
+  int r;
+  if (FC (c)->flush == NULL)
+    return backend_flush (c->next, flags, err);
+  ENTER (c);
+  r = FC (c)->flush (NEXT (c), c->handle, flags, err);
+  LEAVE ();
+  return r;
+}
+
+#define RANGE(fn)                                                        \
+  static int f_##fn (struct context *c, uint64_t count, uint64_t offset, \
+                     uint32_t flags, int *err)                           \
+  {                                                                      \
+    int r;                                                               \
+    if (FC (c)->fn == NULL)                                              \
+      return backend_##fn (c->next, count, offset, flags, err);          \
+    ENTER (c);                                                           \
+    r = FC (c)->fn (NEXT (c), c->handle, count, offset, flags, err);     \
+    LEAVE ();                                                            \
+    return r;                                                            \
+  }
+RANGE (trim)
+RANGE (zero)
+RANGE (cache)
+#undef RANGE
+
+static int
+f_extents (struct context *c, uint64_t count, uint64_t offset,
+           uint32_t flags, struct nbdkit_extents *e, int *err)
+{
+  int r;
+  if (FC (c)->extents == NULL)
+    return backend_extents (c->next, count, offset, flags, e, err);
+  ENTER (c);
+  r = FC (c)->extents (NEXT (c), c->handle, count, offset, flags, e, err);
+  LEAVE ();
+  return r;
+}
+
+static const struct backend_ops filter_ops = {
+  .load = f_load,
+  .unload = f_unload,
+  .params = f_params,
+  .config = f_config,
+  .config_complete = f_config_complete,
+  .config_help = f_config_help,
+  .dump_plugin = f_dump_plugin,
+  .thread_model = f_thread_model,
+  .get_ready = f_get_ready,
+  .after_fork = f_after_fork,
+  .cleanup = f_cleanup,
+  .preconnect = f_preconnect,
+  .list_exports = f_list_exports,
+  .default_export = f_default_export,
+  .open = f_open,
+  .close = f_close,
+  .prepare = f_prepare,
+  .finalize = f_finalize,
+  .get_size = f_get_size,
+  .export_description = f_export_description,
+  .block_size = f_block_size,
+  .can_write = f_can_write,
+  .can_flush = f_can_flush,
+  .is_rotational = f_is_rotational,
+  .can_trim = f_can_trim,
+  .can_zero = f_can_zero,
+  .can_fast_zero = f_can_fast_zero,
+  .can_fua = f_can_fua,
+  .can_multi_conn = f_can_multi_conn,
+  .can_extents = f_can_extents,
+  .can_cache = f_can_cache,
+  .pread = f_pread,
+  .pwrite = f_pwrite,
+  .flush = f_flush,
+  .trim = f_trim,
+  .zero = f_zero,
+  .extents = f_extents,
+  .cache = f_cache,
+};
+
+struct backend *
+filter_load (struct server *s, const char *name)
+{
+  struct backend *b;
+  char *filename = NULL;
+  void *dl;
+  struct nbdkit_filter *(*init) (void);
+  struct nbdkit_filter *f;
+  size_t n = strlen (name);
+
+  if (strchr (name, '/') || (n > 3 && strcmp (name + n - 3, ".so") == 0)) {
+    if (strchr (name, '/'))
+      filename = strdup (name);
+    else if (asprintf (&filename, "./%s", name) == -1)
+      filename = NULL;
+  }
+  else if (asprintf (&filename, "%s/nbdkit-%s-filter.so",
+                     server_filterdir (), name) == -1)
+    filename = NULL;
+  if (filename == NULL) {
+    log_error (s, "malloc: %m");
+    return NULL;
+  }
+  if (access (filename, R_OK) == -1) {
+    log_error (s, "cannot open filter '%s': %s: %m", name, filename);
+    free (filename);
+    return NULL;
+  }
+  dl = dlopen (filename, RTLD_NOW | RTLD_GLOBAL);
+  if (dl == NULL) {
+    log_error (s, "cannot load filter '%s': %s", name, dlerror ());
+    free (filename);
+    return NULL;
+  }
+  init = (struct nbdkit_filter *(*) (void)) dlsym (dl, "filter_init");
+  f = init ? init () : NULL;
+  if (f == NULL) {
+    log_error (s, "%s: not a filter: it has no filter_init function%s",
+               filename, dlsym (dl, "plugin_init") ? " (it is a plugin)" : "");
+    dlclose (dl);
+    free (filename);
+    return NULL;
+  }
+  if (f->_api_version != 3 || f->_struct_size < sizeof *f || f->name == NULL) {
+    log_error (s, "%s: filter built for an unknown filter API (version %d,"
+               " struct of %" PRIu64 " bytes); rebuild it against this"
+               " server's <nbdkit-filter.h>", filename, f->_api_version,
+               f->_struct_size);
+    dlclose (dl);
+    free (filename);
+    return NULL;
+  }
+  b = calloc (1, sizeof *b);
+  if (b == NULL) {
+    log_error (s, "calloc: %m");
+    dlclose (dl);
+    free (filename);
+    return NULL;
+  }
+  b->server = s;
+  b->is_filter = 1;
+  b->filename = filename;
+  b->dl = dl;
+  b->impl = f;
+  b->ops = &filter_ops;
+  b->api_version = 3;
+  b->name = f->name;
+  b->version = f->version;
+  b->longname = f->longname;
+  b->description = f->description;
+  b->params = f->params;
+  return b;
+}
+
+/* ---- what filters call ---- */
+
+NBDKIT_EXTERN_C int64_t
+nbdkit_next_get_size (nbdkit_next *n)
+{
+  return backend_get_size (CTX (n));
+}
+
+NBDKIT_EXTERN_C const char *
+nbdkit_next_export_description (nbdkit_next *n)
+{
+  return backend_export_description (CTX (n));
+}
+
+NBDKIT_EXTERN_C int
+nbdkit_next_block_size (nbdkit_next *n, struct nbdkit_block_size *bs)
+{
+  return backend_block_size (CTX (n), bs);
+}
+
+#define NEXT_CAN(fn)                            \
+  NBDKIT_EXTERN_C int                           \
+  nbdkit_next_##fn (nbdkit_next *n)             \
+  {                                             \
+    return backend_##fn (CTX (n));              \
+  }
+NEXT_CAN (can_write)
+NEXT_CAN (can_flush)
+NEXT_CAN (is_rotational)
+NEXT_CAN (can_trim)
+NEXT_CAN (can_zero)
+NEXT_CAN (can_fast_zero)
+NEXT_CAN (can_fua)
+NEXT_CAN (can_multi_conn)
+NEXT_CAN (can_extents)
+NEXT_CAN (can_cache)
+#undef NEXT_CAN
+
+NBDKIT_EXTERN_C int
+nbdkit_next_pread (nbdkit_next *n, void *buf, uint64_t count,
+                   uint64_t offset, uint32_t flags, struct nbdkit_read *rd,
+                   int *err)
+{
+  struct nbdkit_read local = { 0 };
+  int r;
+
+  /* Loans and holes travel up only for the very request they describe. */
+  if (rd && rd->buf == buf && rd->offset == offset && rd->count == count)
+    return backend_pread (CTX (n), buf, count, offset, flags, rd, err);
+  read_init (&local, buf, count, offset, false);
+  r = backend_pread (CTX (n), buf, count, offset, flags, &local, err);
+  free (local.segs);
+  return r;
+}
+
+NBDKIT_EXTERN_C int
+nbdkit_next_pwrite (nbdkit_next *n, const void *buf, uint64_t count,
+                    uint64_t offset, uint32_t flags, int *err)
+{
+  return backend_pwrite (CTX (n), buf, count, offset, flags, err);
+}
+
+NBDKIT_EXTERN_C int
+nbdkit_next_flush (nbdkit_next *n, uint32_t flags, int *err)
+{
+  return backend_flush (CTX (n), flags, err);
+}
+
+NBDKIT_EXTERN_C int
+nbdkit_next_trim (nbdkit_next *n, uint64_t count, uint64_t offset,
+                  uint32_t flags, int *err)
+{
+  return backend_trim (CTX (n), count, offset, flags, err);
+}
+
+NBDKIT_EXTERN_C int
+nbdkit_next_zero (nbdkit_next *n, uint64_t count, uint64_t offset,
+                  uint32_t flags, int *err)
+{
+  return backend_zero (CTX (n), count, offset, flags, err);
+}
+
+NBDKIT_EXTERN_C int
+nbdkit_next_extents (nbdkit_next *n, uint64_t count, uint64_t offset,
+                     uint32_t flags, struct nbdkit_extents *e, int *err)
+{
+  return backend_extents (CTX (n), count, offset, flags, e, err);
+}
+
+NBDKIT_EXTERN_C int
+nbdkit_next_cache (nbdkit_next *n, uint64_t count, uint64_t offset,
+                   uint32_t flags, int *err)
+{
+  return backend_cache (CTX (n), count, offset, flags, err);
+}
+
+NBDKIT_EXTERN_C int
+nbdkit_extents_full (nbdkit_next *n, uint64_t count, uint64_t offset,
+                     uint32_t flags, struct nbdkit_extents *e, int *err)
+{
+  uint64_t end = offset + count;
+
+  flags &= ~NBDKIT_FLAG_REQ_ONE;
+  while (offset < end) {
+    struct nbdkit_extents *part = nbdkit_extents_new (offset, end);
+    size_t k;
+    if (part == NULL) {
+      *err = ENOMEM;
+      return -1;
+    }
+    if (backend_extents (CTX (n), end - offset, offset, flags, part,
+                         err) == -1) {
+      nbdkit_extents_free (part);
+      return -1;
+    }
+    k = nbdkit_extents_count (part);
+    if (k == 0) {
+      nbdkit_extents_free (part);
+      nbdkit_error ("extents: the layer below made no progress at %" PRIu64,
+                    offset);
+      *err = EIO;
+      return -1;
+    }
+    for (size_t i = 0; i < k; i++) {
+      struct nbdkit_extent x = nbdkit_get_extent (part, i);
+      if (nbdkit_add_extent (e, x.offset, x.length, x.type) == -1) {
+        nbdkit_extents_free (part);
+        *err = errno ? errno : EIO;
+        return -1;
+      }
+      offset = x.offset + x.length;
+    }
+    nbdkit_extents_free (part);
+  }
+  return 0;
+}
+
+NBDKIT_EXTERN_C int
+nbdkit_next_open (nbdkit_context *ctx, int readonly, const char *exportname)
+{
+  return backend_open_next ((struct context *) ctx, readonly, exportname);
+}
+
+NBDKIT_EXTERN_C nbdkit_backend *
+nbdkit_context_get_backend (nbdkit_context *ctx)
+{
+  return (nbdkit_backend *) ((struct context *) ctx)->b->next;
+}
+
+NBDKIT_EXTERN_C nbdkit_next *
+nbdkit_next_context_open (nbdkit_backend *backend, int readonly,
+                          const char *exportname)
+{
+  struct backend *b = (struct backend *) backend;
+  struct thread_ctx *t = thread_ctx ();
+
+  if (b == NULL) {
+    nbdkit_error ("nbdkit_next_context_open: no layer below");
+    return NULL;
+  }
+  /* Not tied to the calling connection: it may outlive it. */
+  return (nbdkit_next *) backend_open (b, NULL, readonly, exportname,
+                                       t->conn ? t->conn->is_tls : 0);
+}
+
+NBDKIT_EXTERN_C void
+nbdkit_next_context_close (nbdkit_next *n)
+{
+  backend_close (CTX (n));
+}
+
+NBDKIT_EXTERN_C int
+nbdkit_backend_list_exports (nbdkit_backend *backend, int readonly,
+                             int is_tls, struct nbdkit_exports *x)
+{
+  struct backend *b = (struct backend *) backend;
+  return b->ops->list_exports (b, readonly, is_tls, x);
+}
+
+NBDKIT_EXTERN_C const char *
+nbdkit_backend_default_export (nbdkit_backend *backend, int readonly,
+                               int is_tls)
+{
+  struct backend *b = (struct backend *) backend;
+  return b->ops->default_export (b, readonly, is_tls);
+}
