@@ -113,6 +113,17 @@ struct nbdkit_filter {
                   struct nbdkit_extents *extents, int *err);
   int (*cache) (nbdkit_next *next, void *handle, uint64_t count,
                 uint64_t offset, uint32_t flags, int *err);
+
+  /* A metadata context of the filter's own beside base:allocation,
+   * e.g. "qemu:dirty-bitmap:NAME", or NULL; asked once after
+   * configuration.  Clients that select it get block status for it
+   * from meta_extents, with extent types in the context's own bits
+   * (for a dirty bitmap: 1 = dirty).
+   */
+  const char *(*meta_context) (void);
+  int (*meta_extents) (nbdkit_next *next, void *handle, uint64_t count,
+                       uint64_t offset, uint32_t flags,
+                       struct nbdkit_extents *extents, int *err);
 };
 
 #define NBDKIT_REGISTER_FILTER(filter)                      \
