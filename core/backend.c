@@ -150,11 +150,15 @@ backend_get_size (struct context *c)
 int
 backend_block_size (struct context *c, struct nbdkit_block_size *bs)
 {
-  if (!c->bs_known) {
+  int requested = c->conn ? c->conn->client_requested_bs : 0;
+
+  /* The answer may depend on whether the client asked for sizes. */
+  if (!c->bs_known || c->bs.client_requested != requested) {
     struct nbdkit_block_size r = { 0 };
-    r.client_requested = c->conn ? c->conn->client_requested_bs : 0;
+    r.client_requested = requested;
     if (c->b->ops->block_size (c, &r) == -1)
       return -1;
+    r.client_requested = requested;
     c->bs = r;
     c->bs_known = 1;
   }
@@ -340,12 +344,32 @@ backend_trim (struct context *c, uint64_t count, uint64_t offset,
   return emulate_fua (c, flags, err);
 }
 
+/* The piece size for emulation: at most EMULATE_CHUNK, within the
+ * layer's largest data request, and a multiple of its block size.
+ */
+static uint64_t
+emulate_chunk (struct context *c)
+{
+  struct nbdkit_block_size bs;
+  uint64_t n = EMULATE_CHUNK;
+
+  if (backend_block_size (c, &bs) == 0) {
+    if (bs.maximum && bs.maximum < n)
+      n = bs.maximum;
+    if (bs.minimum > 1)
+      n -= n % bs.minimum;
+  }
+  return n ? n : EMULATE_CHUNK;
+}
+
 /* Zero by writing zeroes, piece by piece, each at its own offset. */
 static int
 zero_by_writes (struct context *c, uint64_t count, uint64_t offset, int *err)
 {
+  uint64_t chunk = emulate_chunk (c);
+
   while (count > 0) {
-    uint64_t n = count > EMULATE_CHUNK ? EMULATE_CHUNK : count;
+    uint64_t n = count > chunk ? chunk : count;
     if (c->b->ops->pwrite (c, zero_buf, n, offset, 0, err) == -1)
       return -1;
     offset += n;
@@ -415,14 +439,15 @@ backend_cache (struct context *c, uint64_t count, uint64_t offset,
     return c->b->ops->cache (c, count, offset, flags, err);
 
   /* Emulate by reading and discarding. */
-  char *buf = malloc (EMULATE_CHUNK);
+  uint64_t chunk = emulate_chunk (c);
+  char *buf = malloc (chunk);
   struct nbdkit_read rd = { 0 };
   if (buf == NULL) {
     *err = ENOMEM;
     return -1;
   }
   while (count > 0) {
-    uint64_t n = count > EMULATE_CHUNK ? EMULATE_CHUNK : count;
+    uint64_t n = count > chunk ? chunk : count;
     read_init (&rd, buf, n, offset, false);
     if (c->b->ops->pread (c, buf, n, offset, 0, &rd, err) == -1) {
       free (buf);

@@ -301,6 +301,28 @@ f_extents (struct context *c, uint64_t count, uint64_t offset,
   return r;
 }
 
+static const char *
+f_meta_context (struct backend *b)
+{
+  return F (b)->meta_context ? F (b)->meta_context () : NULL;
+}
+
+static int
+f_meta_extents (struct context *c, uint64_t count, uint64_t offset,
+                uint32_t flags, struct nbdkit_extents *e, int *err)
+{
+  int r;
+  if (FC (c)->meta_extents == NULL) {
+    *err = EINVAL;
+    return -1;
+  }
+  ENTER (c);
+  r = FC (c)->meta_extents (NEXT (c), c->handle, count, offset, flags, e,
+                            err);
+  LEAVE ();
+  return r;
+}
+
 static const struct backend_ops filter_ops = {
   .load = f_load,
   .unload = f_unload,
@@ -340,6 +362,8 @@ static const struct backend_ops filter_ops = {
   .zero = f_zero,
   .extents = f_extents,
   .cache = f_cache,
+  .meta_context = f_meta_context,
+  .meta_extents = f_meta_extents,
 };
 
 struct backend *

@@ -90,26 +90,30 @@ open_export (struct connection *c, const char *name)
   int r;
   char *resolved;
 
-  if (c->top && c->requested_name && strcmp (c->requested_name, name) == 0)
-    return 0;
-  close_export (c);
-  c->readonly = s->opt.readonly;
-
-  resolved = resolve_name (c, name);
-  if (resolved == NULL) {
-    nbdkit_error ("cannot find a default export");
-    return -1;
-  }
-  /* Plugins see the resolved name through nbdkit_export_name. */
-  c->exportname = resolved;
-  c->requested_name = strdup (name);
-  t = backend_open (s->top, c, c->readonly, resolved, c->is_tls);
-  if (t == NULL || c->requested_name == NULL) {
-    backend_close (t);
+  /* The same export again (e.g. SET_META_CONTEXT, then GO) stays open;
+   * what the client is told is worked out again, as it may depend on
+   * what the client asked this time (block sizes).
+   */
+  if (!(c->top && c->requested_name && strcmp (c->requested_name, name) == 0)) {
     close_export (c);
-    return -1;
+    c->readonly = s->opt.readonly;
+    resolved = resolve_name (c, name);
+    if (resolved == NULL) {
+      nbdkit_error ("cannot find a default export");
+      return -1;
+    }
+    /* Plugins see the resolved name through nbdkit_export_name. */
+    c->exportname = resolved;
+    c->requested_name = strdup (name);
+    t = backend_open (s->top, c, c->readonly, resolved, c->is_tls);
+    if (t == NULL || c->requested_name == NULL) {
+      backend_close (t);
+      close_export (c);
+      return -1;
+    }
+    c->top = t;
   }
-  c->top = t;
+  t = c->top;
 
   size = backend_get_size (t);
   if (size == -1)
@@ -197,8 +201,9 @@ handshake_finish_export (struct connection *c, const char *name)
 {
   if (open_export (c, name) == -1)
     return -1;
-  c->meta_base_allocation = c->meta_export
-    && strcmp (c->meta_export, name) == 0 && c->meta_id != 0;
+  /* Contexts count only if selected for this very export. */
+  c->meta_selected = c->meta_export && strcmp (c->meta_export, name) == 0
+    ? c->meta_set : 0;
   return 0;
 }
 
@@ -372,26 +377,44 @@ opt_info_go (struct connection *c, uint32_t option, const char *data,
   return 0;
 }
 
-/* LIST_META_CONTEXT and SET_META_CONTEXT: only base:allocation exists,
- * offered when the export can report extents.
+/* The contexts a query names: exact names, and in LIST a namespace
+ * or prefix ending in ':' ("base:", "qemu:dirty-bitmap:") as a
+ * wildcard.  Unknown names match nothing.
  */
+static uint32_t
+meta_match (struct server *s, const char *q, uint32_t len, bool list)
+{
+  uint32_t mask = 0;
+
+  for (int i = 0; i < s->nmeta; i++) {
+    const char *n = s->meta_names[i];
+    size_t nlen = strlen (n);
+    if (len == nlen && memcmp (q, n, len) == 0)
+      mask |= 1u << i;
+    else if (list && len > 0 && q[len - 1] == ':' && len <= nlen
+             && memcmp (q, n, len) == 0)
+      mask |= 1u << i;
+  }
+  return mask;
+}
+
+/* LIST_META_CONTEXT and SET_META_CONTEXT. */
 static int
 opt_meta_context (struct connection *c, uint32_t option, const char *data,
                   uint32_t len)
 {
+  struct server *s = c->server;
   bool set = option == NBD_OPT_SET_META_CONTEXT;
   char name[MAX_STRING + 1];
-  uint32_t namelen, nq, pos;
-  bool match = false;
-  int r;
+  uint32_t namelen, nq, pos, mask = 0;
 
   if (set) {
     /* A SET replaces earlier selections even if it fails. */
-    c->meta_id = 0;
+    c->meta_set = 0;
     free (c->meta_export);
     c->meta_export = NULL;
   }
-  if (c->server->opt.no_mc)
+  if (s->opt.no_mc)
     return send_opt_error (c, option, NBD_REP_ERR_UNSUP,
                            "meta contexts are disabled");
   if (!c->structured_replies)
@@ -412,7 +435,6 @@ opt_meta_context (struct connection *c, uint32_t option, const char *data,
   pos = 8 + namelen;
 
   /* Parse every query first: a malformed one fails the whole option. */
-  bool all = nq == 0 && !set;
   for (uint32_t i = 0; i < nq; i++) {
     uint32_t qlen;
     if (len - pos < 4)
@@ -424,40 +446,41 @@ opt_meta_context (struct connection *c, uint32_t option, const char *data,
     if (qlen > len - pos)
       return send_opt_error (c, option, NBD_REP_ERR_INVALID,
                              "query runs past the end of the option");
-    if (qlen == strlen ("base:allocation")
-        && memcmp (data + pos, "base:allocation", qlen) == 0)
-      match = true;
-    else if (!set && qlen == 5 && memcmp (data + pos, "base:", 5) == 0)
-      match = true;
+    mask |= meta_match (s, data + pos, qlen, !set);
     pos += qlen;
   }
   if (pos != len)
     return send_opt_error (c, option, NBD_REP_ERR_INVALID,
                            "option has trailing bytes");
+  if (nq == 0 && !set)
+    mask = (s->nmeta >= 32 ? 0 : 1u << s->nmeta) - 1;  /* everything */
 
-  if (match || all) {
-    /* Does this export report extents at all? */
+  if (mask & 1) {
+    /* base:allocation only where the export reports extents. */
     if (handshake_finish_export (c, name) == -1)
       return send_opt_error (c, option, NBD_REP_ERR_UNKNOWN,
                              "export unknown or cannot be opened");
-    r = backend_can_extents (c->top);
+    int r = backend_can_extents (c->top);
     if (r == -1)
       return send_opt_error (c, option, NBD_REP_ERR_PLATFORM,
                              "cannot ask the plugin about extents");
     if (r == NBDKIT_EXTENTS_NONE)
-      match = all = false;
+      mask &= ~1u;
   }
-  if (match || all) {
-    unsigned char b[4 + 15];
-    uint32_t id = htobe32 (set ? 1 : 0);
+  for (int i = 0; i < s->nmeta; i++) {
+    unsigned char b[4 + MAX_STRING];
+    size_t nlen = strlen (s->meta_names[i]);
+    uint32_t id = htobe32 (set ? i + 1 : 0);
+    if (!(mask & (1u << i)))
+      continue;
     memcpy (b, &id, 4);
-    memcpy (b + 4, "base:allocation", 15);
-    if (send_opt_reply (c, option, NBD_REP_META_CONTEXT, b, sizeof b) == -1)
+    memcpy (b + 4, s->meta_names[i], nlen);
+    if (send_opt_reply (c, option, NBD_REP_META_CONTEXT, b, 4 + nlen) == -1)
       return -1;
-    if (set) {
-      c->meta_id = 1;
-      c->meta_export = strdup (name);
-    }
+  }
+  if (set && mask) {
+    c->meta_set = mask;
+    c->meta_export = strdup (name);
   }
   return send_opt_reply (c, option, NBD_REP_ACK, NULL, 0);
 }

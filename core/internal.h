@@ -165,6 +165,11 @@ struct backend_ops {
                   uint32_t flags, struct nbdkit_extents *e, int *err);
   int (*cache) (struct context *c, uint64_t count, uint64_t offset,
                 uint32_t flags, int *err);
+
+  /* A filter's own metadata context (NULL for plugins). */
+  const char *(*meta_context) (struct backend *b);
+  int (*meta_extents) (struct context *c, uint64_t count, uint64_t offset,
+                       uint32_t flags, struct nbdkit_extents *e, int *err);
 };
 
 struct backend {

@@ -363,6 +363,24 @@ server_run (struct server *s)
     s->opt.log_to = LOG_TO_STDERR;
   set_signals (s);
 
+  /* The meta contexts on offer. */
+  s->meta_names[0] = "base:allocation";
+  s->meta_owner[0] = NULL;
+  s->nmeta = 1;
+  for (struct backend *b = s->top; b; b = b->next) {
+    const char *m = b->ops->meta_context ? b->ops->meta_context (b) : NULL;
+    if (m == NULL)
+      continue;
+    if (s->nmeta >= MAX_META || strchr (m, ':') == NULL) {
+      log_error (s, "%s: cannot offer meta context '%s' (at most %d, and"
+                 " the name needs a namespace such as 'qemu:')", b->name, m,
+                 MAX_META);
+      goto fail;
+    }
+    s->meta_names[s->nmeta] = m;
+    s->meta_owner[s->nmeta++] = b;
+  }
+
   model = choose_thread_model (s);
   if (model == -1)
     goto fail;

@@ -91,6 +91,14 @@ struct server {
   char **interned;
   size_t ninterned, interned_alloc;
 
+  /* Meta contexts offered: [0] is base:allocation, then one per
+   * filter that has its own (meta_owner is that filter).
+   */
+#define MAX_META 16
+  const char *meta_names[MAX_META];
+  struct backend *meta_owner[MAX_META];
+  int nmeta;
+
   /* Debug flags from -D. */
   char **debug_flags;
   size_t ndebug_flags;
@@ -112,8 +120,12 @@ struct connection {
   /* Negotiated in the handshake. */
   bool structured_replies;
   bool extended_headers;
-  bool meta_base_allocation;    /* base:allocation selected */
-  uint32_t meta_id;             /* its context id */
+  /* Meta contexts: bit I of meta_set means server->meta_names[I] was
+   * selected (its id is I + 1); meta_selected is what applies to the
+   * export finally chosen.
+   */
+  uint32_t meta_set;
+  uint32_t meta_selected;
   char *meta_export;            /* export name the SET was for */
   bool no_zeroes;
   bool is_tls;

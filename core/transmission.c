@@ -141,7 +141,7 @@ validate (struct connection *c, const struct request *r)
         return EINVAL;
       break;
     case NBD_CMD_BLOCK_STATUS:
-      if (!c->meta_base_allocation)
+      if (!c->meta_selected)
         return EINVAL;
       known |= NBD_CMD_FLAG_REQ_ONE;
       break;
@@ -537,7 +537,7 @@ reply_read (struct out *o, struct worker *w, const struct request *r, int err)
 /* Block status for base:allocation. */
 static int
 reply_block_status (struct out *o, const struct request *r,
-                    struct nbdkit_extents *e)
+                    struct nbdkit_extents *e, uint32_t ctx_id, bool last)
 {
   struct connection *c = o->c;
   size_t n = extents_count (e);
@@ -577,18 +577,17 @@ reply_block_status (struct out *o, const struct request *r,
     }
     k++;
   }
-  uint32_t id = htobe32 (c->meta_id);
+  uint32_t id = htobe32 (ctx_id);
+  uint16_t done = last ? NBD_REPLY_FLAG_DONE : 0;
   memcpy (buf, &id, 4);
   if (ext) {
     uint32_t cnt = htobe32 (k);
     memcpy (buf + 4, &cnt, 4);
-    out_chunk (o, r, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS_EXT,
-               8 + k * 16);
+    out_chunk (o, r, done, NBD_REPLY_TYPE_BLOCK_STATUS_EXT, 8 + k * 16);
     out_data (o, buf, 8 + k * 16);
   }
   else {
-    out_chunk (o, r, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS,
-               4 + k * 8);
+    out_chunk (o, r, done, NBD_REPLY_TYPE_BLOCK_STATUS, 4 + k * 8);
     out_data (o, buf, 4 + k * 8);
   }
   int ret = out_flush (o);
@@ -611,6 +610,52 @@ nbdkit_flags (const struct request *r)
   if (r->flags & NBD_CMD_FLAG_REQ_ONE)
     f |= NBDKIT_FLAG_REQ_ONE;
   return f;
+}
+
+/* Block status for every selected context: base:allocation from the
+ * chain's extents, a filter's own context from that filter.  Each
+ * must describe at least the start of the range.
+ */
+static int
+block_status (struct connection *c, const struct request *r, uint32_t f,
+              struct nbdkit_extents **es, uint32_t *ids, int *nes, int *err)
+{
+  struct server *s = c->server;
+
+  for (int i = 0; i < s->nmeta; i++) {
+    struct nbdkit_extents *e;
+    int ret;
+
+    if (!(c->meta_selected & (1u << i)))
+      continue;
+    e = extents_new (r->offset, c->exportsize);
+    if (e == NULL) {
+      *err = ENOMEM;
+      return -1;
+    }
+    es[*nes] = e;
+    ids[(*nes)++] = i + 1;
+    if (i == 0)
+      ret = backend_extents (c->top, r->count, r->offset, f, e, err);
+    else {
+      struct context *x = c->top;
+      while (x && x->b != s->meta_owner[i])
+        x = x->next;
+      ret = x ? x->b->ops->meta_extents (x, r->count, r->offset, f, e, err)
+              : -1;
+      if (x == NULL)
+        *err = EIO;
+    }
+    if (ret == -1)
+      return -1;
+    if (extents_count (e) == 0) {
+      nbdkit_error ("block status for %s: no extent given for offset %"
+                    PRIu64, s->meta_names[i], r->offset);
+      *err = EIO;
+      return -1;
+    }
+  }
+  return 0;
 }
 
 /* Wait for this request's turn to send (serialize-retirement), then
@@ -649,7 +694,9 @@ execute (struct connection *c, struct worker *w, struct request *r)
   struct server *s = c->server;
   struct context *top = c->top;
   struct out *o = NULL;
-  struct nbdkit_extents *e = NULL;
+  struct nbdkit_extents *es[MAX_META];
+  uint32_t ids[MAX_META];
+  int nes = 0;
   uint32_t f = nbdkit_flags (r);
   int err = r->err, ret = 0, sent;
   bool serialize = s->thread_model == TM_SERIALIZE_ALL_REQUESTS;
@@ -686,24 +733,15 @@ execute (struct connection *c, struct worker *w, struct request *r)
         ret = backend_cache (top, r->count, r->offset, 0, &err);
         break;
       case NBD_CMD_BLOCK_STATUS:
-        e = extents_new (r->offset, c->exportsize);
-        if (e == NULL) {
-          ret = -1;
-          err = ENOMEM;
-          break;
-        }
-        ret = backend_extents (top, r->count, r->offset, f, e, &err);
-        if (ret == 0 && extents_count (e) == 0) {
-          nbdkit_error ("extents: the plugin returned no extent for offset %"
-                        PRIu64, r->offset);
-          ret = -1;
-          err = EIO;
-        }
+        ret = block_status (c, r, f, es, ids, &nes, &err);
         break;
     }
     if (serialize)
       pthread_mutex_unlock (&s->all_requests_lock);
-    if (ret == -1 && err == 0)
+    /* A layer may set *err on a path it then recovered from. */
+    if (ret == 0)
+      err = 0;
+    else if (err == 0)
       err = EIO;
     if (ret == -1)
       log_debug (s, "%s at %" PRIu64 " for %" PRIu64 " bytes failed: errno %d",
@@ -721,8 +759,11 @@ execute (struct connection *c, struct worker *w, struct request *r)
     o->last_flags = NULL;
     if (r->type == NBD_CMD_READ && r->err == 0 && r->count > 0)
       sent = reply_read (o, w, r, err) == -1 ? -1 : out_flush (o);
-    else if (r->type == NBD_CMD_BLOCK_STATUS && err == 0 && e)
-      sent = reply_block_status (o, r, e);
+    else if (r->type == NBD_CMD_BLOCK_STATUS && err == 0 && nes > 0) {
+      sent = 0;
+      for (int i = 0; i < nes && sent == 0; i++)
+        sent = reply_block_status (o, r, es[i], ids[i], i == nes - 1);
+    }
     else {
       out_status (o, r, err);
       sent = out_flush (o);
@@ -730,7 +771,8 @@ execute (struct connection *c, struct worker *w, struct request *r)
   }
   send_end (c, sent);
   read_release (&w->rd);
-  extents_free (e);
+  for (int i = 0; i < nes; i++)
+    extents_free (es[i]);
   free (o);
 }
 
