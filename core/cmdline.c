@@ -124,46 +124,62 @@ usage (FILE *fp)
 "  -V, --version          the version (and the plugin's)\n");
 }
 
-const char *
-server_builddir_or_null (void)
+/* The directory the running program is in ("" if unknown). */
+static const char *
+exe_dir (void)
 {
-#ifdef NBDKIT_BUILD_DIR
-  static char exe[PATH_MAX];
-  ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) {
-    exe[n] = '\0';
-    char *slash = strrchr (exe, '/');
-    if (slash) {
-      *slash = '\0';
-      if (strcmp (exe, NBDKIT_BUILD_DIR) == 0)
-        return NBDKIT_BUILD_DIR;
-    }
-  }
-#endif
-  return NULL;
+  static __thread char dir[PATH_MAX];
+  ssize_t n = readlink ("/proc/self/exe", dir, sizeof dir - 1);
+  char *slash;
+
+  dir[n > 0 ? n : 0] = '\0';
+  slash = strrchr (dir, '/');
+  if (slash)
+    *slash = '\0';
+  return dir;
 }
 
-/* Plugins and filters come from the build tree when the binary runs
- * from there, so nothing needs installing to try it.
+/* Plugins and filters come from the build tree when the program runs
+ * from there, so nothing needs installing to try it; an installed
+ * program finds them relative to itself, so the tree can be moved.
  */
+static const char *
+layer_dir (const char *env, const char *build_sub, const char *from_bin,
+           const char *configured)
+{
+  static __thread char buf[2][PATH_MAX];
+  static __thread int k;
+  const char *e = getenv (env), *dir = exe_dir ();
+  char *out = buf[k++ & 1];
+
+  if (e && *e)
+    return e;
+  if (strcmp (dir, NBDKIT_BUILD_DIR) == 0) {
+    if (snprintf (out, PATH_MAX, "%s/%s", NBDKIT_BUILD_DIR, build_sub)
+        >= PATH_MAX)
+      return configured;
+    return out;
+  }
+  if (*dir) {
+    if (snprintf (out, PATH_MAX, "%s/%s", dir, from_bin) < PATH_MAX
+        && access (out, X_OK) == 0)
+      return out;
+  }
+  return configured;
+}
+
 const char *
 server_plugindir (void)
 {
-  const char *env = getenv ("NBDKIT_PLUGINDIR");
-  if (env && *env)
-    return env;
-  return server_builddir_or_null () ? NBDKIT_BUILD_DIR "/plugins"
-                                    : NBDKIT_PLUGINDIR;
+  return layer_dir ("NBDKIT_PLUGINDIR", "plugins", NBDKIT_BIN_TO_PLUGINDIR,
+                    NBDKIT_PLUGINDIR);
 }
 
 const char *
 server_filterdir (void)
 {
-  const char *env = getenv ("NBDKIT_FILTERDIR");
-  if (env && *env)
-    return env;
-  return server_builddir_or_null () ? NBDKIT_BUILD_DIR "/filters"
-                                    : NBDKIT_FILTERDIR;
+  return layer_dir ("NBDKIT_FILTERDIR", "filters", NBDKIT_BIN_TO_FILTERDIR,
+                    NBDKIT_FILTERDIR);
 }
 
 static void
