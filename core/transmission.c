@@ -809,7 +809,11 @@ transmission_loop (struct connection *c)
       break;
     }
     r.seq = c->next_seq++;
-    if (c->max_threads > 1)
+    /* Another thread reads the next request only when one is already
+     * waiting: a lone request is served on this thread without any
+     * hand-over (the common case at queue depth 1).
+     */
+    if (c->max_threads > 1 && conn_input_pending (c))
       connection_find_reader (c);
     pthread_mutex_unlock (&c->lock);
 
