@@ -290,9 +290,9 @@ config_one (struct backend *b, const char *key, const char *value)
   if (b->params) {
     r = param_parse (b->name, b->params, b->params_seen, key, value, &canon);
     if (r == -2) {
-      log_error (b->server, "%s: unknown parameter '%s' (see 'nbdkit %s"
-                 " --help' for the parameters it takes)",
-                 b->name, key, b->name);
+      log_error (b->server, "%s: unknown parameter '%s' (see 'nbdkit %s%s"
+                 " --help' for the parameters it takes)", b->name, key,
+                 b->is_filter ? "--filter=" : "", b->given);
       return -1;
     }
     if (r == -1)

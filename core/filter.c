@@ -426,6 +426,7 @@ filter_load (struct server *s, const char *name)
     return NULL;
   }
   b->server = s;
+  b->given = name;
   b->is_filter = 1;
   b->filename = filename;
   b->dl = dl;

@@ -177,6 +177,7 @@ struct backend {
   struct backend *next;       /* towards the plugin; NULL for the plugin */
   int is_filter;
   const char *name;           /* short name, e.g. "memory" */
+  const char *given;          /* as named on the command line */
   char *filename;             /* the .so it came from */
   void *dl;                   /* dlopen handle */
   const struct backend_ops *ops;

@@ -106,6 +106,7 @@ plugin_load (struct server *s, const char *name)
     return NULL;
   }
   b->server = s;
+  b->given = name;
   b->filename = filename;
   b->dl = dl;
   b->impl = p;

@@ -13,6 +13,7 @@ packages="
   libnbd-dev libnbd-bin python3-libnbd
   qemu-utils
   nbdkit fio
+  libzstd-dev zstd
 "
 
 if [ "$(id -u)" -ne 0 ]; then
