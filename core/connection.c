@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -213,6 +214,90 @@ connection_find_reader (struct connection *c)
   find_reader (c);
 }
 
+/* ---- the watchdog ----
+ *
+ * A request read when no other is waiting is served on the thread that
+ * read it, without waking another thread to read the next one: at
+ * queue depth 1 that hand-over is most of the cost.  If the request
+ * turns out slow and the client sends more meanwhile, the watchdog
+ * notices the unattended connection within a millisecond or two and
+ * finds it a reader, so slow requests still overlap.
+ */
+#define WATCH_NS 1000000
+
+uint64_t
+monotonic_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void *
+watchdog (void *arg)
+{
+  struct server *s = arg;
+  struct timespec tick = { .tv_nsec = WATCH_NS };
+
+  pthread_mutex_lock (&s->lock);
+  while (!atomic_load (&s->quit)) {
+    if (s->nwatched == 0) {
+      pthread_cond_wait (&s->watch_cond, &s->lock);
+      continue;
+    }
+    pthread_mutex_unlock (&s->lock);
+    nanosleep (&tick, NULL);
+    pthread_mutex_lock (&s->lock);
+    uint64_t now = monotonic_ns ();
+    for (struct connection *c = s->connections; c; c = c->next_live) {
+      uint64_t since = atomic_load (&c->unattended_since);
+      if (since == 0 || now - since < WATCH_NS)
+        continue;
+      pthread_mutex_lock (&c->lock);
+      if (!c->reader_busy && atomic_load (&c->unattended_since)
+          && atomic_load (&c->status) > 0) {
+        atomic_store (&c->unattended_since, 0);
+        find_reader (c);
+      }
+      pthread_mutex_unlock (&c->lock);
+    }
+  }
+  pthread_mutex_unlock (&s->lock);
+  return NULL;
+}
+
+void
+watchdog_start (struct server *s)
+{
+  if (pthread_create (&s->watchdog, NULL, watchdog, s) == 0)
+    s->watchdog_started = true;
+}
+
+void
+watchdog_stop (struct server *s)
+{
+  if (!s->watchdog_started)
+    return;
+  pthread_mutex_lock (&s->lock);
+  pthread_cond_broadcast (&s->watch_cond);
+  pthread_mutex_unlock (&s->lock);
+  pthread_join (s->watchdog, NULL);
+  s->watchdog_started = false;
+}
+
+static void
+watch (struct connection *c, bool on)
+{
+  struct server *s = c->server;
+
+  pthread_mutex_lock (&s->lock);
+  if (on && s->nwatched++ == 0)
+    pthread_cond_signal (&s->watch_cond);
+  if (!on)
+    s->nwatched--;
+  pthread_mutex_unlock (&s->lock);
+}
+
 /* The first thread of a connection: handshake, then transmission. */
 static void *
 connection_main (void *arg)
@@ -233,6 +318,8 @@ connection_main (void *arg)
     pthread_mutex_lock (&c->lock);
     c->nthreads = 1;
     pthread_mutex_unlock (&c->lock);
+    if (c->max_threads > 1)
+      watch (c, true);
     transmission_loop (c);
     pthread_mutex_lock (&c->lock);
     c->nthreads--;
@@ -241,6 +328,8 @@ connection_main (void *arg)
     while (c->nthreads > 0)
       pthread_cond_wait (&c->cond, &c->lock);
     pthread_mutex_unlock (&c->lock);
+    if (c->max_threads > 1)
+      watch (c, false);
   }
   log_debug (s, "connection closed");
   connection_free (c);

@@ -53,6 +53,7 @@ server_new (void)
   }
   pthread_mutex_init (&s->lock, NULL);
   pthread_cond_init (&s->cond, NULL);
+  pthread_cond_init (&s->watch_cond, NULL);
   pthread_mutex_init (&s->all_requests_lock, NULL);
   pthread_mutex_init (&s->connections_lock, NULL);
   pthread_mutex_init (&s->intern_lock, NULL);
@@ -417,8 +418,10 @@ server_run (struct server *s)
     for (struct backend *b = s->top; b; b = b->next)
       if (b->ops->after_fork (b) == -1)
         goto fail;
+    watchdog_start (s);
     connection_start (s, in, out, false);
     drain_connections (s);
+    watchdog_stop (s);
     unload_all (s);
     return s->exit_status;
   }
@@ -448,8 +451,10 @@ server_run (struct server *s)
   if (s->opt.run && start_captive (s) == -1)
     goto fail;
 
+  watchdog_start (s);
   listen_loop (s);
   drain_connections (s);
+  watchdog_stop (s);
   listen_cleanup (s);
   unload_all (s);
   if (s->opt.pidfile)

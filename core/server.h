@@ -83,6 +83,14 @@ struct server {
   unsigned next_conn_id;
   struct connection *connections; /* list, for shutdown */
 
+  /* The watchdog: finds a reader for connections whose only thread
+   * has been busy with a request for a while (see transmission.c).
+   */
+  pthread_t watchdog;
+  bool watchdog_started;
+  pthread_cond_t watch_cond;    /* with lock: nwatched became non-zero */
+  unsigned nwatched;
+
   pthread_mutex_t all_requests_lock;   /* serialize-all-requests */
   pthread_mutex_t connections_lock;    /* serialize-connections */
 
@@ -150,6 +158,10 @@ struct connection {
   unsigned inflight;            /* requests read and not yet replied */
   uint64_t next_seq, next_retire; /* for serialize-retirement */
   atomic_int status;            /* 1 live, 0 stop reading, -1 dead */
+  /* When the thread serving a request kept the reader role unfilled
+   * (monotonic ns), or 0: the watchdog fills it if that lasts.
+   */
+  _Atomic uint64_t unattended_since;
   bool disc_requested;
   pthread_mutex_t send_lock;
 
@@ -190,6 +202,9 @@ extern void conn_intern_free (struct connection *c);
 extern bool conn_input_pending (struct connection *c);
 /* With c->lock held: wake or start a thread to read the next request. */
 extern void connection_find_reader (struct connection *c);
+extern void watchdog_start (struct server *s);
+extern void watchdog_stop (struct server *s);
+extern uint64_t monotonic_ns (void);
 
 /* ---- handshake.c ---- */
 /* Returns 0 when the client may enter transmission, -1 to drop it. */

@@ -428,19 +428,6 @@ out_status (struct out *o, const struct request *r, int err)
 }
 
 static int
-out_data_chunk (struct out *o, const struct request *r, uint64_t rel,
-                const void *data, uint64_t len)
-{
-  uint64_t off;
-  if (out_room (o) == -1)
-    return -1;
-  out_chunk (o, r, 0, NBD_REPLY_TYPE_OFFSET_DATA, 8 + len);
-  off = htobe64 (r->offset + rel);
-  memcpy (out_hdr (o, 8), &off, 8);
-  return out_data (o, data, len);
-}
-
-static int
 out_hole_chunk (struct out *o, const struct request *r, uint64_t rel,
                 uint64_t len)
 {
@@ -467,6 +454,45 @@ out_zeroes (struct out *o, uint64_t len)
     len -= n;
   }
   return 0;
+}
+
+/* Holes shorter than this go out as zeroes inside a data chunk. */
+#define MIN_HOLE_CHUNK 4096
+
+/* A read reply is a sequence of pieces: bytes in the buffer, lent
+ * bytes, or holes, in request order, cut at LIMIT.
+ */
+struct piece {
+  uint64_t len;
+  const void *data;             /* NULL for a hole */
+  bool hole;
+};
+
+static void
+piece_at (const struct nbdkit_read *rd, const char *buf, size_t i,
+          uint64_t pos, uint64_t limit, struct piece *p)
+{
+  if (i < rd->nsegs && rd->segs[i].offset <= pos) {
+    const struct read_seg *g = &rd->segs[i];
+    uint64_t end = g->offset + g->length;
+    p->len = (end < limit ? end : limit) - pos;
+    p->hole = g->data == NULL;
+    p->data = g->data ? (const char *) g->data + (pos - g->offset) : NULL;
+    return;
+  }
+  uint64_t end = i < rd->nsegs ? rd->segs[i].offset : limit;
+  p->len = (end < limit ? end : limit) - pos;
+  p->hole = false;
+  p->data = buf + pos;
+}
+
+static void
+piece_advance (const struct nbdkit_read *rd, size_t *i, uint64_t *pos,
+               uint64_t len)
+{
+  *pos += len;
+  if (*i < rd->nsegs && *pos >= rd->segs[*i].offset + rd->segs[*i].length)
+    (*i)++;
 }
 
 /* A successful (or partly successful) read. */
@@ -496,31 +522,58 @@ reply_read (struct out *o, struct worker *w, const struct request *r, int err)
     return out_data (o, w->buf + pos, r->count - pos);
   }
 
-  if (r->flags & NBD_CMD_FLAG_DF && rd->nsegs > 0) {
-    /* One chunk only: flatten holes and loans into the buffer. */
-    read_flatten (rd);
-  }
-  for (size_t i = 0; i < rd->nsegs && pos < limit; i++) {
-    struct read_seg *g = &rd->segs[i];
-    uint64_t len = g->length;
-    if (g->offset >= limit)
-      break;
-    if (g->offset > pos
-        && out_data_chunk (o, r, pos, w->buf + pos, g->offset - pos) == -1)
+  /* Consecutive data, whether in the buffer or lent, goes out as one
+   * chunk gathered from several places; only holes large enough to be
+   * worth a chunk of their own break it (none with DF).
+   */
+  bool df = r->flags & NBD_CMD_FLAG_DF;
+  bool done = false;
+  size_t i = 0;
+  while (pos < limit) {
+    struct piece p;
+    size_t ri = i;
+    uint64_t rpos = pos, run = 0;
+
+    piece_at (rd, w->buf, i, pos, limit, &p);
+    if (p.hole && !df && p.len >= MIN_HOLE_CHUNK) {
+      if (out_hole_chunk (o, r, pos, p.len) == -1)
+        return -1;
+      piece_advance (rd, &i, &pos, p.len);
+      continue;
+    }
+    /* Measure the run, then send its header and its pieces. */
+    while (pos < limit) {
+      piece_at (rd, w->buf, i, pos, limit, &p);
+      if (p.hole && !df && p.len >= MIN_HOLE_CHUNK)
+        break;
+      run += p.len;
+      piece_advance (rd, &i, &pos, p.len);
+    }
+    if (out_room (o) == -1)
       return -1;
-    if (g->offset + len > limit)
-      len = limit - g->offset;
-    if ((g->data ? out_data_chunk (o, r, g->offset, g->data, len)
-                 : out_hole_chunk (o, r, g->offset, len)) == -1)
-      return -1;
-    pos = g->offset + len;
+    /* The last chunk says so in its header, which may leave before
+     * its data does.
+     */
+    done = pos == limit && !err;
+    out_chunk (o, r, done ? NBD_REPLY_FLAG_DONE : 0,
+               NBD_REPLY_TYPE_OFFSET_DATA, 8 + run);
+    uint64_t off = htobe64 (r->offset + rpos);
+    memcpy (out_hdr (o, 8), &off, 8);
+    i = ri;
+    pos = rpos;
+    while (run > 0) {
+      piece_at (rd, w->buf, i, pos, limit, &p);
+      if ((p.hole ? out_zeroes (o, p.len) : out_data (o, p.data, p.len)) == -1)
+        return -1;
+      piece_advance (rd, &i, &pos, p.len);
+      run -= p.len;
+    }
   }
-  if (pos < limit
-      && out_data_chunk (o, r, pos, w->buf + pos, limit - pos) == -1)
-    return -1;
 
   if (err)
     out_error_chunk (o, r, err, limit == 0 ? UINT64_MAX : r->offset + limit);
+  else if (done)
+    ;
   else if (o->last_flags) {
     uint16_t done = htobe16 (NBD_REPLY_FLAG_DONE);
     memcpy (o->last_flags, &done, 2);
@@ -813,12 +866,22 @@ transmission_loop (struct connection *c)
      * waiting: a lone request is served on this thread without any
      * hand-over (the common case at queue depth 1).
      */
-    if (c->max_threads > 1 && conn_input_pending (c))
-      connection_find_reader (c);
+    bool unattended = false;
+    if (c->max_threads > 1) {
+      if (conn_input_pending (c))
+        connection_find_reader (c);
+      else {
+        /* Tell the watchdog, in case this request is slow. */
+        atomic_store (&c->unattended_since, monotonic_ns ());
+        unattended = true;
+      }
+    }
     pthread_mutex_unlock (&c->lock);
 
     execute (c, &w, &r);
 
+    if (unattended)
+      atomic_store (&c->unattended_since, 0);
     pthread_mutex_lock (&c->lock);
   }
   pthread_mutex_unlock (&c->lock);
