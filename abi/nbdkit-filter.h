@@ -64,7 +64,9 @@ struct nbdkit_filter {
   int (*after_fork) (nbdkit_backend *next);
   void (*cleanup) (nbdkit_backend *next);
 
-  /* Before and during the handshake. */
+  /* Before and during the handshake.  The server calls every layer's
+   * preconnect in turn: a filter's need not pass it on.
+   */
   int (*preconnect) (nbdkit_backend *next, int readonly);
   int (*list_exports) (nbdkit_backend *next, int readonly, int is_tls,
                        struct nbdkit_exports *exports);
@@ -190,6 +192,10 @@ extern int nbdkit_extents_full (nbdkit_next *next, uint64_t count,
 /* From open: open the layer below now. */
 extern int nbdkit_next_open (nbdkit_context *ctx, int readonly,
                              const char *exportname);
+/* From open: open nothing below for this client.  The filter then
+ * answers every call itself (e.g. from a context of its own).
+ */
+extern void nbdkit_next_open_none (nbdkit_context *ctx);
 /* The layer below this filter, server-wide. */
 extern nbdkit_backend *nbdkit_context_get_backend (nbdkit_context *ctx);
 

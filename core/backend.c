@@ -63,7 +63,7 @@ open_layer (struct backend *b, struct connection *conn, int readonly,
     free (c);
     return NULL;
   }
-  if (b->next && c->next == NULL) {
+  if (b->next && c->next == NULL && !c->no_next) {
     c->next = open_layer (b->next, conn, readonly, exportname, is_tls);
     if (c->next == NULL) {
       b->ops->close (c);
@@ -86,6 +86,22 @@ backend_open_next (struct context *c, int readonly, const char *exportname)
   c->next = open_layer (c->b->next, c->conn, readonly, exportname,
                         c->is_tls);
   return c->next ? 0 : -1;
+}
+
+int
+backend_preconnect (struct backend *top, int readonly)
+{
+  for (struct backend *b = top; b; b = b->next) {
+    struct thread_ctx *t = thread_ctx ();
+    const char *saved = t->name;
+    int r;
+    t->name = b->name;
+    r = b->ops->preconnect (b, readonly);
+    t->name = saved;
+    if (r == -1)
+      return -1;
+  }
+  return 0;
 }
 
 /* prepare runs bottom up once everything is open. */
@@ -222,11 +238,10 @@ backend_can_fast_zero (struct context *c)
   int z = backend_can_zero (c);
   if (z <= NBDKIT_ZERO_NONE)
     return z == NBDKIT_ZERO_NONE ? 0 : -1;
-  /* Zeroing emulated by writes is never fast; the core answers
-   * FAST_ZERO requests itself with ENOTSUP, quickly.
+  /* Where zeroing is emulated by writes the server answers FAST_ZERO
+   * requests itself with ENOTSUP, quickly; each layer says whether it
+   * offers that (plugins do unless they say otherwise).
    */
-  if (z == NBDKIT_ZERO_EMULATE)
-    return 1;
   CACHED (can_fast_zero, c->b->ops->can_fast_zero (c) ? 1 : 0);
 }
 

@@ -311,7 +311,11 @@ connection_main (void *arg)
   thread_ctx_set (s, c, s->plugin->name);
   log_debug (s, "new connection");
 
-  if ((s->opt.transmission_only
+  /* Each layer may refuse the client before the handshake. */
+  if (backend_preconnect (s->top, s->opt.readonly) == -1) {
+    log_debug (s, "client refused by preconnect");
+  }
+  else if ((s->opt.transmission_only
          ? handshake_finish_export (c, s->opt.exportname
                                    ? s->opt.exportname : "")
          : handshake (c)) == 0) {

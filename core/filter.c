@@ -17,6 +17,18 @@
 #define F(b) ((struct nbdkit_filter *) (b)->impl)
 #define FC(c) F ((c)->b)
 #define NEXT(c) ((nbdkit_next *) (c)->next)
+
+/* A filter that opened no layer below (nbdkit_next_open_none) must
+ * answer everything itself; a call falling through is its bug.
+ */
+#define NEED_NEXT(c, ret)                                               \
+  do {                                                                  \
+    if ((c)->next == NULL) {                                            \
+      nbdkit_error ("%s: no layer below to pass %s to", (c)->b->name,   \
+                    __func__ + 2);                                      \
+      return ret;                                                       \
+    }                                                                   \
+  } while (0)
 #define CTX(n) ((struct context *) (n))
 
 /* Messages from inside a filter callback name the filter. */
@@ -103,9 +115,10 @@ f_cleanup (struct backend *b)
 static int
 f_preconnect (struct backend *b, int readonly)
 {
+  /* Every layer's preconnect is called by the server in turn. */
   if (F (b)->preconnect)
     return F (b)->preconnect ((nbdkit_backend *) b->next, readonly);
-  return b->next->ops->preconnect (b->next, readonly);
+  return 0;
 }
 
 static int
@@ -178,8 +191,10 @@ static int64_t
 f_get_size (struct context *c)
 {
   int64_t r;
-  if (FC (c)->get_size == NULL)
+  if (FC (c)->get_size == NULL) {
+    NEED_NEXT (c, -1);
     return backend_get_size (c->next);
+  }
   ENTER (c);
   r = FC (c)->get_size (NEXT (c), c->handle);
   LEAVE ();
@@ -190,8 +205,10 @@ static const char *
 f_export_description (struct context *c)
 {
   const char *r;
-  if (FC (c)->export_description == NULL)
+  if (FC (c)->export_description == NULL) {
+    NEED_NEXT (c, NULL);
     return backend_export_description (c->next);
+  }
   ENTER (c);
   r = FC (c)->export_description (NEXT (c), c->handle);
   LEAVE ();
@@ -202,8 +219,10 @@ static int
 f_block_size (struct context *c, struct nbdkit_block_size *bs)
 {
   int r;
-  if (FC (c)->block_size == NULL)
+  if (FC (c)->block_size == NULL) {
+    NEED_NEXT (c, -1);
     return backend_block_size (c->next, bs);
+  }
   ENTER (c);
   r = FC (c)->block_size (NEXT (c), c->handle, bs);
   LEAVE ();
@@ -214,8 +233,10 @@ f_block_size (struct context *c, struct nbdkit_block_size *bs)
   static int f_##fn (struct context *c)                 \
   {                                                     \
     int r;                                              \
-    if (FC (c)->fn == NULL)                             \
+    if (FC (c)->fn == NULL) {                           \
+      NEED_NEXT (c, -1);                                \
       return backend_##fn (c->next);                    \
+    }                                                   \
     ENTER (c);                                          \
     r = FC (c)->fn (NEXT (c), c->handle);               \
     LEAVE ();                                           \
@@ -238,8 +259,13 @@ f_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
          uint32_t flags, struct nbdkit_read *rd, int *err)
 {
   int r;
-  if (FC (c)->pread == NULL)
+  if (FC (c)->pread == NULL) {
+    if (c->next == NULL) {
+      *err = EIO;
+      NEED_NEXT (c, -1);
+    }
     return backend_pread (c->next, buf, count, offset, flags, rd, err);
+  }
   ENTER (c);
   r = FC (c)->pread (NEXT (c), c->handle, buf, count, offset, flags, rd, err);
   LEAVE ();
@@ -251,8 +277,13 @@ f_pwrite (struct context *c, const void *buf, uint64_t count,
           uint64_t offset, uint32_t flags, int *err)
 {
   int r;
-  if (FC (c)->pwrite == NULL)
+  if (FC (c)->pwrite == NULL) {
+    if (c->next == NULL) {
+      *err = EIO;
+      NEED_NEXT (c, -1);
+    }
     return backend_pwrite (c->next, buf, count, offset, flags, err);
+  }
   ENTER (c);
   r = FC (c)->pwrite (NEXT (c), c->handle, buf, count, offset, flags, err);
   LEAVE ();
@@ -263,8 +294,13 @@ static int
 f_flush (struct context *c, uint32_t flags, int *err)
 {
   int r;
-  if (FC (c)->flush == NULL)
+  if (FC (c)->flush == NULL) {
+    if (c->next == NULL) {
+      *err = EIO;
+      NEED_NEXT (c, -1);
+    }
     return backend_flush (c->next, flags, err);
+  }
   ENTER (c);
   r = FC (c)->flush (NEXT (c), c->handle, flags, err);
   LEAVE ();
@@ -276,8 +312,11 @@ f_flush (struct context *c, uint32_t flags, int *err)
                      uint32_t flags, int *err)                           \
   {                                                                      \
     int r;                                                               \
-    if (FC (c)->fn == NULL)                                              \
+    if (FC (c)->fn == NULL) {                                            \
+      *err = EIO;                                                        \
+      NEED_NEXT (c, -1);                                                 \
       return backend_##fn (c->next, count, offset, flags, err);          \
+    }                                                                    \
     ENTER (c);                                                           \
     r = FC (c)->fn (NEXT (c), c->handle, count, offset, flags, err);     \
     LEAVE ();                                                            \
@@ -293,8 +332,13 @@ f_extents (struct context *c, uint64_t count, uint64_t offset,
            uint32_t flags, struct nbdkit_extents *e, int *err)
 {
   int r;
-  if (FC (c)->extents == NULL)
+  if (FC (c)->extents == NULL) {
+    if (c->next == NULL) {
+      *err = EIO;
+      NEED_NEXT (c, -1);
+    }
     return backend_extents (c->next, count, offset, flags, e, err);
+  }
   ENTER (c);
   r = FC (c)->extents (NEXT (c), c->handle, count, offset, flags, e, err);
   LEAVE ();
@@ -582,6 +626,12 @@ NBDKIT_EXTERN_C int
 nbdkit_next_open (nbdkit_context *ctx, int readonly, const char *exportname)
 {
   return backend_open_next ((struct context *) ctx, readonly, exportname);
+}
+
+NBDKIT_EXTERN_C void
+nbdkit_next_open_none (nbdkit_context *ctx)
+{
+  ((struct context *) ctx)->no_next = 1;
 }
 
 NBDKIT_EXTERN_C nbdkit_backend *

@@ -207,6 +207,7 @@ struct context {
   struct nbdkit_block_size bs;
   int readonly, is_tls;         /* as opened */
   int prepared;
+  int no_next;                  /* the filter opens nothing below */
 };
 
 /* Loading (plugin.c, plugin_v2.c, filter.c). */
@@ -261,6 +262,9 @@ extern int backend_extents (struct context *c, uint64_t count,
                             struct nbdkit_extents *e, int *err);
 extern int backend_cache (struct context *c, uint64_t count, uint64_t offset,
                           uint32_t flags, int *err);
+
+/* Every layer's preconnect, top down. */
+extern int backend_preconnect (struct backend *top, int readonly);
 
 /* The errno of a failed callback: nbdkit_set_error's, else errno,
  * else EIO.  Resets the thread's error.

@@ -277,7 +277,7 @@ CAN (can_flush, PC (c)->flush != NULL)
 CAN (is_rotational, 0)
 CAN (can_trim, PC (c)->trim != NULL)
 CAN (can_zero, PC (c)->zero ? NBDKIT_ZERO_NATIVE : NBDKIT_ZERO_EMULATE)
-CAN (can_fast_zero, PC (c)->zero != NULL)
+CAN (can_fast_zero, 1)
 CAN (can_fua, PC (c)->flush ? NBDKIT_FUA_EMULATE : NBDKIT_FUA_NONE)
 CAN (can_multi_conn, 0)
 CAN (can_extents,

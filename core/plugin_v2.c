@@ -275,7 +275,8 @@ v2_can_fast_zero (struct context *c)
 {
   if (PC (c)->can_fast_zero)
     return PC (c)->can_fast_zero (c->handle);
-  return 0;
+  /* Emulated zeroing can always fail fast. */
+  return v2_can_zero (c) == NBDKIT_ZERO_EMULATE;
 }
 
 static int

@@ -100,6 +100,8 @@ nbdkit_shutdown (void)
   struct server *s = thread_ctx ()->server;
   if (s)
     server_request_quit (s);
+  else
+    server_quit_from_anywhere ();
 }
 
 NBDKIT_EXTERN_C void

@@ -78,6 +78,18 @@ server_free (struct server *s)
   free (s);
 }
 
+/* nbdkit_shutdown from a thread the server did not start (a plugin's
+ * or filter's own): it has no server to name, and the process has one.
+ */
+void
+server_quit_from_anywhere (void)
+{
+  char c = 1;
+  if (signal_quit_fd >= 0 && write (signal_quit_fd, &c, 1) == -1) {
+    /* A wake-up is already pending. */
+  }
+}
+
 /* Ask the server to stop: wake the accept loop and every reader. */
 void
 server_request_quit (struct server *s)

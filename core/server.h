@@ -162,6 +162,7 @@ struct connection {
    * (monotonic ns), or 0: the watchdog fills it if that lasts.
    */
   _Atomic uint64_t unattended_since;
+  int64_t service_ns;           /* average time a request takes (lock) */
   bool disc_requested;
   pthread_mutex_t send_lock;
 
@@ -174,6 +175,7 @@ struct connection {
 extern struct server *server_new (void);
 extern void server_free (struct server *s);
 extern void server_request_quit (struct server *s);
+extern void server_quit_from_anywhere (void);
 extern int server_run (struct server *s);   /* returns the exit status */
 
 /* ---- cmdline.c ---- */

@@ -35,6 +35,12 @@ struct worker {
 
 static const char zeroes[65536];
 
+/* Requests that take longer than this on average are worth handing
+ * to another thread when several are queued: about the cost of waking
+ * a thread and switching to it.
+ */
+#define HANDOFF_NS 20000
+
 static const char *
 cmd_name (uint16_t type)
 {
@@ -866,13 +872,19 @@ transmission_loop (struct connection *c)
      * waiting: a lone request is served on this thread without any
      * hand-over (the common case at queue depth 1).
      */
+    /* Hand the reader role to another thread only if a request is
+     * already waiting and requests here take long enough to be worth
+     * it.  Otherwise serve this one here, and let the watchdog know in
+     * case it is slow after all.
+     */
     bool unattended = false;
+    uint64_t t0 = 0;
     if (c->max_threads > 1) {
-      if (conn_input_pending (c))
+      t0 = monotonic_ns ();
+      if (c->service_ns > HANDOFF_NS && conn_input_pending (c))
         connection_find_reader (c);
       else {
-        /* Tell the watchdog, in case this request is slow. */
-        atomic_store (&c->unattended_since, monotonic_ns ());
+        atomic_store (&c->unattended_since, t0);
         unattended = true;
       }
     }
@@ -883,6 +895,11 @@ transmission_loop (struct connection *c)
     if (unattended)
       atomic_store (&c->unattended_since, 0);
     pthread_mutex_lock (&c->lock);
+    if (t0) {
+      /* A moving average of the time a request takes here. */
+      int64_t dt = monotonic_ns () - t0;
+      c->service_ns += (dt - (int64_t) c->service_ns) / 8;
+    }
   }
   pthread_mutex_unlock (&c->lock);
   free (w.buf);

@@ -12,7 +12,7 @@ packages="
   ocaml ocaml-findlib
   libnbd-dev libnbd-bin python3-libnbd
   qemu-utils
-  nbdkit fio
+  nbdkit nbdkit-plugin-python fio
   libzstd-dev zstd
 "
 
