@@ -204,7 +204,7 @@ dump_config (struct server *s)
   printf ("api_versions=1,2,3\n");
   printf ("thread_models=serialize_connections,serialize_all_requests,"
           "serialize_requests,serialize_retirement,parallel\n");
-  printf ("tls=no\n");
+  printf ("tls=yes\n");
   printf ("version=%s\n", NBDKIT_VERSION);
   printf ("version_major=%d\n", NBDKIT_VERSION_MAJOR);
   printf ("version_minor=%d\n", NBDKIT_VERSION_MINOR);
@@ -583,10 +583,10 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
       case OPT_TLS:
         if (strcmp (optarg, "off") == 0)
           o->tls = 0;
-        else if (strcmp (optarg, "on") == 0 || strcmp (optarg, "require") == 0) {
-          log_error (s, "--tls=%s: this build has no TLS support yet", optarg);
-          goto err;
-        }
+        else if (strcmp (optarg, "on") == 0)
+          o->tls = 1;
+        else if (strcmp (optarg, "require") == 0)
+          o->tls = 2;
         else {
           log_error (s, "--tls %s: expected off, on or require", optarg);
           goto err;
@@ -601,6 +601,14 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
                  s->program_name);
         goto err;
     }
+  }
+
+  /* As with nbdkit, credentials alone do not turn TLS on. */
+  if ((o->tls_certificates || o->tls_psk) && o->tls == 0)
+    log_debug (s, "TLS credentials given, but --tls is off");
+  if (o->tls_certificates && o->tls_psk) {
+    log_error (s, "choose one of --tls-certificates and --tls-psk");
+    goto err;
   }
 
   if (dump_cfg) {

@@ -40,7 +40,8 @@ conn_recv (struct connection *c, void *buf, size_t len)
      * arrive in one system call; large ones go straight to BUF.
      */
     if (len < RBUF_SIZE / 4) {
-      r = read (c->sockin, c->rbuf, RBUF_SIZE);
+      r = c->tls_session ? tls_recv (c, c->rbuf, RBUF_SIZE)
+                         : read (c->sockin, c->rbuf, RBUF_SIZE);
       if (r > 0) {
         size_t n = (size_t) r > len ? len : (size_t) r;
         memcpy (p, c->rbuf, n);
@@ -52,7 +53,7 @@ conn_recv (struct connection *c, void *buf, size_t len)
       }
     }
     else
-      r = read (c->sockin, p, len);
+      r = c->tls_session ? tls_recv (c, p, len) : read (c->sockin, p, len);
     if (r == 0) {
       errno = 0;                /* end of file */
       return -1;
@@ -75,12 +76,16 @@ conn_input_pending (struct connection *c)
 
   if (c->rbuf_end > c->rbuf_start)
     return true;
+  if (c->tls_session && tls_pending (c))
+    return true;
   return poll (&pfd, 1, 0) == 1;
 }
 
 int
 conn_sendv (struct connection *c, struct iovec *iov, int iovcnt)
 {
+  if (c->tls_session)
+    return tls_sendv (c, iov, iovcnt);
   while (iovcnt > 0) {
     ssize_t r;
     if (c->is_socket) {
@@ -163,6 +168,7 @@ connection_free (struct connection *c)
   thread_ctx_set (s, c, s->plugin->name);
   if (c->top)
     backend_close (c->top);
+  tls_close (c);
   if (c->sockin >= 0)
     close (c->sockin);
   if (c->sockout >= 0 && c->sockout != c->sockin)

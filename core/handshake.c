@@ -485,6 +485,39 @@ opt_meta_context (struct connection *c, uint32_t option, const char *data,
   return send_opt_reply (c, option, NBD_REP_ACK, NULL, 0);
 }
 
+/* STARTTLS: upgrade, then forget everything negotiated before it. */
+static int
+opt_starttls (struct connection *c, uint32_t len)
+{
+  struct server *s = c->server;
+
+  if (len != 0)
+    return send_opt_error (c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID,
+                           "STARTTLS takes no data");
+  if (s->opt.tls == 0)
+    return send_opt_error (c, NBD_OPT_STARTTLS, NBD_REP_ERR_POLICY,
+                           "TLS is not enabled on this server");
+  if (c->is_tls)
+    return send_opt_error (c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID,
+                           "TLS is already negotiated");
+  /* Bytes sent after STARTTLS but before our reply would be read as
+   * plain text by us and as TLS by the client: refuse that client.
+   */
+  if (conn_input_pending (c)) {
+    log_debug (s, "data pipelined after STARTTLS: closing");
+    return -1;
+  }
+  if (send_opt_reply (c, NBD_OPT_STARTTLS, NBD_REP_ACK, NULL, 0) == -1
+      || tls_handshake (c) == -1)
+    return -1;
+  c->structured_replies = c->extended_headers = false;
+  c->meta_set = 0;
+  free (c->meta_export);
+  c->meta_export = NULL;
+  close_export (c);
+  return 0;
+}
+
 static int
 negotiate (struct connection *c)
 {
@@ -521,6 +554,22 @@ negotiate (struct connection *c)
       break;
     data[len] = '\0';
 
+    /* With --tls=require nothing but STARTTLS and ABORT is answered
+     * before TLS; EXPORT_NAME has no error reply, so the client goes.
+     */
+    if (s->opt.tls == 2 && !c->is_tls && option != NBD_OPT_STARTTLS
+        && option != NBD_OPT_ABORT) {
+      if (option == NBD_OPT_EXPORT_NAME) {
+        log_debug (s, "EXPORT_NAME before TLS: closing");
+        goto out;
+      }
+      r = send_opt_error (c, option, NBD_REP_ERR_TLS_REQD,
+                          "TLS is required on this server");
+      if (r == -1)
+        break;
+      continue;
+    }
+
     switch (option) {
       case NBD_OPT_EXPORT_NAME:
         if (opt_export_name (c, data, len) == 0)
@@ -533,8 +582,7 @@ negotiate (struct connection *c)
         r = opt_list (c, len);
         break;
       case NBD_OPT_STARTTLS:
-        r = send_opt_error (c, option, NBD_REP_ERR_POLICY,
-                            "TLS is not enabled on this server");
+        r = opt_starttls (c, len);
         break;
       case NBD_OPT_INFO:
       case NBD_OPT_GO:

@@ -341,6 +341,7 @@ drain_connections (struct server *s)
 static void
 unload_all (struct server *s)
 {
+  tls_free (s);
   for (struct backend *b = s->top; b; b = b->next) {
     thread_ctx_set (s, NULL, b->name);
     b->ops->cleanup (b);
@@ -375,6 +376,9 @@ server_run (struct server *s)
   if (s->opt.log_to == -1)
     s->opt.log_to = LOG_TO_STDERR;
   set_signals (s);
+
+  if (tls_init (s) == -1)
+    goto fail;
 
   /* The meta contexts on offer. */
   s->meta_names[0] = "base:allocation";

@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 struct backend;
 struct context;
@@ -65,6 +67,7 @@ struct server {
   const char *program_name;    /* "nbdkit" */
   struct backend *top;         /* first filter, or the plugin */
   struct backend *plugin;      /* the last layer */
+  void *tls;                   /* credentials (tls.c), NULL without TLS */
   int thread_model;            /* effective: most serializing of all */
   int exit_status;             /* from --run, or 0 */
 
@@ -137,6 +140,7 @@ struct connection {
   char *meta_export;            /* export name the SET was for */
   bool no_zeroes;
   bool is_tls;
+  void *tls_session;            /* after STARTTLS (tls.c) */
   char *exportname;             /* the export open, default resolved */
   char *requested_name;         /* what the client asked for */
   bool client_requested_bs;
@@ -214,6 +218,15 @@ extern int handshake (struct connection *c);
 /* Open the chain for EXPORTNAME and compute eflags/size/block sizes. */
 extern int handshake_finish_export (struct connection *c,
                                     const char *exportname);
+
+/* ---- tls.c ---- */
+extern int tls_init (struct server *s);
+extern void tls_free (struct server *s);
+extern int tls_handshake (struct connection *c);
+extern ssize_t tls_recv (struct connection *c, void *buf, size_t len);
+extern int tls_sendv (struct connection *c, struct iovec *iov, int iovcnt);
+extern bool tls_pending (struct connection *c);
+extern void tls_close (struct connection *c);
 
 /* ---- transmission.c ---- */
 extern void transmission_loop (struct connection *c);

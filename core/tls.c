@@ -1,0 +1,307 @@
+/* tls.c: TLS with GnuTLS: the server's credentials (X.509 certificates
+ * from a directory, or a PSK file), and each connection's session once
+ * the client asks for it with NBD_OPT_STARTTLS.
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+#include "internal.h"
+
+struct tls_server {
+  gnutls_certificate_credentials_t x509;
+  gnutls_psk_server_credentials_t psk;
+  gnutls_priority_t priority;
+};
+
+static bool
+exists (const char *dir, const char *name, char **path)
+{
+  if (asprintf (path, "%s/%s", dir, name) == -1) {
+    *path = NULL;
+    return false;
+  }
+  if (access (*path, R_OK) == 0)
+    return true;
+  free (*path);
+  *path = NULL;
+  return false;
+}
+
+/* Where certificates are looked for without --tls-certificates. */
+static char *
+default_cert_dir (void)
+{
+  char *dir = NULL;
+  const char *home = getenv ("HOME");
+
+  if (geteuid () != 0 && home && *home) {
+    if (asprintf (&dir, "%s/.pki/nbdkit", home) == -1)
+      return NULL;
+    return dir;
+  }
+  return strdup ("/etc/pki/nbdkit");
+}
+
+static int
+load_x509 (struct server *s, struct tls_server *t)
+{
+  char *dir = s->opt.tls_certificates ? strdup (s->opt.tls_certificates)
+                                      : default_cert_dir ();
+  char *ca = NULL, *crl = NULL, *cert = NULL, *key = NULL;
+  int r, ret = -1;
+
+  if (dir == NULL)
+    return -1;
+  if (!exists (dir, "server-cert.pem", &cert)
+      || !exists (dir, "server-key.pem", &key)) {
+    log_error (s, "--tls: no server-cert.pem and server-key.pem readable in"
+               " %s (give the directory with --tls-certificates, or use"
+               " --tls-psk)", dir);
+    goto out;
+  }
+  r = gnutls_certificate_allocate_credentials (&t->x509);
+  if (r != GNUTLS_E_SUCCESS) {
+    log_error (s, "gnutls: %s", gnutls_strerror (r));
+    goto out;
+  }
+  if (exists (dir, "ca-cert.pem", &ca)) {
+    r = gnutls_certificate_set_x509_trust_file (t->x509, ca,
+                                                GNUTLS_X509_FMT_PEM);
+    if (r < 0) {
+      log_error (s, "%s: %s", ca, gnutls_strerror (r));
+      goto out;
+    }
+  }
+  else if (s->opt.tls_verify_peer) {
+    log_error (s, "--tls-verify-peer: no ca-cert.pem in %s to check client"
+               " certificates against", dir);
+    goto out;
+  }
+  if (exists (dir, "ca-crl.pem", &crl)) {
+    r = gnutls_certificate_set_x509_crl_file (t->x509, crl,
+                                              GNUTLS_X509_FMT_PEM);
+    if (r < 0) {
+      log_error (s, "%s: %s", crl, gnutls_strerror (r));
+      goto out;
+    }
+  }
+  r = gnutls_certificate_set_x509_key_file (t->x509, cert, key,
+                                            GNUTLS_X509_FMT_PEM);
+  if (r < 0) {
+    log_error (s, "%s, %s: %s", cert, key, gnutls_strerror (r));
+    goto out;
+  }
+  log_debug (s, "TLS: certificates from %s", dir);
+  ret = 0;
+ out:
+  free (dir);
+  free (ca);
+  free (crl);
+  free (cert);
+  free (key);
+  return ret;
+}
+
+int
+tls_init (struct server *s)
+{
+  struct tls_server *t;
+  const char *prio;
+  int r;
+
+  if (s->opt.tls == 0)
+    return 0;
+  t = calloc (1, sizeof *t);
+  if (t == NULL) {
+    log_error (s, "calloc: %m");
+    return -1;
+  }
+  s->tls = t;
+  if (s->opt.tls_psk) {
+    if (access (s->opt.tls_psk, R_OK) == -1) {
+      log_error (s, "--tls-psk=%s: %m", s->opt.tls_psk);
+      return -1;
+    }
+    r = gnutls_psk_allocate_server_credentials (&t->psk);
+    if (r == GNUTLS_E_SUCCESS)
+      r = gnutls_psk_set_server_credentials_file (t->psk, s->opt.tls_psk);
+    if (r != GNUTLS_E_SUCCESS) {
+      log_error (s, "--tls-psk=%s: %s", s->opt.tls_psk, gnutls_strerror (r));
+      return -1;
+    }
+    prio = "NORMAL:+ECDHE-PSK:+DHE-PSK:+PSK";
+  }
+  else {
+    if (load_x509 (s, t) == -1)
+      return -1;
+    prio = "NORMAL";
+  }
+  r = gnutls_priority_init (&t->priority, prio, NULL);
+  if (r != GNUTLS_E_SUCCESS) {
+    log_error (s, "gnutls priority %s: %s", prio, gnutls_strerror (r));
+    return -1;
+  }
+  return 0;
+}
+
+void
+tls_free (struct server *s)
+{
+  struct tls_server *t = s->tls;
+
+  if (t == NULL)
+    return;
+  if (t->x509)
+    gnutls_certificate_free_credentials (t->x509);
+  if (t->psk)
+    gnutls_psk_free_server_credentials (t->psk);
+  if (t->priority)
+    gnutls_priority_deinit (t->priority);
+  free (t);
+  s->tls = NULL;
+}
+
+/* Check the client's certificate against our CA (--tls-verify-peer). */
+static int
+verify_peer (struct connection *c, gnutls_session_t session)
+{
+  unsigned status;
+  int r = gnutls_certificate_verify_peers2 (session, &status);
+
+  if (r < 0) {
+    log_error (c->server, "TLS: verifying the client certificate: %s",
+               gnutls_strerror (r));
+    return -1;
+  }
+  if (status != 0) {
+    gnutls_datum_t out;
+    if (gnutls_certificate_verification_status_print (
+          status, GNUTLS_CRT_X509, &out, 0) == 0) {
+      log_error (c->server, "TLS: client certificate refused: %s", out.data);
+      gnutls_free (out.data);
+    }
+    else
+      log_error (c->server, "TLS: client certificate refused");
+    return -1;
+  }
+  return 0;
+}
+
+int
+tls_handshake (struct connection *c)
+{
+  struct server *s = c->server;
+  struct tls_server *t = s->tls;
+  gnutls_session_t session;
+  int r;
+
+  r = gnutls_init (&session, GNUTLS_SERVER);
+  if (r != GNUTLS_E_SUCCESS) {
+    log_error (s, "gnutls_init: %s", gnutls_strerror (r));
+    return -1;
+  }
+  r = gnutls_priority_set (session, t->priority);
+  if (r == GNUTLS_E_SUCCESS)
+    r = t->psk
+      ? gnutls_credentials_set (session, GNUTLS_CRD_PSK, t->psk)
+      : gnutls_credentials_set (session, GNUTLS_CRD_CERTIFICATE, t->x509);
+  if (r != GNUTLS_E_SUCCESS) {
+    log_error (s, "gnutls: %s", gnutls_strerror (r));
+    gnutls_deinit (session);
+    return -1;
+  }
+  if (t->x509 && s->opt.tls_verify_peer)
+    gnutls_certificate_server_set_request (session, GNUTLS_CERT_REQUIRE);
+  gnutls_transport_set_int2 (session, c->sockin, c->sockout);
+  gnutls_handshake_set_timeout (session,
+                                s->opt.timeout ? s->opt.timeout * 1000
+                                : GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT);
+  do
+    r = gnutls_handshake (session);
+  while (r < 0 && !gnutls_error_is_fatal (r));
+  if (r < 0) {
+    log_error (s, "TLS handshake failed: %s", gnutls_strerror (r));
+    gnutls_deinit (session);
+    return -1;
+  }
+  if (t->x509 && s->opt.tls_verify_peer && verify_peer (c, session) == -1) {
+    gnutls_deinit (session);
+    return -1;
+  }
+  c->tls_session = session;
+  c->is_tls = true;
+  log_debug (s, "TLS: %s negotiated",
+             gnutls_protocol_get_name (gnutls_protocol_get_version (session)));
+  return 0;
+}
+
+ssize_t
+tls_recv (struct connection *c, void *buf, size_t len)
+{
+  ssize_t r;
+
+  do
+    r = gnutls_record_recv (c->tls_session, buf, len);
+  while (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN);
+  if (r < 0) {
+    log_debug (c->server, "TLS read: %s", gnutls_strerror (r));
+    errno = EIO;
+    return -1;
+  }
+  return r;
+}
+
+int
+tls_sendv (struct connection *c, struct iovec *iov, int iovcnt)
+{
+  gnutls_record_cork (c->tls_session);
+  for (int i = 0; i < iovcnt; i++) {
+    const char *p = iov[i].iov_base;
+    size_t n = iov[i].iov_len;
+    while (n > 0) {
+      ssize_t r = gnutls_record_send (c->tls_session, p, n);
+      if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN)
+        continue;
+      if (r < 0) {
+        log_debug (c->server, "TLS write: %s", gnutls_strerror (r));
+        errno = EIO;
+        return -1;
+      }
+      p += r;
+      n -= r;
+    }
+  }
+  int r;
+  do
+    r = gnutls_record_uncork (c->tls_session, GNUTLS_RECORD_WAIT);
+  while (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN);
+  if (r < 0) {
+    log_debug (c->server, "TLS write: %s", gnutls_strerror (r));
+    errno = EIO;
+    return -1;
+  }
+  return 0;
+}
+
+bool
+tls_pending (struct connection *c)
+{
+  return gnutls_record_check_pending (c->tls_session) > 0;
+}
+
+void
+tls_close (struct connection *c)
+{
+  if (c->tls_session == NULL)
+    return;
+  gnutls_bye (c->tls_session, GNUTLS_SHUT_WR);
+  gnutls_deinit (c->tls_session);
+  c->tls_session = NULL;
+}
