@@ -366,19 +366,20 @@ unload_all (struct server *s)
   thread_ctx_set (s, NULL, NULL);
 }
 
+/* Everything between configuration and the first client: TLS
+ * credentials, the meta contexts on offer, the thread model, and every
+ * layer's get_ready.  server_run calls it; so can a program that feeds
+ * connections itself (connection_start), e.g. the fuzzer.
+ */
 int
-server_run (struct server *s)
+server_prepare (struct server *s)
 {
-  bool foreground = s->opt.foreground || s->opt.single || s->opt.fd >= 0
-    || s->opt.run || s->opt.exit_with_parent;
   int model;
 
   if (s->opt.log_to == -1)
     s->opt.log_to = LOG_TO_STDERR;
-  set_signals (s);
-
   if (tls_init (s) == -1)
-    goto fail;
+    return -1;
 
   /* The meta contexts on offer. */
   s->meta_names[0] = "base:allocation";
@@ -392,7 +393,7 @@ server_run (struct server *s)
       log_error (s, "%s: cannot offer meta context '%s' (at most %d, and"
                  " the name needs a namespace such as 'qemu:')", b->name, m,
                  MAX_META);
-      goto fail;
+      return -1;
     }
     s->meta_names[s->nmeta] = m;
     s->meta_owner[s->nmeta++] = b;
@@ -400,15 +401,31 @@ server_run (struct server *s)
 
   model = choose_thread_model (s);
   if (model == -1)
-    goto fail;
+    return -1;
   s->thread_model = model;
   log_debug (s, "using thread model %s", thread_model_name (model));
   for (struct backend *b = s->top; b; b = b->next) {
     thread_ctx_set (s, NULL, b->name);
     if (b->ops->get_ready (b, model) == -1)
-      goto fail;
+      return -1;
   }
   thread_ctx_set (s, NULL, NULL);
+
+  return 0;
+}
+
+int
+server_run (struct server *s)
+{
+  bool foreground = s->opt.foreground || s->opt.single || s->opt.fd >= 0
+    || s->opt.run || s->opt.exit_with_parent;
+
+  if (s->opt.log_to == -1)
+    s->opt.log_to = LOG_TO_STDERR;
+  set_signals (s);
+
+  if (server_prepare (s) == -1)
+    goto fail;
 
   if (s->opt.exit_with_parent)
     prctl (PR_SET_PDEATHSIG, SIGTERM);

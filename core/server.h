@@ -180,6 +180,7 @@ extern struct server *server_new (void);
 extern void server_free (struct server *s);
 extern void server_request_quit (struct server *s);
 extern void server_quit_from_anywhere (void);
+extern int server_prepare (struct server *s);
 extern int server_run (struct server *s);   /* returns the exit status */
 
 /* ---- cmdline.c ---- */
