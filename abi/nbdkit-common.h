@@ -243,7 +243,9 @@ extern struct nbdkit_export nbdkit_get_export (
  *
  * For each value given, the parsed value is stored in DEST (if not
  * NULL), then config(key, canonical_value) is called (if defined).
- * The canonical value is: for size and int, decimal digits; for bool,
+ * KEY and VALUE passed to config live only until it returns: copy
+ * what you keep.  The canonical value is: for size and int, decimal
+ * digits; for bool,
  * "1" or "0"; for file and directory, an absolute path; for password,
  * the password itself; otherwise the text as given.
  */

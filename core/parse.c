@@ -28,8 +28,8 @@
 
 /* ---- sizes ---- */
 
-/* Decimal digits, then at most one suffix letter, each a power of
- * 1024.  No sign, no spaces, no hex: "0x10" is refused rather than
+/* Decimal digits, then at most one suffix letter: s for 512-byte
+ * sectors, the others powers of 1024.  No sign, no spaces, no hex: "0x10" is refused rather than
  * read as zero with a strange suffix.
  */
 int
@@ -58,6 +58,7 @@ parse_size_quiet (const char *str, int64_t *r, const char **why)
   if (*p != '\0') {
     switch (*p) {
       case 'b': case 'B': shift = 0; break;
+      case 's': case 'S': shift = 9; break;
       case 'k': case 'K': shift = 10; break;
       case 'm': case 'M': shift = 20; break;
       case 'g': case 'G': shift = 30; break;
@@ -79,7 +80,7 @@ parse_size_quiet (const char *str, int64_t *r, const char **why)
   *why = "is larger than 2^63-1 bytes";
   return -1;
  bad_suffix:
-  *why = "has an unknown suffix (only b, k, m, g, t, p and e are known)";
+  *why = "has an unknown suffix (only b, s, k, m, g, t, p and e are known)";
   return -1;
 }
 

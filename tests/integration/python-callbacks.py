@@ -166,7 +166,7 @@ def has(line):
 
 for line in ["load", "config log %r" % log, "config size 1048576",
              "config_complete 1048576", "thread_model", "get_ready 3000",
-             "after_fork", "list_exports False False",
+             "after_fork", "preconnect False", "list_exports False False",
              "open False 'bar' False 'bar'", "get_size",
              "pwrite 8192 4096 2 True", "pread 8192 4096 0 memoryview False",
              "flush 0", "trim 4096 0 2", "cache 4096 0 0",
@@ -174,9 +174,6 @@ for line in ["load", "config log %r" % log, "config size 1048576",
              "close bar", "default_export", "open False 'foo' False 'foo'",
              "cleanup", "unload"]:
     has(line)
-# The core does not call preconnect yet (reported); then check it.
-if "preconnect False" not in ev:
-    print("NOTE: preconnect was not called (core/ does not call it yet)")
 # zero: FAST_ZERO (8) passed through, MAY_TRIM (1) absent with NO_HOLE.
 assert any(e.startswith("zero 4096 4096 ") and int(e.split()[3]) & 8 and
            not int(e.split()[3]) & 1 for e in ev), ev

@@ -63,6 +63,8 @@ static const struct {
   { "9223372036854775807", INT64_MAX },
   { "9223372036854775807b", INT64_MAX },
   { "8388607T", INT64_C (8388607) << 40 },
+  { "1s", 512 },
+  { "2048S", INT64_C (2048) * 512 },
 };
 
 static const struct {
@@ -83,7 +85,7 @@ static const struct {
   { "1KiB", "suffix" },
   { "0x10", "suffix" },
   { "1.5G", "suffix" },
-  { "1s", "suffix" },
+  { "1x2", "suffix" },
   { "1G\t", "suffix" },
   { "8E", "larger" },
   { "16E", "larger" },
