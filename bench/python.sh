@@ -6,7 +6,10 @@
 #
 # Both servers run the same RAM-disk script (API_VERSION 2, which both
 # understand; parallel thread model) on a Unix socket, pinned with
-# taskset to CPU 0; fio (its nbd engine) is pinned to CPU 1.  Random
+# taskset to one CPU (CPU_SERVER, default 0); fio (its nbd engine) runs
+# on CPU_CLIENT, by default the same CPU, so that the figures measure
+# the CPU each server spends per request rather than the latency of
+# waking another CPU (CPU_CLIENT=1 measures that instead).  Random
 # 4 KiB reads at queue depth 1 and 16; the runs alternate between the
 # servers and the medians of IOPS are printed with the ratio ours/theirs.
 # Also: our server with the API 3 plugins/python/ramdisk.py.
@@ -19,7 +22,7 @@ runs="${1:-5}"
 secs="${2:-10}"
 size=1G
 cpu_server="${CPU_SERVER:-0}"
-cpu_client="${CPU_CLIENT:-1}"
+cpu_client="${CPU_CLIENT:-$cpu_server}"
 
 [ -x "$ours" ] || { echo "build first: $ours" >&2; exit 1; }
 [ -x "$theirs" ] || { echo "$theirs missing (apt-get install nbdkit)" >&2; exit 1; }
@@ -80,6 +83,7 @@ print(round(json.loads(out[out.index("{"):])["jobs"][0]["read"]["iops"]))'
 
 median () { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+echo "server on CPU $cpu_server, fio on CPU $cpu_client, $runs runs of $secs s"
 printf '%-6s %12s %12s %8s %14s %8s\n' depth theirs ours ratio "ours(API 3)" ratio
 for depth in 1 16; do
   t="" o="" o3=""
