@@ -27,10 +27,12 @@ struct request {
 /* What one thread keeps between requests: its data buffer and read
  * state, reused so a request allocates nothing.
  */
+struct out;
 struct worker {
   char *buf;
   size_t buf_size;
   struct nbdkit_read rd;
+  struct out *out;
 };
 
 static const char zeroes[65536];
@@ -807,7 +809,12 @@ execute (struct connection *c, struct worker *w, struct request *r)
                  cmd_name (r->type), r->offset, r->count, err);
   }
 
-  o = malloc (sizeof *o);
+  /* The reply is built in the thread's own struct out, kept between
+   * requests: it is large, and allocating it each time showed.
+   */
+  if (w->out == NULL)
+    w->out = malloc (sizeof *w->out);
+  o = w->out;
   send_begin (c, r);
   if (o == NULL)
     sent = -1;
@@ -832,7 +839,6 @@ execute (struct connection *c, struct worker *w, struct request *r)
   read_release (&w->rd);
   for (int i = 0; i < nes; i++)
     extents_free (es[i]);
-  free (o);
 }
 
 void
@@ -904,4 +910,5 @@ transmission_loop (struct connection *c)
   pthread_mutex_unlock (&c->lock);
   free (w.buf);
   free (w.rd.segs);
+  free (w.out);
 }
