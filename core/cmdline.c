@@ -125,61 +125,70 @@ usage (FILE *fp)
 }
 
 /* The directory the running program is in ("" if unknown). */
-static const char *
-exe_dir (void)
+static void
+exe_dir (char *dir, size_t len)
 {
-  static __thread char dir[PATH_MAX];
-  ssize_t n = readlink ("/proc/self/exe", dir, sizeof dir - 1);
+  ssize_t n = readlink ("/proc/self/exe", dir, len - 1);
   char *slash;
 
   dir[n > 0 ? n : 0] = '\0';
   slash = strrchr (dir, '/');
   if (slash)
     *slash = '\0';
-  return dir;
 }
 
 /* Plugins and filters come from the build tree when the program runs
  * from there, so nothing needs installing to try it; an installed
  * program finds them relative to itself, so the tree can be moved.
+ * Worked out once per process: it depends only on where the program
+ * is and on the environment at start.
  */
-static const char *
-layer_dir (const char *env, const char *build_sub, const char *from_bin,
-           const char *configured)
-{
-  static __thread char buf[2][PATH_MAX];
-  static __thread int k;
-  const char *e = getenv (env), *dir = exe_dir ();
-  char *out = buf[k++ & 1];
+static char plugindir[PATH_MAX], filterdir[PATH_MAX];
+static pthread_once_t dirs_once = PTHREAD_ONCE_INIT;
 
-  if (e && *e)
-    return e;
-  if (strcmp (dir, NBDKIT_BUILD_DIR) == 0) {
-    if (snprintf (out, PATH_MAX, "%s/%s", NBDKIT_BUILD_DIR, build_sub)
-        >= PATH_MAX)
-      return configured;
-    return out;
+static void
+layer_dir (char *out, const char *env, const char *build_sub,
+           const char *from_bin, const char *configured)
+{
+  const char *e = getenv (env);
+  char dir[PATH_MAX];
+
+  exe_dir (dir, sizeof dir);
+  if (e && *e && strlen (e) < PATH_MAX) {
+    strcpy (out, e);
+    return;
   }
-  if (*dir) {
-    if (snprintf (out, PATH_MAX, "%s/%s", dir, from_bin) < PATH_MAX
-        && access (out, X_OK) == 0)
-      return out;
-  }
-  return configured;
+  if (strcmp (dir, NBDKIT_BUILD_DIR) == 0
+      && snprintf (out, PATH_MAX, "%s/%s", NBDKIT_BUILD_DIR, build_sub)
+         < PATH_MAX)
+    return;
+  if (*dir && snprintf (out, PATH_MAX, "%s/%s", dir, from_bin) < PATH_MAX
+      && access (out, X_OK) == 0)
+    return;
+  snprintf (out, PATH_MAX, "%s", configured);
+}
+
+static void
+find_dirs (void)
+{
+  layer_dir (plugindir, "NBDKIT_PLUGINDIR", "plugins",
+             NBDKIT_BIN_TO_PLUGINDIR, NBDKIT_PLUGINDIR);
+  layer_dir (filterdir, "NBDKIT_FILTERDIR", "filters",
+             NBDKIT_BIN_TO_FILTERDIR, NBDKIT_FILTERDIR);
 }
 
 const char *
 server_plugindir (void)
 {
-  return layer_dir ("NBDKIT_PLUGINDIR", "plugins", NBDKIT_BIN_TO_PLUGINDIR,
-                    NBDKIT_PLUGINDIR);
+  pthread_once (&dirs_once, find_dirs);
+  return plugindir;
 }
 
 const char *
 server_filterdir (void)
 {
-  return layer_dir ("NBDKIT_FILTERDIR", "filters", NBDKIT_BIN_TO_FILTERDIR,
-                    NBDKIT_FILTERDIR);
+  pthread_once (&dirs_once, find_dirs);
+  return filterdir;
 }
 
 static void

@@ -15,7 +15,7 @@
 
 #include "internal.h"
 
-#define RBUF_SIZE 65536
+#define RBUF_SIZE 16384
 
 /* ---- I/O ---- */
 
@@ -141,23 +141,17 @@ static void *worker (void *arg);
 static void
 find_reader (struct connection *c)
 {
-  pthread_t t;
-  pthread_attr_t attr;
-
   if (c->nidle > 0) {
     pthread_cond_signal (&c->cond);
     return;
   }
   if (c->nthreads >= c->max_threads)
     return;
-  pthread_attr_init (&attr);
-  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
   c->nthreads++;
-  if (pthread_create (&t, &attr, worker, c) != 0) {
+  if (pool_run (c->server, worker, c) == -1) {
     c->nthreads--;
     /* Fewer threads is not fatal: the current ones go on serving. */
   }
-  pthread_attr_destroy (&attr);
 }
 
 static void
@@ -352,8 +346,6 @@ void
 connection_start (struct server *s, int sockin, int sockout, bool detached)
 {
   struct connection *c = calloc (1, sizeof *c);
-  pthread_t t;
-  pthread_attr_t attr;
   int type = 0;
   socklen_t tlen = sizeof type;
 
@@ -393,11 +385,8 @@ connection_start (struct server *s, int sockin, int sockout, bool detached)
     connection_main (c);
     return;
   }
-  pthread_attr_init (&attr);
-  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
-  if (pthread_create (&t, &attr, connection_main, c) != 0) {
+  if (pool_run (s, connection_main, c) == -1) {
     log_error (s, "cannot start a thread for a new connection");
     connection_free (c);
   }
-  pthread_attr_destroy (&attr);
 }

@@ -54,6 +54,8 @@ server_new (void)
   pthread_mutex_init (&s->lock, NULL);
   pthread_cond_init (&s->cond, NULL);
   pthread_cond_init (&s->watch_cond, NULL);
+  pthread_mutex_init (&s->pool_lock, NULL);
+  pthread_cond_init (&s->pool_done, NULL);
   pthread_mutex_init (&s->all_requests_lock, NULL);
   pthread_mutex_init (&s->connections_lock, NULL);
   pthread_mutex_init (&s->intern_lock, NULL);
@@ -455,6 +457,7 @@ server_run (struct server *s)
     connection_start (s, in, out, false);
     drain_connections (s);
     watchdog_stop (s);
+    pool_stop (s);
     unload_all (s);
     return s->exit_status;
   }
@@ -488,6 +491,7 @@ server_run (struct server *s)
   listen_loop (s);
   drain_connections (s);
   watchdog_stop (s);
+  pool_stop (s);
   listen_cleanup (s);
   unload_all (s);
   if (s->opt.pidfile)

@@ -20,6 +20,7 @@
 struct backend;
 struct context;
 struct nbdkit_exports;
+struct idle;
 
 #define MAX_LISTEN_ADDRS 16
 #define MAX_LISTEN_FDS 64
@@ -93,6 +94,13 @@ struct server {
   bool watchdog_started;
   pthread_cond_t watch_cond;    /* with lock: nwatched became non-zero */
   unsigned nwatched;
+
+  /* Threads kept for reuse (threads.c). */
+  pthread_mutex_t pool_lock;
+  pthread_cond_t pool_done;     /* pool_threads went down */
+  struct idle *pool_idle;       /* idle threads waiting for a task */
+  unsigned pool_threads;
+  bool pool_stop;
 
   pthread_mutex_t all_requests_lock;   /* serialize-all-requests */
   pthread_mutex_t connections_lock;    /* serialize-connections */
@@ -219,6 +227,12 @@ extern int handshake (struct connection *c);
 /* Open the chain for EXPORTNAME and compute eflags/size/block sizes. */
 extern int handshake_finish_export (struct connection *c,
                                     const char *exportname);
+
+/* ---- threads.c ---- */
+/* Run FN (ARG) on a pooled thread; -1 if no thread could be had. */
+extern int pool_run (struct server *s, void *(*fn) (void *), void *arg);
+/* Wait for every pooled thread to exit (after the last connection). */
+extern void pool_stop (struct server *s);
 
 /* ---- tls.c ---- */
 extern int tls_init (struct server *s);

@@ -308,7 +308,7 @@ read_request (struct connection *c, struct worker *w, struct request *r)
 /* Reply headers and chunk payload headers are built here, the data is
  * pointed at, and everything leaves in as few sendmsg calls as fit.
  */
-#define MAX_IOV 1000
+#define MAX_IOV 256
 struct out {
   struct connection *c;
   struct iovec iov[MAX_IOV];
