@@ -1,9 +1,9 @@
 /* host.c: the Python host's interpreter life cycle.
  *
  * Starting and stopping CPython, one PyThreadState per server thread,
- * loading a script and caching its callbacks, turning its typed
- * parameter declarations into the server's, and reporting Python
- * exceptions as nbdkit errors with an errno.
+ * one interpreter shared by the plugin and filter hosts of a process,
+ * loading a script and caching its callbacks, and its typed parameter
+ * declarations and values.
  */
 
 #include <errno.h>
@@ -12,16 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "host.h"
 
-__thread PyThreadState *host_tstate;
-__thread int host_depth;
+struct host_shared *host_shared;
+PyObject *host_format_exception; /* traceback.format_exception */
 
+/* The rest is used only in the host that started the interpreter. */
+static struct host_shared shared = { .version = HOST_SHARED_VERSION };
 static PyInterpreterState *interp;
 static pthread_key_t tstate_key;
-static int finalized;
-static PyObject *format_exception; /* traceback.format_exception */
+static __thread struct host_thread thread_state;
 
 /* A thread's state goes when the thread does, unless the interpreter
  * went first (Py_FinalizeEx frees every thread state).
@@ -31,26 +33,63 @@ tstate_destroy (void *p)
 {
   PyThreadState *ts = p;
 
-  if (ts == NULL || finalized)
+  if (ts == NULL || shared.finalized)
     return;
   PyEval_RestoreThread (ts);
   PyThreadState_Clear (ts);
   PyThreadState_DeleteCurrent ();
 }
 
-PyThreadState *
-host_new_tstate (void)
+static struct host_thread *
+this_thread (void)
 {
-  PyThreadState *ts = PyThreadState_New (interp);
+  struct host_thread *t = &thread_state;
 
-  if (ts == NULL) {
-    /* Without a thread state there is no way into Python at all. */
-    nbdkit_error ("python: cannot create a Python thread state");
-    abort ();
+  if (t->tstate == NULL) {
+    t->tstate = PyThreadState_New (interp);
+    if (t->tstate == NULL) {
+      /* Without a thread state there is no way into Python at all. */
+      nbdkit_error ("python: cannot create a Python thread state");
+      abort ();
+    }
+    pthread_setspecific (tstate_key, t->tstate);
   }
-  host_tstate = ts;
-  pthread_setspecific (tstate_key, ts);
-  return ts;
+  return t;
+}
+
+/* The other host started Python: use its thread states and module. */
+static int
+join (void)
+{
+  PyGILState_STATE g = PyGILState_Ensure ();
+  PyObject *mod = PyImport_ImportModule ("nbdkit"), *cap = NULL, *tb;
+  struct host_shared *sh = NULL;
+
+  if (mod)
+    cap = PyObject_GetAttrString (mod, "_host");
+  if (cap)
+    sh = PyCapsule_GetPointer (cap, MODULE_CAPSULE);
+  Py_XDECREF (cap);
+  if (sh == NULL || sh->version != HOST_SHARED_VERSION) {
+    PyErr_Clear ();
+    Py_XDECREF (mod);
+    PyGILState_Release (g);
+    nbdkit_error ("python: the process already runs a Python interpreter"
+                  " that is not from this build's Python host");
+    return -1;
+  }
+  module_nbdkit = mod;
+  module_error_type = PyObject_GetAttrString (mod, "Error");
+  module_param_type = PyObject_GetAttrString (mod, "Param");
+  tb = PyImport_ImportModule ("traceback");
+  if (tb)
+    host_format_exception = PyObject_GetAttrString (tb, "format_exception");
+  Py_XDECREF (tb);
+  PyErr_Clear ();
+  sh->users++;
+  host_shared = sh;
+  PyGILState_Release (g);
+  return module_error_type && module_param_type ? 0 : -1;
 }
 
 int
@@ -60,6 +99,10 @@ host_init (void)
   PyStatus st;
   PyObject *tb, *mod;
 
+  if (host_shared)
+    return 0;
+  if (Py_IsInitialized ())
+    return join ();
   if (pthread_key_create (&tstate_key, tstate_destroy) != 0) {
     nbdkit_error ("python: pthread_key_create failed");
     return -1;
@@ -82,34 +125,74 @@ host_init (void)
 
   tb = PyImport_ImportModule ("traceback");
   if (tb)
-    format_exception = PyObject_GetAttrString (tb, "format_exception");
+    host_format_exception = PyObject_GetAttrString (tb, "format_exception");
   Py_XDECREF (tb);
-  /* Built now, so its Error and Param types exist before any script. */
+  /* Built now, so its Error and Param types exist before any script,
+   * and the other host finds what we share in it.
+   */
   mod = PyImport_ImportModule ("nbdkit");
   if (mod == NULL) {
     PyErr_Print ();
     nbdkit_error ("python: cannot import the nbdkit module");
     return -1;
   }
+  shared.thread = this_thread;
+  shared.users = 1;
+  shared.pid = getpid ();
+  tb = PyCapsule_New (&shared, MODULE_CAPSULE, NULL);
+  if (tb == NULL || PyModule_AddObject (mod, "_host", tb) == -1) {
+    Py_XDECREF (tb);
+    Py_DECREF (mod);
+    PyErr_Print ();
+    return -1;
+  }
   Py_DECREF (mod);
   PyErr_Clear ();
 
   interp = PyThreadState_Get ()->interp;
-  host_tstate = PyEval_SaveThread ();
-  host_depth = 0;
+  thread_state.tstate = PyEval_SaveThread ();
+  thread_state.depth = 0;
+  host_shared = &shared;
   return 0;
 }
 
 void
 host_fini (void)
 {
-  if (interp == NULL || finalized)
+  static int done;
+  struct host_shared *sh = host_shared;
+
+  /* host_shared stays: the other host may still call the module
+   * functions of this one.
+   */
+  if (sh == NULL || done++)
     return;
-  host_enter ();
+  /* The last host out stops Python. */
+  if (--sh->users > 0 || sh->finalized)
+    return;
+  sh->thread ()->depth++;
+  PyEval_RestoreThread (sh->thread ()->tstate);
   Py_FinalizeEx ();
-  finalized = 1;
-  host_tstate = NULL;
-  host_depth = 0;
+  sh->finalized = 1;
+}
+
+void
+host_after_fork (void)
+{
+  struct host_thread *t;
+
+  if (host_shared == NULL || host_shared->pid == getpid ())
+    return;
+  /* The server forked without the GIL; a thread that held it is gone.
+   * As os.fork does: a fresh GIL, then Python's after-fork handlers.
+   * Once, though both hosts may ask.
+   */
+  host_shared->pid = getpid ();
+  t = host_thread ();
+  PyThreadState_Swap (t->tstate);
+  PyOS_AfterFork_Child ();
+  t->depth = 1;
+  host_leave ();
 }
 
 /* The whole file, NUL-terminated, or NULL with errno set. */
@@ -146,22 +229,25 @@ read_file (const char *path)
   return buf;
 }
 
-/* sys.argv = [PATH], and PATH's directory first on sys.path, as
- * `python3 PATH` does, so a script can import its neighbours.
+/* PATH's directory first on sys.path, as `python3 PATH` does, so a
+ * script can import its neighbours; for the main script (the
+ * plugin's) also sys.argv = [PATH].
  */
 static int
-set_sys (const char *path)
+set_sys (const char *path, int main)
 {
   PyObject *argv, *syspath, *dir;
   const char *slash = strrchr (path, '/');
   int r;
 
-  argv = Py_BuildValue ("[s]", path);
-  if (argv == NULL || PySys_SetObject ("argv", argv) == -1) {
-    Py_XDECREF (argv);
-    return -1;
+  if (main) {
+    argv = Py_BuildValue ("[s]", path);
+    if (argv == NULL || PySys_SetObject ("argv", argv) == -1) {
+      Py_XDECREF (argv);
+      return -1;
+    }
+    Py_DECREF (argv);
   }
-  Py_DECREF (argv);
   syspath = PySys_GetObject ("path");
   if (syspath == NULL || !PyList_Check (syspath))
     return 0;
@@ -224,6 +310,8 @@ host_script_load (struct script *s, const char *path, const char *modname,
   s->path = strdup (path);
   s->api_version = 1;
   s->cb = calloc (n, sizeof *s->cb);
+  s->cb_names = names;
+  s->ncb = n;
   if (s->path == NULL || s->cb == NULL) {
     nbdkit_error ("%s: out of memory", path);
     return -1;
@@ -252,7 +340,7 @@ host_script_load (struct script *s, const char *path, const char *modname,
   if (v == NULL || PyDict_SetItemString (s->dict, "__file__", v) == -1
       || PyDict_SetItemString (s->dict, "__builtins__", PyEval_GetBuiltins ())
              == -1
-      || set_sys (path) == -1) {
+      || set_sys (path, strcmp (modname, "__main__") == 0) == -1) {
     Py_XDECREF (v);
     free (src);
     return host_report (s, "loading");
@@ -364,9 +452,9 @@ attr_bool (PyObject *p, const char *attr)
 }
 
 int
-host_script_params (struct script *s, const struct nbdkit_param *first,
-                    size_t nfirst)
+host_script_params (struct script *s)
 {
+  const size_t nfirst = 0;
   Py_ssize_t n = PySequence_Fast_GET_SIZE (s->params);
   struct nbdkit_param *cp = calloc (nfirst + n + 1, sizeof *cp);
   int err = 0;
@@ -375,8 +463,6 @@ host_script_params (struct script *s, const struct nbdkit_param *first,
     nbdkit_error ("%s: out of memory", s->path);
     return -1;
   }
-  if (nfirst > 0)
-    memcpy (cp, first, nfirst * sizeof *cp);
   for (Py_ssize_t i = 0; i < n; i++) {
     PyObject *p = PySequence_Fast_GET_ITEM (s->params, i);
     struct nbdkit_param *c = &cp[nfirst + i];
@@ -442,122 +528,98 @@ host_param_find (struct script *s, const char *key)
   return NULL;
 }
 
-/* The errno attribute of exception value V if it is an OSError. */
-static int
-errno_of (PyObject *v)
+/* VALUE (canonical text from the server) as the Python value of
+ * parameter P: int for INT and SIZE, bool for BOOL, else str.  It is
+ * also stored in P.value (appended for repeatable parameters).
+ */
+static PyObject *
+param_value (PyObject *p, const char *value)
 {
-  PyObject *e;
-  long r = 0;
+  PyObject *t = PyObject_GetAttrString (p, "type"), *v, *cur;
+  long type = t ? PyLong_AsLong (t) : -1;
 
-  if (v == NULL || !PyObject_TypeCheck (v, (PyTypeObject *)PyExc_OSError))
-    return 0;
-  e = PyObject_GetAttrString (v, "errno");
-  if (e && PyLong_Check (e))
-    r = PyLong_AsLong (e);
-  Py_XDECREF (e);
-  PyErr_Clear ();
-  return r > 0 && r < INT_MAX ? (int)r : 0;
-}
-
-int
-host_exception_errno (void)
-{
-  PyObject *t, *v, *tb;
-  int r;
-
-  PyErr_Fetch (&t, &v, &tb);
-  PyErr_NormalizeException (&t, &v, &tb);
-  r = errno_of (v);
-  PyErr_Restore (t, v, tb);
-  return r;
-}
-
-int
-host_report (struct script *s, const char *what)
-{
-  PyObject *t, *v, *tb, *lines = NULL, *empty, *text = NULL;
-  const char *path = s && s->path ? s->path : "python";
-  int err;
-
-  PyErr_Fetch (&t, &v, &tb);
-  if (t == NULL) {
-    nbdkit_error ("%s: %s failed", path, what);
-    errno = EIO;
-    return -1;
-  }
-  PyErr_NormalizeException (&t, &v, &tb);
-  if (tb && v)
-    PyException_SetTraceback (v, tb);
-  err = errno_of (v);
-
-  if (module_error_type && v
-      && PyObject_TypeCheck (v, (PyTypeObject *)module_error_type)) {
-    /* An error the script meant: its message, no traceback. */
-    text = PyObject_Str (v);
-  } else if (format_exception && v) {
-    lines = PyObject_CallOneArg (format_exception, v);
-    empty = PyUnicode_FromString ("");
-    if (lines && empty)
-      text = PyUnicode_Join (empty, lines);
-    Py_XDECREF (empty);
-  }
-  if (text == NULL) {
-    PyErr_Clear ();
-    text = v ? PyObject_Str (v) : NULL;
-  }
-  nbdkit_error ("%s: %s: %s", path, what,
-                text && PyUnicode_Check (text)
-                    ? PyUnicode_AsUTF8 (text)
-                    : "(the exception could not be printed)");
-  Py_XDECREF (text);
-  Py_XDECREF (lines);
   Py_XDECREF (t);
-  Py_XDECREF (v);
-  Py_XDECREF (tb);
-  PyErr_Clear ();
-
-  if (err)
-    nbdkit_set_error (err);
-  /* Else nbdkit.set_error's value if the script called it, else EIO. */
-  errno = EIO;
-  return -1;
+  switch (type) {
+    case NBDKIT_PARAM_INT:
+    case NBDKIT_PARAM_SIZE:
+      v = PyLong_FromString (value, NULL, 10);
+      break;
+    case NBDKIT_PARAM_BOOL:
+      v = PyBool_FromLong (strcmp (value, "1") == 0);
+      break;
+    default:
+      v = PyUnicode_DecodeFSDefault (value);
+  }
+  if (v == NULL)
+    return NULL;
+  cur = PyObject_GetAttrString (p, "value");
+  if (cur && PyList_Check (cur)) {
+    if (PyList_Append (cur, v) == -1)
+      Py_CLEAR (v);
+  } else if (PyObject_SetAttrString (p, "value", v) == -1)
+    Py_CLEAR (v);
+  Py_XDECREF (cur);
+  return v;
 }
 
 int
-host_as_int64 (struct script *s, const char *what, PyObject *o, int64_t *r)
+host_config (struct script *s, PyObject *config, const char *key,
+             const char *value)
 {
-  long long v;
+  PyObject *p = host_param_find (s, key), *a[3], *r;
+  int ret = 0;
 
-  if (!PyLong_Check (o)) {
-    nbdkit_error ("%s: %s returned %s, expected an int", s->path, what,
-                  Py_TYPE (o)->tp_name);
-    errno = EIO;
+  if (p == NULL && config == NULL) {
+    nbdkit_error ("%s: this script takes no parameters (it declares no"
+                  " params and has no config function): %s=%s",
+                  s->path, key, value);
     return -1;
   }
-  v = PyLong_AsLongLong (o);
-  if (v == -1 && PyErr_Occurred ())
-    return host_report (s, what);
-  *r = v;
-  return 0;
+  a[2] = p ? param_value (p, value) : PyUnicode_DecodeFSDefault (value);
+  if (a[2] == NULL)
+    return host_report (s, "config");
+  if (config) {
+    a[1] = PyUnicode_FromString (key);
+    r = a[1] ? host_call (config, a, 2) : NULL;
+    if (r == NULL)
+      ret = host_report (s, "config");
+    Py_XDECREF (r);
+    Py_XDECREF (a[1]);
+  }
+  Py_DECREF (a[2]);
+  return ret;
 }
 
-const char *
-host_as_interned (struct script *s, const char *what, PyObject *o)
+void
+host_dump_script (struct script *s)
 {
-  const char *str = NULL;
+  int first = 1;
 
-  if (PyUnicode_Check (o))
-    str = PyUnicode_AsUTF8 (o);
-  else if (PyBytes_Check (o))
-    str = PyBytes_AS_STRING (o);
-  else {
-    nbdkit_error ("%s: %s returned %s, expected a str", s->path, what,
-                  Py_TYPE (o)->tp_name);
-    return NULL;
-  }
-  if (str == NULL) {
-    host_report (s, what);
-    return NULL;
-  }
-  return nbdkit_strdup_intern (str);
+  printf ("python_script=%s\n", s->path);
+  printf ("python_api_version=%d\n", s->api_version);
+  printf ("python_callbacks=");
+  for (size_t i = 0; i < s->ncb; i++)
+    if (s->cb[i]) {
+      printf ("%s%s", first ? "" : ",", s->cb_names[i]);
+      first = 0;
+    }
+  printf ("\n");
+  fflush (stdout);
+}
+
+void
+host_call_dump (struct script *s, PyObject *fn)
+{
+  PyObject *r;
+
+  host_enter ();
+  r = PyObject_CallNoArgs (fn);
+  if (r == NULL)
+    host_report (s, "dump_plugin");
+  Py_XDECREF (r);
+  /* Python buffers its own stdout. */
+  r = PyObject_CallMethod (PySys_GetObject ("stdout"), "flush", NULL);
+  Py_XDECREF (r);
+  PyErr_Clear ();
+  host_leave ();
 }

@@ -17,10 +17,6 @@
 #include "host.h"
 
 PyObject *module_nbdkit, *module_error_type, *module_param_type;
-__thread struct nbdkit_read *module_cur_read;
-__thread struct nbdkit_extents *module_cur_extents;
-__thread struct nbdkit_exports *module_cur_exports;
-__thread int module_last_error;
 
 /* Raise nbdkit.Error (ERR, MSG) and return NULL. */
 static PyObject *
@@ -62,7 +58,7 @@ m_set_error (PyObject *self, PyObject *args)
 
   if (!PyArg_ParseTuple (args, "i:set_error", &err))
     return NULL;
-  module_last_error = err;
+  host_thread ()->last_error = err;
   nbdkit_set_error (err);
   Py_RETURN_NONE;
 }
@@ -253,9 +249,9 @@ m_read_hole (PyObject *self, PyObject *args)
 
   if (!PyArg_ParseTuple (args, "O&O&:read_hole", u64_arg, &off, u64_arg, &len))
     return NULL;
-  if (module_cur_read == NULL)
+  if (host_thread ()->cur_read == NULL)
     return not_here ("read_hole", "pread");
-  if (nbdkit_read_hole (module_cur_read, off, len) == -1)
+  if (nbdkit_read_hole (host_thread ()->cur_read, off, len) == -1)
     return raise_errno (errno ? errno : EINVAL,
                         "read_hole: the range is outside the request");
   Py_RETURN_NONE;
@@ -268,9 +264,9 @@ m_read_error_at (PyObject *self, PyObject *args)
 
   if (!PyArg_ParseTuple (args, "O&:read_error_at", u64_arg, &off))
     return NULL;
-  if (module_cur_read == NULL)
+  if (host_thread ()->cur_read == NULL)
     return not_here ("read_error_at", "pread");
-  if (nbdkit_read_error_at (module_cur_read, off) == -1)
+  if (nbdkit_read_error_at (host_thread ()->cur_read, off) == -1)
     return raise_errno (errno ? errno : EINVAL,
                         "read_error_at: the offset is outside the request");
   Py_RETURN_NONE;
@@ -297,7 +293,7 @@ m_read_lend (PyObject *self, PyObject *args)
 
   if (!PyArg_ParseTuple (args, "O&O:read_lend", u64_arg, &off, &obj))
     return NULL;
-  if (module_cur_read == NULL)
+  if (host_thread ()->cur_read == NULL)
     return not_here ("read_lend", "pread");
   view = malloc (sizeof *view);
   if (view == NULL)
@@ -306,7 +302,7 @@ m_read_lend (PyObject *self, PyObject *args)
     free (view);
     return NULL;
   }
-  if (nbdkit_read_lend (module_cur_read, off, view->buf, view->len,
+  if (nbdkit_read_lend (host_thread ()->cur_read, off, view->buf, view->len,
                         loan_release, view)
       == -1)
     return raise_errno (errno ? errno : EINVAL,
@@ -323,9 +319,9 @@ m_add_extent (PyObject *self, PyObject *args)
   if (!PyArg_ParseTuple (args, "O&O&|I:add_extent", u64_arg, &off, u64_arg,
                          &len, &type))
     return NULL;
-  if (module_cur_extents == NULL)
+  if (host_thread ()->cur_extents == NULL)
     return not_here ("add_extent", "extents");
-  if (nbdkit_add_extent (module_cur_extents, off, len, type) == -1)
+  if (nbdkit_add_extent (host_thread ()->cur_extents, off, len, type) == -1)
     return raise_errno (errno ? errno : EINVAL, "add_extent failed");
   Py_RETURN_NONE;
 }
@@ -337,9 +333,9 @@ m_add_export (PyObject *self, PyObject *args)
 
   if (!PyArg_ParseTuple (args, "s|z:add_export", &name, &desc))
     return NULL;
-  if (module_cur_exports == NULL)
+  if (host_thread ()->cur_exports == NULL)
     return not_here ("add_export", "list_exports");
-  if (nbdkit_add_export (module_cur_exports, name, desc) == -1)
+  if (nbdkit_add_export (host_thread ()->cur_exports, name, desc) == -1)
     return raise_errno (errno ? errno : EINVAL, "add_export failed");
   Py_RETURN_NONE;
 }
@@ -347,9 +343,9 @@ m_add_export (PyObject *self, PyObject *args)
 static PyObject *
 m_use_default_export (PyObject *self, PyObject *noargs)
 {
-  if (module_cur_exports == NULL)
+  if (host_thread ()->cur_exports == NULL)
     return not_here ("use_default_export", "list_exports");
-  if (nbdkit_use_default_export (module_cur_exports) == -1)
+  if (nbdkit_use_default_export (host_thread ()->cur_exports) == -1)
     return raise_errno (errno ? errno : EINVAL, "use_default_export failed");
   Py_RETURN_NONE;
 }
@@ -428,7 +424,8 @@ static const char classes[]
 static struct PyModuleDef moduledef = {
   PyModuleDef_HEAD_INIT,
   .m_name = "nbdkit",
-  .m_doc = "The server's side of a Python plugin: helpers and constants.",
+  .m_doc
+  = "The server's side of a Python plugin or filter: helpers and constants.",
   .m_size = -1,
   .m_methods = methods,
 };

@@ -18,53 +18,21 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host.h"
+#include "plugin.h"
 
-/* clang-format off */
-#define CALLBACKS(X)                                                    \
-  X (load) X (unload) X (dump_plugin) X (config) X (config_complete)    \
-  X (thread_model) X (get_ready) X (after_fork) X (cleanup)             \
-  X (preconnect) X (list_exports) X (default_export)                    \
-  X (open) X (close) X (get_size) X (export_description) X (block_size) \
-  X (can_write) X (can_flush) X (is_rotational) X (can_trim)            \
-  X (can_zero) X (can_fast_zero) X (can_fua) X (can_multi_conn)         \
-  X (can_extents) X (can_cache)                                         \
-  X (pread) X (pwrite) X (flush) X (trim) X (zero) X (extents) X (cache)
-
-enum {
-#define E(n) CB_##n,
-  CALLBACKS (E)
-#undef E
-  CB_COUNT
-};
 static const char *const cb_names[] = {
 #define N(n) #n,
   CALLBACKS (N)
 #undef N
 };
-/* clang-format on */
 
-static struct script script;
+struct script script;
+int block_size_args;
 static int loaded;
-static pid_t load_pid;
-/* How many arguments open, get_ready and block_size take: they have
- * an old and a new form.
+/* How many arguments open and get_ready take: they have an old and a
+ * new form.
  */
-static int open_args, get_ready_args, block_size_args;
-static PyObject *str_release;
-
-#define CB(n) (script.cb[CB_##n])
-#define API (script.api_version)
-
-/* Call FN with the N arguments in A[1..N] (A[0] is scratch space that
- * vectorcall may use).
- */
-static inline PyObject *
-call (PyObject *fn, PyObject **a, size_t n)
-{
-  return PyObject_Vectorcall (fn, a + 1, n | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                              NULL);
-}
+static int open_args, get_ready_args;
 
 /* Before the script is loaded, "script" is the only parameter. */
 static const struct nbdkit_param script_param[] = {
@@ -80,18 +48,13 @@ static struct nbdkit_plugin plugin;
 static void
 py_load (void)
 {
-  load_pid = getpid ();
-  if (host_init () == 0) {
-    host_enter ();
-    str_release = PyUnicode_InternFromString ("release");
-    host_leave ();
-  }
+  host_init ();
 }
 
 static void
 py_unload (void)
 {
-  if (str_release == NULL)
+  if (host_shared == NULL)
     return;
   if (loaded && CB (unload)) {
     host_enter ();
@@ -127,7 +90,7 @@ load_script (const char *path)
    * without declarations, every key goes to its config unchecked.
    */
   if (script.params) {
-    if (host_script_params (&script, NULL, 0) == -1)
+    if (host_script_params (&script) == -1)
       return -1;
     plugin.params = script.cparams;
   } else
@@ -144,67 +107,6 @@ load_script (const char *path)
   return 0;
 }
 
-/* VALUE (canonical text from the server) as the Python value of
- * parameter P: int for INT and SIZE, bool for BOOL, else str.  It is
- * also stored in P.value (appended for repeatable parameters).
- */
-static PyObject *
-param_value (PyObject *p, const char *value)
-{
-  PyObject *t = PyObject_GetAttrString (p, "type"), *v, *cur;
-  long type = t ? PyLong_AsLong (t) : -1;
-
-  Py_XDECREF (t);
-  switch (type) {
-    case NBDKIT_PARAM_INT:
-    case NBDKIT_PARAM_SIZE:
-      v = PyLong_FromString (value, NULL, 10);
-      break;
-    case NBDKIT_PARAM_BOOL:
-      v = PyBool_FromLong (strcmp (value, "1") == 0);
-      break;
-    default:
-      v = PyUnicode_DecodeFSDefault (value);
-  }
-  if (v == NULL)
-    return NULL;
-  cur = PyObject_GetAttrString (p, "value");
-  if (cur && PyList_Check (cur)) {
-    if (PyList_Append (cur, v) == -1)
-      Py_CLEAR (v);
-  } else if (PyObject_SetAttrString (p, "value", v) == -1)
-    Py_CLEAR (v);
-  Py_XDECREF (cur);
-  return v;
-}
-
-static int
-config_param (const char *key, const char *value)
-{
-  PyObject *p = host_param_find (&script, key), *a[3], *r;
-  int ret = 0;
-
-  if (p == NULL && CB (config) == NULL) {
-    nbdkit_error ("%s: this script takes no parameters (it declares no"
-                  " params and has no config function): %s=%s",
-                  script.path, key, value);
-    return -1;
-  }
-  a[2] = p ? param_value (p, value) : PyUnicode_DecodeFSDefault (value);
-  if (a[2] == NULL)
-    return host_report (&script, "config");
-  if (CB (config)) {
-    a[1] = PyUnicode_FromString (key);
-    r = a[1] ? call (CB (config), a, 2) : NULL;
-    if (r == NULL)
-      ret = host_report (&script, "config");
-    Py_XDECREF (r);
-    Py_XDECREF (a[1]);
-  }
-  Py_DECREF (a[2]);
-  return ret;
-}
-
 static int
 py_config (const char *key, const char *value)
 {
@@ -212,8 +114,8 @@ py_config (const char *key, const char *value)
 
   host_enter ();
   if (loaded)
-    r = config_param (key, value);
-  else if (strcmp (key, "script") == 0)
+    r = host_config (&script, CB (config), key, value);
+  else if (strcmp (key, "script") == 0 && host_shared)
     r = load_script (value);
   else {
     nbdkit_error ("the first parameter must be the script:"
@@ -267,77 +169,40 @@ py_config_help (void)
 static void
 py_dump_plugin (void)
 {
-  PyObject *r;
-  int first = 1;
-
   printf ("python_version=%s\n", PY_VERSION);
   printf ("python_pep_384_abi_version=%d\n", PYTHON_ABI_VERSION);
   printf ("nbdkit_python_maximum_api_version=3\n");
   if (!loaded)
     return;
-  printf ("python_script=%s\n", script.path);
-  printf ("python_api_version=%d\n", API);
-  printf ("python_callbacks=");
-  for (int i = 0; i < CB_COUNT; i++)
-    if (script.cb[i]) {
-      printf ("%s%s", first ? "" : ",", cb_names[i]);
-      first = 0;
-    }
-  printf ("\n");
-  fflush (stdout);
-  if (CB (dump_plugin)) {
-    host_enter ();
-    r = PyObject_CallNoArgs (CB (dump_plugin));
-    if (r == NULL)
-      host_report (&script, "dump_plugin");
-    Py_XDECREF (r);
-    /* Python buffers its own stdout. */
-    r = PyObject_CallMethod (PySys_GetObject ("stdout"), "flush", NULL);
-    Py_XDECREF (r);
-    PyErr_Clear ();
-    host_leave ();
-  }
+  host_dump_script (&script);
+  if (CB (dump_plugin))
+    host_call_dump (&script, CB (dump_plugin));
 }
 
-/* Thread models: API 1 and 2 numbered them 0 to 3, API 3 1000 to
- * 4000 with 3500 between; either is understood, from any script.
- */
+static int
+py_thread_model (void)
+{
+  PyObject *r;
+  int m = NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS;
+
+  if (!loaded || CB (thread_model) == NULL)
+    return m;
+  host_enter ();
+  r = PyObject_CallNoArgs (CB (thread_model));
+  m = r ? host_thread_model (&script, r)
+        : host_report (&script, "thread_model");
+  Py_XDECREF (r);
+  host_leave ();
+  return m;
+}
+
+/* API 1 and 2 number the thread models 0 to 3. */
 static const int models[] = {
   NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS,
   NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS,
   NBDKIT_THREAD_MODEL_SERIALIZE_REQUESTS,
   NBDKIT_THREAD_MODEL_PARALLEL,
 };
-
-static int
-py_thread_model (void)
-{
-  PyObject *r;
-  long m = NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS;
-
-  if (!loaded || CB (thread_model) == NULL)
-    return m;
-  host_enter ();
-  r = PyObject_CallNoArgs (CB (thread_model));
-  if (r == NULL)
-    m = host_report (&script, "thread_model");
-  else {
-    m = PyLong_Check (r) ? PyLong_AsLong (r) : -1;
-    if (m >= 0 && m <= 3)
-      m = models[m];
-    else if (m != NBDKIT_THREAD_MODEL_SERIALIZE_RETIREMENT && m != models[0]
-             && m != models[1] && m != models[2] && m != models[3]) {
-      nbdkit_error ("%s: thread_model returned %ld, expected one of"
-                    " nbdkit.THREAD_MODEL_*",
-                    script.path, m);
-      m = -1;
-    }
-    PyErr_Clear ();
-  }
-  Py_XDECREF (r);
-  host_leave ();
-  return m;
-}
 
 static int
 py_get_ready (int thread_model)
@@ -356,7 +221,7 @@ py_get_ready (int thread_model)
     r = PyObject_CallNoArgs (CB (get_ready));
   else {
     a[1] = PyLong_FromLong (m);
-    r = a[1] ? call (CB (get_ready), a, 1) : NULL;
+    r = a[1] ? host_call (CB (get_ready), a, 1) : NULL;
     Py_XDECREF (a[1]);
   }
   if (r == NULL)
@@ -369,15 +234,8 @@ py_get_ready (int thread_model)
 static int
 py_after_fork (void)
 {
-  if (loaded && getpid () != load_pid) {
-    /* The server forked without the GIL; a thread that held it is gone.
-     * As os.fork does: a fresh GIL, then Python's after-fork handlers.
-     */
-    PyThreadState_Swap (host_tstate);
-    PyOS_AfterFork_Child ();
-    host_depth = 1;
-    host_leave ();
-  }
+  if (loaded)
+    host_after_fork ();
   return call_void (CB_after_fork);
 }
 
@@ -397,7 +255,7 @@ py_preconnect (int readonly)
     return 0;
   host_enter ();
   a[1] = PyBool_FromLong (readonly);
-  r = call (CB (preconnect), a, 1);
+  r = host_call (CB (preconnect), a, 1);
   Py_DECREF (a[1]);
   if (r == NULL)
     ret = host_report (&script, "preconnect");
@@ -406,30 +264,10 @@ py_preconnect (int readonly)
   return ret;
 }
 
-/* One entry of list_exports' result: "name" or ("name", "description"). */
-static int
-add_export (PyObject *t, struct nbdkit_exports *exports)
-{
-  PyObject *name = t, *desc = Py_None;
-
-  if (PyTuple_Check (t) && PyTuple_GET_SIZE (t) == 2) {
-    name = PyTuple_GET_ITEM (t, 0);
-    desc = PyTuple_GET_ITEM (t, 1);
-  }
-  if (!PyUnicode_Check (name) || !(desc == Py_None || PyUnicode_Check (desc))) {
-    nbdkit_error ("%s: list_exports: expected names or (name, description)"
-                  " tuples of str, got %s",
-                  script.path, Py_TYPE (t)->tp_name);
-    return -1;
-  }
-  return nbdkit_add_export (exports, PyUnicode_AsUTF8 (name),
-                            desc == Py_None ? NULL : PyUnicode_AsUTF8 (desc));
-}
-
 static int
 py_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
 {
-  PyObject *a[3], *r, *it = NULL, *t;
+  PyObject *a[3], *r;
   size_t before = nbdkit_exports_count (exports);
   int ret = 0;
 
@@ -438,28 +276,15 @@ py_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
   host_enter ();
   a[1] = PyBool_FromLong (readonly);
   a[2] = PyBool_FromLong (is_tls);
-  module_cur_exports = exports;
-  r = call (CB (list_exports), a, 2);
+  host_thread ()->cur_exports = exports;
+  r = host_call (CB (list_exports), a, 2);
   Py_DECREF (a[1]);
   Py_DECREF (a[2]);
   if (r == NULL)
     ret = host_report (&script, "list_exports");
-  else if (r == Py_None) {
-    /* Nothing returned and nothing added: the default export alone. */
-    if (nbdkit_exports_count (exports) == before)
-      ret = nbdkit_use_default_export (exports);
-  } else if ((it = PyObject_GetIter (r)) == NULL)
-    ret = host_report (&script, "list_exports (the result is not iterable)");
-  else {
-    while (ret == 0 && (t = PyIter_Next (it)) != NULL) {
-      ret = add_export (t, exports);
-      Py_DECREF (t);
-    }
-    if (PyErr_Occurred ())
-      ret = host_report (&script, "list_exports");
-  }
-  module_cur_exports = NULL;
-  Py_XDECREF (it);
+  else
+    ret = host_exports_result (&script, r, exports, before);
+  host_thread ()->cur_exports = NULL;
   Py_XDECREF (r);
   host_leave ();
   return ret;
@@ -476,7 +301,7 @@ py_default_export (int readonly, int is_tls)
   host_enter ();
   a[1] = PyBool_FromLong (readonly);
   a[2] = PyBool_FromLong (is_tls);
-  r = call (CB (default_export), a, 2);
+  r = host_call (CB (default_export), a, 2);
   Py_DECREF (a[1]);
   Py_DECREF (a[2]);
   if (r == NULL)
@@ -503,7 +328,7 @@ py_open (int readonly, const char *exportname, int is_tls)
     a[1] = PyBool_FromLong (readonly);
     a[2] = PyUnicode_DecodeFSDefault (exportname);
     a[3] = PyBool_FromLong (is_tls);
-    r = a[2] ? call (CB (open), a, n) : NULL;
+    r = a[2] ? host_call (CB (open), a, n) : NULL;
     Py_DECREF (a[1]);
     Py_XDECREF (a[2]);
     Py_DECREF (a[3]);
@@ -521,404 +346,13 @@ py_close (void *h)
 
   host_enter ();
   if (CB (close)) {
-    r = call (CB (close), a, 1);
+    r = host_call (CB (close), a, 1);
     if (r == NULL)
       host_report (&script, "close");
     Py_XDECREF (r);
   }
   Py_DECREF ((PyObject *)h);
   host_leave ();
-}
-
-/* Call callback IDX with the handle alone; a new reference or NULL
- * (reported).
- */
-static PyObject *
-call_h (int idx, void *h)
-{
-  PyObject *a[2] = { NULL, h }, *r;
-
-  r = call (script.cb[idx], a, 1);
-  if (r == NULL)
-    host_report (&script, cb_names[idx]);
-  return r;
-}
-
-static int64_t
-py_get_size (void *h)
-{
-  PyObject *r;
-  int64_t size = -1;
-
-  host_enter ();
-  r = call_h (CB_get_size, h);
-  if (r && host_as_int64 (&script, "get_size", r, &size) == -1)
-    size = -1;
-  Py_XDECREF (r);
-  host_leave ();
-  return size;
-}
-
-static const char *
-py_export_description (void *h)
-{
-  PyObject *r;
-  const char *ret = NULL;
-
-  if (CB (export_description) == NULL)
-    return NULL;
-  host_enter ();
-  r = call_h (CB_export_description, h);
-  if (r && r != Py_None)
-    ret = host_as_interned (&script, "export_description", r);
-  Py_XDECREF (r);
-  host_leave ();
-  return ret;
-}
-
-/* block_size(h[, client_requested]) returns (minimum, preferred,
- * maximum[, maximum_virtual]).
- */
-static int
-py_block_size (void *h, struct nbdkit_block_size *bs)
-{
-  PyObject *a[3] = { NULL, h, NULL }, *r;
-  unsigned long long v[4] = { 0, 0, 0, 0 };
-  int ret = -1;
-
-  if (CB (block_size) == NULL)
-    return 0;
-  host_enter ();
-  a[2] = PyBool_FromLong (bs->client_requested);
-  r = call (CB (block_size), a, block_size_args >= 2 ? 2 : 1);
-  Py_DECREF (a[2]);
-  if (r == NULL)
-    host_report (&script, "block_size");
-  else if (!PyArg_ParseTuple (r, "KKK|K", &v[0], &v[1], &v[2], &v[3])) {
-    PyErr_Clear ();
-    nbdkit_error ("%s: block_size must return (minimum, preferred, maximum"
-                  "[, maximum_virtual])",
-                  script.path);
-  } else {
-    bs->minimum = v[0];
-    bs->preferred = v[1];
-    bs->maximum = v[2];
-    bs->maximum_virtual = v[3];
-    ret = 0;
-  }
-  Py_XDECREF (r);
-  host_leave ();
-  return ret;
-}
-
-/* Capabilities.  A bool is a bool; the tri-states also take the
- * nbdkit.*_NONE/EMULATE/NATIVE numbers, and a bool there means native
- * (True) or none (False) -- for API 1 and 2, False means emulate, as
- * with nbdkit.
- */
-enum cap_kind { CAP_BOOL, CAP_TRI, CAP_TRI_OLD_EMULATE };
-
-static int
-cap (int idx, void *h, enum cap_kind kind, int dflt)
-{
-  PyObject *r;
-  int ret;
-  long v;
-
-  if (script.cb[idx] == NULL)
-    return dflt;
-  host_enter ();
-  r = call_h (idx, h);
-  if (r == NULL)
-    ret = -1;
-  else if (kind == CAP_BOOL)
-    ret = PyObject_IsTrue (r);
-  else if (kind == CAP_TRI_OLD_EMULATE && API < 3)
-    ret = PyObject_IsTrue (r) ? 2 : 1;
-  else if (PyBool_Check (r) && API >= 3)
-    ret = r == Py_True ? 2 : 0;
-  else if (PyLong_Check (r) && (v = PyLong_AsLong (r)) >= 0 && v <= 2)
-    ret = v;
-  else {
-    PyErr_Clear ();
-    nbdkit_error ("%s: %s returned %s, expected a bool or 0, 1, 2"
-                  " (nbdkit.*_NONE, _EMULATE, _NATIVE)",
-                  script.path, cb_names[idx], Py_TYPE (r)->tp_name);
-    ret = -1;
-  }
-  if (ret == -1 && PyErr_Occurred ())
-    host_report (&script, cb_names[idx]);
-  Py_XDECREF (r);
-  host_leave ();
-  return ret;
-}
-
-#define CAP(fn, kind, dflt)                                                    \
-  static int py_##fn (void *h)                                                 \
-  {                                                                            \
-    return cap (CB_##fn, h, kind, dflt);                                       \
-  }
-CAP (can_write, CAP_BOOL, CB (pwrite) != NULL)
-CAP (can_flush, CAP_BOOL, CB (flush) != NULL)
-CAP (is_rotational, CAP_BOOL, 0)
-CAP (can_trim, CAP_BOOL, CB (trim) != NULL)
-CAP (can_zero, CAP_TRI_OLD_EMULATE,
-     CB (zero) ? NBDKIT_ZERO_NATIVE : NBDKIT_ZERO_EMULATE)
-CAP (can_fast_zero, CAP_BOOL, 0)
-CAP (can_fua, CAP_TRI, CB (flush) ? NBDKIT_FUA_EMULATE : NBDKIT_FUA_NONE)
-CAP (can_multi_conn, CAP_BOOL, 0)
-CAP (can_extents, CAP_TRI_OLD_EMULATE,
-     CB (extents) ? NBDKIT_EXTENTS_NATIVE : NBDKIT_EXTENTS_EMULATE)
-CAP (can_cache, CAP_TRI, CB (cache) ? NBDKIT_CACHE_NATIVE : NBDKIT_CACHE_NONE)
-#undef CAP
-
-/* A memoryview over the server's buffer must not outlive the call:
- * if the script kept a reference, cut it off.
- */
-static int
-release_view (PyObject *mv, const char *what)
-{
-  PyObject *r;
-
-  if (Py_REFCNT (mv) > 1) {
-    r = PyObject_CallMethodNoArgs (mv, str_release);
-    if (r == NULL) {
-      PyErr_Clear ();
-      nbdkit_error ("%s: %s: the script still uses buf after returning"
-                    " (it must not keep it, or views of it)",
-                    script.path, what);
-      Py_DECREF (mv);
-      return -1;
-    }
-    Py_DECREF (r);
-  }
-  Py_DECREF (mv);
-  return 0;
-}
-
-static int
-py_pread (void *h, void *buf, uint64_t count, uint64_t offset, uint32_t flags,
-          struct nbdkit_read *rd)
-{
-  PyObject *a[5] = { NULL, h }, *r;
-  Py_buffer view;
-  int ret = 0;
-
-  host_enter ();
-  if (API == 1) {
-    /* pread (h, count, offset) returns the data. */
-    a[2] = PyLong_FromUnsignedLongLong (count);
-    a[3] = PyLong_FromUnsignedLongLong (offset);
-    r = a[2] && a[3] ? call (CB (pread), a, 3) : NULL;
-    Py_XDECREF (a[2]);
-    Py_XDECREF (a[3]);
-    if (r == NULL)
-      ret = host_report (&script, "pread");
-    else if (PyObject_GetBuffer (r, &view, PyBUF_SIMPLE) == -1)
-      ret = host_report (&script, "pread (the result is not bytes-like)");
-    else {
-      if ((uint64_t)view.len < count) {
-        nbdkit_error ("%s: pread returned %zd bytes, expected %" PRIu64,
-                      script.path, view.len, count);
-        errno = EIO;
-        ret = -1;
-      } else
-        memcpy (buf, view.buf, count);
-      PyBuffer_Release (&view);
-    }
-    Py_XDECREF (r);
-    host_leave ();
-    return ret;
-  }
-
-  /* pread (h, buf, offset, flags) fills buf, a memoryview. */
-  a[2] = PyMemoryView_FromMemory (buf, count, PyBUF_WRITE);
-  a[3] = PyLong_FromUnsignedLongLong (offset);
-  a[4] = PyLong_FromUnsignedLong (flags);
-  module_cur_read = rd;
-  r = a[2] && a[3] && a[4] ? call (CB (pread), a, 4) : NULL;
-  module_cur_read = NULL;
-  Py_XDECREF (a[3]);
-  Py_XDECREF (a[4]);
-  if (r == NULL)
-    ret = host_report (&script, "pread");
-  Py_XDECREF (r);
-  if (a[2] && release_view (a[2], "pread") == -1)
-    ret = -1;
-  host_leave ();
-  return ret;
-}
-
-static int
-py_pwrite (void *h, const void *buf, uint64_t count, uint64_t offset,
-           uint32_t flags)
-{
-  PyObject *a[5] = { NULL, h }, *r;
-  int ret = 0;
-
-  if (CB (pwrite) == NULL) {
-    errno = EROFS;
-    return -1;
-  }
-  host_enter ();
-  a[2] = PyMemoryView_FromMemory ((char *)buf, count, PyBUF_READ);
-  a[3] = PyLong_FromUnsignedLongLong (offset);
-  a[4] = PyLong_FromUnsignedLong (flags);
-  r = a[2] && a[3] && a[4] ? call (CB (pwrite), a, API == 1 ? 3 : 4) : NULL;
-  Py_XDECREF (a[3]);
-  Py_XDECREF (a[4]);
-  if (r == NULL)
-    ret = host_report (&script, "pwrite");
-  Py_XDECREF (r);
-  if (a[2] && release_view (a[2], "pwrite") == -1)
-    ret = -1;
-  host_leave ();
-  return ret;
-}
-
-static int
-py_flush (void *h, uint32_t flags)
-{
-  PyObject *a[3] = { NULL, h }, *r;
-  int ret = 0;
-
-  if (CB (flush) == NULL)
-    return 0;
-  host_enter ();
-  a[2] = PyLong_FromUnsignedLong (flags);
-  r = call (CB (flush), a, API == 1 ? 1 : 2);
-  Py_DECREF (a[2]);
-  if (r == NULL)
-    ret = host_report (&script, "flush");
-  Py_XDECREF (r);
-  host_leave ();
-  return ret;
-}
-
-/* trim, zero and cache: (h, count, offset, flags); API 1 trim has no
- * flags and API 1 zero has may_trim instead.
- */
-static int
-range_op (int idx, void *h, uint64_t count, uint64_t offset, uint32_t flags)
-{
-  PyObject *a[5] = { NULL, h }, *r;
-  size_t n = 4;
-  int ret = 0, e;
-
-  host_enter ();
-  a[2] = PyLong_FromUnsignedLongLong (count);
-  a[3] = PyLong_FromUnsignedLongLong (offset);
-  a[4] = PyLong_FromUnsignedLong (flags);
-  if (API == 1 && idx == CB_trim)
-    n = 3;
-  if (API == 1 && idx == CB_zero) {
-    Py_XDECREF (a[4]);
-    a[4] = PyBool_FromLong (flags & NBDKIT_FLAG_MAY_TRIM);
-  }
-  module_last_error = 0;
-  r = a[2] && a[3] && a[4] ? call (script.cb[idx], a, n) : NULL;
-  Py_XDECREF (a[2]);
-  Py_XDECREF (a[3]);
-  Py_XDECREF (a[4]);
-  if (idx == CB_zero) {
-    /* "Cannot zero this way" lets the server write zeroes instead,
-     * whether the script raised it or set it (as nbdkit allows).
-     */
-    e = r ? module_last_error : host_exception_errno ();
-    if (e == EOPNOTSUPP || e == ENOTSUP) {
-      PyErr_Clear ();
-      Py_XDECREF (r);
-      nbdkit_debug ("%s: zero: not supported here, falling back", script.path);
-      nbdkit_set_error (e);
-      errno = e;
-      host_leave ();
-      return -1;
-    }
-  }
-  if (r == NULL)
-    ret = host_report (&script, cb_names[idx]);
-  Py_XDECREF (r);
-  host_leave ();
-  return ret;
-}
-
-static int
-py_trim (void *h, uint64_t count, uint64_t offset, uint32_t flags)
-{
-  if (CB (trim) == NULL) {
-    errno = EOPNOTSUPP;
-    return -1;
-  }
-  return range_op (CB_trim, h, count, offset, flags);
-}
-
-static int
-py_zero (void *h, uint64_t count, uint64_t offset, uint32_t flags)
-{
-  if (CB (zero) == NULL) {
-    errno = EOPNOTSUPP;
-    return -1;
-  }
-  return range_op (CB_zero, h, count, offset, flags);
-}
-
-static int
-py_cache (void *h, uint64_t count, uint64_t offset, uint32_t flags)
-{
-  if (CB (cache) == NULL)
-    return 0;
-  return range_op (CB_cache, h, count, offset, flags);
-}
-
-/* extents returns an iterable of (offset, length, type), or calls
- * nbdkit.add_extent and returns None.
- */
-static int
-py_extents (void *h, uint64_t count, uint64_t offset, uint32_t flags,
-            struct nbdkit_extents *e)
-{
-  PyObject *a[5] = { NULL, h }, *r = NULL, *it = NULL, *t;
-  unsigned long long eo, el;
-  unsigned et;
-  int ret = 0;
-
-  if (CB (extents) == NULL)
-    return nbdkit_add_extent (e, offset, count, 0);
-  host_enter ();
-  a[2] = PyLong_FromUnsignedLongLong (count);
-  a[3] = PyLong_FromUnsignedLongLong (offset);
-  a[4] = PyLong_FromUnsignedLong (flags);
-  module_cur_extents = e;
-  r = a[2] && a[3] && a[4] ? call (CB (extents), a, 4) : NULL;
-  Py_XDECREF (a[2]);
-  Py_XDECREF (a[3]);
-  Py_XDECREF (a[4]);
-  if (r == NULL)
-    ret = host_report (&script, "extents");
-  else if (r != Py_None) {
-    it = PyObject_GetIter (r);
-    if (it == NULL)
-      ret = host_report (&script, "extents (the result is not iterable)");
-    while (ret == 0 && it && (t = PyIter_Next (it)) != NULL) {
-      if (!PyArg_ParseTuple (t, "KKI", &eo, &el, &et)) {
-        PyErr_Clear ();
-        nbdkit_error ("%s: extents must return (offset, length, type)"
-                      " tuples",
-                      script.path);
-        errno = EIO;
-        ret = -1;
-      } else
-        ret = nbdkit_add_extent (e, eo, el, et);
-      Py_DECREF (t);
-    }
-    if (ret == 0 && PyErr_Occurred ())
-      ret = host_report (&script, "extents");
-  }
-  module_cur_extents = NULL;
-  Py_XDECREF (it);
-  Py_XDECREF (r);
-  host_leave ();
-  return ret;
 }
 
 static struct nbdkit_plugin plugin = {

@@ -1,0 +1,330 @@
+/* convert.c: the Python host's conversions of what scripts answer.
+ *
+ * Python exceptions into logged errors with an errno, and the results
+ * of callbacks (capabilities, thread models, block sizes, export and
+ * extent lists, strings, numbers) into the server's types, each with a
+ * message naming the callback when the script answered something else.
+ */
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "host.h"
+
+/* The errno attribute of exception value V if it is an OSError. */
+static int
+errno_of (PyObject *v)
+{
+  PyObject *e;
+  long r = 0;
+
+  if (v == NULL || !PyObject_TypeCheck (v, (PyTypeObject *)PyExc_OSError))
+    return 0;
+  e = PyObject_GetAttrString (v, "errno");
+  if (e && PyLong_Check (e))
+    r = PyLong_AsLong (e);
+  Py_XDECREF (e);
+  PyErr_Clear ();
+  return r > 0 && r < INT_MAX ? (int)r : 0;
+}
+
+int
+host_exception_errno (void)
+{
+  PyObject *t, *v, *tb;
+  int r;
+
+  PyErr_Fetch (&t, &v, &tb);
+  PyErr_NormalizeException (&t, &v, &tb);
+  r = errno_of (v);
+  PyErr_Restore (t, v, tb);
+  return r;
+}
+
+static int
+report (struct script *s, const char *what)
+{
+  PyObject *t, *v, *tb, *lines = NULL, *empty, *text = NULL;
+  const char *path = s && s->path ? s->path : "python";
+  int err;
+
+  PyErr_Fetch (&t, &v, &tb);
+  if (t == NULL) {
+    nbdkit_error ("%s: %s failed", path, what);
+    return 0;
+  }
+  PyErr_NormalizeException (&t, &v, &tb);
+  if (tb && v)
+    PyException_SetTraceback (v, tb);
+  err = errno_of (v);
+
+  if (v && PyObject_HasAttrString (v, "from_below")) {
+    /* The layer below failed and logged it; the filter let it through. */
+    text = PyObject_Str (v);
+    nbdkit_debug ("%s: %s: %s", path, what,
+                  text ? PyUnicode_AsUTF8 (text) : "error from below");
+    PyErr_Clear ();
+    Py_XDECREF (text);
+    Py_XDECREF (t);
+    Py_XDECREF (v);
+    Py_XDECREF (tb);
+    return err;
+  }
+  if (module_error_type && v
+      && PyObject_TypeCheck (v, (PyTypeObject *)module_error_type)) {
+    /* An error the script meant: its message, no traceback. */
+    text = PyObject_Str (v);
+  } else if (host_format_exception && v) {
+    lines = PyObject_CallOneArg (host_format_exception, v);
+    empty = PyUnicode_FromString ("");
+    if (lines && empty)
+      text = PyUnicode_Join (empty, lines);
+    Py_XDECREF (empty);
+  }
+  if (text == NULL) {
+    PyErr_Clear ();
+    text = v ? PyObject_Str (v) : NULL;
+  }
+  nbdkit_error ("%s: %s: %s", path, what,
+                text && PyUnicode_Check (text)
+                    ? PyUnicode_AsUTF8 (text)
+                    : "(the exception could not be printed)");
+  Py_XDECREF (text);
+  Py_XDECREF (lines);
+  Py_XDECREF (t);
+  Py_XDECREF (v);
+  Py_XDECREF (tb);
+  PyErr_Clear ();
+
+  return err;
+}
+
+int
+host_report_errno (struct script *s, const char *what)
+{
+  struct host_thread *t = host_thread ();
+  int err = report (s, what);
+
+  if (err == 0)
+    err = t->last_error ? t->last_error : EIO;
+  t->last_error = 0;
+  return err;
+}
+
+int
+host_report (struct script *s, const char *what)
+{
+  int err = report (s, what);
+
+  if (err)
+    nbdkit_set_error (err);
+  /* Else nbdkit.set_error's value if the script called it, else EIO. */
+  errno = EIO;
+  return -1;
+}
+
+int
+host_as_int64 (struct script *s, const char *what, PyObject *o, int64_t *r)
+{
+  long long v;
+
+  if (!PyLong_Check (o)) {
+    nbdkit_error ("%s: %s returned %s, expected an int", s->path, what,
+                  Py_TYPE (o)->tp_name);
+    errno = EIO;
+    return -1;
+  }
+  v = PyLong_AsLongLong (o);
+  if (v == -1 && PyErr_Occurred ())
+    return host_report (s, what);
+  *r = v;
+  return 0;
+}
+
+const char *
+host_as_interned (struct script *s, const char *what, PyObject *o)
+{
+  const char *str = NULL;
+
+  if (PyUnicode_Check (o))
+    str = PyUnicode_AsUTF8 (o);
+  else if (PyBytes_Check (o))
+    str = PyBytes_AS_STRING (o);
+  else {
+    nbdkit_error ("%s: %s returned %s, expected a str", s->path, what,
+                  Py_TYPE (o)->tp_name);
+    return NULL;
+  }
+  if (str == NULL) {
+    host_report (s, what);
+    return NULL;
+  }
+  return nbdkit_strdup_intern (str);
+}
+
+int
+host_cap_result (struct script *s, const char *what, PyObject *r,
+                 enum cap_kind kind)
+{
+  long v;
+
+  if (kind == CAP_BOOL)
+    return PyObject_IsTrue (r) ? 1 : 0;
+  if (PyBool_Check (r))
+    return r == Py_True ? 2 : 0;
+  if (PyLong_Check (r) && (v = PyLong_AsLong (r)) >= 0 && v <= 2)
+    return v;
+  PyErr_Clear ();
+  nbdkit_error ("%s: %s returned %s, expected a bool or 0, 1, 2"
+                " (nbdkit.*_NONE, _EMULATE, _NATIVE)",
+                s->path, what, Py_TYPE (r)->tp_name);
+  return -1;
+}
+
+/* Thread models: API 1 and 2 numbered them 0 to 3, API 3 1000 to
+ * 4000 with 3500 between; either is understood, from any script.
+ */
+static const int models[] = {
+  NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS,
+  NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS,
+  NBDKIT_THREAD_MODEL_SERIALIZE_REQUESTS,
+  NBDKIT_THREAD_MODEL_PARALLEL,
+};
+
+int
+host_thread_model (struct script *s, PyObject *r)
+{
+  long m = PyLong_Check (r) ? PyLong_AsLong (r) : -1;
+
+  PyErr_Clear ();
+  if (m >= 0 && m <= 3)
+    return models[m];
+  if (m == NBDKIT_THREAD_MODEL_SERIALIZE_RETIREMENT || m == models[0]
+      || m == models[1] || m == models[2] || m == models[3])
+    return m;
+  nbdkit_error ("%s: thread_model returned %ld, expected one of"
+                " nbdkit.THREAD_MODEL_*",
+                s->path, m);
+  return -1;
+}
+
+int
+host_block_size_result (struct script *s, PyObject *r,
+                        struct nbdkit_block_size *bs)
+{
+  unsigned long long v[4] = { 0, 0, 0, 0 };
+
+  if (!PyArg_ParseTuple (r, "KKK|K", &v[0], &v[1], &v[2], &v[3])) {
+    PyErr_Clear ();
+    nbdkit_error ("%s: block_size must return (minimum, preferred, maximum"
+                  "[, maximum_virtual])",
+                  s->path);
+    return -1;
+  }
+  bs->minimum = v[0];
+  bs->preferred = v[1];
+  bs->maximum = v[2];
+  bs->maximum_virtual = v[3];
+  return 0;
+}
+
+/* One entry of list_exports' result: "name" or ("name", "description"). */
+static int
+add_export (struct script *s, PyObject *t, struct nbdkit_exports *exports)
+{
+  PyObject *name = t, *desc = Py_None;
+
+  if (PyTuple_Check (t) && PyTuple_GET_SIZE (t) == 2) {
+    name = PyTuple_GET_ITEM (t, 0);
+    desc = PyTuple_GET_ITEM (t, 1);
+  }
+  if (!PyUnicode_Check (name) || !(desc == Py_None || PyUnicode_Check (desc))) {
+    nbdkit_error ("%s: list_exports: expected names or (name, description)"
+                  " tuples of str, got %s",
+                  s->path, Py_TYPE (t)->tp_name);
+    return -1;
+  }
+  return nbdkit_add_export (exports, PyUnicode_AsUTF8 (name),
+                            desc == Py_None ? NULL : PyUnicode_AsUTF8 (desc));
+}
+
+int
+host_exports_result (struct script *s, PyObject *r,
+                     struct nbdkit_exports *exports, size_t before)
+{
+  PyObject *it, *t;
+  int ret = 0;
+
+  if (r == Py_None) {
+    /* Nothing returned and nothing added: the default export alone. */
+    if (nbdkit_exports_count (exports) == before)
+      return nbdkit_use_default_export (exports);
+    return 0;
+  }
+  it = PyObject_GetIter (r);
+  if (it == NULL)
+    return host_report (s, "list_exports (the result is not iterable)");
+  while (ret == 0 && (t = PyIter_Next (it)) != NULL) {
+    ret = add_export (s, t, exports);
+    Py_DECREF (t);
+  }
+  if (PyErr_Occurred ())
+    ret = host_report (s, "list_exports");
+  Py_DECREF (it);
+  return ret;
+}
+
+int
+host_extents_result (struct script *s, PyObject *r, struct nbdkit_extents *e)
+{
+  PyObject *it, *t;
+  unsigned long long eo, el;
+  unsigned et;
+  int err = 0;
+
+  if (r == Py_None)
+    return 0;
+  it = PyObject_GetIter (r);
+  if (it == NULL)
+    return host_report_errno (s, "extents (the result is not iterable)");
+  while (err == 0 && (t = PyIter_Next (it)) != NULL) {
+    if (!PyArg_ParseTuple (t, "KKI", &eo, &el, &et)) {
+      PyErr_Clear ();
+      nbdkit_error ("%s: extents must return (offset, length, type)"
+                    " tuples",
+                    s->path);
+      err = EIO;
+    } else if (nbdkit_add_extent (e, eo, el, et) == -1)
+      err = errno ? errno : EIO;
+    Py_DECREF (t);
+  }
+  if (err == 0 && PyErr_Occurred ())
+    err = host_report_errno (s, "extents");
+  Py_DECREF (it);
+  return err;
+}
+
+int
+host_release_view (struct script *s, PyObject *mv, const char *what)
+{
+  static PyObject *str_release;
+  PyObject *r;
+
+  if (Py_REFCNT (mv) > 1) {
+    if (str_release == NULL)
+      str_release = PyUnicode_InternFromString ("release");
+    r = str_release ? PyObject_CallMethodNoArgs (mv, str_release) : NULL;
+    if (r == NULL) {
+      PyErr_Clear ();
+      nbdkit_error ("%s: %s: the script still uses buf after returning"
+                    " (it must not keep it, or views of it)",
+                    s->path, what);
+      Py_DECREF (mv);
+      return -1;
+    }
+    Py_DECREF (r);
+  }
+  Py_DECREF (mv);
+  return 0;
+}

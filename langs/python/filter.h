@@ -1,0 +1,78 @@
+/* filter.h: what filter.c, filter_io.c and next.c share.
+ *
+ * filter.c is the python filter's life cycle (one layer per
+ * --filter=SCRIPT.py, configuration, threads, exports, open),
+ * filter_io.c the callbacks of an open connection, next.c the Python
+ * objects through which a script calls the layer below.
+ */
+
+#ifndef PY_FILTER_H
+#define PY_FILTER_H
+
+#include <nbdkit-filter.h>
+
+#include "host.h"
+
+/* clang-format off */
+#define FILTER_CALLBACKS(X)                                             \
+  X (load) X (unload) X (dump_plugin) X (config) X (config_complete)    \
+  X (thread_model) X (get_ready) X (after_fork) X (cleanup)             \
+  X (preconnect) X (list_exports) X (default_export)                    \
+  X (open) X (close) X (prepare) X (finalize)                           \
+  X (get_size) X (export_description) X (block_size)                    \
+  X (can_write) X (can_flush) X (is_rotational) X (can_trim)            \
+  X (can_zero) X (can_fast_zero) X (can_fua) X (can_multi_conn)         \
+  X (can_extents) X (can_cache)                                         \
+  X (pread) X (pwrite) X (flush) X (trim) X (zero) X (extents) X (cache)
+/* clang-format on */
+
+enum {
+#define E(n) FCB_##n,
+  FILTER_CALLBACKS (E)
+#undef E
+      FCB_COUNT
+};
+extern const char *const filter_cb_names[];
+
+/* The server loads the one filter module for every Python filter on
+ * the command line; each load gets a layer of its own.
+ */
+#define MAX_LAYERS 8
+
+struct layer {
+  struct nbdkit_filter filter; /* what the server calls */
+  struct script script;
+  int loaded;
+  int open_args, get_ready_args, block_size_args;
+  PyObject *backend; /* the layer below, server-wide (Backend) */
+};
+
+/* A connection's handle: the script's, and the layer below. */
+struct handle {
+  struct layer *layer;
+  PyObject *h;    /* what the script's open returned */
+  PyObject *next; /* a Next object over the layer below, or NULL */
+};
+
+#define LCB(l, n) ((l)->script.cb[FCB_##n])
+
+/* filter_io.c: sets the callbacks the script defines into L->filter. */
+extern void filter_io_setup (struct layer *l);
+extern void filter_io_close (void *handle);
+
+/* next.c */
+extern int next_init (void);
+/* A Next object over N: the connection's (OWNED false) or one of its
+ * own from backend.open_context (closed with it).
+ */
+extern PyObject *next_new (nbdkit_next *n, int owned);
+/* H's Next object, over N (borrowed; NULL with an exception set). */
+extern PyObject *next_of (struct handle *h, nbdkit_next *n);
+/* Cut a Next or Context object off from the server. */
+extern void next_invalidate (PyObject *o);
+/* L's Backend object over B (borrowed). */
+extern PyObject *backend_of (struct layer *l, nbdkit_backend *b);
+/* A Context object over C, for L's open with READONLY. */
+extern PyObject *context_new (nbdkit_context *c, struct layer *l, int readonly);
+
+#endif /* PY_FILTER_H */

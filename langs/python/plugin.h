@@ -1,0 +1,66 @@
+/* plugin.h: what plugin.c and plugin_io.c share.
+ *
+ * plugin.c is the python plugin's life cycle (loading the script,
+ * configuration, threads, exports, connections), plugin_io.c the
+ * callbacks of an open connection (size, capabilities, data).
+ */
+
+#ifndef PY_PLUGIN_H
+#define PY_PLUGIN_H
+
+#include "host.h"
+
+/* clang-format off */
+#define CALLBACKS(X)                                                    \
+  X (load) X (unload) X (dump_plugin) X (config) X (config_complete)    \
+  X (thread_model) X (get_ready) X (after_fork) X (cleanup)             \
+  X (preconnect) X (list_exports) X (default_export)                    \
+  X (open) X (close) X (get_size) X (export_description) X (block_size) \
+  X (can_write) X (can_flush) X (is_rotational) X (can_trim)            \
+  X (can_zero) X (can_fast_zero) X (can_fua) X (can_multi_conn)         \
+  X (can_extents) X (can_cache)                                         \
+  X (pread) X (pwrite) X (flush) X (trim) X (zero) X (extents) X (cache)
+/* clang-format on */
+
+enum {
+#define E(n) CB_##n,
+  CALLBACKS (E)
+#undef E
+      CB_COUNT
+};
+
+/* The script, and how many arguments block_size takes (it has an old
+ * and a new form).
+ */
+extern struct script script;
+extern int block_size_args;
+
+#define CB(n) (script.cb[CB_##n])
+#define API (script.api_version)
+
+/* plugin_io.c */
+extern int64_t py_get_size (void *h);
+extern const char *py_export_description (void *h);
+extern int py_block_size (void *h, struct nbdkit_block_size *bs);
+extern int py_can_write (void *h);
+extern int py_can_flush (void *h);
+extern int py_is_rotational (void *h);
+extern int py_can_trim (void *h);
+extern int py_can_zero (void *h);
+extern int py_can_fast_zero (void *h);
+extern int py_can_fua (void *h);
+extern int py_can_multi_conn (void *h);
+extern int py_can_extents (void *h);
+extern int py_can_cache (void *h);
+extern int py_pread (void *h, void *buf, uint64_t count, uint64_t offset,
+                     uint32_t flags, struct nbdkit_read *rd);
+extern int py_pwrite (void *h, const void *buf, uint64_t count, uint64_t offset,
+                      uint32_t flags);
+extern int py_flush (void *h, uint32_t flags);
+extern int py_trim (void *h, uint64_t count, uint64_t offset, uint32_t flags);
+extern int py_zero (void *h, uint64_t count, uint64_t offset, uint32_t flags);
+extern int py_cache (void *h, uint64_t count, uint64_t offset, uint32_t flags);
+extern int py_extents (void *h, uint64_t count, uint64_t offset, uint32_t flags,
+                       struct nbdkit_extents *e);
+
+#endif /* PY_PLUGIN_H */
