@@ -283,6 +283,10 @@ struct nbdkit_block_size {
   uint32_t maximum;          /* largest read or write, multiple of minimum */
   uint64_t maximum_virtual;  /* largest trim, zero, cache or block status */
   int client_requested;      /* input: the client asked for block sizes */
+  /* Set to announce the sizes without the server refusing requests
+   * that break them (they reach the layer, which copes).
+   */
+  int advisory;
 };
 
 /* Read results beyond plain data (API 3), given to pread.

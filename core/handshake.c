@@ -145,7 +145,7 @@ open_export (struct connection *c, const char *name)
                   bs.minimum, bs.preferred, bs.maximum);
     goto fail;
   }
-  if (bs.maximum > MAX_REQUEST_SIZE)
+  if (bs.maximum > MAX_REQUEST_SIZE && !bs.advisory)
     bs.maximum = MAX_REQUEST_SIZE - MAX_REQUEST_SIZE % bs.minimum;
   c->bs = bs;
 

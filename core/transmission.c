@@ -188,6 +188,15 @@ validate (struct connection *c, const struct request *r)
     return (r->type == NBD_CMD_WRITE || r->type == NBD_CMD_WRITE_ZEROES)
       ? ENOSPC : EINVAL;
   }
+  /* Sizes a layer announced only as advice are not enforced; the
+   * server's own maximum still is.
+   */
+  if (c->bs.advisory) {
+    if ((r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE)
+        && r->count > MAX_REQUEST_SIZE)
+      return EINVAL;
+    goto checked;
+  }
   if (r->count > max) {
     log_debug (s, "%s: length %" PRIu64 " is larger than the maximum %" PRIu64,
                cmd_name (r->type), r->count, max);
@@ -207,6 +216,7 @@ validate (struct connection *c, const struct request *r)
                cmd_name (r->type), r->offset, r->count, c->bs.minimum);
     return EINVAL;
   }
+ checked:
   if (r->type == NBD_CMD_BLOCK_STATUS && r->count == 0) {
     log_debug (s, "block-status of length 0");
     return EINVAL;

@@ -127,6 +127,10 @@ policy_block_size (nbdkit_next *next, void *handle,
   if (bs->maximum < bs->minimum)
     bs->maximum = bs->minimum;
   bs->maximum -= bs->maximum % bs->minimum;
+  /* With the allow policy the sizes are advice: the server lets
+   * requests that break them through, as the client may send them.
+   */
+  bs->advisory = !policy_error;
   return 0;
 }
 
