@@ -94,6 +94,8 @@ usage (FILE *fp)
 "  --vsock                AF_VSOCK (port from -p)\n"
 "  -s, --single           one client on stdin/stdout\n"
 "  --fd N                 one client on the connected socket N\n"
+"  --swap                 connect out to the client at -U or -p/-i, which\n"
+"                         waits for its server to call; serve it, then exit\n"
 "  --no-handshake         with -s or --fd: the client has negotiated\n"
 "                         already; serve -e EXPORT at once\n"
 "Running:\n"
@@ -582,9 +584,7 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
         log_error (s, "--selinux-label: SELinux is not supported by this"
                    " build");
         goto err;
-      case OPT_SWAP:
-        log_error (s, "--swap: not supported yet (see TODO)");
-        goto err;
+      case OPT_SWAP: o->swap = true; break;
       case OPT_TIMEOUT:
         if (nbdkit_parse_unsigned ("--timeout", optarg, &o->timeout) == -1)
           goto err;
@@ -646,6 +646,15 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
       + (o->fd >= 0) + o->vsock;
     if (ways > 1) {
       log_error (s, "choose one of -U, -p/-i, -s, --fd and --vsock");
+      goto err;
+    }
+    if (o->swap && !o->unixsocket && !o->port && o->nipaddr == 0) {
+      log_error (s, "--swap needs -U SOCKET or -p PORT [-i HOST]: where to"
+                 " connect to");
+      goto err;
+    }
+    if (o->swap && (o->single || o->fd >= 0 || o->vsock || o->run)) {
+      log_error (s, "--swap cannot be used with -s, --fd, --vsock or --run");
       goto err;
     }
     if (o->single && o->run) {

@@ -298,3 +298,59 @@ server_uri (struct server *s)
   }
   return r;
 }
+
+/* --swap: the client listens and the server calls it.  Returns the
+ * connected socket, or -1.
+ */
+int
+swap_connect (struct server *s)
+{
+  int fd = -1;
+
+  if (s->opt.unixsocket) {
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    if (strlen (s->opt.unixsocket) >= sizeof addr.sun_path) {
+      log_error (s, "--swap -U %s: path too long", s->opt.unixsocket);
+      return -1;
+    }
+    strcpy (addr.sun_path, s->opt.unixsocket);
+    fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1 || connect (fd, (struct sockaddr *) &addr, sizeof addr) == -1) {
+      log_error (s, "--swap: connect to %s: %m", s->opt.unixsocket);
+      if (fd >= 0)
+        close (fd);
+      return -1;
+    }
+    return fd;
+  }
+
+  struct addrinfo hints = {
+    .ai_family = s->opt.family, .ai_socktype = SOCK_STREAM,
+  };
+  struct addrinfo *ai, *a;
+  const char *host = s->opt.nipaddr ? s->opt.ipaddr[0] : "localhost";
+  const char *port = s->opt.port ? s->opt.port : "10809";
+  int r = getaddrinfo (host, port, &hints, &ai);
+
+  if (r != 0) {
+    log_error (s, "--swap: %s port %s: %s", host, port, gai_strerror (r));
+    return -1;
+  }
+  for (a = ai; a; a = a->ai_next) {
+    fd = socket (a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd == -1)
+      continue;
+    if (connect (fd, a->ai_addr, a->ai_addrlen) == 0)
+      break;
+    close (fd);
+    fd = -1;
+  }
+  freeaddrinfo (ai);
+  if (fd == -1)
+    log_error (s, "--swap: cannot connect to %s port %s: %m", host, port);
+  else {
+    int one = 1;
+    setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  return fd;
+}

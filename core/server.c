@@ -420,7 +420,7 @@ int
 server_run (struct server *s)
 {
   bool foreground = s->opt.foreground || s->opt.single || s->opt.fd >= 0
-    || s->opt.run || s->opt.exit_with_parent;
+    || s->opt.run || s->opt.exit_with_parent || s->opt.swap;
 
   if (s->opt.log_to == -1)
     s->opt.log_to = LOG_TO_STDERR;
@@ -432,9 +432,14 @@ server_run (struct server *s)
   if (s->opt.exit_with_parent)
     prctl (PR_SET_PDEATHSIG, SIGTERM);
 
-  if (s->opt.single || s->opt.fd >= 0) {
+  if (s->opt.single || s->opt.fd >= 0 || s->opt.swap) {
     int in = s->opt.single ? 0 : s->opt.fd;
     int out = s->opt.single ? 1 : s->opt.fd;
+    if (s->opt.swap) {
+      in = out = swap_connect (s);
+      if (in == -1)
+        goto fail;
+    }
     if (s->opt.single) {
       /* The protocol owns stdin/stdout now: keep them away from anything
        * else that might print.

@@ -204,6 +204,7 @@ extern int listen_setup (struct server *s);
 extern int listen_loop (struct server *s);
 extern void listen_cleanup (struct server *s);
 extern char *server_uri (struct server *s);
+extern int swap_connect (struct server *s);
 
 /* ---- connection.c ---- */
 /* Serve one client on the connected socket(s); takes ownership. */
