@@ -26,7 +26,7 @@ def serve_once(listener, args):
     h.pwrite(b"swapped", 4096)
     assert h.pread(7, 4096) == b"swapped"
     h.shutdown()
-    h.close()
+    del h
     assert p.wait(timeout=10) == 0, "server exit status"
 
 with tempfile.TemporaryDirectory() as d:
