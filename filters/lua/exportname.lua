@@ -1,0 +1,95 @@
+-- exportname.lua: control the export names clients see and may use.
+--
+--   nbdkit --filter=./exportname.lua PLUGIN ... default-export=disk1 \
+--          exportname-list=explicit exportname=disk1 exportname=disk2 \
+--          exportname-strict=true
+--
+-- Parameters:
+--   default-export=NAME      the name a client asking for the default
+--                            export ("") gets (default: the plugin's)
+--   exportname-list=MODE     what listing the exports answers:
+--                            keep (the plugin's list, the default),
+--                            error (listing fails), empty (no exports),
+--                            defaultonly (just the default export),
+--                            explicit (the exportname= names)
+--   exportname=NAME          an export name (repeatable), for
+--                            exportname-list=explicit and strictness
+--   exportname-strict=BOOL   true: a client may only open the names
+--                            given with exportname= (and the default)
+--                            (default false)
+--   exportdesc=DESC          the export's description: keep (default),
+--                            none, or fixed:TEXT
+
+params = {
+  { name = "default-export", doc = "name of the default export" },
+  { name = "exportname-list", type = "enum", default = "keep",
+    choices = { "keep", "error", "empty", "defaultonly", "explicit" },
+    doc = "what listing exports answers" },
+  { name = "exportname", type = "list", doc = "an export name (repeatable)" },
+  { name = "exportname-strict", type = "bool", default = false,
+    doc = "refuse names not given with exportname=" },
+  { name = "exportdesc", default = "keep",
+    doc = "keep, none or fixed:TEXT" },
+}
+
+local default_name, list_mode, strict, desc_mode, desc_text
+local names = {}
+
+function config(key, value)
+  if key == "default-export" then default_name = value
+  elseif key == "exportname-list" then list_mode = value
+  elseif key == "exportname" then names[#names + 1] = value
+  elseif key == "exportname-strict" then strict = value
+  elseif key == "exportdesc" then
+    if value == "keep" or value == "none" then
+      desc_mode = value
+    elseif value:match("^fixed:") then
+      desc_mode, desc_text = "fixed", value:sub(7)
+    else
+      error(nbdkit.errno("EINVAL", "exportdesc: expected keep, none or" ..
+                         " fixed:TEXT, not '" .. value .. "'"))
+    end
+  end
+end
+
+function thread_model() return "parallel" end
+
+function default_export(backend, readonly, is_tls)
+  return default_name or backend:default_export(readonly, is_tls)
+end
+
+function list_exports(backend, readonly, is_tls)
+  if list_mode == "keep" then
+    return backend:list_exports(readonly, is_tls)
+  elseif list_mode == "error" then
+    error(nbdkit.errno("EPERM", "listing exports is not allowed"))
+  elseif list_mode == "empty" then
+    return {}
+  elseif list_mode == "defaultonly" then
+    nbdkit.use_default_export()
+  else
+    return names
+  end
+end
+
+local function allowed(name)
+  if name == default_name then return true end
+  for _, n in ipairs(names) do
+    if n == name then return true end
+  end
+  return false
+end
+
+-- The server has already turned "" into the default export's name.
+function open(ctx, readonly, exportname, is_tls)
+  if strict and not allowed(exportname) then
+    error(nbdkit.errno("ENOENT", "export '" .. exportname ..
+                       "' is not one of the permitted names"))
+  end
+end
+
+function export_description(next, h)
+  if desc_mode == "none" then return nil end
+  if desc_mode == "fixed" then return desc_text end
+  return next:export_description()
+end

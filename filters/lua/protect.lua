@@ -1,0 +1,90 @@
+-- protect.lua: make ranges of the disk read-only.
+--
+--   nbdkit --filter=./protect.lua PLUGIN ... protect=0-1023
+--
+-- A write, zero or trim that would change a byte of a protected range
+-- fails with EPERM; one that leaves the bytes as they are (writing the
+-- same data, zeroing zeroes) succeeds, so e.g. a whole-disk copy of the
+-- same image still works.  Everything else passes through.
+--
+-- Parameters:
+--   protect=START-END   a protected range, bytes START to END inclusive
+--                       (sizes such as 1M are allowed); START- runs to
+--                       the end of the disk, -END starts at 0.
+--                       Repeatable.
+
+params = {
+  { name = "protect", type = "list", required = true,
+    doc = "START-END: bytes START to END (inclusive) are read-only" },
+}
+
+local ranges = {}   -- { first, last } inclusive; last may be math.huge
+
+function config(key, value)
+  local a, b = value:match("^%s*([^-]*)%s*%-%s*([^-]*)%s*$")
+  if not a then
+    error(nbdkit.errno("EINVAL", "protect: expected START-END, not '" ..
+                       value .. "'"))
+  end
+  local first = a == "" and 0 or nbdkit.parse_size(a)
+  local last = b == "" and math.maxinteger or nbdkit.parse_size(b)
+  if last < first then
+    error(nbdkit.errno("EINVAL", "protect: " .. value .. ": END < START"))
+  end
+  ranges[#ranges + 1] = { first, last }
+end
+
+function thread_model() return "parallel" end
+
+-- Call fn(first, last) for each protected part of [offset, offset+count).
+local function each_overlap(count, offset, fn)
+  if count == 0 then return end
+  local last = offset + count - 1
+  for _, r in ipairs(ranges) do
+    local f, l = math.max(r[1], offset), math.min(r[2], last)
+    if f <= l then fn(f, l) end
+  end
+end
+
+local CHUNK = 1024 * 1024
+
+-- Does the disk hold exactly WANT (nil: zeroes) over [first, last]?
+local function holds(next, first, last, want)
+  local pos = first
+  while pos <= last do
+    local n = math.min(CHUNK, last - pos + 1)
+    local have = next:pread(n, pos)
+    local expect = want and want:sub(pos - first + 1, pos - first + n)
+                   or string.rep("\0", n)
+    if have ~= expect then return false end
+    pos = pos + n
+  end
+  return true
+end
+
+local function refuse(what, first, last)
+  error(nbdkit.errno("EPERM", string.format(
+    "%s would change protected bytes %d-%d", what, first, last)))
+end
+
+function pwrite(next, h, buf, offset, flags)
+  each_overlap(#buf, offset, function(f, l)
+    local part = buf:sub(f - offset + 1, l - offset + 1)
+    if not holds(next, f, l, part) then refuse("write", f, l) end
+  end)
+  next:pwrite(buf, offset, flags)
+end
+
+function zero(next, h, count, offset, flags)
+  each_overlap(count, offset, function(f, l)
+    if not holds(next, f, l, nil) then refuse("zero", f, l) end
+  end)
+  next:zero(count, offset, flags)
+end
+
+function trim(next, h, count, offset, flags)
+  each_overlap(count, offset, function(f, l)
+    if not holds(next, f, l, nil) then refuse("trim", f, l) end
+  end)
+  next:trim(count, offset, flags)
+end

@@ -1,0 +1,928 @@
+/* host.c: the Lua host's interpreter life cycle.
+ *
+ * Starting and closing the Lua state, the lock and the Lua thread of
+ * each server thread (see host.h), loading the script and looking up
+ * its callbacks, calling them with errors turned into errnos,
+ * translating the script's typed parameters for the server, the help
+ * text, and the conversions of callback results both ABIs share.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+
+#include <nbdkit-plugin.h>
+
+static lua_State *mainL;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t thread_key;
+static int closed;
+
+/* This thread's Lua thread, its registry reference, and how deep its
+ * calls into the host nest.
+ */
+static __thread lua_State *tL;
+static __thread int tref = LUA_NOREF;
+static __thread int depth;
+
+static char *script_path;
+static int *cb_refs;
+static size_t n_cbs;
+static char *help_text;
+static struct nbdkit_param *cparams;
+static size_t n_cparams;
+static int params_ref = LUA_NOREF; /* the script's `params` table */
+
+/* A server thread that exits drops its Lua thread. */
+static void
+thread_gone (void *p)
+{
+  int ref = (int)(intptr_t)p - 1;
+
+  pthread_mutex_lock (&lock);
+  if (!closed && mainL)
+    luaL_unref (mainL, LUA_REGISTRYINDEX, ref);
+  pthread_mutex_unlock (&lock);
+}
+
+lua_State *
+host_enter (void)
+{
+  if (depth++ == 0)
+    pthread_mutex_lock (&lock);
+  if (tL == NULL) {
+    tL = lua_newthread (mainL);
+    tref = luaL_ref (mainL, LUA_REGISTRYINDEX);
+    pthread_setspecific (thread_key, (void *)(intptr_t)(tref + 1));
+  }
+  return tL;
+}
+
+void
+host_leave (void)
+{
+  if (--depth == 0)
+    pthread_mutex_unlock (&lock);
+}
+
+int
+host_suspend (void)
+{
+  int saved = depth;
+
+  depth = 0;
+  pthread_mutex_unlock (&lock);
+  return saved;
+}
+
+void
+host_resume (int saved)
+{
+  pthread_mutex_lock (&lock);
+  depth = saved;
+}
+
+/* print() writes to stderr when stdout carries the protocol (-s). */
+static int
+l_print (lua_State *L)
+{
+  FILE *fp = nbdkit_stdio_safe () ? stdout : stderr;
+  int n = lua_gettop (L);
+
+  for (int i = 1; i <= n; i++) {
+    size_t len;
+    const char *s = luaL_tolstring (L, i, &len);
+    if (i > 1)
+      fputc ('\t', fp);
+    fwrite (s, 1, len, fp);
+    lua_pop (L, 1);
+  }
+  fputc ('\n', fp);
+  fflush (fp);
+  return 0;
+}
+
+int
+host_init (void)
+{
+  if (mainL)
+    return 0;
+  if (pthread_key_create (&thread_key, thread_gone) != 0) {
+    nbdkit_error ("lua: pthread_key_create failed");
+    return -1;
+  }
+  mainL = luaL_newstate ();
+  if (mainL == NULL) {
+    nbdkit_error ("lua: cannot create a Lua state: out of memory");
+    return -1;
+  }
+  luaL_openlibs (mainL);
+  lua_pushcfunction (mainL, l_print);
+  lua_setglobal (mainL, "print");
+  module_open (mainL);
+  return 0;
+}
+
+void
+host_fini (void)
+{
+  if (mainL == NULL || closed)
+    return;
+  module_stop ();
+  pthread_mutex_lock (&lock);
+  closed = 1;
+  lua_close (mainL);
+  mainL = NULL;
+  tL = NULL;
+  pthread_mutex_unlock (&lock);
+  pthread_key_delete (thread_key);
+}
+
+int
+host_loaded (void)
+{
+  return script_path != NULL;
+}
+
+const char *
+host_script_path (void)
+{
+  return script_path;
+}
+
+int
+host_has (size_t i)
+{
+  return cb_refs && i < n_cbs && cb_refs[i] != LUA_NOREF;
+}
+
+void
+host_push_cb (lua_State *L, size_t i)
+{
+  lua_rawgeti (L, LUA_REGISTRYINDEX, cb_refs[i]);
+}
+
+/* The message handler of every call: an nbdkit error (a table with
+ * errno) passes unchanged, anything else becomes its text with the
+ * traceback.
+ */
+static int
+msgh (lua_State *L)
+{
+  if (module_error_errno (L, 1))
+    return 1;
+  const char *msg = lua_tostring (L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta (L, 1, "__tostring") && lua_type (L, -1) == LUA_TSTRING)
+      msg = lua_tostring (L, -1);
+    else
+      msg = lua_pushfstring (L, "(error object is a %s value)",
+                             luaL_typename (L, 1));
+  }
+  luaL_traceback (L, L, msg, 1);
+  return 1;
+}
+
+int
+host_fail (const char *what, int err, const char *fmt, ...)
+{
+  va_list ap;
+  char *msg = NULL;
+
+  va_start (ap, fmt);
+  if (vasprintf (&msg, fmt, ap) == -1)
+    msg = NULL;
+  va_end (ap);
+  nbdkit_error ("%s: %s: %s", script_path ? script_path : "lua", what,
+                msg ? msg : fmt);
+  free (msg);
+  nbdkit_set_error (err);
+  errno = err;
+  return -1;
+}
+
+int
+host_call (lua_State *L, int nargs, int nresults, const char *what, int *err)
+{
+  int base = lua_gettop (L) - nargs;
+  int e;
+
+  lua_pushcfunction (L, msgh);
+  lua_insert (L, base);
+  module_last_error = 0;
+  if (lua_pcall (L, nargs, nresults, base) == LUA_OK) {
+    lua_remove (L, base);
+    return 0;
+  }
+  e = module_error_errno (L, -1);
+  if (e) {
+    /* An error of the layer below was logged there already. */
+    lua_getfield (L, -1, "below");
+    int below = lua_toboolean (L, -1);
+    lua_getfield (L, -2, "message");
+    const char *m = lua_tostring (L, -1);
+    if (below)
+      nbdkit_debug ("%s: %s", what, m && *m ? m : module_errno_name (e));
+    else
+      nbdkit_error ("%s: %s", what, m && *m ? m : module_errno_name (e));
+    lua_pop (L, 2);
+  } else {
+    nbdkit_error ("%s: %s: %s", script_path ? script_path : "lua", what,
+                  lua_tostring (L, -1));
+    e = module_last_error ? module_last_error : EIO;
+  }
+  lua_settop (L, base - 1);
+  nbdkit_set_error (e);
+  if (err)
+    *err = e;
+  errno = e;
+  return -1;
+}
+
+/* The script's leading comment block (after a "#!" line): "--" lines,
+ * or one "--[[ ... ]]" block, without the comment marks.
+ */
+static char *
+leading_comment (const char *src)
+{
+  const char *p = src;
+  char *out;
+  size_t n = 0;
+
+  if (p[0] == '#' && p[1] == '!')
+    p += strcspn (p, "\n") + (p[strcspn (p, "\n")] != 0);
+  while (*p == '\n' || *p == ' ' || *p == '\t' || *p == '\r')
+    p++;
+  out = malloc (strlen (p) + 1);
+  if (out == NULL)
+    return NULL;
+  if (strncmp (p, "--[", 3) == 0 && (p[3] == '[' || p[3] == '=')) {
+    const char *start = strchr (p, '\n'), *end = strstr (p, "]]");
+    if (start && end && start < end) {
+      n = end - start - 1;
+      memcpy (out, start + 1, n);
+    }
+  } else {
+    while (strncmp (p, "--", 2) == 0) {
+      size_t len = strcspn (p, "\n");
+      const char *t = p + 2;
+      size_t tl = len - 2;
+      if (tl && *t == ' ') {
+        t++;
+        tl--;
+      }
+      memcpy (out + n, t, tl);
+      n += tl;
+      out[n++] = '\n';
+      p += len + (p[len] != 0);
+    }
+  }
+  while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
+    n--;
+  out[n] = '\0';
+  return out;
+}
+
+/* package.path gets the script's directory first, so a script can
+ * require its neighbours.
+ */
+static void
+set_package_path (lua_State *L, const char *path)
+{
+  const char *slash = strrchr (path, '/');
+
+  lua_getglobal (L, "package");
+  if (slash && slash > path)
+    lua_pushlstring (L, path, slash - path);
+  else
+    lua_pushstring (L, slash ? "" : ".");
+  lua_pushliteral (L, "/?.lua;");
+  lua_getfield (L, -3, "path");
+  lua_concat (L, 3);
+  lua_setfield (L, -2, "path");
+  lua_pop (L, 1);
+}
+
+int
+host_load_script (const char *path, const char *const *names, size_t n)
+{
+  lua_State *L;
+  char *abs;
+  FILE *fp;
+  char *src = NULL;
+  size_t len = 0;
+  int r = -1;
+
+  if (script_path) {
+    nbdkit_error ("lua: a script is already loaded (%s); the second, %s,"
+                  " cannot be (one Lua script per plugin or filter)",
+                  script_path, path);
+    return -1;
+  }
+  abs = nbdkit_realpath (path);
+  if (abs == NULL)
+    return -1;
+  fp = fopen (abs, "re");
+  if (fp == NULL) {
+    nbdkit_error ("%s: cannot open the script: %m", abs);
+    free (abs);
+    return -1;
+  }
+  {
+    char chunk[8192];
+    size_t k;
+    while ((k = fread (chunk, 1, sizeof chunk, fp)) > 0) {
+      char *ns = realloc (src, len + k + 1);
+      if (ns == NULL) {
+        free (src);
+        fclose (fp);
+        free (abs);
+        nbdkit_error ("realloc: %m");
+        return -1;
+      }
+      src = ns;
+      memcpy (src + len, chunk, k);
+      len += k;
+    }
+  }
+  fclose (fp);
+  if (src == NULL && (src = calloc (1, 1)) == NULL) {
+    free (abs);
+    return -1;
+  }
+  src[len] = '\0';
+
+  L = host_enter ();
+  script_path = abs;
+  set_package_path (L, abs);
+  lua_pushstring (L, abs);
+  lua_setfield (L, LUA_REGISTRYINDEX, "nbdkit.script");
+
+  /* Names a standard library also defines (load) count only if the
+   * script defines them: keep what they were before it ran.
+   */
+  lua_createtable (L, n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_getglobal (L, names[i]);
+    lua_rawseti (L, -2, i + 1);
+  }
+  lua_setfield (L, LUA_REGISTRYINDEX, "nbdkit.before");
+
+  /* luaL_loadbuffer skips no "#!" line: blank it, keeping line numbers. */
+  {
+    char *body = src;
+    if (src[0] == '#' && src[1] == '!')
+      for (char *q = src; *q && *q != '\n'; q++)
+        *q = ' ';
+    if (luaL_loadbuffer (L, body, len, lua_pushfstring (L, "@%s", abs))
+        != LUA_OK) {
+      nbdkit_error ("%s", lua_tostring (L, -1));
+      lua_pop (L, 2);
+      goto out;
+    }
+    lua_remove (L, -2);
+  }
+  if (host_call (L, 0, 0, "loading the script", NULL) == -1)
+    goto out;
+
+  {
+    lua_getglobal (L, "help");
+    if (lua_type (L, -1) == LUA_TSTRING)
+      help_text = strdup (lua_tostring (L, -1));
+    else {
+      /* The text before blanking the "#!" line is not needed. */
+      help_text = leading_comment (src);
+    }
+    lua_pop (L, 1);
+  }
+
+  cb_refs = malloc (n * sizeof *cb_refs);
+  if (cb_refs == NULL)
+    goto out;
+  n_cbs = n;
+  lua_getfield (L, LUA_REGISTRYINDEX, "nbdkit.before");
+  for (size_t i = 0; i < n; i++) {
+    lua_getglobal (L, names[i]);
+    lua_rawgeti (L, -2, i + 1);
+    int same = lua_rawequal (L, -1, -2);
+    lua_pop (L, 1);
+    if (same && !lua_isnil (L, -1)) {
+      lua_pop (L, 1);
+      cb_refs[i] = LUA_NOREF;
+    } else if (lua_isfunction (L, -1))
+      cb_refs[i] = luaL_ref (L, LUA_REGISTRYINDEX);
+    else {
+      if (!lua_isnil (L, -1))
+        nbdkit_debug ("%s: global '%s' is not a function: ignored", abs,
+                      names[i]);
+      lua_pop (L, 1);
+      cb_refs[i] = LUA_NOREF;
+    }
+  }
+  lua_pop (L, 1);
+  lua_pushnil (L);
+  lua_setfield (L, LUA_REGISTRYINDEX, "nbdkit.before");
+  r = 0;
+out:
+  free (src);
+  host_leave ();
+  return r;
+}
+
+static const struct {
+  const char *name;
+  int type;
+} param_types[] = {
+  { "string", NBDKIT_PARAM_STRING },
+  { "bool", NBDKIT_PARAM_BOOL },
+  { "boolean", NBDKIT_PARAM_BOOL },
+  { "int", NBDKIT_PARAM_INT },
+  { "integer", NBDKIT_PARAM_INT },
+  { "size", NBDKIT_PARAM_SIZE },
+  { "enum", NBDKIT_PARAM_ENUM },
+  { "file", NBDKIT_PARAM_FILE },
+  { "directory", NBDKIT_PARAM_DIRECTORY },
+  { "password", NBDKIT_PARAM_PASSWORD },
+  { "list", NBDKIT_PARAM_LIST },
+};
+
+/* A field of the declaration at the top of L's stack as a string the
+ * server keeps (numbers and booleans as text), or NULL if absent.
+ */
+static const char *
+decl_string (lua_State *L, const char *field, int *error)
+{
+  const char *r = NULL;
+
+  lua_getfield (L, -1, field);
+  switch (lua_type (L, -1)) {
+    case LUA_TNIL:
+      break;
+    case LUA_TBOOLEAN:
+      r = lua_toboolean (L, -1) ? "true" : "false";
+      break;
+    case LUA_TNUMBER:
+    case LUA_TSTRING:
+      r = nbdkit_strdup_intern (lua_tostring (L, -1));
+      break;
+    case LUA_TTABLE:
+      if (strcmp (field, "choices") == 0) {
+        /* A list of choices, joined with '|' as the server wants. */
+        luaL_Buffer b;
+        lua_Integer nc = luaL_len (L, -1);
+        luaL_buffinit (L, &b);
+        for (lua_Integer i = 1; i <= nc; i++) {
+          if (i > 1)
+            luaL_addchar (&b, '|');
+          lua_geti (L, -2, i);
+          luaL_addvalue (&b);
+        }
+        luaL_pushresult (&b);
+        r = nbdkit_strdup_intern (lua_tostring (L, -1));
+        lua_pop (L, 1);
+        break;
+      }
+      /* fallthrough */
+    default:
+      *error = 1;
+  }
+  lua_pop (L, 1);
+  return r;
+}
+
+const struct nbdkit_param *
+host_params (const struct nbdkit_param *first, size_t nfirst, int *error)
+{
+  lua_State *L = host_enter ();
+  const struct nbdkit_param *ret = NULL;
+  lua_Integer n;
+
+  *error = 0;
+  lua_getglobal (L, "params");
+  if (lua_isnil (L, -1)) {
+    lua_pop (L, 1);
+    host_leave ();
+    return NULL;
+  }
+  if (!lua_istable (L, -1)) {
+    nbdkit_error ("%s: `params` must be a list of parameter declarations"
+                  " ({name=, type=, ...}), not a %s",
+                  script_path, luaL_typename (L, -1));
+    goto fail;
+  }
+  n = luaL_len (L, -1);
+  cparams = calloc (nfirst + n + 1, sizeof *cparams);
+  if (cparams == NULL) {
+    nbdkit_error ("calloc: %m");
+    goto fail;
+  }
+  if (nfirst)
+    memcpy (cparams, first, nfirst * sizeof *first);
+  n_cparams = nfirst;
+  for (lua_Integer i = 1; i <= n; i++) {
+    struct nbdkit_param *p = &cparams[n_cparams];
+    const char *type;
+    int bad = 0;
+
+    lua_geti (L, -1, i);
+    if (!lua_istable (L, -1)) {
+      nbdkit_error ("%s: params[%lld] must be a table {name=, type=, ...}",
+                    script_path, (long long)i);
+      goto fail;
+    }
+    p->name = decl_string (L, "name", &bad);
+    type = decl_string (L, "type", &bad);
+    p->doc = decl_string (L, "doc", &bad);
+    p->default_value = decl_string (L, "default", &bad);
+    p->choices = decl_string (L, "choices", &bad);
+    if (bad || p->name == NULL || *p->name == '\0') {
+      nbdkit_error ("%s: params[%lld]: name must be a non-empty string, and"
+                    " doc, default and choices strings (choices may be a"
+                    " list)",
+                    script_path, (long long)i);
+      goto fail;
+    }
+    if (type == NULL)
+      type = "string";
+    for (size_t t = 0; t < sizeof param_types / sizeof param_types[0]; t++)
+      if (strcmp (type, param_types[t].name) == 0)
+        p->type = param_types[t].type;
+    if (p->type == 0) {
+      nbdkit_error ("%s: parameter '%s': unknown type '%s' (expected string,"
+                    " bool, int, size, enum, file, directory, password or"
+                    " list)",
+                    script_path, p->name, type);
+      goto fail;
+    }
+    if (p->type == NBDKIT_PARAM_ENUM && p->choices == NULL) {
+      nbdkit_error ("%s: parameter '%s': an enum needs choices", script_path,
+                    p->name);
+      goto fail;
+    }
+    lua_getfield (L, -1, "required");
+    if (lua_toboolean (L, -1))
+      p->flags |= NBDKIT_PARAM_REQUIRED;
+    lua_getfield (L, -2, "multiple");
+    if (lua_toboolean (L, -1))
+      p->flags |= NBDKIT_PARAM_MULTIPLE;
+    lua_pop (L, 2);
+    /* Boolean defaults in the server's words. */
+    if (p->default_value && p->type == NBDKIT_PARAM_BOOL)
+      p->default_value = strcmp (p->default_value, "true") == 0 ? "1"
+                         : strcmp (p->default_value, "false") == 0
+                             ? "0"
+                             : p->default_value;
+    /* A list starts as an empty list, so the script can iterate it. */
+    if (p->type == NBDKIT_PARAM_LIST || (p->flags & NBDKIT_PARAM_MULTIPLE)) {
+      lua_newtable (L);
+      lua_setfield (L, -2, "value");
+    }
+    lua_pop (L, 1);
+    n_cparams++;
+  }
+  params_ref = luaL_ref (L, LUA_REGISTRYINDEX);
+  ret = cparams;
+  host_leave ();
+  return ret;
+
+fail:
+  lua_settop (L, 0);
+  host_leave ();
+  *error = 1;
+  return NULL;
+}
+
+/* The declaration of KEY pushed (and its type returned), or 0 with
+ * nothing pushed.
+ */
+static int
+push_decl (lua_State *L, const char *key)
+{
+  for (size_t i = 0; i < n_cparams; i++)
+    if (strcmp (cparams[i].name, key) == 0) {
+      lua_rawgeti (L, LUA_REGISTRYINDEX, params_ref);
+      lua_Integer n = luaL_len (L, -1);
+      for (lua_Integer j = 1; j <= n; j++) {
+        lua_geti (L, -1, j);
+        lua_getfield (L, -1, "name");
+        int same = lua_isstring (L, -1) && !strcmp (lua_tostring (L, -1), key);
+        lua_pop (L, 1);
+        if (same) {
+          lua_remove (L, -2);
+          return cparams[i].type;
+        }
+        lua_pop (L, 1);
+      }
+      lua_pop (L, 1);
+    }
+  return 0;
+}
+
+int
+host_config (const char *key, const char *value, size_t cb_config)
+{
+  lua_State *L = host_enter ();
+  int type = push_decl (L, key);
+  int r = 0;
+
+  if (!type && !host_has (cb_config)) {
+    nbdkit_error ("%s: this script takes no parameters (it declares no"
+                  " params and has no config function): %s=%s",
+                  script_path, key, value);
+    host_leave ();
+    return -1;
+  }
+  /* The value as the script sees it. */
+  switch (type) {
+    case NBDKIT_PARAM_INT:
+    case NBDKIT_PARAM_SIZE:
+      lua_pushinteger (L, strtoll (value, NULL, 10));
+      break;
+    case NBDKIT_PARAM_BOOL:
+      lua_pushboolean (L, strcmp (value, "1") == 0);
+      break;
+    default:
+      lua_pushstring (L, value);
+  }
+  if (type) {
+    lua_getfield (L, -2, "value");
+    if (lua_istable (L, -1)) {
+      lua_pushvalue (L, -2);
+      lua_seti (L, -2, luaL_len (L, -2) + 1);
+      lua_pop (L, 1);
+    } else {
+      lua_pop (L, 1);
+      lua_pushvalue (L, -1);
+      lua_setfield (L, -3, "value");
+    }
+  }
+  if (host_has (cb_config)) {
+    host_push_cb (L, cb_config);
+    lua_pushstring (L, key);
+    lua_pushvalue (L, -3);
+    r = host_call (L, 2, 0, "config", NULL);
+  }
+  lua_settop (L, 0);
+  host_leave ();
+  return r;
+}
+
+const char *
+host_help (void)
+{
+  return help_text;
+}
+
+static const struct {
+  const char *name;
+  int model;
+} models[] = {
+  { "serialize_connections", NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS },
+  { "serialize_all_requests", NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS },
+  { "serialize_requests", NBDKIT_THREAD_MODEL_SERIALIZE_REQUESTS },
+  { "serialize_retirement", NBDKIT_THREAD_MODEL_SERIALIZE_RETIREMENT },
+  { "parallel", NBDKIT_THREAD_MODEL_PARALLEL },
+};
+
+const char *
+host_thread_model_name (int model)
+{
+  for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+    if (models[i].model == model)
+      return models[i].name;
+  return "unknown";
+}
+
+int
+host_thread_model (size_t cb, int dflt)
+{
+  lua_State *L;
+  int r = dflt;
+
+  if (!host_has (cb))
+    return dflt;
+  L = host_enter ();
+  host_push_cb (L, cb);
+  if (host_call (L, 0, 1, "thread_model", NULL) == -1) {
+    host_leave ();
+    return -1;
+  }
+  if (lua_type (L, -1) == LUA_TSTRING) {
+    const char *s = lua_tostring (L, -1);
+    r = -1;
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+      /* "serialize-requests" as well as "serialize_requests". */
+      size_t k = 0;
+      while (s[k] && models[i].name[k]
+             && (s[k] == models[i].name[k]
+                 || (s[k] == '-' && models[i].name[k] == '_')))
+        k++;
+      if (s[k] == 0 && models[i].name[k] == 0)
+        r = models[i].model;
+    }
+    if (r == -1)
+      host_fail ("thread_model", EINVAL, "unknown thread model '%s'", s);
+  } else if (lua_isinteger (L, -1))
+    r = lua_tointeger (L, -1);
+  else if (!lua_isnil (L, -1))
+    r = host_fail ("thread_model", EINVAL,
+                   "expected a name or a number,"
+                   " got a %s",
+                   luaL_typename (L, -1));
+  lua_pop (L, 1);
+  host_leave ();
+  return r;
+}
+
+int
+host_to_int64 (lua_State *L, int idx, const char *what, int64_t *r)
+{
+  int ok;
+  lua_Integer v = lua_tointegerx (L, idx, &ok);
+
+  if (!ok)
+    return host_fail (what, EIO, "expected an integer, got %s",
+                      lua_type (L, idx) == LUA_TNUMBER
+                          ? "a fraction"
+                          : luaL_typename (L, idx));
+  *r = v;
+  return 0;
+}
+
+int
+host_to_can (lua_State *L, int idx, const char *what, int tri)
+{
+  int64_t v;
+
+  if (lua_isboolean (L, idx))
+    return lua_toboolean (L, idx) ? (tri ? tri : 1) : 0;
+  if (lua_isnil (L, idx))
+    return host_fail (what, EIO, "returned nothing: expected a boolean%s",
+                      tri ? " or a constant" : "");
+  if (host_to_int64 (L, idx, what, &v) == -1)
+    return -1;
+  return v;
+}
+
+const char *
+host_to_interned (lua_State *L, int idx, const char *what, int *error)
+{
+  const char *r;
+  size_t len;
+
+  *error = 0;
+  if (lua_isnil (L, idx))
+    return NULL;
+  if (lua_type (L, idx) != LUA_TSTRING) {
+    host_fail (what, EIO, "expected a string, got a %s",
+               luaL_typename (L, idx));
+    *error = 1;
+    return NULL;
+  }
+  r = lua_tolstring (L, idx, &len);
+  r = nbdkit_strndup_intern (r, len);
+  if (r == NULL)
+    *error = 1;
+  return r;
+}
+
+static int
+field_u64 (lua_State *L, int t, const char *name, int pos, uint64_t *r)
+{
+  int ok;
+
+  lua_getfield (L, t, name);
+  if (lua_isnil (L, -1)) {
+    lua_pop (L, 1);
+    lua_geti (L, t, pos);
+  }
+  if (lua_isnil (L, -1)) {
+    lua_pop (L, 1);
+    return 0;
+  }
+  *r = lua_tointegerx (L, -1, &ok);
+  lua_pop (L, 1);
+  return ok ? 1 : -1;
+}
+
+int
+host_to_block_size (lua_State *L, int idx, int n, const char *what,
+                    struct nbdkit_block_size *bs)
+{
+  uint64_t v[4] = { 0, 0, 0, 0 };
+  static const char *names[]
+      = { "minimum", "preferred", "maximum", "maximum_virtual" };
+
+  idx = lua_absindex (L, idx);
+  if (lua_istable (L, idx)) {
+    for (int i = 0; i < 4; i++)
+      if (field_u64 (L, idx, names[i], i + 1, &v[i]) == -1)
+        return host_fail (what, EIO, "%s must be an integer", names[i]);
+  } else if (lua_isnil (L, idx))
+    return 0;
+  else
+    for (int i = 0; i < 4 && i < n; i++) {
+      int ok;
+      if (lua_isnil (L, idx + i))
+        continue;
+      v[i] = lua_tointegerx (L, idx + i, &ok);
+      if (!ok)
+        return host_fail (what, EIO, "%s must be an integer", names[i]);
+    }
+  if (v[0] > UINT32_MAX || v[1] > UINT32_MAX || v[2] > UINT32_MAX)
+    return host_fail (what, EIO, "block sizes must fit in 32 bits");
+  bs->minimum = v[0];
+  bs->preferred = v[1];
+  bs->maximum = v[2];
+  bs->maximum_virtual = v[3];
+  return 0;
+}
+
+int
+host_to_extents (lua_State *L, int idx, const char *what,
+                 struct nbdkit_extents *e)
+{
+  lua_Integer n;
+
+  if (lua_isnil (L, idx))
+    return 0;
+  if (!lua_istable (L, idx))
+    return host_fail (what, EIO, "expected a list of extents, got a %s",
+                      luaL_typename (L, idx));
+  idx = lua_absindex (L, idx);
+  n = luaL_len (L, idx);
+  for (lua_Integer i = 1; i <= n; i++) {
+    uint64_t off = 0, len = 0, type = 0;
+    lua_geti (L, idx, i);
+    int t = lua_gettop (L);
+    if (!lua_istable (L, t) || field_u64 (L, t, "offset", 1, &off) != 1
+        || field_u64 (L, t, "length", 2, &len) != 1
+        || field_u64 (L, t, "type", 3, &type) == -1) {
+      lua_pop (L, 1);
+      return host_fail (what, EIO,
+                        "extent %lld: expected {offset, length,"
+                        " type}",
+                        (long long)i);
+    }
+    lua_pop (L, 1);
+    if (nbdkit_add_extent (e, off, len, type) == -1) {
+      nbdkit_set_error (errno ? errno : EIO);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int
+host_to_exports (lua_State *L, int idx, const char *what,
+                 struct nbdkit_exports *x)
+{
+  lua_Integer n;
+
+  if (lua_isnil (L, idx))
+    return 0;
+  if (!lua_istable (L, idx))
+    return host_fail (what, EIO, "expected a list of exports, got a %s",
+                      luaL_typename (L, idx));
+  idx = lua_absindex (L, idx);
+  n = luaL_len (L, idx);
+  for (lua_Integer i = 1; i <= n; i++) {
+    const char *name = NULL, *desc = NULL;
+    lua_geti (L, idx, i);
+    if (lua_type (L, -1) == LUA_TSTRING)
+      name = lua_tostring (L, -1);
+    else if (lua_istable (L, -1)) {
+      lua_getfield (L, -1, "name");
+      if (lua_isnil (L, -1)) {
+        lua_pop (L, 1);
+        lua_geti (L, -1, 1);
+      }
+      name = lua_tostring (L, -1);
+      lua_getfield (L, -2, "description");
+      if (lua_isnil (L, -1)) {
+        lua_pop (L, 1);
+        lua_geti (L, -2, 2);
+      }
+      desc = lua_tostring (L, -1);
+    }
+    if (name == NULL) {
+      lua_settop (L, idx);
+      return host_fail (what, EIO,
+                        "export %lld: expected a name or"
+                        " {name=, description=}",
+                        (long long)i);
+    }
+    if (nbdkit_add_export (x, name, desc) == -1) {
+      lua_settop (L, idx);
+      return -1;
+    }
+    lua_settop (L, idx);
+  }
+  return 0;
+}

@@ -1,0 +1,169 @@
+/* host.h: what the Lua host's files share.
+ *
+ * host.c runs the interpreter and loads the script, module.c is the
+ * `nbdkit` module the script sees, plugin.c and filter.c map the
+ * plugin and filter ABIs onto the script's functions.  The plugin
+ * (nbdkit-lua-plugin.so) and the filter (nbdkit-lua-filter.so) are
+ * separate objects, each with its own copy of this state: one script
+ * and one Lua state per object.
+ *
+ * Threads: a Lua state is not thread-safe, so one lock guards it (as
+ * Python's GIL does).  Each server thread runs its calls on a Lua
+ * thread (lua_newthread) of its own, made the first time it calls in,
+ * so a call that waits (nbdkit.nanosleep, a call to the layer below
+ * in a filter) can let go of the lock, and another server thread runs
+ * script code meanwhile on its own Lua stack.  Script code itself
+ * never runs on two threads at once.  Calls nest (a module function
+ * may call back into the server): only the outermost host_enter and
+ * host_leave touch the lock.
+ */
+
+#ifndef LUA_HOST_H
+#define LUA_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#ifndef NBDKIT_API_VERSION
+#define NBDKIT_API_VERSION 3
+#endif
+
+/* The plugin ABI's struct and the filter's both include this. */
+struct nbdkit_param;
+struct nbdkit_read;
+struct nbdkit_extents;
+struct nbdkit_exports;
+
+/* ---- host.c: the interpreter ---- */
+
+/* Start and stop the interpreter; HOSTNAME is "lua" in messages. */
+extern int host_init (void);
+extern void host_fini (void);
+/* True once a script is loaded. */
+extern int host_loaded (void);
+
+/* Take the lock (unless this thread holds it) and return this
+ * thread's Lua thread; host_leave gives the lock back.
+ */
+extern lua_State *host_enter (void);
+extern void host_leave (void);
+/* Let go of the lock around a wait inside a module function (the
+ * caller must not touch Lua until host_resume), and take it back.
+ */
+extern int host_suspend (void);
+extern void host_resume (int saved);
+
+/* The script: loaded from PATH, run once.  NAMES[0..N) are the
+ * callbacks looked up afterwards; host_has (i) tells whether the
+ * script defines NAMES[i], host_push_cb pushes it.
+ */
+extern int host_load_script (const char *path, const char *const *names,
+                             size_t n);
+extern const char *host_script_path (void);
+extern int host_has (size_t i);
+extern void host_push_cb (lua_State *L, size_t i);
+
+/* Call the function below NARGS arguments on L's stack, leaving
+ * NRESULTS results.  On error: logs (the message for an nbdkit errno
+ * error, the traceback for any other), sets the errno the client gets
+ * (*ERR too if not NULL), leaves nothing on the stack and returns -1.
+ */
+extern int host_call (lua_State *L, int nargs, int nresults, const char *what,
+                      int *err);
+/* Log a failure found by the host itself in callback WHAT (a bad
+ * return value), with errno ERR.  Returns -1.
+ */
+extern int host_fail (const char *what, int err, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+/* The script's typed parameters translated for the server: the
+ * entries of FIRST[0..NFIRST) then the script's, ended by a zeroed
+ * entry; NULL (without an error) when the script declares none.
+ * *ERROR is set on a bad declaration (already logged).
+ */
+extern const struct nbdkit_param *host_params (const struct nbdkit_param *first,
+                                               size_t nfirst, int *error);
+/* A parameter's canonical VALUE given to the script: stored in its
+ * declaration's `value` (appended for a list), then config(key, value)
+ * is called if the script has one.  Returns 0 or -1.
+ */
+extern int host_config (const char *key, const char *value, size_t cb_config);
+/* The help text: the script's `help` string, else its leading comment
+ * block.  NULL before a script is loaded.
+ */
+extern const char *host_help (void);
+/* The script's thread_model() (number or name), or DFLT. */
+extern int host_thread_model (size_t cb, int dflt);
+/* The name of a thread model ("parallel", ...). */
+extern const char *host_thread_model_name (int model);
+
+/* Conversions of results; each reports through host_fail. */
+extern int host_to_int64 (lua_State *L, int idx, const char *what, int64_t *r);
+/* A can_* answer: booleans are 0/1, or TRI (the native answer) for
+ * true when TRI is not 0; numbers as they are.
+ */
+extern int host_to_can (lua_State *L, int idx, const char *what, int tri);
+/* A string result kept by the server (nbdkit_strdup_intern); NULL
+ * for nil.  *ERROR set on failure.
+ */
+extern const char *host_to_interned (lua_State *L, int idx, const char *what,
+                                     int *error);
+/* A block_size result (a table or up to four numbers at IDX). */
+struct nbdkit_block_size;
+extern int host_to_block_size (lua_State *L, int idx, int n, const char *what,
+                               struct nbdkit_block_size *bs);
+/* An extents result: a list of {offset, length, type} (by position
+ * or by name) at IDX, added to E; nil adds nothing.
+ */
+extern int host_to_extents (lua_State *L, int idx, const char *what,
+                            struct nbdkit_extents *e);
+/* A list_exports result: a list of names or of {name, description}. */
+extern int host_to_exports (lua_State *L, int idx, const char *what,
+                            struct nbdkit_exports *x);
+
+/* ---- module.c: the nbdkit module ---- */
+
+/* Create the module (global `nbdkit`, and require "nbdkit"). */
+extern void module_open (lua_State *L);
+/* Push an nbdkit errno error object: {errno=, name=, message=}. */
+extern void module_push_error (lua_State *L, int err, const char *msg);
+/* The errno of error object or table at IDX (errno= a number or a
+ * name), 0 if it is not one.
+ */
+extern int module_error_errno (lua_State *L, int idx);
+/* errno numbers and names. */
+extern int module_errno_by_name (const char *name);
+extern const char *module_errno_name (int err);
+/* Raise an nbdkit error with ERR and a message (does not return). */
+extern int module_raise (lua_State *L, int err, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+/* What the module functions act on during a callback: the current
+ * read (pread), extents list and exports list, and the last errno a
+ * script gave nbdkit.set_error.
+ */
+struct module_read {
+  struct nbdkit_read *rd; /* NULL when the data goes to BUF only */
+  char *buf;
+  uint64_t count, offset;
+  uint64_t covered; /* bytes given by read_hole / read_data */
+};
+extern __thread struct module_read *module_cur_read;
+extern __thread struct nbdkit_extents *module_cur_extents;
+extern __thread struct nbdkit_exports *module_cur_exports;
+extern __thread int module_last_error;
+
+/* Give the data of a pread: lend S (kept alive until the server is
+ * done with it) or copy it, at OFFSET of the current read.
+ */
+extern int module_read_data (lua_State *L, struct module_read *r,
+                             uint64_t offset, int idx);
+
+/* Stop the threads started by nbdkit.listen_unix. */
+extern void module_stop (void);
+
+#endif /* LUA_HOST_H */

@@ -1,0 +1,604 @@
+/* plugin.c: the lua plugin, which runs a plugin written in Lua.
+ *
+ *   nbdkit lua SCRIPT.lua [key=value ...]     (or: nbdkit SCRIPT.lua ...)
+ *
+ * Each callback of the plugin ABI calls the script's global function
+ * of the same name, looked up once when the script is loaded; for a
+ * function the script lacks, the callback is taken out of the plugin
+ * struct, so the server answers as it does for a C plugin without it.
+ * See README.md for what a script sees.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+
+#include <nbdkit-plugin.h>
+
+/* clang-format off */
+#define CALLBACKS(X)                                                    \
+  X (load) X (unload) X (dump_plugin) X (config) X (config_complete)    \
+  X (thread_model) X (get_ready) X (after_fork) X (cleanup)             \
+  X (preconnect) X (list_exports) X (default_export)                    \
+  X (open) X (close) X (get_size) X (export_description) X (block_size) \
+  X (can_write) X (can_flush) X (is_rotational) X (can_trim)            \
+  X (can_zero) X (can_fast_zero) X (can_fua) X (can_multi_conn)         \
+  X (can_extents) X (can_cache)                                         \
+  X (pread) X (pwrite) X (flush) X (trim) X (zero) X (extents) X (cache)
+
+enum {
+#define E(n) CB_##n,
+  CALLBACKS (E)
+#undef E
+  CB_COUNT
+};
+static const char *const cb_names[] = {
+#define N(n) #n,
+  CALLBACKS (N)
+#undef N
+};
+/* clang-format on */
+
+/* Before the script is loaded, "script" is the only parameter; it
+ * stays first afterwards, so the server counts it.
+ */
+static const struct nbdkit_param script_param[] = {
+  { .name = "script",
+    .type = NBDKIT_PARAM_FILE,
+    .flags = NBDKIT_PARAM_REQUIRED,
+    .doc = "the Lua script to run" },
+  { NULL },
+};
+
+static struct nbdkit_plugin plugin;
+static int init_failed;
+
+/* A connection's handle: the value the script's open returned. */
+struct handle {
+  int ref;
+};
+
+static void
+push_handle (lua_State *L, void *handle)
+{
+  lua_rawgeti (L, LUA_REGISTRYINDEX, ((struct handle *)handle)->ref);
+}
+
+static void
+lp_load (void)
+{
+  init_failed = host_init () == -1;
+}
+
+static void
+lp_unload (void)
+{
+  if (host_loaded () && host_has (CB_unload)) {
+    lua_State *L = host_enter ();
+    host_push_cb (L, CB_unload);
+    host_call (L, 0, 0, "unload", NULL);
+    host_leave ();
+  }
+  host_fini ();
+}
+
+/* Callbacks the script lacks leave the struct: the server's defaults
+ * apply (e.g. can_write is true only with a pwrite).
+ */
+static void
+drop_missing (void)
+{
+  /* clang-format off */
+#define DROP(n) if (!host_has (CB_##n)) plugin.n = NULL;
+  DROP (config_complete) DROP (get_ready)
+  DROP (after_fork) DROP (cleanup) DROP (preconnect) DROP (list_exports)
+  DROP (default_export) DROP (export_description) DROP (block_size)
+  DROP (can_write) DROP (can_flush) DROP (is_rotational) DROP (can_trim)
+  DROP (can_zero) DROP (can_fast_zero) DROP (can_fua) DROP (can_multi_conn)
+  DROP (can_extents) DROP (can_cache) DROP (pwrite) DROP (flush)
+  DROP (trim) DROP (zero) DROP (extents) DROP (cache)
+#undef DROP
+  /* clang-format on */
+}
+
+static int
+load_script (const char *path)
+{
+  const struct nbdkit_param *p;
+  int bad;
+
+  if (init_failed)
+    return -1;
+  if (host_load_script (path, cb_names, CB_COUNT) == -1)
+    return -1;
+  if (!host_has (CB_get_size) || !host_has (CB_pread)) {
+    nbdkit_error ("%s: the script does not define %s(): a plugin needs at"
+                  " least get_size and pread",
+                  host_script_path (),
+                  host_has (CB_get_size) ? "pread" : "get_size");
+    return -1;
+  }
+  /* From now on the server checks the script's parameters; without
+   * declarations every key goes to its config as a string.
+   */
+  p = host_params (script_param, 1, &bad);
+  if (bad)
+    return -1;
+  plugin.params = p;
+  drop_missing ();
+  if (host_has (CB_load)) {
+    lua_State *L = host_enter ();
+    host_push_cb (L, CB_load);
+    int r = host_call (L, 0, 0, "load", NULL);
+    host_leave ();
+    return r;
+  }
+  return 0;
+}
+
+static int
+lp_config (const char *key, const char *value)
+{
+  if (!host_loaded ()) {
+    if (strcmp (key, "script") != 0) {
+      nbdkit_error ("the first parameter must be the Lua script"
+                    " (script=FILE.lua), not %s=%s",
+                    key, value);
+      return -1;
+    }
+    return load_script (value);
+  }
+  if (strcmp (key, "script") == 0) {
+    nbdkit_error ("script=%s: a script is already loaded (%s)", value,
+                  host_script_path ());
+    return -1;
+  }
+  return host_config (key, value, CB_config);
+}
+
+/* A call with no argument and no result. */
+static int
+call0 (size_t cb, const char *what)
+{
+  lua_State *L = host_enter ();
+  int r;
+
+  host_push_cb (L, cb);
+  r = host_call (L, 0, 0, what, NULL);
+  host_leave ();
+  return r;
+}
+
+static int
+lp_config_complete (void)
+{
+  if (!host_loaded ()) {
+    nbdkit_error ("no script given: nbdkit lua SCRIPT.lua [key=value ...]");
+    return -1;
+  }
+  return call0 (CB_config_complete, "config_complete");
+}
+
+static const char *
+lp_config_help (void)
+{
+  const char *h = host_help ();
+
+  if (h)
+    return h;
+  return "Runs a plugin written in Lua: nbdkit lua SCRIPT.lua [key=value ...]\n"
+         "(or nbdkit SCRIPT.lua ...).  'nbdkit SCRIPT.lua --help' describes\n"
+         "the script.  See langs/lua/README.md for how to write one.";
+}
+
+static void
+lp_dump_plugin (void)
+{
+  printf ("lua_version=%s\n", LUA_RELEASE);
+  if (host_loaded ())
+    printf ("lua_script=%s\n", host_script_path ());
+  fflush (stdout);
+  if (host_loaded () && host_has (CB_dump_plugin)) {
+    lua_State *L = host_enter ();
+    host_push_cb (L, CB_dump_plugin);
+    /* A returned table is printed as key=value lines. */
+    if (host_call (L, 0, 1, "dump_plugin", NULL) == 0) {
+      if (lua_istable (L, -1)) {
+        lua_pushnil (L);
+        while (lua_next (L, -2)) {
+          lua_pushvalue (L, -2);
+          const char *k = lua_tostring (L, -1);
+          const char *v = luaL_tolstring (L, -2, NULL);
+          printf ("%s=%s\n", k, v);
+          lua_pop (L, 3);
+        }
+      }
+      lua_pop (L, 1);
+    }
+    host_leave ();
+    fflush (stdout);
+  }
+}
+
+static int
+lp_thread_model (void)
+{
+  return host_thread_model (CB_thread_model,
+                            NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS);
+}
+
+static int
+lp_get_ready (int model)
+{
+  lua_State *L = host_enter ();
+  int r;
+
+  host_push_cb (L, CB_get_ready);
+  lua_pushstring (L, host_thread_model_name (model));
+  r = host_call (L, 1, 0, "get_ready", NULL);
+  host_leave ();
+  return r;
+}
+
+static int
+lp_after_fork (void)
+{
+  return call0 (CB_after_fork, "after_fork");
+}
+
+static void
+lp_cleanup (void)
+{
+  call0 (CB_cleanup, "cleanup");
+}
+
+static int
+lp_preconnect (int readonly)
+{
+  lua_State *L = host_enter ();
+  int r;
+
+  host_push_cb (L, CB_preconnect);
+  lua_pushboolean (L, readonly);
+  r = host_call (L, 1, 0, "preconnect", NULL);
+  host_leave ();
+  return r;
+}
+
+static int
+lp_list_exports (int readonly, int is_tls, struct nbdkit_exports *x)
+{
+  lua_State *L = host_enter ();
+  int r;
+
+  host_push_cb (L, CB_list_exports);
+  lua_pushboolean (L, readonly);
+  lua_pushboolean (L, is_tls);
+  module_cur_exports = x;
+  r = host_call (L, 2, 1, "list_exports", NULL);
+  module_cur_exports = NULL;
+  if (r == 0) {
+    r = host_to_exports (L, -1, "list_exports", x);
+    lua_pop (L, 1);
+  }
+  host_leave ();
+  return r;
+}
+
+static const char *
+lp_default_export (int readonly, int is_tls)
+{
+  lua_State *L = host_enter ();
+  const char *r = NULL;
+  int bad;
+
+  host_push_cb (L, CB_default_export);
+  lua_pushboolean (L, readonly);
+  lua_pushboolean (L, is_tls);
+  if (host_call (L, 2, 1, "default_export", NULL) == 0) {
+    r = host_to_interned (L, -1, "default_export", &bad);
+    if (r == NULL && !bad)
+      host_fail ("default_export", EINVAL, "returned nil: expected a name");
+    lua_pop (L, 1);
+  }
+  host_leave ();
+  return r;
+}
+
+static void *
+lp_open (int readonly, const char *exportname, int is_tls)
+{
+  struct handle *h = malloc (sizeof *h);
+  lua_State *L;
+
+  if (h == NULL) {
+    nbdkit_error ("malloc: %m");
+    return NULL;
+  }
+  h->ref = LUA_REFNIL;
+  if (!host_has (CB_open))
+    return h;
+  L = host_enter ();
+  host_push_cb (L, CB_open);
+  lua_pushboolean (L, readonly);
+  lua_pushstring (L, exportname);
+  lua_pushboolean (L, is_tls);
+  if (host_call (L, 3, 1, "open", NULL) == -1) {
+    host_leave ();
+    free (h);
+    return NULL;
+  }
+  h->ref = luaL_ref (L, LUA_REGISTRYINDEX);
+  host_leave ();
+  return h;
+}
+
+static void
+lp_close (void *handle)
+{
+  struct handle *h = handle;
+  lua_State *L = host_enter ();
+
+  if (host_has (CB_close)) {
+    host_push_cb (L, CB_close);
+    push_handle (L, h);
+    host_call (L, 1, 0, "close", NULL);
+  }
+  luaL_unref (L, LUA_REGISTRYINDEX, h->ref);
+  host_leave ();
+  free (h);
+}
+
+static int64_t
+lp_get_size (void *handle)
+{
+  lua_State *L = host_enter ();
+  int64_t size = -1;
+
+  host_push_cb (L, CB_get_size);
+  push_handle (L, handle);
+  if (host_call (L, 1, 1, "get_size", NULL) == 0) {
+    if (host_to_int64 (L, -1, "get_size", &size) == -1)
+      size = -1;
+    lua_pop (L, 1);
+  }
+  host_leave ();
+  return size;
+}
+
+static const char *
+lp_export_description (void *handle)
+{
+  lua_State *L = host_enter ();
+  const char *r = NULL;
+  int bad;
+
+  host_push_cb (L, CB_export_description);
+  push_handle (L, handle);
+  if (host_call (L, 1, 1, "export_description", NULL) == 0) {
+    r = host_to_interned (L, -1, "export_description", &bad);
+    lua_pop (L, 1);
+  }
+  host_leave ();
+  return r;
+}
+
+static int
+lp_block_size (void *handle, struct nbdkit_block_size *bs)
+{
+  lua_State *L = host_enter ();
+  int r;
+
+  host_push_cb (L, CB_block_size);
+  push_handle (L, handle);
+  lua_pushboolean (L, bs->client_requested);
+  r = host_call (L, 2, 4, "block_size", NULL);
+  if (r == 0) {
+    r = host_to_block_size (L, -4, 4, "block_size", bs);
+    lua_pop (L, 4);
+  }
+  host_leave ();
+  return r;
+}
+
+/* can_*: TRI is what true means (the native answer of a tri-state). */
+#define CAN(fn, tri)                                                           \
+  static int lp_##fn (void *handle)                                            \
+  {                                                                            \
+    lua_State *L = host_enter ();                                              \
+    int r;                                                                     \
+    host_push_cb (L, CB_##fn);                                                 \
+    push_handle (L, handle);                                                   \
+    r = host_call (L, 1, 1, #fn, NULL);                                        \
+    if (r == 0) {                                                              \
+      r = host_to_can (L, -1, #fn, tri);                                       \
+      lua_pop (L, 1);                                                          \
+    }                                                                          \
+    host_leave ();                                                             \
+    return r;                                                                  \
+  }
+CAN (can_write, 0)
+CAN (can_flush, 0)
+CAN (is_rotational, 0)
+CAN (can_trim, 0)
+CAN (can_zero, NBDKIT_ZERO_NATIVE)
+CAN (can_fast_zero, 0)
+CAN (can_fua, NBDKIT_FUA_NATIVE)
+CAN (can_multi_conn, 0)
+CAN (can_extents, NBDKIT_EXTENTS_NATIVE)
+CAN (can_cache, NBDKIT_CACHE_NATIVE)
+#undef CAN
+
+/* pread(h, count, offset, flags) returns the data, or describes it
+ * with nbdkit.read_hole / nbdkit.read_data and returns nothing.
+ */
+static int
+lp_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
+          uint32_t flags, struct nbdkit_read *rd)
+{
+  lua_State *L = host_enter ();
+  struct module_read cur = { rd, buf, count, offset, 0 };
+  struct module_read *saved = module_cur_read;
+  int r;
+
+  host_push_cb (L, CB_pread);
+  push_handle (L, handle);
+  lua_pushinteger (L, count);
+  lua_pushinteger (L, offset);
+  lua_pushinteger (L, flags);
+  module_cur_read = &cur;
+  r = host_call (L, 4, 1, "pread", NULL);
+  module_cur_read = saved;
+  if (r == 0) {
+    if (lua_type (L, -1) == LUA_TSTRING) {
+      size_t len = lua_rawlen (L, -1);
+      if (cur.covered)
+        r = host_fail ("pread", EIO,
+                       "returned data after describing it"
+                       " with nbdkit.read_hole/read_data: do one or the"
+                       " other");
+      else if (len != count)
+        r = host_fail ("pread", EIO, "returned %zu bytes, expected %" PRIu64,
+                       len, count);
+      else if (module_read_data (L, &cur, offset, -1) == -1)
+        r = -1;
+    } else if (lua_isnil (L, -1)) {
+      if (cur.covered != count)
+        r = host_fail ("pread", EIO,
+                       "returned nothing, and read_hole and"
+                       " read_data gave %" PRIu64 " of the %" PRIu64 " bytes",
+                       cur.covered, count);
+    } else
+      r = host_fail ("pread", EIO, "expected a string, got a %s",
+                     luaL_typename (L, -1));
+    lua_pop (L, 1);
+  }
+  host_leave ();
+  return r;
+}
+
+static int
+lp_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
+           uint32_t flags)
+{
+  lua_State *L = host_enter ();
+  int r;
+
+  host_push_cb (L, CB_pwrite);
+  push_handle (L, handle);
+  /* The one copy: Lua 5.4 strings cannot point at foreign memory. */
+  lua_pushlstring (L, buf, count);
+  lua_pushinteger (L, offset);
+  lua_pushinteger (L, flags);
+  r = host_call (L, 4, 0, "pwrite", NULL);
+  host_leave ();
+  return r;
+}
+
+static int
+lp_flush (void *handle, uint32_t flags)
+{
+  lua_State *L = host_enter ();
+  int r;
+
+  host_push_cb (L, CB_flush);
+  push_handle (L, handle);
+  lua_pushinteger (L, flags);
+  r = host_call (L, 2, 0, "flush", NULL);
+  host_leave ();
+  return r;
+}
+
+/* trim, zero, cache: (h, count, offset, flags). */
+#define RANGE(fn)                                                              \
+  static int lp_##fn (void *handle, uint64_t count, uint64_t offset,           \
+                      uint32_t flags)                                          \
+  {                                                                            \
+    lua_State *L = host_enter ();                                              \
+    int r;                                                                     \
+    host_push_cb (L, CB_##fn);                                                 \
+    push_handle (L, handle);                                                   \
+    lua_pushinteger (L, count);                                                \
+    lua_pushinteger (L, offset);                                               \
+    lua_pushinteger (L, flags);                                                \
+    r = host_call (L, 4, 0, #fn, NULL);                                        \
+    host_leave ();                                                             \
+    return r;                                                                  \
+  }
+RANGE (trim)
+RANGE (zero)
+RANGE (cache)
+#undef RANGE
+
+static int
+lp_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
+            struct nbdkit_extents *e)
+{
+  lua_State *L = host_enter ();
+  int r;
+
+  host_push_cb (L, CB_extents);
+  push_handle (L, handle);
+  lua_pushinteger (L, count);
+  lua_pushinteger (L, offset);
+  lua_pushinteger (L, flags);
+  module_cur_extents = e;
+  r = host_call (L, 4, 1, "extents", NULL);
+  module_cur_extents = NULL;
+  if (r == 0) {
+    r = host_to_extents (L, -1, "extents", e);
+    lua_pop (L, 1);
+  }
+  host_leave ();
+  return r;
+}
+
+static struct nbdkit_plugin plugin = {
+  .name = "lua",
+  .longname = "nbdkit Lua plugin",
+  .version = NBDKIT_VERSION,
+  .description = "Runs a plugin written in Lua 5.4.",
+  .params = script_param,
+  .magic_config_key = "script",
+  .load = lp_load,
+  .unload = lp_unload,
+  .config = lp_config,
+  .config_complete = lp_config_complete,
+  .config_help = lp_config_help,
+  .dump_plugin = lp_dump_plugin,
+  .thread_model = lp_thread_model,
+  .get_ready = lp_get_ready,
+  .after_fork = lp_after_fork,
+  .cleanup = lp_cleanup,
+  .preconnect = lp_preconnect,
+  .list_exports = lp_list_exports,
+  .default_export = lp_default_export,
+  .open = lp_open,
+  .close = lp_close,
+  .get_size = lp_get_size,
+  .export_description = lp_export_description,
+  .block_size = lp_block_size,
+  .can_write = lp_can_write,
+  .can_flush = lp_can_flush,
+  .is_rotational = lp_is_rotational,
+  .can_trim = lp_can_trim,
+  .can_zero = lp_can_zero,
+  .can_fast_zero = lp_can_fast_zero,
+  .can_fua = lp_can_fua,
+  .can_multi_conn = lp_can_multi_conn,
+  .can_extents = lp_can_extents,
+  .can_cache = lp_can_cache,
+  .pread = lp_pread,
+  .pwrite = lp_pwrite,
+  .flush = lp_flush,
+  .trim = lp_trim,
+  .zero = lp_zero,
+  .extents = lp_extents,
+  .cache = lp_cache,
+};
+
+NBDKIT_REGISTER_PLUGIN (plugin)

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# filters/lua/exportname.lua: the default export's name, the list of
+# exports clients see (keep, error, empty, defaultonly, explicit), strict
+# names (others refused), and the export description.
+. "$(dirname "$0")/functions.sh"
+requires_ours
+requires nbdinfo
+[ -f "$BUILDDIR/filters/nbdkit-lua-filter.so" ] || skip "Lua host not built"
+EN="$SRCDIR/filters/lua/exportname.lua"
+
+# A plugin that tells which name it was opened with, and lists p1, p2.
+cat > names.lua <<'LUA'
+function open(readonly, name, is_tls) return name end
+function get_size(h) return 512 end
+function export_description(h) return "opened:" .. h end
+function list_exports(readonly, is_tls) return { "p1", "p2" } end
+function default_export(readonly, is_tls) return "p1" end
+function pread(h, c, o, f) return string.rep("\0", c) end
+LUA
+
+# run ARGS... -- CMD: the server with the filter, CMD under --run.
+run () {
+  local args=()
+  while [ "$1" != -- ]; do args+=("$1"); shift; done; shift
+  t "$NBDKIT" -U - --filter="$EN" ./names.lua "${args[@]}" --run "$*"
+}
+desc () { sed -n 's/^\tdescription: //p'; }
+list () { grep -E '^export=' | sed 's/^export="\(.*\)":$/\1/' | tr '\n' ' '; }
+
+# keep: the plugin's list and default.
+assert_eq keep-list "$(run -- 'nbdinfo --list "$uri"' | list)" "p1 p2 "
+assert_eq keep-default "$(run -- 'nbdinfo "$uri"' | desc)" "opened:p1"
+
+# default-export renames "".
+assert_eq default "$(run default-export=zz -- 'nbdinfo "$uri"' | desc)" \
+  "opened:zz"
+
+# Lists.
+assert_eq explicit "$(run exportname-list=explicit exportname=a exportname=b \
+  -- 'nbdinfo --list "$uri"' | list)" "a b "
+assert_eq empty "$(run exportname-list=empty -- 'nbdinfo --list "$uri"' |
+  list)" ""
+assert_eq defaultonly "$(run exportname-list=defaultonly default-export=d \
+  -- 'nbdinfo --list "$uri"' | list)" "d "
+if run exportname-list=error -- 'nbdinfo --list "$uri"' > /dev/null 2>&1; then
+  fail "exportname-list=error listed"
+fi
+
+# Strict names.
+strict=(exportname-strict=true exportname=a exportname=b default-export=a)
+assert_eq strict-a "$(run "${strict[@]}" -- \
+  'nbdinfo "nbd+unix:///b?socket=$unixsocket"' | desc)" "opened:b"
+assert_eq strict-default "$(run "${strict[@]}" -- 'nbdinfo "$uri"' | desc)" \
+  "opened:a"
+if run "${strict[@]}" -- 'nbdinfo "nbd+unix:///zzz?socket=$unixsocket"' \
+     > /dev/null 2> err; then
+  fail "strict: zzz was served"
+fi
+grep -q "export 'zzz' is not one of the permitted names" err ||
+  { cat err; fail "strict message"; }
+# Not strict: any name passes.
+assert_eq loose "$(run exportname=a -- \
+  'nbdinfo "nbd+unix:///zzz?socket=$unixsocket"' | desc)" "opened:zzz"
+
+# Descriptions.
+assert_eq fixed "$(run exportdesc=fixed:hello -- 'nbdinfo "$uri"' | desc)" \
+  "hello"
+assert_eq none "$(run exportdesc=none -- 'nbdinfo "$uri"' | desc)" ""
+note PASS
