@@ -128,6 +128,10 @@ struct nbdkit_filter {
                        struct nbdkit_extents *extents, int *err);
 };
 
+/* The server calls filter_init once for each --filter naming this
+ * object, even the same one twice: a language host may return a
+ * different struct each time, one per script.
+ */
 #define NBDKIT_REGISTER_FILTER(filter)                      \
   NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_filter *filter_init (void); \
   NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_filter *  \
