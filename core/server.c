@@ -469,8 +469,6 @@ server_run (struct server *s)
 
   if (listen_setup (s) == -1)
     goto fail;
-  if (change_user (s) == -1)
-    goto fail;
   if (!foreground && daemonize (s) == -1)
     goto fail;
   for (struct backend *b = s->top; b; b = b->next) {
@@ -479,7 +477,10 @@ server_run (struct server *s)
       goto fail;
   }
   thread_ctx_set (s, NULL, NULL);
-  if (write_pidfile (s) == -1)
+  /* The pidfile is written with the identity that could create it;
+   * -u/-g take effect just after.
+   */
+  if (write_pidfile (s) == -1 || change_user (s) == -1)
     goto fail;
   if (s->opt.print_uri) {
     char *uri = server_uri (s);
