@@ -289,7 +289,8 @@ reply_read (struct out *o, struct nbdkit_read *rd, const char *buf,
   }
 
   if (err)
-    out_error_chunk (o, r, err, limit == 0 ? UINT64_MAX : r->offset + limit);
+    out_error_chunk (o, r, err, limit == 0 || limit >= r->count
+                               ? UINT64_MAX : r->offset + limit);
   else if (done)
     ;
   else if (o->last_flags) {
@@ -355,11 +356,17 @@ reply_block_status (struct out *o, const struct request *r,
     uint32_t cnt = htobe32 (k);
     memcpy (buf + 4, &cnt, 4);
     out_chunk (o, r, done, NBD_REPLY_TYPE_BLOCK_STATUS_EXT, 8 + k * 16);
-    out_data (o, buf, 8 + k * 16);
+    if (out_data (o, buf, 8 + k * 16) == -1) {
+      free (buf);
+      return -1;
+    }
   }
   else {
     out_chunk (o, r, done, NBD_REPLY_TYPE_BLOCK_STATUS, 4 + k * 8);
-    out_data (o, buf, 4 + k * 8);
+    if (out_data (o, buf, 4 + k * 8) == -1) {
+      free (buf);
+      return -1;
+    }
   }
   int ret = out_flush (o);
   free (buf);

@@ -139,8 +139,7 @@ request_validate (const struct connection *c, const struct request *r)
   if (r->count > max) {
     log_debug (s, "%s: length %" PRIu64 " is larger than the maximum %" PRIu64,
                cmd_name (r->type), r->count, max);
-    return r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE
-      ? EINVAL : EOVERFLOW;
+    return EINVAL;
   }
   if (r->type != NBD_CMD_BLOCK_STATUS && c->bs.maximum_virtual
       && r->count > c->bs.maximum_virtual) {
