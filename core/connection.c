@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +19,28 @@
 #define RBUF_SIZE 16384
 
 /* ---- I/O ---- */
+
+/* A deadline for the whole handshake, not for each read: a client
+ * trickling a byte at a time must not hold its thread for ever.  Each
+ * read may wait only for the time that is left.
+ */
+static int
+set_read_timeout (struct connection *c)
+{
+  uint64_t now = monotonic_ns ();
+  struct timeval tv;
+
+  if (now >= c->deadline) {
+    errno = ETIMEDOUT;
+    return -1;
+  }
+  tv.tv_sec = (c->deadline - now) / 1000000000;
+  tv.tv_usec = (c->deadline - now) % 1000000000 / 1000;
+  if (tv.tv_sec == 0 && tv.tv_usec == 0)
+    tv.tv_usec = 1;
+  setsockopt (c->sockin, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return 0;
+}
 
 int
 conn_recv (struct connection *c, void *buf, size_t len)
@@ -36,6 +59,8 @@ conn_recv (struct connection *c, void *buf, size_t len)
   }
   while (len > 0) {
     ssize_t r;
+    if (c->deadline && set_read_timeout (c) == -1)
+      return -1;
     /* Small reads go through the buffer so several queued requests
      * arrive in one system call; large ones go straight to BUF.
      */

@@ -645,7 +645,7 @@ handshake (struct connection *c)
   };
   uint16_t gflags = NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES;
   uint32_t cflags;
-  struct timeval tv = { .tv_sec = s->opt.timeout };
+  struct timeval tv = { 0 };
   int r;
 
   if (s->opt.mask_handshake)
@@ -654,7 +654,7 @@ handshake (struct connection *c)
 
   /* A handshake that takes too long is dropped (slow clients). */
   if (s->opt.timeout)
-    setsockopt (c->sockin, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    c->deadline = monotonic_ns () + (uint64_t) s->opt.timeout * 1000000000;
 
   if (conn_send (c, &g, sizeof g, false) == -1
       || conn_recv (c, &cflags, 4) == -1) {
@@ -670,8 +670,8 @@ handshake (struct connection *c)
   c->no_zeroes = cflags & NBD_FLAG_C_NO_ZEROES;
 
   r = negotiate (c);
-  if (s->opt.timeout) {
-    tv.tv_sec = 0;
+  if (c->deadline) {
+    c->deadline = 0;
     setsockopt (c->sockin, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
   if (r == -1)

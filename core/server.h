@@ -158,6 +158,11 @@ struct connection {
   struct context *top;          /* the open chain */
   bool readonly;
 
+  /* During the handshake with --timeout: when it must be over
+   * (monotonic ns), else 0.
+   */
+  uint64_t deadline;
+
   /* Input buffer, owned by the thread currently reading requests. */
   unsigned char *rbuf;
   size_t rbuf_size, rbuf_start, rbuf_end;

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -220,9 +222,15 @@ tls_handshake (struct connection *c)
   if (t->x509 && s->opt.tls_verify_peer)
     gnutls_certificate_server_set_request (session, GNUTLS_CERT_REQUIRE);
   gnutls_transport_set_int2 (session, c->sockin, c->sockout);
-  gnutls_handshake_set_timeout (session,
-                                s->opt.timeout ? s->opt.timeout * 1000
-                                : GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT);
+  /* Within what is left of the --timeout deadline, if any. */
+  unsigned ms = GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT;
+  if (c->deadline) {
+    uint64_t now = monotonic_ns ();
+    ms = now >= c->deadline ? 1 : (c->deadline - now) / 1000000 + 1;
+    struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000 };
+    setsockopt (c->sockin, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  gnutls_handshake_set_timeout (session, ms);
   do
     r = gnutls_handshake (session);
   while (r < 0 && !gnutls_error_is_fatal (r));
@@ -249,7 +257,13 @@ tls_recv (struct connection *c, void *buf, size_t len)
 
   do
     r = gnutls_record_recv (c->tls_session, buf, len);
-  while (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN);
+  while (r == GNUTLS_E_INTERRUPTED);
+  /* The socket blocks: AGAIN means the handshake's time ran out. */
+  if (r == GNUTLS_E_AGAIN) {
+    log_debug (c->server, "TLS read: timed out");
+    errno = ETIMEDOUT;
+    return -1;
+  }
   if (r < 0) {
     log_debug (c->server, "TLS read: %s", gnutls_strerror (r));
     errno = EIO;

@@ -4,7 +4,7 @@
 set -e
 
 packages="
-  build-essential cmake pkg-config clang
+  build-essential cmake pkg-config clang libclang-rt-dev
   check
   libgnutls28-dev gnutls-bin
   python3 python3-dev

@@ -10,7 +10,8 @@
  *          [zero=native|eopnotsupp|none] [fua=none|emulate|native] \
  *          [cache=none|emulate|native] [extents=none|emulate|native] \
  *          [block-size=MIN:PREF:MAX[:MAXVIRTUAL]] [errno-write=ENOSPC] \
- *          [readonly-plugin=yes] [trace=FILE] [stats=FILE]
+ *          [readonly-plugin=yes] [trace=FILE] [stats=FILE] \
+ *          [tls-log=FILE]
  *
  * trace=FILE gets one line per callback, in the order they ran:
  *   "pwrite OFFSET COUNT FLAGS", "pread OFFSET COUNT", "zero OFFSET
@@ -18,6 +19,10 @@
  *   "extents OFFSET COUNT FLAGS", "flush", "open", "close", "unload"
  * where FLAGS is "-" or names joined by ',' (fua, may_trim, fast_zero,
  * req_one).
+ *
+ * tls-log=FILE gets one line per open, for the TLS tests:
+ *   "open export=NAME is_tls=0|1 nbdkit_is_tls=0|1"
+ * (open's is_tls argument, and what nbdkit_is_tls says inside open).
  *
  * stats=FILE is rewritten at each close and at unload with key=value
  * lines: max_inflight (the most data callbacks running at once),
@@ -63,7 +68,7 @@ static struct {
   int64_t ms;
 } delay_at[MAX_DELAY_AT];
 static size_t n_delay_at;
-static const char *stats_file, *trace_file;
+static const char *stats_file, *trace_file, *tls_log_file;
 static const char *thread_model_name = "parallel";
 static bool holes, lend, readonly_plugin;
 static int64_t lend_chunk;
@@ -102,6 +107,10 @@ static const struct nbdkit_param params[] = {
     .type = NBDKIT_PARAM_STRING,
     .doc = "file that gets one line per callback",
     .dest = &trace_file },
+  { .name = "tls-log",
+    .type = NBDKIT_PARAM_STRING,
+    .doc = "file that gets is_tls and nbdkit_is_tls () at each open",
+    .dest = &tls_log_file },
   { .name = "thread-model",
     .type = NBDKIT_PARAM_ENUM,
     .default_value = "parallel",
@@ -475,6 +484,17 @@ static void *
 testplug_open (int readonly, const char *exportname, int is_tls)
 {
   trace ("open");
+  if (tls_log_file) {
+    FILE *fp;
+    pthread_mutex_lock (&trace_lock);
+    fp = fopen (tls_log_file, "a");
+    if (fp) {
+      fprintf (fp, "open export=%s is_tls=%d nbdkit_is_tls=%d\n", exportname,
+               is_tls, nbdkit_is_tls ());
+      fclose (fp);
+    }
+    pthread_mutex_unlock (&trace_lock);
+  }
   return disk;
 }
 
