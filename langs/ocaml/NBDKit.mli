@@ -1,0 +1,188 @@
+(* NBDKit: the module an OCaml plugin script sees.
+
+   A script is compiled by the host (nbdkit ocaml SCRIPT.ml, or
+   nbdkit SCRIPT.ml) and linked into the server, where its top level
+   runs once.  There it declares its parameters with [param] and calls
+   [register_plugin] once with its callbacks.  See README.md in
+   langs/ocaml for a whole example. *)
+
+(** {1 Errors} *)
+
+exception Error of Unix.error * string
+(** Raise [Error (Unix.ENOSPC, "disk full")] from a callback to fail it:
+    the message is logged and the client gets that errno.  [Unix.EUNKNOWNERR n]
+    gives errno [n].  [Unix.Unix_error] is mapped the same way; any other
+    exception is logged with [Printexc.to_string] and the client gets
+    EIO. *)
+
+(** {1 Request flags and capability answers} *)
+
+type flag = May_trim | FUA | Req_one | Fast_zero
+type flags = flag list
+
+type thread_model =
+  | Serialize_connections
+  | Serialize_all_requests  (** the default for OCaml scripts *)
+  | Serialize_requests
+  | Serialize_retirement
+  | Parallel
+
+type fua_mode = Fua_none | Fua_emulate | Fua_native
+type zero_mode = Zero_none | Zero_emulate | Zero_native
+type cache_mode = Cache_none | Cache_emulate | Cache_native
+type extents_mode = Extents_none | Extents_emulate | Extents_native
+
+type extent = {
+  offset : int64;
+  length : int64;
+  is_hole : bool;  (** unallocated *)
+  is_zero : bool;  (** reads as zeroes *)
+}
+
+type export = { name : string; description : string option }
+
+type block_size = {
+  minimum : int;           (** power of 2, 1 .. 64K; 0: no constraint *)
+  preferred : int;         (** power of 2, 512 .. 32M *)
+  maximum : int;           (** largest read or write *)
+  maximum_virtual : int64; (** largest trim, zero, cache *)
+}
+
+(** {1 Typed parameters}
+
+    Declared at the top level of the script, before or after
+    [register_plugin].  The server checks every key=value against the
+    declarations (refusing unknown keys, bad values and missing
+    required keys, naming the key), lists them in [--help], and the
+    script reads the converted values with [get]. *)
+
+type _ kind =
+  | String : string kind
+  | Bool : bool kind        (** 1/0, true/false, yes/no, on/off *)
+  | Int : int64 kind        (** decimal, 0x hex, 0 octal *)
+  | Size : int64 kind       (** 512, 4k, 1G, ... *)
+  | Enum : string list -> string kind  (** one of the choices *)
+  | File : string kind      (** an existing file, made absolute *)
+  | Directory : string kind (** an existing directory, made absolute *)
+  | Password : string kind  (** the text, "-" (ask), "-FD" or "+FILE" *)
+  | List : string list kind (** may be given many times *)
+
+type 'a param
+
+val param :
+  ?required:bool -> ?default:'a -> ?doc:string -> string -> 'a kind -> 'a param
+(** [param ~doc:"size of the disk" ~required:true "size" Size].  A
+    [List] takes no default. *)
+
+val get : 'a param -> 'a
+(** The value given (the last one, for a key given twice), else the
+    default.  A [List] parameter gives all its values, in order ([[]]
+    if none).  Raises [Invalid_argument] for an optional parameter
+    without default that was not given: use [get_opt] for those. *)
+
+val get_opt : 'a param -> 'a option
+
+(** {1 Registering the plugin} *)
+
+val register_plugin :
+  name:string ->
+  ?longname:string ->
+  ?version:string ->
+  ?description:string ->
+  ?config_help:string ->
+  ?unload:(unit -> unit) ->
+  ?config:(string -> string -> unit) ->
+  ?config_complete:(unit -> unit) ->
+  ?dump_plugin:(unit -> unit) ->
+  ?thread_model:(unit -> thread_model) ->
+  ?get_ready:(thread_model -> unit) ->
+  ?after_fork:(unit -> unit) ->
+  ?cleanup:(unit -> unit) ->
+  ?preconnect:(bool -> unit) ->
+  ?list_exports:(bool -> bool -> export list) ->
+  ?default_export:(bool -> bool -> string) ->
+  open_connection:(bool -> string -> bool -> 'a) ->
+  ?close:('a -> unit) ->
+  get_size:('a -> int64) ->
+  ?export_description:('a -> string) ->
+  ?block_size:('a -> bool -> block_size) ->
+  ?can_write:('a -> bool) ->
+  ?can_flush:('a -> bool) ->
+  ?is_rotational:('a -> bool) ->
+  ?can_trim:('a -> bool) ->
+  ?can_zero:('a -> zero_mode) ->
+  ?can_fast_zero:('a -> bool) ->
+  ?can_fua:('a -> fua_mode) ->
+  ?can_multi_conn:('a -> bool) ->
+  ?can_extents:('a -> extents_mode) ->
+  ?can_cache:('a -> cache_mode) ->
+  pread:('a -> bytes -> int64 -> flags -> unit) ->
+  ?pwrite:('a -> string -> int64 -> flags -> unit) ->
+  ?flush:('a -> flags -> unit) ->
+  ?trim:('a -> int64 -> int64 -> flags -> unit) ->
+  ?zero:('a -> int64 -> int64 -> flags -> unit) ->
+  ?extents:('a -> int64 -> int64 -> flags -> extent list) ->
+  ?cache:('a -> int64 -> int64 -> flags -> unit) ->
+  unit -> unit
+(** Call once, at the top level of the script.  [open_connection
+    readonly exportname is_tls] returns the connection's handle, which
+    every per-connection callback receives.  [pread h buf offset flags]
+    fills all of [buf] (its length is the request's count) from disk
+    offset [offset].  [pwrite h data offset flags] writes [data].
+    [trim], [zero] and [cache] take the count, then the offset.
+    [config key value] sees each key=value (its canonical form: sizes
+    and ints as decimal digits, bools as "1"/"0", paths absolute) after
+    the value is stored for [get]; a script that declares no parameter
+    gets every key there unchecked.  A callback left out is not
+    offered to the server, which answers as for a C plugin without it
+    (e.g. no [pwrite]: the export is read-only). *)
+
+(** {1 Functions of the server} *)
+
+val debug : ('a, unit, string, unit) format4 -> 'a
+(** Printf-like; printed with [nbdkit -v] only. *)
+
+val error : ('a, unit, string, unit) format4 -> 'a
+(** Log an error now (a raised exception is logged anyway). *)
+
+val set_error : Unix.error -> unit
+(** The errno the client gets if the current callback fails with an
+    exception other than [Error]. *)
+
+val export_name : unit -> string
+(** The export name the client asked for (in a connection). *)
+
+val is_tls : unit -> bool
+val peer_pid : unit -> int64
+val peer_uid : unit -> int64
+val peer_gid : unit -> int64
+(** Unix sockets only; raise [Error] otherwise. *)
+
+val parse_size : string -> int64
+(** "1G" -> 1073741824L; raises [Error (EINVAL, _)] on bad input. *)
+
+val parse_bool : string -> bool
+val parse_probability : string -> string -> float
+(** [parse_probability what "10%"]. *)
+
+val read_password : string -> string
+(** As the [Password] parameter type: text, "-", "-FD", "+FILE". *)
+
+val realpath : string -> string
+
+val nanosleep : int -> int -> unit
+(** [nanosleep sec nsec]; raises [Error (ESHUTDOWN, _)] if the server
+    is shutting down.  Other callbacks may run while it sleeps. *)
+
+val shutdown : unit -> unit
+(** Ask the server to exit, as on SIGTERM. *)
+
+val disconnect : bool -> unit
+(** Drop the current client: at once with [true], after its requests
+    in flight with [false]. *)
+
+val stdio_safe : unit -> bool
+(** Whether stdin/stdout are free for the script (not with -s). *)
+
+val version : string
+(** The server's version. *)

@@ -1,0 +1,92 @@
+/* host.h: what the OCaml host's files share.
+ *
+ * host.c runs the OCaml native runtime (linked into this object, with
+ * the NBDKit module, the whole standard library, Unix, Str, threads
+ * and Dynlink), compiles and loads the script, module.c holds the C side
+ * of the NBDKit module, plugin.c maps the plugin ABI onto the
+ * callbacks the script registered.
+ *
+ * Threads: the runtime (OCaml 4.13) lets one thread at a time run
+ * OCaml code, under its master lock, and a C thread must be known to
+ * it (caml_c_thread_register, from the threads library) before it
+ * calls in.  The server calls plugins on its worker threads, so every
+ * call goes: take the host's lock, register the thread (once), take
+ * the runtime, call, give both back.  The host's lock makes every
+ * callback run alone, from start to end, whatever thread model the
+ * script chose (OCaml threads the script starts itself run when the
+ * runtime lets them, as in any OCaml program); a callback lets others
+ * run only while it waits inside NBDKit.nanosleep.  Calls nest (a
+ * module function may call back into the server): only the outermost
+ * host_enter and host_leave touch the locks.
+ */
+
+#ifndef OCAML_HOST_H
+#define OCAML_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CAML_NAME_SPACE
+#include <caml/alloc.h>
+#include <caml/callback.h>
+#include <caml/memory.h>
+#include <caml/mlvalues.h>
+
+#ifndef NBDKIT_API_VERSION
+#define NBDKIT_API_VERSION 3
+#endif
+
+/* ---- host.c: the runtime and the script ---- */
+
+/* Start the runtime (once per process); -1 if it cannot start. */
+extern int host_init (void);
+/* True once a script is loaded. */
+extern int host_loaded (void);
+extern const char *host_script_path (void);
+
+/* Take (and give back) the right to run OCaml on this thread. */
+extern void host_enter (void);
+extern void host_leave (void);
+/* Let go of both locks around a wait inside a module function (no
+ * OCaml value may be touched until host_resume), and take them back.
+ */
+extern int host_suspend (void);
+extern void host_resume (int saved);
+
+/* Compile SCRIPT (unless it is a .cmxs already), load it, and check
+ * that it registered a plugin.  Errors are logged.
+ */
+extern int host_load_script (const char *path);
+
+/* The closure the script's NBDKit.register_plugin set up for NAME
+ * ("pread", ...), or NULL if the script has no such callback.  Call
+ * with the host entered.
+ */
+extern const value *host_cb (const char *name);
+
+/* Call F with ARGS[0..NARGS) (host entered).  On an exception: logs
+ * it (an NBDKit.Error or Unix_error with its message, anything else
+ * with the exception printed), sets the errno the client gets and
+ * returns -1.  *RESULT (if not NULL) is the result otherwise; it is
+ * only valid until the next allocation unless registered as a root.
+ */
+extern int host_call (const char *what, const value *f, int nargs, value *args,
+                      value *result);
+/* Log a failure the host found itself in callback WHAT (a bad result),
+ * with errno ERR.  Returns -1.
+ */
+extern int host_fail (const char *what, int err, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+/* The help text of the script (NULL before one is loaded). */
+extern const char *host_help (void);
+/* Where NBDKit.cmi is (scripts compile against it), the cache. */
+extern const char *host_include_dir (void);
+extern const char *host_cache_dir (void);
+
+/* ---- module.c: the C side of the NBDKit module ---- */
+
+/* The errno that NBDKit.set_error gave during the current callback. */
+extern __thread int module_last_error;
+
+#endif /* OCAML_HOST_H */

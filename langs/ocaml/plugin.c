@@ -1,0 +1,615 @@
+/* plugin.c: the ocaml plugin, which runs a plugin written in OCaml.
+ *
+ *   nbdkit ocaml SCRIPT.ml [key=value ...]     (or: nbdkit SCRIPT.ml ...)
+ *   nbdkit ocaml SCRIPT.cmxs [key=value ...]   (built already)
+ *
+ * Each callback of the plugin ABI calls the closure the script gave
+ * NBDKit.register_plugin (wrapped by NBDKit.ml into plain types, and
+ * looked up once when the script is loaded); for a callback the
+ * script lacks, the callback is taken out of the plugin struct, so
+ * the server answers as it does for a C plugin without it.  See
+ * README.md for what a script sees.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+
+#include <caml/version.h>
+
+#include <nbdkit-plugin.h>
+
+/* clang-format off */
+#define CALLBACKS(X)                                                    \
+  X (unload) X (dump_plugin) X (config) X (config_complete)             \
+  X (thread_model) X (get_ready) X (after_fork) X (cleanup)             \
+  X (preconnect) X (list_exports) X (default_export)                    \
+  X (open) X (close) X (get_size) X (export_description) X (block_size) \
+  X (can_write) X (can_flush) X (is_rotational) X (can_trim)            \
+  X (can_zero) X (can_fast_zero) X (can_fua) X (can_multi_conn)         \
+  X (can_extents) X (can_cache)                                         \
+  X (pread) X (pwrite) X (flush) X (trim) X (zero) X (extents) X (cache)
+
+enum {
+#define E(n) CB_##n,
+  CALLBACKS (E)
+#undef E
+  CB_COUNT
+};
+static const char *const cb_names[] = {
+#define N(n) #n,
+  CALLBACKS (N)
+#undef N
+};
+/* clang-format on */
+
+static const value *cbs[CB_COUNT];
+#define HAS(n) (cbs[CB_##n] != NULL)
+
+/* Before the script is loaded, "script" is the only parameter; it
+ * stays first afterwards, so the server counts it.
+ */
+static const struct nbdkit_param script_param[] = {
+  { .name = "script",
+    .type = NBDKIT_PARAM_FILE,
+    .flags = NBDKIT_PARAM_REQUIRED,
+    .doc = "the OCaml script (.ml) or compiled plugin (.cmxs) to run" },
+  { NULL },
+};
+
+static struct nbdkit_plugin plugin;
+static int init_failed;
+static struct nbdkit_param *cparams;
+
+/* A connection's handle: the number NBDKit.ml files the script's
+ * handle under.
+ */
+struct handle {
+  intnat id;
+};
+
+static void
+op_load (void)
+{
+  init_failed = host_init () == -1;
+}
+
+static void
+op_unload (void)
+{
+  if (host_loaded () && HAS (unload)) {
+    value a[1] = { Val_unit };
+    host_enter ();
+    host_call ("unload", cbs[CB_unload], 1, a, NULL);
+    host_leave ();
+  }
+}
+
+/* The script's declarations (NBDKit.param) for the server, after the
+ * host's own "script"; NULL when it declares none (every key then
+ * goes to its config unchecked).
+ */
+static const struct nbdkit_param *
+script_params (int *error)
+{
+  CAMLparam0 ();
+  CAMLlocal2 (arr, d);
+  size_t n;
+
+  *error = 0;
+  arr = caml_callback (*host_cb ("params"), Val_unit);
+  n = Wosize_val (arr);
+  if (n == 0)
+    CAMLreturnT (const struct nbdkit_param *, NULL);
+  cparams = calloc (n + 2, sizeof *cparams);
+  if (cparams == NULL) {
+    nbdkit_error ("calloc: %m");
+    *error = 1;
+    CAMLreturnT (const struct nbdkit_param *, NULL);
+  }
+  cparams[0] = script_param[0];
+  for (size_t i = 0; i < n; i++) {
+    struct nbdkit_param *p = &cparams[i + 1];
+    d = Field (arr, i);
+    p->name = strdup (String_val (Field (d, 0)));
+    p->type = Int_val (Field (d, 1));
+    p->flags = Int_val (Field (d, 2));
+    if (Is_block (Field (d, 3)))
+      p->default_value = strdup (String_val (Field (Field (d, 3), 0)));
+    if (Is_block (Field (d, 4)))
+      p->doc = strdup (String_val (Field (Field (d, 4), 0)));
+    if (Is_block (Field (d, 5)))
+      p->choices = strdup (String_val (Field (Field (d, 5), 0)));
+    if (p->name == NULL) {
+      *error = 1;
+      CAMLreturnT (const struct nbdkit_param *, NULL);
+    }
+  }
+  CAMLreturnT (const struct nbdkit_param *, cparams);
+}
+
+/* Callbacks the script lacks leave the struct: the server's defaults
+ * apply (e.g. can_write is true only with a pwrite).
+ */
+static void
+drop_missing (void)
+{
+  /* clang-format off */
+#define DROP(n) if (!HAS (n)) plugin.n = NULL;
+  DROP (config_complete) DROP (get_ready)
+  DROP (after_fork) DROP (cleanup) DROP (preconnect) DROP (list_exports)
+  DROP (default_export) DROP (export_description) DROP (block_size)
+  DROP (can_write) DROP (can_flush) DROP (is_rotational) DROP (can_trim)
+  DROP (can_zero) DROP (can_fast_zero) DROP (can_fua) DROP (can_multi_conn)
+  DROP (can_extents) DROP (can_cache) DROP (pwrite) DROP (flush)
+  DROP (trim) DROP (zero) DROP (extents) DROP (cache)
+#undef DROP
+  /* clang-format on */
+}
+
+static int
+load_script (const char *path)
+{
+  const struct nbdkit_param *p;
+  int bad;
+
+  if (init_failed)
+    return -1;
+  if (host_load_script (path) == -1)
+    return -1;
+  host_enter ();
+  for (size_t i = 0; i < CB_COUNT; i++)
+    cbs[i] = host_cb (cb_names[i]);
+  p = script_params (&bad);
+  host_leave ();
+  if (bad)
+    return -1;
+  /* From now on the server checks the script's parameters. */
+  plugin.params = p;
+  drop_missing ();
+  return 0;
+}
+
+static int
+op_config (const char *key, const char *val)
+{
+  int r;
+
+  if (!host_loaded ()) {
+    if (strcmp (key, "script") != 0) {
+      nbdkit_error ("the first parameter must be the OCaml script"
+                    " (script=FILE.ml), not %s=%s",
+                    key, val);
+      return -1;
+    }
+    return load_script (val);
+  }
+  if (strcmp (key, "script") == 0) {
+    nbdkit_error ("script=%s: a script is already loaded (%s)", val,
+                  host_script_path ());
+    return -1;
+  }
+  host_enter ();
+  {
+    CAMLparam0 ();
+    CAMLlocalN (a, 2);
+    a[0] = caml_copy_string (key);
+    a[1] = caml_copy_string (val);
+    r = host_call ("config", cbs[CB_config], 2, a, NULL);
+    CAMLdrop;
+  }
+  host_leave ();
+  return r;
+}
+
+/* A call of a unit -> unit callback. */
+static int
+call_unit (size_t cb, const char *what)
+{
+  value a[1] = { Val_unit };
+  int r;
+
+  host_enter ();
+  r = host_call (what, cbs[cb], 1, a, NULL);
+  host_leave ();
+  return r;
+}
+
+static int
+op_config_complete (void)
+{
+  if (!host_loaded ()) {
+    nbdkit_error ("no script given: nbdkit ocaml SCRIPT.ml [key=value ...]");
+    return -1;
+  }
+  return call_unit (CB_config_complete, "config_complete");
+}
+
+static const char *
+op_config_help (void)
+{
+  const char *h = host_help ();
+
+  if (h)
+    return h;
+  return "Runs a plugin written in OCaml: nbdkit ocaml SCRIPT.ml"
+         " [key=value ...]\n(or nbdkit SCRIPT.ml ...).  'nbdkit SCRIPT.ml"
+         " --help' describes the script.\nSee langs/ocaml/README.md for"
+         " how to write one.";
+}
+
+static void
+op_dump_plugin (void)
+{
+  printf ("ocaml_version=%s\n", OCAML_VERSION_STRING);
+  printf ("ocaml_include=%s\n", host_include_dir ());
+  printf ("ocaml_cache=%s\n", host_cache_dir ());
+  if (host_loaded ())
+    printf ("ocaml_script=%s\n", host_script_path ());
+  fflush (stdout);
+  if (host_loaded () && HAS (dump_plugin))
+    call_unit (CB_dump_plugin, "dump_plugin");
+}
+
+static int
+op_thread_model (void)
+{
+  value a[1] = { Val_unit }, r;
+  int m = NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS;
+
+  if (!host_loaded () || !HAS (thread_model))
+    return m;
+  host_enter ();
+  if (host_call ("thread_model", cbs[CB_thread_model], 1, a, &r) == 0)
+    m = Int_val (r);
+  else
+    m = -1;
+  host_leave ();
+  return m;
+}
+
+static int
+op_get_ready (int model)
+{
+  value a[1] = { Val_int (model) };
+  int r;
+
+  host_enter ();
+  r = host_call ("get_ready", cbs[CB_get_ready], 1, a, NULL);
+  host_leave ();
+  return r;
+}
+
+static int
+op_after_fork (void)
+{
+  return call_unit (CB_after_fork, "after_fork");
+}
+
+static void
+op_cleanup (void)
+{
+  call_unit (CB_cleanup, "cleanup");
+}
+
+static int
+op_preconnect (int readonly)
+{
+  value a[1] = { Val_bool (readonly) };
+  int r;
+
+  host_enter ();
+  r = host_call ("preconnect", cbs[CB_preconnect], 1, a, NULL);
+  host_leave ();
+  return r;
+}
+
+static int
+op_list_exports (int readonly, int is_tls, struct nbdkit_exports *x)
+{
+  value a[2] = { Val_bool (readonly), Val_bool (is_tls) }, res;
+  int r;
+
+  host_enter ();
+  r = host_call ("list_exports", cbs[CB_list_exports], 2, a, &res);
+  /* An array of (name, description option); no allocation below. */
+  for (size_t i = 0; r == 0 && i < Wosize_val (res); i++) {
+    value e = Field (res, i), d = Field (e, 1);
+    r = nbdkit_add_export (x, String_val (Field (e, 0)),
+                           Is_block (d) ? String_val (Field (d, 0)) : NULL);
+  }
+  host_leave ();
+  return r;
+}
+
+static const char *
+op_default_export (int readonly, int is_tls)
+{
+  value a[2] = { Val_bool (readonly), Val_bool (is_tls) }, res;
+  const char *r = NULL;
+
+  host_enter ();
+  if (host_call ("default_export", cbs[CB_default_export], 2, a, &res) == 0)
+    r = nbdkit_strdup_intern (String_val (res));
+  host_leave ();
+  return r;
+}
+
+static void *
+op_open (int readonly, const char *exportname, int is_tls)
+{
+  struct handle *h = malloc (sizeof *h);
+  value res;
+  int r;
+
+  if (h == NULL) {
+    nbdkit_error ("malloc: %m");
+    return NULL;
+  }
+  host_enter ();
+  {
+    CAMLparam0 ();
+    CAMLlocalN (a, 3);
+    a[0] = Val_bool (readonly);
+    a[1] = caml_copy_string (exportname);
+    a[2] = Val_bool (is_tls);
+    r = host_call ("open", cbs[CB_open], 3, a, &res);
+    if (r == 0)
+      h->id = Long_val (res);
+    CAMLdrop;
+  }
+  host_leave ();
+  if (r == -1) {
+    free (h);
+    return NULL;
+  }
+  return h;
+}
+
+static void
+op_close (void *handle)
+{
+  struct handle *h = handle;
+  value a[1] = { Val_long (h->id) };
+
+  host_enter ();
+  host_call ("close", cbs[CB_close], 1, a, NULL);
+  host_leave ();
+  free (h);
+}
+
+static int64_t
+op_get_size (void *handle)
+{
+  value a[1] = { Val_long (((struct handle *)handle)->id) }, res;
+  int64_t size = -1;
+
+  host_enter ();
+  if (host_call ("get_size", cbs[CB_get_size], 1, a, &res) == 0) {
+    size = Int64_val (res);
+    if (size < 0)
+      size = host_fail ("get_size", EINVAL, "negative size %" PRId64, size);
+  }
+  host_leave ();
+  return size;
+}
+
+static const char *
+op_export_description (void *handle)
+{
+  value a[1] = { Val_long (((struct handle *)handle)->id) }, res;
+  const char *r = NULL;
+
+  host_enter ();
+  if (host_call ("export_description", cbs[CB_export_description], 1, a, &res)
+      == 0)
+    r = nbdkit_strdup_intern (String_val (res));
+  host_leave ();
+  return r;
+}
+
+static int
+op_block_size (void *handle, struct nbdkit_block_size *bs)
+{
+  value a[2] = { Val_long (((struct handle *)handle)->id),
+                 Val_bool (bs->client_requested) },
+        res;
+  int r;
+
+  host_enter ();
+  r = host_call ("block_size", cbs[CB_block_size], 2, a, &res);
+  if (r == 0) {
+    bs->minimum = Long_val (Field (res, 0));
+    bs->preferred = Long_val (Field (res, 1));
+    bs->maximum = Long_val (Field (res, 2));
+    bs->maximum_virtual = Int64_val (Field (res, 3));
+  }
+  host_leave ();
+  return r;
+}
+
+/* can_*: NBDKit.ml already turned the answer into the ABI's number. */
+#define CAN(fn)                                                                \
+  static int op_##fn (void *handle)                                            \
+  {                                                                            \
+    value a[1] = { Val_long (((struct handle *)handle)->id) }, res;            \
+    int r;                                                                     \
+    host_enter ();                                                             \
+    r = host_call (#fn, cbs[CB_##fn], 1, a, &res);                             \
+    if (r == 0)                                                                \
+      r = Int_val (res);                                                       \
+    host_leave ();                                                             \
+    return r;                                                                  \
+  }
+CAN (can_write)
+CAN (can_flush)
+CAN (is_rotational)
+CAN (can_trim)
+CAN (can_zero)
+CAN (can_fast_zero)
+CAN (can_fua)
+CAN (can_multi_conn)
+CAN (can_extents)
+CAN (can_cache)
+#undef CAN
+
+/* pread fills an OCaml bytes of COUNT bytes, copied out afterwards. */
+static int
+op_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
+          uint32_t flags, struct nbdkit_read *rd)
+{
+  int r;
+
+  host_enter ();
+  {
+    CAMLparam0 ();
+    CAMLlocalN (a, 4);
+    a[0] = Val_long (((struct handle *)handle)->id);
+    a[1] = caml_alloc_string (count);
+    a[2] = caml_copy_int64 (offset);
+    a[3] = Val_int (flags);
+    r = host_call ("pread", cbs[CB_pread], 4, a, NULL);
+    if (r == 0)
+      memcpy (buf, Bytes_val (a[1]), count);
+    CAMLdrop;
+  }
+  host_leave ();
+  return r;
+}
+
+static int
+op_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
+           uint32_t flags)
+{
+  int r;
+
+  host_enter ();
+  {
+    CAMLparam0 ();
+    CAMLlocalN (a, 4);
+    a[0] = Val_long (((struct handle *)handle)->id);
+    a[1] = caml_alloc_initialized_string (count, buf);
+    a[2] = caml_copy_int64 (offset);
+    a[3] = Val_int (flags);
+    r = host_call ("pwrite", cbs[CB_pwrite], 4, a, NULL);
+    CAMLdrop;
+  }
+  host_leave ();
+  return r;
+}
+
+static int
+op_flush (void *handle, uint32_t flags)
+{
+  value a[2] = { Val_long (((struct handle *)handle)->id), Val_int (flags) };
+  int r;
+
+  host_enter ();
+  r = host_call ("flush", cbs[CB_flush], 2, a, NULL);
+  host_leave ();
+  return r;
+}
+
+/* trim, zero, cache, extents: (h, count, offset, flags). */
+static int
+call_range (size_t cb, const char *what, void *handle, uint64_t count,
+            uint64_t offset, uint32_t flags, struct nbdkit_extents *e)
+{
+  value res;
+  int r;
+
+  host_enter ();
+  {
+    CAMLparam0 ();
+    CAMLlocalN (a, 4);
+    a[0] = Val_long (((struct handle *)handle)->id);
+    a[1] = caml_copy_int64 (count);
+    a[2] = caml_copy_int64 (offset);
+    a[3] = Val_int (flags);
+    r = host_call (what, cbs[cb], 4, a, &res);
+    /* extents: an array of (offset, length, type). */
+    for (size_t i = 0; e && r == 0 && i < Wosize_val (res); i++) {
+      value x = Field (res, i);
+      r = nbdkit_add_extent (e, Int64_val (Field (x, 0)),
+                             Int64_val (Field (x, 1)), Int_val (Field (x, 2)));
+    }
+    CAMLdrop;
+  }
+  host_leave ();
+  return r;
+}
+
+static int
+op_trim (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
+{
+  return call_range (CB_trim, "trim", handle, count, offset, flags, NULL);
+}
+
+static int
+op_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
+{
+  return call_range (CB_zero, "zero", handle, count, offset, flags, NULL);
+}
+
+static int
+op_cache (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
+{
+  return call_range (CB_cache, "cache", handle, count, offset, flags, NULL);
+}
+
+static int
+op_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
+            struct nbdkit_extents *e)
+{
+  return call_range (CB_extents, "extents", handle, count, offset, flags, e);
+}
+
+static struct nbdkit_plugin plugin = {
+  .name = "ocaml",
+  .longname = "nbdkit OCaml plugin",
+  .version = NBDKIT_VERSION,
+  .description = "Runs a plugin written in OCaml.",
+  .params = script_param,
+  .magic_config_key = "script",
+  .load = op_load,
+  .unload = op_unload,
+  .config = op_config,
+  .config_complete = op_config_complete,
+  .config_help = op_config_help,
+  .dump_plugin = op_dump_plugin,
+  .thread_model = op_thread_model,
+  .get_ready = op_get_ready,
+  .after_fork = op_after_fork,
+  .cleanup = op_cleanup,
+  .preconnect = op_preconnect,
+  .list_exports = op_list_exports,
+  .default_export = op_default_export,
+  .open = op_open,
+  .close = op_close,
+  .get_size = op_get_size,
+  .export_description = op_export_description,
+  .block_size = op_block_size,
+  .can_write = op_can_write,
+  .can_flush = op_can_flush,
+  .is_rotational = op_is_rotational,
+  .can_trim = op_can_trim,
+  .can_zero = op_can_zero,
+  .can_fast_zero = op_can_fast_zero,
+  .can_fua = op_can_fua,
+  .can_multi_conn = op_can_multi_conn,
+  .can_extents = op_can_extents,
+  .can_cache = op_can_cache,
+  .pread = op_pread,
+  .pwrite = op_pwrite,
+  .flush = op_flush,
+  .trim = op_trim,
+  .zero = op_zero,
+  .extents = op_extents,
+  .cache = op_cache,
+};
+
+NBDKIT_REGISTER_PLUGIN (plugin)
