@@ -37,21 +37,20 @@
  * hold nothing.
  */
 
-#define _GNU_SOURCE /* fallocate */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
-#include <unistd.h>
 
 #define NBDKIT_API_VERSION 3
 #include <nbdkit-filter.h>
+
+#include "blockmap.h"
+#include "pathflag.h"
 
 enum { NOT_CACHED = 0, CLEAN = 1, DIRTY = 2 };
 #define STATE_MASK 3
@@ -66,8 +65,7 @@ static int64_t cfg_blksize = 0;
 static int64_t max_size = -1;
 static int64_t high_pct = 95, low_pct = 80;
 static const char *on_read_text = "false";
-static bool cache_on_read;
-static const char *cache_on_read_path;
+static struct path_flag cache_on_read;
 
 static const struct nbdkit_param cache_params[] = {
   { .name = "cache", .type = NBDKIT_PARAM_ENUM, .default_value = "writeback",
@@ -95,10 +93,9 @@ static const struct nbdkit_param cache_params[] = {
 };
 
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
-static int fd = -1;
-static uint64_t blksize;
-static uint8_t *states;       /* per block: state | REFERENCED */
-static uint64_t nblocks, disk_size;
+/* The states are a state | REFERENCED. */
+static struct blockmap bm = { .what = "cache", .quiet_enospc = true,
+                              .fd = -1 };
 static uint64_t ncached, ndirty;
 static uint64_t hand;         /* the clock hand, a block number */
 
@@ -113,12 +110,9 @@ cache_config_complete (void)
 {
   mode = strcmp (mode_text, "writethrough") == 0 ? WRITETHROUGH
          : strcmp (mode_text, "unsafe") == 0 ? UNSAFE : WRITEBACK;
-  if (cfg_blksize && (cfg_blksize < 4096 || (cfg_blksize & (cfg_blksize - 1))
-                      || cfg_blksize > 64 * 1024 * 1024)) {
-    nbdkit_error ("cache-min-block-size=%" PRId64 ": must be a power of 2"
-                  " between 4K and 64M", cfg_blksize);
+  if (cfg_blksize
+      && blockmap_check_blksize ("cache-min-block-size", cfg_blksize) == -1)
     return -1;
-  }
   if (!(0 < low_pct && low_pct < high_pct && high_pct <= 100)) {
     nbdkit_error ("cache-low-threshold=%" PRId64 " and cache-high-threshold"
                   "=%" PRId64 ": need 0 < low < high <= 100", low_pct,
@@ -129,63 +123,29 @@ cache_config_complete (void)
     nbdkit_error ("cache-max-size must not be 0");
     return -1;
   }
-  if (on_read_text[0] == '/')
-    cache_on_read_path = on_read_text;
-  else {
-    int r = nbdkit_parse_bool (on_read_text);
-    if (r == -1) {
-      nbdkit_error ("cache-on-read=%s: expected true, false or an absolute"
-                    " path", on_read_text);
-      return -1;
-    }
-    cache_on_read = r;
-  }
-  return 0;
+  return path_flag_parse (&cache_on_read, "cache-on-read", on_read_text);
 }
 
 static int
 cache_get_ready (int thread_model)
 {
-  const char *dir = getenv ("TMPDIR");
-  char *template;
   struct statvfs sv;
 
-  if (dir == NULL || *dir == 0)
-    dir = "/var/tmp";
-  if (asprintf (&template, "%s/cacheXXXXXX", dir) == -1) {
-    nbdkit_error ("asprintf: %m");
+  if (blockmap_create (&bm, "cache") == -1)
     return -1;
-  }
-  fd = mkostemp (template, O_CLOEXEC);
-  if (fd == -1) {
-    nbdkit_error ("cannot create the cache in %s (set TMPDIR?): %m", dir);
-    free (template);
-    return -1;
-  }
-  unlink (template);
-  free (template);
-  blksize = cfg_blksize ? (uint64_t) cfg_blksize : 65536;
-  if (!cfg_blksize && fstatvfs (fd, &sv) == 0 && sv.f_bsize > blksize
+  bm.blksize = cfg_blksize ? (uint64_t) cfg_blksize : 65536;
+  if (!cfg_blksize && fstatvfs (bm.fd, &sv) == 0 && sv.f_bsize > bm.blksize
       && (sv.f_bsize & (sv.f_bsize - 1)) == 0)
-    blksize = sv.f_bsize;
-  nbdkit_debug ("cache: block size %" PRIu64 ", mode %s", blksize, mode_text);
+    bm.blksize = sv.f_bsize;
+  nbdkit_debug ("cache: block size %" PRIu64 ", mode %s", bm.blksize,
+                mode_text);
   return 0;
 }
 
 static void
 cache_unload (void)
 {
-  if (fd >= 0)
-    close (fd);
-  free (states);
-}
-
-static bool
-on_read (void)
-{
-  if (cache_on_read_path)
-    return access (cache_on_read_path, F_OK) == 0;
-  return cache_on_read;
+  blockmap_free (&bm);
 }
 
 /* All connections share one cache: make room for this disk's size. */
@@ -193,25 +153,12 @@ static int
 cache_prepare (nbdkit_next *next, void *handle, int readonly)
 {
   int64_t size = nbdkit_next_get_size (next);
-  int r = 0;
+  int r;
 
   if (size == -1)
     return -1;
   pthread_rwlock_wrlock (&lock);
-  if ((uint64_t) size > disk_size) {
-    uint64_t n = ((uint64_t) size + blksize - 1) / blksize;
-    uint8_t *s = realloc (states, n ? n : 1);
-    if (s == NULL) {
-      nbdkit_error ("cannot grow the cache to %" PRId64 " bytes: %m", size);
-      r = -1;
-    }
-    else {
-      memset (s + nblocks, NOT_CACHED, n - nblocks);
-      states = s;
-      nblocks = n;
-      disk_size = size;
-    }
-  }
+  r = blockmap_grow (&bm, size, false);
   pthread_rwlock_unlock (&lock);
   return r;
 }
@@ -255,14 +202,14 @@ cache_can_extents (nbdkit_next *next, void *handle)
 static inline unsigned
 state (uint64_t blk)
 {
-  return __atomic_load_n (&states[blk], __ATOMIC_RELAXED) & STATE_MASK;
+  return __atomic_load_n (&bm.states[blk], __ATOMIC_RELAXED) & STATE_MASK;
 }
 
 /* Readers hold the lock shared and may mark blocks at the same time. */
 static inline void
 touch (uint64_t blk)
 {
-  __atomic_fetch_or (&states[blk], REFERENCED, __ATOMIC_RELAXED);
+  __atomic_fetch_or (&bm.states[blk], REFERENCED, __ATOMIC_RELAXED);
 }
 
 static void
@@ -272,70 +219,47 @@ set_state (uint64_t blk, unsigned st)
 
   ncached += (st != NOT_CACHED) - (old != NOT_CACHED);
   ndirty += (st == DIRTY) - (old == DIRTY);
-  states[blk] = st | REFERENCED;
+  bm.states[blk] = st | REFERENCED;
 }
 
-/* The bytes of block BLK inside the disk. */
+/* Kinds of state for blockmap_run_end. */
+static unsigned
+state_of (uint8_t s)
+{
+  return s & STATE_MASK;
+}
+
+/* Cached or not: clean and dirty alike. */
+static unsigned
+cached_of (uint8_t s)
+{
+  return (s & STATE_MASK) == DIRTY ? CLEAN : s & STATE_MASK;
+}
+
+/* Dirty or not: clean and uncached blocks alike hold the plugin's data. */
+static unsigned
+dirty_of (uint8_t s)
+{
+  return (s & STATE_MASK) == DIRTY ? DIRTY : CLEAN;
+}
+
 static uint64_t
 blk_len (uint64_t blk)
 {
-  uint64_t start = blk * blksize;
-  return disk_size - start < blksize ? disk_size - start : blksize;
+  return blockmap_blk_len (&bm, blk);
 }
 
-/* Bytes of blocks [FIRST, LAST] inside the disk. */
 static uint64_t
 run_len (uint64_t first, uint64_t last)
 {
-  return (last - first) * blksize + blk_len (last);
-}
-
-static int
-file_pread (void *buf, uint64_t count, uint64_t offset, int *err)
-{
-  while (count > 0) {
-    ssize_t r = pread (fd, buf, count, offset);
-    if (r <= 0) {
-      if (r == -1 && errno == EINTR)
-        continue;
-      *err = r == -1 ? errno : EIO;
-      nbdkit_error ("cache file: pread: %m");
-      return -1;
-    }
-    buf = (char *) buf + r;
-    count -= r;
-    offset += r;
-  }
-  return 0;
-}
-
-/* Returns -1 with *ERR set; ENOSPC is not logged (the caller reclaims). */
-static int
-file_pwrite (const void *buf, uint64_t count, uint64_t offset, int *err)
-{
-  while (count > 0) {
-    ssize_t r = pwrite (fd, buf, count, offset);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      *err = errno;
-      if (errno != ENOSPC && errno != EDQUOT)
-        nbdkit_error ("cache file: pwrite: %m");
-      return -1;
-    }
-    buf = (const char *) buf + r;
-    count -= r;
-    offset += r;
-  }
-  return 0;
+  return blockmap_run_len (&bm, first, last);
 }
 
 static void
 punch (uint64_t first, uint64_t last)
 {
   /* Where holes cannot be punched the space stays used until exit. */
-  if (fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                 first * blksize, run_len (first, last)) == -1)
+  if (blockmap_punch (&bm, first * bm.blksize, run_len (first, last)) == -1)
     nbdkit_debug ("cache: cannot punch a hole: %m");
 }
 
@@ -343,8 +267,8 @@ punch (uint64_t first, uint64_t last)
 static int
 write_back (nbdkit_next *next, uint64_t blk, char *bounce, int *err)
 {
-  if (file_pread (bounce, blk_len (blk), blk * blksize, err) == -1
-      || nbdkit_next_pwrite (next, bounce, blk_len (blk), blk * blksize, 0,
+  if (blockmap_pread (&bm, bounce, blk_len (blk), blk * bm.blksize, err) == -1
+      || nbdkit_next_pwrite (next, bounce, blk_len (blk), blk * bm.blksize, 0,
                              err) == -1)
     return -1;
   set_state (blk, CLEAN);
@@ -362,24 +286,24 @@ reclaim (nbdkit_next *next, uint64_t target)
   char *bounce = NULL;
   int err;
 
-  for (steps = 0; ncached > target && steps < 2 * nblocks + 2; steps++) {
+  for (steps = 0; ncached > target && steps < 2 * bm.nblocks + 2; steps++) {
     uint64_t b = hand;
-    hand = (hand + 1) % nblocks;
+    hand = (hand + 1) % bm.nblocks;
     if (state (b) == NOT_CACHED)
       continue;
-    if (states[b] & REFERENCED) {
-      states[b] &= ~REFERENCED;
+    if (bm.states[b] & REFERENCED) {
+      bm.states[b] &= ~REFERENCED;
       continue;
     }
     if (state (b) == DIRTY) {
-      if (bounce == NULL && (bounce = malloc (blksize)) == NULL)
+      if (bounce == NULL && (bounce = malloc (bm.blksize)) == NULL)
         break;
       if (write_back (next, b, bounce, &err) == -1)
         continue;
     }
     punch (b, b);
     set_state (b, NOT_CACHED);
-    states[b] &= ~REFERENCED;
+    bm.states[b] &= ~REFERENCED;
     dropped++;
   }
   free (bounce);
@@ -397,8 +321,8 @@ make_room (nbdkit_next *next, uint64_t new)
 
   if (max_size == -1)
     return;
-  high = (uint64_t) max_size / 100 * high_pct / blksize;
-  low = (uint64_t) max_size / 100 * low_pct / blksize;
+  high = (uint64_t) max_size / 100 * high_pct / bm.blksize;
+  low = (uint64_t) max_size / 100 * low_pct / bm.blksize;
   if (ncached + new > high)
     reclaim (next, low > new ? low - new : 0);
 }
@@ -416,7 +340,7 @@ store (nbdkit_next *next, uint64_t first, uint64_t last, const char *buf,
 
   make_room (next, last - first + 1);
   for (tries = 0;; tries++) {
-    if (file_pwrite (buf, len, first * blksize, err) == 0)
+    if (blockmap_pwrite (&bm, buf, len, first * bm.blksize, err) == 0)
       break;
     if ((*err != ENOSPC && *err != EDQUOT))
       return -1;
@@ -440,20 +364,7 @@ store (nbdkit_next *next, uint64_t first, uint64_t last, const char *buf,
 static uint64_t
 run_end (uint64_t blk, uint64_t last, bool both, unsigned *st)
 {
-  uint64_t b;
-  unsigned s = state (blk);
-
-  if (both && s == DIRTY)
-    s = CLEAN;
-  for (b = blk; b < last; b++) {
-    unsigned t = state (b + 1);
-    if (both && t == DIRTY)
-      t = CLEAN;
-    if (t != s)
-      break;
-  }
-  *st = s;
-  return b;
+  return blockmap_run_end (&bm, blk, last, both ? cached_of : state_of, st);
 }
 
 /* Read blocks [FIRST, LAST] from the plugin and keep the ones still
@@ -462,27 +373,21 @@ run_end (uint64_t blk, uint64_t last, bool both, unsigned *st)
 static int
 fill (nbdkit_next *next, uint64_t first, uint64_t last, int *err)
 {
-  uint64_t len = run_len (first, last);
-  char *tmp = malloc (len);
-  int r;
+  char *tmp = blockmap_read_below (&bm, next, first, last, err);
+  uint64_t b = first;
+  int r = 0;
 
-  if (tmp == NULL) {
-    *err = ENOMEM;
+  if (tmp == NULL)
     return -1;
+  pthread_rwlock_wrlock (&lock);
+  while (r == 0 && b <= last) {
+    unsigned st;
+    uint64_t e = run_end (b, last, true, &st);
+    if (st == NOT_CACHED)
+      r = store (next, b, e, tmp + (b - first) * bm.blksize, CLEAN, err);
+    b = e + 1;
   }
-  r = nbdkit_next_pread (next, tmp, len, first * blksize, 0, NULL, err);
-  if (r == 0) {
-    uint64_t b = first;
-    pthread_rwlock_wrlock (&lock);
-    while (r == 0 && b <= last) {
-      unsigned st;
-      uint64_t e = run_end (b, last, true, &st);
-      if (st == NOT_CACHED)
-        r = store (next, b, e, tmp + (b - first) * blksize, CLEAN, err);
-      b = e + 1;
-    }
-    pthread_rwlock_unlock (&lock);
-  }
+  pthread_rwlock_unlock (&lock);
   free (tmp);
   return r == -1 ? -1 : 0;
 }
@@ -494,18 +399,18 @@ cache_pread (nbdkit_next *next, void *handle, void *b, uint64_t count,
 {
   char *buf = b;
   uint64_t end = offset + count;
-  bool keep = on_read ();
+  bool keep = path_flag_get (&cache_on_read);
 
   while (offset < end) {
-    uint64_t blk = offset / blksize, last, run, n, i;
+    uint64_t blk = offset / bm.blksize, last, run, n, i;
     unsigned st;
 
     pthread_rwlock_rdlock (&lock);
-    last = run_end (blk, (end - 1) / blksize, true, &st);
-    run = (last + 1) * blksize;
+    last = run_end (blk, (end - 1) / bm.blksize, true, &st);
+    run = (last + 1) * bm.blksize;
     n = (run < end ? run : end) - offset;
     if (st != NOT_CACHED) {
-      int r = file_pread (buf, n, offset, err);
+      int r = blockmap_pread (&bm, buf, n, offset, err);
       for (i = blk; i <= last; i++)
         touch (i);
       pthread_rwlock_unlock (&lock);
@@ -536,12 +441,8 @@ cache_pread (nbdkit_next *next, void *handle, void *b, uint64_t count,
 static int
 blk_read (nbdkit_next *next, uint64_t blk, char *buf, int *err)
 {
-  uint64_t n = blk_len (blk);
-
-  memset (buf + n, 0, blksize - n);
-  if (state (blk) == NOT_CACHED)
-    return nbdkit_next_pread (next, buf, n, blk * blksize, 0, NULL, err);
-  return file_pread (buf, n, blk * blksize, err);
+  return blockmap_read_block (&bm, next, blk, buf, state (blk) != NOT_CACHED,
+                              err);
 }
 
 /* Write-back of [OFFSET, OFFSET+COUNT) from BUF, lock held: into the
@@ -556,18 +457,15 @@ write_cached (nbdkit_next *next, const char *buf, uint64_t count,
   int r = 0;
 
   while (r == 0 && offset < end) {
-    uint64_t blk = offset / blksize, skip = offset % blksize, last;
+    uint64_t blk = offset / bm.blksize, skip = offset % bm.blksize, last;
     const char *data;
 
-    if (skip == 0 && (end - offset >= blksize || end == disk_size)) {
-      /* Whole blocks, straight from BUF. */
-      last = end == disk_size ? (end - 1) / blksize : end / blksize - 1;
-      data = buf;
-    }
+    if (blockmap_whole (&bm, offset, end, &last))
+      data = buf;             /* whole blocks, straight from BUF */
     else {
-      uint64_t n = blksize - skip < end - offset ? blksize - skip
+      uint64_t n = bm.blksize - skip < end - offset ? bm.blksize - skip
                                                  : end - offset;
-      if (bounce == NULL && (bounce = malloc (blksize)) == NULL) {
+      if (bounce == NULL && (bounce = malloc (bm.blksize)) == NULL) {
         *err = ENOMEM;
         return -1;
       }
@@ -582,13 +480,13 @@ write_cached (nbdkit_next *next, const char *buf, uint64_t count,
     r = store (next, blk, last, data, DIRTY, err);
     if (r == 1) {
       /* No room: this data goes to the plugin, the blocks uncached. */
-      r = nbdkit_next_pwrite (next, data, run_len (blk, last), blk * blksize,
+      r = nbdkit_next_pwrite (next, data, run_len (blk, last), blk * bm.blksize,
                               0, err);
       for (uint64_t b = blk; r == 0 && b <= last; b++)
         set_state (b, NOT_CACHED);
     }
-    buf += (last + 1) * blksize - offset;
-    offset = (last + 1) * blksize;
+    buf += (last + 1) * bm.blksize - offset;
+    offset = (last + 1) * bm.blksize;
   }
   free (bounce);
   return r == -1 ? -1 : 0;
@@ -605,8 +503,8 @@ write_through (nbdkit_next *next, const char *buf, uint64_t count,
 
   if (nbdkit_next_pwrite (next, buf, count, offset, flags, err) == -1)
     return -1;
-  for (blk = offset / blksize; blk * blksize < end; blk++) {
-    uint64_t start = blk * blksize, bend = start + blk_len (blk);
+  for (blk = offset / bm.blksize; blk * bm.blksize < end; blk++) {
+    uint64_t start = blk * bm.blksize, bend = start + blk_len (blk);
     uint64_t a = start > offset ? start : offset;
     uint64_t z = bend < end ? bend : end;
     bool whole = a == start && z == bend;
@@ -617,7 +515,7 @@ write_through (nbdkit_next *next, const char *buf, uint64_t count,
     if (state (blk) == NOT_CACHED)
       r = store (next, blk, blk, buf + (a - offset), CLEAN, err);
     else
-      r = file_pwrite (buf + (a - offset), z - a, a, err);
+      r = blockmap_pwrite (&bm, buf + (a - offset), z - a, a, err);
     if (r != 0) {
       /* The plugin has the data: forget the block rather than fail. */
       punch (blk, blk);
@@ -657,13 +555,13 @@ cache_zero (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
       pthread_rwlock_unlock (&lock);
       return -1;
     }
-    last = (offset + count - 1) / blksize;
-    for (blk = offset / blksize; blk <= last; blk++) {
+    last = (offset + count - 1) / bm.blksize;
+    for (blk = offset / bm.blksize; blk <= last; blk++) {
       if (state (blk) == DIRTY) {
         /* Parts outside the range are newer than the plugin's. */
-        char *bounce = malloc (blksize);
-        uint64_t s = blk * blksize, e = s + blk_len (blk);
-        if (bounce == NULL || file_pread (bounce, blk_len (blk), s,
+        char *bounce = malloc (bm.blksize);
+        uint64_t s = blk * bm.blksize, e = s + blk_len (blk);
+        if (bounce == NULL || blockmap_pread (&bm, bounce, blk_len (blk), s,
                                           err) == -1) {
           free (bounce);
           pthread_rwlock_unlock (&lock);
@@ -708,13 +606,13 @@ static int
 cache_trim (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
             uint32_t flags, int *err)
 {
-  uint64_t first = (offset + blksize - 1) / blksize;
+  uint64_t first = (offset + bm.blksize - 1) / bm.blksize;
   uint64_t end = offset + count, blk;
   int r;
 
   pthread_rwlock_wrlock (&lock);
-  for (blk = first; blk * blksize < end; blk++) {
-    if (blk * blksize + blk_len (blk) > end)
+  for (blk = first; blk * bm.blksize < end; blk++) {
+    if (blk * bm.blksize + blk_len (blk) > end)
       break;
     if (state (blk) != NOT_CACHED) {
       punch (blk, blk);
@@ -734,26 +632,26 @@ flush_dirty (nbdkit_next *next, int *err)
   char *tmp = NULL;
   int r = 0;
 
-  while (r == 0 && ndirty > 0 && blk < nblocks) {
+  while (r == 0 && ndirty > 0 && blk < bm.nblocks) {
     unsigned st;
-    uint64_t last = run_end (blk, nblocks - 1, false, &st);
-    if (last - blk + 1 > FLUSH_CHUNK / blksize)
-      last = blk + (FLUSH_CHUNK > blksize ? FLUSH_CHUNK / blksize : 1) - 1;
+    uint64_t last = run_end (blk, bm.nblocks - 1, false, &st);
+    if (last - blk + 1 > FLUSH_CHUNK / bm.blksize)
+      last = blk + (FLUSH_CHUNK > bm.blksize ? FLUSH_CHUNK / bm.blksize : 1) - 1;
     if (st == DIRTY) {
       uint64_t len = run_len (blk, last);
       if (tmp == NULL
-          && (tmp = malloc (FLUSH_CHUNK > blksize ? FLUSH_CHUNK
-                                                  : blksize)) == NULL) {
+          && (tmp = malloc (FLUSH_CHUNK > bm.blksize ? FLUSH_CHUNK
+                                                  : bm.blksize)) == NULL) {
         *err = ENOMEM;
         return -1;
       }
-      r = file_pread (tmp, len, blk * blksize, err);
+      r = blockmap_pread (&bm, tmp, len, blk * bm.blksize, err);
       if (r == 0)
-        r = nbdkit_next_pwrite (next, tmp, len, blk * blksize, 0, err);
+        r = nbdkit_next_pwrite (next, tmp, len, blk * bm.blksize, 0, err);
       for (uint64_t b = blk; r == 0 && b <= last; b++) {
-        unsigned ref = states[b] & REFERENCED;
+        unsigned ref = bm.states[b] & REFERENCED;
         set_state (b, CLEAN);
-        states[b] = (states[b] & ~REFERENCED) | ref;
+        bm.states[b] = (bm.states[b] & ~REFERENCED) | ref;
       }
     }
     blk = last + 1;
@@ -782,7 +680,7 @@ static int
 cache_cache (nbdkit_next *next, void *handle, uint64_t count,
              uint64_t offset, uint32_t flags, int *err)
 {
-  uint64_t blk = offset / blksize, last = (offset + count - 1) / blksize;
+  uint64_t blk = offset / bm.blksize, last = (offset + count - 1) / bm.blksize;
 
   while (blk <= last) {
     unsigned st;
@@ -807,19 +705,12 @@ cache_extents (nbdkit_next *next, void *handle, uint64_t count,
 
   while (offset < end) {
     unsigned st;
-    uint64_t blk = offset / blksize, last, run;
+    uint64_t blk = offset / bm.blksize, last, run;
 
     pthread_rwlock_rdlock (&lock);
-    last = run_end (blk, (end - 1) / blksize, false, &st);
+    last = blockmap_run_end (&bm, blk, (end - 1) / bm.blksize, dirty_of, &st);
     pthread_rwlock_unlock (&lock);
-    if (st != DIRTY) {
-      /* Clean and uncached blocks alike hold the plugin's data. */
-      uint64_t b = last;
-      while (b + 1 <= (end - 1) / blksize && state (b + 1) != DIRTY)
-        b++;
-      last = b;
-    }
-    run = (last + 1) * blksize < end ? (last + 1) * blksize : end;
+    run = (last + 1) * bm.blksize < end ? (last + 1) * bm.blksize : end;
     if (st == DIRTY) {
       if (nbdkit_add_extent (e, offset, run - offset, 0) == -1) {
         *err = errno;

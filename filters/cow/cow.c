@@ -24,34 +24,32 @@
  * either, as on any disk.
  */
 
-#define _GNU_SOURCE /* fallocate */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define NBDKIT_API_VERSION 3
 #include <nbdkit-filter.h>
 
+#include "blockmap.h"
+#include "pathflag.h"
+
 enum state { PLUGIN = 0, OVERLAY = 1, ZERO = 2 };
 
-static int64_t blksize = 65536;
+static int64_t cfg_blksize = 65536;
 static bool cow_on_cache = false;
 static const char *on_read_text = "false";
-static bool cow_on_read;
-static const char *cow_on_read_path;
+static struct path_flag cow_on_read;
 
 static const struct nbdkit_param cow_params[] = {
   { .name = "cow-block-size", .type = NBDKIT_PARAM_SIZE,
     .default_value = "64K",
     .doc = "block size of the overlay (power of 2, at least 4K)",
-    .dest = &blksize },
+    .dest = &cfg_blksize },
   { .name = "cow-on-cache", .type = NBDKIT_PARAM_BOOL,
     .default_value = "false",
     .doc = "copy prefetched (cache) blocks into the overlay",
@@ -64,10 +62,7 @@ static const struct nbdkit_param cow_params[] = {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static int fd = -1;
-static uint8_t *states;       /* one per block */
-static uint64_t nblocks;
-static uint64_t disk_size;
+static struct blockmap bm = BLOCKMAP_INIT ("overlay");
 
 static const char *
 cow_config_help (void)
@@ -79,63 +74,22 @@ cow_config_help (void)
 static int
 cow_config_complete (void)
 {
-  if (blksize < 4096 || (blksize & (blksize - 1))
-      || blksize > 64 * 1024 * 1024) {
-    nbdkit_error ("cow-block-size=%" PRId64 ": must be a power of 2 between"
-                  " 4K and 64M", blksize);
+  if (blockmap_check_blksize ("cow-block-size", cfg_blksize) == -1)
     return -1;
-  }
-  if (on_read_text[0] == '/')
-    cow_on_read_path = on_read_text;
-  else {
-    int r = nbdkit_parse_bool (on_read_text);
-    if (r == -1) {
-      nbdkit_error ("cow-on-read=%s: expected true, false or an absolute"
-                    " path", on_read_text);
-      return -1;
-    }
-    cow_on_read = r;
-  }
-  return 0;
+  bm.blksize = cfg_blksize;
+  return path_flag_parse (&cow_on_read, "cow-on-read", on_read_text);
 }
 
 static int
 cow_get_ready (int thread_model)
 {
-  const char *dir = getenv ("TMPDIR");
-  char *template;
-
-  if (dir == NULL || *dir == 0)
-    dir = "/var/tmp";
-  if (asprintf (&template, "%s/cowXXXXXX", dir) == -1) {
-    nbdkit_error ("asprintf: %m");
-    return -1;
-  }
-  fd = mkostemp (template, O_CLOEXEC);
-  if (fd == -1) {
-    nbdkit_error ("cannot create the overlay in %s (set TMPDIR?): %m", dir);
-    free (template);
-    return -1;
-  }
-  unlink (template);
-  free (template);
-  return 0;
+  return blockmap_create (&bm, "cow");
 }
 
 static void
 cow_unload (void)
 {
-  if (fd >= 0)
-    close (fd);
-  free (states);
-}
-
-static bool
-on_read (void)
-{
-  if (cow_on_read_path)
-    return access (cow_on_read_path, F_OK) == 0;
-  return cow_on_read;
+  blockmap_free (&bm);
 }
 
 static void *
@@ -153,27 +107,12 @@ static int
 cow_prepare (nbdkit_next *next, void *handle, int readonly)
 {
   int64_t size = nbdkit_next_get_size (next);
-  int r = 0;
+  int r;
 
   if (size == -1)
     return -1;
   pthread_mutex_lock (&lock);
-  if ((uint64_t) size > disk_size) {
-    uint64_t n = ((uint64_t) size + blksize - 1) / blksize;
-    uint8_t *s = realloc (states, n ? n : 1);
-    if (s == NULL || ftruncate (fd, n * blksize) == -1) {
-      nbdkit_error ("cannot grow the overlay to %" PRId64 " bytes: %m", size);
-      if (s)
-        states = s;
-      r = -1;
-    }
-    else {
-      memset (s + nblocks, PLUGIN, n - nblocks);
-      states = s;
-      nblocks = n;
-      disk_size = size;
-    }
-  }
+  r = blockmap_grow (&bm, size, true);
   pthread_mutex_unlock (&lock);
   return r;
 }
@@ -232,70 +171,16 @@ cow_can_cache (nbdkit_next *next, void *handle)
   return NBDKIT_CACHE_NATIVE;
 }
 
-/* The bytes of block BLK that are inside the disk. */
-static uint64_t
-blk_len (uint64_t blk)
-{
-  uint64_t start = blk * blksize;
-  return disk_size - start < (uint64_t) blksize ? disk_size - start
-                                                : (uint64_t) blksize;
-}
-
-static int
-full_pread (void *buf, uint64_t count, uint64_t offset, int *err)
-{
-  while (count > 0) {
-    ssize_t r = pread (fd, buf, count, offset);
-    if (r <= 0) {
-      if (r == -1 && errno == EINTR)
-        continue;
-      *err = r == -1 ? errno : EIO;
-      nbdkit_error ("overlay: pread: %m");
-      return -1;
-    }
-    buf = (char *) buf + r;
-    count -= r;
-    offset += r;
-  }
-  return 0;
-}
-
-static int
-full_pwrite (const void *buf, uint64_t count, uint64_t offset, int *err)
-{
-  while (count > 0) {
-    ssize_t r = pwrite (fd, buf, count, offset);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      *err = errno;
-      nbdkit_error ("overlay: pwrite: %m");
-      return -1;
-    }
-    buf = (const char *) buf + r;
-    count -= r;
-    offset += r;
-  }
-  return 0;
-}
-
 /* Read the whole of block BLK, as the client sees it, into BUF. */
 static int
 blk_read (nbdkit_next *next, uint64_t blk, char *buf, enum state st,
           int *err)
 {
-  uint64_t n = blk_len (blk);
-
-  memset (buf + n, 0, blksize - n);
-  switch (st) {
-    case PLUGIN:
-      return nbdkit_next_pread (next, buf, n, blk * blksize, 0, NULL, err);
-    case OVERLAY:
-      return full_pread (buf, n, blk * blksize, err);
-    default:
-      memset (buf, 0, n);
-      return 0;
+  if (st == ZERO) {
+    memset (buf, 0, bm.blksize);
+    return 0;
   }
+  return blockmap_read_block (&bm, next, blk, buf, st == OVERLAY, err);
 }
 
 /* Copy the blocks in [FIRST, LAST] that are still PLUGIN into the
@@ -311,12 +196,12 @@ store_plugin_blocks (uint64_t first, uint64_t last, const char *buf,
 
   pthread_mutex_lock (&lock);
   for (b = first; r == 0 && b <= last; b++) {
-    if (states[b] != PLUGIN)
+    if (bm.states[b] != PLUGIN)
       continue;
-    r = full_pwrite (buf + (b - first) * blksize, blk_len (b), b * blksize,
-                     err);
+    r = blockmap_pwrite (&bm, buf + (b - first) * bm.blksize,
+                         blockmap_blk_len (&bm, b), b * bm.blksize, err);
     if (r == 0)
-      states[b] = OVERLAY;
+      bm.states[b] = OVERLAY;
   }
   pthread_mutex_unlock (&lock);
   return r;
@@ -326,19 +211,12 @@ store_plugin_blocks (uint64_t first, uint64_t last, const char *buf,
 static int
 copy_up (nbdkit_next *next, uint64_t first, uint64_t last, int *err)
 {
-  uint64_t end = (last + 1) * blksize < disk_size ? (last + 1) * blksize
-                                                  : disk_size;
-  char *tmp = malloc (end - first * blksize);
+  char *tmp = blockmap_read_below (&bm, next, first, last, err);
   int r;
 
-  if (tmp == NULL) {
-    *err = ENOMEM;
+  if (tmp == NULL)
     return -1;
-  }
-  r = nbdkit_next_pread (next, tmp, end - first * blksize, first * blksize,
-                         0, NULL, err);
-  if (r == 0)
-    r = store_plugin_blocks (first, last, tmp, err);
+  r = store_plugin_blocks (first, last, tmp, err);
   free (tmp);
   return r;
 }
@@ -347,14 +225,13 @@ copy_up (nbdkit_next *next, uint64_t first, uint64_t last, int *err)
 static uint64_t
 run_end (uint64_t blk, uint64_t last, enum state *st)
 {
-  uint64_t b;
+  unsigned k;
 
   pthread_mutex_lock (&lock);
-  *st = states[blk];
-  for (b = blk; b < last && states[b + 1] == *st; b++)
-    ;
+  last = blockmap_run_end (&bm, blk, last, NULL, &k);
   pthread_mutex_unlock (&lock);
-  return b;
+  *st = k;
+  return last;
 }
 
 static int
@@ -363,13 +240,13 @@ cow_pread (nbdkit_next *next, void *handle, void *b, uint64_t count,
 {
   char *buf = b;
   uint64_t end = offset + count;
-  bool copy = on_read ();
+  bool copy = path_flag_get (&cow_on_read);
 
   while (offset < end) {
-    uint64_t blk = offset / blksize;
+    uint64_t blk = offset / bm.blksize;
     enum state st;
-    uint64_t last = run_end (blk, (end - 1) / blksize, &st);
-    uint64_t run = (last + 1) * blksize;
+    uint64_t last = run_end (blk, (end - 1) / bm.blksize, &st);
+    uint64_t run = (last + 1) * bm.blksize;
     uint64_t n = (run < end ? run : end) - offset;
 
     if (st == PLUGIN && copy) {
@@ -383,7 +260,7 @@ cow_pread (nbdkit_next *next, void *handle, void *b, uint64_t count,
         return -1;
     }
     else if (st == OVERLAY) {
-      if (full_pread (buf, n, offset, err) == -1)
+      if (blockmap_pread (&bm, buf, n, offset, err) == -1)
         return -1;
     }
     else if (rd == NULL || nbdkit_read_hole (rd, offset, n) == -1)
@@ -408,44 +285,40 @@ write_range (nbdkit_next *next, const char *buf, uint64_t count,
 
   pthread_mutex_lock (&lock);
   while (r == 0 && offset < end) {
-    uint64_t blk = offset / blksize;
-    uint64_t skip = offset % blksize;
-    uint64_t n = blksize - skip;
+    uint64_t blk = offset / bm.blksize;
+    uint64_t skip = offset % bm.blksize;
+    uint64_t last, n;
 
-    if (n > end - offset)
-      n = end - offset;
-    if (skip == 0 && (n == (uint64_t) blksize || offset + n == disk_size)) {
+    if (blockmap_whole (&bm, offset, end, &last)) {
       /* Whole blocks: no need to read anything first. */
-      uint64_t whole = (end - offset) / blksize * blksize;
-      if (end == disk_size)
-        whole = end - offset;
+      n = blockmap_run_len (&bm, blk, last);
       if (buf) {
-        r = full_pwrite (buf, whole, offset, err);
-        memset (states + blk, OVERLAY, (whole + blksize - 1) / blksize);
+        r = blockmap_pwrite (&bm, buf, n, offset, err);
+        memset (bm.states + blk, OVERLAY, last - blk + 1);
       }
       else {
         /* Give the space back where the filesystem can. */
-        fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset,
-                   whole);
-        memset (states + blk, ZERO, (whole + blksize - 1) / blksize);
+        blockmap_punch (&bm, offset, n);
+        memset (bm.states + blk, ZERO, last - blk + 1);
       }
-      n = whole;
     }
     else {
-      if (bounce == NULL && (bounce = malloc (blksize)) == NULL) {
+      n = bm.blksize - skip < end - offset ? bm.blksize - skip : end - offset;
+      if (bounce == NULL && (bounce = malloc (bm.blksize)) == NULL) {
         *err = ENOMEM;
         r = -1;
         break;
       }
-      r = blk_read (next, blk, bounce, states[blk], err);
+      r = blk_read (next, blk, bounce, bm.states[blk], err);
       if (r == 0) {
         if (buf)
           memcpy (bounce + skip, buf, n);
         else
           memset (bounce + skip, 0, n);
-        r = full_pwrite (bounce, blk_len (blk), blk * blksize, err);
+        r = blockmap_pwrite (&bm, bounce, blockmap_blk_len (&bm, blk),
+                             blk * bm.blksize, err);
         if (r == 0)
-          states[blk] = OVERLAY;
+          bm.states[blk] = OVERLAY;
       }
     }
     if (buf)
@@ -496,11 +369,11 @@ cow_cache (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
     return nbdkit_next_cache (next, count, offset, flags, err);
   while (offset < end) {
     enum state st;
-    uint64_t blk = offset / blksize;
-    uint64_t last = run_end (blk, (end - 1) / blksize, &st);
+    uint64_t blk = offset / bm.blksize;
+    uint64_t last = run_end (blk, (end - 1) / bm.blksize, &st);
     if (st == PLUGIN && copy_up (next, blk, last, err) == -1)
       return -1;
-    offset = (last + 1) * blksize;
+    offset = (last + 1) * bm.blksize;
   }
   return 0;
 }
@@ -514,9 +387,9 @@ cow_extents (nbdkit_next *next, void *handle, uint64_t count,
 
   while (offset < end) {
     enum state st;
-    uint64_t blk = offset / blksize;
-    uint64_t last = run_end (blk, (end - 1) / blksize, &st);
-    uint64_t run = (last + 1) * blksize < end ? (last + 1) * blksize : end;
+    uint64_t blk = offset / bm.blksize;
+    uint64_t last = run_end (blk, (end - 1) / bm.blksize, &st);
+    uint64_t run = (last + 1) * bm.blksize < end ? (last + 1) * bm.blksize : end;
 
     if (st == PLUGIN) {
       if (nbdkit_extents_full (next, run - offset, offset, flags, e,

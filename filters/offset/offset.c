@@ -8,12 +8,13 @@
  * nbdkit: use the truncate filter to grow a plugin.
  */
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
 
 #define NBDKIT_API_VERSION 3
 #include <nbdkit-filter.h>
+
+#include "range.h"
 
 static int64_t offset = 0;
 static int64_t range = -1;
@@ -105,30 +106,7 @@ offset_extents (nbdkit_next *next, void *handle, uint64_t count,
                 uint64_t offs, uint32_t flags, struct nbdkit_extents *e,
                 int *err)
 {
-  struct nbdkit_extents *mine =
-    nbdkit_extents_new (offs + offset, offs + offset + count);
-  size_t i, n;
-
-  if (mine == NULL) {
-    *err = errno;
-    return -1;
-  }
-  if (nbdkit_next_extents (next, count, offs + offset, flags, mine,
-                           err) == -1) {
-    nbdkit_extents_free (mine);
-    return -1;
-  }
-  n = nbdkit_extents_count (mine);
-  for (i = 0; i < n; i++) {
-    struct nbdkit_extent x = nbdkit_get_extent (mine, i);
-    if (nbdkit_add_extent (e, x.offset - offset, x.length, x.type) == -1) {
-      *err = errno;
-      nbdkit_extents_free (mine);
-      return -1;
-    }
-  }
-  nbdkit_extents_free (mine);
-  return 0;
+  return range_extents (next, offset, count, offs, flags, e, err);
 }
 
 static struct nbdkit_filter filter = {

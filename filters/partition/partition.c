@@ -11,7 +11,6 @@
  */
 
 #include <endian.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,6 +18,8 @@
 
 #define NBDKIT_API_VERSION 3
 #include <nbdkit-filter.h>
+
+#include "range.h"
 
 #define SECTOR 512
 
@@ -293,31 +294,7 @@ partition_extents (nbdkit_next *next, void *handle, uint64_t count,
                    int *err)
 {
   struct handle *h = handle;
-  uint64_t shift = h->offset;
-  struct nbdkit_extents *mine =
-    nbdkit_extents_new (offset + shift, offset + shift + count);
-  size_t i, n;
-
-  if (mine == NULL) {
-    *err = errno;
-    return -1;
-  }
-  if (nbdkit_next_extents (next, count, offset + shift, flags, mine,
-                           err) == -1) {
-    nbdkit_extents_free (mine);
-    return -1;
-  }
-  n = nbdkit_extents_count (mine);
-  for (i = 0; i < n; i++) {
-    struct nbdkit_extent x = nbdkit_get_extent (mine, i);
-    if (nbdkit_add_extent (e, x.offset - shift, x.length, x.type) == -1) {
-      *err = errno;
-      nbdkit_extents_free (mine);
-      return -1;
-    }
-  }
-  nbdkit_extents_free (mine);
-  return 0;
+  return range_extents (next, h->offset, count, offset, flags, e, err);
 }
 
 static struct nbdkit_filter filter = {

@@ -17,22 +17,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "callbacks.h"
 #include "host.h"
 
 #include <nbdkit-filter.h>
 
+#include "next.h"
+
 /* clang-format off */
+/* The filter ABI's callbacks, with the meta-context pair. */
 #define CALLBACKS(X)                                                    \
-  X (load) X (unload) X (dump_plugin) X (config) X (config_complete)    \
-  X (thread_model) X (get_ready) X (after_fork) X (cleanup)             \
-  X (preconnect) X (list_exports) X (default_export)                    \
-  X (open) X (close) X (prepare) X (finalize)                           \
-  X (get_size) X (export_description) X (block_size)                    \
-  X (can_write) X (can_flush) X (is_rotational) X (can_trim)            \
-  X (can_zero) X (can_fast_zero) X (can_fua) X (can_multi_conn)         \
-  X (can_extents) X (can_cache)                                         \
-  X (pread) X (pwrite) X (flush) X (trim) X (zero) X (extents) X (cache) \
-  X (meta_context) X (meta_extents)
+  FILTER_CALLBACKS (X) X (meta_context) X (meta_extents)
 
 enum {
 #define E(n) CB_##n,
@@ -47,10 +42,6 @@ static const char *const cb_names[] = {
 };
 /* clang-format on */
 
-#define NEXT_MT "nbdkit.next"
-#define BACKEND_MT "nbdkit.backend"
-#define CONTEXT_MT "nbdkit.context"
-
 static struct nbdkit_filter filter;
 static int init_failed;
 
@@ -63,424 +54,36 @@ struct handle {
   nbdkit_next *next;
 };
 
-struct ud_next {
-  nbdkit_next *next;
-};
-struct ud_backend {
-  nbdkit_backend *backend;
-};
-struct ud_context {
-  nbdkit_context *ctx;
-};
-
-/* ---- the objects scripts call the layer below with ---- */
-
-/* Raise the errno the layer below failed with.  It logged its own
- * error: ours is only a debug message (see host_call).
+/* Push the `next` object for N, made again if the server's next
+ * pointer changed, then the handle's value.
  */
-static int
-raise_below (lua_State *L, int err, const char *fn)
-{
-  if (err == 0)
-    err = EIO;
-  module_push_error (L, err, NULL);
-  lua_pushfstring (L, "next:%s: the layer below failed with %s", fn,
-                   module_errno_name (err));
-  lua_setfield (L, -2, "message");
-  lua_pushboolean (L, 1);
-  lua_setfield (L, -2, "below");
-  return lua_error (L);
-}
-
-static nbdkit_next *
-check_next (lua_State *L)
-{
-  struct ud_next *u = luaL_checkudata (L, 1, NEXT_MT);
-  if (u->next == NULL)
-    luaL_error (L, "next: nothing is open below (open_none, or the"
-                   " connection is closed)");
-  return u->next;
-}
-
-/* The wait for the layer below runs without the lock. */
-#define BELOW(call)                                                            \
-  ({                                                                           \
-    int saved_ = host_suspend ();                                              \
-    __typeof__ (call) r_ = (call);                                             \
-    host_resume (saved_);                                                      \
-    r_;                                                                        \
-  })
-
-static int
-n_get_size (lua_State *L)
-{
-  nbdkit_next *n = check_next (L);
-  int64_t r = BELOW (nbdkit_next_get_size (n));
-  if (r == -1)
-    return raise_below (L, EIO, "get_size");
-  lua_pushinteger (L, r);
-  return 1;
-}
-
-static int
-n_export_description (lua_State *L)
-{
-  nbdkit_next *n = check_next (L);
-  const char *r = BELOW (nbdkit_next_export_description (n));
-  if (r)
-    lua_pushstring (L, r);
-  else
-    lua_pushnil (L);
-  return 1;
-}
-
-static int
-n_block_size (lua_State *L)
-{
-  nbdkit_next *n = check_next (L);
-  struct nbdkit_block_size bs = { 0 };
-  if (BELOW (nbdkit_next_block_size (n, &bs)) == -1)
-    return raise_below (L, EIO, "block_size");
-  lua_createtable (L, 0, 4);
-  lua_pushinteger (L, bs.minimum);
-  lua_setfield (L, -2, "minimum");
-  lua_pushinteger (L, bs.preferred);
-  lua_setfield (L, -2, "preferred");
-  lua_pushinteger (L, bs.maximum);
-  lua_setfield (L, -2, "maximum");
-  lua_pushinteger (L, bs.maximum_virtual);
-  lua_setfield (L, -2, "maximum_virtual");
-  return 1;
-}
-
-/* Booleans for yes/no capabilities, numbers for the tri-states. */
-#define NCAN(fn, boolean)                                                      \
-  static int n_##fn (lua_State *L)                                             \
-  {                                                                            \
-    nbdkit_next *n = check_next (L);                                           \
-    int r = BELOW (nbdkit_next_##fn (n));                                      \
-    if (r == -1)                                                               \
-      return raise_below (L, EIO, #fn);                                        \
-    if (boolean)                                                               \
-      lua_pushboolean (L, r);                                                  \
-    else                                                                       \
-      lua_pushinteger (L, r);                                                  \
-    return 1;                                                                  \
-  }
-NCAN (can_write, 1)
-NCAN (can_flush, 1)
-NCAN (is_rotational, 1)
-NCAN (can_trim, 1)
-NCAN (can_zero, 0)
-NCAN (can_fast_zero, 1)
-NCAN (can_fua, 0)
-NCAN (can_multi_conn, 1)
-NCAN (can_extents, 0)
-NCAN (can_cache, 0)
-#undef NCAN
-
-/* next:pread(count, offset [, flags]): the data as a string.  It is
- * read into a Lua buffer and copied once into the string.
- */
-static int
-n_pread (lua_State *L)
-{
-  nbdkit_next *n = check_next (L);
-  lua_Integer count = luaL_checkinteger (L, 2);
-  lua_Integer offset = luaL_checkinteger (L, 3);
-  uint32_t flags = luaL_optinteger (L, 4, 0);
-  luaL_Buffer b;
-  char *p;
-  int err = 0;
-
-  luaL_argcheck (L, count >= 0, 2, "count must not be negative");
-  luaL_argcheck (L, offset >= 0, 3, "offset must not be negative");
-  p = luaL_buffinitsize (L, &b, count);
-  if (BELOW (nbdkit_next_pread (n, p, count, offset, flags, NULL, &err)) == -1)
-    return raise_below (L, err, "pread");
-  luaL_pushresultsize (&b, count);
-  return 1;
-}
-
-/* next:pwrite(buf, offset [, flags]): BUF is passed without a copy. */
-static int
-n_pwrite (lua_State *L)
-{
-  nbdkit_next *n = check_next (L);
-  size_t len;
-  const char *buf = luaL_checklstring (L, 2, &len);
-  lua_Integer offset = luaL_checkinteger (L, 3);
-  uint32_t flags = luaL_optinteger (L, 4, 0);
-  int err = 0;
-
-  luaL_argcheck (L, offset >= 0, 3, "offset must not be negative");
-  if (BELOW (nbdkit_next_pwrite (n, buf, len, offset, flags, &err)) == -1)
-    return raise_below (L, err, "pwrite");
-  return 0;
-}
-
-static int
-n_flush (lua_State *L)
-{
-  nbdkit_next *n = check_next (L);
-  uint32_t flags = luaL_optinteger (L, 2, 0);
-  int err = 0;
-
-  if (BELOW (nbdkit_next_flush (n, flags, &err)) == -1)
-    return raise_below (L, err, "flush");
-  return 0;
-}
-
-#define NRANGE(fn)                                                             \
-  static int n_##fn (lua_State *L)                                             \
-  {                                                                            \
-    nbdkit_next *n = check_next (L);                                           \
-    lua_Integer count = luaL_checkinteger (L, 2);                              \
-    lua_Integer offset = luaL_checkinteger (L, 3);                             \
-    uint32_t flags = luaL_optinteger (L, 4, 0);                                \
-    int err = 0;                                                               \
-    luaL_argcheck (L, count >= 0 && offset >= 0, 2,                            \
-                   "count and offset must not be negative");                   \
-    if (BELOW (nbdkit_next_##fn (n, count, offset, flags, &err)) == -1)        \
-      return raise_below (L, err, #fn);                                        \
-    return 0;                                                                  \
-  }
-NRANGE (trim)
-NRANGE (zero)
-NRANGE (cache)
-#undef NRANGE
-
 static void
-push_extents (lua_State *L, struct nbdkit_extents *e)
+push_next_handle (lua_State *L, nbdkit_next *n, void *handle)
 {
-  size_t n = nbdkit_extents_count (e);
+  struct handle *h = handle;
 
-  lua_createtable (L, n, 0);
-  for (size_t i = 0; i < n; i++) {
-    struct nbdkit_extent x = nbdkit_get_extent (e, i);
-    lua_createtable (L, 0, 3);
-    lua_pushinteger (L, x.offset);
-    lua_setfield (L, -2, "offset");
-    lua_pushinteger (L, x.length);
-    lua_setfield (L, -2, "length");
-    lua_pushinteger (L, x.type);
-    lua_setfield (L, -2, "type");
-    lua_seti (L, -2, i + 1);
-  }
-}
-
-/* next:extents(count, offset [, flags]) and next:extents_full(...):
- * a list of {offset=, length=, type=}.
- */
-static int
-extents_common (lua_State *L, int full)
-{
-  nbdkit_next *n = check_next (L);
-  lua_Integer count = luaL_checkinteger (L, 2);
-  lua_Integer offset = luaL_checkinteger (L, 3);
-  uint32_t flags = luaL_optinteger (L, 4, 0);
-  struct nbdkit_extents *e;
-  int err = 0, r;
-
-  luaL_argcheck (L, count >= 0 && offset >= 0, 2,
-                 "count and offset must not be negative");
-  e = nbdkit_extents_new (offset, offset + count);
-  if (e == NULL)
-    return module_raise (L, ENOMEM, "extents: out of memory");
-  r = full ? BELOW (nbdkit_extents_full (n, count, offset, flags, e, &err))
-           : BELOW (nbdkit_next_extents (n, count, offset, flags, e, &err));
-  if (r == -1) {
-    nbdkit_extents_free (e);
-    return raise_below (L, err, "extents");
-  }
-  push_extents (L, e);
-  nbdkit_extents_free (e);
-  return 1;
-}
-
-static int
-n_extents (lua_State *L)
-{
-  return extents_common (L, 0);
-}
-
-static int
-n_extents_full (lua_State *L)
-{
-  return extents_common (L, 1);
-}
-
-static const luaL_Reg next_methods[] = {
-  { "get_size", n_get_size },
-  { "export_description", n_export_description },
-  { "block_size", n_block_size },
-  { "can_write", n_can_write },
-  { "can_flush", n_can_flush },
-  { "is_rotational", n_is_rotational },
-  { "can_trim", n_can_trim },
-  { "can_zero", n_can_zero },
-  { "can_fast_zero", n_can_fast_zero },
-  { "can_fua", n_can_fua },
-  { "can_multi_conn", n_can_multi_conn },
-  { "can_extents", n_can_extents },
-  { "can_cache", n_can_cache },
-  { "pread", n_pread },
-  { "pwrite", n_pwrite },
-  { "flush", n_flush },
-  { "trim", n_trim },
-  { "zero", n_zero },
-  { "cache", n_cache },
-  { "extents", n_extents },
-  { "extents_full", n_extents_full },
-  { NULL, NULL },
-};
-
-static nbdkit_backend *
-check_backend (lua_State *L)
-{
-  struct ud_backend *u = luaL_checkudata (L, 1, BACKEND_MT);
-  if (u->backend == NULL)
-    luaL_error (L, "backend: there is no layer below");
-  return u->backend;
-}
-
-/* backend:list_exports(readonly, is_tls): {{name=, description=}...} */
-static int
-b_list_exports (lua_State *L)
-{
-  nbdkit_backend *b = check_backend (L);
-  int ro = lua_toboolean (L, 2), tls = lua_toboolean (L, 3);
-  struct nbdkit_exports *x = nbdkit_exports_new ();
-  size_t n;
-
-  if (x == NULL)
-    return module_raise (L, ENOMEM, "list_exports: out of memory");
-  if (BELOW (nbdkit_backend_list_exports (b, ro, tls, x)) == -1) {
-    nbdkit_exports_free (x);
-    return raise_below (L, EIO, "list_exports");
-  }
-  n = nbdkit_exports_count (x);
-  lua_createtable (L, n, 0);
-  for (size_t i = 0; i < n; i++) {
-    struct nbdkit_export e = nbdkit_get_export (x, i);
-    lua_createtable (L, 0, 2);
-    lua_pushstring (L, e.name);
-    lua_setfield (L, -2, "name");
-    if (e.description) {
-      lua_pushstring (L, e.description);
-      lua_setfield (L, -2, "description");
-    }
-    lua_seti (L, -2, i + 1);
-  }
-  nbdkit_exports_free (x);
-  return 1;
-}
-
-static int
-b_default_export (lua_State *L)
-{
-  nbdkit_backend *b = check_backend (L);
-  int ro = lua_toboolean (L, 2), tls = lua_toboolean (L, 3);
-  const char *r = BELOW (nbdkit_backend_default_export (b, ro, tls));
-
-  if (r == NULL)
-    return raise_below (L, EINVAL, "default_export");
-  lua_pushstring (L, r);
-  return 1;
-}
-
-static const luaL_Reg backend_methods[] = {
-  { "list_exports", b_list_exports },
-  { "default_export", b_default_export },
-  { NULL, NULL },
-};
-
-static nbdkit_context *
-check_context (lua_State *L)
-{
-  struct ud_context *u = luaL_checkudata (L, 1, CONTEXT_MT);
-  if (u->ctx == NULL)
-    luaL_error (L, "ctx: only usable during open");
-  return u->ctx;
-}
-
-/* ctx:next_open(readonly, exportname): open the layer below now. */
-static int
-c_next_open (lua_State *L)
-{
-  nbdkit_context *ctx = check_context (L);
-  int ro = lua_toboolean (L, 2);
-  const char *name = luaL_checkstring (L, 3);
-
-  if (BELOW (nbdkit_next_open (ctx, ro, name)) == -1)
-    return raise_below (L, EIO, "next_open");
-  return 0;
-}
-
-static int
-c_open_none (lua_State *L)
-{
-  nbdkit_next_open_none (check_context (L));
-  return 0;
-}
-
-static void push_backend (lua_State *L, nbdkit_backend *b);
-
-static int
-c_backend (lua_State *L)
-{
-  push_backend (L, nbdkit_context_get_backend (check_context (L)));
-  return 1;
-}
-
-static const luaL_Reg context_methods[] = {
-  { "next_open", c_next_open },
-  { "open_none", c_open_none },
-  { "backend", c_backend },
-  { NULL, NULL },
-};
-
-static void
-new_class (lua_State *L, const char *name, const luaL_Reg *methods)
-{
-  luaL_newmetatable (L, name);
-  lua_newtable (L);
-  luaL_setfuncs (L, methods, 0);
-  lua_setfield (L, -2, "__index");
-  lua_pushstring (L, name);
-  lua_setfield (L, -2, "__name");
-  lua_pop (L, 1);
-}
-
-static void
-push_backend (lua_State *L, nbdkit_backend *b)
-{
-  struct ud_backend *u = lua_newuserdatauv (L, sizeof *u, 0);
-  u->backend = b;
-  luaL_setmetatable (L, BACKEND_MT);
-}
-
-/* The handle's value and its `next` object. */
-static void
-push_next (lua_State *L, struct handle *h, nbdkit_next *n)
-{
   if (h->next_ref == LUA_NOREF || h->next != n) {
-    struct ud_next *u = lua_newuserdatauv (L, sizeof *u, 0);
-    u->next = n;
-    luaL_setmetatable (L, NEXT_MT);
+    next_push (L, n);
     luaL_unref (L, LUA_REGISTRYINDEX, h->next_ref);
     lua_pushvalue (L, -1);
     h->next_ref = luaL_ref (L, LUA_REGISTRYINDEX);
     h->next = n;
   } else
     lua_rawgeti (L, LUA_REGISTRYINDEX, h->next_ref);
+  lua_rawgeti (L, LUA_REGISTRYINDEX, h->ref);
 }
 
-static void
-push_next_handle (lua_State *L, nbdkit_next *n, void *handle)
+/* Start a call of callback CB on a connection: the function, `next`
+ * and the handle's value pushed.  The caller ends with host_leave.
+ */
+static lua_State *
+begin (size_t cb, nbdkit_next *n, void *handle)
 {
-  push_next (L, handle, n);
-  lua_rawgeti (L, LUA_REGISTRYINDEX, ((struct handle *)handle)->ref);
+  lua_State *L = host_enter ();
+
+  host_push_cb (L, cb);
+  push_next_handle (L, n, handle);
+  return L;
 }
 
 /* ---- the filter's callbacks ---- */
@@ -502,10 +105,7 @@ lf_load (void)
   }
   init_failed = host_init () == -1;
   if (!init_failed) {
-    lua_State *L = host_enter ();
-    new_class (L, NEXT_MT, next_methods);
-    new_class (L, BACKEND_MT, backend_methods);
-    new_class (L, CONTEXT_MT, context_methods);
+    next_open_classes (host_enter ());
     host_leave ();
   }
 }
@@ -513,13 +113,7 @@ lf_load (void)
 static void
 lf_unload (void)
 {
-  if (host_loaded () && host_has (CB_unload)) {
-    lua_State *L = host_enter ();
-    host_push_cb (L, CB_unload);
-    host_call (L, 0, 0, "unload", NULL);
-    host_leave ();
-  }
-  host_fini ();
+  call_unload (CB_unload);
 }
 
 static void
@@ -554,14 +148,7 @@ load_script (const char *path)
     return -1;
   filter.params = p;
   drop_missing ();
-  if (host_has (CB_load)) {
-    lua_State *L = host_enter ();
-    host_push_cb (L, CB_load);
-    int r = host_call (L, 0, 0, "load", NULL);
-    host_leave ();
-    return r;
-  }
-  return 0;
+  return host_has (CB_load) ? call0 (CB_load, "load") : 0;
 }
 
 static int
@@ -577,18 +164,6 @@ lf_config (const char *key, const char *value)
     return load_script (value);
   }
   return host_config (key, value, CB_config);
-}
-
-static int
-call0 (size_t cb, const char *what)
-{
-  lua_State *L = host_enter ();
-  int r;
-
-  host_push_cb (L, cb);
-  r = host_call (L, 0, 0, what, NULL);
-  host_leave ();
-  return r;
 }
 
 static int
@@ -635,14 +210,7 @@ lf_thread_model (void)
 static int
 lf_get_ready (int model)
 {
-  lua_State *L = host_enter ();
-  int r;
-
-  host_push_cb (L, CB_get_ready);
-  lua_pushstring (L, host_thread_model_name (model));
-  r = host_call (L, 1, 0, "get_ready", NULL);
-  host_leave ();
-  return r;
+  return call_get_ready (CB_get_ready, model);
 }
 
 static int
@@ -652,7 +220,7 @@ lf_after_fork (nbdkit_backend *b)
   int r;
 
   host_push_cb (L, CB_after_fork);
-  push_backend (L, b);
+  next_push_backend (L, b);
   r = host_call (L, 1, 0, "after_fork", NULL);
   host_leave ();
   return r;
@@ -664,7 +232,7 @@ lf_cleanup (nbdkit_backend *b)
   lua_State *L = host_enter ();
 
   host_push_cb (L, CB_cleanup);
-  push_backend (L, b);
+  next_push_backend (L, b);
   host_call (L, 1, 0, "cleanup", NULL);
   host_leave ();
 }
@@ -676,7 +244,7 @@ lf_preconnect (nbdkit_backend *b, int readonly)
   int r;
 
   host_push_cb (L, CB_preconnect);
-  push_backend (L, b);
+  next_push_backend (L, b);
   lua_pushboolean (L, readonly);
   r = host_call (L, 2, 0, "preconnect", NULL);
   host_leave ();
@@ -691,16 +259,10 @@ lf_list_exports (nbdkit_backend *b, int readonly, int is_tls,
   int r;
 
   host_push_cb (L, CB_list_exports);
-  push_backend (L, b);
+  next_push_backend (L, b);
   lua_pushboolean (L, readonly);
   lua_pushboolean (L, is_tls);
-  module_cur_exports = x;
-  r = host_call (L, 3, 1, "list_exports", NULL);
-  module_cur_exports = NULL;
-  if (r == 0) {
-    r = host_to_exports (L, -1, "list_exports", x);
-    lua_pop (L, 1);
-  }
+  r = call_exports (L, 3, x);
   host_leave ();
   return r;
 }
@@ -709,19 +271,13 @@ static const char *
 lf_default_export (nbdkit_backend *b, int readonly, int is_tls)
 {
   lua_State *L = host_enter ();
-  const char *r = NULL;
-  int bad;
+  const char *r;
 
   host_push_cb (L, CB_default_export);
-  push_backend (L, b);
+  next_push_backend (L, b);
   lua_pushboolean (L, readonly);
   lua_pushboolean (L, is_tls);
-  if (host_call (L, 3, 1, "default_export", NULL) == 0) {
-    r = host_to_interned (L, -1, "default_export", &bad);
-    if (r == NULL && !bad)
-      host_fail ("default_export", EINVAL, "returned nil: expected a name");
-    lua_pop (L, 1);
-  }
+  r = call_export_name (L, 3);
   host_leave ();
   return r;
 }
@@ -730,7 +286,7 @@ static void *
 lf_open (nbdkit_context *ctx, int readonly, const char *exportname, int is_tls)
 {
   struct handle *h = malloc (sizeof *h);
-  struct ud_context *u;
+  nbdkit_context **slot;
   lua_State *L;
   int r;
 
@@ -745,9 +301,7 @@ lf_open (nbdkit_context *ctx, int readonly, const char *exportname, int is_tls)
     return h;
   L = host_enter ();
   host_push_cb (L, CB_open);
-  u = lua_newuserdatauv (L, sizeof *u, 0);
-  u->ctx = ctx;
-  luaL_setmetatable (L, CONTEXT_MT);
+  slot = next_push_context (L, ctx);
   /* The context is usable during open only. */
   lua_pushvalue (L, -1);
   lua_insert (L, -3);
@@ -757,7 +311,7 @@ lf_open (nbdkit_context *ctx, int readonly, const char *exportname, int is_tls)
   r = host_call (L, 4, 1, "open", NULL);
   if (r == 0)
     h->ref = luaL_ref (L, LUA_REGISTRYINDEX);
-  u->ctx = NULL;
+  *slot = NULL;
   lua_pop (L, 1);
   host_leave ();
   if (r == -1) {
@@ -781,9 +335,7 @@ lf_close (void *handle)
   /* A `next` the script kept must not reach a closed context. */
   if (h->next_ref != LUA_NOREF) {
     lua_rawgeti (L, LUA_REGISTRYINDEX, h->next_ref);
-    struct ud_next *u = lua_touserdata (L, -1);
-    if (u)
-      u->next = NULL;
+    next_detach (L, -1);
     lua_pop (L, 1);
     luaL_unref (L, LUA_REGISTRYINDEX, h->next_ref);
   }
@@ -795,11 +347,9 @@ lf_close (void *handle)
 static int
 lf_prepare (nbdkit_next *n, void *handle, int readonly)
 {
-  lua_State *L = host_enter ();
+  lua_State *L = begin (CB_prepare, n, handle);
   int r;
 
-  host_push_cb (L, CB_prepare);
-  push_next_handle (L, n, handle);
   lua_pushboolean (L, readonly);
   r = host_call (L, 3, 0, "prepare", NULL);
   host_leave ();
@@ -809,12 +359,9 @@ lf_prepare (nbdkit_next *n, void *handle, int readonly)
 static int
 lf_finalize (nbdkit_next *n, void *handle)
 {
-  lua_State *L = host_enter ();
-  int r;
+  lua_State *L = begin (CB_finalize, n, handle);
+  int r = host_call (L, 2, 0, "finalize", NULL);
 
-  host_push_cb (L, CB_finalize);
-  push_next_handle (L, n, handle);
-  r = host_call (L, 2, 0, "finalize", NULL);
   host_leave ();
   return r;
 }
@@ -822,33 +369,19 @@ lf_finalize (nbdkit_next *n, void *handle)
 static int64_t
 lf_get_size (nbdkit_next *n, void *handle)
 {
-  lua_State *L = host_enter ();
-  int64_t size = -1;
+  lua_State *L = begin (CB_get_size, n, handle);
+  int64_t r = call_size (L, 2, "get_size");
 
-  host_push_cb (L, CB_get_size);
-  push_next_handle (L, n, handle);
-  if (host_call (L, 2, 1, "get_size", NULL) == 0) {
-    if (host_to_int64 (L, -1, "get_size", &size) == -1)
-      size = -1;
-    lua_pop (L, 1);
-  }
   host_leave ();
-  return size;
+  return r;
 }
 
 static const char *
 lf_export_description (nbdkit_next *n, void *handle)
 {
-  lua_State *L = host_enter ();
-  const char *r = NULL;
-  int bad;
+  lua_State *L = begin (CB_export_description, n, handle);
+  const char *r = call_string (L, 2, "export_description");
 
-  host_push_cb (L, CB_export_description);
-  push_next_handle (L, n, handle);
-  if (host_call (L, 2, 1, "export_description", NULL) == 0) {
-    r = host_to_interned (L, -1, "export_description", &bad);
-    lua_pop (L, 1);
-  }
   host_leave ();
   return r;
 }
@@ -856,17 +389,11 @@ lf_export_description (nbdkit_next *n, void *handle)
 static int
 lf_block_size (nbdkit_next *n, void *handle, struct nbdkit_block_size *bs)
 {
-  lua_State *L = host_enter ();
+  lua_State *L = begin (CB_block_size, n, handle);
   int r;
 
-  host_push_cb (L, CB_block_size);
-  push_next_handle (L, n, handle);
   lua_pushboolean (L, bs->client_requested);
-  r = host_call (L, 3, 4, "block_size", NULL);
-  if (r == 0) {
-    r = host_to_block_size (L, -4, 4, "block_size", bs);
-    lua_pop (L, 4);
-  }
+  r = call_block_size (L, 3, bs);
   host_leave ();
   return r;
 }
@@ -874,15 +401,8 @@ lf_block_size (nbdkit_next *n, void *handle, struct nbdkit_block_size *bs)
 #define CAN(fn, tri)                                                           \
   static int lf_##fn (nbdkit_next *n, void *handle)                            \
   {                                                                            \
-    lua_State *L = host_enter ();                                              \
-    int r;                                                                     \
-    host_push_cb (L, CB_##fn);                                                 \
-    push_next_handle (L, n, handle);                                           \
-    r = host_call (L, 2, 1, #fn, NULL);                                        \
-    if (r == 0) {                                                              \
-      r = host_to_can (L, -1, #fn, tri);                                       \
-      lua_pop (L, 1);                                                          \
-    }                                                                          \
+    lua_State *L = begin (CB_##fn, n, handle);                                 \
+    int r = call_can (L, 2, #fn, tri);                                         \
     host_leave ();                                                             \
     return r;                                                                  \
   }
@@ -902,45 +422,14 @@ static int
 lf_pread (nbdkit_next *n, void *handle, void *buf, uint64_t count,
           uint64_t offset, uint32_t flags, struct nbdkit_read *rd, int *err)
 {
-  lua_State *L = host_enter ();
+  lua_State *L = begin (CB_pread, n, handle);
   struct module_read cur = { rd, buf, count, offset, 0 };
-  struct module_read *saved = module_cur_read;
   int r;
 
-  host_push_cb (L, CB_pread);
-  push_next_handle (L, n, handle);
   lua_pushinteger (L, count);
   lua_pushinteger (L, offset);
   lua_pushinteger (L, flags);
-  module_cur_read = &cur;
-  r = host_call (L, 5, 1, "pread", err);
-  module_cur_read = saved;
-  if (r == 0) {
-    if (lua_type (L, -1) == LUA_TSTRING) {
-      size_t len = lua_rawlen (L, -1);
-      if (cur.covered)
-        r = host_fail ("pread", EIO,
-                       "returned data after describing it"
-                       " with nbdkit.read_hole/read_data: do one or the"
-                       " other");
-      else if (len != count)
-        r = host_fail ("pread", EIO, "returned %zu bytes, expected %" PRIu64,
-                       len, count);
-      else if (module_read_data (L, &cur, offset, -1) == -1)
-        r = -1;
-    } else if (lua_isnil (L, -1)) {
-      if (cur.covered != count)
-        r = host_fail ("pread", EIO,
-                       "returned nothing, and read_hole and"
-                       " read_data gave %" PRIu64 " of the %" PRIu64 " bytes",
-                       cur.covered, count);
-    } else
-      r = host_fail ("pread", EIO, "expected a string, got a %s",
-                     luaL_typename (L, -1));
-    if (r == -1)
-      *err = errno ? errno : EIO;
-    lua_pop (L, 1);
-  }
+  r = call_pread (L, 5, &cur, err);
   host_leave ();
   return r;
 }
@@ -949,11 +438,9 @@ static int
 lf_pwrite (nbdkit_next *n, void *handle, const void *buf, uint64_t count,
            uint64_t offset, uint32_t flags, int *err)
 {
-  lua_State *L = host_enter ();
+  lua_State *L = begin (CB_pwrite, n, handle);
   int r;
 
-  host_push_cb (L, CB_pwrite);
-  push_next_handle (L, n, handle);
   /* The one copy: Lua 5.4 strings cannot point at foreign memory. */
   lua_pushlstring (L, buf, count);
   lua_pushinteger (L, offset);
@@ -966,11 +453,9 @@ lf_pwrite (nbdkit_next *n, void *handle, const void *buf, uint64_t count,
 static int
 lf_flush (nbdkit_next *n, void *handle, uint32_t flags, int *err)
 {
-  lua_State *L = host_enter ();
+  lua_State *L = begin (CB_flush, n, handle);
   int r;
 
-  host_push_cb (L, CB_flush);
-  push_next_handle (L, n, handle);
   lua_pushinteger (L, flags);
   r = host_call (L, 3, 0, "flush", err);
   host_leave ();
@@ -981,10 +466,8 @@ lf_flush (nbdkit_next *n, void *handle, uint32_t flags, int *err)
   static int lf_##fn (nbdkit_next *n, void *handle, uint64_t count,            \
                       uint64_t offset, uint32_t flags, int *err)               \
   {                                                                            \
-    lua_State *L = host_enter ();                                              \
+    lua_State *L = begin (CB_##fn, n, handle);                                 \
     int r;                                                                     \
-    host_push_cb (L, CB_##fn);                                                 \
-    push_next_handle (L, n, handle);                                           \
     lua_pushinteger (L, count);                                                \
     lua_pushinteger (L, offset);                                               \
     lua_pushinteger (L, flags);                                                \
@@ -1002,24 +485,13 @@ extents_cb (size_t cb, const char *what, nbdkit_next *n, void *handle,
             uint64_t count, uint64_t offset, uint32_t flags,
             struct nbdkit_extents *e, int *err)
 {
-  lua_State *L = host_enter ();
-  struct nbdkit_extents *saved = module_cur_extents;
+  lua_State *L = begin (cb, n, handle);
   int r;
 
-  host_push_cb (L, cb);
-  push_next_handle (L, n, handle);
   lua_pushinteger (L, count);
   lua_pushinteger (L, offset);
   lua_pushinteger (L, flags);
-  module_cur_extents = e;
-  r = host_call (L, 5, 1, what, err);
-  module_cur_extents = saved;
-  if (r == 0) {
-    r = host_to_extents (L, -1, what, e);
-    if (r == -1)
-      *err = errno ? errno : EIO;
-    lua_pop (L, 1);
-  }
+  r = call_extents (L, 5, what, e, err);
   host_leave ();
   return r;
 }
@@ -1044,14 +516,10 @@ static const char *
 lf_meta_context (void)
 {
   lua_State *L = host_enter ();
-  const char *r = NULL;
-  int bad;
+  const char *r;
 
   host_push_cb (L, CB_meta_context);
-  if (host_call (L, 0, 1, "meta_context", NULL) == 0) {
-    r = host_to_interned (L, -1, "meta_context", &bad);
-    lua_pop (L, 1);
-  }
+  r = call_string (L, 0, "meta_context");
   host_leave ();
   return r;
 }

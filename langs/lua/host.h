@@ -2,7 +2,9 @@
  *
  * host.c runs the interpreter and loads the script, module.c is the
  * `nbdkit` module the script sees, plugin.c and filter.c map the
- * plugin and filter ABIs onto the script's functions.  The plugin
+ * plugin and filter ABIs onto the script's functions, with call.c for
+ * what they do alike, and next.c holds the objects a filter script
+ * calls the layer below with.  The plugin
  * (nbdkit-lua-plugin.so) and the filter (nbdkit-lua-filter.so) are
  * separate objects, each with its own copy of this state: one script
  * and one Lua state per object.
@@ -165,5 +167,37 @@ extern int module_read_data (lua_State *L, struct module_read *r,
 
 /* Stop the threads started by nbdkit.listen_unix. */
 extern void module_stop (void);
+
+/* ---- call.c: what plugin.c and filter.c call alike ---- */
+
+/* Callback CB, with no argument and no result, from host_enter to
+ * host_leave.
+ */
+extern int call0 (size_t cb, const char *what);
+/* The script's unload (callback CB) if it has one, then host_fini. */
+extern void call_unload (size_t cb);
+/* get_ready (callback CB) with the name of thread model MODEL. */
+extern int call_get_ready (size_t cb, int model);
+
+/* Each of these calls the function below NARGS arguments on L, as
+ * host_call does, and reads what callback WHAT returns, leaving L as
+ * it was before the function was pushed.  ERR is a filter's (*ERR set
+ * on any failure), NULL for a plugin.
+ */
+extern int64_t call_size (lua_State *L, int nargs, const char *what);
+/* A string kept by the server, or NULL for nil or on error. */
+extern const char *call_string (lua_State *L, int nargs, const char *what);
+/* default_export: nil is an error too. */
+extern const char *call_export_name (lua_State *L, int nargs);
+extern int call_exports (lua_State *L, int nargs, struct nbdkit_exports *x);
+extern int call_block_size (lua_State *L, int nargs,
+                            struct nbdkit_block_size *bs);
+/* A can_* answer; TRI as for host_to_can. */
+extern int call_can (lua_State *L, int nargs, const char *what, int tri);
+/* pread into CUR, which the script's module functions see meanwhile. */
+extern int call_pread (lua_State *L, int nargs, struct module_read *cur,
+                       int *err);
+extern int call_extents (lua_State *L, int nargs, const char *what,
+                         struct nbdkit_extents *e, int *err);
 
 #endif /* LUA_HOST_H */

@@ -15,30 +15,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "callbacks.h"
 #include "host.h"
 
 #include <nbdkit-plugin.h>
 
 /* clang-format off */
-#define CALLBACKS(X)                                                    \
-  X (load) X (unload) X (dump_plugin) X (config) X (config_complete)    \
-  X (thread_model) X (get_ready) X (after_fork) X (cleanup)             \
-  X (preconnect) X (list_exports) X (default_export)                    \
-  X (open) X (close) X (get_size) X (export_description) X (block_size) \
-  X (can_write) X (can_flush) X (is_rotational) X (can_trim)            \
-  X (can_zero) X (can_fast_zero) X (can_fua) X (can_multi_conn)         \
-  X (can_extents) X (can_cache)                                         \
-  X (pread) X (pwrite) X (flush) X (trim) X (zero) X (extents) X (cache)
-
 enum {
 #define E(n) CB_##n,
-  CALLBACKS (E)
+  PLUGIN_CALLBACKS (E)
 #undef E
   CB_COUNT
 };
 static const char *const cb_names[] = {
 #define N(n) #n,
-  CALLBACKS (N)
+  PLUGIN_CALLBACKS (N)
 #undef N
 };
 /* clang-format on */
@@ -62,10 +53,17 @@ struct handle {
   int ref;
 };
 
-static void
-push_handle (lua_State *L, void *handle)
+/* Start a call of callback CB on a connection: the function and the
+ * handle's value pushed.  The caller ends with host_leave.
+ */
+static lua_State *
+begin (size_t cb, void *handle)
 {
+  lua_State *L = host_enter ();
+
+  host_push_cb (L, cb);
   lua_rawgeti (L, LUA_REGISTRYINDEX, ((struct handle *)handle)->ref);
+  return L;
 }
 
 static void
@@ -77,13 +75,7 @@ lp_load (void)
 static void
 lp_unload (void)
 {
-  if (host_loaded () && host_has (CB_unload)) {
-    lua_State *L = host_enter ();
-    host_push_cb (L, CB_unload);
-    host_call (L, 0, 0, "unload", NULL);
-    host_leave ();
-  }
-  host_fini ();
+  call_unload (CB_unload);
 }
 
 /* Callbacks the script lacks leave the struct: the server's defaults
@@ -130,14 +122,7 @@ load_script (const char *path)
     return -1;
   plugin.params = p;
   drop_missing ();
-  if (host_has (CB_load)) {
-    lua_State *L = host_enter ();
-    host_push_cb (L, CB_load);
-    int r = host_call (L, 0, 0, "load", NULL);
-    host_leave ();
-    return r;
-  }
-  return 0;
+  return host_has (CB_load) ? call0 (CB_load, "load") : 0;
 }
 
 static int
@@ -158,19 +143,6 @@ lp_config (const char *key, const char *value)
     return -1;
   }
   return host_config (key, value, CB_config);
-}
-
-/* A call with no argument and no result. */
-static int
-call0 (size_t cb, const char *what)
-{
-  lua_State *L = host_enter ();
-  int r;
-
-  host_push_cb (L, cb);
-  r = host_call (L, 0, 0, what, NULL);
-  host_leave ();
-  return r;
 }
 
 static int
@@ -234,14 +206,7 @@ lp_thread_model (void)
 static int
 lp_get_ready (int model)
 {
-  lua_State *L = host_enter ();
-  int r;
-
-  host_push_cb (L, CB_get_ready);
-  lua_pushstring (L, host_thread_model_name (model));
-  r = host_call (L, 1, 0, "get_ready", NULL);
-  host_leave ();
-  return r;
+  return call_get_ready (CB_get_ready, model);
 }
 
 static int
@@ -278,13 +243,7 @@ lp_list_exports (int readonly, int is_tls, struct nbdkit_exports *x)
   host_push_cb (L, CB_list_exports);
   lua_pushboolean (L, readonly);
   lua_pushboolean (L, is_tls);
-  module_cur_exports = x;
-  r = host_call (L, 2, 1, "list_exports", NULL);
-  module_cur_exports = NULL;
-  if (r == 0) {
-    r = host_to_exports (L, -1, "list_exports", x);
-    lua_pop (L, 1);
-  }
+  r = call_exports (L, 2, x);
   host_leave ();
   return r;
 }
@@ -293,18 +252,12 @@ static const char *
 lp_default_export (int readonly, int is_tls)
 {
   lua_State *L = host_enter ();
-  const char *r = NULL;
-  int bad;
+  const char *r;
 
   host_push_cb (L, CB_default_export);
   lua_pushboolean (L, readonly);
   lua_pushboolean (L, is_tls);
-  if (host_call (L, 2, 1, "default_export", NULL) == 0) {
-    r = host_to_interned (L, -1, "default_export", &bad);
-    if (r == NULL && !bad)
-      host_fail ("default_export", EINVAL, "returned nil: expected a name");
-    lua_pop (L, 1);
-  }
+  r = call_export_name (L, 2);
   host_leave ();
   return r;
 }
@@ -345,7 +298,7 @@ lp_close (void *handle)
 
   if (host_has (CB_close)) {
     host_push_cb (L, CB_close);
-    push_handle (L, h);
+    lua_rawgeti (L, LUA_REGISTRYINDEX, h->ref);
     host_call (L, 1, 0, "close", NULL);
   }
   luaL_unref (L, LUA_REGISTRYINDEX, h->ref);
@@ -356,33 +309,19 @@ lp_close (void *handle)
 static int64_t
 lp_get_size (void *handle)
 {
-  lua_State *L = host_enter ();
-  int64_t size = -1;
+  lua_State *L = begin (CB_get_size, handle);
+  int64_t r = call_size (L, 1, "get_size");
 
-  host_push_cb (L, CB_get_size);
-  push_handle (L, handle);
-  if (host_call (L, 1, 1, "get_size", NULL) == 0) {
-    if (host_to_int64 (L, -1, "get_size", &size) == -1)
-      size = -1;
-    lua_pop (L, 1);
-  }
   host_leave ();
-  return size;
+  return r;
 }
 
 static const char *
 lp_export_description (void *handle)
 {
-  lua_State *L = host_enter ();
-  const char *r = NULL;
-  int bad;
+  lua_State *L = begin (CB_export_description, handle);
+  const char *r = call_string (L, 1, "export_description");
 
-  host_push_cb (L, CB_export_description);
-  push_handle (L, handle);
-  if (host_call (L, 1, 1, "export_description", NULL) == 0) {
-    r = host_to_interned (L, -1, "export_description", &bad);
-    lua_pop (L, 1);
-  }
   host_leave ();
   return r;
 }
@@ -390,17 +329,11 @@ lp_export_description (void *handle)
 static int
 lp_block_size (void *handle, struct nbdkit_block_size *bs)
 {
-  lua_State *L = host_enter ();
+  lua_State *L = begin (CB_block_size, handle);
   int r;
 
-  host_push_cb (L, CB_block_size);
-  push_handle (L, handle);
   lua_pushboolean (L, bs->client_requested);
-  r = host_call (L, 2, 4, "block_size", NULL);
-  if (r == 0) {
-    r = host_to_block_size (L, -4, 4, "block_size", bs);
-    lua_pop (L, 4);
-  }
+  r = call_block_size (L, 2, bs);
   host_leave ();
   return r;
 }
@@ -409,15 +342,8 @@ lp_block_size (void *handle, struct nbdkit_block_size *bs)
 #define CAN(fn, tri)                                                           \
   static int lp_##fn (void *handle)                                            \
   {                                                                            \
-    lua_State *L = host_enter ();                                              \
-    int r;                                                                     \
-    host_push_cb (L, CB_##fn);                                                 \
-    push_handle (L, handle);                                                   \
-    r = host_call (L, 1, 1, #fn, NULL);                                        \
-    if (r == 0) {                                                              \
-      r = host_to_can (L, -1, #fn, tri);                                       \
-      lua_pop (L, 1);                                                          \
-    }                                                                          \
+    lua_State *L = begin (CB_##fn, handle);                                    \
+    int r = call_can (L, 1, #fn, tri);                                         \
     host_leave ();                                                             \
     return r;                                                                  \
   }
@@ -440,43 +366,14 @@ static int
 lp_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
           uint32_t flags, struct nbdkit_read *rd)
 {
-  lua_State *L = host_enter ();
+  lua_State *L = begin (CB_pread, handle);
   struct module_read cur = { rd, buf, count, offset, 0 };
-  struct module_read *saved = module_cur_read;
   int r;
 
-  host_push_cb (L, CB_pread);
-  push_handle (L, handle);
   lua_pushinteger (L, count);
   lua_pushinteger (L, offset);
   lua_pushinteger (L, flags);
-  module_cur_read = &cur;
-  r = host_call (L, 4, 1, "pread", NULL);
-  module_cur_read = saved;
-  if (r == 0) {
-    if (lua_type (L, -1) == LUA_TSTRING) {
-      size_t len = lua_rawlen (L, -1);
-      if (cur.covered)
-        r = host_fail ("pread", EIO,
-                       "returned data after describing it"
-                       " with nbdkit.read_hole/read_data: do one or the"
-                       " other");
-      else if (len != count)
-        r = host_fail ("pread", EIO, "returned %zu bytes, expected %" PRIu64,
-                       len, count);
-      else if (module_read_data (L, &cur, offset, -1) == -1)
-        r = -1;
-    } else if (lua_isnil (L, -1)) {
-      if (cur.covered != count)
-        r = host_fail ("pread", EIO,
-                       "returned nothing, and read_hole and"
-                       " read_data gave %" PRIu64 " of the %" PRIu64 " bytes",
-                       cur.covered, count);
-    } else
-      r = host_fail ("pread", EIO, "expected a string, got a %s",
-                     luaL_typename (L, -1));
-    lua_pop (L, 1);
-  }
+  r = call_pread (L, 4, &cur, NULL);
   host_leave ();
   return r;
 }
@@ -485,11 +382,9 @@ static int
 lp_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
            uint32_t flags)
 {
-  lua_State *L = host_enter ();
+  lua_State *L = begin (CB_pwrite, handle);
   int r;
 
-  host_push_cb (L, CB_pwrite);
-  push_handle (L, handle);
   /* The one copy: Lua 5.4 strings cannot point at foreign memory. */
   lua_pushlstring (L, buf, count);
   lua_pushinteger (L, offset);
@@ -502,11 +397,9 @@ lp_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
 static int
 lp_flush (void *handle, uint32_t flags)
 {
-  lua_State *L = host_enter ();
+  lua_State *L = begin (CB_flush, handle);
   int r;
 
-  host_push_cb (L, CB_flush);
-  push_handle (L, handle);
   lua_pushinteger (L, flags);
   r = host_call (L, 2, 0, "flush", NULL);
   host_leave ();
@@ -518,10 +411,8 @@ lp_flush (void *handle, uint32_t flags)
   static int lp_##fn (void *handle, uint64_t count, uint64_t offset,           \
                       uint32_t flags)                                          \
   {                                                                            \
-    lua_State *L = host_enter ();                                              \
+    lua_State *L = begin (CB_##fn, handle);                                    \
     int r;                                                                     \
-    host_push_cb (L, CB_##fn);                                                 \
-    push_handle (L, handle);                                                   \
     lua_pushinteger (L, count);                                                \
     lua_pushinteger (L, offset);                                               \
     lua_pushinteger (L, flags);                                                \
@@ -538,21 +429,13 @@ static int
 lp_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
             struct nbdkit_extents *e)
 {
-  lua_State *L = host_enter ();
+  lua_State *L = begin (CB_extents, handle);
   int r;
 
-  host_push_cb (L, CB_extents);
-  push_handle (L, handle);
   lua_pushinteger (L, count);
   lua_pushinteger (L, offset);
   lua_pushinteger (L, flags);
-  module_cur_extents = e;
-  r = host_call (L, 4, 1, "extents", NULL);
-  module_cur_extents = NULL;
-  if (r == 0) {
-    r = host_to_extents (L, -1, "extents", e);
-    lua_pop (L, 1);
-  }
+  r = call_extents (L, 4, "extents", e, NULL);
   host_leave ();
   return r;
 }

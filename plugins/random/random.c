@@ -9,14 +9,14 @@
  * tests a copying tool.  Without seed= the seed is the time.
  */
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #define NBDKIT_API_VERSION 3
 #include <nbdkit-plugin.h>
+
+#include "random.h"
 
 static int64_t size;
 static int64_t seed = -1;
@@ -29,22 +29,6 @@ static const struct nbdkit_param random_params[] = {
     .dest = &seed },
   { .name = NULL }
 };
-
-/* splitmix64: a good 64-bit mix, one word per index. */
-static uint64_t
-word_at (uint64_t k)
-{
-  uint64_t z = (uint64_t) seed + (k + 1) * UINT64_C (0x9e3779b97f4a7c15);
-  z = (z ^ (z >> 30)) * UINT64_C (0xbf58476d1ce4e5b9);
-  z = (z ^ (z >> 27)) * UINT64_C (0x94d049bb133111eb);
-  return z ^ (z >> 31);
-}
-
-static uint8_t
-byte_at (uint64_t off)
-{
-  return word_at (off / 8) >> (8 * (off % 8));
-}
 
 static int
 random_config_complete (void)
@@ -80,30 +64,18 @@ random_true (void *handle)
   return 1;
 }
 
-static int
+static void
 random_fill (uint8_t *p, uint64_t count, uint64_t offset)
 {
-  while (count > 0 && offset % 8) {
-    *p++ = byte_at (offset++);
-    count--;
-  }
-  for (; count >= 8; count -= 8, offset += 8, p += 8) {
-    uint64_t w = word_at (offset / 8);
-    for (int i = 0; i < 8; i++)
-      p[i] = w >> (8 * i);
-  }
-  while (count > 0) {
-    *p++ = byte_at (offset++);
-    count--;
-  }
-  return 0;
+  random_bytes (seed, 0, p, count, offset);
 }
 
 static int
 random_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
               uint32_t flags, struct nbdkit_read *rd)
 {
-  return random_fill (buf, count, offset);
+  random_fill (buf, count, offset);
+  return 0;
 }
 
 /* Compare with the data here; the first differing byte is named. */
@@ -111,26 +83,8 @@ static int
 random_pwrite (void *handle, const void *buf, uint64_t count,
                uint64_t offset, uint32_t flags)
 {
-  const uint8_t *p = buf;
-  uint8_t want[4096];
-
-  for (uint64_t done = 0; done < count; ) {
-    uint64_t n = count - done < sizeof want ? count - done : sizeof want;
-    random_fill (want, n, offset + done);
-    if (memcmp (want, p + done, n) != 0) {
-      for (uint64_t i = 0; i < n; i++)
-        if (want[i] != p[done + i]) {
-          nbdkit_error ("write at offset %" PRIu64 ": byte 0x%02x differs "
-                        "from the random data 0x%02x", offset + done + i,
-                        p[done + i], want[i]);
-          break;
-        }
-      nbdkit_set_error (EIO);
-      return -1;
-    }
-    done += n;
-  }
-  return 0;
+  return random_check_write (buf, count, offset, random_fill,
+                             "the random data");
 }
 
 static int

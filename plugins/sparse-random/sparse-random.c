@@ -23,6 +23,8 @@
 #define NBDKIT_API_VERSION 3
 #include <nbdkit-plugin.h>
 
+#include "random.h"
+
 #define BLOCK 4096
 #define MAX_RUNS (UINT64_C (64) << 20)
 #define MAX_EXTENTS 65536
@@ -59,10 +61,7 @@ static size_t nruns;
 static uint64_t
 mix (uint64_t k)
 {
-  uint64_t z = (uint64_t) seed + (k + 1) * UINT64_C (0x9e3779b97f4a7c15);
-  z = (z ^ (z >> 30)) * UINT64_C (0xbf58476d1ce4e5b9);
-  z = (z ^ (z >> 27)) * UINT64_C (0x94d049bb133111eb);
-  return z ^ (z >> 31);
+  return random_word (seed, k);
 }
 
 /* A run length in blocks, 1 to 2*MEAN-1, from random R. */
@@ -166,10 +165,7 @@ fill_data (uint8_t *p, uint64_t n, uint64_t off)
       memset (p, c, m);
     }
     else
-      for (uint64_t i = 0; i < m; i++) {
-        uint64_t o = off + i;
-        p[i] = mix (o / 8 + (UINT64_C (1) << 62)) >> (8 * (o % 8));
-      }
+      random_bytes (seed, UINT64_C (1) << 62, p, m, off);
     p += m;
     off += m;
     n -= m;
@@ -240,30 +236,17 @@ sr_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
   return 0;
 }
 
+static void
+fill_all (uint8_t *p, uint64_t count, uint64_t offset)
+{
+  fill (p, count, offset, NULL);
+}
+
 static int
 sr_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
            uint32_t flags)
 {
-  const uint8_t *p = buf;
-  uint8_t want[65536];
-
-  for (uint64_t done = 0; done < count; ) {
-    uint64_t n = count - done < sizeof want ? count - done : sizeof want;
-    fill (want, n, offset + done, NULL);
-    if (memcmp (want, p + done, n) != 0) {
-      for (uint64_t i = 0; i < n; i++)
-        if (want[i] != p[done + i]) {
-          nbdkit_error ("write at offset %" PRIu64 ": byte 0x%02x differs "
-                        "from the disk's 0x%02x", offset + done + i,
-                        p[done + i], want[i]);
-          break;
-        }
-      nbdkit_set_error (EIO);
-      return -1;
-    }
-    done += n;
-  }
-  return 0;
+  return random_check_write (buf, count, offset, fill_all, "the disk's");
 }
 
 /* Zeroing a hole is a no-op; zeroing data would change the disk. */
