@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,7 +378,10 @@ int
 server_prepare (struct server *s)
 {
   int model;
+  cpu_set_t cpus;
 
+  s->ncpus = sched_getaffinity (0, sizeof cpus, &cpus) == 0
+    ? CPU_COUNT (&cpus) : 2;
   if (s->opt.log_to == -1)
     s->opt.log_to = LOG_TO_STDERR;
   if (tls_init (s) == -1)

@@ -71,6 +71,7 @@ struct server {
   void *tls;                   /* credentials (tls.c), NULL without TLS */
   int thread_model;            /* effective: most serializing of all */
   int exit_status;             /* from --run, or 0 */
+  int ncpus;                   /* CPUs the process may run on */
 
   /* Listening and life cycle. */
   int listen_fds[MAX_LISTEN_FDS];

@@ -383,7 +383,11 @@ transmission_loop (struct connection *c)
     uint64_t t0 = 0;
     if (c->max_threads > 1) {
       t0 = monotonic_ns ();
-      if (c->service_ns > HANDOFF_NS && conn_input_pending (c))
+      /* On a single CPU another thread cannot run meanwhile: leave slow
+       * requests to the watchdog.
+       */
+      if (c->service_ns > HANDOFF_NS && c->server->ncpus > 1
+          && conn_input_pending (c))
         connection_find_reader (c);
       else {
         atomic_store (&c->unattended_since, t0);

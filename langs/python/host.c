@@ -36,6 +36,9 @@ tstate_destroy (void *p)
   if (ts == NULL || shared.finalized)
     return;
   PyEval_RestoreThread (ts);
+  /* Still this thread's (its TLS goes after the key destructors). */
+  Py_CLEAR (thread_state.view[0]);
+  Py_CLEAR (thread_state.view[1]);
   PyThreadState_Clear (ts);
   PyThreadState_DeleteCurrent ();
 }

@@ -43,10 +43,16 @@ struct host_thread {
   struct nbdkit_extents *cur_extents; /* ... in pread, extents, */
   struct nbdkit_exports *cur_exports; /* ... list_exports */
   int last_error;                     /* the last nbdkit.set_error */
+  /* Each data callback hands the script a memoryview; the one given
+   * last, if the script kept no reference to it, is kept here for the
+   * next call (read-only [0] for pwrite, writable [1] for pread): see
+   * host_view.
+   */
+  PyObject *view[2];
 };
 
 /* What the host that started the interpreter shares with the other. */
-#define HOST_SHARED_VERSION 1
+#define HOST_SHARED_VERSION 2
 struct host_shared {
   int version;
   struct host_thread *(*thread) (void); /* this thread's, made if needed */
@@ -78,6 +84,26 @@ host_leave (void)
 {
   struct host_thread *t = host_thread ();
 
+  if (--t->depth == 0)
+    PyEval_SaveThread ();
+}
+
+/* The same, for callers that use the thread's state in between (one
+ * lookup instead of one per use).
+ */
+static inline struct host_thread *
+host_enter_t (void)
+{
+  struct host_thread *t = host_thread ();
+
+  if (t->depth++ == 0)
+    PyEval_RestoreThread (t->tstate);
+  return t;
+}
+
+static inline void
+host_leave_t (struct host_thread *t)
+{
   if (--t->depth == 0)
     PyEval_SaveThread ();
 }
@@ -218,6 +244,18 @@ extern int host_extents_result (struct script *s, PyObject *r,
  * the script kept a reference.  -1 (logged) if it cannot be.
  */
 extern int host_release_view (struct script *s, PyObject *mv, const char *what);
+/* A memoryview over COUNT bytes at BUF, writable if WRITABLE, for a
+ * data callback: this thread's kept one, pointed at BUF, if there is
+ * one, else a new one (NULL with an exception if that fails).  Give
+ * it back with host_view_done after the call.
+ */
+extern PyObject *host_view (struct host_thread *t, void *buf, uint64_t count,
+                            int writable);
+/* After the call: keep MV for the next host_view if the script holds
+ * no reference to it or views of it, else host_release_view.
+ */
+extern int host_view_done (struct host_thread *t, struct script *s,
+                           PyObject *mv, int writable, const char *what);
 
 /* ---- module.c: the nbdkit module ---- */
 

@@ -22,7 +22,7 @@
 
 static const char *const cb_names[] = {
 #define N(n) #n,
-  CALLBACKS (N)
+  PLUGIN_CALLBACKS (N)
 #undef N
 };
 
@@ -313,28 +313,28 @@ py_default_export (int readonly, int is_tls)
   return ret;
 }
 
-/* The handle is the Python object open returned (None without open). */
+/* The handle is the Python object open returned.  Without open it is
+ * None, not counted (a connection then costs the script no call and
+ * takes no GIL until get_size).
+ */
 static void *
 py_open (int readonly, const char *exportname, int is_tls)
 {
   PyObject *a[4], *r;
   size_t n = open_args < 3 ? (open_args < 1 ? 1 : open_args) : 3;
 
+  if (CB (open) == NULL)
+    return Py_None;
   host_enter ();
-  if (CB (open) == NULL) {
-    Py_INCREF (Py_None);
-    r = Py_None;
-  } else {
-    a[1] = PyBool_FromLong (readonly);
-    a[2] = PyUnicode_DecodeFSDefault (exportname);
-    a[3] = PyBool_FromLong (is_tls);
-    r = a[2] ? host_call (CB (open), a, n) : NULL;
-    Py_DECREF (a[1]);
-    Py_XDECREF (a[2]);
-    Py_DECREF (a[3]);
-    if (r == NULL)
-      host_report (&script, "open");
-  }
+  a[1] = PyBool_FromLong (readonly);
+  a[2] = PyUnicode_DecodeFSDefault (exportname);
+  a[3] = PyBool_FromLong (is_tls);
+  r = a[2] ? host_call (CB (open), a, n) : NULL;
+  Py_DECREF (a[1]);
+  Py_XDECREF (a[2]);
+  Py_DECREF (a[3]);
+  if (r == NULL)
+    host_report (&script, "open");
   host_leave ();
   return r;
 }
@@ -344,6 +344,8 @@ py_close (void *h)
 {
   PyObject *a[2] = { NULL, h }, *r;
 
+  if (CB (close) == NULL && CB (open) == NULL)
+    return;
   host_enter ();
   if (CB (close)) {
     r = host_call (CB (close), a, 1);
@@ -351,7 +353,8 @@ py_close (void *h)
       host_report (&script, "close");
     Py_XDECREF (r);
   }
-  Py_DECREF ((PyObject *)h);
+  if (CB (open))
+    Py_DECREF ((PyObject *)h);
   host_leave ();
 }
 

@@ -8,23 +8,12 @@
 #ifndef PY_PLUGIN_H
 #define PY_PLUGIN_H
 
+#include "callbacks.h"
 #include "host.h"
-
-/* clang-format off */
-#define CALLBACKS(X)                                                    \
-  X (load) X (unload) X (dump_plugin) X (config) X (config_complete)    \
-  X (thread_model) X (get_ready) X (after_fork) X (cleanup)             \
-  X (preconnect) X (list_exports) X (default_export)                    \
-  X (open) X (close) X (get_size) X (export_description) X (block_size) \
-  X (can_write) X (can_flush) X (is_rotational) X (can_trim)            \
-  X (can_zero) X (can_fast_zero) X (can_fua) X (can_multi_conn)         \
-  X (can_extents) X (can_cache)                                         \
-  X (pread) X (pwrite) X (flush) X (trim) X (zero) X (extents) X (cache)
-/* clang-format on */
 
 enum {
 #define E(n) CB_##n,
-  CALLBACKS (E)
+  PLUGIN_CALLBACKS (E)
 #undef E
       CB_COUNT
 };

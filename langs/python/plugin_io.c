@@ -15,7 +15,7 @@
 
 static const char *const cb_names[] = {
 #define N(n) #n,
-  CALLBACKS (N)
+  PLUGIN_CALLBACKS (N)
 #undef N
 };
 
@@ -144,10 +144,11 @@ py_pread (void *h, void *buf, uint64_t count, uint64_t offset, uint32_t flags,
           struct nbdkit_read *rd)
 {
   PyObject *a[5] = { NULL, h }, *r;
+  struct host_thread *t;
   Py_buffer view;
   int ret = 0;
 
-  host_enter ();
+  t = host_enter_t ();
   if (API == 1) {
     /* pread (h, count, offset) returns the data. */
     a[2] = PyLong_FromUnsignedLongLong (count);
@@ -170,25 +171,25 @@ py_pread (void *h, void *buf, uint64_t count, uint64_t offset, uint32_t flags,
       PyBuffer_Release (&view);
     }
     Py_XDECREF (r);
-    host_leave ();
+    host_leave_t (t);
     return ret;
   }
 
   /* pread (h, buf, offset, flags) fills buf, a memoryview. */
-  a[2] = PyMemoryView_FromMemory (buf, count, PyBUF_WRITE);
+  a[2] = host_view (t, buf, count, 1);
   a[3] = PyLong_FromUnsignedLongLong (offset);
   a[4] = PyLong_FromUnsignedLong (flags);
-  host_thread ()->cur_read = rd;
+  t->cur_read = rd;
   r = a[2] && a[3] && a[4] ? host_call (CB (pread), a, 4) : NULL;
-  host_thread ()->cur_read = NULL;
+  t->cur_read = NULL;
   Py_XDECREF (a[3]);
   Py_XDECREF (a[4]);
   if (r == NULL)
     ret = host_report (&script, "pread");
   Py_XDECREF (r);
-  if (a[2] && host_release_view (&script, a[2], "pread") == -1)
+  if (a[2] && host_view_done (t, &script, a[2], 1, "pread") == -1)
     ret = -1;
-  host_leave ();
+  host_leave_t (t);
   return ret;
 }
 
@@ -197,14 +198,15 @@ py_pwrite (void *h, const void *buf, uint64_t count, uint64_t offset,
            uint32_t flags)
 {
   PyObject *a[5] = { NULL, h }, *r;
+  struct host_thread *t;
   int ret = 0;
 
   if (CB (pwrite) == NULL) {
     errno = EROFS;
     return -1;
   }
-  host_enter ();
-  a[2] = PyMemoryView_FromMemory ((char *)buf, count, PyBUF_READ);
+  t = host_enter_t ();
+  a[2] = host_view (t, (void *)buf, count, 0);
   a[3] = PyLong_FromUnsignedLongLong (offset);
   a[4] = PyLong_FromUnsignedLong (flags);
   r = a[2] && a[3] && a[4] ? host_call (CB (pwrite), a, API == 1 ? 3 : 4)
@@ -214,9 +216,9 @@ py_pwrite (void *h, const void *buf, uint64_t count, uint64_t offset,
   if (r == NULL)
     ret = host_report (&script, "pwrite");
   Py_XDECREF (r);
-  if (a[2] && host_release_view (&script, a[2], "pwrite") == -1)
+  if (a[2] && host_view_done (t, &script, a[2], 0, "pwrite") == -1)
     ret = -1;
-  host_leave ();
+  host_leave_t (t);
   return ret;
 }
 
@@ -246,10 +248,11 @@ static int
 range_op (int idx, void *h, uint64_t count, uint64_t offset, uint32_t flags)
 {
   PyObject *a[5] = { NULL, h }, *r;
+  struct host_thread *t;
   size_t n = 4;
   int ret = 0, e;
 
-  host_enter ();
+  t = host_enter_t ();
   a[2] = PyLong_FromUnsignedLongLong (count);
   a[3] = PyLong_FromUnsignedLongLong (offset);
   a[4] = PyLong_FromUnsignedLong (flags);
@@ -259,7 +262,7 @@ range_op (int idx, void *h, uint64_t count, uint64_t offset, uint32_t flags)
     Py_XDECREF (a[4]);
     a[4] = PyBool_FromLong (flags & NBDKIT_FLAG_MAY_TRIM);
   }
-  host_thread ()->last_error = 0;
+  t->last_error = 0;
   r = a[2] && a[3] && a[4] ? host_call (script.cb[idx], a, n) : NULL;
   Py_XDECREF (a[2]);
   Py_XDECREF (a[3]);
@@ -268,21 +271,21 @@ range_op (int idx, void *h, uint64_t count, uint64_t offset, uint32_t flags)
     /* "Cannot zero this way" lets the server write zeroes instead,
      * whether the script raised it or set it (as nbdkit allows).
      */
-    e = r ? host_thread ()->last_error : host_exception_errno ();
+    e = r ? t->last_error : host_exception_errno ();
     if (e == EOPNOTSUPP || e == ENOTSUP) {
       PyErr_Clear ();
       Py_XDECREF (r);
       nbdkit_debug ("%s: zero: not supported here, falling back", script.path);
       nbdkit_set_error (e);
       errno = e;
-      host_leave ();
+      host_leave_t (t);
       return -1;
     }
   }
   if (r == NULL)
     ret = host_report (&script, cb_names[idx]);
   Py_XDECREF (r);
-  host_leave ();
+  host_leave_t (t);
   return ret;
 }
 
@@ -322,15 +325,16 @@ py_extents (void *h, uint64_t count, uint64_t offset, uint32_t flags,
             struct nbdkit_extents *e)
 {
   PyObject *a[5] = { NULL, h }, *r = NULL;
+  struct host_thread *t;
   int ret = 0, err;
 
   if (CB (extents) == NULL)
     return nbdkit_add_extent (e, offset, count, 0);
-  host_enter ();
+  t = host_enter_t ();
   a[2] = PyLong_FromUnsignedLongLong (count);
   a[3] = PyLong_FromUnsignedLongLong (offset);
   a[4] = PyLong_FromUnsignedLong (flags);
-  host_thread ()->cur_extents = e;
+  t->cur_extents = e;
   r = a[2] && a[3] && a[4] ? host_call (CB (extents), a, 4) : NULL;
   Py_XDECREF (a[2]);
   Py_XDECREF (a[3]);
@@ -342,8 +346,8 @@ py_extents (void *h, uint64_t count, uint64_t offset, uint32_t flags,
     errno = err;
     ret = -1;
   }
-  host_thread ()->cur_extents = NULL;
+  t->cur_extents = NULL;
   Py_XDECREF (r);
-  host_leave ();
+  host_leave_t (t);
   return ret;
 }
