@@ -272,35 +272,56 @@ tls_recv (struct connection *c, void *buf, size_t len)
   return r;
 }
 
+static int
+tls_send_all (struct connection *c, const char *p, size_t n)
+{
+  while (n > 0) {
+    ssize_t r = gnutls_record_send (c->tls_session, p, n);
+    if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN)
+      continue;
+    if (r < 0) {
+      log_debug (c->server, "TLS write: %s", gnutls_strerror (r));
+      errno = EIO;
+      return -1;
+    }
+    p += r;
+    n -= r;
+  }
+  return 0;
+}
+
+/* Small pieces (reply headers) are gathered into one record; large
+ * ones (data) are encrypted straight from where they are, without the
+ * extra copy corking would make.
+ */
+#define TLS_GATHER 16384
+
 int
 tls_sendv (struct connection *c, struct iovec *iov, int iovcnt)
 {
-  gnutls_record_cork (c->tls_session);
+  char stage[TLS_GATHER];
+  size_t used = 0;
+
   for (int i = 0; i < iovcnt; i++) {
     const char *p = iov[i].iov_base;
     size_t n = iov[i].iov_len;
-    while (n > 0) {
-      ssize_t r = gnutls_record_send (c->tls_session, p, n);
-      if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN)
-        continue;
-      if (r < 0) {
-        log_debug (c->server, "TLS write: %s", gnutls_strerror (r));
-        errno = EIO;
-        return -1;
-      }
-      p += r;
-      n -= r;
+    if (n <= sizeof stage - used) {
+      memcpy (stage + used, p, n);
+      used += n;
+      continue;
     }
+    if (used > 0 && tls_send_all (c, stage, used) == -1)
+      return -1;
+    used = 0;
+    if (n < sizeof stage) {
+      memcpy (stage, p, n);
+      used = n;
+    }
+    else if (tls_send_all (c, p, n) == -1)
+      return -1;
   }
-  int r;
-  do
-    r = gnutls_record_uncork (c->tls_session, GNUTLS_RECORD_WAIT);
-  while (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN);
-  if (r < 0) {
-    log_debug (c->server, "TLS write: %s", gnutls_strerror (r));
-    errno = EIO;
-    return -1;
-  }
+  if (used > 0)
+    return tls_send_all (c, stage, used);
   return 0;
 }
 
