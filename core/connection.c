@@ -262,7 +262,13 @@ static void *
 watchdog (void *arg)
 {
   struct server *s = arg;
-  struct timespec tick = { .tv_nsec = WATCH_NS };
+  /* On one CPU a second thread helps only a request that waits (on a
+   * disk, a network, a timer), and waking one for a request that is
+   * merely busy costs the busy one: be slower to step in.
+   */
+  uint64_t after = s->ncpus > 1 ? WATCH_NS : 10 * WATCH_NS;
+  struct timespec tick = { .tv_nsec = s->ncpus > 1 ? WATCH_NS
+                                                   : 5 * WATCH_NS };
 
   pthread_mutex_lock (&s->lock);
   while (!atomic_load (&s->quit)) {
@@ -276,7 +282,7 @@ watchdog (void *arg)
     uint64_t now = monotonic_ns ();
     for (struct connection *c = s->connections; c; c = c->next_live) {
       uint64_t since = atomic_load (&c->unattended_since);
-      if (since == 0 || now - since < WATCH_NS)
+      if (since == 0 || now - since < after)
         continue;
       pthread_mutex_lock (&c->lock);
       if (!c->reader_busy && atomic_load (&c->unattended_since)
