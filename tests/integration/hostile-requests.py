@@ -37,7 +37,7 @@ def alive(what):
     h.shutdown()
 
 
-def ends(c, what, limit=5.0):
+def ends(c, what, limit=15.0):
     """The server closes c within LIMIT seconds (replies before the close
     are allowed, and returned)."""
     c.s.settimeout(limit)
