@@ -29,6 +29,27 @@
   X (can_zero) X (can_fast_zero) X (can_fua) X (can_multi_conn)         \
   X (can_extents) X (can_cache)                                         \
   X (pread) X (pwrite) X (flush) X (trim) X (zero) X (extents) X (cache)
+
+/* The callbacks a host leaves out of its struct when the script lacks
+ * them, so that the server's defaults or pass-through apply.
+ */
+#define PLUGIN_OPTIONAL_CALLBACKS(X)                                    \
+  X (config_complete) X (get_ready) X (after_fork) X (cleanup)          \
+  X (preconnect) X (list_exports) X (default_export)                    \
+  X (export_description) X (block_size)                                 \
+  X (can_write) X (can_flush) X (is_rotational) X (can_trim)            \
+  X (can_zero) X (can_fast_zero) X (can_fua) X (can_multi_conn)         \
+  X (can_extents) X (can_cache)                                         \
+  X (pwrite) X (flush) X (trim) X (zero) X (extents) X (cache)
+
+#define FILTER_OPTIONAL_CALLBACKS(X)                                    \
+  X (dump_plugin) X (get_ready) X (after_fork) X (cleanup)              \
+  X (preconnect) X (list_exports) X (default_export)                    \
+  X (prepare) X (finalize) X (get_size) X (export_description)          \
+  X (block_size) X (can_write) X (can_flush) X (is_rotational)          \
+  X (can_trim) X (can_zero) X (can_fast_zero) X (can_fua)               \
+  X (can_multi_conn) X (can_extents) X (can_cache) X (pread)            \
+  X (pwrite) X (flush) X (trim) X (zero) X (extents) X (cache)
 /* clang-format on */
 
 #endif /* LANGS_CALLBACKS_H */

@@ -19,6 +19,8 @@
 
 #include <nbdkit-plugin.h>
 
+#include "fail.h"
+
 static lua_State *mainL;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t thread_key;
@@ -193,18 +195,12 @@ int
 host_fail (const char *what, int err, const char *fmt, ...)
 {
   va_list ap;
-  char *msg = NULL;
+  int r;
 
   va_start (ap, fmt);
-  if (vasprintf (&msg, fmt, ap) == -1)
-    msg = NULL;
+  r = host_vfail (script_path ? script_path : "lua", what, err, fmt, ap);
   va_end (ap);
-  nbdkit_error ("%s: %s: %s", script_path ? script_path : "lua", what,
-                msg ? msg : fmt);
-  free (msg);
-  nbdkit_set_error (err);
-  errno = err;
-  return -1;
+  return r;
 }
 
 int

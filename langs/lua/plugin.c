@@ -86,13 +86,7 @@ drop_missing (void)
 {
   /* clang-format off */
 #define DROP(n) if (!host_has (CB_##n)) plugin.n = NULL;
-  DROP (config_complete) DROP (get_ready)
-  DROP (after_fork) DROP (cleanup) DROP (preconnect) DROP (list_exports)
-  DROP (default_export) DROP (export_description) DROP (block_size)
-  DROP (can_write) DROP (can_flush) DROP (is_rotational) DROP (can_trim)
-  DROP (can_zero) DROP (can_fast_zero) DROP (can_fua) DROP (can_multi_conn)
-  DROP (can_extents) DROP (can_cache) DROP (pwrite) DROP (flush)
-  DROP (trim) DROP (zero) DROP (extents) DROP (cache)
+  PLUGIN_OPTIONAL_CALLBACKS (DROP)
 #undef DROP
   /* clang-format on */
 }

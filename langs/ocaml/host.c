@@ -29,6 +29,8 @@
 
 #include <nbdkit-plugin.h>
 
+#include "fail.h"
+
 extern char **environ;
 
 static int started, start_failed;
@@ -153,18 +155,12 @@ int
 host_fail (const char *what, int err, const char *fmt, ...)
 {
   va_list ap;
-  char *msg = NULL;
+  int r;
 
   va_start (ap, fmt);
-  if (vasprintf (&msg, fmt, ap) == -1)
-    msg = NULL;
+  r = host_vfail (script_path ? script_path : "ocaml", what, err, fmt, ap);
   va_end (ap);
-  nbdkit_error ("%s: %s: %s", script_path ? script_path : "ocaml", what,
-                msg ? msg : fmt);
-  free (msg);
-  nbdkit_set_error (err);
-  errno = err;
-  return -1;
+  return r;
 }
 
 int

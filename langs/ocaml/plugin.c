@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "callbacks.h"
 #include "host.h"
 
 #include <caml/version.h>
@@ -24,15 +25,7 @@
 #include <nbdkit-plugin.h>
 
 /* clang-format off */
-#define CALLBACKS(X)                                                    \
-  X (unload) X (dump_plugin) X (config) X (config_complete)             \
-  X (thread_model) X (get_ready) X (after_fork) X (cleanup)             \
-  X (preconnect) X (list_exports) X (default_export)                    \
-  X (open) X (close) X (get_size) X (export_description) X (block_size) \
-  X (can_write) X (can_flush) X (is_rotational) X (can_trim)            \
-  X (can_zero) X (can_fast_zero) X (can_fua) X (can_multi_conn)         \
-  X (can_extents) X (can_cache)                                         \
-  X (pread) X (pwrite) X (flush) X (trim) X (zero) X (extents) X (cache)
+#define CALLBACKS(X) PLUGIN_CALLBACKS (X)
 
 enum {
 #define E(n) CB_##n,
@@ -140,13 +133,7 @@ drop_missing (void)
 {
   /* clang-format off */
 #define DROP(n) if (!HAS (n)) plugin.n = NULL;
-  DROP (config_complete) DROP (get_ready)
-  DROP (after_fork) DROP (cleanup) DROP (preconnect) DROP (list_exports)
-  DROP (default_export) DROP (export_description) DROP (block_size)
-  DROP (can_write) DROP (can_flush) DROP (is_rotational) DROP (can_trim)
-  DROP (can_zero) DROP (can_fast_zero) DROP (can_fua) DROP (can_multi_conn)
-  DROP (can_extents) DROP (can_cache) DROP (pwrite) DROP (flush)
-  DROP (trim) DROP (zero) DROP (extents) DROP (cache)
+  PLUGIN_OPTIONAL_CALLBACKS (DROP)
 #undef DROP
   /* clang-format on */
 }
