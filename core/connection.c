@@ -138,7 +138,7 @@ conn_sendv (struct connection *c, struct iovec *iov, int iovcnt)
 }
 
 int
-conn_send (struct connection *c, const void *buf, size_t len, bool more)
+conn_send (struct connection *c, const void *buf, size_t len)
 {
   struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
   return conn_sendv (c, &iov, 1);

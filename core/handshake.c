@@ -231,7 +231,7 @@ opt_export_name (struct connection *c, const char *data, uint32_t len)
   flags = htobe16 (c->eflags);
   memcpy (reply, &size, 8);
   memcpy (reply + 8, &flags, 2);
-  return conn_send (c, reply, c->no_zeroes ? 10 : sizeof reply, false);
+  return conn_send (c, reply, c->no_zeroes ? 10 : sizeof reply);
 }
 
 static int
@@ -656,7 +656,7 @@ handshake (struct connection *c)
   if (s->opt.timeout)
     c->deadline = monotonic_ns () + (uint64_t) s->opt.timeout * 1000000000;
 
-  if (conn_send (c, &g, sizeof g, false) == -1
+  if (conn_send (c, &g, sizeof g) == -1
       || conn_recv (c, &cflags, 4) == -1) {
     log_debug (s, "client went away during the greeting");
     return -1;

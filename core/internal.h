@@ -65,11 +65,8 @@ struct thread_ctx {
 extern struct thread_ctx *thread_ctx (void);
 extern void log_error (struct server *s, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
-extern void log_verror (struct server *s, const char *fmt, va_list ap);
 extern void log_debug (struct server *s, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
-/* A thread-safe strerror: writes into BUF. */
-extern const char *errno_string (int err, char *buf, size_t len);
 
 /* ---- parse.c: the nbdkit_parse_* family lives there ---- */
 

@@ -29,13 +29,6 @@ thread_ctx_set (struct server *s, struct connection *c, const char *name)
   tctx.error = 0;
 }
 
-const char *
-errno_string (int err, char *buf, size_t len)
-{
-  /* GNU strerror_r may return a static string instead of filling buf. */
-  return strerror_r (err, buf, len);
-}
-
 /* Format "PROG: NAME[CONN]: LEVEL: MSG" into one line and emit it with
  * a single write so concurrent messages do not interleave.
  */
@@ -86,14 +79,6 @@ emit (struct server *s, const char *level, int saved_errno,
     /* Nowhere left to report it. */
   }
   free (line);
-}
-
-void
-log_verror (struct server *s, const char *fmt, va_list ap)
-{
-  int saved = errno;
-  emit (s, "error", saved, fmt, ap);
-  errno = saved;
 }
 
 void

@@ -218,9 +218,9 @@ block_status (struct connection *c, const struct request *r, uint32_t f,
 }
 
 /* Wait for this request's turn to send (serialize-retirement), then
- * hold the send lock.  Returns -1 if the connection died meanwhile.
+ * hold the send lock.
  */
-static int
+static void
 send_begin (struct connection *c, const struct request *r)
 {
   if (c->server->thread_model == TM_SERIALIZE_RETIREMENT) {
@@ -230,7 +230,6 @@ send_begin (struct connection *c, const struct request *r)
     pthread_mutex_unlock (&c->lock);
   }
   pthread_mutex_lock (&c->send_lock);
-  return 0;
 }
 
 static void
@@ -370,10 +369,6 @@ transmission_loop (struct connection *c)
       break;
     }
     r.seq = c->next_seq++;
-    /* Another thread reads the next request only when one is already
-     * waiting: a lone request is served on this thread without any
-     * hand-over (the common case at queue depth 1).
-     */
     /* Hand the reader role to another thread only if a request is
      * already waiting and requests here take long enough to be worth
      * it.  Otherwise serve this one here, and let the watchdog know in
