@@ -15,30 +15,35 @@
 #define NBDKIT_API_VERSION 3
 #include <nbdkit-plugin.h>
 
-static int64_t size;            /* from size= */
-static int64_t fill;            /* from fill= */
+static int64_t size; /* from size= */
+static int64_t fill; /* from fill= */
 static char *disk;
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
 
 /* The server parses and checks these before config_complete runs. */
-static const struct nbdkit_param params[] = {
-  { .name = "size", .type = NBDKIT_PARAM_SIZE, .flags = NBDKIT_PARAM_REQUIRED,
-    .doc = "Size of the disk, e.g. 64M", .dest = &size },
-  { .name = "fill", .type = NBDKIT_PARAM_INT, .default_value = "0",
-    .doc = "Byte the disk starts filled with (0-255)", .dest = &fill },
-  { NULL }
-};
+static const struct nbdkit_param params[]
+    = { { .name = "size",
+          .type = NBDKIT_PARAM_SIZE,
+          .flags = NBDKIT_PARAM_REQUIRED,
+          .doc = "Size of the disk, e.g. 64M",
+          .dest = &size },
+        { .name = "fill",
+          .type = NBDKIT_PARAM_INT,
+          .default_value = "0",
+          .doc = "Byte the disk starts filled with (0-255)",
+          .dest = &fill },
+        { NULL } };
 
 static int
 example_config_complete (void)
 {
   if (fill < 0 || fill > 255) {
-    nbdkit_error ("fill=%lld: must be between 0 and 255", (long long) fill);
+    nbdkit_error ("fill=%lld: must be between 0 and 255", (long long)fill);
     return -1;
   }
   disk = malloc (size ? size : 1);
   if (disk == NULL) {
-    nbdkit_error ("cannot allocate %lld bytes: %m", (long long) size);
+    nbdkit_error ("cannot allocate %lld bytes: %m", (long long)size);
     return -1;
   }
   memset (disk, fill, size);
@@ -81,8 +86,8 @@ example_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
 }
 
 static int
-example_pwrite (void *handle, const void *buf, uint64_t count,
-                uint64_t offset, uint32_t flags)
+example_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
+                uint32_t flags)
 {
   pthread_rwlock_wrlock (&lock);
   memcpy (disk + offset, buf, count);
@@ -102,7 +107,7 @@ example_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 static int
 example_can_multi_conn (void *handle)
 {
-  return 1;                     /* every connection sees the same disk */
+  return 1; /* every connection sees the same disk */
 }
 
 static struct nbdkit_plugin plugin = {

@@ -35,9 +35,10 @@ extern "C" {
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)
-#define NBDKIT_ATTRIBUTE_FORMAT_PRINTF(fmt, args) \
+#define NBDKIT_ATTRIBUTE_FORMAT_PRINTF(fmt, args)                              \
   __attribute__ ((__format__ (__printf__, fmt, args)))
-#define NBDKIT_ATTRIBUTE_NONNULL(...) __attribute__ ((__nonnull__ (__VA_ARGS__)))
+#define NBDKIT_ATTRIBUTE_NONNULL(...)                                          \
+  __attribute__ ((__nonnull__ (__VA_ARGS__)))
 #define NBDKIT_DLL_PUBLIC __attribute__ ((__visibility__ ("default")))
 #else
 #define NBDKIT_DLL_PUBLIC
@@ -74,9 +75,9 @@ extern "C" {
 #endif
 
 /* Flags passed with requests. */
-#define NBDKIT_FLAG_MAY_TRIM (1 << 0)  /* zero: may punch a hole */
-#define NBDKIT_FLAG_FUA (1 << 1)       /* write, trim, zero: force unit access */
-#define NBDKIT_FLAG_REQ_ONE (1 << 2)   /* extents: one extent is enough */
+#define NBDKIT_FLAG_MAY_TRIM (1 << 0) /* zero: may punch a hole */
+#define NBDKIT_FLAG_FUA (1 << 1)      /* write, trim, zero: force unit access */
+#define NBDKIT_FLAG_REQ_ONE (1 << 2)  /* extents: one extent is enough */
 #define NBDKIT_FLAG_FAST_ZERO (1 << 3) /* zero: fail with ENOTSUP if slow */
 
 /* Answers of can_fua. */
@@ -111,13 +112,13 @@ extern "C" {
  * nbdkit_debug prints only with -v.  Neither changes errno.
  */
 extern void nbdkit_error (const char *msg, ...)
-  NBDKIT_ATTRIBUTE_FORMAT_PRINTF (1, 2);
+    NBDKIT_ATTRIBUTE_FORMAT_PRINTF (1, 2);
 extern void nbdkit_verror (const char *msg, va_list args)
-  NBDKIT_ATTRIBUTE_FORMAT_PRINTF (1, 0);
+    NBDKIT_ATTRIBUTE_FORMAT_PRINTF (1, 0);
 extern void nbdkit_debug (const char *msg, ...)
-  NBDKIT_ATTRIBUTE_FORMAT_PRINTF (1, 2);
+    NBDKIT_ATTRIBUTE_FORMAT_PRINTF (1, 2);
 extern void nbdkit_vdebug (const char *msg, va_list args)
-  NBDKIT_ATTRIBUTE_FORMAT_PRINTF (1, 0);
+    NBDKIT_ATTRIBUTE_FORMAT_PRINTF (1, 0);
 
 /* The errno sent to the client when the current callback fails.
  * Without it, the server uses errno at the time the callback returned.
@@ -125,26 +126,23 @@ extern void nbdkit_vdebug (const char *msg, va_list args)
 extern void nbdkit_set_error (int err);
 
 /* Parsing helpers.  Each logs an error naming WHAT on bad input. */
-extern int64_t nbdkit_parse_size (const char *str); /* "1G", "512k": -1 on error */
-extern int nbdkit_parse_bool (const char *str);     /* 1, 0, or -1 on error */
+extern int64_t
+nbdkit_parse_size (const char *str);            /* "1G", "512k": -1 on error */
+extern int nbdkit_parse_bool (const char *str); /* 1, 0, or -1 on error */
 extern int nbdkit_parse_probability (const char *what, const char *str,
                                      double *r); /* "10%", "1:8", "0.1" */
 extern int nbdkit_parse_int (const char *what, const char *str, int *r);
 extern int nbdkit_parse_unsigned (const char *what, const char *str,
                                   unsigned *r);
 extern int nbdkit_parse_int8_t (const char *what, const char *str, int8_t *r);
-extern int nbdkit_parse_uint8_t (const char *what, const char *str,
-                                 uint8_t *r);
-extern int nbdkit_parse_int16_t (const char *what, const char *str,
-                                 int16_t *r);
+extern int nbdkit_parse_uint8_t (const char *what, const char *str, uint8_t *r);
+extern int nbdkit_parse_int16_t (const char *what, const char *str, int16_t *r);
 extern int nbdkit_parse_uint16_t (const char *what, const char *str,
                                   uint16_t *r);
-extern int nbdkit_parse_int32_t (const char *what, const char *str,
-                                 int32_t *r);
+extern int nbdkit_parse_int32_t (const char *what, const char *str, int32_t *r);
 extern int nbdkit_parse_uint32_t (const char *what, const char *str,
                                   uint32_t *r);
-extern int nbdkit_parse_int64_t (const char *what, const char *str,
-                                 int64_t *r);
+extern int nbdkit_parse_int64_t (const char *what, const char *str, int64_t *r);
 extern int nbdkit_parse_uint64_t (const char *what, const char *str,
                                   uint64_t *r);
 
@@ -190,17 +188,17 @@ extern void nbdkit_disconnect (int force);
 extern const char *nbdkit_strdup_intern (const char *str);
 extern const char *nbdkit_strndup_intern (const char *str, size_t n);
 extern const char *nbdkit_printf_intern (const char *fmt, ...)
-  NBDKIT_ATTRIBUTE_FORMAT_PRINTF (1, 2);
+    NBDKIT_ATTRIBUTE_FORMAT_PRINTF (1, 2);
 extern const char *nbdkit_vprintf_intern (const char *fmt, va_list ap)
-  NBDKIT_ATTRIBUTE_FORMAT_PRINTF (1, 0);
+    NBDKIT_ATTRIBUTE_FORMAT_PRINTF (1, 0);
 
 /* Extents: called from the extents callback, in ascending order,
  * starting at or before the requested offset.  Zero-length extents
  * are ignored.
  */
 struct nbdkit_extents;
-extern int nbdkit_add_extent (struct nbdkit_extents *,
-                              uint64_t offset, uint64_t length, uint32_t type);
+extern int nbdkit_add_extent (struct nbdkit_extents *, uint64_t offset,
+                              uint64_t length, uint32_t type);
 
 /* A list of one's own, e.g. to ask another layer or to merge: only
  * extents inside [START, END) are kept.
@@ -210,8 +208,7 @@ struct nbdkit_extent {
   uint64_t length;
   uint32_t type;
 };
-extern struct nbdkit_extents *nbdkit_extents_new (uint64_t start,
-                                                  uint64_t end);
+extern struct nbdkit_extents *nbdkit_extents_new (uint64_t start, uint64_t end);
 extern void nbdkit_extents_free (struct nbdkit_extents *);
 extern size_t nbdkit_extents_count (const struct nbdkit_extents *);
 extern struct nbdkit_extent nbdkit_get_extent (const struct nbdkit_extents *,
@@ -219,8 +216,8 @@ extern struct nbdkit_extent nbdkit_get_extent (const struct nbdkit_extents *,
 
 /* Exports: called from list_exports. */
 struct nbdkit_exports;
-extern int nbdkit_add_export (struct nbdkit_exports *,
-                              const char *name, const char *description);
+extern int nbdkit_add_export (struct nbdkit_exports *, const char *name,
+                              const char *description);
 extern int nbdkit_use_default_export (struct nbdkit_exports *);
 
 /* A list of one's own (e.g. a filter asking its plugin). */
@@ -231,8 +228,8 @@ struct nbdkit_export {
 extern struct nbdkit_exports *nbdkit_exports_new (void);
 extern void nbdkit_exports_free (struct nbdkit_exports *);
 extern size_t nbdkit_exports_count (const struct nbdkit_exports *);
-extern struct nbdkit_export nbdkit_get_export (
-  const struct nbdkit_exports *, size_t i);
+extern struct nbdkit_export nbdkit_get_export (const struct nbdkit_exports *,
+                                               size_t i);
 
 /* Typed parameters (API 3; declared for every API so servers and hosts
  * can share them).  A plugin (or filter) declares the keys it takes
@@ -265,24 +262,24 @@ enum nbdkit_param_type {
 #define NBDKIT_PARAM_MULTIPLE (1 << 1) /* may be given more than once */
 
 struct nbdkit_param {
-  const char *name;           /* NULL ends the array */
+  const char *name; /* NULL ends the array */
   enum nbdkit_param_type type;
-  unsigned flags;             /* NBDKIT_PARAM_REQUIRED, ..._MULTIPLE */
-  const char *default_value;  /* applied when not given; NULL: none */
-  const char *doc;            /* one line for --help */
-  const char *choices;        /* enum: "a|b|c" */
-  void *dest;                 /* see the types above; may be NULL */
+  unsigned flags;            /* NBDKIT_PARAM_REQUIRED, ..._MULTIPLE */
+  const char *default_value; /* applied when not given; NULL: none */
+  const char *doc;           /* one line for --help */
+  const char *choices;       /* enum: "a|b|c" */
+  void *dest;                /* see the types above; may be NULL */
 };
 
 /* Block sizes (API 3).  All zero means no constraint.  The server
  * rejects requests that break them before the plugin sees them.
  */
 struct nbdkit_block_size {
-  uint32_t minimum;          /* power of 2, 1 .. 64K */
-  uint32_t preferred;        /* power of 2, >= minimum, 512 .. 32M */
-  uint32_t maximum;          /* largest read or write, multiple of minimum */
-  uint64_t maximum_virtual;  /* largest trim, zero, cache or block status */
-  int client_requested;      /* input: the client asked for block sizes */
+  uint32_t minimum;         /* power of 2, 1 .. 64K */
+  uint32_t preferred;       /* power of 2, >= minimum, 512 .. 32M */
+  uint32_t maximum;         /* largest read or write, multiple of minimum */
+  uint64_t maximum_virtual; /* largest trim, zero, cache or block status */
+  int client_requested;     /* input: the client asked for block sizes */
   /* Set to announce the sizes without the server refusing requests
    * that break them (they reach the layer, which copes).
    */
@@ -308,11 +305,10 @@ struct nbdkit_block_size {
  * OFFSET is an offset in the disk, inside the request.
  */
 struct nbdkit_read;
-extern int nbdkit_read_hole (struct nbdkit_read *rd,
-                             uint64_t offset, uint64_t length);
-extern int nbdkit_read_lend (struct nbdkit_read *rd,
-                             uint64_t offset, const void *data,
-                             uint64_t length,
+extern int nbdkit_read_hole (struct nbdkit_read *rd, uint64_t offset,
+                             uint64_t length);
+extern int nbdkit_read_lend (struct nbdkit_read *rd, uint64_t offset,
+                             const void *data, uint64_t length,
                              void (*release) (void *opaque), void *opaque);
 extern int nbdkit_read_error_at (struct nbdkit_read *rd, uint64_t offset);
 

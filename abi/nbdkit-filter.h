@@ -59,7 +59,7 @@ struct nbdkit_filter {
   void (*load) (void);
   void (*unload) (void);
   void (*dump_plugin) (void);
-  int (*thread_model) (void);          /* default: PARALLEL */
+  int (*thread_model) (void); /* default: PARALLEL */
   int (*get_ready) (int thread_model);
   int (*after_fork) (nbdkit_backend *next);
   void (*cleanup) (nbdkit_backend *next);
@@ -106,10 +106,10 @@ struct nbdkit_filter {
   int (*pwrite) (nbdkit_next *next, void *handle, const void *buf,
                  uint64_t count, uint64_t offset, uint32_t flags, int *err);
   int (*flush) (nbdkit_next *next, void *handle, uint32_t flags, int *err);
-  int (*trim) (nbdkit_next *next, void *handle, uint64_t count,
-               uint64_t offset, uint32_t flags, int *err);
-  int (*zero) (nbdkit_next *next, void *handle, uint64_t count,
-               uint64_t offset, uint32_t flags, int *err);
+  int (*trim) (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+               uint32_t flags, int *err);
+  int (*zero) (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+               uint32_t flags, int *err);
   int (*extents) (nbdkit_next *next, void *handle, uint64_t count,
                   uint64_t offset, uint32_t flags,
                   struct nbdkit_extents *extents, int *err);
@@ -132,15 +132,14 @@ struct nbdkit_filter {
  * object, even the same one twice: a language host may return a
  * different struct each time, one per script.
  */
-#define NBDKIT_REGISTER_FILTER(filter)                      \
-  NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_filter *filter_init (void); \
-  NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_filter *  \
-  filter_init (void)                                        \
-  {                                                         \
-    (filter)._struct_size = sizeof (filter);                \
-    (filter)._api_version = NBDKIT_API_VERSION;             \
-    (filter)._unused = 0;                                   \
-    return &(filter);                                       \
+#define NBDKIT_REGISTER_FILTER(filter)                                         \
+  NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_filter *filter_init (void);  \
+  NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_filter *filter_init (void)   \
+  {                                                                            \
+    (filter)._struct_size = sizeof (filter);                                   \
+    (filter)._api_version = NBDKIT_API_VERSION;                                \
+    (filter)._unused = 0;                                                      \
+    return &(filter);                                                          \
   }
 
 /* ---- calls to the layer below, per connection ----
@@ -171,13 +170,13 @@ extern int nbdkit_next_pread (nbdkit_next *next, void *buf, uint64_t count,
                               uint64_t offset, uint32_t flags,
                               struct nbdkit_read *rd, int *err);
 extern int nbdkit_next_pwrite (nbdkit_next *next, const void *buf,
-                               uint64_t count, uint64_t offset,
-                               uint32_t flags, int *err);
+                               uint64_t count, uint64_t offset, uint32_t flags,
+                               int *err);
 extern int nbdkit_next_flush (nbdkit_next *next, uint32_t flags, int *err);
-extern int nbdkit_next_trim (nbdkit_next *next, uint64_t count,
-                             uint64_t offset, uint32_t flags, int *err);
-extern int nbdkit_next_zero (nbdkit_next *next, uint64_t count,
-                             uint64_t offset, uint32_t flags, int *err);
+extern int nbdkit_next_trim (nbdkit_next *next, uint64_t count, uint64_t offset,
+                             uint32_t flags, int *err);
+extern int nbdkit_next_zero (nbdkit_next *next, uint64_t count, uint64_t offset,
+                             uint32_t flags, int *err);
 extern int nbdkit_next_extents (nbdkit_next *next, uint64_t count,
                                 uint64_t offset, uint32_t flags,
                                 struct nbdkit_extents *extents, int *err);

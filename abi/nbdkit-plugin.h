@@ -52,11 +52,11 @@ struct nbdkit_plugin {
   /* Life cycle of the server. */
   void (*load) (void);
   void (*unload) (void);
-  void (*dump_plugin) (void);        /* extra key=value lines */
-  int (*thread_model) (void);        /* default: PARALLEL */
+  void (*dump_plugin) (void);          /* extra key=value lines */
+  int (*thread_model) (void);          /* default: PARALLEL */
   int (*get_ready) (int thread_model); /* the model finally chosen */
-  int (*after_fork) (void);          /* after daemonizing */
-  void (*cleanup) (void);            /* before unload, after the last close */
+  int (*after_fork) (void);            /* after daemonizing */
+  void (*cleanup) (void);              /* before unload, after the last close */
 
   /* Before and during the handshake. */
   int (*preconnect) (int readonly);
@@ -76,37 +76,36 @@ struct nbdkit_plugin {
   int (*can_flush) (void *handle);
   int (*is_rotational) (void *handle);
   int (*can_trim) (void *handle);
-  int (*can_zero) (void *handle);      /* NBDKIT_ZERO_* */
+  int (*can_zero) (void *handle); /* NBDKIT_ZERO_* */
   int (*can_fast_zero) (void *handle);
-  int (*can_fua) (void *handle);       /* NBDKIT_FUA_* */
+  int (*can_fua) (void *handle); /* NBDKIT_FUA_* */
   int (*can_multi_conn) (void *handle);
-  int (*can_extents) (void *handle);   /* NBDKIT_EXTENTS_* */
-  int (*can_cache) (void *handle);     /* NBDKIT_CACHE_* */
+  int (*can_extents) (void *handle); /* NBDKIT_EXTENTS_* */
+  int (*can_cache) (void *handle);   /* NBDKIT_CACHE_* */
 
   /* Data.  Requests are checked (bounds, alignment, sizes) before they
    * arrive here.  RD may be used with the nbdkit_read_* functions.
    */
   int (*pread) (void *handle, void *buf, uint64_t count, uint64_t offset,
                 uint32_t flags, struct nbdkit_read *rd);
-  int (*pwrite) (void *handle, const void *buf, uint64_t count,
-                 uint64_t offset, uint32_t flags);
+  int (*pwrite) (void *handle, const void *buf, uint64_t count, uint64_t offset,
+                 uint32_t flags);
   int (*flush) (void *handle, uint32_t flags);
   int (*trim) (void *handle, uint64_t count, uint64_t offset, uint32_t flags);
   int (*zero) (void *handle, uint64_t count, uint64_t offset, uint32_t flags);
-  int (*extents) (void *handle, uint64_t count, uint64_t offset,
-                  uint32_t flags, struct nbdkit_extents *extents);
+  int (*extents) (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
+                  struct nbdkit_extents *extents);
   int (*cache) (void *handle, uint64_t count, uint64_t offset, uint32_t flags);
 };
 
-#define NBDKIT_REGISTER_PLUGIN(plugin)                      \
-  NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_plugin *plugin_init (void); \
-  NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_plugin *  \
-  plugin_init (void)                                        \
-  {                                                         \
-    (plugin)._struct_size = sizeof (plugin);                \
-    (plugin)._api_version = NBDKIT_API_VERSION;             \
-    (plugin)._unused = 0;                                   \
-    return &(plugin);                                       \
+#define NBDKIT_REGISTER_PLUGIN(plugin)                                         \
+  NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_plugin *plugin_init (void);  \
+  NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_plugin *plugin_init (void)   \
+  {                                                                            \
+    (plugin)._struct_size = sizeof (plugin);                                   \
+    (plugin)._api_version = NBDKIT_API_VERSION;                                \
+    (plugin)._unused = 0;                                                      \
+    return &(plugin);                                                          \
   }
 
 #else /* API 1 and 2: the layout nbdkit plugins are built against */
@@ -173,8 +172,8 @@ struct nbdkit_plugin {
 #else
   int (*pread) (void *handle, void *buf, uint32_t count, uint64_t offset,
                 uint32_t flags);
-  int (*pwrite) (void *handle, const void *buf, uint32_t count,
-                 uint64_t offset, uint32_t flags);
+  int (*pwrite) (void *handle, const void *buf, uint32_t count, uint64_t offset,
+                 uint32_t flags);
   int (*flush) (void *handle, uint32_t flags);
   int (*trim) (void *handle, uint32_t count, uint64_t offset, uint32_t flags);
   int (*zero) (void *handle, uint32_t count, uint64_t offset, uint32_t flags);
@@ -185,12 +184,11 @@ struct nbdkit_plugin {
   int (*can_multi_conn) (void *handle);
 
   int (*can_extents) (void *handle);
-  int (*extents) (void *handle, uint32_t count, uint64_t offset,
-                  uint32_t flags, struct nbdkit_extents *extents);
+  int (*extents) (void *handle, uint32_t count, uint64_t offset, uint32_t flags,
+                  struct nbdkit_extents *extents);
 
   int (*can_cache) (void *handle);
-  int (*cache) (void *handle, uint32_t count, uint64_t offset,
-                uint32_t flags);
+  int (*cache) (void *handle, uint32_t count, uint64_t offset, uint32_t flags);
 
   int (*thread_model) (void);
 
@@ -208,20 +206,18 @@ struct nbdkit_plugin {
 
   void (*cleanup) (void);
 
-  int (*block_size) (void *handle,
-                     uint32_t *minimum, uint32_t *preferred,
+  int (*block_size) (void *handle, uint32_t *minimum, uint32_t *preferred,
                      uint32_t *maximum);
 };
 
-#define NBDKIT_REGISTER_PLUGIN(plugin)                      \
-  NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_plugin *plugin_init (void); \
-  NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_plugin *  \
-  plugin_init (void)                                        \
-  {                                                         \
-    (plugin)._struct_size = sizeof (plugin);                \
-    (plugin)._api_version = NBDKIT_API_VERSION;             \
-    (plugin)._thread_model = THREAD_MODEL;                  \
-    return &(plugin);                                       \
+#define NBDKIT_REGISTER_PLUGIN(plugin)                                         \
+  NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_plugin *plugin_init (void);  \
+  NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_plugin *plugin_init (void)   \
+  {                                                                            \
+    (plugin)._struct_size = sizeof (plugin);                                   \
+    (plugin)._api_version = NBDKIT_API_VERSION;                                \
+    (plugin)._thread_model = THREAD_MODEL;                                     \
+    return &(plugin);                                                          \
   }
 
 #endif /* NBDKIT_API_VERSION */

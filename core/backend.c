@@ -80,11 +80,11 @@ backend_open_next (struct context *c, int readonly, const char *exportname)
 {
   if (c->b->next == NULL || c->next) {
     nbdkit_error ("%s: nbdkit_next_open called twice or without a layer"
-                  " below", c->b->name);
+                  " below",
+                  c->b->name);
     return -1;
   }
-  c->next = open_layer (c->b->next, c->conn, readonly, exportname,
-                        c->is_tls);
+  c->next = open_layer (c->b->next, c->conn, readonly, exportname, c->is_tls);
   return c->next ? 0 : -1;
 }
 
@@ -183,15 +183,15 @@ backend_block_size (struct context *c, struct nbdkit_block_size *bs)
 }
 
 /* Ask once, cache the answer; -1 (error) is not cached. */
-#define CACHED(field, expr)                     \
-  do {                                          \
-    if (c->field == -1) {                       \
-      int r_ = (expr);                          \
-      if (r_ == -1)                             \
-        return -1;                              \
-      c->field = r_;                            \
-    }                                           \
-    return c->field;                            \
+#define CACHED(field, expr)                                                    \
+  do {                                                                         \
+    if (c->field == -1) {                                                      \
+      int r_ = (expr);                                                         \
+      if (r_ == -1)                                                            \
+        return -1;                                                             \
+      c->field = r_;                                                           \
+    }                                                                          \
+    return c->field;                                                           \
   } while (0)
 
 int
@@ -291,10 +291,10 @@ check_range (struct context *c, const char *what, uint64_t count,
     *err = EIO;
     return -1;
   }
-  if (offset > (uint64_t) size || count > (uint64_t) size - offset) {
+  if (offset > (uint64_t)size || count > (uint64_t)size - offset) {
     nbdkit_error ("%s: %s at offset %" PRIu64 " for %" PRIu64
-                  " bytes is beyond the end of the layer below (%" PRId64
-                  ")", c->b->name, what, offset, count, size);
+                  " bytes is beyond the end of the layer below (%" PRId64 ")",
+                  c->b->name, what, offset, count, size);
     *err = EINVAL;
     return -1;
   }
@@ -334,8 +334,8 @@ backend_pwrite (struct context *c, const void *buf, uint64_t count,
 {
   if (check_range (c, "pwrite", count, offset, err) == -1)
     return -1;
-  if (c->b->ops->pwrite (c, buf, count, offset, native_flags (c, flags),
-                         err) == -1)
+  if (c->b->ops->pwrite (c, buf, count, offset, native_flags (c, flags), err)
+      == -1)
     return -1;
   return emulate_fua (c, flags, err);
 }
@@ -402,8 +402,7 @@ backend_zero (struct context *c, uint64_t count, uint64_t offset,
   if (check_range (c, "zero", count, offset, err) == -1)
     return -1;
   if (z == NBDKIT_ZERO_NATIVE) {
-    if (c->b->ops->zero (c, count, offset, native_flags (c, flags),
-                         err) == 0)
+    if (c->b->ops->zero (c, count, offset, native_flags (c, flags), err) == 0)
       return emulate_fua (c, flags, err);
     /* A layer that cannot zero this time lets us write zeroes, unless
      * the client wanted only a fast zero.
@@ -414,8 +413,7 @@ backend_zero (struct context *c, uint64_t count, uint64_t offset,
       *err = ENOTSUP;
       return -1;
     }
-  }
-  else if (flags & NBDKIT_FLAG_FAST_ZERO) {
+  } else if (flags & NBDKIT_FLAG_FAST_ZERO) {
     *err = ENOTSUP;
     return -1;
   }

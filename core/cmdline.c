@@ -18,11 +18,29 @@
 #include "internal.h"
 
 enum {
-  OPT_DUMP_CONFIG = 256, OPT_DUMP_PLUGIN, OPT_EXIT_WITH_PARENT, OPT_FILTER,
-  OPT_FD, OPT_LOG, OPT_MASK_HANDSHAKE, OPT_NO_SR, OPT_NO_MC, OPT_NO_EH,
-  OPT_PRINT_URI, OPT_RUN, OPT_TIMEOUT, OPT_KEEPALIVE, OPT_VSOCK, OPT_SWAP,
-  OPT_TLS, OPT_TLS_CERTS, OPT_TLS_PSK, OPT_TLS_VERIFY, OPT_HELP,
-  OPT_NO_HANDSHAKE, OPT_SELINUX,
+  OPT_DUMP_CONFIG = 256,
+  OPT_DUMP_PLUGIN,
+  OPT_EXIT_WITH_PARENT,
+  OPT_FILTER,
+  OPT_FD,
+  OPT_LOG,
+  OPT_MASK_HANDSHAKE,
+  OPT_NO_SR,
+  OPT_NO_MC,
+  OPT_NO_EH,
+  OPT_PRINT_URI,
+  OPT_RUN,
+  OPT_TIMEOUT,
+  OPT_KEEPALIVE,
+  OPT_VSOCK,
+  OPT_SWAP,
+  OPT_TLS,
+  OPT_TLS_CERTS,
+  OPT_TLS_PSK,
+  OPT_TLS_VERIFY,
+  OPT_HELP,
+  OPT_NO_HANDSHAKE,
+  OPT_SELINUX,
 };
 
 static const char short_opts[] = "+46D:e:fg:i:P:p:rst:u:U:vV";
@@ -77,53 +95,58 @@ static const struct option long_opts[] = {
 static void
 usage (FILE *fp)
 {
-  fprintf (fp,
-"nbdkit - a Network Block Device server with plugins\n"
-"\n"
-"Usage:\n"
-"  nbdkit [-U SOCKET | -p PORT [-i ADDR]... | -s | --fd N] [OPTIONS]\n"
-"         [--filter=FILTER ...] PLUGIN [key=value ...]\n"
-"  nbdkit PLUGIN --help           the plugin's parameters\n"
-"  nbdkit SCRIPT.{py,lua,ml} ...  a script, run by its language host\n"
-"\n"
-"Where clients connect:\n"
-"  -U, --unix SOCKET      a Unix socket ('-' for a private one)\n"
-"  -p, --port PORT        TCP port (default 10809)\n"
-"  -i, --ipaddr ADDR      listen on this address (repeatable)\n"
-"  -4, -6                 IPv4 or IPv6 only\n"
-"  --vsock                AF_VSOCK (port from -p)\n"
-"  -s, --single           one client on stdin/stdout\n"
-"  --fd N                 one client on the connected socket N\n"
-"  --swap                 connect out to the client at -U or -p/-i, which\n"
-"                         waits for its server to call; serve it, then exit\n"
-"  --no-handshake         with -s or --fd: the client has negotiated\n"
-"                         already; serve -e EXPORT at once\n"
-"Running:\n"
-"  --run CMD              run CMD with $uri, $nbd, $unixsocket, $port,\n"
-"                         $exportname set; exit when it does, with its status\n"
-"  -f, --foreground       do not go into the background\n"
-"  -P, --pidfile FILE     write the pid once ready for clients\n"
-"  --exit-with-parent     exit when the parent process does\n"
-"  -u, --user USER        -g, --group GROUP   change identity after binding\n"
-"  -t, --threads N        threads per connection (default 16)\n"
-"  --timeout SECS         drop clients whose handshake takes longer\n"
-"  --keepalive            TCP keepalive on client sockets\n"
-"  --print-uri            print the URI clients connect to\n"
-"Protocol:\n"
-"  -e, --exportname NAME  export name for $uri and --no-handshake\n"
-"  -r, --readonly         refuse writes\n"
-"  --mask-handshake N     0 to withhold NO_ZEROES from the greeting\n"
-"  --no-sr, --no-mc, --no-eh\n"
-"                         refuse structured replies, meta contexts,\n"
-"                         extended headers\n"
-"  --tls off|on|require   TLS (see --tls-certificates, --tls-psk)\n"
-"Other:\n"
-"  -v, --verbose          debug messages\n"
-"  -D, --debug P.FLAG=N   set a plugin's debug flag\n"
-"  --log stderr|syslog|null\n"
-"  --dump-config          facts about this build\n"
-"  --dump-plugin          facts about PLUGIN\n"
-"  -V, --version          the version (and the plugin's)\n");
+  fprintf (
+      fp,
+      "nbdkit - a Network Block Device server with plugins\n"
+      "\n"
+      "Usage:\n"
+      "  nbdkit [-U SOCKET | -p PORT [-i ADDR]... | -s | --fd N] [OPTIONS]\n"
+      "         [--filter=FILTER ...] PLUGIN [key=value ...]\n"
+      "  nbdkit PLUGIN --help           the plugin's parameters\n"
+      "  nbdkit SCRIPT.{py,lua,ml} ...  a script, run by its language host\n"
+      "\n"
+      "Where clients connect:\n"
+      "  -U, --unix SOCKET      a Unix socket ('-' for a private one)\n"
+      "  -p, --port PORT        TCP port (default 10809)\n"
+      "  -i, --ipaddr ADDR      listen on this address (repeatable)\n"
+      "  -4, -6                 IPv4 or IPv6 only\n"
+      "  --vsock                AF_VSOCK (port from -p)\n"
+      "  -s, --single           one client on stdin/stdout\n"
+      "  --fd N                 one client on the connected socket N\n"
+      "  --swap                 connect out to the client at -U or -p/-i, "
+      "which\n"
+      "                         waits for its server to call; serve it, then "
+      "exit\n"
+      "  --no-handshake         with -s or --fd: the client has negotiated\n"
+      "                         already; serve -e EXPORT at once\n"
+      "Running:\n"
+      "  --run CMD              run CMD with $uri, $nbd, $unixsocket, $port,\n"
+      "                         $exportname set; exit when it does, with its "
+      "status\n"
+      "  -f, --foreground       do not go into the background\n"
+      "  -P, --pidfile FILE     write the pid once ready for clients\n"
+      "  --exit-with-parent     exit when the parent process does\n"
+      "  -u, --user USER        -g, --group GROUP   change identity after "
+      "binding\n"
+      "  -t, --threads N        threads per connection (default 16)\n"
+      "  --timeout SECS         drop clients whose handshake takes longer\n"
+      "  --keepalive            TCP keepalive on client sockets\n"
+      "  --print-uri            print the URI clients connect to\n"
+      "Protocol:\n"
+      "  -e, --exportname NAME  export name for $uri and --no-handshake\n"
+      "  -r, --readonly         refuse writes\n"
+      "  --mask-handshake N     0 to withhold NO_ZEROES from the greeting\n"
+      "  --no-sr, --no-mc, --no-eh\n"
+      "                         refuse structured replies, meta contexts,\n"
+      "                         extended headers\n"
+      "  --tls off|on|require   TLS (see --tls-certificates, --tls-psk)\n"
+      "Other:\n"
+      "  -v, --verbose          debug messages\n"
+      "  -D, --debug P.FLAG=N   set a plugin's debug flag\n"
+      "  --log stderr|syslog|null\n"
+      "  --dump-config          facts about this build\n"
+      "  --dump-plugin          facts about PLUGIN\n"
+      "  -V, --version          the version (and the plugin's)\n");
 }
 
 /* The directory the running program is in ("" if unknown). */
@@ -162,7 +185,7 @@ layer_dir (char *out, const char *env, const char *build_sub,
   }
   if (strcmp (dir, NBDKIT_BUILD_DIR) == 0
       && snprintf (out, PATH_MAX, "%s/%s", NBDKIT_BUILD_DIR, build_sub)
-         < PATH_MAX)
+             < PATH_MAX)
     return;
   if (*dir && snprintf (out, PATH_MAX, "%s/%s", dir, from_bin) < PATH_MAX
       && access (out, X_OK) == 0)
@@ -173,10 +196,10 @@ layer_dir (char *out, const char *env, const char *build_sub,
 static void
 find_dirs (void)
 {
-  layer_dir (plugindir, "NBDKIT_PLUGINDIR", "plugins",
-             NBDKIT_BIN_TO_PLUGINDIR, NBDKIT_PLUGINDIR);
-  layer_dir (filterdir, "NBDKIT_FILTERDIR", "filters",
-             NBDKIT_BIN_TO_FILTERDIR, NBDKIT_FILTERDIR);
+  layer_dir (plugindir, "NBDKIT_PLUGINDIR", "plugins", NBDKIT_BIN_TO_PLUGINDIR,
+             NBDKIT_PLUGINDIR);
+  layer_dir (filterdir, "NBDKIT_FILTERDIR", "filters", NBDKIT_BIN_TO_FILTERDIR,
+             NBDKIT_FILTERDIR);
 }
 
 const char *
@@ -228,8 +251,10 @@ dump_config (struct server *s)
 static const char *
 script_host (const char *path)
 {
-  static const struct { const char *ext, *host; } exts[] = {
-    { ".py", "python" }, { ".lua", "lua" }, { ".ml", "ocaml" },
+  static const struct {
+    const char *ext, *host;
+  } exts[] = {
+    { ".py", "python" },  { ".lua", "lua" }, { ".ml", "ocaml" },
     { ".cmxs", "ocaml" }, { ".sh", "sh" },
   };
   static const char *hosts[] = { "python", "lua", "ocaml", "sh" };
@@ -301,9 +326,10 @@ config_one (struct backend *b, const char *key, const char *value)
   if (b->params) {
     r = param_parse (b->name, b->params, b->params_seen, key, value, &canon);
     if (r == -2) {
-      log_error (b->server, "%s: unknown parameter '%s' (see 'nbdkit %s%s"
-                 " --help' for the parameters it takes)", b->name, key,
-                 b->is_filter ? "--filter=" : "", b->given);
+      log_error (b->server,
+                 "%s: unknown parameter '%s' (see 'nbdkit %s%s"
+                 " --help' for the parameters it takes)",
+                 b->name, key, b->is_filter ? "--filter=" : "", b->given);
       return -1;
     }
     if (r == -1)
@@ -355,13 +381,14 @@ configure (struct server *s, char **args, int from, int to)
     int r;
     if (is_bare (a)) {
       if (b->magic_config_key == NULL) {
-        log_error (s, "%s: '%s' is not key=value, and this plugin"
-                   " takes no bare parameter", b->name, a);
+        log_error (s,
+                   "%s: '%s' is not key=value, and this plugin"
+                   " takes no bare parameter",
+                   b->name, a);
         return -1;
       }
       r = config_one (b, b->magic_config_key, a);
-    }
-    else {
+    } else {
       char *key = strndup (a, eq - a);
       if (key == NULL)
         return -1;
@@ -395,8 +422,9 @@ set_debug_flag (struct server *s, const char *arg)
   }
   if (nbdkit_parse_int ("-D", eq + 1, &v) == -1)
     return -1;
-  if (asprintf (&sym, "%.*s_debug_%.*s", (int) (dot - arg), arg,
-                (int) (eq - dot - 1), dot + 1) == -1)
+  if (asprintf (&sym, "%.*s_debug_%.*s", (int)(dot - arg), arg,
+                (int)(eq - dot - 1), dot + 1)
+      == -1)
     return -1;
   for (char *q = sym; *q; q++)
     if (*q == '-')
@@ -502,15 +530,25 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
       continue;
     }
     switch (c) {
-      case '4': o->family = AF_INET; break;
-      case '6': o->family = AF_INET6; break;
+      case '4':
+        o->family = AF_INET;
+        break;
+      case '6':
+        o->family = AF_INET6;
+        break;
       case 'D':
         if (ndebug < 64)
           debug_args[ndebug++] = optarg;
         break;
-      case 'e': o->exportname = optarg; break;
-      case 'f': o->foreground = true; break;
-      case 'g': o->group = optarg; break;
+      case 'e':
+        o->exportname = optarg;
+        break;
+      case 'f':
+        o->foreground = true;
+        break;
+      case 'g':
+        o->group = optarg;
+        break;
       case 'i':
         if (o->nipaddr >= MAX_LISTEN_ADDRS) {
           log_error (s, "-i: at most %d addresses", MAX_LISTEN_ADDRS);
@@ -518,10 +556,18 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
         }
         o->ipaddr[o->nipaddr++] = optarg;
         break;
-      case 'P': o->pidfile = optarg; break;
-      case 'p': o->port = optarg; break;
-      case 'r': o->readonly = true; break;
-      case 's': o->single = true; break;
+      case 'P':
+        o->pidfile = optarg;
+        break;
+      case 'p':
+        o->port = optarg;
+        break;
+      case 'r':
+        o->readonly = true;
+        break;
+      case 's':
+        o->single = true;
+        break;
       case 't': {
         unsigned t;
         if (nbdkit_parse_unsigned ("-t", optarg, &t) == -1)
@@ -533,13 +579,27 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
         o->threads = t;
         break;
       }
-      case 'u': o->user = optarg; break;
-      case 'U': o->unixsocket = optarg; break;
-      case 'v': o->verbose++; break;
-      case 'V': version = true; break;
-      case OPT_DUMP_CONFIG: dump_cfg = true; break;
-      case OPT_DUMP_PLUGIN: dump_plg = true; break;
-      case OPT_EXIT_WITH_PARENT: o->exit_with_parent = true; break;
+      case 'u':
+        o->user = optarg;
+        break;
+      case 'U':
+        o->unixsocket = optarg;
+        break;
+      case 'v':
+        o->verbose++;
+        break;
+      case 'V':
+        version = true;
+        break;
+      case OPT_DUMP_CONFIG:
+        dump_cfg = true;
+        break;
+      case OPT_DUMP_PLUGIN:
+        dump_plg = true;
+        break;
+      case OPT_EXIT_WITH_PARENT:
+        o->exit_with_parent = true;
+        break;
       case OPT_FD:
         if (nbdkit_parse_int ("--fd", optarg, &o->fd) == -1)
           goto err;
@@ -553,8 +613,12 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
         if (nfilters < 64)
           filters[nfilters++] = optarg;
         break;
-      case OPT_HELP: help = true; break;
-      case OPT_KEEPALIVE: o->keepalive = true; break;
+      case OPT_HELP:
+        help = true;
+        break;
+      case OPT_KEEPALIVE:
+        o->keepalive = true;
+        break;
       case OPT_LOG:
         if (strcmp (optarg, "stderr") == 0)
           o->log_to = LOG_TO_STDERR;
@@ -574,17 +638,31 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
         o->mask_handshake = !(m & 2);
         break;
       }
-      case OPT_NO_SR: o->no_sr = true; break;
-      case OPT_NO_MC: o->no_mc = true; break;
-      case OPT_NO_EH: o->no_eh = true; break;
-      case OPT_NO_HANDSHAKE: o->transmission_only = true; break;
-      case OPT_PRINT_URI: o->print_uri = true; break;
-      case OPT_RUN: o->run = optarg; break;
+      case OPT_NO_SR:
+        o->no_sr = true;
+        break;
+      case OPT_NO_MC:
+        o->no_mc = true;
+        break;
+      case OPT_NO_EH:
+        o->no_eh = true;
+        break;
+      case OPT_NO_HANDSHAKE:
+        o->transmission_only = true;
+        break;
+      case OPT_PRINT_URI:
+        o->print_uri = true;
+        break;
+      case OPT_RUN:
+        o->run = optarg;
+        break;
       case OPT_SELINUX:
         log_error (s, "--selinux-label: SELinux is not supported by this"
-                   " build");
+                      " build");
         goto err;
-      case OPT_SWAP: o->swap = true; break;
+      case OPT_SWAP:
+        o->swap = true;
+        break;
       case OPT_TIMEOUT:
         if (nbdkit_parse_unsigned ("--timeout", optarg, &o->timeout) == -1)
           goto err;
@@ -601,10 +679,18 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
           goto err;
         }
         break;
-      case OPT_TLS_CERTS: o->tls_certificates = optarg; break;
-      case OPT_TLS_PSK: o->tls_psk = optarg; break;
-      case OPT_TLS_VERIFY: o->tls_verify_peer = true; break;
-      case OPT_VSOCK: o->vsock = true; break;
+      case OPT_TLS_CERTS:
+        o->tls_certificates = optarg;
+        break;
+      case OPT_TLS_PSK:
+        o->tls_psk = optarg;
+        break;
+      case OPT_TLS_VERIFY:
+        o->tls_verify_peer = true;
+        break;
+      case OPT_VSOCK:
+        o->vsock = true;
+        break;
       default:
         fprintf (stderr, "%s: try '%s --help'\n", s->program_name,
                  s->program_name);
@@ -643,14 +729,14 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
   /* Conflicting ways of listening. */
   {
     int ways = !!o->unixsocket + !!(o->port || o->nipaddr) + o->single
-      + (o->fd >= 0) + o->vsock;
+               + (o->fd >= 0) + o->vsock;
     if (ways > 1) {
       log_error (s, "choose one of -U, -p/-i, -s, --fd and --vsock");
       goto err;
     }
     if (o->swap && !o->unixsocket && !o->port && o->nipaddr == 0) {
       log_error (s, "--swap needs -U SOCKET or -p PORT [-i HOST]: where to"
-                 " connect to");
+                    " connect to");
       goto err;
     }
     if (o->swap && (o->single || o->fd >= 0 || o->vsock || o->run)) {
@@ -673,9 +759,11 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
   const char *plugin_name = args[0];
   int first_param = 1;
   const char *host = strchr (plugin_name, '/') || strchr (plugin_name, '.')
-    ? script_host (plugin_name) : NULL;
-  if (host && !(strlen (plugin_name) > 3
-                && !strcmp (plugin_name + strlen (plugin_name) - 3, ".so"))) {
+                         ? script_host (plugin_name)
+                         : NULL;
+  if (host
+      && !(strlen (plugin_name) > 3
+           && !strcmp (plugin_name + strlen (plugin_name) - 3, ".so"))) {
     plugin_name = host;
     first_param = 0;
   }
@@ -687,8 +775,8 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
   for (int i = 0; i < nfilters; i++) {
     const char *fname = filters[i];
     const char *fhost = strchr (fname, '.') ? script_host (fname) : NULL;
-    bool is_so = strlen (fname) > 3
-      && strcmp (fname + strlen (fname) - 3, ".so") == 0;
+    bool is_so
+        = strlen (fname) > 3 && strcmp (fname + strlen (fname) - 3, ".so") == 0;
     struct backend *f = filter_load (s, fhost && !is_so ? fhost : fname);
     if (f == NULL)
       goto err;
@@ -751,8 +839,8 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
     goto err;
   for (struct backend *l = s->top; l; l = l->next) {
     if (l->params
-        && param_finish (l->name, l->params, l->params_seen, apply_default,
-                         l) == -1)
+        && param_finish (l->name, l->params, l->params_seen, apply_default, l)
+               == -1)
       goto err;
     thread_ctx_set (s, NULL, l->name);
     if (l->ops->config_complete (l) == -1) {
@@ -764,10 +852,10 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
   free (args);
   return 0;
 
- done:
+done:
   free (args);
   return 1;
- err:
+err:
   free (args);
   *status = 1;
   return -1;

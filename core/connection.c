@@ -68,7 +68,7 @@ conn_recv (struct connection *c, void *buf, size_t len)
       r = c->tls_session ? tls_recv (c, c->rbuf, RBUF_SIZE)
                          : read (c->sockin, c->rbuf, RBUF_SIZE);
       if (r > 0) {
-        size_t n = (size_t) r > len ? len : (size_t) r;
+        size_t n = (size_t)r > len ? len : (size_t)r;
         memcpy (p, c->rbuf, n);
         c->rbuf_start = n;
         c->rbuf_end = r;
@@ -76,11 +76,10 @@ conn_recv (struct connection *c, void *buf, size_t len)
         len -= n;
         continue;
       }
-    }
-    else
+    } else
       r = c->tls_session ? tls_recv (c, p, len) : read (c->sockin, p, len);
     if (r == 0) {
-      errno = 0;                /* end of file */
+      errno = 0; /* end of file */
       return -1;
     }
     if (r == -1) {
@@ -116,21 +115,20 @@ conn_sendv (struct connection *c, struct iovec *iov, int iovcnt)
     if (c->is_socket) {
       struct msghdr msg = { .msg_iov = iov, .msg_iovlen = iovcnt };
       r = sendmsg (c->sockout, &msg, MSG_NOSIGNAL);
-    }
-    else
+    } else
       r = writev (c->sockout, iov, iovcnt);
     if (r == -1) {
       if (errno == EINTR)
         continue;
       return -1;
     }
-    while (iovcnt > 0 && (size_t) r >= iov->iov_len) {
+    while (iovcnt > 0 && (size_t)r >= iov->iov_len) {
       r -= iov->iov_len;
       iov++;
       iovcnt--;
     }
     if (iovcnt > 0) {
-      iov->iov_base = (char *) iov->iov_base + r;
+      iov->iov_base = (char *)iov->iov_base + r;
       iov->iov_len -= r;
     }
   }
@@ -140,7 +138,7 @@ conn_sendv (struct connection *c, struct iovec *iov, int iovcnt)
 int
 conn_send (struct connection *c, const void *buf, size_t len)
 {
-  struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
+  struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
   return conn_sendv (c, &iov, 1);
 }
 
@@ -255,7 +253,7 @@ monotonic_ns (void)
 {
   struct timespec ts;
   clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+  return (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void *
@@ -267,8 +265,7 @@ watchdog (void *arg)
    * merely busy costs the busy one: be slower to step in.
    */
   uint64_t after = s->ncpus > 1 ? WATCH_NS : 10 * WATCH_NS;
-  struct timespec tick = { .tv_nsec = s->ncpus > 1 ? WATCH_NS
-                                                   : 5 * WATCH_NS };
+  struct timespec tick = { .tv_nsec = s->ncpus > 1 ? WATCH_NS : 5 * WATCH_NS };
 
   pthread_mutex_lock (&s->lock);
   while (!atomic_load (&s->quit)) {
@@ -345,11 +342,10 @@ connection_main (void *arg)
   /* Each layer may refuse the client before the handshake. */
   if (backend_preconnect (s->top, s->opt.readonly) == -1) {
     log_debug (s, "client refused by preconnect");
-  }
-  else if ((s->opt.transmission_only
-         ? handshake_finish_export (c, s->opt.exportname
-                                   ? s->opt.exportname : "")
-         : handshake (c)) == 0) {
+  } else if ((s->opt.transmission_only ? handshake_finish_export (
+                  c, s->opt.exportname ? s->opt.exportname : "")
+                                       : handshake (c))
+             == 0) {
     pthread_mutex_lock (&c->lock);
     c->nthreads = 1;
     pthread_mutex_unlock (&c->lock);
@@ -393,7 +389,7 @@ connection_start (struct server *s, int sockin, int sockout, bool detached)
   c->sockout = sockout;
   c->is_socket = getsockopt (sockout, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0;
   c->peerlen = sizeof c->peer;
-  if (getpeername (sockin, (struct sockaddr *) &c->peer, &c->peerlen) == -1)
+  if (getpeername (sockin, (struct sockaddr *)&c->peer, &c->peerlen) == -1)
     c->peerlen = 0;
   c->is_unix = c->peerlen > 0 && c->peer.ss_family == AF_UNIX;
   c->readonly = s->opt.readonly;

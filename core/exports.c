@@ -62,13 +62,15 @@ nbdkit_add_export (struct nbdkit_exports *x, const char *name,
 {
   if (name == NULL || strlen (name) > MAX_STRING) {
     nbdkit_error ("nbdkit_add_export: export name missing or longer than %d"
-                  " bytes", MAX_STRING);
+                  " bytes",
+                  MAX_STRING);
     errno = EINVAL;
     return -1;
   }
   if (description && strlen (description) > MAX_STRING) {
     nbdkit_error ("nbdkit_add_export: description of '%s' longer than %d"
-                  " bytes", name, MAX_STRING);
+                  " bytes",
+                  name, MAX_STRING);
     errno = EINVAL;
     return -1;
   }

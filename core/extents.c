@@ -14,8 +14,8 @@
 #define MAX_EXTENTS (1024 * 1024)
 
 struct nbdkit_extents {
-  uint64_t start, end;          /* the range the server cares about */
-  uint64_t next;                /* where the next extent must begin */
+  uint64_t start, end; /* the range the server cares about */
+  uint64_t next;       /* where the next extent must begin */
   struct nbdkit_extent *v;
   size_t n, alloc;
 };
@@ -57,8 +57,8 @@ nbdkit_get_extent (const struct nbdkit_extents *e, size_t i)
 }
 
 NBDKIT_EXTERN_C int
-nbdkit_add_extent (struct nbdkit_extents *e, uint64_t offset,
-                   uint64_t length, uint32_t type)
+nbdkit_add_extent (struct nbdkit_extents *e, uint64_t offset, uint64_t length,
+                   uint32_t type)
 {
   uint64_t end;
 
@@ -66,7 +66,8 @@ nbdkit_add_extent (struct nbdkit_extents *e, uint64_t offset,
     return 0;
   if (offset + length < offset) {
     nbdkit_error ("nbdkit_add_extent: offset %" PRIu64 " + length %" PRIu64
-                  " overflows", offset, length);
+                  " overflows",
+                  offset, length);
     errno = ERANGE;
     return -1;
   }
@@ -81,11 +82,10 @@ nbdkit_add_extent (struct nbdkit_extents *e, uint64_t offset,
       errno = EINVAL;
       return -1;
     }
-  }
-  else if (offset != e->next) {
+  } else if (offset != e->next) {
     nbdkit_error ("nbdkit_add_extent: extent at %" PRIu64
-                  " does not follow the previous one, which ended at %"
-                  PRIu64, offset, e->next);
+                  " does not follow the previous one, which ended at %" PRIu64,
+                  offset, e->next);
     errno = EINVAL;
     return -1;
   }
@@ -117,6 +117,6 @@ nbdkit_add_extent (struct nbdkit_extents *e, uint64_t offset,
     e->v = nv;
     e->alloc = na;
   }
-  e->v[e->n++] = (struct nbdkit_extent) { offset, end - offset, type };
+  e->v[e->n++] = (struct nbdkit_extent){ offset, end - offset, type };
   return 0;
 }

@@ -14,27 +14,27 @@
 #include "internal.h"
 #include "nbdkit-filter.h"
 
-#define F(b) ((struct nbdkit_filter *) (b)->impl)
+#define F(b) ((struct nbdkit_filter *)(b)->impl)
 #define FC(c) F ((c)->b)
-#define NEXT(c) ((nbdkit_next *) (c)->next)
+#define NEXT(c) ((nbdkit_next *)(c)->next)
 
 /* A filter that opened no layer below (nbdkit_next_open_none) must
  * answer everything itself; a call falling through is its bug.
  */
-#define NEED_NEXT(c, ret)                                               \
-  do {                                                                  \
-    if ((c)->next == NULL) {                                            \
-      nbdkit_error ("%s: no layer below to pass %s to", (c)->b->name,   \
-                    __func__ + 2);                                      \
-      return ret;                                                       \
-    }                                                                   \
+#define NEED_NEXT(c, ret)                                                      \
+  do {                                                                         \
+    if ((c)->next == NULL) {                                                   \
+      nbdkit_error ("%s: no layer below to pass %s to", (c)->b->name,          \
+                    __func__ + 2);                                             \
+      return ret;                                                              \
+    }                                                                          \
   } while (0)
-#define CTX(n) ((struct context *) (n))
+#define CTX(n) ((struct context *)(n))
 
 /* Messages from inside a filter callback name the filter. */
-#define ENTER(c)                                        \
-  struct thread_ctx *t_ = thread_ctx ();                \
-  const char *saved_name_ = t_->name;                   \
+#define ENTER(c)                                                               \
+  struct thread_ctx *t_ = thread_ctx ();                                       \
+  const char *saved_name_ = t_->name;                                          \
   t_->name = (c)->b->name
 #define LEAVE() t_->name = saved_name_
 
@@ -101,15 +101,14 @@ f_get_ready (struct backend *b, int model)
 static int
 f_after_fork (struct backend *b)
 {
-  return F (b)->after_fork
-    ? F (b)->after_fork ((nbdkit_backend *) b->next) : 0;
+  return F (b)->after_fork ? F (b)->after_fork ((nbdkit_backend *)b->next) : 0;
 }
 
 static void
 f_cleanup (struct backend *b)
 {
   if (F (b)->cleanup)
-    F (b)->cleanup ((nbdkit_backend *) b->next);
+    F (b)->cleanup ((nbdkit_backend *)b->next);
 }
 
 static int
@@ -117,7 +116,7 @@ f_preconnect (struct backend *b, int readonly)
 {
   /* Every layer's preconnect is called by the server in turn. */
   if (F (b)->preconnect)
-    return F (b)->preconnect ((nbdkit_backend *) b->next, readonly);
+    return F (b)->preconnect ((nbdkit_backend *)b->next, readonly);
   return 0;
 }
 
@@ -126,8 +125,7 @@ f_list_exports (struct backend *b, int readonly, int is_tls,
                 struct nbdkit_exports *x)
 {
   if (F (b)->list_exports)
-    return F (b)->list_exports ((nbdkit_backend *) b->next, readonly, is_tls,
-                                x);
+    return F (b)->list_exports ((nbdkit_backend *)b->next, readonly, is_tls, x);
   return b->next->ops->list_exports (b->next, readonly, is_tls, x);
 }
 
@@ -135,8 +133,7 @@ static const char *
 f_default_export (struct backend *b, int readonly, int is_tls)
 {
   if (F (b)->default_export)
-    return F (b)->default_export ((nbdkit_backend *) b->next, readonly,
-                                  is_tls);
+    return F (b)->default_export ((nbdkit_backend *)b->next, readonly, is_tls);
   return b->next->ops->default_export (b->next, readonly, is_tls);
 }
 
@@ -148,7 +145,7 @@ f_open (struct context *c, int readonly, const char *name, int is_tls)
   if (FC (c)->open == NULL)
     return c;
   ENTER (c);
-  h = FC (c)->open ((nbdkit_context *) c, readonly, name, is_tls);
+  h = FC (c)->open ((nbdkit_context *)c, readonly, name, is_tls);
   LEAVE ();
   return h;
 }
@@ -229,18 +226,18 @@ f_block_size (struct context *c, struct nbdkit_block_size *bs)
   return r;
 }
 
-#define CAN(fn)                                         \
-  static int f_##fn (struct context *c)                 \
-  {                                                     \
-    int r;                                              \
-    if (FC (c)->fn == NULL) {                           \
-      NEED_NEXT (c, -1);                                \
-      return backend_##fn (c->next);                    \
-    }                                                   \
-    ENTER (c);                                          \
-    r = FC (c)->fn (NEXT (c), c->handle);               \
-    LEAVE ();                                           \
-    return r;                                           \
+#define CAN(fn)                                                                \
+  static int f_##fn (struct context *c)                                        \
+  {                                                                            \
+    int r;                                                                     \
+    if (FC (c)->fn == NULL) {                                                  \
+      NEED_NEXT (c, -1);                                                       \
+      return backend_##fn (c->next);                                           \
+    }                                                                          \
+    ENTER (c);                                                                 \
+    r = FC (c)->fn (NEXT (c), c->handle);                                      \
+    LEAVE ();                                                                  \
+    return r;                                                                  \
   }
 CAN (can_write)
 CAN (can_flush)
@@ -273,8 +270,8 @@ f_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
 }
 
 static int
-f_pwrite (struct context *c, const void *buf, uint64_t count,
-          uint64_t offset, uint32_t flags, int *err)
+f_pwrite (struct context *c, const void *buf, uint64_t count, uint64_t offset,
+          uint32_t flags, int *err)
 {
   int r;
   if (FC (c)->pwrite == NULL) {
@@ -307,20 +304,20 @@ f_flush (struct context *c, uint32_t flags, int *err)
   return r;
 }
 
-#define RANGE(fn)                                                        \
-  static int f_##fn (struct context *c, uint64_t count, uint64_t offset, \
-                     uint32_t flags, int *err)                           \
-  {                                                                      \
-    int r;                                                               \
-    if (FC (c)->fn == NULL) {                                            \
-      *err = EIO;                                                        \
-      NEED_NEXT (c, -1);                                                 \
-      return backend_##fn (c->next, count, offset, flags, err);          \
-    }                                                                    \
-    ENTER (c);                                                           \
-    r = FC (c)->fn (NEXT (c), c->handle, count, offset, flags, err);     \
-    LEAVE ();                                                            \
-    return r;                                                            \
+#define RANGE(fn)                                                              \
+  static int f_##fn (struct context *c, uint64_t count, uint64_t offset,       \
+                     uint32_t flags, int *err)                                 \
+  {                                                                            \
+    int r;                                                                     \
+    if (FC (c)->fn == NULL) {                                                  \
+      *err = EIO;                                                              \
+      NEED_NEXT (c, -1);                                                       \
+      return backend_##fn (c->next, count, offset, flags, err);                \
+    }                                                                          \
+    ENTER (c);                                                                 \
+    r = FC (c)->fn (NEXT (c), c->handle, count, offset, flags, err);           \
+    LEAVE ();                                                                  \
+    return r;                                                                  \
   }
 RANGE (trim)
 RANGE (zero)
@@ -328,8 +325,8 @@ RANGE (cache)
 #undef RANGE
 
 static int
-f_extents (struct context *c, uint64_t count, uint64_t offset,
-           uint32_t flags, struct nbdkit_extents *e, int *err)
+f_extents (struct context *c, uint64_t count, uint64_t offset, uint32_t flags,
+           struct nbdkit_extents *e, int *err)
 {
   int r;
   if (FC (c)->extents == NULL) {
@@ -361,8 +358,7 @@ f_meta_extents (struct context *c, uint64_t count, uint64_t offset,
     return -1;
   }
   ENTER (c);
-  r = FC (c)->meta_extents (NEXT (c), c->handle, count, offset, flags, e,
-                            err);
+  r = FC (c)->meta_extents (NEXT (c), c->handle, count, offset, flags, e, err);
   LEAVE ();
   return r;
 }
@@ -425,9 +421,9 @@ filter_load (struct server *s, const char *name)
       filename = strdup (name);
     else if (asprintf (&filename, "./%s", name) == -1)
       filename = NULL;
-  }
-  else if (asprintf (&filename, "%s/nbdkit-%s-filter.so",
-                     server_filterdir (), name) == -1)
+  } else if (asprintf (&filename, "%s/nbdkit-%s-filter.so", server_filterdir (),
+                       name)
+             == -1)
     filename = NULL;
   if (filename == NULL) {
     log_error (s, "malloc: %m");
@@ -444,7 +440,7 @@ filter_load (struct server *s, const char *name)
     free (filename);
     return NULL;
   }
-  init = (struct nbdkit_filter *(*) (void)) dlsym (dl, "filter_init");
+  init = (struct nbdkit_filter * (*)(void)) dlsym (dl, "filter_init");
   f = init ? init () : NULL;
   if (f == NULL) {
     log_error (s, "%s: not a filter: it has no filter_init function%s",
@@ -454,10 +450,11 @@ filter_load (struct server *s, const char *name)
     return NULL;
   }
   if (f->_api_version != 3 || f->_struct_size < sizeof *f || f->name == NULL) {
-    log_error (s, "%s: filter built for an unknown filter API (version %d,"
+    log_error (s,
+               "%s: filter built for an unknown filter API (version %d,"
                " struct of %" PRIu64 " bytes); rebuild it against this"
-               " server's <nbdkit-filter.h>", filename, f->_api_version,
-               f->_struct_size);
+               " server's <nbdkit-filter.h>",
+               filename, f->_api_version, f->_struct_size);
     dlclose (dl);
     free (filename);
     return NULL;
@@ -505,11 +502,10 @@ nbdkit_next_block_size (nbdkit_next *n, struct nbdkit_block_size *bs)
   return backend_block_size (CTX (n), bs);
 }
 
-#define NEXT_CAN(fn)                            \
-  NBDKIT_EXTERN_C int                           \
-  nbdkit_next_##fn (nbdkit_next *n)             \
-  {                                             \
-    return backend_##fn (CTX (n));              \
+#define NEXT_CAN(fn)                                                           \
+  NBDKIT_EXTERN_C int nbdkit_next_##fn (nbdkit_next *n)                        \
+  {                                                                            \
+    return backend_##fn (CTX (n));                                             \
   }
 NEXT_CAN (can_write)
 NEXT_CAN (can_flush)
@@ -524,9 +520,8 @@ NEXT_CAN (can_cache)
 #undef NEXT_CAN
 
 NBDKIT_EXTERN_C int
-nbdkit_next_pread (nbdkit_next *n, void *buf, uint64_t count,
-                   uint64_t offset, uint32_t flags, struct nbdkit_read *rd,
-                   int *err)
+nbdkit_next_pread (nbdkit_next *n, void *buf, uint64_t count, uint64_t offset,
+                   uint32_t flags, struct nbdkit_read *rd, int *err)
 {
   struct nbdkit_read local = { 0 };
   int r;
@@ -595,8 +590,8 @@ nbdkit_extents_full (nbdkit_next *n, uint64_t count, uint64_t offset,
       *err = ENOMEM;
       return -1;
     }
-    if (backend_extents (CTX (n), end - offset, offset, flags, part,
-                         err) == -1) {
+    if (backend_extents (CTX (n), end - offset, offset, flags, part, err)
+        == -1) {
       nbdkit_extents_free (part);
       return -1;
     }
@@ -625,26 +620,26 @@ nbdkit_extents_full (nbdkit_next *n, uint64_t count, uint64_t offset,
 NBDKIT_EXTERN_C int
 nbdkit_next_open (nbdkit_context *ctx, int readonly, const char *exportname)
 {
-  return backend_open_next ((struct context *) ctx, readonly, exportname);
+  return backend_open_next ((struct context *)ctx, readonly, exportname);
 }
 
 NBDKIT_EXTERN_C void
 nbdkit_next_open_none (nbdkit_context *ctx)
 {
-  ((struct context *) ctx)->no_next = 1;
+  ((struct context *)ctx)->no_next = 1;
 }
 
 NBDKIT_EXTERN_C nbdkit_backend *
 nbdkit_context_get_backend (nbdkit_context *ctx)
 {
-  return (nbdkit_backend *) ((struct context *) ctx)->b->next;
+  return (nbdkit_backend *)((struct context *)ctx)->b->next;
 }
 
 NBDKIT_EXTERN_C nbdkit_next *
 nbdkit_next_context_open (nbdkit_backend *backend, int readonly,
                           const char *exportname)
 {
-  struct backend *b = (struct backend *) backend;
+  struct backend *b = (struct backend *)backend;
   struct thread_ctx *t = thread_ctx ();
 
   if (b == NULL) {
@@ -652,8 +647,8 @@ nbdkit_next_context_open (nbdkit_backend *backend, int readonly,
     return NULL;
   }
   /* Not tied to the calling connection: it may outlive it. */
-  return (nbdkit_next *) backend_open (b, NULL, readonly, exportname,
-                                       t->conn ? t->conn->is_tls : 0);
+  return (nbdkit_next *)backend_open (b, NULL, readonly, exportname,
+                                      t->conn ? t->conn->is_tls : 0);
 }
 
 NBDKIT_EXTERN_C void
@@ -663,10 +658,10 @@ nbdkit_next_context_close (nbdkit_next *n)
 }
 
 NBDKIT_EXTERN_C int
-nbdkit_backend_list_exports (nbdkit_backend *backend, int readonly,
-                             int is_tls, struct nbdkit_exports *x)
+nbdkit_backend_list_exports (nbdkit_backend *backend, int readonly, int is_tls,
+                             struct nbdkit_exports *x)
 {
-  struct backend *b = (struct backend *) backend;
+  struct backend *b = (struct backend *)backend;
   return b->ops->list_exports (b, readonly, is_tls, x);
 }
 
@@ -674,6 +669,6 @@ NBDKIT_EXTERN_C const char *
 nbdkit_backend_default_export (nbdkit_backend *backend, int readonly,
                                int is_tls)
 {
-  struct backend *b = (struct backend *) backend;
+  struct backend *b = (struct backend *)backend;
   return b->ops->default_export (b, readonly, is_tls);
 }

@@ -33,7 +33,7 @@ send_opt_reply (struct connection *c, uint32_t option, uint32_t reply,
   };
   struct iovec iov[2] = {
     { .iov_base = &h, .iov_len = sizeof h },
-    { .iov_base = (void *) data, .iov_len = len },
+    { .iov_base = (void *)data, .iov_len = len },
   };
   return conn_sendv (c, iov, len ? 2 : 1);
 }
@@ -191,7 +191,7 @@ open_export (struct connection *c, const char *name)
   c->eflags = f;
   return 0;
 
- fail:
+fail:
   close_export (c);
   return -1;
 }
@@ -202,8 +202,8 @@ handshake_finish_export (struct connection *c, const char *name)
   if (open_export (c, name) == -1)
     return -1;
   /* Contexts count only if selected for this very export. */
-  c->meta_selected = c->meta_export && strcmp (c->meta_export, name) == 0
-    ? c->meta_set : 0;
+  c->meta_selected
+      = c->meta_export && strcmp (c->meta_export, name) == 0 ? c->meta_set : 0;
   return 0;
 }
 
@@ -226,7 +226,7 @@ opt_export_name (struct connection *c, const char *data, uint32_t len)
   memcpy (name, data, len);
   name[len] = '\0';
   if (handshake_finish_export (c, name) == -1)
-    return -1;                  /* no error reply exists for this option */
+    return -1; /* no error reply exists for this option */
   size = htobe64 (c->exportsize);
   flags = htobe16 (c->eflags);
   memcpy (reply, &size, 8);
@@ -252,8 +252,8 @@ opt_list (struct connection *c, uint32_t len)
                            "cannot list exports");
   }
   if (exports_use_default (x)) {
-    const char *def = s->top->ops->default_export (s->top, c->readonly,
-                                                   c->is_tls);
+    const char *def
+        = s->top->ops->default_export (s->top, c->readonly, c->is_tls);
     if (def && nbdkit_add_export (x, def, NULL) == -1) {
       exports_free (x);
       return send_opt_error (c, NBD_OPT_LIST, NBD_REP_ERR_PLATFORM,
@@ -322,7 +322,7 @@ opt_info_go (struct connection *c, uint32_t option, const char *data,
                            "export name contains a NUL byte");
   memcpy (&nreq, data + 4 + namelen, 2);
   nreq = be16toh (nreq);
-  if (4 + namelen + 2 + 2 * (uint32_t) nreq != len)
+  if (4 + namelen + 2 + 2 * (uint32_t)nreq != len)
     return send_opt_error (c, option, NBD_REP_ERR_INVALID,
                            "number of information requests is wrong");
   c->client_requested_bs = false;
@@ -330,10 +330,17 @@ opt_info_go (struct connection *c, uint32_t option, const char *data,
     uint16_t t;
     memcpy (&t, data + 4 + namelen + 2 + 2 * i, 2);
     switch (be16toh (t)) {
-      case NBD_INFO_NAME: want_name = true; break;
-      case NBD_INFO_DESCRIPTION: want_desc = true; break;
-      case NBD_INFO_BLOCK_SIZE: c->client_requested_bs = true; break;
-      default: break;
+      case NBD_INFO_NAME:
+        want_name = true;
+        break;
+      case NBD_INFO_DESCRIPTION:
+        want_desc = true;
+        break;
+      case NBD_INFO_BLOCK_SIZE:
+        c->client_requested_bs = true;
+        break;
+      default:
+        break;
     }
   }
 
@@ -453,7 +460,7 @@ opt_meta_context (struct connection *c, uint32_t option, const char *data,
     return send_opt_error (c, option, NBD_REP_ERR_INVALID,
                            "option has trailing bytes");
   if (nq == 0 && !set)
-    mask = (s->nmeta >= 32 ? 0 : 1u << s->nmeta) - 1;  /* everything */
+    mask = (s->nmeta >= 32 ? 0 : 1u << s->nmeta) - 1; /* everything */
 
   if (mask & 1) {
     /* base:allocation only where the export reports extents. */
@@ -543,7 +550,8 @@ negotiate (struct connection *c)
     option = be32toh (h.option);
     len = be32toh (h.optlen);
     if (len > MAX_OPTION_LENGTH) {
-      log_debug (s, "option %" PRIu32 " is %" PRIu32
+      log_debug (s,
+                 "option %" PRIu32 " is %" PRIu32
                  " bytes long, more than the limit %d: closing",
                  option, len, MAX_OPTION_LENGTH);
       break;
@@ -630,7 +638,7 @@ negotiate (struct connection *c)
     if (r == -1)
       break;
   }
- out:
+out:
   free (data);
   return ret;
 }
@@ -654,15 +662,14 @@ handshake (struct connection *c)
 
   /* A handshake that takes too long is dropped (slow clients). */
   if (s->opt.timeout)
-    c->deadline = monotonic_ns () + (uint64_t) s->opt.timeout * 1000000000;
+    c->deadline = monotonic_ns () + (uint64_t)s->opt.timeout * 1000000000;
 
-  if (conn_send (c, &g, sizeof g) == -1
-      || conn_recv (c, &cflags, 4) == -1) {
+  if (conn_send (c, &g, sizeof g) == -1 || conn_recv (c, &cflags, 4) == -1) {
     log_debug (s, "client went away during the greeting");
     return -1;
   }
   cflags = be32toh (cflags);
-  if (cflags & ~(uint32_t) (NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)
+  if (cflags & ~(uint32_t)(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)
       || (cflags & NBD_FLAG_C_NO_ZEROES && !(gflags & NBD_FLAG_NO_ZEROES))) {
     log_debug (s, "unknown client flags 0x%" PRIx32 ": closing", cflags);
     return -1;

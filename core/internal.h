@@ -59,14 +59,14 @@ enum log_to { LOG_TO_STDERR, LOG_TO_SYSLOG, LOG_TO_NULL };
 struct thread_ctx {
   struct server *server;
   struct connection *conn;
-  const char *name;    /* plugin or filter name, or NULL */
-  int error;           /* from nbdkit_set_error, 0 if none */
+  const char *name; /* plugin or filter name, or NULL */
+  int error;        /* from nbdkit_set_error, 0 if none */
 };
 extern struct thread_ctx *thread_ctx (void);
 extern void log_error (struct server *s, const char *fmt, ...)
-  __attribute__ ((format (printf, 2, 3)));
+    __attribute__ ((format (printf, 2, 3)));
 extern void log_debug (struct server *s, const char *fmt, ...)
-  __attribute__ ((format (printf, 2, 3)));
+    __attribute__ ((format (printf, 2, 3)));
 
 /* ---- parse.c: the nbdkit_parse_* family lives there ---- */
 
@@ -133,7 +133,7 @@ struct backend_ops {
   void *(*open) (struct context *c, int readonly, const char *exportname,
                  int is_tls);
   void (*close) (struct context *c);
-  int (*prepare) (struct context *c);   /* filters only; may be NULL */
+  int (*prepare) (struct context *c); /* filters only; may be NULL */
   int (*finalize) (struct context *c);
   int64_t (*get_size) (struct context *c);
   const char *(*export_description) (struct context *c);
@@ -171,14 +171,14 @@ struct backend_ops {
 
 struct backend {
   struct server *server;
-  struct backend *next;       /* towards the plugin; NULL for the plugin */
+  struct backend *next; /* towards the plugin; NULL for the plugin */
   int is_filter;
-  const char *name;           /* short name, e.g. "memory" */
-  const char *given;          /* as named on the command line */
-  char *filename;             /* the .so it came from */
-  void *dl;                   /* dlopen handle */
+  const char *name;  /* short name, e.g. "memory" */
+  const char *given; /* as named on the command line */
+  char *filename;    /* the .so it came from */
+  void *dl;          /* dlopen handle */
   const struct backend_ops *ops;
-  void *impl;                 /* the plugin's or filter's own struct */
+  void *impl; /* the plugin's or filter's own struct */
   int api_version;
   const char *version;
   const char *longname;
@@ -186,7 +186,7 @@ struct backend {
   const char *magic_config_key;
   const struct nbdkit_param *params;
   unsigned *params_seen;
-  int thread_model;           /* this layer's own model */
+  int thread_model; /* this layer's own model */
 };
 
 /* One layer's state for one connection: its handle and the capability
@@ -195,16 +195,16 @@ struct backend {
 struct context {
   struct backend *b;
   struct connection *conn;
-  struct context *next;       /* the layer below, NULL for the plugin */
+  struct context *next; /* the layer below, NULL for the plugin */
   void *handle;
   int64_t size;
   int can_write, can_flush, is_rotational, can_trim, can_zero;
   int can_fast_zero, can_fua, can_multi_conn, can_extents, can_cache;
   int bs_known;
   struct nbdkit_block_size bs;
-  int readonly, is_tls;         /* as opened */
+  int readonly, is_tls; /* as opened */
   int prepared;
-  int no_next;                  /* the filter opens nothing below */
+  int no_next; /* the filter opens nothing below */
 };
 
 /* Loading (plugin.c, plugin_v2.c, filter.c). */
@@ -217,11 +217,10 @@ extern int plugin_v2_init (struct backend *b, void *p);
  * connection; close them all.
  */
 extern struct context *backend_open (struct backend *top,
-                                      struct connection *conn, int readonly,
-                                      const char *exportname, int is_tls);
+                                     struct connection *conn, int readonly,
+                                     const char *exportname, int is_tls);
 extern void backend_close (struct context *c);
-extern struct context *context_new (struct backend *b,
-                                    struct connection *conn);
+extern struct context *context_new (struct backend *b, struct connection *conn);
 extern int backend_open_next (struct context *c, int readonly,
                               const char *exportname);
 
@@ -246,17 +245,15 @@ extern const char *backend_export_description (struct context *c);
 extern int backend_pread (struct context *c, void *buf, uint64_t count,
                           uint64_t offset, uint32_t flags,
                           struct nbdkit_read *rd, int *err);
-extern int backend_pwrite (struct context *c, const void *buf,
-                           uint64_t count, uint64_t offset, uint32_t flags,
-                           int *err);
+extern int backend_pwrite (struct context *c, const void *buf, uint64_t count,
+                           uint64_t offset, uint32_t flags, int *err);
 extern int backend_flush (struct context *c, uint32_t flags, int *err);
 extern int backend_trim (struct context *c, uint64_t count, uint64_t offset,
                          uint32_t flags, int *err);
 extern int backend_zero (struct context *c, uint64_t count, uint64_t offset,
                          uint32_t flags, int *err);
-extern int backend_extents (struct context *c, uint64_t count,
-                            uint64_t offset, uint32_t flags,
-                            struct nbdkit_extents *e, int *err);
+extern int backend_extents (struct context *c, uint64_t count, uint64_t offset,
+                            uint32_t flags, struct nbdkit_extents *e, int *err);
 extern int backend_cache (struct context *c, uint64_t count, uint64_t offset,
                           uint32_t flags, int *err);
 
@@ -287,18 +284,18 @@ extern int exports_use_default (const struct nbdkit_exports *x);
 
 /* A lent or hole segment of a read reply, in request order. */
 struct read_seg {
-  uint64_t offset, length;        /* relative to the request */
-  const void *data;               /* lent data, or NULL for a hole */
+  uint64_t offset, length; /* relative to the request */
+  const void *data;        /* lent data, or NULL for a hole */
   void (*release) (void *opaque);
   void *opaque;
 };
 struct nbdkit_read {
-  uint64_t offset, count;         /* the request */
+  uint64_t offset, count; /* the request */
   void *buf;
-  bool zero_copy;                 /* lending and holes kept as segments */
+  bool zero_copy; /* lending and holes kept as segments */
   struct read_seg *segs;
   size_t nsegs, segs_alloc;
-  uint64_t error_at;              /* relative; UINT64_MAX if not given */
+  uint64_t error_at; /* relative; UINT64_MAX if not given */
 };
 extern void read_init (struct nbdkit_read *rd, void *buf, uint64_t count,
                        uint64_t offset, bool zero_copy);

@@ -45,15 +45,15 @@ listen_unix (struct server *s)
   if (strcmp (path, "-") == 0) {
     const char *tmp = getenv ("TMPDIR");
     if (asprintf (&s->private_dir, "%s/nbdkitXXXXXX",
-                  tmp && *tmp ? tmp : "/tmp") == -1
+                  tmp && *tmp ? tmp : "/tmp")
+            == -1
         || mkdtemp (s->private_dir) == NULL) {
       log_error (s, "-U -: cannot create a private directory: %m");
       return -1;
     }
     if (asprintf (&s->socket_path, "%s/socket", s->private_dir) == -1)
       return -1;
-  }
-  else if (path[0] == '/')
+  } else if (path[0] == '/')
     s->socket_path = strdup (path);
   else
     s->socket_path = nbdkit_absolute_path (path);
@@ -75,7 +75,7 @@ listen_unix (struct server *s)
     log_error (s, "socket: %m");
     return -1;
   }
-  if (bind (fd, (struct sockaddr *) &addr, sizeof addr) == -1) {
+  if (bind (fd, (struct sockaddr *)&addr, sizeof addr) == -1) {
     log_error (s, "-U %s: bind: %m", s->socket_path);
     close (fd);
     return -1;
@@ -107,8 +107,8 @@ listen_tcp_addr (struct server *s, const char *addr, const char *port)
   }
   for (a = ai; a; a = a->ai_next) {
     int one = 1;
-    int fd = socket (a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
-                     a->ai_protocol);
+    int fd
+        = socket (a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
     if (fd == -1) {
       saved_errno = errno;
       continue;
@@ -125,10 +125,10 @@ listen_tcp_addr (struct server *s, const char *addr, const char *port)
     if (s->bound_port == 0) {
       struct sockaddr_storage ss;
       socklen_t len = sizeof ss;
-      if (getsockname (fd, (struct sockaddr *) &ss, &len) == 0)
+      if (getsockname (fd, (struct sockaddr *)&ss, &len) == 0)
         s->bound_port = ntohs (ss.ss_family == AF_INET6
-                               ? ((struct sockaddr_in6 *) &ss)->sin6_port
-                               : ((struct sockaddr_in *) &ss)->sin_port);
+                                   ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                   : ((struct sockaddr_in *)&ss)->sin_port);
     }
     if (add_fd (s, fd) == -1)
       break;
@@ -150,7 +150,7 @@ listen_vsock (struct server *s)
   struct sockaddr_vm addr = {
     .svm_family = AF_VSOCK,
     .svm_cid = VMADDR_CID_ANY,
-    .svm_port = s->opt.port ? (unsigned) atoi (s->opt.port) : 10809,
+    .svm_port = s->opt.port ? (unsigned)atoi (s->opt.port) : 10809,
   };
   int fd = socket (AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -158,7 +158,7 @@ listen_vsock (struct server *s)
     log_error (s, "--vsock: socket: %m");
     return -1;
   }
-  if (bind (fd, (struct sockaddr *) &addr, sizeof addr) == -1
+  if (bind (fd, (struct sockaddr *)&addr, sizeof addr) == -1
       || listen (fd, SOMAXCONN) == -1) {
     log_error (s, "--vsock: port %u: %m", addr.svm_port);
     close (fd);
@@ -281,19 +281,18 @@ server_uri (struct server *s)
   char *r = NULL;
 
   if (s->socket_path) {
-    if (asprintf (&r, "%s+unix:///%s?socket=%s", scheme, e,
-                  s->socket_path) == -1)
+    if (asprintf (&r, "%s+unix:///%s?socket=%s", scheme, e, s->socket_path)
+        == -1)
       return NULL;
-  }
-  else if (s->opt.vsock) {
+  } else if (s->opt.vsock) {
     if (asprintf (&r, "%s+vsock:///%s", scheme, e) == -1)
       return NULL;
-  }
-  else {
+  } else {
     const char *host = s->opt.nipaddr ? s->opt.ipaddr[0] : "localhost";
     bool v6 = strchr (host, ':') != NULL;
     if (asprintf (&r, "%s://%s%s%s:%d/%s", scheme, v6 ? "[" : "", host,
-                  v6 ? "]" : "", s->bound_port, e) == -1)
+                  v6 ? "]" : "", s->bound_port, e)
+        == -1)
       return NULL;
   }
   return r;
@@ -315,7 +314,7 @@ swap_connect (struct server *s)
     }
     strcpy (addr.sun_path, s->opt.unixsocket);
     fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd == -1 || connect (fd, (struct sockaddr *) &addr, sizeof addr) == -1) {
+    if (fd == -1 || connect (fd, (struct sockaddr *)&addr, sizeof addr) == -1) {
       log_error (s, "--swap: connect to %s: %m", s->opt.unixsocket);
       if (fd >= 0)
         close (fd);
@@ -325,7 +324,8 @@ swap_connect (struct server *s)
   }
 
   struct addrinfo hints = {
-    .ai_family = s->opt.family, .ai_socktype = SOCK_STREAM,
+    .ai_family = s->opt.family,
+    .ai_socktype = SOCK_STREAM,
   };
   struct addrinfo *ai, *a;
   const char *host = s->opt.nipaddr ? s->opt.ipaddr[0] : "localhost";

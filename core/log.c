@@ -33,8 +33,8 @@ thread_ctx_set (struct server *s, struct connection *c, const char *name)
  * a single write so concurrent messages do not interleave.
  */
 static void
-emit (struct server *s, const char *level, int saved_errno,
-      const char *fmt, va_list ap)
+emit (struct server *s, const char *level, int saved_errno, const char *fmt,
+      va_list ap)
 {
   int log_to = s ? s->opt.log_to : LOG_TO_STDERR;
   const char *prog = s && s->program_name ? s->program_name : "nbdkit";
@@ -45,7 +45,7 @@ emit (struct server *s, const char *level, int saved_errno,
   if (log_to == LOG_TO_NULL)
     return;
 
-  errno = saved_errno;          /* for %m */
+  errno = saved_errno; /* for %m */
   if (vasprintf (&msg, fmt, ap) == -1)
     return;
   len = strlen (msg);
@@ -54,11 +54,11 @@ emit (struct server *s, const char *level, int saved_errno,
 
   if (log_to == LOG_TO_SYSLOG) {
     if (tctx.name && tctx.conn)
-      syslog (*level == 'e' ? LOG_ERR : LOG_DEBUG, "%s[%u]: %s: %s",
-              tctx.name, tctx.conn->id, level, msg);
+      syslog (*level == 'e' ? LOG_ERR : LOG_DEBUG, "%s[%u]: %s: %s", tctx.name,
+              tctx.conn->id, level, msg);
     else if (tctx.name)
-      syslog (*level == 'e' ? LOG_ERR : LOG_DEBUG, "%s: %s: %s",
-              tctx.name, level, msg);
+      syslog (*level == 'e' ? LOG_ERR : LOG_DEBUG, "%s: %s: %s", tctx.name,
+              level, msg);
     else
       syslog (*level == 'e' ? LOG_ERR : LOG_DEBUG, "%s: %s", level, msg);
     free (msg);
@@ -66,8 +66,8 @@ emit (struct server *s, const char *level, int saved_errno,
   }
 
   if (tctx.name && tctx.conn)
-    r = asprintf (&line, "%s: %s[%u]: %s: %s\n", prog, tctx.name,
-                  tctx.conn->id, level, msg);
+    r = asprintf (&line, "%s: %s[%u]: %s: %s\n", prog, tctx.name, tctx.conn->id,
+                  level, msg);
   else if (tctx.name)
     r = asprintf (&line, "%s: %s: %s: %s\n", prog, tctx.name, level, msg);
   else

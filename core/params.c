@@ -46,7 +46,7 @@ store_string (const char *owner, const struct nbdkit_param *p,
     nbdkit_error ("%s: %s: could not keep the value: %m", owner, p->name);
     return -1;
   }
-  *(const char **) p->dest = copy;
+  *(const char **)p->dest = copy;
   return 0;
 }
 
@@ -59,7 +59,7 @@ is_choice (const char *choices, const char *value)
 
   for (;;) {
     bar = strchr (p, '|');
-    if ((bar ? (size_t) (bar - p) : strlen (p)) == n
+    if ((bar ? (size_t)(bar - p) : strlen (p)) == n
         && strncmp (p, value, n) == 0)
       return true;
     if (bar == NULL)
@@ -82,8 +82,7 @@ check_path (const char *owner, const struct nbdkit_param *p, const char *value)
   }
   if (want_dir && !S_ISDIR (st.st_mode)) {
     errno = ENOTDIR;
-    nbdkit_error ("%s: %s=%s: %m, expected a directory",
-                  owner, p->name, value);
+    nbdkit_error ("%s: %s=%s: %m, expected a directory", owner, p->name, value);
     return NULL;
   }
   if (!want_dir && S_ISDIR (st.st_mode)) {
@@ -136,24 +135,23 @@ convert (const char *owner, const struct nbdkit_param *p, const char *value)
         return NULL;
       }
       if (p->dest)
-        *(bool *) p->dest = b;
+        *(bool *)p->dest = b;
       canonical = strdup (b ? "1" : "0");
       break;
 
     case NBDKIT_PARAM_INT:
     case NBDKIT_PARAM_SIZE:
-      if (p->type == NBDKIT_PARAM_INT
-          ? parse_int64_quiet (value, &i64, &why)
-          : parse_size_quiet (value, &i64, &why)) {
+      if (p->type == NBDKIT_PARAM_INT ? parse_int64_quiet (value, &i64, &why)
+                                      : parse_size_quiet (value, &i64, &why)) {
         nbdkit_error ("%s: %s=%s: %s (the value %s)", owner, p->name, value,
                       p->type == NBDKIT_PARAM_INT
-                      ? "expected an integer such as 42, -1 or 0x10"
-                      : "expected a size such as 1G or 512K",
+                          ? "expected an integer such as 42, -1 or 0x10"
+                          : "expected a size such as 1G or 512K",
                       why);
         return NULL;
       }
       if (p->dest)
-        *(int64_t *) p->dest = i64;
+        *(int64_t *)p->dest = i64;
       if (asprintf (&canonical, "%" PRIi64, i64) == -1)
         canonical = NULL;
       break;
@@ -184,8 +182,8 @@ convert (const char *owner, const struct nbdkit_param *p, const char *value)
     }
 
     default:
-      nbdkit_error ("%s: %s: unknown parameter type %d",
-                    owner, p->name, (int) p->type);
+      nbdkit_error ("%s: %s: unknown parameter type %d", owner, p->name,
+                    (int)p->type);
       return NULL;
   }
 
@@ -252,11 +250,11 @@ param_finish (const char *owner, const struct nbdkit_param *params,
         return -1;
       }
       free (c);
-    }
-    else if (p->flags & NBDKIT_PARAM_REQUIRED) {
+    } else if (p->flags & NBDKIT_PARAM_REQUIRED) {
       /* Report every missing key, not only the first. */
       nbdkit_error ("%s: missing required parameter '%s' "
-                    "(see 'nbdkit %s --help')", owner, p->name, owner);
+                    "(see 'nbdkit %s --help')",
+                    owner, p->name, owner);
       r = -1;
     }
   }
@@ -270,16 +268,32 @@ print_placeholder (FILE *fp, const struct nbdkit_param *p, size_t *len)
   const char *s;
 
   switch (p->type) {
-    case NBDKIT_PARAM_BOOL: s = "BOOL"; break;
-    case NBDKIT_PARAM_INT: s = "INT"; break;
-    case NBDKIT_PARAM_SIZE: s = "SIZE"; break;
-    case NBDKIT_PARAM_ENUM: s = p->choices ? p->choices : "?"; break;
-    case NBDKIT_PARAM_FILE: s = "FILE"; break;
-    case NBDKIT_PARAM_DIRECTORY: s = "DIR"; break;
-    case NBDKIT_PARAM_PASSWORD: s = "PASSWORD"; break;
+    case NBDKIT_PARAM_BOOL:
+      s = "BOOL";
+      break;
+    case NBDKIT_PARAM_INT:
+      s = "INT";
+      break;
+    case NBDKIT_PARAM_SIZE:
+      s = "SIZE";
+      break;
+    case NBDKIT_PARAM_ENUM:
+      s = p->choices ? p->choices : "?";
+      break;
+    case NBDKIT_PARAM_FILE:
+      s = "FILE";
+      break;
+    case NBDKIT_PARAM_DIRECTORY:
+      s = "DIR";
+      break;
+    case NBDKIT_PARAM_PASSWORD:
+      s = "PASSWORD";
+      break;
     case NBDKIT_PARAM_STRING:
     case NBDKIT_PARAM_LIST:
-    default: s = "STRING"; break;
+    default:
+      s = "STRING";
+      break;
   }
   fprintf (fp, "<%s>", s);
   *len += strlen (s) + 2;
@@ -301,8 +315,8 @@ param_help (FILE *fp, const struct nbdkit_param *params)
     if ((p->flags & (NBDKIT_PARAM_REQUIRED | NBDKIT_PARAM_MULTIPLE))
         || p->type == NBDKIT_PARAM_LIST || (p->doc && *p->doc)
         || p->default_value)
-      fprintf (fp, "%*s", len < HELP_KEY_WIDTH
-               ? (int) (HELP_KEY_WIDTH - len) : 0, "");
+      fprintf (fp, "%*s",
+               len < HELP_KEY_WIDTH ? (int)(HELP_KEY_WIDTH - len) : 0, "");
 
     /* Then " (required) doc (default: X)", each part only if there. */
     if (p->flags & NBDKIT_PARAM_REQUIRED)
@@ -321,16 +335,26 @@ static const char *
 type_name (enum nbdkit_param_type t)
 {
   switch (t) {
-    case NBDKIT_PARAM_STRING: return "string";
-    case NBDKIT_PARAM_BOOL: return "bool";
-    case NBDKIT_PARAM_INT: return "int";
-    case NBDKIT_PARAM_SIZE: return "size";
-    case NBDKIT_PARAM_ENUM: return "enum";
-    case NBDKIT_PARAM_FILE: return "file";
-    case NBDKIT_PARAM_DIRECTORY: return "directory";
-    case NBDKIT_PARAM_PASSWORD: return "password";
-    case NBDKIT_PARAM_LIST: return "list";
-    default: return "unknown";
+    case NBDKIT_PARAM_STRING:
+      return "string";
+    case NBDKIT_PARAM_BOOL:
+      return "bool";
+    case NBDKIT_PARAM_INT:
+      return "int";
+    case NBDKIT_PARAM_SIZE:
+      return "size";
+    case NBDKIT_PARAM_ENUM:
+      return "enum";
+    case NBDKIT_PARAM_FILE:
+      return "file";
+    case NBDKIT_PARAM_DIRECTORY:
+      return "directory";
+    case NBDKIT_PARAM_PASSWORD:
+      return "password";
+    case NBDKIT_PARAM_LIST:
+      return "list";
+    default:
+      return "unknown";
   }
 }
 

@@ -29,8 +29,8 @@
 /* ---- sizes ---- */
 
 /* Decimal digits, then at most one suffix letter: s for 512-byte
- * sectors, the others powers of 1024.  No sign, no spaces, no hex: "0x10" is refused rather than
- * read as zero with a strange suffix.
+ * sectors, the others powers of 1024.  No sign, no spaces, no hex: "0x10" is
+ * refused rather than read as zero with a strange suffix.
  */
 int
 parse_size_quiet (const char *str, int64_t *r, const char **why)
@@ -39,47 +39,72 @@ parse_size_quiet (const char *str, int64_t *r, const char **why)
   uint64_t n = 0;
   unsigned shift = 0;
 
-  if (*p == '-' && isdigit ((unsigned char) p[1])) {
+  if (*p == '-' && isdigit ((unsigned char)p[1])) {
     *why = "cannot be negative";
     return -1;
   }
-  if (!isdigit ((unsigned char) *p)) {
+  if (!isdigit ((unsigned char)*p)) {
     *why = "cannot be parsed as a number";
     return -1;
   }
-  for (; isdigit ((unsigned char) *p); p++) {
+  for (; isdigit ((unsigned char)*p); p++) {
     unsigned d = *p - '0';
 
-    if (n > ((uint64_t) INT64_MAX - d) / 10)
+    if (n > ((uint64_t)INT64_MAX - d) / 10)
       goto too_large;
     n = n * 10 + d;
   }
 
   if (*p != '\0') {
     switch (*p) {
-      case 'b': case 'B': shift = 0; break;
-      case 's': case 'S': shift = 9; break;
-      case 'k': case 'K': shift = 10; break;
-      case 'm': case 'M': shift = 20; break;
-      case 'g': case 'G': shift = 30; break;
-      case 't': case 'T': shift = 40; break;
-      case 'p': case 'P': shift = 50; break;
-      case 'e': case 'E': shift = 60; break;
-      default: goto bad_suffix;
+      case 'b':
+      case 'B':
+        shift = 0;
+        break;
+      case 's':
+      case 'S':
+        shift = 9;
+        break;
+      case 'k':
+      case 'K':
+        shift = 10;
+        break;
+      case 'm':
+      case 'M':
+        shift = 20;
+        break;
+      case 'g':
+      case 'G':
+        shift = 30;
+        break;
+      case 't':
+      case 'T':
+        shift = 40;
+        break;
+      case 'p':
+      case 'P':
+        shift = 50;
+        break;
+      case 'e':
+      case 'E':
+        shift = 60;
+        break;
+      default:
+        goto bad_suffix;
     }
     if (p[1] != '\0')
       goto bad_suffix;
   }
 
-  if (n > ((uint64_t) INT64_MAX >> shift))
+  if (n > ((uint64_t)INT64_MAX >> shift))
     goto too_large;
-  *r = (int64_t) (n << shift);
+  *r = (int64_t)(n << shift);
   return 0;
 
- too_large:
+too_large:
   *why = "is larger than 2^63-1 bytes";
   return -1;
- bad_suffix:
+bad_suffix:
   *why = "has an unknown suffix (only b, s, k, m, g, t, p and e are known)";
   return -1;
 }
@@ -123,7 +148,8 @@ nbdkit_parse_bool (const char *str)
 
   if (r == -1)
     nbdkit_error ("could not parse boolean: %s "
-                  "(expected 1/true/yes/on or 0/false/no/off)", str);
+                  "(expected 1/true/yes/on or 0/false/no/off)",
+                  str);
   return r;
 }
 
@@ -133,7 +159,7 @@ nbdkit_parse_bool (const char *str)
 static int
 scan_double (const char *str, double *d, char **end)
 {
-  if (*str == '\0' || isspace ((unsigned char) *str))
+  if (*str == '\0' || isspace ((unsigned char)*str))
     return -1;
   *d = strtod (str, end);
   return *end == str ? -1 : 0;
@@ -153,21 +179,21 @@ nbdkit_parse_probability (const char *what, const char *str, double *retp)
     if (scan_double (end + 1, &div, &end2) == -1 || *end2 != '\0')
       goto bad;
     d /= div;
-  }
-  else if (*end != '\0')
+  } else if (*end != '\0')
     goto bad;
 
   if (!isfinite (d) || d < 0) {
-    nbdkit_error ("%s: probability must be a finite number >= 0: %s",
-                  what, str);
+    nbdkit_error ("%s: probability must be a finite number >= 0: %s", what,
+                  str);
     return -1;
   }
-  *retp = d == 0 ? 0 : d;       /* no negative zero */
+  *retp = d == 0 ? 0 : d; /* no negative zero */
   return 0;
 
- bad:
+bad:
   nbdkit_error ("%s: could not parse probability: %s "
-                "(expected a number such as 0.1, 10%% or 1:10)", what, str);
+                "(expected a number such as 0.1, 10%% or 1:10)",
+                what, str);
   return -1;
 }
 
@@ -186,7 +212,7 @@ scan_signed (const char *str, intmax_t min, intmax_t max, intmax_t *r)
   char *end;
   intmax_t v;
 
-  if (*str == '\0' || isspace ((unsigned char) *str))
+  if (*str == '\0' || isspace ((unsigned char)*str))
     return SCAN_SYNTAX;
   errno = 0;
   v = strtoimax (str, &end, 0);
@@ -204,7 +230,7 @@ scan_unsigned (const char *str, uintmax_t max, uintmax_t *r)
   char *end;
   uintmax_t v;
 
-  if (*str == '\0' || isspace ((unsigned char) *str))
+  if (*str == '\0' || isspace ((unsigned char)*str))
     return SCAN_SYNTAX;
   if (*str == '-')
     return SCAN_NEGATIVE;
@@ -220,8 +246,7 @@ scan_unsigned (const char *str, uintmax_t max, uintmax_t *r)
 
 /* Log why STR was refused; always returns -1. */
 static int
-number_error (const char *what, const char *str, enum scan e,
-              const char *range)
+number_error (const char *what, const char *str, enum scan e, const char *range)
 {
   switch (e) {
     case SCAN_NEGATIVE:
@@ -258,37 +283,35 @@ parse_int64_quiet (const char *str, int64_t *r, const char **why)
   }
 }
 
-#define PARSE_SIGNED(name, type, min, max, range)                       \
-  int                                                                   \
-  nbdkit_parse_##name (const char *what, const char *str, type *rp)     \
-  {                                                                     \
-    intmax_t v;                                                         \
-    enum scan e = scan_signed (str, (min), (max), &v);                  \
-                                                                        \
-    if (e != SCAN_OK)                                                   \
-      return number_error (what, str, e, range);                        \
-    *rp = (type) v;                                                     \
-    return 0;                                                           \
+#define PARSE_SIGNED(name, type, min, max, range)                              \
+  int nbdkit_parse_##name (const char *what, const char *str, type *rp)        \
+  {                                                                            \
+    intmax_t v;                                                                \
+    enum scan e = scan_signed (str, (min), (max), &v);                         \
+                                                                               \
+    if (e != SCAN_OK)                                                          \
+      return number_error (what, str, e, range);                               \
+    *rp = (type)v;                                                             \
+    return 0;                                                                  \
   }
 
-#define PARSE_UNSIGNED(name, type, max, range)                          \
-  int                                                                   \
-  nbdkit_parse_##name (const char *what, const char *str, type *rp)     \
-  {                                                                     \
-    uintmax_t v;                                                        \
-    enum scan e = scan_unsigned (str, (max), &v);                       \
-                                                                        \
-    if (e != SCAN_OK)                                                   \
-      return number_error (what, str, e, range);                        \
-    *rp = (type) v;                                                     \
-    return 0;                                                           \
+#define PARSE_UNSIGNED(name, type, max, range)                                 \
+  int nbdkit_parse_##name (const char *what, const char *str, type *rp)        \
+  {                                                                            \
+    uintmax_t v;                                                               \
+    enum scan e = scan_unsigned (str, (max), &v);                              \
+                                                                               \
+    if (e != SCAN_OK)                                                          \
+      return number_error (what, str, e, range);                               \
+    *rp = (type)v;                                                             \
+    return 0;                                                                  \
   }
 
 /* INT_MAX and UINT_MAX are spelled out for the 32-bit int of every
  * platform we build on; the static assert keeps that honest.
  */
-_Static_assert (INT_MAX == INT32_MAX && UINT_MAX == UINT32_MAX,
-                "int is expected to be 32 bits");
+_Static_assert(INT_MAX == INT32_MAX && UINT_MAX == UINT32_MAX,
+               "int is expected to be 32 bits");
 
 PARSE_SIGNED (int, int, INT_MIN, INT_MAX, "-2147483648 to 2147483647")
 PARSE_UNSIGNED (unsigned, unsigned, UINT_MAX, "0 to 4294967295")
@@ -306,9 +329,8 @@ PARSE_UNSIGNED (uint64_t, uint64_t, UINT64_MAX, "0 to 18446744073709551615")
 /* ---- passwords ---- */
 
 /* Log a password error, prefixed with "WHAT: " when WHAT is given. */
-static void
-password_error (const char *what, const char *fmt, ...)
-  __attribute__ ((format (printf, 2, 3)));
+static void password_error (const char *what, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
 
 static void
 password_error (const char *what, const char *fmt, ...)
@@ -361,7 +383,7 @@ read_fd (int fd, bool one_line)
   buf[len] = '\0';
   return buf;
 
- err:
+err:
   free (buf);
   return NULL;
 }
@@ -409,7 +431,7 @@ read_password_tty (const char *what)
   }
   return pw;
 
- err:
+err:
   password_error (what, "/dev/tty: %m");
   close (fd);
   return NULL;
@@ -435,20 +457,19 @@ read_password_as (const char *what, const char *value, char **password)
                       value);
       return -1;
     }
-    fd = (int) v;
+    fd = (int)v;
     if (fd <= 2) {
-      password_error (what, "cannot read the password from file descriptor "
+      password_error (what,
+                      "cannot read the password from file descriptor "
                       "%d (stdin, stdout or stderr); use -FD with FD > 2",
                       fd);
       return -1;
     }
     pw = read_fd (fd, false);
     if (pw == NULL)
-      password_error (what, "reading password from file descriptor %d: %m",
-                      fd);
+      password_error (what, "reading password from file descriptor %d: %m", fd);
     close (fd);
-  }
-  else if (value[0] == '+') {
+  } else if (value[0] == '+') {
     fd = open (value + 1, O_RDONLY | O_CLOEXEC);
     if (fd == -1) {
       password_error (what, "password file %s: %m", value + 1);
@@ -458,8 +479,7 @@ read_password_as (const char *what, const char *value, char **password)
     if (pw == NULL)
       password_error (what, "reading password file %s: %m", value + 1);
     close (fd);
-  }
-  else {
+  } else {
     pw = strdup (value);
     if (pw == NULL)
       password_error (what, "strdup: %m");
@@ -503,7 +523,8 @@ nbdkit_absolute_path (const char *path)
   }
   n = strlen (cwd);
   if (asprintf (&ret, "%s%s%s", cwd, n > 0 && cwd[n - 1] == '/' ? "" : "/",
-                path) == -1) {
+                path)
+      == -1) {
     nbdkit_error ("asprintf: %m");
     ret = NULL;
   }

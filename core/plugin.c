@@ -13,7 +13,7 @@
 
 #include "internal.h"
 
-#define P(b) ((struct nbdkit_plugin *) (b)->impl)
+#define P(b) ((struct nbdkit_plugin *)(b)->impl)
 #define PC(c) P ((c)->b)
 
 /* A name is a path if it contains a '/' or ends in ".so". */
@@ -54,15 +54,16 @@ plugin_load (struct server *s, const char *name)
       if (asprintf (&filename, "./%s", name) == -1)
         filename = NULL;
     }
-  }
-  else if (is_short_name (name)) {
-    if (asprintf (&filename, "%s/nbdkit-%s-plugin.so",
-                  server_plugindir (), name) == -1)
+  } else if (is_short_name (name)) {
+    if (asprintf (&filename, "%s/nbdkit-%s-plugin.so", server_plugindir (),
+                  name)
+        == -1)
       filename = NULL;
-  }
-  else {
-    log_error (s, "plugin name '%s' is neither a short name (letters, digits,"
-               " '-' and '_') nor a path to a .so file", name);
+  } else {
+    log_error (s,
+               "plugin name '%s' is neither a short name (letters, digits,"
+               " '-' and '_') nor a path to a .so file",
+               name);
     return NULL;
   }
   if (filename == NULL) {
@@ -70,7 +71,8 @@ plugin_load (struct server *s, const char *name)
     return NULL;
   }
   if (access (filename, R_OK) == -1) {
-    log_error (s, "cannot open plugin '%s': %s: %m"
+    log_error (s,
+               "cannot open plugin '%s': %s: %m"
                " (see 'nbdkit --help' for the plugin directory)",
                name, filename);
     free (filename);
@@ -82,10 +84,12 @@ plugin_load (struct server *s, const char *name)
     free (filename);
     return NULL;
   }
-  init = (struct nbdkit_plugin *(*) (void)) dlsym (dl, "plugin_init");
+  init = (struct nbdkit_plugin * (*)(void)) dlsym (dl, "plugin_init");
   if (init == NULL) {
-    log_error (s, "%s: not a plugin: it has no plugin_init function"
-               " (a filter must be given with --filter)", filename);
+    log_error (s,
+               "%s: not a plugin: it has no plugin_init function"
+               " (a filter must be given with --filter)",
+               filename);
     dlclose (dl);
     free (filename);
     return NULL;
@@ -112,12 +116,14 @@ plugin_load (struct server *s, const char *name)
   b->impl = p;
   b->api_version = p->_api_version;
 
-  if ((b->api_version == 1 || b->api_version == 2)
-      ? plugin_v2_init (b, p) == -1
-      : b->api_version == 3 ? plugin_v3_init (b, p) == -1 : true) {
+  if ((b->api_version == 1 || b->api_version == 2) ? plugin_v2_init (b, p) == -1
+      : b->api_version == 3                        ? plugin_v3_init (b, p) == -1
+                                                   : true) {
     if (b->api_version < 1 || b->api_version > 3)
-      log_error (s, "%s: plugin uses API version %d, which this server"
-                 " (API 1 to 3) does not know", filename, b->api_version);
+      log_error (s,
+                 "%s: plugin uses API version %d, which this server"
+                 " (API 1 to 3) does not know",
+                 filename, b->api_version);
     dlclose (dl);
     free (filename);
     free (b);
@@ -267,10 +273,10 @@ v3_block_size (struct context *c, struct nbdkit_block_size *bs)
 /* Capabilities: an absent callback answers from whether the matching
  * data callback exists.
  */
-#define CAN(fn, dflt)                                           \
-  static int v3_##fn (struct context *c)                        \
-  {                                                             \
-    return PC (c)->fn ? PC (c)->fn (c->handle) : (dflt);        \
+#define CAN(fn, dflt)                                                          \
+  static int v3_##fn (struct context *c)                                       \
+  {                                                                            \
+    return PC (c)->fn ? PC (c)->fn (c->handle) : (dflt);                       \
   }
 CAN (can_write, PC (c)->pwrite != NULL)
 CAN (can_flush, PC (c)->flush != NULL)
@@ -297,8 +303,8 @@ v3_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
 }
 
 static int
-v3_pwrite (struct context *c, const void *buf, uint64_t count,
-           uint64_t offset, uint32_t flags, int *err)
+v3_pwrite (struct context *c, const void *buf, uint64_t count, uint64_t offset,
+           uint32_t flags, int *err)
 {
   if (PC (c)->pwrite == NULL) {
     *err = EROFS;
@@ -321,19 +327,19 @@ v3_flush (struct context *c, uint32_t flags, int *err)
   return 0;
 }
 
-#define RANGE_OP(fn, missing)                                              \
-  static int v3_##fn (struct context *c, uint64_t count, uint64_t offset, \
-                      uint32_t flags, int *err)                            \
-  {                                                                        \
-    if (PC (c)->fn == NULL) {                                              \
-      *err = (missing);                                                    \
-      return -1;                                                           \
-    }                                                                      \
-    if (PC (c)->fn (c->handle, count, offset, flags) == -1) {              \
-      *err = callback_errno ();                                            \
-      return -1;                                                           \
-    }                                                                      \
-    return 0;                                                              \
+#define RANGE_OP(fn, missing)                                                  \
+  static int v3_##fn (struct context *c, uint64_t count, uint64_t offset,      \
+                      uint32_t flags, int *err)                                \
+  {                                                                            \
+    if (PC (c)->fn == NULL) {                                                  \
+      *err = (missing);                                                        \
+      return -1;                                                               \
+    }                                                                          \
+    if (PC (c)->fn (c->handle, count, offset, flags) == -1) {                  \
+      *err = callback_errno ();                                                \
+      return -1;                                                               \
+    }                                                                          \
+    return 0;                                                                  \
   }
 RANGE_OP (trim, EOPNOTSUPP)
 RANGE_OP (zero, EOPNOTSUPP)
@@ -341,8 +347,8 @@ RANGE_OP (cache, EOPNOTSUPP)
 #undef RANGE_OP
 
 static int
-v3_extents (struct context *c, uint64_t count, uint64_t offset,
-            uint32_t flags, struct nbdkit_extents *e, int *err)
+v3_extents (struct context *c, uint64_t count, uint64_t offset, uint32_t flags,
+            struct nbdkit_extents *e, int *err)
 {
   if (PC (c)->extents (c->handle, count, offset, flags, e) == -1) {
     *err = callback_errno ();
@@ -396,9 +402,10 @@ plugin_v3_init (struct backend *b, void *pv)
   struct nbdkit_plugin *p = pv;
 
   if (p->_struct_size < sizeof *p) {
-    log_error (b->server, "%s: plugin struct is smaller (%" PRIu64
-               " bytes) than API 3 requires (%zu)", b->filename,
-               p->_struct_size, sizeof *p);
+    log_error (b->server,
+               "%s: plugin struct is smaller (%" PRIu64
+               " bytes) than API 3 requires (%zu)",
+               b->filename, p->_struct_size, sizeof *p);
     return -1;
   }
   if (p->name == NULL || !is_short_name (p->name)) {
@@ -406,8 +413,10 @@ plugin_v3_init (struct backend *b, void *pv)
     return -1;
   }
   if (p->pread == NULL || p->get_size == NULL) {
-    log_error (b->server, "%s: plugin '%s' lacks a pread or get_size"
-               " callback", b->filename, p->name);
+    log_error (b->server,
+               "%s: plugin '%s' lacks a pread or get_size"
+               " callback",
+               b->filename, p->name);
     return -1;
   }
   b->ops = &v3_ops;

@@ -11,7 +11,7 @@
 
 #include "internal.h"
 
-#define P(b) ((struct nbdkit_plugin *) (b)->impl)
+#define P(b) ((struct nbdkit_plugin *)(b)->impl)
 #define PC(c) P ((c)->b)
 
 /* Largest piece of a split request: a power of 2 that fits in 32 bits,
@@ -58,8 +58,10 @@ v2_config (struct backend *b, const char *key, const char *value)
 {
   if (P (b)->config)
     return P (b)->config (key, value);
-  log_error (b->server, "%s: this plugin takes no parameters, but was"
-             " given %s=%s", b->name, key, value);
+  log_error (b->server,
+             "%s: this plugin takes no parameters, but was"
+             " given %s=%s",
+             b->name, key, value);
   return -1;
 }
 
@@ -90,8 +92,10 @@ static int
 map_model (int m)
 {
   static const int map[] = {
-    TM_SERIALIZE_CONNECTIONS, TM_SERIALIZE_ALL_REQUESTS,
-    TM_SERIALIZE_REQUESTS, TM_PARALLEL,
+    TM_SERIALIZE_CONNECTIONS,
+    TM_SERIALIZE_ALL_REQUESTS,
+    TM_SERIALIZE_REQUESTS,
+    TM_PARALLEL,
   };
   if (m >= 0 && m <= 3)
     return map[m];
@@ -323,13 +327,13 @@ v2_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
   while (count > 0) {
     uint32_t n = count > CHUNK ? CHUNK : count;
     int r = c->b->api_version == 1
-      ? PC (c)->_pread_v1 (c->handle, buf, n, offset)
-      : PC (c)->pread (c->handle, buf, n, offset, 0);
+                ? PC (c)->_pread_v1 (c->handle, buf, n, offset)
+                : PC (c)->pread (c->handle, buf, n, offset, 0);
     if (r == -1) {
       *err = v2_errno (c);
       return -1;
     }
-    buf = (char *) buf + n;
+    buf = (char *)buf + n;
     offset += n;
     count -= n;
   }
@@ -337,20 +341,20 @@ v2_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
 }
 
 static int
-v2_pwrite (struct context *c, const void *buf, uint64_t count,
-           uint64_t offset, uint32_t flags, int *err)
+v2_pwrite (struct context *c, const void *buf, uint64_t count, uint64_t offset,
+           uint32_t flags, int *err)
 {
   while (count > 0) {
     uint32_t n = count > CHUNK ? CHUNK : count;
     uint32_t f = n == count ? flags : flags & ~NBDKIT_FLAG_FUA;
     int r = c->b->api_version == 1
-      ? PC (c)->_pwrite_v1 (c->handle, buf, n, offset)
-      : PC (c)->pwrite (c->handle, buf, n, offset, f);
+                ? PC (c)->_pwrite_v1 (c->handle, buf, n, offset)
+                : PC (c)->pwrite (c->handle, buf, n, offset, f);
     if (r == -1) {
       *err = v2_errno (c);
       return -1;
     }
-    buf = (const char *) buf + n;
+    buf = (const char *)buf + n;
     offset += n;
     count -= n;
   }
@@ -376,9 +380,8 @@ v2_trim (struct context *c, uint64_t count, uint64_t offset, uint32_t flags,
   while (count > 0) {
     uint32_t n = count > CHUNK ? CHUNK : count;
     uint32_t f = n == count ? flags : flags & ~NBDKIT_FLAG_FUA;
-    int r = c->b->api_version == 1
-      ? PC (c)->_trim_v1 (c->handle, n, offset)
-      : PC (c)->trim (c->handle, n, offset, f);
+    int r = c->b->api_version == 1 ? PC (c)->_trim_v1 (c->handle, n, offset)
+                                   : PC (c)->trim (c->handle, n, offset, f);
     if (r == -1) {
       *err = v2_errno (c);
       return -1;
@@ -396,9 +399,9 @@ v2_zero (struct context *c, uint64_t count, uint64_t offset, uint32_t flags,
   while (count > 0) {
     uint32_t n = count > CHUNK ? CHUNK : count;
     uint32_t f = n == count ? flags : flags & ~NBDKIT_FLAG_FUA;
-    int r = c->b->api_version == 1
-      ? PC (c)->_zero_v1 (c->handle, n, offset, flags & NBDKIT_FLAG_MAY_TRIM)
-      : PC (c)->zero (c->handle, n, offset, f);
+    int r = c->b->api_version == 1 ? PC (c)->_zero_v1 (
+                c->handle, n, offset, flags & NBDKIT_FLAG_MAY_TRIM)
+                                   : PC (c)->zero (c->handle, n, offset, f);
     if (r == -1) {
       *err = v2_errno (c);
       return -1;
@@ -410,8 +413,8 @@ v2_zero (struct context *c, uint64_t count, uint64_t offset, uint32_t flags,
 }
 
 static int
-v2_extents (struct context *c, uint64_t count, uint64_t offset,
-            uint32_t flags, struct nbdkit_extents *e, int *err)
+v2_extents (struct context *c, uint64_t count, uint64_t offset, uint32_t flags,
+            struct nbdkit_extents *e, int *err)
 {
   uint32_t n = count > CHUNK ? CHUNK : count;
 
@@ -514,8 +517,10 @@ plugin_v2_init (struct backend *b, void *pv)
   }
   if ((b->api_version == 1 ? p->_pread_v1 == NULL : p->pread == NULL)
       || p->get_size == NULL) {
-    log_error (b->server, "%s: plugin '%s' lacks a pread or get_size"
-               " callback", b->filename, p->name);
+    log_error (b->server,
+               "%s: plugin '%s' lacks a pread or get_size"
+               " callback",
+               b->filename, p->name);
     return -1;
   }
   b->ops = &v2_ops;

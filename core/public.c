@@ -84,14 +84,14 @@ NBDKIT_EXTERN_C int64_t
 nbdkit_peer_uid (void)
 {
   struct ucred cred;
-  return peer_cred (&cred) == -1 ? -1 : (int64_t) cred.uid;
+  return peer_cred (&cred) == -1 ? -1 : (int64_t)cred.uid;
 }
 
 NBDKIT_EXTERN_C int64_t
 nbdkit_peer_gid (void)
 {
   struct ucred cred;
-  return peer_cred (&cred) == -1 ? -1 : (int64_t) cred.gid;
+  return peer_cred (&cred) == -1 ? -1 : (int64_t)cred.gid;
 }
 
 NBDKIT_EXTERN_C void
@@ -127,7 +127,7 @@ nbdkit_nanosleep (unsigned sec, unsigned nsec)
 {
   struct thread_ctx *t = thread_ctx ();
   struct timespec start, now;
-  int64_t total_ms = (int64_t) sec * 1000 + nsec / 1000000;
+  int64_t total_ms = (int64_t)sec * 1000 + nsec / 1000000;
   struct pollfd pfd[2];
   int n = 0;
 
@@ -145,7 +145,7 @@ nbdkit_nanosleep (unsigned sec, unsigned nsec)
     int64_t elapsed;
     clock_gettime (CLOCK_MONOTONIC, &now);
     elapsed = (now.tv_sec - start.tv_sec) * 1000
-      + (now.tv_nsec - start.tv_nsec) / 1000000;
+              + (now.tv_nsec - start.tv_nsec) / 1000000;
     if (elapsed >= total_ms)
       return 0;
     if ((t->server && atomic_load (&t->server->quit))
@@ -193,8 +193,7 @@ intern (char *str)
     v = &t->conn->interned;
     n = &t->conn->ninterned;
     alloc = &t->conn->interned_alloc;
-  }
-  else {
+  } else {
     v = &t->server->interned;
     n = &t->server->ninterned;
     alloc = &t->server->interned_alloc;
@@ -212,7 +211,7 @@ intern (char *str)
     *alloc = na;
   }
   (*v)[(*n)++] = str;
- out:
+out:
   pthread_mutex_unlock (&t->server->intern_lock);
   return ret;
 }

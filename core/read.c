@@ -10,8 +10,8 @@
 #include "internal.h"
 
 void
-read_init (struct nbdkit_read *rd, void *buf, uint64_t count,
-           uint64_t offset, bool zero_copy)
+read_init (struct nbdkit_read *rd, void *buf, uint64_t count, uint64_t offset,
+           bool zero_copy)
 {
   rd->offset = offset;
   rd->count = count;
@@ -35,7 +35,7 @@ read_flatten (struct nbdkit_read *rd)
 {
   for (size_t i = 0; i < rd->nsegs; i++) {
     struct read_seg *g = &rd->segs[i];
-    char *dst = (char *) rd->buf + g->offset;
+    char *dst = (char *)rd->buf + g->offset;
     if (g->data)
       memcpy (dst, g->data, g->length);
     else
@@ -73,7 +73,7 @@ add_seg (struct nbdkit_read *rd, struct read_seg seg)
     struct read_seg *last = &rd->segs[rd->nsegs - 1];
     if (seg.offset < last->offset + last->length) {
       /* Out of order: keep it simple and correct by copying. */
-      char *dst = (char *) rd->buf + seg.offset;
+      char *dst = (char *)rd->buf + seg.offset;
       if (seg.data)
         memcpy (dst, seg.data, seg.length);
       else
@@ -111,10 +111,10 @@ nbdkit_read_hole (struct nbdkit_read *rd, uint64_t offset, uint64_t length)
   if (check_range (rd, "nbdkit_read_hole", &offset, length) == -1)
     return -1;
   if (!rd->zero_copy) {
-    memset ((char *) rd->buf + offset, 0, length);
+    memset ((char *)rd->buf + offset, 0, length);
     return 0;
   }
-  return add_seg (rd, (struct read_seg) { offset, length, NULL, NULL, NULL });
+  return add_seg (rd, (struct read_seg){ offset, length, NULL, NULL, NULL });
 }
 
 NBDKIT_EXTERN_C int
@@ -134,13 +134,12 @@ nbdkit_read_lend (struct nbdkit_read *rd, uint64_t offset, const void *data,
     return -1;
   }
   if (!rd->zero_copy) {
-    memcpy ((char *) rd->buf + offset, data, length);
+    memcpy ((char *)rd->buf + offset, data, length);
     if (release)
       release (opaque);
     return 0;
   }
-  r = add_seg (rd, (struct read_seg) { offset, length, data, release,
-                                       opaque });
+  r = add_seg (rd, (struct read_seg){ offset, length, data, release, opaque });
   if (r == -1 && release)
     release (opaque);
   return r;

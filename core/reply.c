@@ -59,7 +59,7 @@ out_data (struct out *o, const void *data, size_t len)
   /* Extend the previous iovec when contiguous (e.g. header after
    * header), else add one.
    */
-  o->iov[o->n].iov_base = (void *) data;
+  o->iov[o->n].iov_base = (void *)data;
   o->iov[o->n].iov_len = len;
   o->n++;
   if (o->n >= MAX_IOV - 4 || o->used >= sizeof o->hdr - 200)
@@ -89,16 +89,15 @@ out_chunk (struct out *o, const struct request *r, uint16_t flags,
     h->cookie = r->cookie;
     h->offset = htobe64 (r->offset);
     h->length = htobe64 (length);
-    o->last_flags = (unsigned char *) h + 4;
-  }
-  else {
+    o->last_flags = (unsigned char *)h + 4;
+  } else {
     struct nbd_structured_reply *h = out_hdr (o, sizeof *h);
     h->magic = htobe32 (NBD_STRUCTURED_REPLY_MAGIC);
     h->flags = htobe16 (flags);
     h->type = htobe16 (type);
     h->cookie = r->cookie;
     h->length = htobe32 (length);
-    o->last_flags = (unsigned char *) h + 4;
+    o->last_flags = (unsigned char *)h + 4;
   }
 }
 
@@ -113,8 +112,7 @@ out_simple (struct out *o, const struct request *r, int err)
 
 /* An error chunk; OFFSET only for ERROR_OFFSET (AT != UINT64_MAX). */
 static void
-out_error_chunk (struct out *o, const struct request *r, int err,
-                 uint64_t at)
+out_error_chunk (struct out *o, const struct request *r, int err, uint64_t at)
 {
   bool with_offset = at != UINT64_MAX;
   out_chunk (o, r, NBD_REPLY_FLAG_DONE,
@@ -142,7 +140,7 @@ out_status (struct out *o, const struct request *r, int err)
   else if (o->c->extended_headers || r->type == NBD_CMD_READ)
     out_chunk (o, r, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 0);
   else
-    out_simple (o, r, 0);       /* allowed with structured replies */
+    out_simple (o, r, 0); /* allowed with structured replies */
 }
 
 static int
@@ -182,20 +180,20 @@ out_zeroes (struct out *o, uint64_t len)
  */
 struct piece {
   uint64_t len;
-  const void *data;             /* NULL for a hole */
+  const void *data; /* NULL for a hole */
   bool hole;
 };
 
 static void
-piece_at (const struct nbdkit_read *rd, const char *buf, size_t i,
-          uint64_t pos, uint64_t limit, struct piece *p)
+piece_at (const struct nbdkit_read *rd, const char *buf, size_t i, uint64_t pos,
+          uint64_t limit, struct piece *p)
 {
   if (i < rd->nsegs && rd->segs[i].offset <= pos) {
     const struct read_seg *g = &rd->segs[i];
     uint64_t end = g->offset + g->length;
     p->len = (end < limit ? end : limit) - pos;
     p->hole = g->data == NULL;
-    p->data = g->data ? (const char *) g->data + (pos - g->offset) : NULL;
+    p->data = g->data ? (const char *)g->data + (pos - g->offset) : NULL;
     return;
   }
   uint64_t end = i < rd->nsegs ? rd->segs[i].offset : limit;
@@ -218,8 +216,9 @@ int
 reply_read (struct out *o, struct nbdkit_read *rd, const char *buf,
             const struct request *r, int err)
 {
-  uint64_t limit = !err ? r->count : rd->error_at == UINT64_MAX ? 0
-                                                             : rd->error_at;
+  uint64_t limit = !err                         ? r->count
+                   : rd->error_at == UINT64_MAX ? 0
+                                                : rd->error_at;
   uint64_t pos = 0;
 
   if (!o->c->structured_replies) {
@@ -233,7 +232,8 @@ reply_read (struct out *o, struct nbdkit_read *rd, const char *buf,
       if (out_data (o, buf + pos, g->offset - pos) == -1)
         return -1;
       if ((g->data ? out_data (o, g->data, g->length)
-                   : out_zeroes (o, g->length)) == -1)
+                   : out_zeroes (o, g->length))
+          == -1)
         return -1;
       pos = g->offset + g->length;
     }
@@ -273,8 +273,8 @@ reply_read (struct out *o, struct nbdkit_read *rd, const char *buf,
      * its data does.
      */
     done = pos == limit && !err;
-    out_chunk (o, r, done ? NBD_REPLY_FLAG_DONE : 0,
-               NBD_REPLY_TYPE_OFFSET_DATA, 8 + run);
+    out_chunk (o, r, done ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE_OFFSET_DATA,
+               8 + run);
     uint64_t off = htobe64 (r->offset + rpos);
     memcpy (out_hdr (o, 8), &off, 8);
     i = ri;
@@ -289,16 +289,16 @@ reply_read (struct out *o, struct nbdkit_read *rd, const char *buf,
   }
 
   if (err)
-    out_error_chunk (o, r, err, limit == 0 || limit >= r->count
-                               ? UINT64_MAX : r->offset + limit);
+    out_error_chunk (o, r, err,
+                     limit == 0 || limit >= r->count ? UINT64_MAX
+                                                     : r->offset + limit);
   else if (done)
     ;
   else if (o->last_flags) {
     uint16_t done = htobe16 (NBD_REPLY_FLAG_DONE);
     memcpy (o->last_flags, &done, 2);
-  }
-  else if (pos == 0)
-    out_status (o, r, 0);       /* zero-length read */
+  } else if (pos == 0)
+    out_status (o, r, 0); /* zero-length read */
   else {
     /* The last chunk's header was already sent in an earlier batch. */
     out_chunk (o, r, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 0);
@@ -335,14 +335,13 @@ reply_block_status (struct out *o, const struct request *r,
       /* Stop at a length that fits and keeps the block alignment. */
       uint32_t align = c->bs.minimum > 1 ? c->bs.minimum : 512;
       len = UINT32_MAX - (UINT32_MAX % align);
-      i = n - 1;                /* this is the last descriptor */
+      i = n - 1; /* this is the last descriptor */
     }
     if (ext) {
       uint64_t l = htobe64 (len), t = htobe64 (x.type);
       memcpy (buf + 8 + k * 16, &l, 8);
       memcpy (buf + 8 + k * 16 + 8, &t, 8);
-    }
-    else {
+    } else {
       uint32_t l = htobe32 (len), t = htobe32 (x.type);
       memcpy (buf + 4 + k * 8, &l, 4);
       memcpy (buf + 4 + k * 8 + 4, &t, 4);
@@ -360,8 +359,7 @@ reply_block_status (struct out *o, const struct request *r,
       free (buf);
       return -1;
     }
-  }
-  else {
+  } else {
     out_chunk (o, r, done, NBD_REPLY_TYPE_BLOCK_STATUS, 4 + k * 8);
     if (out_data (o, buf, 4 + k * 8) == -1) {
       free (buf);
@@ -372,4 +370,3 @@ reply_block_status (struct out *o, const struct request *r,
   free (buf);
   return ret;
 }
-

@@ -21,7 +21,7 @@ struct out {
   int n;
   unsigned char hdr[MAX_IOV * 40];
   size_t used;
-  unsigned char *last_flags;    /* of the last chunk header built */
+  unsigned char *last_flags; /* of the last chunk header built */
 };
 
 extern void out_init (struct out *o, struct connection *c);

@@ -15,15 +15,24 @@ const char *
 cmd_name (uint16_t type)
 {
   switch (type) {
-    case NBD_CMD_READ: return "read";
-    case NBD_CMD_WRITE: return "write";
-    case NBD_CMD_DISC: return "disconnect";
-    case NBD_CMD_FLUSH: return "flush";
-    case NBD_CMD_TRIM: return "trim";
-    case NBD_CMD_CACHE: return "cache";
-    case NBD_CMD_WRITE_ZEROES: return "write-zeroes";
-    case NBD_CMD_BLOCK_STATUS: return "block-status";
-    default: return "unknown";
+    case NBD_CMD_READ:
+      return "read";
+    case NBD_CMD_WRITE:
+      return "write";
+    case NBD_CMD_DISC:
+      return "disconnect";
+    case NBD_CMD_FLUSH:
+      return "flush";
+    case NBD_CMD_TRIM:
+      return "trim";
+    case NBD_CMD_CACHE:
+      return "cache";
+    case NBD_CMD_WRITE_ZEROES:
+      return "write-zeroes";
+    case NBD_CMD_BLOCK_STATUS:
+      return "block-status";
+    default:
+      return "unknown";
   }
 }
 
@@ -32,22 +41,32 @@ uint32_t
 nbd_errno (int err)
 {
   switch (err) {
-    case 0: return NBD_SUCCESS;
-    case EROFS: case EPERM: return NBD_EPERM;
-    case EIO: return NBD_EIO;
-    case ENOMEM: return NBD_ENOMEM;
+    case 0:
+      return NBD_SUCCESS;
+    case EROFS:
+    case EPERM:
+      return NBD_EPERM;
+    case EIO:
+      return NBD_EIO;
+    case ENOMEM:
+      return NBD_ENOMEM;
 #ifdef EDQUOT
     case EDQUOT:
 #endif
-    case EFBIG: case ENOSPC: return NBD_ENOSPC;
-    case EOVERFLOW: return NBD_EOVERFLOW;
+    case EFBIG:
+    case ENOSPC:
+      return NBD_ENOSPC;
+    case EOVERFLOW:
+      return NBD_EOVERFLOW;
     case ENOTSUP:
 #if ENOTSUP != EOPNOTSUPP
     case EOPNOTSUPP:
 #endif
       return NBD_ENOTSUP;
-    case ESHUTDOWN: return NBD_ESHUTDOWN;
-    default: return NBD_EINVAL;
+    case ESHUTDOWN:
+      return NBD_ESHUTDOWN;
+    default:
+      return NBD_EINVAL;
   }
 }
 
@@ -117,15 +136,18 @@ request_validate (const struct connection *c, const struct request *r)
     }
     return 0;
   }
-  if (c->readonly && (r->type == NBD_CMD_WRITE || r->type == NBD_CMD_TRIM
-                      || r->type == NBD_CMD_WRITE_ZEROES))
+  if (c->readonly
+      && (r->type == NBD_CMD_WRITE || r->type == NBD_CMD_TRIM
+          || r->type == NBD_CMD_WRITE_ZEROES))
     return EPERM;
   if (r->offset > size || r->count > size - r->offset) {
-    log_debug (s, "%s: offset %" PRIu64 " + length %" PRIu64
+    log_debug (s,
+               "%s: offset %" PRIu64 " + length %" PRIu64
                " is beyond the end of the export (%" PRIu64 ")",
                cmd_name (r->type), r->offset, r->count, size);
     return (r->type == NBD_CMD_WRITE || r->type == NBD_CMD_WRITE_ZEROES)
-      ? ENOSPC : EINVAL;
+               ? ENOSPC
+               : EINVAL;
   }
   /* Sizes a layer announced only as advice are not enforced; the
    * server's own maximum still is.
@@ -149,16 +171,16 @@ request_validate (const struct connection *c, const struct request *r)
   }
   if (c->bs.minimum > 1
       && ((r->offset | r->count) & (c->bs.minimum - 1)) != 0) {
-    log_debug (s, "%s: offset %" PRIu64 " or length %" PRIu64
+    log_debug (s,
+               "%s: offset %" PRIu64 " or length %" PRIu64
                " is not a multiple of the block size %" PRIu32,
                cmd_name (r->type), r->offset, r->count, c->bs.minimum);
     return EINVAL;
   }
- checked:
+checked:
   if (r->type == NBD_CMD_BLOCK_STATUS && r->count == 0) {
     log_debug (s, "block-status of length 0");
     return EINVAL;
   }
   return 0;
 }
-

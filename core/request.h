@@ -13,7 +13,7 @@ struct request {
   uint64_t cookie, offset, count;
   uint16_t type, flags;
   uint64_t seq;
-  int err;                      /* errno decided before execution */
+  int err; /* errno decided before execution */
 };
 
 /* The errno to refuse R with, or 0 if it may go ahead: checked

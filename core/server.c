@@ -135,8 +135,8 @@ choose_thread_model (struct server *s)
     if (m != TM_SERIALIZE_CONNECTIONS && m != TM_SERIALIZE_ALL_REQUESTS
         && m != TM_SERIALIZE_REQUESTS && m != TM_SERIALIZE_RETIREMENT
         && m != TM_PARALLEL) {
-      log_error (s, "%s: thread_model returned an unknown model %d",
-                 b->name, m);
+      log_error (s, "%s: thread_model returned an unknown model %d", b->name,
+                 m);
       return -1;
     }
     if (m < model)
@@ -149,12 +149,18 @@ const char *
 thread_model_name (int m)
 {
   switch (m) {
-    case TM_SERIALIZE_CONNECTIONS: return "serialize_connections";
-    case TM_SERIALIZE_ALL_REQUESTS: return "serialize_all_requests";
-    case TM_SERIALIZE_REQUESTS: return "serialize_requests";
-    case TM_SERIALIZE_RETIREMENT: return "serialize_retirement";
-    case TM_PARALLEL: return "parallel";
-    default: return "unknown";
+    case TM_SERIALIZE_CONNECTIONS:
+      return "serialize_connections";
+    case TM_SERIALIZE_ALL_REQUESTS:
+      return "serialize_all_requests";
+    case TM_SERIALIZE_REQUESTS:
+      return "serialize_requests";
+    case TM_SERIALIZE_RETIREMENT:
+      return "serialize_retirement";
+    case TM_PARALLEL:
+      return "parallel";
+    default:
+      return "unknown";
   }
 }
 
@@ -163,7 +169,7 @@ change_user (struct server *s)
 {
   if (s->opt.group) {
     struct group *g = getgrnam (s->opt.group);
-    gid_t gid = g ? g->gr_gid : (gid_t) strtoul (s->opt.group, NULL, 10);
+    gid_t gid = g ? g->gr_gid : (gid_t)strtoul (s->opt.group, NULL, 10);
     if (!g && strspn (s->opt.group, "0123456789") != strlen (s->opt.group)) {
       log_error (s, "-g %s: no such group", s->opt.group);
       return -1;
@@ -175,7 +181,7 @@ change_user (struct server *s)
   }
   if (s->opt.user) {
     struct passwd *p = getpwnam (s->opt.user);
-    uid_t uid = p ? p->pw_uid : (uid_t) strtoul (s->opt.user, NULL, 10);
+    uid_t uid = p ? p->pw_uid : (uid_t)strtoul (s->opt.user, NULL, 10);
     if (!p && strspn (s->opt.user, "0123456789") != strlen (s->opt.user)) {
       log_error (s, "-u %s: no such user", s->opt.user);
       return -1;
@@ -200,7 +206,7 @@ write_pidfile (struct server *s)
    * half-written pid.
    */
   char *tmp;
-  if (asprintf (&tmp, "%s.tmp%d", s->opt.pidfile, (int) getpid ()) == -1)
+  if (asprintf (&tmp, "%s.tmp%d", s->opt.pidfile, (int)getpid ()) == -1)
     return -1;
   fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd == -1) {
@@ -208,7 +214,7 @@ write_pidfile (struct server *s)
     free (tmp);
     return -1;
   }
-  len = snprintf (buf, sizeof buf, "%d\n", (int) getpid ());
+  len = snprintf (buf, sizeof buf, "%d\n", (int)getpid ());
   if (write (fd, buf, len) != len || close (fd) == -1
       || rename (tmp, s->opt.pidfile) == -1) {
     log_error (s, "pidfile %s: %m", s->opt.pidfile);
@@ -267,8 +273,7 @@ captive_wait (void *arg)
     log_error (cap->s, "--run command was killed by signal %d",
                WTERMSIG (status));
     cap->s->exit_status = 128 + WTERMSIG (status);
-  }
-  else
+  } else
     cap->s->exit_status = 1;
   server_request_quit (cap->s);
   free (cap);
@@ -301,8 +306,7 @@ start_captive (struct server *s)
     if (s->socket_path) {
       setenv ("unixsocket", s->socket_path, 1);
       unsetenv ("port");
-    }
-    else {
+    } else {
       snprintf (port, sizeof port, "%d", s->bound_port);
       setenv ("port", port, 1);
       unsetenv ("unixsocket");
@@ -312,7 +316,7 @@ start_captive (struct server *s)
     for (int i = 0; i < s->nlisten_fds; i++)
       close (s->listen_fds[i]);
     signal (SIGPIPE, SIG_DFL);
-    execl ("/bin/sh", "sh", "-c", s->opt.run, (char *) NULL);
+    execl ("/bin/sh", "sh", "-c", s->opt.run, (char *)NULL);
     _exit (127);
   }
   free (uri);
@@ -380,8 +384,8 @@ server_prepare (struct server *s)
   int model;
   cpu_set_t cpus;
 
-  s->ncpus = sched_getaffinity (0, sizeof cpus, &cpus) == 0
-    ? CPU_COUNT (&cpus) : 2;
+  s->ncpus
+      = sched_getaffinity (0, sizeof cpus, &cpus) == 0 ? CPU_COUNT (&cpus) : 2;
   if (s->opt.log_to == -1)
     s->opt.log_to = LOG_TO_STDERR;
   if (tls_init (s) == -1)
@@ -396,9 +400,10 @@ server_prepare (struct server *s)
     if (m == NULL)
       continue;
     if (s->nmeta >= MAX_META || strchr (m, ':') == NULL) {
-      log_error (s, "%s: cannot offer meta context '%s' (at most %d, and"
-                 " the name needs a namespace such as 'qemu:')", b->name, m,
-                 MAX_META);
+      log_error (s,
+                 "%s: cannot offer meta context '%s' (at most %d, and"
+                 " the name needs a namespace such as 'qemu:')",
+                 b->name, m, MAX_META);
       return -1;
     }
     s->meta_names[s->nmeta] = m;
@@ -424,7 +429,7 @@ int
 server_run (struct server *s)
 {
   bool foreground = s->opt.foreground || s->opt.single || s->opt.fd >= 0
-    || s->opt.run || s->opt.exit_with_parent || s->opt.swap;
+                    || s->opt.run || s->opt.exit_with_parent || s->opt.swap;
 
   if (s->opt.log_to == -1)
     s->opt.log_to = LOG_TO_STDERR;
@@ -508,7 +513,7 @@ server_run (struct server *s)
     unlink (s->opt.pidfile);
   return s->exit_status;
 
- fail:
+fail:
   listen_cleanup (s);
   unload_all (s);
   return 1;

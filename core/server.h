@@ -26,37 +26,37 @@ struct idle;
 #define MAX_LISTEN_FDS 64
 
 struct server_options {
-  const char *unixsocket;      /* -U; "-" for a private one */
-  const char *port;            /* -p */
+  const char *unixsocket;               /* -U; "-" for a private one */
+  const char *port;                     /* -p */
   const char *ipaddr[MAX_LISTEN_ADDRS]; /* -i, repeatable */
   int nipaddr;
-  int family;                  /* AF_UNSPEC, or -4 / -6 */
-  bool single;                 /* -s */
-  int fd;                      /* --fd N, or -1 */
+  int family;  /* AF_UNSPEC, or -4 / -6 */
+  bool single; /* -s */
+  int fd;      /* --fd N, or -1 */
   bool vsock;
-  bool socket_activation;      /* LISTEN_FDS present */
-  const char *run;             /* --run CMD */
-  const char *pidfile;         /* -P */
-  bool foreground;             /* -f */
+  bool socket_activation; /* LISTEN_FDS present */
+  const char *run;        /* --run CMD */
+  const char *pidfile;    /* -P */
+  bool foreground;        /* -f */
   bool exit_with_parent;
-  bool readonly;               /* -r */
-  const char *exportname;      /* -e */
+  bool readonly;          /* -r */
+  const char *exportname; /* -e */
   bool print_uri;
-  unsigned threads;            /* -t, default 16 */
-  int tls;                     /* 0 off, 1 on, 2 require */
+  unsigned threads; /* -t, default 16 */
+  int tls;          /* 0 off, 1 on, 2 require */
   const char *tls_certificates;
   const char *tls_psk;
   bool tls_verify_peer;
-  bool mask_handshake;         /* don't advertise NBD_FLAG_NO_ZEROES etc */
-  bool no_sr;                  /* refuse structured replies */
-  bool no_mc;                  /* refuse meta contexts */
-  bool no_eh;                  /* refuse extended headers */
-  unsigned timeout;            /* handshake timeout in seconds, 0 none */
+  bool mask_handshake; /* don't advertise NBD_FLAG_NO_ZEROES etc */
+  bool no_sr;          /* refuse structured replies */
+  bool no_mc;          /* refuse meta contexts */
+  bool no_eh;          /* refuse extended headers */
+  unsigned timeout;    /* handshake timeout in seconds, 0 none */
   bool keepalive;
   const char *user, *group;
-  bool swap;                   /* client and server roles swapped */
+  bool swap; /* client and server roles swapped */
   int verbose;
-  int log_to;                  /* enum log_to */
+  int log_to; /* enum log_to */
   /* --transmission-only FD: a connected socket already past the
    * handshake; serve the export named by -e straight away.
    */
@@ -65,26 +65,26 @@ struct server_options {
 
 struct server {
   struct server_options opt;
-  const char *program_name;    /* "nbdkit" */
-  struct backend *top;         /* first filter, or the plugin */
-  struct backend *plugin;      /* the last layer */
-  void *tls;                   /* credentials (tls.c), NULL without TLS */
-  int thread_model;            /* effective: most serializing of all */
-  int exit_status;             /* from --run, or 0 */
-  int ncpus;                   /* CPUs the process may run on */
+  const char *program_name; /* "nbdkit" */
+  struct backend *top;      /* first filter, or the plugin */
+  struct backend *plugin;   /* the last layer */
+  void *tls;                /* credentials (tls.c), NULL without TLS */
+  int thread_model;         /* effective: most serializing of all */
+  int exit_status;          /* from --run, or 0 */
+  int ncpus;                /* CPUs the process may run on */
 
   /* Listening and life cycle. */
   int listen_fds[MAX_LISTEN_FDS];
   int nlisten_fds;
-  char *private_dir;           /* for -U - */
-  char *socket_path;           /* the Unix socket actually used */
-  int bound_port;              /* the TCP port actually used */
+  char *private_dir; /* for -U - */
+  char *socket_path; /* the Unix socket actually used */
+  int bound_port;    /* the TCP port actually used */
   atomic_bool quit;
-  int quit_pipe[2];            /* written once to wake every poll */
+  int quit_pipe[2]; /* written once to wake every poll */
 
-  pthread_mutex_t lock;        /* protects the fields below */
+  pthread_mutex_t lock; /* protects the fields below */
   pthread_cond_t cond;
-  unsigned nconnections;       /* live ones */
+  unsigned nconnections; /* live ones */
   unsigned next_conn_id;
   struct connection *connections; /* list, for shutdown */
 
@@ -93,18 +93,18 @@ struct server {
    */
   pthread_t watchdog;
   bool watchdog_started;
-  pthread_cond_t watch_cond;    /* with lock: nwatched became non-zero */
+  pthread_cond_t watch_cond; /* with lock: nwatched became non-zero */
   unsigned nwatched;
 
   /* Threads kept for reuse (threads.c). */
   pthread_mutex_t pool_lock;
-  pthread_cond_t pool_done;     /* pool_threads went down */
-  struct idle *pool_idle;       /* idle threads waiting for a task */
+  pthread_cond_t pool_done; /* pool_threads went down */
+  struct idle *pool_idle;   /* idle threads waiting for a task */
   unsigned pool_threads;
   bool pool_stop;
 
-  pthread_mutex_t all_requests_lock;   /* serialize-all-requests */
-  pthread_mutex_t connections_lock;    /* serialize-connections */
+  pthread_mutex_t all_requests_lock; /* serialize-all-requests */
+  pthread_mutex_t connections_lock;  /* serialize-connections */
 
   /* Interned strings outside connections. */
   pthread_mutex_t intern_lock;
@@ -131,9 +131,9 @@ struct connection {
   struct server *server;
   struct connection *next_live; /* in server->connections */
   unsigned id;
-  int sockin, sockout;          /* the same fd except with -s */
+  int sockin, sockout; /* the same fd except with -s */
   bool is_unix;
-  bool is_socket;                /* sockout is a socket, not a pipe */
+  bool is_socket; /* sockout is a socket, not a pipe */
   struct sockaddr_storage peer;
   socklen_t peerlen;
 
@@ -146,17 +146,17 @@ struct connection {
    */
   uint32_t meta_set;
   uint32_t meta_selected;
-  char *meta_export;            /* export name the SET was for */
+  char *meta_export; /* export name the SET was for */
   bool no_zeroes;
   bool is_tls;
-  void *tls_session;            /* after STARTTLS (tls.c) */
-  char *exportname;             /* the export open, default resolved */
-  char *requested_name;         /* what the client asked for */
+  void *tls_session;    /* after STARTTLS (tls.c) */
+  char *exportname;     /* the export open, default resolved */
+  char *requested_name; /* what the client asked for */
   bool client_requested_bs;
-  uint16_t eflags;              /* transmission flags sent */
+  uint16_t eflags; /* transmission flags sent */
   int64_t exportsize;
-  struct nbdkit_block_size bs;  /* enforced block sizes */
-  struct context *top;          /* the open chain */
+  struct nbdkit_block_size bs; /* enforced block sizes */
+  struct context *top;         /* the open chain */
   bool readonly;
 
   /* During the handshake with --timeout: when it must be over
@@ -171,16 +171,16 @@ struct connection {
   /* Thread state. */
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  bool reader_busy;             /* a thread holds the reader role */
+  bool reader_busy; /* a thread holds the reader role */
   unsigned nthreads, nidle, max_threads;
-  unsigned inflight;            /* requests read and not yet replied */
+  unsigned inflight;              /* requests read and not yet replied */
   uint64_t next_seq, next_retire; /* for serialize-retirement */
-  atomic_int status;            /* 1 live, 0 stop reading, -1 dead */
+  atomic_int status;              /* 1 live, 0 stop reading, -1 dead */
   /* When the thread serving a request kept the reader role unfilled
    * (monotonic ns), or 0: the watchdog fills it if that lasts.
    */
   _Atomic uint64_t unattended_since;
-  int64_t service_ns;           /* average time a request takes (lock) */
+  int64_t service_ns; /* average time a request takes (lock) */
   bool disc_requested;
   pthread_mutex_t send_lock;
 
@@ -195,15 +195,14 @@ extern void server_free (struct server *s);
 extern void server_request_quit (struct server *s);
 extern void server_quit_from_anywhere (void);
 extern int server_prepare (struct server *s);
-extern int server_run (struct server *s);   /* returns the exit status */
+extern int server_run (struct server *s); /* returns the exit status */
 
 /* ---- cmdline.c ---- */
 /* Parse argv into S, load the plugin and filters, configure them.
  * Returns 0 to go on and run, 1 when done (e.g. --help printed, with
  * *STATUS the exit status), -1 on error (message printed).
  */
-extern int cmdline_parse (struct server *s, int argc, char **argv,
-                          int *status);
+extern int cmdline_parse (struct server *s, int argc, char **argv, int *status);
 
 /* ---- listen.c ---- */
 extern int listen_setup (struct server *s);

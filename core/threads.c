@@ -53,8 +53,7 @@ pool_thread (void *arg)
     clock_gettime (CLOCK_REALTIME, &until);
     until.tv_sec += IDLE_SECONDS;
     while (me.fn == NULL && !s->pool_stop)
-      if (pthread_cond_timedwait (&me.cond, &s->pool_lock, &until)
-          == ETIMEDOUT)
+      if (pthread_cond_timedwait (&me.cond, &s->pool_lock, &until) == ETIMEDOUT)
         break;
     if (me.fn == NULL) {
       /* Still on the idle list: take ourselves off and go. */
@@ -110,7 +109,7 @@ pool_run (struct server *s, void *(*fn) (void *), void *arg)
   if (r == 0)
     return 0;
   free (st);
- fail:
+fail:
   pthread_mutex_lock (&s->pool_lock);
   s->pool_threads--;
   pthread_mutex_unlock (&s->pool_lock);

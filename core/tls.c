@@ -63,9 +63,11 @@ load_x509 (struct server *s, struct tls_server *t)
     return -1;
   if (!exists (dir, "server-cert.pem", &cert)
       || !exists (dir, "server-key.pem", &key)) {
-    log_error (s, "--tls: no server-cert.pem and server-key.pem readable in"
+    log_error (s,
+               "--tls: no server-cert.pem and server-key.pem readable in"
                " %s (give the directory with --tls-certificates, or use"
-               " --tls-psk)", dir);
+               " --tls-psk)",
+               dir);
     goto out;
   }
   r = gnutls_certificate_allocate_credentials (&t->x509);
@@ -80,10 +82,11 @@ load_x509 (struct server *s, struct tls_server *t)
       log_error (s, "%s: %s", ca, gnutls_strerror (r));
       goto out;
     }
-  }
-  else if (s->opt.tls_verify_peer) {
-    log_error (s, "--tls-verify-peer: no ca-cert.pem in %s to check client"
-               " certificates against", dir);
+  } else if (s->opt.tls_verify_peer) {
+    log_error (s,
+               "--tls-verify-peer: no ca-cert.pem in %s to check client"
+               " certificates against",
+               dir);
     goto out;
   }
   if (exists (dir, "ca-crl.pem", &crl)) {
@@ -102,7 +105,7 @@ load_x509 (struct server *s, struct tls_server *t)
   }
   log_debug (s, "TLS: certificates from %s", dir);
   ret = 0;
- out:
+out:
   free (dir);
   free (ca);
   free (crl);
@@ -139,8 +142,7 @@ tls_init (struct server *s)
       return -1;
     }
     prio = "NORMAL:+ECDHE-PSK:+DHE-PSK:+PSK";
-  }
-  else {
+  } else {
     if (load_x509 (s, t) == -1)
       return -1;
     prio = "NORMAL";
@@ -184,12 +186,12 @@ verify_peer (struct connection *c, gnutls_session_t session)
   }
   if (status != 0) {
     gnutls_datum_t out;
-    if (gnutls_certificate_verification_status_print (
-          status, GNUTLS_CRT_X509, &out, 0) == 0) {
+    if (gnutls_certificate_verification_status_print (status, GNUTLS_CRT_X509,
+                                                      &out, 0)
+        == 0) {
       log_error (c->server, "TLS: client certificate refused: %s", out.data);
       gnutls_free (out.data);
-    }
-    else
+    } else
       log_error (c->server, "TLS: client certificate refused");
     return -1;
   }
@@ -212,8 +214,8 @@ tls_handshake (struct connection *c)
   r = gnutls_priority_set (session, t->priority);
   if (r == GNUTLS_E_SUCCESS)
     r = t->psk
-      ? gnutls_credentials_set (session, GNUTLS_CRD_PSK, t->psk)
-      : gnutls_credentials_set (session, GNUTLS_CRD_CERTIFICATE, t->x509);
+            ? gnutls_credentials_set (session, GNUTLS_CRD_PSK, t->psk)
+            : gnutls_credentials_set (session, GNUTLS_CRD_CERTIFICATE, t->x509);
   if (r != GNUTLS_E_SUCCESS) {
     log_error (s, "gnutls: %s", gnutls_strerror (r));
     gnutls_deinit (session);
@@ -316,8 +318,7 @@ tls_sendv (struct connection *c, struct iovec *iov, int iovcnt)
     if (n < sizeof stage) {
       memcpy (stage, p, n);
       used = n;
-    }
-    else if (tls_send_all (c, p, n) == -1)
+    } else if (tls_send_all (c, p, n) == -1)
       return -1;
   }
   if (used > 0)

@@ -91,8 +91,7 @@ read_request (struct connection *c, struct worker *w, struct request *r)
     r->count = be64toh (h.count);
     if (r->flags & NBD_CMD_FLAG_PAYLOAD_LEN)
       payload = r->count;
-  }
-  else {
+  } else {
     struct nbd_request h;
     if (conn_recv (c, &h, sizeof h) == -1)
       return -1;
@@ -136,7 +135,7 @@ read_request (struct connection *c, struct worker *w, struct request *r)
     r->err = EINVAL;
   }
   if (r->type != NBD_CMD_WRITE && payload > 0 && r->err == 0)
-    r->err = EINVAL;            /* only writes carry a payload here */
+    r->err = EINVAL; /* only writes carry a payload here */
 
   if (payload > 0) {
     if (r->err || grow_buf (w, payload) == -1) {
@@ -144,8 +143,7 @@ read_request (struct connection *c, struct worker *w, struct request *r)
         r->err = ENOMEM;
       if (discard (c, payload) == -1)
         return -1;
-    }
-    else if (conn_recv (c, w->buf, payload) == -1)
+    } else if (conn_recv (c, w->buf, payload) == -1)
       return -1;
   }
   if (r->type == NBD_CMD_READ && r->err == 0
@@ -208,8 +206,8 @@ block_status (struct connection *c, const struct request *r, uint32_t f,
     if (ret == -1)
       return -1;
     if (extents_count (e) == 0) {
-      nbdkit_error ("block status for %s: no extent given for offset %"
-                    PRIu64, s->meta_names[i], r->offset);
+      nbdkit_error ("block status for %s: no extent given for offset %" PRIu64,
+                    s->meta_names[i], r->offset);
       *err = EIO;
       return -1;
     }
@@ -262,16 +260,14 @@ execute (struct connection *c, struct worker *w, struct request *r)
   w->rd.nsegs = 0;
   if (err == 0 && r->count == 0 && r->type != NBD_CMD_FLUSH) {
     /* Zero-length requests succeed without reaching the plugin. */
-  }
-  else if (err == 0) {
+  } else if (err == 0) {
     if (serialize)
       pthread_mutex_lock (&s->all_requests_lock);
     switch (r->type) {
       case NBD_CMD_READ:
         /* Zero copy only when the reply can send from the loans. */
         read_init (&w->rd, w->buf, r->count, r->offset, true);
-        ret = backend_pread (top, w->buf, r->count, r->offset, 0, &w->rd,
-                             &err);
+        ret = backend_pread (top, w->buf, r->count, r->offset, 0, &w->rd, &err);
         if (ret == -1 && !c->structured_replies)
           read_release (&w->rd);
         break;
@@ -318,14 +314,12 @@ execute (struct connection *c, struct worker *w, struct request *r)
   else {
     out_init (o, c);
     if (r->type == NBD_CMD_READ && r->err == 0 && r->count > 0)
-      sent = reply_read (o, &w->rd, w->buf, r, err) == -1 ? -1
-                                                            : out_flush (o);
+      sent = reply_read (o, &w->rd, w->buf, r, err) == -1 ? -1 : out_flush (o);
     else if (r->type == NBD_CMD_BLOCK_STATUS && err == 0 && nes > 0) {
       sent = 0;
       for (int i = 0; i < nes && sent == 0; i++)
         sent = reply_block_status (o, r, es[i], ids[i], i == nes - 1);
-    }
-    else {
+    } else {
       out_status (o, r, err);
       sent = out_flush (o);
     }
@@ -399,7 +393,7 @@ transmission_loop (struct connection *c)
     if (t0) {
       /* A moving average of the time a request takes here. */
       int64_t dt = monotonic_ns () - t0;
-      c->service_ns += (dt - (int64_t) c->service_ns) / 8;
+      c->service_ns += (dt - (int64_t)c->service_ns) / 8;
     }
   }
   pthread_mutex_unlock (&c->lock);

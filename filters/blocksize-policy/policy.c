@@ -27,25 +27,30 @@ static int64_t cfg_disconnect = -1;
 static const char *policy = "allow";
 static bool policy_error;
 
-static const struct nbdkit_param policy_params[] = {
-  { .name = "blocksize-minimum", .type = NBDKIT_PARAM_SIZE,
-    .doc = "minimum block size announced (power of 2, 1 to 64K)",
-    .dest = &cfg_minimum },
-  { .name = "blocksize-preferred", .type = NBDKIT_PARAM_SIZE,
-    .doc = "preferred block size announced (power of 2, 512 to 32M)",
-    .dest = &cfg_preferred },
-  { .name = "blocksize-maximum", .type = NBDKIT_PARAM_SIZE,
-    .doc = "maximum block size announced (a multiple of the minimum)",
-    .dest = &cfg_maximum },
-  { .name = "blocksize-error-policy", .type = NBDKIT_PARAM_ENUM,
-    .default_value = "allow", .choices = "allow|error",
-    .doc = "what to do with requests that break the sizes",
-    .dest = &policy },
-  { .name = "blocksize-write-disconnect", .type = NBDKIT_PARAM_SIZE,
-    .doc = "drop the connection on writes larger than this",
-    .dest = &cfg_disconnect },
-  { .name = NULL }
-};
+static const struct nbdkit_param policy_params[]
+    = { { .name = "blocksize-minimum",
+          .type = NBDKIT_PARAM_SIZE,
+          .doc = "minimum block size announced (power of 2, 1 to 64K)",
+          .dest = &cfg_minimum },
+        { .name = "blocksize-preferred",
+          .type = NBDKIT_PARAM_SIZE,
+          .doc = "preferred block size announced (power of 2, 512 to 32M)",
+          .dest = &cfg_preferred },
+        { .name = "blocksize-maximum",
+          .type = NBDKIT_PARAM_SIZE,
+          .doc = "maximum block size announced (a multiple of the minimum)",
+          .dest = &cfg_maximum },
+        { .name = "blocksize-error-policy",
+          .type = NBDKIT_PARAM_ENUM,
+          .default_value = "allow",
+          .choices = "allow|error",
+          .doc = "what to do with requests that break the sizes",
+          .dest = &policy },
+        { .name = "blocksize-write-disconnect",
+          .type = NBDKIT_PARAM_SIZE,
+          .doc = "drop the connection on writes larger than this",
+          .dest = &cfg_disconnect },
+        { .name = NULL } };
 
 static bool
 power_of_2 (int64_t n)
@@ -66,37 +71,43 @@ policy_config_complete (void)
   policy_error = strcmp (policy, "error") == 0;
   if (cfg_minimum != -1 && (!power_of_2 (cfg_minimum) || cfg_minimum > 65536)) {
     nbdkit_error ("blocksize-minimum=%" PRId64 ": must be a power of 2"
-                  " between 1 and 64K", cfg_minimum);
+                  " between 1 and 64K",
+                  cfg_minimum);
     return -1;
   }
-  if (cfg_preferred != -1 && (!power_of_2 (cfg_preferred)
-                              || cfg_preferred < 512
-                              || cfg_preferred > 32 * 1024 * 1024)) {
+  if (cfg_preferred != -1
+      && (!power_of_2 (cfg_preferred) || cfg_preferred < 512
+          || cfg_preferred > 32 * 1024 * 1024)) {
     nbdkit_error ("blocksize-preferred=%" PRId64 ": must be a power of 2"
-                  " between 512 and 32M", cfg_preferred);
+                  " between 512 and 32M",
+                  cfg_preferred);
     return -1;
   }
   if (cfg_maximum != -1 && (cfg_maximum < 1 || cfg_maximum > 0xffffffff)) {
     nbdkit_error ("blocksize-maximum=%" PRId64 ": must be between 1 and"
-                  " 4G-1", cfg_maximum);
+                  " 4G-1",
+                  cfg_maximum);
     return -1;
   }
   if (cfg_minimum != -1 && cfg_preferred != -1 && cfg_minimum > cfg_preferred) {
     nbdkit_error ("blocksize-minimum=%" PRId64 " is larger than"
-                  " blocksize-preferred=%" PRId64, cfg_minimum,
-                  cfg_preferred);
+                  " blocksize-preferred=%" PRId64,
+                  cfg_minimum, cfg_preferred);
     return -1;
   }
   if (cfg_minimum != -1 && cfg_maximum != -1
       && cfg_maximum % cfg_minimum != 0) {
     nbdkit_error ("blocksize-maximum=%" PRId64 " is not a multiple of"
-                  " blocksize-minimum=%" PRId64, cfg_maximum, cfg_minimum);
+                  " blocksize-minimum=%" PRId64,
+                  cfg_maximum, cfg_minimum);
     return -1;
   }
-  if (cfg_disconnect == 0 || (cfg_disconnect != -1 && cfg_minimum != -1
-                              && cfg_disconnect < cfg_minimum)) {
+  if (cfg_disconnect == 0
+      || (cfg_disconnect != -1 && cfg_minimum != -1
+          && cfg_disconnect < cfg_minimum)) {
     nbdkit_error ("blocksize-write-disconnect=%" PRId64 " is smaller than"
-                  " the minimum block size", cfg_disconnect);
+                  " the minimum block size",
+                  cfg_disconnect);
     return -1;
   }
   return 0;
@@ -149,14 +160,15 @@ check (nbdkit_next *next, void *handle, const char *what, bool data,
   }
   if ((count | offset) & (bs.minimum - 1)) {
     nbdkit_error ("%s at %" PRIu64 " for %" PRIu64 " bytes is not aligned"
-                  " to the minimum block size %" PRIu32, what, offset,
-                  count, bs.minimum);
+                  " to the minimum block size %" PRIu32,
+                  what, offset, count, bs.minimum);
     *err = EINVAL;
     return -1;
   }
   if (data && count > bs.maximum) {
     nbdkit_error ("%s of %" PRIu64 " bytes is larger than the maximum block"
-                  " size %" PRIu32, what, count, bs.maximum);
+                  " size %" PRIu32,
+                  what, count, bs.maximum);
     *err = EINVAL;
     return -1;
   }
@@ -165,8 +177,7 @@ check (nbdkit_next *next, void *handle, const char *what, bool data,
 
 static int
 policy_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
-              uint64_t offset, uint32_t flags, struct nbdkit_read *rd,
-              int *err)
+              uint64_t offset, uint32_t flags, struct nbdkit_read *rd, int *err)
 {
   if (check (next, handle, "read", true, count, offset, err) == -1)
     return -1;
@@ -174,10 +185,10 @@ policy_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
 }
 
 static int
-policy_pwrite (nbdkit_next *next, void *handle, const void *buf,
-               uint64_t count, uint64_t offset, uint32_t flags, int *err)
+policy_pwrite (nbdkit_next *next, void *handle, const void *buf, uint64_t count,
+               uint64_t offset, uint32_t flags, int *err)
 {
-  if (cfg_disconnect != -1 && count > (uint64_t) cfg_disconnect) {
+  if (cfg_disconnect != -1 && count > (uint64_t)cfg_disconnect) {
     nbdkit_error ("write of %" PRIu64 " bytes is larger than"
                   " blocksize-write-disconnect=%" PRId64 ": disconnecting",
                   count, cfg_disconnect);
@@ -191,8 +202,8 @@ policy_pwrite (nbdkit_next *next, void *handle, const void *buf,
 }
 
 static int
-policy_trim (nbdkit_next *next, void *handle, uint64_t count,
-             uint64_t offset, uint32_t flags, int *err)
+policy_trim (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+             uint32_t flags, int *err)
 {
   if (check (next, handle, "trim", false, count, offset, err) == -1)
     return -1;
@@ -200,8 +211,8 @@ policy_trim (nbdkit_next *next, void *handle, uint64_t count,
 }
 
 static int
-policy_zero (nbdkit_next *next, void *handle, uint64_t count,
-             uint64_t offset, uint32_t flags, int *err)
+policy_zero (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+             uint32_t flags, int *err)
 {
   if (check (next, handle, "zero", false, count, offset, err) == -1)
     return -1;
@@ -209,8 +220,8 @@ policy_zero (nbdkit_next *next, void *handle, uint64_t count,
 }
 
 static int
-policy_cache (nbdkit_next *next, void *handle, uint64_t count,
-              uint64_t offset, uint32_t flags, int *err)
+policy_cache (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+              uint32_t flags, int *err)
 {
   if (check (next, handle, "cache", false, count, offset, err) == -1)
     return -1;

@@ -34,19 +34,23 @@
 
 static int64_t cfg_minblock = 0, cfg_maxdata = 0, cfg_maxlen = 0;
 
-static const struct nbdkit_param blocksize_params[] = {
-  { .name = "minblock", .type = NBDKIT_PARAM_SIZE,
-    .doc = "alignment of requests to the plugin (power of 2, up to 64K;"
-           " default: the plugin's minimum)", .dest = &cfg_minblock },
-  { .name = "maxdata", .type = NBDKIT_PARAM_SIZE,
-    .doc = "largest read or write sent to the plugin (multiple of"
-           " minblock; default: 64M or the plugin's maximum)",
-    .dest = &cfg_maxdata },
-  { .name = "maxlen", .type = NBDKIT_PARAM_SIZE,
-    .doc = "largest trim, zero, cache or block status sent to the plugin"
-           " (multiple of minblock; default: 4G-1)", .dest = &cfg_maxlen },
-  { .name = NULL }
-};
+static const struct nbdkit_param blocksize_params[]
+    = { { .name = "minblock",
+          .type = NBDKIT_PARAM_SIZE,
+          .doc = "alignment of requests to the plugin (power of 2, up to 64K;"
+                 " default: the plugin's minimum)",
+          .dest = &cfg_minblock },
+        { .name = "maxdata",
+          .type = NBDKIT_PARAM_SIZE,
+          .doc = "largest read or write sent to the plugin (multiple of"
+                 " minblock; default: 64M or the plugin's maximum)",
+          .dest = &cfg_maxdata },
+        { .name = "maxlen",
+          .type = NBDKIT_PARAM_SIZE,
+          .doc = "largest trim, zero, cache or block status sent to the plugin"
+                 " (multiple of minblock; default: 4G-1)",
+          .dest = &cfg_maxlen },
+        { .name = NULL } };
 
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
 
@@ -57,8 +61,8 @@ struct handle {
   uint64_t minblock, maxdata, maxlen;
 };
 
-#define ALIGN_DOWN(x, a) ((x) & ~((uint64_t) (a) - 1))
-#define ALIGN_UP(x, a) ALIGN_DOWN ((x) + (a) - 1, a)
+#define ALIGN_DOWN(x, a) ((x) & ~((uint64_t)(a)-1))
+#define ALIGN_UP(x, a) ALIGN_DOWN ((x) + (a)-1, a)
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
 static const char *
@@ -71,20 +75,20 @@ blocksize_config_help (void)
 static int
 blocksize_config_complete (void)
 {
-  if (cfg_minblock && (cfg_minblock & (cfg_minblock - 1)
-                       || cfg_minblock > 65536)) {
+  if (cfg_minblock
+      && (cfg_minblock & (cfg_minblock - 1) || cfg_minblock > 65536)) {
     nbdkit_error ("minblock=%" PRId64 ": must be a power of 2, at most 64K",
                   cfg_minblock);
     return -1;
   }
   if (cfg_maxdata && cfg_minblock && cfg_maxdata % cfg_minblock) {
-    nbdkit_error ("maxdata=%" PRId64 " is not a multiple of minblock=%"
-                  PRId64, cfg_maxdata, cfg_minblock);
+    nbdkit_error ("maxdata=%" PRId64 " is not a multiple of minblock=%" PRId64,
+                  cfg_maxdata, cfg_minblock);
     return -1;
   }
   if (cfg_maxlen && cfg_minblock && cfg_maxlen % cfg_minblock) {
-    nbdkit_error ("maxlen=%" PRId64 " is not a multiple of minblock=%"
-                  PRId64, cfg_maxlen, cfg_minblock);
+    nbdkit_error ("maxlen=%" PRId64 " is not a multiple of minblock=%" PRId64,
+                  cfg_maxlen, cfg_minblock);
     return -1;
   }
   if (cfg_maxdata > MAX_DATA_DEFAULT) {
@@ -137,13 +141,14 @@ blocksize_prepare (nbdkit_next *next, void *handle, int readonly)
   h->maxdata = ALIGN_DOWN (h->maxdata, h->minblock);
   h->maxlen = ALIGN_DOWN (h->maxlen, h->minblock);
   if (h->maxdata == 0 || h->maxlen == 0) {
-    nbdkit_error ("maxdata and maxlen must be at least minblock (%" PRIu64
-                  ")", h->minblock);
+    nbdkit_error ("maxdata and maxlen must be at least minblock (%" PRIu64 ")",
+                  h->minblock);
     return -1;
   }
   if (cfg_minblock && bs.minimum > h->minblock) {
     nbdkit_error ("minblock=%" PRIu64 " is smaller than the plugin's minimum"
-                  " block size %" PRIu32, h->minblock, bs.minimum);
+                  " block size %" PRIu32,
+                  h->minblock, bs.minimum);
     return -1;
   }
   return 0;
@@ -154,7 +159,7 @@ blocksize_get_size (nbdkit_next *next, void *handle)
 {
   struct handle *h = handle;
   int64_t size = nbdkit_next_get_size (next);
-  return size == -1 ? -1 : (int64_t) ALIGN_DOWN ((uint64_t) size, h->minblock);
+  return size == -1 ? -1 : (int64_t)ALIGN_DOWN ((uint64_t)size, h->minblock);
 }
 
 /* The client may send anything; the preferred size keeps well-behaved
@@ -309,8 +314,8 @@ blocksize_pwrite (nbdkit_next *next, void *handle, const void *b,
   const char *buf;
   int r = 0;
 
-  if (edges (next, h, b, count, offset, flags, &offset, &count, &buf,
-             err) == -1)
+  if (edges (next, h, b, count, offset, flags, &offset, &count, &buf, err)
+      == -1)
     return -1;
   pthread_rwlock_rdlock (&lock);
   while (r == 0 && count > 0) {
@@ -333,12 +338,13 @@ blocksize_zero (nbdkit_next *next, void *handle, uint64_t count,
   int r = 0;
 
   /* A read-modify-write is not fast. */
-  if ((flags & NBDKIT_FLAG_FAST_ZERO) && ((offset | count) & (h->minblock - 1))) {
+  if ((flags & NBDKIT_FLAG_FAST_ZERO)
+      && ((offset | count) & (h->minblock - 1))) {
     *err = ENOTSUP;
     return -1;
   }
-  if (edges (next, h, NULL, count, offset, flags, &offset, &count, &unused,
-             err) == -1)
+  if (edges (next, h, NULL, count, offset, flags, &offset, &count, &unused, err)
+      == -1)
     return -1;
   pthread_rwlock_rdlock (&lock);
   while (r == 0 && count > 0) {
@@ -402,8 +408,8 @@ blocksize_extents (nbdkit_next *next, void *handle, uint64_t count,
   uint64_t end = ALIGN_UP (offset + count, h->minblock);
 
   /* One request; the client asks again for what is not answered. */
-  return nbdkit_next_extents (next, MIN (end - start, h->maxlen), start,
-                              flags, e, err);
+  return nbdkit_next_extents (next, MIN (end - start, h->maxlen), start, flags,
+                              e, err);
 }
 
 static struct nbdkit_filter filter = {

@@ -67,37 +67,47 @@ static int64_t high_pct = 95, low_pct = 80;
 static const char *on_read_text = "false";
 static struct path_flag cache_on_read;
 
-static const struct nbdkit_param cache_params[] = {
-  { .name = "cache", .type = NBDKIT_PARAM_ENUM, .default_value = "writeback",
-    .choices = "writeback|writethrough|unsafe",
-    .doc = "writeback: writes stay in the cache until flush; writethrough:"
-           " writes go to the plugin; unsafe: flush is ignored",
-    .dest = &mode_text },
-  { .name = "cache-min-block-size", .type = NBDKIT_PARAM_SIZE,
-    .doc = "block size of the cache (power of 2, at least 4K; default 64K"
-           " or the filesystem's block)", .dest = &cfg_blksize },
-  { .name = "cache-max-size", .type = NBDKIT_PARAM_SIZE,
-    .doc = "reclaim blocks when the cache grows past this",
-    .dest = &max_size },
-  { .name = "cache-high-threshold", .type = NBDKIT_PARAM_INT,
-    .default_value = "95",
-    .doc = "start reclaiming at this % of cache-max-size", .dest = &high_pct },
-  { .name = "cache-low-threshold", .type = NBDKIT_PARAM_INT,
-    .default_value = "80",
-    .doc = "stop reclaiming at this % of cache-max-size", .dest = &low_pct },
-  { .name = "cache-on-read", .type = NBDKIT_PARAM_STRING,
-    .default_value = "false",
-    .doc = "true, false, or /PATH (true while PATH exists): keep blocks"
-           " read from the plugin", .dest = &on_read_text },
-  { .name = NULL }
-};
+static const struct nbdkit_param cache_params[]
+    = { { .name = "cache",
+          .type = NBDKIT_PARAM_ENUM,
+          .default_value = "writeback",
+          .choices = "writeback|writethrough|unsafe",
+          .doc
+          = "writeback: writes stay in the cache until flush; writethrough:"
+            " writes go to the plugin; unsafe: flush is ignored",
+          .dest = &mode_text },
+        { .name = "cache-min-block-size",
+          .type = NBDKIT_PARAM_SIZE,
+          .doc = "block size of the cache (power of 2, at least 4K; default 64K"
+                 " or the filesystem's block)",
+          .dest = &cfg_blksize },
+        { .name = "cache-max-size",
+          .type = NBDKIT_PARAM_SIZE,
+          .doc = "reclaim blocks when the cache grows past this",
+          .dest = &max_size },
+        { .name = "cache-high-threshold",
+          .type = NBDKIT_PARAM_INT,
+          .default_value = "95",
+          .doc = "start reclaiming at this % of cache-max-size",
+          .dest = &high_pct },
+        { .name = "cache-low-threshold",
+          .type = NBDKIT_PARAM_INT,
+          .default_value = "80",
+          .doc = "stop reclaiming at this % of cache-max-size",
+          .dest = &low_pct },
+        { .name = "cache-on-read",
+          .type = NBDKIT_PARAM_STRING,
+          .default_value = "false",
+          .doc = "true, false, or /PATH (true while PATH exists): keep blocks"
+                 " read from the plugin",
+          .dest = &on_read_text },
+        { .name = NULL } };
 
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
 /* The states are a state | REFERENCED. */
-static struct blockmap bm = { .what = "cache", .quiet_enospc = true,
-                              .fd = -1 };
+static struct blockmap bm = { .what = "cache", .quiet_enospc = true, .fd = -1 };
 static uint64_t ncached, ndirty;
-static uint64_t hand;         /* the clock hand, a block number */
+static uint64_t hand; /* the clock hand, a block number */
 
 static const char *
 cache_config_help (void)
@@ -109,14 +119,15 @@ static int
 cache_config_complete (void)
 {
   mode = strcmp (mode_text, "writethrough") == 0 ? WRITETHROUGH
-         : strcmp (mode_text, "unsafe") == 0 ? UNSAFE : WRITEBACK;
+         : strcmp (mode_text, "unsafe") == 0     ? UNSAFE
+                                                 : WRITEBACK;
   if (cfg_blksize
       && blockmap_check_blksize ("cache-min-block-size", cfg_blksize) == -1)
     return -1;
   if (!(0 < low_pct && low_pct < high_pct && high_pct <= 100)) {
     nbdkit_error ("cache-low-threshold=%" PRId64 " and cache-high-threshold"
-                  "=%" PRId64 ": need 0 < low < high <= 100", low_pct,
-                  high_pct);
+                  "=%" PRId64 ": need 0 < low < high <= 100",
+                  low_pct, high_pct);
     return -1;
   }
   if (max_size == 0) {
@@ -133,7 +144,7 @@ cache_get_ready (int thread_model)
 
   if (blockmap_create (&bm, "cache") == -1)
     return -1;
-  bm.blksize = cfg_blksize ? (uint64_t) cfg_blksize : 65536;
+  bm.blksize = cfg_blksize ? (uint64_t)cfg_blksize : 65536;
   if (!cfg_blksize && fstatvfs (bm.fd, &sv) == 0 && sv.f_bsize > bm.blksize
       && (sv.f_bsize & (sv.f_bsize - 1)) == 0)
     bm.blksize = sv.f_bsize;
@@ -269,7 +280,8 @@ write_back (nbdkit_next *next, uint64_t blk, char *bounce, int *err)
 {
   if (blockmap_pread (&bm, bounce, blk_len (blk), blk * bm.blksize, err) == -1
       || nbdkit_next_pwrite (next, bounce, blk_len (blk), blk * bm.blksize, 0,
-                             err) == -1)
+                             err)
+             == -1)
     return -1;
   set_state (blk, CLEAN);
   return 0;
@@ -321,8 +333,8 @@ make_room (nbdkit_next *next, uint64_t new)
 
   if (max_size == -1)
     return;
-  high = (uint64_t) max_size / 100 * high_pct / bm.blksize;
-  low = (uint64_t) max_size / 100 * low_pct / bm.blksize;
+  high = (uint64_t)max_size / 100 * high_pct / bm.blksize;
+  low = (uint64_t)max_size / 100 * low_pct / bm.blksize;
   if (ncached + new > high)
     reclaim (next, low > new ? low - new : 0);
 }
@@ -348,7 +360,8 @@ store (nbdkit_next *next, uint64_t first, uint64_t last, const char *buf,
     if (tries >= 3 || ncached == 0
         || reclaim (next, ncached - ncached / 4 - 1) == 0) {
       nbdkit_debug ("cache: no room for blocks %" PRIu64 "-%" PRIu64
-                    ", bypassing the cache", first, last);
+                    ", bypassing the cache",
+                    first, last);
       punch (first, last);
       return 1;
     }
@@ -394,8 +407,7 @@ fill (nbdkit_next *next, uint64_t first, uint64_t last, int *err)
 
 static int
 cache_pread (nbdkit_next *next, void *handle, void *b, uint64_t count,
-             uint64_t offset, uint32_t flags, struct nbdkit_read *rd,
-             int *err)
+             uint64_t offset, uint32_t flags, struct nbdkit_read *rd, int *err)
 {
   char *buf = b;
   uint64_t end = offset + count;
@@ -416,18 +428,18 @@ cache_pread (nbdkit_next *next, void *handle, void *b, uint64_t count,
       pthread_rwlock_unlock (&lock);
       if (r == -1)
         return -1;
-    }
-    else {
+    } else {
       pthread_rwlock_unlock (&lock);
       if (keep) {
         if (fill (next, blk, last, err) == -1)
           return -1;
         if (state (blk) != NOT_CACHED)
-          continue;           /* now read it from the cache */
+          continue; /* now read it from the cache */
       }
       /* Only a read of the whole request may pass the loans on. */
-      if (nbdkit_next_pread (next, buf, n, offset, 0,
-                             n == count ? rd : NULL, err) == -1)
+      if (nbdkit_next_pread (next, buf, n, offset, 0, n == count ? rd : NULL,
+                             err)
+          == -1)
         return -1;
     }
     buf += n;
@@ -461,10 +473,10 @@ write_cached (nbdkit_next *next, const char *buf, uint64_t count,
     const char *data;
 
     if (blockmap_whole (&bm, offset, end, &last))
-      data = buf;             /* whole blocks, straight from BUF */
+      data = buf; /* whole blocks, straight from BUF */
     else {
-      uint64_t n = bm.blksize - skip < end - offset ? bm.blksize - skip
-                                                 : end - offset;
+      uint64_t n
+          = bm.blksize - skip < end - offset ? bm.blksize - skip : end - offset;
       if (bounce == NULL && (bounce = malloc (bm.blksize)) == NULL) {
         *err = ENOMEM;
         return -1;
@@ -526,8 +538,8 @@ write_through (nbdkit_next *next, const char *buf, uint64_t count,
 }
 
 static int
-cache_pwrite (nbdkit_next *next, void *handle, const void *buf,
-              uint64_t count, uint64_t offset, uint32_t flags, int *err)
+cache_pwrite (nbdkit_next *next, void *handle, const void *buf, uint64_t count,
+              uint64_t offset, uint32_t flags, int *err)
 {
   int r;
 
@@ -548,7 +560,8 @@ cache_zero (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
 {
   uint64_t blk, last;
 
-  if (mode == WRITETHROUGH || (mode == WRITEBACK && (flags & NBDKIT_FLAG_FUA))) {
+  if (mode == WRITETHROUGH
+      || (mode == WRITEBACK && (flags & NBDKIT_FLAG_FUA))) {
     /* The plugin zeroes; the blocks touched are dropped. */
     pthread_rwlock_wrlock (&lock);
     if (nbdkit_next_zero (next, count, offset, flags, err) == -1) {
@@ -561,8 +574,8 @@ cache_zero (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
         /* Parts outside the range are newer than the plugin's. */
         char *bounce = malloc (bm.blksize);
         uint64_t s = blk * bm.blksize, e = s + blk_len (blk);
-        if (bounce == NULL || blockmap_pread (&bm, bounce, blk_len (blk), s,
-                                          err) == -1) {
+        if (bounce == NULL
+            || blockmap_pread (&bm, bounce, blk_len (blk), s, err) == -1) {
           free (bounce);
           pthread_rwlock_unlock (&lock);
           *err = bounce ? *err : ENOMEM;
@@ -573,8 +586,8 @@ cache_zero (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
                   (e < offset + count ? e : offset + count) - offset);
         else
           memset (bounce, 0, (e < offset + count ? e : offset + count) - s);
-        if (nbdkit_next_pwrite (next, bounce, blk_len (blk), s, flags,
-                                err) == -1) {
+        if (nbdkit_next_pwrite (next, bounce, blk_len (blk), s, flags, err)
+            == -1) {
           free (bounce);
           pthread_rwlock_unlock (&lock);
           return -1;
@@ -636,12 +649,14 @@ flush_dirty (nbdkit_next *next, int *err)
     unsigned st;
     uint64_t last = run_end (blk, bm.nblocks - 1, false, &st);
     if (last - blk + 1 > FLUSH_CHUNK / bm.blksize)
-      last = blk + (FLUSH_CHUNK > bm.blksize ? FLUSH_CHUNK / bm.blksize : 1) - 1;
+      last
+          = blk + (FLUSH_CHUNK > bm.blksize ? FLUSH_CHUNK / bm.blksize : 1) - 1;
     if (st == DIRTY) {
       uint64_t len = run_len (blk, last);
       if (tmp == NULL
-          && (tmp = malloc (FLUSH_CHUNK > bm.blksize ? FLUSH_CHUNK
-                                                  : bm.blksize)) == NULL) {
+          && (tmp
+              = malloc (FLUSH_CHUNK > bm.blksize ? FLUSH_CHUNK : bm.blksize))
+                 == NULL) {
         *err = ENOMEM;
         return -1;
       }
@@ -677,8 +692,8 @@ cache_flush (nbdkit_next *next, void *handle, uint32_t flags, int *err)
 
 /* NBD_CMD_CACHE: bring the blocks into the cache. */
 static int
-cache_cache (nbdkit_next *next, void *handle, uint64_t count,
-             uint64_t offset, uint32_t flags, int *err)
+cache_cache (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+             uint32_t flags, int *err)
 {
   uint64_t blk = offset / bm.blksize, last = (offset + count - 1) / bm.blksize;
 
@@ -697,9 +712,8 @@ cache_cache (nbdkit_next *next, void *handle, uint64_t count,
 
 /* Dirty blocks are data; for the rest the plugin knows. */
 static int
-cache_extents (nbdkit_next *next, void *handle, uint64_t count,
-               uint64_t offset, uint32_t flags, struct nbdkit_extents *e,
-               int *err)
+cache_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+               uint32_t flags, struct nbdkit_extents *e, int *err)
 {
   uint64_t end = offset + count;
 
@@ -716,9 +730,8 @@ cache_extents (nbdkit_next *next, void *handle, uint64_t count,
         *err = errno;
         return -1;
       }
-    }
-    else if (nbdkit_extents_full (next, run - offset, offset, flags, e,
-                                  err) == -1)
+    } else if (nbdkit_extents_full (next, run - offset, offset, flags, e, err)
+               == -1)
       return -1;
     offset = run;
     if (flags & NBDKIT_FLAG_REQ_ONE)

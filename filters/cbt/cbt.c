@@ -29,14 +29,18 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned char *bitmap;
 static uint64_t nblocks;
 
-static const struct nbdkit_param params[] = {
-  { .name = "granularity", .type = NBDKIT_PARAM_SIZE, .default_value = "64K",
-    .doc = "bytes tracked by one bit (a power of 2, 512 or more)",
-    .dest = &granularity },
-  { .name = "bitmap", .type = NBDKIT_PARAM_STRING, .default_value = "cbt",
-    .doc = "NAME in the context qemu:dirty-bitmap:NAME", .dest = &bitmap_name },
-  { .name = NULL }
-};
+static const struct nbdkit_param params[]
+    = { { .name = "granularity",
+          .type = NBDKIT_PARAM_SIZE,
+          .default_value = "64K",
+          .doc = "bytes tracked by one bit (a power of 2, 512 or more)",
+          .dest = &granularity },
+        { .name = "bitmap",
+          .type = NBDKIT_PARAM_STRING,
+          .default_value = "cbt",
+          .doc = "NAME in the context qemu:dirty-bitmap:NAME",
+          .dest = &bitmap_name },
+        { .name = NULL } };
 
 static const char *
 cbt_config_help (void)
@@ -50,7 +54,8 @@ cbt_config_complete (void)
 {
   if (granularity < 512 || (granularity & (granularity - 1)) != 0) {
     nbdkit_error ("granularity=%" PRId64 ": expected a power of 2, at least"
-                  " 512", granularity);
+                  " 512",
+                  granularity);
     return -1;
   }
   if (*bitmap_name == '\0') {
@@ -83,15 +88,14 @@ cbt_prepare (nbdkit_next *next, void *handle, int readonly)
 
   if (size == -1)
     return -1;
-  n = ((uint64_t) size + granularity - 1) / granularity;
+  n = ((uint64_t)size + granularity - 1) / granularity;
   pthread_mutex_lock (&lock);
   if (n > nblocks) {
     unsigned char *nb = realloc (bitmap, (n + 7) / 8);
     if (nb == NULL) {
       nbdkit_error ("realloc: %m");
       r = -1;
-    }
-    else {
+    } else {
       memset (nb + (nblocks + 7) / 8, 0, (n + 7) / 8 - (nblocks + 7) / 8);
       bitmap = nb;
       nblocks = n;

@@ -118,12 +118,12 @@ checkwrite_pwrite (nbdkit_next *next, void *handle, const void *buf,
     }
     if (memcmp (tmp, buf, n) != 0) {
       uint64_t i = 0;
-      while (tmp[i] == ((const char *) buf)[i])
+      while (tmp[i] == ((const char *)buf)[i])
         i++;
       free (tmp);
       return mismatch ("write", offset + i, err);
     }
-    buf = (const char *) buf + n;
+    buf = (const char *)buf + n;
     offset += n;
     count -= n;
   }

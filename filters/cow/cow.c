@@ -45,21 +45,24 @@ static bool cow_on_cache = false;
 static const char *on_read_text = "false";
 static struct path_flag cow_on_read;
 
-static const struct nbdkit_param cow_params[] = {
-  { .name = "cow-block-size", .type = NBDKIT_PARAM_SIZE,
-    .default_value = "64K",
-    .doc = "block size of the overlay (power of 2, at least 4K)",
-    .dest = &cfg_blksize },
-  { .name = "cow-on-cache", .type = NBDKIT_PARAM_BOOL,
-    .default_value = "false",
-    .doc = "copy prefetched (cache) blocks into the overlay",
-    .dest = &cow_on_cache },
-  { .name = "cow-on-read", .type = NBDKIT_PARAM_STRING,
-    .default_value = "false",
-    .doc = "true, false, or /PATH (true while PATH exists): copy blocks"
-           " read into the overlay", .dest = &on_read_text },
-  { .name = NULL }
-};
+static const struct nbdkit_param cow_params[]
+    = { { .name = "cow-block-size",
+          .type = NBDKIT_PARAM_SIZE,
+          .default_value = "64K",
+          .doc = "block size of the overlay (power of 2, at least 4K)",
+          .dest = &cfg_blksize },
+        { .name = "cow-on-cache",
+          .type = NBDKIT_PARAM_BOOL,
+          .default_value = "false",
+          .doc = "copy prefetched (cache) blocks into the overlay",
+          .dest = &cow_on_cache },
+        { .name = "cow-on-read",
+          .type = NBDKIT_PARAM_STRING,
+          .default_value = "false",
+          .doc = "true, false, or /PATH (true while PATH exists): copy blocks"
+                 " read into the overlay",
+          .dest = &on_read_text },
+        { .name = NULL } };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct blockmap bm = BLOCKMAP_INIT ("overlay");
@@ -93,8 +96,7 @@ cow_unload (void)
 }
 
 static void *
-cow_open (nbdkit_context *ctx, int readonly, const char *exportname,
-          int is_tls)
+cow_open (nbdkit_context *ctx, int readonly, const char *exportname, int is_tls)
 {
   /* The plugin is only ever read. */
   if (nbdkit_next_open (ctx, 1, exportname) == -1)
@@ -173,8 +175,7 @@ cow_can_cache (nbdkit_next *next, void *handle)
 
 /* Read the whole of block BLK, as the client sees it, into BUF. */
 static int
-blk_read (nbdkit_next *next, uint64_t blk, char *buf, enum state st,
-          int *err)
+blk_read (nbdkit_next *next, uint64_t blk, char *buf, enum state st, int *err)
 {
   if (st == ZERO) {
     memset (buf, 0, bm.blksize);
@@ -188,8 +189,7 @@ blk_read (nbdkit_next *next, uint64_t blk, char *buf, enum state st,
  * the plugin, starting at block FIRST.
  */
 static int
-store_plugin_blocks (uint64_t first, uint64_t last, const char *buf,
-                     int *err)
+store_plugin_blocks (uint64_t first, uint64_t last, const char *buf, int *err)
 {
   uint64_t b;
   int r = 0;
@@ -252,18 +252,17 @@ cow_pread (nbdkit_next *next, void *handle, void *b, uint64_t count,
     if (st == PLUGIN && copy) {
       if (copy_up (next, blk, last, err) == -1)
         return -1;
-      continue;             /* now in the overlay (or changed since) */
+      continue; /* now in the overlay (or changed since) */
     }
     if (st == PLUGIN) {
-      if (nbdkit_next_pread (next, buf, n, offset, 0,
-                             n == count ? rd : NULL, err) == -1)
+      if (nbdkit_next_pread (next, buf, n, offset, 0, n == count ? rd : NULL,
+                             err)
+          == -1)
         return -1;
-    }
-    else if (st == OVERLAY) {
+    } else if (st == OVERLAY) {
       if (blockmap_pread (&bm, buf, n, offset, err) == -1)
         return -1;
-    }
-    else if (rd == NULL || nbdkit_read_hole (rd, offset, n) == -1)
+    } else if (rd == NULL || nbdkit_read_hole (rd, offset, n) == -1)
       memset (buf, 0, n);
     buf += n;
     offset += n;
@@ -295,14 +294,12 @@ write_range (nbdkit_next *next, const char *buf, uint64_t count,
       if (buf) {
         r = blockmap_pwrite (&bm, buf, n, offset, err);
         memset (bm.states + blk, OVERLAY, last - blk + 1);
-      }
-      else {
+      } else {
         /* Give the space back where the filesystem can. */
         blockmap_punch (&bm, offset, n);
         memset (bm.states + blk, ZERO, last - blk + 1);
       }
-    }
-    else {
+    } else {
       n = bm.blksize - skip < end - offset ? bm.blksize - skip : end - offset;
       if (bounce == NULL && (bounce = malloc (bm.blksize)) == NULL) {
         *err = ENOMEM;
@@ -331,8 +328,8 @@ write_range (nbdkit_next *next, const char *buf, uint64_t count,
 }
 
 static int
-cow_pwrite (nbdkit_next *next, void *handle, const void *buf,
-            uint64_t count, uint64_t offset, uint32_t flags, int *err)
+cow_pwrite (nbdkit_next *next, void *handle, const void *buf, uint64_t count,
+            uint64_t offset, uint32_t flags, int *err)
 {
   return write_range (next, buf, count, offset, err);
 }
@@ -379,9 +376,8 @@ cow_cache (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
 }
 
 static int
-cow_extents (nbdkit_next *next, void *handle, uint64_t count,
-             uint64_t offset, uint32_t flags, struct nbdkit_extents *e,
-             int *err)
+cow_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+             uint32_t flags, struct nbdkit_extents *e, int *err)
 {
   uint64_t end = offset + count;
 
@@ -389,16 +385,16 @@ cow_extents (nbdkit_next *next, void *handle, uint64_t count,
     enum state st;
     uint64_t blk = offset / bm.blksize;
     uint64_t last = run_end (blk, (end - 1) / bm.blksize, &st);
-    uint64_t run = (last + 1) * bm.blksize < end ? (last + 1) * bm.blksize : end;
+    uint64_t run
+        = (last + 1) * bm.blksize < end ? (last + 1) * bm.blksize : end;
 
     if (st == PLUGIN) {
-      if (nbdkit_extents_full (next, run - offset, offset, flags, e,
-                               err) == -1)
+      if (nbdkit_extents_full (next, run - offset, offset, flags, e, err) == -1)
         return -1;
-    }
-    else if (nbdkit_add_extent (e, offset, run - offset,
-                                st == ZERO ? NBDKIT_EXTENT_HOLE
-                                | NBDKIT_EXTENT_ZERO : 0) == -1) {
+    } else if (nbdkit_add_extent (
+                   e, offset, run - offset,
+                   st == ZERO ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO : 0)
+               == -1) {
       *err = errno;
       return -1;
     }

@@ -22,17 +22,18 @@ static int64_t timeout_secs;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond;
 static int64_t active;
-static bool waiting;            /* the last client left, grace running */
+static bool waiting; /* the last client left, grace running */
 static struct timespec deadline;
 static bool timer_started, stopping;
 static pthread_t timer;
 
-static const struct nbdkit_param params[] = {
-  { .name = "timeout", .type = NBDKIT_PARAM_INT, .default_value = "0",
-    .doc = "seconds to wait for a new client before exiting",
-    .dest = &timeout_secs },
-  { .name = NULL }
-};
+static const struct nbdkit_param params[]
+    = { { .name = "timeout",
+          .type = NBDKIT_PARAM_INT,
+          .default_value = "0",
+          .doc = "seconds to wait for a new client before exiting",
+          .dest = &timeout_secs },
+        { .name = NULL } };
 
 static const char *
 exitlast_config_help (void)
@@ -111,7 +112,7 @@ exitlast_open (nbdkit_context *ctx, int readonly, const char *exportname,
   pthread_mutex_lock (&lock);
   active++;
   if (waiting) {
-    waiting = false;            /* a new client cancels the exit */
+    waiting = false; /* a new client cancels the exit */
     pthread_cond_signal (&cond);
   }
   pthread_mutex_unlock (&lock);

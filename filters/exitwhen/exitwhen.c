@@ -33,8 +33,8 @@ enum kind { FILE_CREATED, FILE_DELETED, PIPE_CLOSED, PROCESS_EXITS, SCRIPT };
 
 struct event {
   enum kind kind;
-  char *str;                    /* file name or script */
-  int num;                      /* fd or pid */
+  char *str; /* file name or script */
+  int num;   /* fd or pid */
 };
 
 static struct event *events;
@@ -47,34 +47,43 @@ static bool triggered, stopping, poller_started;
 static int64_t active;
 static pthread_t poller;
 
-static const struct nbdkit_param params[] = {
-  { .name = "exit-when-file-created", .type = NBDKIT_PARAM_LIST,
-    .flags = NBDKIT_PARAM_MULTIPLE, .doc = "exit when FILE appears" },
-  { .name = "exit-when-file-deleted", .type = NBDKIT_PARAM_LIST,
-    .flags = NBDKIT_PARAM_MULTIPLE, .doc = "exit when FILE disappears" },
-  { .name = "exit-when-pipe-closed", .type = NBDKIT_PARAM_LIST,
-    .flags = NBDKIT_PARAM_MULTIPLE,
-    .doc = "exit when the writer of the pipe read on FD closes it" },
-  { .name = "exit-when-process-exits", .type = NBDKIT_PARAM_LIST,
-    .flags = NBDKIT_PARAM_MULTIPLE, .doc = "exit when process PID exits" },
-  { .name = "exit-when-script", .type = NBDKIT_PARAM_LIST,
-    .flags = NBDKIT_PARAM_MULTIPLE,
-    .doc = "exit when CMD exits with status 88" },
-  { .name = "exit-when-poll", .type = NBDKIT_PARAM_INT, .default_value = "60",
-    .doc = "seconds between checks while idle", .dest = &poll_secs },
-  { .name = NULL }
-};
+static const struct nbdkit_param params[]
+    = { { .name = "exit-when-file-created",
+          .type = NBDKIT_PARAM_LIST,
+          .flags = NBDKIT_PARAM_MULTIPLE,
+          .doc = "exit when FILE appears" },
+        { .name = "exit-when-file-deleted",
+          .type = NBDKIT_PARAM_LIST,
+          .flags = NBDKIT_PARAM_MULTIPLE,
+          .doc = "exit when FILE disappears" },
+        { .name = "exit-when-pipe-closed",
+          .type = NBDKIT_PARAM_LIST,
+          .flags = NBDKIT_PARAM_MULTIPLE,
+          .doc = "exit when the writer of the pipe read on FD closes it" },
+        { .name = "exit-when-process-exits",
+          .type = NBDKIT_PARAM_LIST,
+          .flags = NBDKIT_PARAM_MULTIPLE,
+          .doc = "exit when process PID exits" },
+        { .name = "exit-when-script",
+          .type = NBDKIT_PARAM_LIST,
+          .flags = NBDKIT_PARAM_MULTIPLE,
+          .doc = "exit when CMD exits with status 88" },
+        { .name = "exit-when-poll",
+          .type = NBDKIT_PARAM_INT,
+          .default_value = "60",
+          .doc = "seconds between checks while idle",
+          .dest = &poll_secs },
+        { .name = NULL } };
 
 static const char *
 exitwhen_config_help (void)
 {
-  return
-    "exit-when-file-created=FILE  Exit when FILE is created.\n"
-    "exit-when-file-deleted=FILE  Exit when FILE is deleted.\n"
-    "exit-when-pipe-closed=FD     Exit when the pipe on FD is closed.\n"
-    "exit-when-process-exits=PID  Exit when process PID exits.\n"
-    "exit-when-script=CMD         Exit when CMD exits with status 88.\n"
-    "exit-when-poll=SECS          Seconds between checks (default 60).";
+  return "exit-when-file-created=FILE  Exit when FILE is created.\n"
+         "exit-when-file-deleted=FILE  Exit when FILE is deleted.\n"
+         "exit-when-pipe-closed=FD     Exit when the pipe on FD is closed.\n"
+         "exit-when-process-exits=PID  Exit when process PID exits.\n"
+         "exit-when-script=CMD         Exit when CMD exits with status 88.\n"
+         "exit-when-poll=SECS          Seconds between checks (default 60).";
 }
 
 static int
@@ -88,16 +97,15 @@ exitwhen_config (const char *key, const char *value)
   if (strcmp (key, "exit-when-file-created") == 0
       || strcmp (key, "exit-when-file-deleted") == 0) {
     ev.kind = strcmp (key, "exit-when-file-created") == 0 ? FILE_CREATED
-                                                         : FILE_DELETED;
+                                                          : FILE_DELETED;
     /* The server may chdir when it goes into the background. */
     ev.str = nbdkit_absolute_path (value);
     if (ev.str == NULL)
       return -1;
-  }
-  else if (strcmp (key, "exit-when-pipe-closed") == 0
-           || strcmp (key, "exit-when-process-exits") == 0) {
+  } else if (strcmp (key, "exit-when-pipe-closed") == 0
+             || strcmp (key, "exit-when-process-exits") == 0) {
     ev.kind = strcmp (key, "exit-when-pipe-closed") == 0 ? PIPE_CLOSED
-                                                        : PROCESS_EXITS;
+                                                         : PROCESS_EXITS;
     if (nbdkit_parse_int (key, value, &ev.num) == -1)
       return -1;
     if (ev.num < 0 || (ev.kind == PROCESS_EXITS && ev.num == 0)) {
@@ -105,8 +113,7 @@ exitwhen_config (const char *key, const char *value)
                     ev.kind == PIPE_CLOSED ? "file descriptor" : "process ID");
       return -1;
     }
-  }
-  else {
+  } else {
     ev.kind = SCRIPT;
     if ((ev.str = strdup (value)) == NULL) {
       nbdkit_error ("strdup: %m");

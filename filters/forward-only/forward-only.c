@@ -31,14 +31,13 @@
 
 struct handle {
   pthread_mutex_t lock;
-  int fd;                       /* what the plugin returned so far */
-  uint64_t pos;                 /* the plugin's position */
-  char *buf;                    /* CHUNK bytes for skipping forward */
+  int fd;       /* what the plugin returned so far */
+  uint64_t pos; /* the plugin's position */
+  char *buf;    /* CHUNK bytes for skipping forward */
 };
 
 static void *
-fo_open (nbdkit_context *ctx, int readonly, const char *exportname,
-         int is_tls)
+fo_open (nbdkit_context *ctx, int readonly, const char *exportname, int is_tls)
 {
   struct handle *h;
   const char *dir = getenv ("TMPDIR");
@@ -53,7 +52,8 @@ fo_open (nbdkit_context *ctx, int readonly, const char *exportname,
     return NULL;
   }
   if (asprintf (&tmpl, "%s/nbdkit-forward-only-XXXXXX",
-                dir && *dir ? dir : "/var/tmp") == -1) {
+                dir && *dir ? dir : "/var/tmp")
+      == -1) {
     nbdkit_error ("asprintf: %m");
     free (h);
     return NULL;
@@ -109,7 +109,7 @@ fo_can_cache (nbdkit_next *next, void *handle)
 static int
 fo_can_multi_conn (nbdkit_next *next, void *handle)
 {
-  return 1;                     /* read-only: every connection agrees */
+  return 1; /* read-only: every connection agrees */
 }
 
 static int
@@ -162,8 +162,7 @@ advance (nbdkit_next *next, struct handle *h, uint64_t end, char *buf,
     if (buf && h->pos >= offset) {
       n = end - h->pos;
       dst = buf + (h->pos - offset);
-    }
-    else {
+    } else {
       uint64_t stop = buf ? offset : end;
       n = stop - h->pos > CHUNK ? CHUNK : stop - h->pos;
       dst = h->buf;
@@ -190,7 +189,7 @@ fo_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
   if (below > 0)
     r = load (h, buf, below, offset, err);
   if (r == 0 && end > h->pos)
-    r = advance (next, h, end, (char *) buf + below, offset + below, err);
+    r = advance (next, h, end, (char *)buf + below, offset + below, err);
   pthread_mutex_unlock (&h->lock);
   return r;
 }

@@ -14,12 +14,14 @@
 
 static const char *fuamode = "none";
 
-static const struct nbdkit_param params[] = {
-  { .name = "fuamode", .type = NBDKIT_PARAM_ENUM, .default_value = "none",
-    .choices = "none|emulate|native|force|pass|discard",
-    .doc = "how FUA and flush are handled", .dest = &fuamode },
-  { .name = NULL }
-};
+static const struct nbdkit_param params[]
+    = { { .name = "fuamode",
+          .type = NBDKIT_PARAM_ENUM,
+          .default_value = "none",
+          .choices = "none|emulate|native|force|pass|discard",
+          .doc = "how FUA and flush are handled",
+          .dest = &fuamode },
+        { .name = NULL } };
 
 static int
 mode (const char *m)

@@ -18,11 +18,13 @@ static int64_t limit = 1;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t active;
 
-static const struct nbdkit_param params[] = {
-  { .name = "limit", .type = NBDKIT_PARAM_INT, .default_value = "1",
-    .doc = "most clients connected at once (0: no limit)", .dest = &limit },
-  { .name = NULL }
-};
+static const struct nbdkit_param params[]
+    = { { .name = "limit",
+          .type = NBDKIT_PARAM_INT,
+          .default_value = "1",
+          .doc = "most clients connected at once (0: no limit)",
+          .dest = &limit },
+        { .name = NULL } };
 
 static int
 limit_config_complete (void)

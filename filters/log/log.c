@@ -39,14 +39,18 @@ struct handle {
   char *exportname;
 };
 
-static const struct nbdkit_param params[] = {
-  { .name = "logfile", .type = NBDKIT_PARAM_STRING,
-    .flags = NBDKIT_PARAM_REQUIRED,
-    .doc = "file that gets one line per request", .dest = &logfile },
-  { .name = "logappend", .type = NBDKIT_PARAM_BOOL, .default_value = "false",
-    .doc = "append to the file instead of replacing it", .dest = &logappend },
-  { .name = NULL }
-};
+static const struct nbdkit_param params[]
+    = { { .name = "logfile",
+          .type = NBDKIT_PARAM_STRING,
+          .flags = NBDKIT_PARAM_REQUIRED,
+          .doc = "file that gets one line per request",
+          .dest = &logfile },
+        { .name = "logappend",
+          .type = NBDKIT_PARAM_BOOL,
+          .default_value = "false",
+          .doc = "append to the file instead of replacing it",
+          .dest = &logappend },
+        { .name = NULL } };
 
 static const char *
 log_config_help (void)
@@ -86,7 +90,7 @@ log_line (const char *fmt, ...)
   localtime_r (&tv.tv_sec, &tm);
   strftime (ts, sizeof ts, "%F %T", &tm);
   pthread_mutex_lock (&lock);
-  fprintf (fp, "%s.%06ld ", ts, (long) tv.tv_usec);
+  fprintf (fp, "%s.%06ld ", ts, (long)tv.tv_usec);
   va_start (ap, fmt);
   vfprintf (fp, fmt, ap);
   va_end (ap);
@@ -103,8 +107,7 @@ log_after_fork (nbdkit_backend *next)
 }
 
 static void *
-log_open (nbdkit_context *ctx, int readonly, const char *exportname,
-          int is_tls)
+log_open (nbdkit_context *ctx, int readonly, const char *exportname, int is_tls)
 {
   struct handle *h = calloc (1, sizeof *h);
 
@@ -150,8 +153,8 @@ log_finalize (nbdkit_next *next, void *handle)
 {
   struct handle *h = handle;
 
-  log_line ("connection=%" PRIu64 " Disconnect transactions=%" PRIu64,
-            h->id, (uint64_t) atomic_load (&h->requests));
+  log_line ("connection=%" PRIu64 " Disconnect transactions=%" PRIu64, h->id,
+            (uint64_t)atomic_load (&h->requests));
   return 0;
 }
 
@@ -159,27 +162,44 @@ static const char *
 errno_name (int err)
 {
   switch (err) {
-    case EPERM: return "EPERM";
-    case EIO: return "EIO";
-    case ENOMEM: return "ENOMEM";
-    case EINVAL: return "EINVAL";
-    case ENOSPC: return "ENOSPC";
-    case EDQUOT: return "EDQUOT";
-    case EFBIG: return "EFBIG";
-    case EROFS: return "EROFS";
-    case EOVERFLOW: return "EOVERFLOW";
-    case ENOTSUP: return "ENOTSUP";
-    case ESHUTDOWN: return "ESHUTDOWN";
-    default: return "errno";
+    case EPERM:
+      return "EPERM";
+    case EIO:
+      return "EIO";
+    case ENOMEM:
+      return "ENOMEM";
+    case EINVAL:
+      return "EINVAL";
+    case ENOSPC:
+      return "ENOSPC";
+    case EDQUOT:
+      return "EDQUOT";
+    case EFBIG:
+      return "EFBIG";
+    case EROFS:
+      return "EROFS";
+    case EOVERFLOW:
+      return "EOVERFLOW";
+    case ENOTSUP:
+      return "ENOTSUP";
+    case ESHUTDOWN:
+      return "ESHUTDOWN";
+    default:
+      return "errno";
   }
 }
 
 static const char *
 flag_names (uint32_t flags, char *buf, size_t len)
 {
-  static const struct { uint32_t f; const char *name; } names[] = {
-    { NBDKIT_FLAG_FUA, "fua" }, { NBDKIT_FLAG_MAY_TRIM, "may_trim" },
-    { NBDKIT_FLAG_FAST_ZERO, "fast_zero" }, { NBDKIT_FLAG_REQ_ONE, "req_one" },
+  static const struct {
+    uint32_t f;
+    const char *name;
+  } names[] = {
+    { NBDKIT_FLAG_FUA, "fua" },
+    { NBDKIT_FLAG_MAY_TRIM, "may_trim" },
+    { NBDKIT_FLAG_FAST_ZERO, "fast_zero" },
+    { NBDKIT_FLAG_REQ_ONE, "req_one" },
   };
   size_t used = 0;
 
@@ -238,8 +258,8 @@ log_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
 {
   struct req q;
   req_start (&q, handle, "Read", count, offset, flags);
-  return req_end (&q, nbdkit_next_pread (next, buf, count, offset, flags, rd,
-                                         err), err);
+  return req_end (
+      &q, nbdkit_next_pread (next, buf, count, offset, flags, rd, err), err);
 }
 
 static int
@@ -248,8 +268,8 @@ log_pwrite (nbdkit_next *next, void *handle, const void *buf, uint64_t count,
 {
   struct req q;
   req_start (&q, handle, "Write", count, offset, flags);
-  return req_end (&q, nbdkit_next_pwrite (next, buf, count, offset, flags,
-                                          err), err);
+  return req_end (&q, nbdkit_next_pwrite (next, buf, count, offset, flags, err),
+                  err);
 }
 
 static int
@@ -271,14 +291,13 @@ log_zero (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
 }
 
 static int
-log_extents (nbdkit_next *next, void *handle, uint64_t count,
-             uint64_t offset, uint32_t flags, struct nbdkit_extents *e,
-             int *err)
+log_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+             uint32_t flags, struct nbdkit_extents *e, int *err)
 {
   struct req q;
   req_start (&q, handle, "Extents", count, offset, flags);
-  return req_end (&q, nbdkit_next_extents (next, count, offset, flags, e,
-                                           err), err);
+  return req_end (&q, nbdkit_next_extents (next, count, offset, flags, e, err),
+                  err);
 }
 
 static int
@@ -287,8 +306,7 @@ log_cache (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
 {
   struct req q;
   req_start (&q, handle, "Cache", count, offset, flags);
-  return req_end (&q, nbdkit_next_cache (next, count, offset, flags, err),
-                  err);
+  return req_end (&q, nbdkit_next_cache (next, count, offset, flags, err), err);
 }
 
 static int

@@ -34,24 +34,30 @@ static bool by_exportname;
 static enum mode mode;
 static enum track track;
 
-static const struct nbdkit_param params[] = {
-  { .name = "multi-conn-mode", .type = NBDKIT_PARAM_ENUM,
-    .default_value = "auto", .choices = "auto|emulate|plugin|unsafe|disable",
-    .doc = "whether and how multi-conn is offered", .dest = &mode_str },
-  { .name = "multi-conn-track-dirty", .type = NBDKIT_PARAM_ENUM,
-    .default_value = "connection", .choices = "connection|fast|off",
-    .doc = "which flushes may be skipped", .dest = &track_str },
-  { .name = "multi-conn-exportname", .type = NBDKIT_PARAM_BOOL,
-    .default_value = "false",
-    .doc = "replay flushes only on connections to the same export",
-    .dest = &by_exportname },
-  { .name = NULL }
-};
+static const struct nbdkit_param params[]
+    = { { .name = "multi-conn-mode",
+          .type = NBDKIT_PARAM_ENUM,
+          .default_value = "auto",
+          .choices = "auto|emulate|plugin|unsafe|disable",
+          .doc = "whether and how multi-conn is offered",
+          .dest = &mode_str },
+        { .name = "multi-conn-track-dirty",
+          .type = NBDKIT_PARAM_ENUM,
+          .default_value = "connection",
+          .choices = "connection|fast|off",
+          .doc = "which flushes may be skipped",
+          .dest = &track_str },
+        { .name = "multi-conn-exportname",
+          .type = NBDKIT_PARAM_BOOL,
+          .default_value = "false",
+          .doc = "replay flushes only on connections to the same export",
+          .dest = &by_exportname },
+        { .name = NULL } };
 
 struct handle {
   struct handle *next_h;
-  nbdkit_next *next;          /* set in prepare, cleared in finalize */
-  enum mode mode;             /* AUTO resolved per connection */
+  nbdkit_next *next; /* set in prepare, cleared in finalize */
+  enum mode mode;    /* AUTO resolved per connection */
   char *exportname;
   bool dirty;
 };
@@ -64,36 +70,36 @@ static bool serialized_connections;
 static const char *
 mc_config_help (void)
 {
-  return
-    "multi-conn-mode=auto|emulate|plugin|unsafe|disable  Default auto.\n"
-    "multi-conn-track-dirty=connection|fast|off          Default connection.\n"
-    "multi-conn-exportname=BOOL                          Default false.";
+  return "multi-conn-mode=auto|emulate|plugin|unsafe|disable  Default auto.\n"
+         "multi-conn-track-dirty=connection|fast|off          Default "
+         "connection.\n"
+         "multi-conn-exportname=BOOL                          Default false.";
 }
 
 static int
 mc_config_complete (void)
 {
-  static const char *const modes[] = { "auto", "emulate", "plugin", "unsafe",
-                                       "disable" };
+  static const char *const modes[]
+      = { "auto", "emulate", "plugin", "unsafe", "disable" };
   for (int i = 0; i < 5; i++)
     if (strcmp (mode_str, modes[i]) == 0)
       mode = i;
-  track = strcmp (track_str, "fast") == 0 ? FAST
-    : strcmp (track_str, "off") == 0 ? OFF : CONN;
+  track = strcmp (track_str, "fast") == 0  ? FAST
+          : strcmp (track_str, "off") == 0 ? OFF
+                                           : CONN;
   return 0;
 }
 
 static int
 mc_get_ready (int thread_model)
 {
-  serialized_connections =
-    thread_model == NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS;
+  serialized_connections
+      = thread_model == NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS;
   return 0;
 }
 
 static void *
-mc_open (nbdkit_context *ctx, int readonly, const char *exportname,
-         int is_tls)
+mc_open (nbdkit_context *ctx, int readonly, const char *exportname, int is_tls)
 {
   struct handle *h = calloc (1, sizeof *h);
 
@@ -125,8 +131,8 @@ mc_prepare (nbdkit_next *next, void *handle, int readonly)
       return -1;
     h->mode = serialized_connections ? DISABLE : r ? PLUGIN : EMULATE;
   }
-  if (h->mode == EMULATE && nbdkit_next_can_flush (next) != 1
-      && !readonly && nbdkit_next_can_write (next) == 1) {
+  if (h->mode == EMULATE && nbdkit_next_can_flush (next) != 1 && !readonly
+      && nbdkit_next_can_write (next) == 1) {
     nbdkit_error ("multi-conn-mode=emulate needs a plugin that can flush");
     return -1;
   }
@@ -159,9 +165,13 @@ mc_can_multi_conn (nbdkit_next *next, void *handle)
   struct handle *h = handle;
 
   switch (h->mode) {
-    case EMULATE: case UNSAFE: return 1;
-    case DISABLE: return 0;
-    default: return nbdkit_next_can_multi_conn (next);
+    case EMULATE:
+    case UNSAFE:
+      return 1;
+    case DISABLE:
+      return 0;
+    default:
+      return nbdkit_next_can_multi_conn (next);
   }
 }
 
@@ -207,8 +217,7 @@ do_flush (struct handle *h, bool only_others, int *err)
   if (h->mode != EMULATE) {
     if (!only_others)
       r = flush_one (h, err);
-  }
-  else {
+  } else {
     for (struct handle *o = conns; o && r == 0; o = o->next_h) {
       if ((only_others && o == h)
           || (by_exportname && strcmp (o->exportname, h->exportname) != 0))
@@ -278,7 +287,7 @@ mc_zero (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
 static int
 mc_flush (nbdkit_next *next, void *handle, uint32_t flags, int *err)
 {
-  if (track == OFF && ((struct handle *) handle)->mode != EMULATE)
+  if (track == OFF && ((struct handle *)handle)->mode != EMULATE)
     return nbdkit_next_flush (next, flags, err);
   return do_flush (handle, false, err);
 }

@@ -14,13 +14,14 @@
 
 static const char *serialize = "requests";
 
-static const struct nbdkit_param params[] = {
-  { .name = "serialize", .type = NBDKIT_PARAM_ENUM,
-    .default_value = "requests",
-    .choices = "requests|all-requests|connections",
-    .doc = "how much to serialize", .dest = &serialize },
-  { .name = NULL }
-};
+static const struct nbdkit_param params[]
+    = { { .name = "serialize",
+          .type = NBDKIT_PARAM_ENUM,
+          .default_value = "requests",
+          .choices = "requests|all-requests|connections",
+          .doc = "how much to serialize",
+          .dest = &serialize },
+        { .name = NULL } };
 
 static const char *
 noparallel_config_help (void)

@@ -21,16 +21,20 @@ static const char zeroes[CHUNK];
 static const char *zeromode = "none";
 static const char *fastzeromode = "default";
 
-static const struct nbdkit_param params[] = {
-  { .name = "zeromode", .type = NBDKIT_PARAM_ENUM, .default_value = "none",
-    .choices = "none|emulate|notrim|plugin",
-    .doc = "how WRITE_ZEROES is offered and done", .dest = &zeromode },
-  { .name = "fastzeromode", .type = NBDKIT_PARAM_ENUM,
-    .default_value = "default", .choices = "default|none|slow|ignore",
-    .doc = "how the FAST_ZERO flag is offered and honoured",
-    .dest = &fastzeromode },
-  { .name = NULL }
-};
+static const struct nbdkit_param params[]
+    = { { .name = "zeromode",
+          .type = NBDKIT_PARAM_ENUM,
+          .default_value = "none",
+          .choices = "none|emulate|notrim|plugin",
+          .doc = "how WRITE_ZEROES is offered and done",
+          .dest = &zeromode },
+        { .name = "fastzeromode",
+          .type = NBDKIT_PARAM_ENUM,
+          .default_value = "default",
+          .choices = "default|none|slow|ignore",
+          .doc = "how the FAST_ZERO flag is offered and honoured",
+          .dest = &fastzeromode },
+        { .name = NULL } };
 
 static int
 is (const char *a, const char *b)
@@ -41,10 +45,9 @@ is (const char *a, const char *b)
 static const char *
 nozero_config_help (void)
 {
-  return
-    "zeromode=none|emulate|notrim|plugin  How WRITE_ZEROES is offered\n"
-    "                                     (default none: not at all).\n"
-    "fastzeromode=default|none|slow|ignore  How FAST_ZERO is offered.";
+  return "zeromode=none|emulate|notrim|plugin  How WRITE_ZEROES is offered\n"
+         "                                     (default none: not at all).\n"
+         "fastzeromode=default|none|slow|ignore  How FAST_ZERO is offered.";
 }
 
 /* notrim and plugin need a layer below that zeroes by itself. */
@@ -67,7 +70,7 @@ nozero_can_zero (nbdkit_next *next, void *handle)
   if (is (zeromode, "none"))
     return NBDKIT_ZERO_NONE;
   if (is (zeromode, "emulate"))
-    return NBDKIT_ZERO_NATIVE;  /* done here, see nozero_zero */
+    return NBDKIT_ZERO_NATIVE; /* done here, see nozero_zero */
   return nbdkit_next_can_zero (next);
 }
 
@@ -82,8 +85,8 @@ nozero_can_fast_zero (nbdkit_next *next, void *handle)
 }
 
 static int
-nozero_zero (nbdkit_next *next, void *handle, uint64_t count,
-             uint64_t offset, uint32_t flags, int *err)
+nozero_zero (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+             uint32_t flags, int *err)
 {
   if (flags & NBDKIT_FLAG_FAST_ZERO) {
     if (is (fastzeromode, "slow")
@@ -102,8 +105,9 @@ nozero_zero (nbdkit_next *next, void *handle, uint64_t count,
   /* Write zeroes, each piece with the client's FUA. */
   while (count > 0) {
     uint64_t n = count > CHUNK ? CHUNK : count;
-    if (nbdkit_next_pwrite (next, zeroes, n, offset,
-                            flags & NBDKIT_FLAG_FUA, err) == -1)
+    if (nbdkit_next_pwrite (next, zeroes, n, offset, flags & NBDKIT_FLAG_FUA,
+                            err)
+        == -1)
       return -1;
     offset += n;
     count -= n;

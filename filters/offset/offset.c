@@ -19,14 +19,17 @@
 static int64_t offset = 0;
 static int64_t range = -1;
 
-static const struct nbdkit_param offset_params[] = {
-  { .name = "offset", .type = NBDKIT_PARAM_SIZE, .default_value = "0",
-    .doc = "start of the window in the plugin", .dest = &offset },
-  { .name = "range", .type = NBDKIT_PARAM_SIZE,
-    .doc = "length of the window (default: up to the plugin's end)",
-    .dest = &range },
-  { .name = NULL }
-};
+static const struct nbdkit_param offset_params[]
+    = { { .name = "offset",
+          .type = NBDKIT_PARAM_SIZE,
+          .default_value = "0",
+          .doc = "start of the window in the plugin",
+          .dest = &offset },
+        { .name = "range",
+          .type = NBDKIT_PARAM_SIZE,
+          .doc = "length of the window (default: up to the plugin's end)",
+          .dest = &range },
+        { .name = NULL } };
 
 static const char *
 offset_config_help (void)
@@ -43,14 +46,16 @@ offset_get_size (nbdkit_next *next, void *handle)
     return -1;
   if (offset > real) {
     nbdkit_error ("offset=%" PRId64 " is beyond the end of the plugin"
-                  " (%" PRId64 " bytes)", offset, real);
+                  " (%" PRId64 " bytes)",
+                  offset, real);
     return -1;
   }
   if (range == -1)
     return real - offset;
   if (range > real - offset) {
     nbdkit_error ("offset=%" PRId64 " + range=%" PRId64 " is beyond the end"
-                  " of the plugin (%" PRId64 " bytes)", offset, range, real);
+                  " of the plugin (%" PRId64 " bytes)",
+                  offset, range, real);
     return -1;
   }
   return range;
@@ -74,8 +79,8 @@ offset_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
 }
 
 static int
-offset_pwrite (nbdkit_next *next, void *handle, const void *buf,
-               uint64_t count, uint64_t offs, uint32_t flags, int *err)
+offset_pwrite (nbdkit_next *next, void *handle, const void *buf, uint64_t count,
+               uint64_t offs, uint32_t flags, int *err)
 {
   return nbdkit_next_pwrite (next, buf, count, offs + offset, flags, err);
 }
@@ -102,9 +107,8 @@ offset_cache (nbdkit_next *next, void *handle, uint64_t count, uint64_t offs,
 }
 
 static int
-offset_extents (nbdkit_next *next, void *handle, uint64_t count,
-                uint64_t offs, uint32_t flags, struct nbdkit_extents *e,
-                int *err)
+offset_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offs,
+                uint32_t flags, struct nbdkit_extents *e, int *err)
 {
   return range_extents (next, offset, count, offs, flags, e, err);
 }

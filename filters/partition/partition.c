@@ -25,13 +25,14 @@
 
 static int64_t partnum = -1;
 
-static const struct nbdkit_param partition_params[] = {
-  { .name = "partition", .type = NBDKIT_PARAM_INT,
-    .flags = NBDKIT_PARAM_REQUIRED,
-    .doc = "the partition to serve, counting from 1 (MBR: 5 onwards are"
-           " logical)", .dest = &partnum },
-  { .name = NULL }
-};
+static const struct nbdkit_param partition_params[]
+    = { { .name = "partition",
+          .type = NBDKIT_PARAM_INT,
+          .flags = NBDKIT_PARAM_REQUIRED,
+          .doc = "the partition to serve, counting from 1 (MBR: 5 onwards are"
+                 " logical)",
+          .dest = &partnum },
+        { .name = NULL } };
 
 /* Per connection: where the partition is. */
 struct handle {
@@ -48,8 +49,7 @@ static int
 partition_config_complete (void)
 {
   if (partnum < 1 || partnum > INT32_MAX) {
-    nbdkit_error ("partition=%" PRId64 ": partitions count from 1",
-                  partnum);
+    nbdkit_error ("partition=%" PRId64 ": partitions count from 1", partnum);
     return -1;
   }
   return 0;
@@ -89,14 +89,14 @@ le64 (const unsigned char *p)
 }
 
 static int
-read_sector (nbdkit_next *next, int64_t size, uint64_t lba,
-             unsigned char *buf)
+read_sector (nbdkit_next *next, int64_t size, uint64_t lba, unsigned char *buf)
 {
   int err;
 
-  if (lba > (uint64_t) size / SECTOR - 1 || size < SECTOR) {
+  if (lba > (uint64_t)size / SECTOR - 1 || size < SECTOR) {
     nbdkit_error ("partition table: sector %" PRIu64 " is beyond the end"
-                  " of the disk", lba);
+                  " of the disk",
+                  lba);
     return -1;
   }
   return nbdkit_next_pread (next, buf, SECTOR, lba * SECTOR, 0, NULL, &err);
@@ -110,8 +110,8 @@ found (struct handle *h, int64_t size, uint64_t start, uint64_t len)
     nbdkit_error ("partition %" PRId64 " is empty or unused", partnum);
     return -1;
   }
-  if (start > (uint64_t) size / SECTOR
-      || len > (uint64_t) size / SECTOR - start) {
+  if (start > (uint64_t)size / SECTOR
+      || len > (uint64_t)size / SECTOR - start) {
     nbdkit_error ("partition %" PRId64 " (sectors %" PRIu64 "+%" PRIu64
                   ") is beyond the end of the disk (%" PRId64 " bytes)",
                   partnum, start, len, size);
@@ -150,8 +150,8 @@ find_gpt (nbdkit_next *next, struct handle *h, int64_t size)
     return -1;
   }
   if (i >= n) {
-    nbdkit_error ("partition %" PRId64 ": the GPT has only %" PRIu32
-                  " entries", partnum, n);
+    nbdkit_error ("partition %" PRId64 ": the GPT has only %" PRIu32 " entries",
+                  partnum, n);
     return -1;
   }
   if (read_sector (next, size, table + i * esize / SECTOR, ent) == -1)
@@ -165,7 +165,8 @@ find_gpt (nbdkit_next *next, struct handle *h, int64_t size)
   uint64_t first = le64 (e + 32), last = le64 (e + 40);
   if (last < first) {
     nbdkit_error ("partition %" PRId64 ": the GPT entry ends before it"
-                  " starts", partnum);
+                  " starts",
+                  partnum);
     return -1;
   }
   return found (h, size, first, last - first + 1);
@@ -188,16 +189,17 @@ find_logical (nbdkit_next *next, struct handle *h, int64_t size,
       return -1;
     if (ebr[510] != 0x55 || ebr[511] != 0xaa) {
       nbdkit_error ("extended boot record at sector %" PRIu64 " has no"
-                    " signature", lba);
+                    " signature",
+                    lba);
       return -1;
     }
     if (k == partnum)
-      return found (h, size, lba + le32 (ebr + 446 + 8),
-                    le32 (ebr + 446 + 12));
+      return found (h, size, lba + le32 (ebr + 446 + 8), le32 (ebr + 446 + 12));
     const unsigned char *link = ebr + 446 + 16;
     if (!is_extended (link[4]) || le32 (link + 8) == 0 || k > 1000) {
       nbdkit_error ("partition %" PRId64 ": there are only %" PRId64
-                    " logical partitions", partnum, k - 4);
+                    " logical partitions",
+                    partnum, k - 4);
       return -1;
     }
     lba = ext_start + le32 (link + 8);
@@ -251,8 +253,8 @@ partition_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
                  int *err)
 {
   struct handle *h = handle;
-  return nbdkit_next_pread (next, buf, count, offset + h->offset, flags,
-                            NULL, err);
+  return nbdkit_next_pread (next, buf, count, offset + h->offset, flags, NULL,
+                            err);
 }
 
 static int
@@ -260,8 +262,7 @@ partition_pwrite (nbdkit_next *next, void *handle, const void *buf,
                   uint64_t count, uint64_t offset, uint32_t flags, int *err)
 {
   struct handle *h = handle;
-  return nbdkit_next_pwrite (next, buf, count, offset + h->offset, flags,
-                             err);
+  return nbdkit_next_pwrite (next, buf, count, offset + h->offset, flags, err);
 }
 
 static int

@@ -25,15 +25,18 @@
 
 static int64_t quota_read, quota_write;
 
-static const struct nbdkit_param params[] = {
-  { .name = "quota-read", .type = NBDKIT_PARAM_SIZE, .default_value = "0",
-    .doc = "bytes each connection may read (0: no limit)",
-    .dest = &quota_read },
-  { .name = "quota-write", .type = NBDKIT_PARAM_SIZE, .default_value = "0",
-    .doc = "bytes each connection may write (0: no limit)",
-    .dest = &quota_write },
-  { .name = NULL }
-};
+static const struct nbdkit_param params[]
+    = { { .name = "quota-read",
+          .type = NBDKIT_PARAM_SIZE,
+          .default_value = "0",
+          .doc = "bytes each connection may read (0: no limit)",
+          .dest = &quota_read },
+        { .name = "quota-write",
+          .type = NBDKIT_PARAM_SIZE,
+          .default_value = "0",
+          .doc = "bytes each connection may write (0: no limit)",
+          .dest = &quota_write },
+        { .name = NULL } };
 
 struct handle {
   pthread_mutex_t lock;
@@ -77,7 +80,7 @@ charge (struct handle *h, uint64_t *used, int64_t quota, const char *what,
   bool ok;
 
   pthread_mutex_lock (&h->lock);
-  ok = !h->over && (quota == 0 || count <= (uint64_t) quota - *used);
+  ok = !h->over && (quota == 0 || count <= (uint64_t)quota - *used);
   if (ok)
     *used += count;
   else if (!h->over) {
@@ -97,8 +100,7 @@ charge (struct handle *h, uint64_t *used, int64_t quota, const char *what,
 
 static int
 quota_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
-             uint64_t offset, uint32_t flags, struct nbdkit_read *rd,
-             int *err)
+             uint64_t offset, uint32_t flags, struct nbdkit_read *rd, int *err)
 {
   struct handle *h = handle;
   if (charge (h, &h->read, quota_read, "read", count, err) == -1)
@@ -107,8 +109,8 @@ quota_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
 }
 
 static int
-quota_pwrite (nbdkit_next *next, void *handle, const void *buf,
-              uint64_t count, uint64_t offset, uint32_t flags, int *err)
+quota_pwrite (nbdkit_next *next, void *handle, const void *buf, uint64_t count,
+              uint64_t offset, uint32_t flags, int *err)
 {
   struct handle *h = handle;
   if (charge (h, &h->written, quota_write, "write", count, err) == -1)

@@ -45,31 +45,33 @@ static atomic_uint_fast64_t generation;
 static bool serialize;
 static pthread_mutex_t plugin_lock = PTHREAD_MUTEX_INITIALIZER;
 
-#define PLUGIN_CALL(expr)                             \
-  ({                                                  \
-    if (serialize) pthread_mutex_lock (&plugin_lock); \
-    int r_ = (expr);                                  \
-    if (serialize) pthread_mutex_unlock (&plugin_lock); \
-    r_;                                               \
+#define PLUGIN_CALL(expr)                                                      \
+  ({                                                                           \
+    if (serialize)                                                             \
+      pthread_mutex_lock (&plugin_lock);                                       \
+    int r_ = (expr);                                                           \
+    if (serialize)                                                             \
+      pthread_mutex_unlock (&plugin_lock);                                     \
+    r_;                                                                        \
   })
 
 struct handle {
   pthread_mutex_t m;
-  pthread_cond_t cv;          /* work for the thread, or a fetch done */
+  pthread_cond_t cv; /* work for the thread, or a fetch done */
   pthread_t thread;
   bool started, quit;
   nbdkit_backend *backend;
   char *exportname;
-  nbdkit_next *bg;            /* the thread's own context */
+  nbdkit_next *bg; /* the thread's own context */
   uint64_t size;
 
-  char *buf;                  /* data of [boff, boff+blen) ... */
-  uint64_t boff, blen, bgen;  /* ... as of generation bgen */
-  bool want;                  /* a fetch asked for, not started */
+  char *buf;                 /* data of [boff, boff+blen) ... */
+  uint64_t boff, blen, bgen; /* ... as of generation bgen */
+  bool want;                 /* a fetch asked for, not started */
   uint64_t woff, wlen;
-  bool busy;                  /* the fetch in progress */
+  bool busy; /* the fetch in progress */
   uint64_t foff, flen;
-  uint64_t last_end, window;  /* the client's pattern */
+  uint64_t last_end, window; /* the client's pattern */
 };
 
 static const char *
@@ -108,8 +110,7 @@ readahead_open (nbdkit_context *ctx, int readonly, const char *exportname,
  * two join up.  Called with the mutex held.
  */
 static void
-install (struct handle *h, char *tmp, uint64_t off, uint64_t len,
-         uint64_t gen)
+install (struct handle *h, char *tmp, uint64_t off, uint64_t len, uint64_t gen)
 {
   if (h->buf && h->bgen == gen && h->boff + h->blen == off) {
     uint64_t keep_from = h->last_end > h->boff ? h->last_end : h->boff;
@@ -161,8 +162,7 @@ fetcher (void *arg)
     if (h->bg == NULL)
       h->bg = nbdkit_next_context_open (h->backend, 1, h->exportname);
     if (tmp && h->bg)
-      r = PLUGIN_CALL (nbdkit_next_pread (h->bg, tmp, len, off, 0, NULL,
-                                          &err));
+      r = PLUGIN_CALL (nbdkit_next_pread (h->bg, tmp, len, off, 0, NULL, &err));
 
     pthread_mutex_lock (&h->m);
     h->busy = false;
@@ -227,8 +227,7 @@ schedule (struct handle *h, uint64_t start, uint64_t end)
 
   if (end > h->size)
     end = h->size;
-  if (h->buf && h->bgen == gen && h->boff <= start
-      && start < h->boff + h->blen)
+  if (h->buf && h->bgen == gen && h->boff <= start && start < h->boff + h->blen)
     start = h->boff + h->blen;
   if (h->busy && h->foff <= start && start < h->foff + h->flen)
     start = h->foff + h->flen;
@@ -275,25 +274,24 @@ readahead_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
     if (h->window > MAX_WINDOW)
       h->window = MAX_WINDOW;
     schedule (h, end, end + h->window);
-  }
-  else
+  } else
     h->window = MIN_WINDOW;
   h->last_end = end;
   pthread_mutex_unlock (&h->m);
 
   if (hit)
     return 0;
-  return PLUGIN_CALL (nbdkit_next_pread (next, buf, count, offset, flags, rd,
-                                         err));
+  return PLUGIN_CALL (
+      nbdkit_next_pread (next, buf, count, offset, flags, rd, err));
 }
 
 /* Anything that changes the disk makes every buffer stale. */
-#define CHANGE(expr)                                    \
-  ({                                                    \
-    atomic_fetch_add (&generation, 1);                  \
-    int r_ = PLUGIN_CALL (expr);                        \
-    atomic_fetch_add (&generation, 1);                  \
-    r_;                                                 \
+#define CHANGE(expr)                                                           \
+  ({                                                                           \
+    atomic_fetch_add (&generation, 1);                                         \
+    int r_ = PLUGIN_CALL (expr);                                               \
+    atomic_fetch_add (&generation, 1);                                         \
+    r_;                                                                        \
   })
 
 static int
@@ -335,8 +333,7 @@ readahead_extents (nbdkit_next *next, void *handle, uint64_t count,
                    uint64_t offset, uint32_t flags, struct nbdkit_extents *e,
                    int *err)
 {
-  return PLUGIN_CALL (nbdkit_next_extents (next, count, offset, flags, e,
-                                           err));
+  return PLUGIN_CALL (nbdkit_next_extents (next, count, offset, flags, e, err));
 }
 
 static struct nbdkit_filter filter = {

@@ -69,28 +69,32 @@ shared_open (nbdkit_context *ctx, int readonly, const char *exportname,
       shared = NULL;
       h = NULL;
     }
-  }
-  else if (strcmp (exportname, shared_export) != 0) {
+  } else if (strcmp (exportname, shared_export) != 0) {
     nbdkit_error ("shared: export \"%s\" is shared by every client; \"%s\""
-                  " cannot be opened too", shared_export, exportname);
+                  " cannot be opened too",
+                  shared_export, exportname);
     h = NULL;
   }
   pthread_mutex_unlock (&open_lock);
   return h;
 }
 
-#define LOCK() if (serialize) pthread_mutex_lock (&call_lock)
-#define UNLOCK() if (serialize) pthread_mutex_unlock (&call_lock)
+#define LOCK()                                                                 \
+  if (serialize)                                                               \
+  pthread_mutex_lock (&call_lock)
+#define UNLOCK()                                                               \
+  if (serialize)                                                               \
+  pthread_mutex_unlock (&call_lock)
 
 /* Capabilities are the shared context's: it is the one that serves. */
-#define CAP(fn)                                                 \
-  static int shared_##fn (nbdkit_next *next, void *handle)      \
-  {                                                             \
-    int r;                                                      \
-    LOCK ();                                                    \
-    r = nbdkit_next_##fn (shared);                              \
-    UNLOCK ();                                                  \
-    return r;                                                   \
+#define CAP(fn)                                                                \
+  static int shared_##fn (nbdkit_next *next, void *handle)                     \
+  {                                                                            \
+    int r;                                                                     \
+    LOCK ();                                                                   \
+    r = nbdkit_next_##fn (shared);                                             \
+    UNLOCK ();                                                                 \
+    return r;                                                                  \
   }
 CAP (can_write)
 CAP (can_flush)
@@ -133,8 +137,7 @@ shared_can_multi_conn (nbdkit_next *next, void *handle)
 
 static int
 shared_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
-              uint64_t offset, uint32_t flags, struct nbdkit_read *rd,
-              int *err)
+              uint64_t offset, uint32_t flags, struct nbdkit_read *rd, int *err)
 {
   int r;
   LOCK ();
@@ -146,8 +149,8 @@ shared_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
 }
 
 static int
-shared_pwrite (nbdkit_next *next, void *handle, const void *buf,
-               uint64_t count, uint64_t offset, uint32_t flags, int *err)
+shared_pwrite (nbdkit_next *next, void *handle, const void *buf, uint64_t count,
+               uint64_t offset, uint32_t flags, int *err)
 {
   int r;
   LOCK ();
@@ -166,16 +169,15 @@ shared_flush (nbdkit_next *next, void *handle, uint32_t flags, int *err)
   return r;
 }
 
-#define RANGE(fn)                                                       \
-  static int shared_##fn (nbdkit_next *next, void *handle,              \
-                          uint64_t count, uint64_t offset,              \
-                          uint32_t flags, int *err)                     \
-  {                                                                     \
-    int r;                                                              \
-    LOCK ();                                                            \
-    r = nbdkit_next_##fn (shared, count, offset, flags, err);           \
-    UNLOCK ();                                                          \
-    return r;                                                           \
+#define RANGE(fn)                                                              \
+  static int shared_##fn (nbdkit_next *next, void *handle, uint64_t count,     \
+                          uint64_t offset, uint32_t flags, int *err)           \
+  {                                                                            \
+    int r;                                                                     \
+    LOCK ();                                                                   \
+    r = nbdkit_next_##fn (shared, count, offset, flags, err);                  \
+    UNLOCK ();                                                                 \
+    return r;                                                                  \
   }
 RANGE (trim)
 RANGE (zero)

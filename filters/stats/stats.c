@@ -41,19 +41,23 @@ static struct timespec started;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct stat_op stats[NOPS];
 
-static const struct nbdkit_param params[] = {
-  { .name = "statsfile", .type = NBDKIT_PARAM_STRING,
-    .flags = NBDKIT_PARAM_REQUIRED,
-    .doc = "file the statistics are written to at exit", .dest = &statsfile },
-  { .name = "statsappend", .type = NBDKIT_PARAM_BOOL,
-    .default_value = "false", .doc = "append to the file instead of replacing it",
-    .dest = &statsappend },
-  { .name = "statsthreshold", .type = NBDKIT_PARAM_INT,
-    .default_value = "95",
-    .doc = "percent of requests shown in the size breakdown (0: none)",
-    .dest = &threshold },
-  { .name = NULL }
-};
+static const struct nbdkit_param params[]
+    = { { .name = "statsfile",
+          .type = NBDKIT_PARAM_STRING,
+          .flags = NBDKIT_PARAM_REQUIRED,
+          .doc = "file the statistics are written to at exit",
+          .dest = &statsfile },
+        { .name = "statsappend",
+          .type = NBDKIT_PARAM_BOOL,
+          .default_value = "false",
+          .doc = "append to the file instead of replacing it",
+          .dest = &statsappend },
+        { .name = "statsthreshold",
+          .type = NBDKIT_PARAM_INT,
+          .default_value = "95",
+          .doc = "percent of requests shown in the size breakdown (0: none)",
+          .dest = &threshold },
+        { .name = NULL } };
 
 static const char *
 stats_config_help (void)
@@ -97,8 +101,8 @@ secs (uint64_t ns)
 static const char *
 human (double bytes, char *buf, size_t len)
 {
-  static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB",
-                                       "PiB", "EiB" };
+  static const char *const units[]
+      = { "bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
   int u = 0;
 
   if (bytes < 1024) {
@@ -120,7 +124,7 @@ print_histogram (const struct stat_op *s)
   bool used[65] = { false };
 
   fprintf (fp, "  Request size and alignment breakdown:\n");
-  while (shown * 100 < s->ops * (uint64_t) threshold) {
+  while (shown * 100 < s->ops * (uint64_t)threshold) {
     int best = -1;
     uint64_t best_n = 0, cum[66] = { 0 };
     for (int b = 0; b < 65; b++) {
@@ -160,8 +164,8 @@ write_stats (void)
   char b1[32], b2[32], b3[32];
 
   clock_gettime (CLOCK_MONOTONIC, &now);
-  run_ns = (now.tv_sec - started.tv_sec) * 1000000000ULL
-    + now.tv_nsec - started.tv_nsec;
+  run_ns = (now.tv_sec - started.tv_sec) * 1000000000ULL + now.tv_nsec
+           - started.tv_nsec;
   if (run_ns == 0)
     run_ns = 1;
   for (int i = 0; i < NOPS; i++) {
@@ -209,18 +213,19 @@ record (enum op op, uint64_t count, uint64_t offset,
   pthread_mutex_lock (&lock);
   stats[op].ops++;
   stats[op].bytes += count;
-  stats[op].ns += (end.tv_sec - start->tv_sec) * 1000000000ULL
-    + end.tv_nsec - start->tv_nsec;
+  stats[op].ns += (end.tv_sec - start->tv_sec) * 1000000000ULL + end.tv_nsec
+                  - start->tv_nsec;
   stats[op].hist[bits][align]++;
   pthread_mutex_unlock (&lock);
 }
 
-#define START struct timespec start_; clock_gettime (CLOCK_MONOTONIC, &start_)
+#define START                                                                  \
+  struct timespec start_;                                                      \
+  clock_gettime (CLOCK_MONOTONIC, &start_)
 
 static int
 stats_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
-             uint64_t offset, uint32_t flags, struct nbdkit_read *rd,
-             int *err)
+             uint64_t offset, uint32_t flags, struct nbdkit_read *rd, int *err)
 {
   START;
   int r = nbdkit_next_pread (next, buf, count, offset, flags, rd, err);
@@ -230,8 +235,8 @@ stats_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
 }
 
 static int
-stats_pwrite (nbdkit_next *next, void *handle, const void *buf,
-              uint64_t count, uint64_t offset, uint32_t flags, int *err)
+stats_pwrite (nbdkit_next *next, void *handle, const void *buf, uint64_t count,
+              uint64_t offset, uint32_t flags, int *err)
 {
   START;
   int r = nbdkit_next_pwrite (next, buf, count, offset, flags, err);
@@ -263,9 +268,8 @@ stats_zero (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
 }
 
 static int
-stats_extents (nbdkit_next *next, void *handle, uint64_t count,
-               uint64_t offset, uint32_t flags, struct nbdkit_extents *e,
-               int *err)
+stats_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+               uint32_t flags, struct nbdkit_extents *e, int *err)
 {
   START;
   int r = nbdkit_next_extents (next, count, offset, flags, e, err);
@@ -275,8 +279,8 @@ stats_extents (nbdkit_next *next, void *handle, uint64_t count,
 }
 
 static int
-stats_cache (nbdkit_next *next, void *handle, uint64_t count,
-             uint64_t offset, uint32_t flags, int *err)
+stats_cache (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+             uint32_t flags, int *err)
 {
   START;
   int r = nbdkit_next_cache (next, count, offset, flags, err);

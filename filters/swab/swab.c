@@ -21,12 +21,14 @@
 static const char *bits_text = "16";
 static unsigned bytes = 2;
 
-static const struct nbdkit_param swab_params[] = {
-  { .name = "swab-bits", .type = NBDKIT_PARAM_ENUM, .default_value = "16",
-    .choices = "8|16|32|64", .doc = "size of the words whose bytes are swapped",
-    .dest = &bits_text },
-  { .name = NULL }
-};
+static const struct nbdkit_param swab_params[]
+    = { { .name = "swab-bits",
+          .type = NBDKIT_PARAM_ENUM,
+          .default_value = "16",
+          .choices = "8|16|32|64",
+          .doc = "size of the words whose bytes are swapped",
+          .dest = &bits_text },
+        { .name = NULL } };
 
 /* Writes are swapped into a buffer of this size at a time. */
 #define CHUNK (1024 * 1024)
@@ -40,7 +42,7 @@ swab_config_help (void)
 static int
 swab_config_complete (void)
 {
-  bytes = (unsigned) atoi (bits_text) / 8;
+  bytes = (unsigned)atoi (bits_text) / 8;
   return 0;
 }
 
@@ -56,25 +58,25 @@ swap (void *dst, const void *src, uint64_t count)
     case 2:
       for (i = 0; i < count; i += 2) {
         uint16_t w;
-        memcpy (&w, (const char *) src + i, 2);
+        memcpy (&w, (const char *)src + i, 2);
         w = bswap_16 (w);
-        memcpy ((char *) dst + i, &w, 2);
+        memcpy ((char *)dst + i, &w, 2);
       }
       break;
     case 4:
       for (i = 0; i < count; i += 4) {
         uint32_t w;
-        memcpy (&w, (const char *) src + i, 4);
+        memcpy (&w, (const char *)src + i, 4);
         w = bswap_32 (w);
-        memcpy ((char *) dst + i, &w, 4);
+        memcpy ((char *)dst + i, &w, 4);
       }
       break;
     case 8:
       for (i = 0; i < count; i += 8) {
         uint64_t w;
-        memcpy (&w, (const char *) src + i, 8);
+        memcpy (&w, (const char *)src + i, 8);
         w = bswap_64 (w);
-        memcpy ((char *) dst + i, &w, 8);
+        memcpy ((char *)dst + i, &w, 8);
       }
       break;
     default:
@@ -88,7 +90,8 @@ aligned (uint64_t count, uint64_t offset, int *err)
 {
   if ((count | offset) % bytes) {
     nbdkit_error ("request at %" PRIu64 " for %" PRIu64 " bytes is not"
-                  " aligned to swab-bits=%s", offset, count, bits_text);
+                  " aligned to swab-bits=%s",
+                  offset, count, bits_text);
     *err = EINVAL;
     return 0;
   }
@@ -103,8 +106,7 @@ swab_get_size (nbdkit_next *next, void *handle)
 }
 
 static int
-swab_block_size (nbdkit_next *next, void *handle,
-                 struct nbdkit_block_size *bs)
+swab_block_size (nbdkit_next *next, void *handle, struct nbdkit_block_size *bs)
 {
   if (nbdkit_next_block_size (next, bs) == -1)
     return -1;
@@ -112,8 +114,7 @@ swab_block_size (nbdkit_next *next, void *handle,
     bs->minimum = bytes;
     bs->preferred = 4096;
     bs->maximum = 0xffffffff;
-  }
-  else if (bs->minimum < bytes) {
+  } else if (bs->minimum < bytes) {
     bs->minimum = bytes;
     if (bs->preferred < bytes)
       bs->preferred = bytes;
@@ -137,8 +138,8 @@ swab_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
 }
 
 static int
-swab_pwrite (nbdkit_next *next, void *handle, const void *buf,
-             uint64_t count, uint64_t offset, uint32_t flags, int *err)
+swab_pwrite (nbdkit_next *next, void *handle, const void *buf, uint64_t count,
+             uint64_t offset, uint32_t flags, int *err)
 {
   char *tmp;
 
@@ -156,12 +157,12 @@ swab_pwrite (nbdkit_next *next, void *handle, const void *buf,
     swap (tmp, buf, n);
     /* FUA only with the last piece: it covers the pieces before. */
     if (nbdkit_next_pwrite (next, tmp, n, offset,
-                            n == count ? flags : flags & ~NBDKIT_FLAG_FUA,
-                            err) == -1) {
+                            n == count ? flags : flags & ~NBDKIT_FLAG_FUA, err)
+        == -1) {
       free (tmp);
       return -1;
     }
-    buf = (const char *) buf + n;
+    buf = (const char *)buf + n;
     offset += n;
     count -= n;
   }

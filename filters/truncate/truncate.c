@@ -22,16 +22,20 @@
 static int64_t truncate_size = -1;
 static int64_t round_up = 0, round_down = 0;
 
-static const struct nbdkit_param truncate_params[] = {
-  { .name = "truncate", .type = NBDKIT_PARAM_SIZE,
-    .doc = "size of the disk (default: the plugin's)",
-    .dest = &truncate_size },
-  { .name = "round-up", .type = NBDKIT_PARAM_SIZE,
-    .doc = "round the size up to a multiple of N", .dest = &round_up },
-  { .name = "round-down", .type = NBDKIT_PARAM_SIZE,
-    .doc = "round the size down to a multiple of N", .dest = &round_down },
-  { .name = NULL }
-};
+static const struct nbdkit_param truncate_params[]
+    = { { .name = "truncate",
+          .type = NBDKIT_PARAM_SIZE,
+          .doc = "size of the disk (default: the plugin's)",
+          .dest = &truncate_size },
+        { .name = "round-up",
+          .type = NBDKIT_PARAM_SIZE,
+          .doc = "round the size up to a multiple of N",
+          .dest = &round_up },
+        { .name = "round-down",
+          .type = NBDKIT_PARAM_SIZE,
+          .doc = "round the size down to a multiple of N",
+          .dest = &round_down },
+        { .name = NULL } };
 
 /* Per connection: the plugin's size and ours. */
 struct handle {
@@ -82,19 +86,18 @@ truncate_prepare (nbdkit_next *next, void *handle, int readonly)
 
   if (real == -1)
     return -1;
-  size = truncate_size >= 0 ? (uint64_t) truncate_size : (uint64_t) real;
+  size = truncate_size >= 0 ? (uint64_t)truncate_size : (uint64_t)real;
   if (round_up > 0) {
-    uint64_t n = (uint64_t) round_up;
-    if (size % n && size + (n - size % n) > (uint64_t) INT64_MAX) {
-      nbdkit_error ("round-up=%" PRId64 ": the size would overflow",
-                    round_up);
+    uint64_t n = (uint64_t)round_up;
+    if (size % n && size + (n - size % n) > (uint64_t)INT64_MAX) {
+      nbdkit_error ("round-up=%" PRId64 ": the size would overflow", round_up);
       return -1;
     }
     if (size % n)
       size += n - size % n;
   }
   if (round_down > 0)
-    size -= size % (uint64_t) round_down;
+    size -= size % (uint64_t)round_down;
   h->real_size = real;
   h->size = size;
   return 0;
@@ -126,12 +129,11 @@ truncate_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
 
   if (n == count)
     return nbdkit_next_pread (next, buf, count, offset, flags, rd, err);
-  if (n > 0 && nbdkit_next_pread (next, buf, n, offset, flags, NULL,
-                                  err) == -1)
+  if (n > 0 && nbdkit_next_pread (next, buf, n, offset, flags, NULL, err) == -1)
     return -1;
   if (rd && nbdkit_read_hole (rd, offset + n, count - n) == 0)
     return 0;
-  memset ((char *) buf + n, 0, count - n);
+  memset ((char *)buf + n, 0, count - n);
   return 0;
 }
 
@@ -149,9 +151,10 @@ truncate_pwrite (nbdkit_next *next, void *handle, const void *buf,
   struct handle *h = handle;
   uint64_t n = inside (h, count, offset);
 
-  if (!is_zero ((const char *) buf + n, count - n)) {
+  if (!is_zero ((const char *)buf + n, count - n)) {
     nbdkit_error ("write of non-zero data beyond the end of the plugin"
-                  " (%" PRIu64 " bytes)", h->real_size);
+                  " (%" PRIu64 " bytes)",
+                  h->real_size);
     *err = EIO;
     return -1;
   }
@@ -161,16 +164,16 @@ truncate_pwrite (nbdkit_next *next, void *handle, const void *buf,
 }
 
 static int
-truncate_trim (nbdkit_next *next, void *handle, uint64_t count,
-               uint64_t offset, uint32_t flags, int *err)
+truncate_trim (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+               uint32_t flags, int *err)
 {
   uint64_t n = inside (handle, count, offset);
   return n ? nbdkit_next_trim (next, n, offset, flags, err) : 0;
 }
 
 static int
-truncate_zero (nbdkit_next *next, void *handle, uint64_t count,
-               uint64_t offset, uint32_t flags, int *err)
+truncate_zero (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+               uint32_t flags, int *err)
 {
   uint64_t n = inside (handle, count, offset);
   return n ? nbdkit_next_zero (next, n, offset, flags, err) : 0;
@@ -199,15 +202,16 @@ truncate_extents (nbdkit_next *next, void *handle, uint64_t count,
     if (n < count && (flags & NBDKIT_FLAG_REQ_ONE))
       return 0;
     if (n < count && nbdkit_extents_count (e) > 0) {
-      struct nbdkit_extent x =
-        nbdkit_get_extent (e, nbdkit_extents_count (e) - 1);
+      struct nbdkit_extent x
+          = nbdkit_get_extent (e, nbdkit_extents_count (e) - 1);
       if (x.offset + x.length < offset + n)
         return 0;
     }
   }
   if (n < count
       && nbdkit_add_extent (e, offset + n, count - n,
-                            NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO) == -1) {
+                            NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO)
+             == -1) {
     *err = errno;
     return -1;
   }

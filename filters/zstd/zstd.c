@@ -34,17 +34,17 @@
 #define WIN_SIZE (1024 * 1024)
 
 struct frame {
-  uint64_t coff, csize;         /* in the compressed image */
-  uint64_t uoff, usize;         /* in the uncompressed contents */
+  uint64_t coff, csize; /* in the compressed image */
+  uint64_t uoff, usize; /* in the uncompressed contents */
 };
 
 struct handle {
   pthread_mutex_t lock;
   nbdkit_next *next;
-  uint64_t csize;               /* of the compressed image */
+  uint64_t csize; /* of the compressed image */
   struct frame *frames;
   size_t nframes;
-  uint64_t size;                /* uncompressed */
+  uint64_t size; /* uncompressed */
 
   /* Compressed bytes read ahead. */
   char *cbuf;
@@ -52,19 +52,19 @@ struct handle {
 
   /* The stream and the window of what it produced last. */
   ZSTD_DStream *ds;
-  size_t cur;                   /* frame the stream is in, or SIZE_MAX */
-  uint64_t cpos;                /* next compressed byte to feed it */
-  uint64_t upos;                /* uncompressed bytes it produced so far */
+  size_t cur;    /* frame the stream is in, or SIZE_MAX */
+  uint64_t cpos; /* next compressed byte to feed it */
+  uint64_t upos; /* uncompressed bytes it produced so far */
   bool frame_done;
   char *win;
-  size_t win_frame;             /* SIZE_MAX: empty */
-  uint64_t win_start, win_len;  /* inside the frame */
+  size_t win_frame;            /* SIZE_MAX: empty */
+  uint64_t win_start, win_len; /* inside the frame */
 };
 
 static uint32_t
 le32 (const unsigned char *p)
 {
-  return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t) p[3] << 24;
+  return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 /* LEN bytes of the compressed image at OFF, through a read-ahead
@@ -74,8 +74,8 @@ static const unsigned char *
 cread (struct handle *h, uint64_t off, uint64_t len, int *err)
 {
   if (len > CBUF_SIZE || off + len > h->csize) {
-    nbdkit_error ("zstd: the image is truncated or corrupt at offset %"
-                  PRIu64, off);
+    nbdkit_error ("zstd: the image is truncated or corrupt at offset %" PRIu64,
+                  off);
     *err = EIO;
     return NULL;
   }
@@ -86,7 +86,7 @@ cread (struct handle *h, uint64_t off, uint64_t len, int *err)
     h->cbuf_off = off;
     h->cbuf_len = n;
   }
-  return (const unsigned char *) h->cbuf + (off - h->cbuf_off);
+  return (const unsigned char *)h->cbuf + (off - h->cbuf_off);
 }
 
 static int
@@ -102,8 +102,11 @@ add_frame (struct handle *h, uint64_t coff, uint64_t csize, uint64_t usize)
     }
     h->frames = nf;
   }
-  h->frames[h->nframes++] = (struct frame) {
-    .coff = coff, .csize = csize, .uoff = h->size, .usize = usize,
+  h->frames[h->nframes++] = (struct frame){
+    .coff = coff,
+    .csize = csize,
+    .uoff = h->size,
+    .usize = usize,
   };
   h->size += usize;
   return 0;
@@ -126,14 +129,14 @@ index_seek_table (struct handle *h)
     return 0;
   n = le32 (p);
   entry = p[4] & 0x80 ? 12 : 8;
-  table = 8 + (uint64_t) n * entry + 9;
+  table = 8 + (uint64_t)n * entry + 9;
   if (table > h->csize)
     return 0;
   p = cread (h, h->csize - table, 8, &err);
   if (p == NULL || le32 (p) != SEEK_TABLE_MAGIC || le32 (p + 4) != table - 8)
     return 0;
   for (uint32_t i = 0; i < n; i++) {
-    p = cread (h, h->csize - table + 8 + (uint64_t) i * entry, 8, &err);
+    p = cread (h, h->csize - table + 8 + (uint64_t)i * entry, 8, &err);
     if (p == NULL || add_frame (h, coff, le32 (p), le32 (p + 4)) == -1)
       return -1;
     coff += le32 (p);
@@ -169,7 +172,7 @@ index_frames (struct handle *h)
     if (p == NULL || avail < 8)
       goto corrupt;
     if ((le32 (p) & SKIPPABLE_MASK) == SKIPPABLE_START) {
-      pos += 8 + (uint64_t) le32 (p + 4);
+      pos += 8 + (uint64_t)le32 (p + 4);
       continue;
     }
     if (ZSTD_getFrameHeader (&fh, p, avail < 18 ? avail : 18) != 0
@@ -203,7 +206,7 @@ index_frames (struct handle *h)
   nbdkit_debug ("zstd: %zu frames", h->nframes);
   return 0;
 
- corrupt:
+corrupt:
   nbdkit_error ("zstd: not a zstd image, or corrupt, at offset %" PRIu64, pos);
   return -1;
 }
@@ -233,7 +236,7 @@ fill_window (struct handle *h, int *err)
     }
     if ((p = cread (h, h->cpos, n, err)) == NULL)
       return -1;
-    in = (ZSTD_inBuffer) { p, n, 0 };
+    in = (ZSTD_inBuffer){ p, n, 0 };
     r = ZSTD_decompressStream (h->ds, &out, &in);
     if (ZSTD_isError (r)) {
       nbdkit_error ("zstd: frame at %" PRIu64 ": %s", f->coff,
@@ -372,13 +375,12 @@ zstd_prepare (nbdkit_next *next, void *handle, int readonly)
 static int64_t
 zstd_get_size (nbdkit_next *next, void *handle)
 {
-  return ((struct handle *) handle)->size;
+  return ((struct handle *)handle)->size;
 }
 
 /* The plugin's block sizes are about compressed bytes: none here. */
 static int
-zstd_block_size (nbdkit_next *next, void *handle,
-                 struct nbdkit_block_size *bs)
+zstd_block_size (nbdkit_next *next, void *handle, struct nbdkit_block_size *bs)
 {
   return 0;
 }
@@ -409,8 +411,7 @@ zstd_can_multi_conn (nbdkit_next *next, void *handle)
 
 static int
 zstd_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
-            uint64_t offset, uint32_t flags, struct nbdkit_read *rd,
-            int *err)
+            uint64_t offset, uint32_t flags, struct nbdkit_read *rd, int *err)
 {
   struct handle *h = handle;
   size_t lo = 0, hi = h->nframes;
@@ -433,7 +434,7 @@ zstd_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
     u = offset - f->uoff;
     n = f->usize - u < count ? f->usize - u : count;
     r = frame_read (h, i, buf, n, u, err);
-    buf = (char *) buf + n;
+    buf = (char *)buf + n;
     offset += n;
     count -= n;
   }

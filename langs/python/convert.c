@@ -400,8 +400,8 @@ host_view_done (struct host_thread *t, struct script *s, PyObject *mv,
   if (t->view[writable] == NULL && Py_REFCNT (mv) == 1 && m->exports == 0
       && !(m->flags & _Py_MEMORYVIEW_RELEASED) && m->weakreflist == NULL
       && Py_REFCNT (m->mbuf) == 1 && m->mbuf->exports == 1
-      && !(m->mbuf->flags & _Py_MANAGED_BUFFER_RELEASED)
-      && m->view.ndim == 1 && m->view.shape && m->view.shape[0] == m->view.len
+      && !(m->mbuf->flags & _Py_MANAGED_BUFFER_RELEASED) && m->view.ndim == 1
+      && m->view.shape && m->view.shape[0] == m->view.len
       && m->view.itemsize == 1) {
     /* Keep no pointer into a buffer the server is about to reuse. */
     m->mbuf->master.buf = NULL;

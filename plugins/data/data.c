@@ -44,7 +44,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *
 lookup_var (void *opaque, const char *name)
 {
-  for (size_t i = nvars; i-- > 0; )
+  for (size_t i = nvars; i-- > 0;)
     if (strcmp (var_keys[i], name) == 0)
       return var_values[i];
   return getenv (name);
@@ -59,9 +59,12 @@ data_config (const char *key, const char *value)
       nbdkit_error ("%s=: give only one of data=, base64= and raw=", key);
       return -1;
     }
-    if (key[0] == 'd') data_text = value;
-    else if (key[0] == 'b') base64_text = value;
-    else raw_text = value;
+    if (key[0] == 'd')
+      data_text = value;
+    else if (key[0] == 'b')
+      base64_text = value;
+    else
+      raw_text = value;
     return 0;
   }
   if (strcmp (key, "size") == 0) {
@@ -106,29 +109,26 @@ data_config_complete (void)
       nbdkit_error ("%s", err.msg);
       return -1;
     }
-  }
-  else if (base64_text) {
+  } else if (base64_text) {
     n = data_base64 (base64_text, strlen (base64_text), &disk, &bad);
     if (n == -1) {
       nbdkit_error ("base64: invalid character at offset %zu", bad);
       return -1;
     }
     disk_size = n;
-  }
-  else if (raw_text) {
+  } else if (raw_text) {
     disk_size = strlen (raw_text);
     if (store_write (&disk, 0, raw_text, disk_size) == -1) {
       nbdkit_error ("raw: %m");
       return -1;
     }
-  }
-  else {
+  } else {
     nbdkit_error ("give one of data=, base64= or raw= "
                   "(see nbdkit data --help)");
     return -1;
   }
   if (size >= 0) {
-    if ((uint64_t) size < disk_size)
+    if ((uint64_t)size < disk_size)
       store_zero (&disk, size, disk_size - size);
     disk_size = size;
   }
@@ -142,7 +142,7 @@ data_unload (void)
 {
   store_free (&disk);
   for (size_t i = 0; i < nvars; i++)
-    free ((char *) var_keys[i]);
+    free ((char *)var_keys[i]);
   free (var_keys);
   free (var_values);
 }
@@ -150,12 +150,12 @@ data_unload (void)
 static const char *
 data_config_help (void)
 {
-  return
-    "[data=]DATA     the disk in the data language (magic key)\n"
-    "base64=BASE64   the disk as base64\n"
-    "raw=BYTES       the disk as the bytes given\n"
-    "size=SIZE       truncate or extend the disk to SIZE\n"
-    "VAR=VALUE       a variable for $VAR, raw:$VAR, base64:$VAR or a number";
+  return "[data=]DATA     the disk in the data language (magic key)\n"
+         "base64=BASE64   the disk as base64\n"
+         "raw=BYTES       the disk as the bytes given\n"
+         "size=SIZE       truncate or extend the disk to SIZE\n"
+         "VAR=VALUE       a variable for $VAR, raw:$VAR, base64:$VAR or a "
+         "number";
 }
 
 static void
@@ -237,8 +237,8 @@ data_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
   pthread_mutex_unlock (&lock);
   if (r == -1) {
     nbdkit_set_error (ENOMEM);
-    nbdkit_error ("write of %" PRIu64 " bytes at %" PRIu64 ": %m",
-                  count, offset);
+    nbdkit_error ("write of %" PRIu64 " bytes at %" PRIu64 ": %m", count,
+                  offset);
   }
   return r;
 }

@@ -29,7 +29,7 @@
 #include "format.h"
 
 #define MAX_DEPTH 100
-#define MAX_SIZE ((uint64_t) INT64_MAX)
+#define MAX_SIZE ((uint64_t)INT64_MAX)
 /* Files and scripts without a slice are read up to this much. */
 #define MAX_READ (UINT64_C (1) << 30)
 /* Memory a repeat may fill. */
@@ -113,7 +113,7 @@ fail (struct parser *p, size_t pos, const char *fmt, ...)
   snprintf (e->source, sizeof e->source, "%s", p->name);
   e->offset = pos;
   snprintf (e->msg, sizeof e->msg, "%s: %s at offset %zu:\n  %s\n  %*s^",
-            p->name, m, pos, line, (int) (pos - ls), "");
+            p->name, m, pos, line, (int)(pos - ls), "");
 }
 
 static void
@@ -125,7 +125,7 @@ fail_oom (struct parser *p)
 static int
 peek (const struct parser *p)
 {
-  return p->pos < p->len ? (unsigned char) p->text[p->pos] : -1;
+  return p->pos < p->len ? (unsigned char)p->text[p->pos] : -1;
 }
 
 static bool
@@ -208,9 +208,8 @@ parse_literal (struct parser *p, uint64_t *v)
   if (starts (p, "0x") || starts (p, "0X")) {
     base = 16;
     p->pos += 2;
-  }
-  else if (starts (p, "0") && p->pos + 1 < p->len
-           && is_digit (p->text[p->pos + 1]))
+  } else if (starts (p, "0") && p->pos + 1 < p->len
+             && is_digit (p->text[p->pos + 1]))
     base = 8;
   for (;;) {
     int c = peek (p), d;
@@ -222,12 +221,12 @@ parse_literal (struct parser *p, uint64_t *v)
       d = c - 'A' + 10;
     else
       break;
-    if ((unsigned) d >= base) {
+    if ((unsigned)d >= base) {
       fail (p, p->pos, "'%c' is not a base %u digit", c, base);
       return -1;
     }
     if (__builtin_mul_overflow (r, base, &r)
-        || __builtin_add_overflow (r, (uint64_t) d, &r)) {
+        || __builtin_add_overflow (r, (uint64_t)d, &r)) {
       fail (p, start, "number is too large");
       return -1;
     }
@@ -269,8 +268,8 @@ num_variable (struct parser *p, size_t at, const char *name, uint64_t *v)
     return -1;
   }
   snprintf (src, sizeof src, "$%s", name);
-  struct parser q = { .cx = p->cx, .text = val, .name = src,
-                      .len = strlen (val) };
+  struct parser q
+      = { .cx = p->cx, .text = val, .name = src, .len = strlen (val) };
   int r = parse_num (&q, v);
   if (r == 0) {
     skip_ws (&q);
@@ -371,8 +370,8 @@ parse_num (struct parser *p, uint64_t *v)
       return -1;
     if (op == '+' ? __builtin_add_overflow (*v, b, v)
                   : __builtin_sub_overflow (*v, b, v)) {
-      fail (p, at, op == '+' ? "number is too large"
-                             : "the result is negative");
+      fail (p, at,
+            op == '+' ? "number is too large" : "the result is negative");
       return -1;
     }
   }
@@ -418,49 +417,71 @@ parse_string (struct parser *p, struct blob *b)
     c = peek (p);
     p->pos++;
     switch (c) {
-    case '\\': case '"': case '\'': case '?': buf[n++] = c; break;
-    case 'a': buf[n++] = '\a'; break;
-    case 'b': buf[n++] = '\b'; break;
-    case 'f': buf[n++] = '\f'; break;
-    case 'n': buf[n++] = '\n'; break;
-    case 'r': buf[n++] = '\r'; break;
-    case 't': buf[n++] = '\t'; break;
-    case 'v': buf[n++] = '\v'; break;
-    case 'x': {
-      unsigned v = 0, k = 0;
-      for (; k < 2; k++) {
-        int h = peek (p);
-        if (is_digit (h)) v = v * 16 + (h - '0');
-        else if (h >= 'a' && h <= 'f') v = v * 16 + (h - 'a' + 10);
-        else if (h >= 'A' && h <= 'F') v = v * 16 + (h - 'A' + 10);
-        else break;
-        p->pos++;
-      }
-      if (k == 0) {
-        fail (p, at, "\\x needs hex digits");
-        free (buf);
-        return -1;
-      }
-      buf[n++] = v;
-      break;
-    }
-    default:
-      if (c >= '0' && c <= '7') {
-        unsigned v = c - '0';
-        for (int k = 0; k < 2 && peek (p) >= '0' && peek (p) <= '7'; k++)
-          v = v * 8 + (p->text[p->pos++] - '0');
-        if (v > 255) {
-          fail (p, at, "octal escape \\%o is more than one byte", v);
+      case '\\':
+      case '"':
+      case '\'':
+      case '?':
+        buf[n++] = c;
+        break;
+      case 'a':
+        buf[n++] = '\a';
+        break;
+      case 'b':
+        buf[n++] = '\b';
+        break;
+      case 'f':
+        buf[n++] = '\f';
+        break;
+      case 'n':
+        buf[n++] = '\n';
+        break;
+      case 'r':
+        buf[n++] = '\r';
+        break;
+      case 't':
+        buf[n++] = '\t';
+        break;
+      case 'v':
+        buf[n++] = '\v';
+        break;
+      case 'x': {
+        unsigned v = 0, k = 0;
+        for (; k < 2; k++) {
+          int h = peek (p);
+          if (is_digit (h))
+            v = v * 16 + (h - '0');
+          else if (h >= 'a' && h <= 'f')
+            v = v * 16 + (h - 'a' + 10);
+          else if (h >= 'A' && h <= 'F')
+            v = v * 16 + (h - 'A' + 10);
+          else
+            break;
+          p->pos++;
+        }
+        if (k == 0) {
+          fail (p, at, "\\x needs hex digits");
           free (buf);
           return -1;
         }
         buf[n++] = v;
         break;
       }
-      fail (p, at, "unknown escape '\\%c' in string",
-            c == -1 ? ' ' : c);
-      free (buf);
-      return -1;
+      default:
+        if (c >= '0' && c <= '7') {
+          unsigned v = c - '0';
+          for (int k = 0; k < 2 && peek (p) >= '0' && peek (p) <= '7'; k++)
+            v = v * 8 + (p->text[p->pos++] - '0');
+          if (v > 255) {
+            fail (p, at, "octal escape \\%o is more than one byte", v);
+            free (buf);
+            return -1;
+          }
+          buf[n++] = v;
+          break;
+        }
+        fail (p, at, "unknown escape '\\%c' in string", c == -1 ? ' ' : c);
+        free (buf);
+        return -1;
     }
   }
   int r = store_write (&b->st, 0, buf, n);
@@ -529,7 +550,7 @@ run_script (const char *script, uint64_t limit, char **data, size_t *len)
   if (pid == 0) {
     dup2 (fd[1], 1);
     signal (SIGPIPE, SIG_DFL);
-    execl ("/bin/sh", "sh", "-c", script, (char *) NULL);
+    execl ("/bin/sh", "sh", "-c", script, (char *)NULL);
     _exit (127);
   }
   close (fd[1]);
@@ -591,19 +612,25 @@ data_base64 (const char *text, size_t len, struct store *out, size_t *bad)
     return -1;
   }
   for (size_t i = 0; i < len; i++) {
-    int c = (unsigned char) text[i], v;
+    int c = (unsigned char)text[i], v;
     if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
       continue;
     if (c == '=') {
       pad = true;
       continue;
     }
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+' || c == '-') v = 62;
-    else if (c == '/' || c == '_') v = 63;
-    else v = -1;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+' || c == '-')
+      v = 62;
+    else if (c == '/' || c == '_')
+      v = 63;
+    else
+      v = -1;
     if (v < 0 || pad) {
       *bad = i;
       free (buf);
@@ -637,37 +664,37 @@ interpret (struct parser *p, size_t at, enum how how, const char *text,
   int r;
 
   switch (how) {
-  case AS_RAW:
-    if (store_write (&b->st, 0, text, len) == -1) {
-      fail_oom (p);
-      return -1;
-    }
-    b->size = len;
-    return 0;
-  case AS_BASE64:
-    n = data_base64 (text, len, &b->st, &bad);
-    if (n == -1) {
-      struct parser q = { .cx = p->cx, .text = text, .len = len,
-                          .name = src };
-      fail (&q, bad, "invalid base64");
-      return -1;
-    }
-    b->size = n;
-    return 0;
-  default:
-    if (memchr (text, '\0', len)) {
-      fail (p, at, "%s is binary, not in the data format (use raw:)", src);
-      return -1;
-    }
-    if (++p->cx->depth > MAX_DEPTH) {
-      fail (p, at, "nested too deeply (does %s include itself?)", src);
-      return -1;
-    }
-    struct binding *scope = p->cx->names;
-    r = eval_text (p->cx, text, len, src, b);
-    pop_names (p->cx, scope);
-    p->cx->depth--;
-    return r;
+    case AS_RAW:
+      if (store_write (&b->st, 0, text, len) == -1) {
+        fail_oom (p);
+        return -1;
+      }
+      b->size = len;
+      return 0;
+    case AS_BASE64:
+      n = data_base64 (text, len, &b->st, &bad);
+      if (n == -1) {
+        struct parser q
+            = { .cx = p->cx, .text = text, .len = len, .name = src };
+        fail (&q, bad, "invalid base64");
+        return -1;
+      }
+      b->size = n;
+      return 0;
+    default:
+      if (memchr (text, '\0', len)) {
+        fail (p, at, "%s is binary, not in the data format (use raw:)", src);
+        return -1;
+      }
+      if (++p->cx->depth > MAX_DEPTH) {
+        fail (p, at, "nested too deeply (does %s include itself?)", src);
+        return -1;
+      }
+      struct binding *scope = p->cx->names;
+      r = eval_text (p->cx, text, len, src, b);
+      pop_names (p->cx, scope);
+      p->cx->depth--;
+      return r;
   }
 }
 
@@ -709,8 +736,10 @@ parse_source (struct parser *p, enum how how, struct blob *b)
     int depth = 1;
     size_t start = ++p->pos;
     while (p->pos < p->len && depth > 0) {
-      if (p->text[p->pos] == '(') depth++;
-      else if (p->text[p->pos] == ')') depth--;
+      if (p->text[p->pos] == '(')
+        depth++;
+      else if (p->text[p->pos] == ')')
+        depth--;
       p->pos++;
     }
     if (depth > 0) {
@@ -725,10 +754,10 @@ parse_source (struct parser *p, enum how how, struct blob *b)
     snprintf (src, sizeof src, "script <(%.200s)", what);
     r = run_script (what, read_limit (p), &data, &len);
     if (r == -1)
-      fail (p, at, errno == ECHILD ? "script <(...) exited with an error"
-                                   : "script <(...) failed: %m");
-  }
-  else {
+      fail (p, at,
+            errno == ECHILD ? "script <(...) exited with an error"
+                            : "script <(...) failed: %m");
+  } else {
     size_t start = p->pos;
     while (p->pos < p->len && !strchr (" \t\r\n[]*()", p->text[p->pos]))
       p->pos++;
@@ -752,8 +781,8 @@ parse_source (struct parser *p, enum how how, struct blob *b)
   free (what);
   if (r == -1)
     return -1;
-  r = interpret (p, at, how == AS_DEFAULT ? AS_RAW : how, data ? data : "",
-                 len, src, b);
+  r = interpret (p, at, how == AS_DEFAULT ? AS_RAW : how, data ? data : "", len,
+                 src, b);
   free (data);
   return r;
 }
@@ -762,10 +791,13 @@ parse_source (struct parser *p, enum how how, struct blob *b)
 static int
 parse_primary (struct parser *p, struct blob *b)
 {
-  static const struct { const char *prefix; int bytes; bool be; } words[] = {
-    { "le16:", 2, false }, { "be16:", 2, true },
-    { "le32:", 4, false }, { "be32:", 4, true },
-    { "le64:", 8, false }, { "be64:", 8, true },
+  static const struct {
+    const char *prefix;
+    int bytes;
+    bool be;
+  } words[] = {
+    { "le16:", 2, false }, { "be16:", 2, true },  { "le32:", 4, false },
+    { "be32:", 4, true },  { "le64:", 8, false }, { "be64:", 8, true },
   };
   size_t at = p->pos;
   int c = peek (p);
@@ -816,8 +848,10 @@ parse_primary (struct parser *p, struct blob *b)
     if (parse_literal (p, &v) == -1)
       return -1;
     if (v > 255) {
-      fail (p, at, "byte value %" PRIu64 " is out of range 0..255 "
-            "(use le16: ... be64: for words)", v);
+      fail (p, at,
+            "byte value %" PRIu64 " is out of range 0..255 "
+            "(use le16: ... be64: for words)",
+            v);
       return -1;
     }
     uint8_t byte = v;
@@ -923,8 +957,10 @@ slice (struct parser *p, size_t at, struct blob *b)
   }
   p->pos++;
   if (from > to || to > b->size) {
-    fail (p, at, "slice [%" PRIu64 ":%" PRIu64 "] is not inside the "
-          "expression (of size %" PRIu64 ")", from, to, b->size);
+    fail (p, at,
+          "slice [%" PRIu64 ":%" PRIu64 "] is not inside the "
+          "expression (of size %" PRIu64 ")",
+          from, to, b->size);
     return -1;
   }
   if (store_paste (&r.st, 0, &b->st, from, to) == -1) {
@@ -952,13 +988,11 @@ parse_postfix (struct parser *p, struct blob *b, bool *bound)
       skip_ws (p);
       if (parse_count (p, &n) == -1 || repeat (p, at, b, n) == -1)
         return -1;
-    }
-    else if (peek (p) == '[') {
+    } else if (peek (p) == '[') {
       p->pos++;
       if (slice (p, at, b) == -1)
         return -1;
-    }
-    else if (starts (p, "->")) {
+    } else if (starts (p, "->")) {
       p->pos += 2;
       skip_ws (p);
       if (peek (p) != '\\') {
@@ -974,13 +1008,12 @@ parse_postfix (struct parser *p, struct blob *b, bool *bound)
         return -1;
       }
       nb->val = *b;
-      *b = (struct blob) { .size = 0 };
+      *b = (struct blob){ .size = 0 };
       nb->next = p->cx->names;
       p->cx->names = nb;
       *bound = true;
       return 0;
-    }
-    else
+    } else
       return 0;
   }
 }
@@ -1000,40 +1033,42 @@ parse_offset (struct parser *p, uint64_t *cur)
   if (parse_count (p, &v) == -1)
     return -1;
   switch (op) {
-  case '+':
-    if (__builtin_add_overflow (*cur, v, cur) || *cur > MAX_SIZE) {
-      fail (p, at, "offset is too large");
-      return -1;
-    }
-    break;
-  case '-':
-    if (v > *cur) {
-      fail (p, at, "@-%" PRIu64 " goes before the start (the offset is "
-            "%" PRIu64 ")", v, *cur);
-      return -1;
-    }
-    *cur -= v;
-    break;
-  case '^':
-    if (v == 0) {
-      fail (p, at, "@^0: the alignment must be at least 1");
-      return -1;
-    }
-    if (*cur % v) {
-      uint64_t up = *cur + (v - *cur % v);
-      if (up < *cur || up > MAX_SIZE) {
+    case '+':
+      if (__builtin_add_overflow (*cur, v, cur) || *cur > MAX_SIZE) {
         fail (p, at, "offset is too large");
         return -1;
       }
-      *cur = up;
-    }
-    break;
-  default:
-    if (v > MAX_SIZE) {
-      fail (p, at, "offset is too large");
-      return -1;
-    }
-    *cur = v;
+      break;
+    case '-':
+      if (v > *cur) {
+        fail (p, at,
+              "@-%" PRIu64 " goes before the start (the offset is "
+              "%" PRIu64 ")",
+              v, *cur);
+        return -1;
+      }
+      *cur -= v;
+      break;
+    case '^':
+      if (v == 0) {
+        fail (p, at, "@^0: the alignment must be at least 1");
+        return -1;
+      }
+      if (*cur % v) {
+        uint64_t up = *cur + (v - *cur % v);
+        if (up < *cur || up > MAX_SIZE) {
+          fail (p, at, "offset is too large");
+          return -1;
+        }
+        *cur = up;
+      }
+      break;
+    default:
+      if (v > MAX_SIZE) {
+        fail (p, at, "offset is too large");
+        return -1;
+      }
+      *cur = v;
   }
   return 0;
 }
@@ -1054,8 +1089,7 @@ parse_seq (struct parser *p, struct blob *out, bool closing)
     if (c == '@') {
       if (parse_offset (p, &cur) == -1)
         return -1;
-    }
-    else {
+    } else {
       struct blob b = { .size = 0 };
       bool bound;
       if (parse_primary (p, &b) == -1 || parse_postfix (p, &b, &bound) == -1) {

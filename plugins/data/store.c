@@ -91,14 +91,12 @@ store_zero (struct store *s, uint64_t off, uint64_t len)
     if (r->off < off) {
       r->len = off - r->off;
       i++;
-    }
-    else if (rend > end) {
+    } else if (rend > end) {
       memmove (r->data, r->data + (end - r->off), rend - end);
       r->len = rend - end;
       r->off = end;
       i++;
-    }
-    else
+    } else
       remove_at (s, i);
   }
   return 0;
@@ -129,8 +127,7 @@ store_write (struct store *s, uint64_t off, const void *p, uint64_t len)
       return -1;
     memcpy (r->data + r->len, p, len);
     r->len += len;
-  }
-  else {
+  } else {
     struct run nr = { .off = off };
     if (reserve (&nr, len) == -1)
       return -1;
@@ -165,8 +162,9 @@ store_paste (struct store *dst, uint64_t at, const struct store *src,
     uint64_t b = r->off + r->len < to ? r->off + r->len : to;
     if (a >= to)
       break;
-    if (a < b && store_write (dst, at + (a - from), r->data + (a - r->off),
-                              b - a) == -1)
+    if (a < b
+        && store_write (dst, at + (a - from), r->data + (a - r->off), b - a)
+               == -1)
       return -1;
   }
   return 0;

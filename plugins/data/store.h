@@ -9,8 +9,8 @@
 #ifndef DATA_STORE_H
 #define DATA_STORE_H
 
-#include <stdint.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct run {
   uint64_t off, len, cap;
@@ -27,8 +27,8 @@ extern int store_write (struct store *s, uint64_t off, const void *p,
                         uint64_t len);
 extern int store_zero (struct store *s, uint64_t off, uint64_t len);
 /* Copy SRC's bytes in [FROM, TO) to DST at AT (holes stay holes). */
-extern int store_paste (struct store *dst, uint64_t at,
-                        const struct store *src, uint64_t from, uint64_t to);
+extern int store_paste (struct store *dst, uint64_t at, const struct store *src,
+                        uint64_t from, uint64_t to);
 extern void store_read (const struct store *s, uint64_t off, uint64_t len,
                         void *buf);
 /* The allocated bytes; and the first run that ends after OFF. */

@@ -159,13 +159,12 @@ START_TEST (test_good)
 
   ck_assert_msg (data_eval (g->text, &env, &st, &size, &err) == 0,
                  "'%s' failed: %s", g->text, err.msg);
-  ck_assert_msg (size == g->size, "'%s': size %llu, expected %llu",
-                 g->text, (unsigned long long) size,
-                 (unsigned long long) g->size);
+  ck_assert_msg (size == g->size, "'%s': size %llu, expected %llu", g->text,
+                 (unsigned long long)size, (unsigned long long)g->size);
   ck_assert (g->nbytes <= sizeof buf);
   store_read (&st, 0, g->nbytes, buf);
-  ck_assert_msg (memcmp (buf, g->bytes, g->nbytes) == 0,
-                 "'%s': wrong bytes", g->text);
+  ck_assert_msg (memcmp (buf, g->bytes, g->nbytes) == 0, "'%s': wrong bytes",
+                 g->text);
   store_free (&st);
 }
 END_TEST
@@ -180,8 +179,8 @@ START_TEST (test_bad)
   ck_assert_msg (data_eval (b->text, &env, &st, &size, &err) == -1,
                  "'%s' was accepted", b->text);
   ck_assert_msg (strcmp (err.source, b->source) == 0,
-                 "'%s': error in '%s', expected '%s' (%s)", b->text,
-                 err.source, b->source, err.msg);
+                 "'%s': error in '%s', expected '%s' (%s)", b->text, err.source,
+                 b->source, err.msg);
   ck_assert_msg (err.offset == b->offset,
                  "'%s': error at offset %zu, expected %zu (%s)", b->text,
                  err.offset, b->offset, err.msg);
@@ -214,8 +213,9 @@ START_TEST (test_sparse)
   uint64_t size;
   uint8_t b[2];
 
-  ck_assert (data_eval ("(@0x100000 1)*1000 @0x1000000000000000", &env,
-                        &st, &size, &err) == 0);
+  ck_assert (data_eval ("(@0x100000 1)*1000 @0x1000000000000000", &env, &st,
+                        &size, &err)
+             == 0);
   ck_assert_uint_eq (size, UINT64_C (1) << 60);
   ck_assert_uint_eq (store_allocated (&st), 1000);
   store_read (&st, 0x100000 * 2, 2, b);
@@ -224,15 +224,18 @@ START_TEST (test_sparse)
 }
 END_TEST
 
-struct op { char kind; uint64_t off, len; };
+struct op {
+  char kind;
+  uint64_t off, len;
+};
 
 /* The store against a flat reference. */
 START_TEST (test_store)
 {
   static const struct op ops[] = {
-    { 'w', 10, 5 }, { 'w', 15, 5 }, { 'w', 0, 3 }, { 'w', 2, 10 },
-    { 'z', 4, 2 }, { 'w', 30, 10 }, { 'z', 0, 100 }, { 'w', 50, 1 },
-    { 'w', 40, 20 }, { 'z', 45, 5 }, { 'w', 44, 2 }, { 'z', 59, 1 },
+    { 'w', 10, 5 },  { 'w', 15, 5 },  { 'w', 0, 3 },   { 'w', 2, 10 },
+    { 'z', 4, 2 },   { 'w', 30, 10 }, { 'z', 0, 100 }, { 'w', 50, 1 },
+    { 'w', 40, 20 }, { 'z', 45, 5 },  { 'w', 44, 2 },  { 'z', 59, 1 },
   };
   uint8_t ref[128] = { 0 }, got[128], data[128];
   struct store st = { 0 };
@@ -243,8 +246,7 @@ START_TEST (test_store)
     if (ops[i].kind == 'w') {
       ck_assert (store_write (&st, ops[i].off, data, ops[i].len) == 0);
       memcpy (ref + ops[i].off, data, ops[i].len);
-    }
-    else {
+    } else {
       ck_assert (store_zero (&st, ops[i].off, ops[i].len) == 0);
       memset (ref + ops[i].off, 0, ops[i].len);
     }

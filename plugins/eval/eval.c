@@ -18,13 +18,17 @@
 #include "methods.h"
 
 static const char *const methods[] = {
-  "after_fork", "block_size", "cache", "can_cache", "can_extents",
-  "can_fast_zero", "can_flush", "can_fua", "can_multi_conn", "can_trim",
-  "can_write", "can_zero", "close", "config", "config_complete",
-  "default_export", "dump_plugin", "export_description", "extents",
-  "flush", "get_ready", "get_size", "is_rotational", "list_exports",
-  "open", "pread", "preconnect", "pwrite", "thread_model", "trim",
-  "unload", "zero", "missing",
+  "after_fork",     "block_size",    "cache",
+  "can_cache",      "can_extents",   "can_fast_zero",
+  "can_flush",      "can_fua",       "can_multi_conn",
+  "can_trim",       "can_write",     "can_zero",
+  "close",          "config",        "config_complete",
+  "default_export", "dump_plugin",   "export_description",
+  "extents",        "flush",         "get_ready",
+  "get_size",       "is_rotational", "list_exports",
+  "open",           "pread",         "preconnect",
+  "pwrite",         "thread_model",  "trim",
+  "unload",         "zero",          "missing",
 };
 #define NMETHODS (sizeof methods / sizeof methods[0])
 
@@ -128,10 +132,10 @@ eval_config_complete (void)
 static const char *
 eval_config_help (void)
 {
-  return
-    "METHOD=CODE   shell code run for METHOD (get_size, pread, pwrite, ...)\n"
-    "missing=CODE  run for every method not given (default: exit 2)\n"
-    "key=value     any other key goes to the config method";
+  return "METHOD=CODE   shell code run for METHOD (get_size, pread, pwrite, "
+         "...)\n"
+         "missing=CODE  run for every method not given (default: exit 2)\n"
+         "key=value     any other key goes to the config method";
 }
 
 static struct nbdkit_plugin plugin = {

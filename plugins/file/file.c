@@ -43,18 +43,22 @@ static const char *filename;
 static const char *dir_path;
 static const char *fadvise_name = "normal";
 
-static const struct nbdkit_param file_params[] = {
-  { .name = "file", .type = NBDKIT_PARAM_FILE,
-    .doc = "the regular file or block device to serve", .dest = &filename },
-  { .name = "dir", .type = NBDKIT_PARAM_DIRECTORY,
-    .doc = "serve each regular file in this directory as an export",
-    .dest = &dir_path },
-  { .name = "fadvise", .type = NBDKIT_PARAM_ENUM,
-    .default_value = "normal", .choices = "normal|random|sequential",
-    .doc = "how clients will access the file, as a hint to the kernel",
-    .dest = &fadvise_name },
-  { .name = NULL }
-};
+static const struct nbdkit_param file_params[]
+    = { { .name = "file",
+          .type = NBDKIT_PARAM_FILE,
+          .doc = "the regular file or block device to serve",
+          .dest = &filename },
+        { .name = "dir",
+          .type = NBDKIT_PARAM_DIRECTORY,
+          .doc = "serve each regular file in this directory as an export",
+          .dest = &dir_path },
+        { .name = "fadvise",
+          .type = NBDKIT_PARAM_ENUM,
+          .default_value = "normal",
+          .choices = "normal|random|sequential",
+          .doc = "how clients will access the file, as a hint to the kernel",
+          .dest = &fadvise_name },
+        { .name = NULL } };
 
 static int dir_fd = -1; /* dir= */
 static int advice = POSIX_FADV_NORMAL;
@@ -63,10 +67,10 @@ struct handle {
   int fd;
   bool readonly;
   bool is_block;
-  const char *path;             /* for messages */
-  atomic_bool can_punch_hole;   /* cleared when the fs says no */
+  const char *path;           /* for messages */
+  atomic_bool can_punch_hole; /* cleared when the fs says no */
   atomic_bool can_zero_range;
-  atomic_bool can_fallocate;    /* mode 0: allocate */
+  atomic_bool can_fallocate; /* mode 0: allocate */
 };
 
 static int
@@ -88,8 +92,7 @@ file_config_complete (void)
       nbdkit_error ("file=%s: not a regular file or block device", filename);
       return -1;
     }
-  }
-  else {
+  } else {
     dir_fd = open (dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd == -1) {
       nbdkit_error ("dir=%s: %m", dir_path);
@@ -229,7 +232,8 @@ open_in_dir (const char *name, int flags, bool quiet, const char **path)
   if (strchr (name, '/') || strcmp (name, ".") == 0
       || strcmp (name, "..") == 0) {
     nbdkit_error ("export '%s': an export name of dir= is a file name "
-                  "in the directory, without '/'", name);
+                  "in the directory, without '/'",
+                  name);
     nbdkit_set_error (EINVAL);
     errno = EINVAL;
     return -1;
@@ -261,7 +265,7 @@ open_in_dir (const char *name, int flags, bool quiet, const char **path)
   }
   return fd;
 
- not_regular:
+not_regular:
   nbdkit_error ("export '%s' not found in dir=%s: %s is not a regular file",
                 name, dir_path, *path);
   nbdkit_set_error (ENOENT);
@@ -427,14 +431,15 @@ file_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
   int err;
 
   while (count > 0) {
-    r = pread (h->fd, p, MIN (count, (uint64_t) SSIZE_MAX), offset);
+    r = pread (h->fd, p, MIN (count, (uint64_t)SSIZE_MAX), offset);
     if (r == -1 && errno == EINTR)
       continue;
     if (r <= 0) {
       err = r == 0 ? EIO : errno;
       if (r == 0)
         nbdkit_error ("%s: end of file at offset %" PRIu64
-                      " (did the file shrink?)", h->path, offset);
+                      " (did the file shrink?)",
+                      h->path, offset);
       else
         nbdkit_error ("%s: read at offset %" PRIu64 ": %m", h->path, offset);
       /* What was read before the error still reaches the client. */
@@ -460,7 +465,7 @@ file_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
   ssize_t r;
 
   while (count > 0) {
-    r = pwrite (h->fd, p, MIN (count, (uint64_t) SSIZE_MAX), offset);
+    r = pwrite (h->fd, p, MIN (count, (uint64_t)SSIZE_MAX), offset);
     if (r == -1 && errno == EINTR)
       continue;
     if (r <= 0) {
@@ -515,8 +520,8 @@ is_enotsup (int err)
  * worked, 1 if unsupported (now remembered), -1 on a real error.
  */
 static int
-try_fallocate (struct handle *h, atomic_bool *can, const char *what,
-               int mode, uint64_t count, uint64_t offset)
+try_fallocate (struct handle *h, atomic_bool *can, const char *what, int mode,
+               uint64_t count, uint64_t offset)
 {
   if (!atomic_load_explicit (can, memory_order_relaxed))
     return 1;
@@ -528,7 +533,8 @@ try_fallocate (struct handle *h, atomic_bool *can, const char *what,
     return 1;
   }
   nbdkit_error ("%s: fallocate %s of %" PRIu64 " bytes at offset %" PRIu64
-                ": %m", h->path, what, count, offset);
+                ": %m",
+                h->path, what, count, offset);
   return -1;
 }
 
@@ -549,8 +555,8 @@ file_trim (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
   struct handle *h = handle;
 
   if (try_fallocate (h, &h->can_punch_hole, "PUNCH_HOLE",
-                     FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                     count, offset) == -1)
+                     FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, count, offset)
+      == -1)
     return -1;
   return fua_sync (h, flags);
 }
@@ -573,16 +579,16 @@ file_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 
   if (flags & NBDKIT_FLAG_MAY_TRIM) {
     r = try_fallocate (h, &h->can_punch_hole, "PUNCH_HOLE",
-                       FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                       count, offset);
+                       FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, count,
+                       offset);
     if (r <= 0)
       return r == 0 ? fua_sync (h, flags) : -1;
   }
 
   if (!(fast && h->is_block)) {
     r = try_fallocate (h, &h->can_zero_range, "ZERO_RANGE",
-                       FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
-                       count, offset);
+                       FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, count,
+                       offset);
     if (r <= 0)
       return r == 0 ? fua_sync (h, flags) : -1;
   }
@@ -590,16 +596,16 @@ file_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
   if (!h->is_block && atomic_load (&h->can_fallocate)
       && atomic_load (&h->can_punch_hole)) {
     r = try_fallocate (h, &h->can_punch_hole, "PUNCH_HOLE",
-                       FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                       count, offset);
+                       FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, count,
+                       offset);
     if (r == -1)
       return -1;
     if (r == 0) {
       /* The range reads as zeroes now; allocating it again is a
        * courtesy to clients that asked for no hole.
        */
-      if (try_fallocate (h, &h->can_fallocate, "allocate", 0,
-                         count, offset) == -1)
+      if (try_fallocate (h, &h->can_fallocate, "allocate", 0, count, offset)
+          == -1)
         return -1;
       return fua_sync (h, flags);
     }
@@ -625,25 +631,24 @@ file_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
     pos = lseek (h->fd, offset, SEEK_DATA);
     if (pos == -1) {
       if (errno != ENXIO) {
-        nbdkit_error ("%s: lseek SEEK_DATA at offset %" PRIu64 ": %m",
-                      h->path, offset);
+        nbdkit_error ("%s: lseek SEEK_DATA at offset %" PRIu64 ": %m", h->path,
+                      offset);
         return -1;
       }
       /* No data from here to the end of the file. */
       pos = end;
     }
-    if ((uint64_t) pos > offset) {
-      next = MIN ((uint64_t) pos, end);
+    if ((uint64_t)pos > offset) {
+      next = MIN ((uint64_t)pos, end);
       type = NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
-    }
-    else {
+    } else {
       pos = lseek (h->fd, offset, SEEK_HOLE);
       if (pos == -1) {
-        nbdkit_error ("%s: lseek SEEK_HOLE at offset %" PRIu64 ": %m",
-                      h->path, offset);
+        nbdkit_error ("%s: lseek SEEK_HOLE at offset %" PRIu64 ": %m", h->path,
+                      offset);
         return -1;
       }
-      next = (uint64_t) pos > offset ? MIN ((uint64_t) pos, end) : end;
+      next = (uint64_t)pos > offset ? MIN ((uint64_t)pos, end) : end;
       type = 0;
     }
     if (nbdkit_add_extent (extents, offset, next - offset, type) == -1)

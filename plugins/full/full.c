@@ -14,11 +14,13 @@
 
 static int64_t size;
 
-static const struct nbdkit_param full_params[] = {
-  { .name = "size", .type = NBDKIT_PARAM_SIZE, .flags = NBDKIT_PARAM_REQUIRED,
-    .doc = "size of the disk", .dest = &size },
-  { .name = NULL }
-};
+static const struct nbdkit_param full_params[]
+    = { { .name = "size",
+          .type = NBDKIT_PARAM_SIZE,
+          .flags = NBDKIT_PARAM_REQUIRED,
+          .doc = "size of the disk",
+          .dest = &size },
+        { .name = NULL } };
 
 static int
 full_thread_model (void)
@@ -64,7 +66,7 @@ no_space (const char *what, uint64_t count, uint64_t offset)
 {
   nbdkit_set_error (ENOSPC);
   nbdkit_debug ("%s of %llu bytes at %llu: no space left on device", what,
-                (unsigned long long) count, (unsigned long long) offset);
+                (unsigned long long)count, (unsigned long long)offset);
   return -1;
 }
 

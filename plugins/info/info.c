@@ -25,12 +25,14 @@
 static const char *mode = "exportname";
 static struct timeval loaded;
 
-static const struct nbdkit_param info_params[] = {
-  { .name = "mode", .type = NBDKIT_PARAM_ENUM, .default_value = "exportname",
-    .choices = "exportname|base64exportname|address|time|uptime|conntime",
-    .doc = "what the disk holds", .dest = &mode },
-  { .name = NULL }
-};
+static const struct nbdkit_param info_params[]
+    = { { .name = "mode",
+          .type = NBDKIT_PARAM_ENUM,
+          .default_value = "exportname",
+          .choices = "exportname|base64exportname|address|time|uptime|conntime",
+          .doc = "what the disk holds",
+          .dest = &mode },
+        { .name = NULL } };
 
 struct handle {
   struct timeval opened;
@@ -59,11 +61,16 @@ info_thread_model (void)
 static int
 b64val (int c)
 {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+' || c == '-') return 62;
-  if (c == '/' || c == '_') return 63;
+  if (c >= 'A' && c <= 'Z')
+    return c - 'A';
+  if (c >= 'a' && c <= 'z')
+    return c - 'a' + 26;
+  if (c >= '0' && c <= '9')
+    return c - '0' + 52;
+  if (c == '+' || c == '-')
+    return 62;
+  if (c == '/' || c == '_')
+    return 63;
   return -1;
 }
 
@@ -76,7 +83,7 @@ base64_decode (const char *s, char *out)
   ssize_t n = 0;
 
   for (; *s && *s != '='; s++) {
-    int v = b64val ((unsigned char) *s);
+    int v = b64val ((unsigned char)*s);
     if (v < 0)
       return -1;
     acc = (acc << 6) | v;
@@ -96,23 +103,23 @@ address (char *out, size_t n)
   socklen_t len = sizeof ss;
   char a[INET6_ADDRSTRLEN];
 
-  if (nbdkit_peer_name ((struct sockaddr *) &ss, &len) == -1)
+  if (nbdkit_peer_name ((struct sockaddr *)&ss, &len) == -1)
     return -1;
   switch (ss.ss_family) {
-  case AF_INET: {
-    struct sockaddr_in *sin = (struct sockaddr_in *) &ss;
-    inet_ntop (AF_INET, &sin->sin_addr, a, sizeof a);
-    return snprintf (out, n, "%s:%d", a, ntohs (sin->sin_port));
-  }
-  case AF_INET6: {
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &ss;
-    inet_ntop (AF_INET6, &sin6->sin6_addr, a, sizeof a);
-    return snprintf (out, n, "[%s]:%d", a, ntohs (sin6->sin6_port));
-  }
-  case AF_UNIX:
-    return snprintf (out, n, "unix");
-  default:
-    return snprintf (out, n, "unknown");
+    case AF_INET: {
+      struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+      inet_ntop (AF_INET, &sin->sin_addr, a, sizeof a);
+      return snprintf (out, n, "%s:%d", a, ntohs (sin->sin_port));
+    }
+    case AF_INET6: {
+      struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+      inet_ntop (AF_INET6, &sin6->sin6_addr, a, sizeof a);
+      return snprintf (out, n, "[%s]:%d", a, ntohs (sin6->sin6_port));
+    }
+    case AF_UNIX:
+      return snprintf (out, n, "unix");
+    default:
+      return snprintf (out, n, "unknown");
   }
 }
 
@@ -131,25 +138,23 @@ info_open (int readonly, const char *exportname, int is_tls)
   if (strcmp (mode, "exportname") == 0) {
     n = strlen (exportname);
     memcpy (h->data, exportname, n);
-  }
-  else if (strcmp (mode, "base64exportname") == 0) {
+  } else if (strcmp (mode, "base64exportname") == 0) {
     n = base64_decode (exportname, h->data);
     if (n == -1) {
       nbdkit_error ("mode=base64exportname: the export name is not "
-                    "base64: '%s'", exportname);
+                    "base64: '%s'",
+                    exportname);
       nbdkit_set_error (EINVAL);
       free (h);
       return NULL;
     }
-  }
-  else if (strcmp (mode, "address") == 0) {
+  } else if (strcmp (mode, "address") == 0) {
     n = address (h->data, room);
     if (n < 0) {
       free (h);
       return NULL;
     }
-  }
-  else
+  } else
     n = 12;
   h->len = n;
   return h;
@@ -192,9 +197,9 @@ info_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
   else
     timersub (&now, strcmp (mode, "uptime") == 0 ? &loaded : &h->opened, &t);
   for (int i = 0; i < 8; i++)
-    tb[i] = (uint64_t) t.tv_sec >> (56 - 8 * i);
+    tb[i] = (uint64_t)t.tv_sec >> (56 - 8 * i);
   for (int i = 0; i < 4; i++)
-    tb[8 + i] = (uint32_t) t.tv_usec >> (24 - 8 * i);
+    tb[8 + i] = (uint32_t)t.tv_usec >> (24 - 8 * i);
   memcpy (buf, tb + offset, count);
   return 0;
 }

@@ -51,17 +51,20 @@
 static int64_t size = -1;
 static const char *allocator = "sparse";
 
-static const struct nbdkit_param memory_params[] = {
-  { .name = "size", .type = NBDKIT_PARAM_SIZE,
-    .flags = NBDKIT_PARAM_REQUIRED,
-    .doc = "size of the disk, up to 4E (2^62 bytes)", .dest = &size },
-  { .name = "allocator", .type = NBDKIT_PARAM_ENUM,
-    .default_value = "sparse", .choices = "sparse|malloc",
-    .doc = "sparse: memory grows with data written; "
-           "malloc: the whole disk mapped at once",
-    .dest = &allocator },
-  { .name = NULL }
-};
+static const struct nbdkit_param memory_params[]
+    = { { .name = "size",
+          .type = NBDKIT_PARAM_SIZE,
+          .flags = NBDKIT_PARAM_REQUIRED,
+          .doc = "size of the disk, up to 4E (2^62 bytes)",
+          .dest = &size },
+        { .name = "allocator",
+          .type = NBDKIT_PARAM_ENUM,
+          .default_value = "sparse",
+          .choices = "sparse|malloc",
+          .doc = "sparse: memory grows with data written; "
+                 "malloc: the whole disk mapped at once",
+          .dest = &allocator },
+        { .name = NULL } };
 
 static pthread_rwlock_t lock;
 static bool lock_ready;
@@ -82,9 +85,10 @@ memory_config_complete (void)
   pthread_rwlockattr_t attr;
   int err;
 
-  if (size < 0 || (uint64_t) size > SPARSE_MAX_SIZE) {
+  if (size < 0 || (uint64_t)size > SPARSE_MAX_SIZE) {
     nbdkit_error ("size=%" PRIi64 " is out of range: the memory plugin "
-                  "serves disks of 0 to 4E (2^62) bytes", size);
+                  "serves disks of 0 to 4E (2^62) bytes",
+                  size);
     return -1;
   }
 
@@ -116,8 +120,7 @@ memory_config_complete (void)
         return -1;
       }
     }
-  }
-  else {
+  } else {
     sa = sparse_new (size);
     if (sa == NULL) {
       nbdkit_error ("cannot create a sparse array of %" PRIi64 " bytes: %m",
@@ -133,7 +136,8 @@ memory_unload (void)
 {
   if (sa) {
     nbdkit_debug ("sparse array: %" PRIu64 " pages of %" PRIu64 " bytes "
-                  "allocated at exit", sparse_pages (sa), SPARSE_PAGE_SIZE);
+                  "allocated at exit",
+                  sparse_pages (sa), SPARSE_PAGE_SIZE);
     sparse_free (sa);
     sa = NULL;
   }
@@ -250,9 +254,9 @@ lend (struct nbdkit_read *rd, uint64_t offset, const void *data, uint64_t len)
 }
 
 struct read_state {
-  uint8_t *buf;             /* the request's buffer */
-  uint64_t offset;          /* the request's offset */
-  struct nbdkit_read *rd;   /* NULL: fill BUF */
+  uint8_t *buf;           /* the request's buffer */
+  uint64_t offset;        /* the request's offset */
+  struct nbdkit_read *rd; /* NULL: fill BUF */
 };
 
 /* One run of sparse_read: a hole, or data inside one page.  Should
@@ -268,8 +272,7 @@ read_run (void *opaque, uint64_t offset, uint64_t len, const void *data)
   if (data == NULL) {
     if (st->rd == NULL || nbdkit_read_hole (st->rd, offset, len) == -1)
       memset (dst, 0, len);
-  }
-  else if (st->rd == NULL || lend (st->rd, offset, data, len) == -1)
+  } else if (st->rd == NULL || lend (st->rd, offset, data, len) == -1)
     memcpy (dst, data, len);
   return 0;
 }
@@ -305,7 +308,8 @@ memory_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
   if (r == -1) {
     nbdkit_set_error (ENOMEM);
     nbdkit_error ("write of %" PRIu64 " bytes at offset %" PRIu64 ": "
-                  "cannot allocate a page: %m", count, offset);
+                  "cannot allocate a page: %m",
+                  count, offset);
   }
   return r;
 }
@@ -324,16 +328,14 @@ flat_zero (uint64_t count, uint64_t offset)
 {
   uint8_t *p = flat + offset;
   uint8_t *end = p + count;
-  uint8_t *a = (uint8_t *) (((uintptr_t) p + os_page_size - 1)
-                            & ~(uintptr_t) (os_page_size - 1));
-  uint8_t *b = (uint8_t *) ((uintptr_t) end
-                            & ~(uintptr_t) (os_page_size - 1));
+  uint8_t *a = (uint8_t *)(((uintptr_t)p + os_page_size - 1)
+                           & ~(uintptr_t)(os_page_size - 1));
+  uint8_t *b = (uint8_t *)((uintptr_t)end & ~(uintptr_t)(os_page_size - 1));
 
   if (a < b && madvise (a, b - a, MADV_DONTNEED) == 0) {
     memset (p, 0, a - p);
     memset (b, 0, end - b);
-  }
-  else
+  } else
     memset (p, 0, count);
 }
 
@@ -368,8 +370,7 @@ static int
 add_run (void *opaque, uint64_t offset, uint64_t len, bool allocated)
 {
   struct extents_state *st = opaque;
-  const uint32_t type =
-    allocated ? 0 : NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
+  const uint32_t type = allocated ? 0 : NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
 
   if (nbdkit_add_extent (st->extents, offset, len, type) == -1)
     return -1;
@@ -382,9 +383,8 @@ static int
 memory_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
                 struct nbdkit_extents *extents)
 {
-  struct extents_state st = {
-    .extents = extents, .req_one = flags & NBDKIT_FLAG_REQ_ONE
-  };
+  struct extents_state st
+      = { .extents = extents, .req_one = flags & NBDKIT_FLAG_REQ_ONE };
   int r;
 
   if (sa == NULL)

@@ -25,16 +25,16 @@
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 struct node {
-  unsigned used;          /* non-NULL slots */
-  void *slot[FANOUT];     /* nodes one level down, or pages at level 0 */
+  unsigned used;      /* non-NULL slots */
+  void *slot[FANOUT]; /* nodes one level down, or pages at level 0 */
 };
 
 struct sparse {
   uint64_t size;
-  unsigned height;        /* levels of nodes, >= 1; the root is level
-                           * height-1, nodes holding pages level 0 */
-  struct node *root;      /* NULL while nothing is allocated */
-  uint64_t pages;         /* allocated pages */
+  unsigned height;   /* levels of nodes, >= 1; the root is level
+                      * height-1, nodes holding pages level 0 */
+  struct node *root; /* NULL while nothing is allocated */
+  uint64_t pages;    /* allocated pages */
 };
 
 static inline unsigned
@@ -208,7 +208,7 @@ find_in (const struct node *n, unsigned level, uint64_t base, uint64_t from,
   unsigned s;
 
   for (s = (from - base) >> shift; s < FANOUT; s++) {
-    uint64_t child_base = base + ((uint64_t) s << shift);
+    uint64_t child_base = base + ((uint64_t)s << shift);
     void *c = n->slot[s];
 
     if (child_base >= limit)
@@ -254,8 +254,7 @@ sparse_read (const struct sparse *sa, uint64_t count, uint64_t offset,
     if (p) {
       len = MIN (PAGE_SIZE - in, end - offset);
       r = fn (opaque, offset, len, p + in);
-    }
-    else {
+    } else {
       /* A run of zeroes up to the next allocated page. */
       if (find_next (sa, page + 1, last + 1, &next))
         len = (next << PAGE_SHIFT) - offset;
@@ -347,8 +346,7 @@ sparse_extents (const struct sparse *sa, uint64_t count, uint64_t offset,
       while (next <= last && lookup (sa, next))
         next++;
       run_end = MIN (end, next << PAGE_SHIFT);
-    }
-    else if (find_next (sa, page + 1, last + 1, &next))
+    } else if (find_next (sa, page + 1, last + 1, &next))
       run_end = next << PAGE_SHIFT;
     else
       run_end = end;

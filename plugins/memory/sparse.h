@@ -17,8 +17,8 @@
 #include <stdint.h>
 
 #define SPARSE_PAGE_SHIFT 15
-#define SPARSE_PAGE_SIZE (UINT64_C(1) << SPARSE_PAGE_SHIFT)
-#define SPARSE_MAX_SIZE (UINT64_C(1) << 62)
+#define SPARSE_PAGE_SIZE (UINT64_C (1) << SPARSE_PAGE_SHIFT)
+#define SPARSE_MAX_SIZE (UINT64_C (1) << 62)
 
 struct sparse;
 

@@ -15,11 +15,12 @@
 
 static int64_t size = 0;
 
-static const struct nbdkit_param null_params[] = {
-  { .name = "size", .type = NBDKIT_PARAM_SIZE, .default_value = "0",
-    .doc = "size of the disk", .dest = &size },
-  { .name = NULL }
-};
+static const struct nbdkit_param null_params[] = { { .name = "size",
+                                                     .type = NBDKIT_PARAM_SIZE,
+                                                     .default_value = "0",
+                                                     .doc = "size of the disk",
+                                                     .dest = &size },
+                                                   { .name = NULL } };
 
 static int
 null_config_complete (void)

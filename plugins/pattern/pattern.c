@@ -16,12 +16,13 @@
 
 static int64_t size = -1;
 
-static const struct nbdkit_param pattern_params[] = {
-  { .name = "size", .type = NBDKIT_PARAM_SIZE,
-    .flags = NBDKIT_PARAM_REQUIRED,
-    .doc = "size of the disk", .dest = &size },
-  { .name = NULL }
-};
+static const struct nbdkit_param pattern_params[]
+    = { { .name = "size",
+          .type = NBDKIT_PARAM_SIZE,
+          .flags = NBDKIT_PARAM_REQUIRED,
+          .doc = "size of the disk",
+          .dest = &size },
+        { .name = NULL } };
 
 static int
 pattern_config_complete (void)
@@ -78,14 +79,14 @@ pattern_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
                uint32_t flags, struct nbdkit_read *rd)
 {
   uint8_t *p = buf;
-  uint64_t word = offset & ~UINT64_C(7);
+  uint64_t word = offset & ~UINT64_C (7);
   const unsigned skip = offset & 7;
   uint64_t be, i, n;
 
   if (skip && count > 0) {
     be = htobe64 (word);
     n = 8 - skip < count ? 8 - skip : count;
-    memcpy (p, (const uint8_t *) &be + skip, n);
+    memcpy (p, (const uint8_t *)&be + skip, n);
     p += n;
     count -= n;
     word += 8;

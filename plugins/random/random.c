@@ -21,14 +21,17 @@
 static int64_t size;
 static int64_t seed = -1;
 
-static const struct nbdkit_param random_params[] = {
-  { .name = "size", .type = NBDKIT_PARAM_SIZE, .flags = NBDKIT_PARAM_REQUIRED,
-    .doc = "size of the disk", .dest = &size },
-  { .name = "seed", .type = NBDKIT_PARAM_INT,
-    .doc = "random seed, for the same data in every run (default: time)",
-    .dest = &seed },
-  { .name = NULL }
-};
+static const struct nbdkit_param random_params[]
+    = { { .name = "size",
+          .type = NBDKIT_PARAM_SIZE,
+          .flags = NBDKIT_PARAM_REQUIRED,
+          .doc = "size of the disk",
+          .dest = &size },
+        { .name = "seed",
+          .type = NBDKIT_PARAM_INT,
+          .doc = "random seed, for the same data in every run (default: time)",
+          .dest = &seed },
+        { .name = NULL } };
 
 static int
 random_config_complete (void)
@@ -80,8 +83,8 @@ random_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
 
 /* Compare with the data here; the first differing byte is named. */
 static int
-random_pwrite (void *handle, const void *buf, uint64_t count,
-               uint64_t offset, uint32_t flags)
+random_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
+               uint32_t flags)
 {
   return random_check_write (buf, count, offset, random_fill,
                              "the random data");

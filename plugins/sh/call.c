@@ -41,23 +41,51 @@
 
 static char *tmpdir;
 
-static const struct { const char *name; int err; } errnos[] = {
-  { "EPERM", EPERM }, { "ENOENT", ENOENT }, { "ESRCH", ESRCH },
-  { "EINTR", EINTR }, { "EIO", EIO }, { "ENXIO", ENXIO },
-  { "E2BIG", E2BIG }, { "EBADF", EBADF }, { "EAGAIN", EAGAIN },
-  { "EWOULDBLOCK", EWOULDBLOCK }, { "ENOMEM", ENOMEM },
-  { "EACCES", EACCES }, { "EFAULT", EFAULT }, { "EBUSY", EBUSY },
-  { "EEXIST", EEXIST }, { "EXDEV", EXDEV }, { "ENODEV", ENODEV },
-  { "ENOTDIR", ENOTDIR }, { "EISDIR", EISDIR }, { "EINVAL", EINVAL },
-  { "ENFILE", ENFILE }, { "EMFILE", EMFILE }, { "ENOTTY", ENOTTY },
-  { "EFBIG", EFBIG }, { "ENOSPC", ENOSPC }, { "ESPIPE", ESPIPE },
-  { "EROFS", EROFS }, { "EPIPE", EPIPE }, { "ERANGE", ERANGE },
-  { "ENOSYS", ENOSYS }, { "ENOTSUP", ENOTSUP },
-  { "EOPNOTSUPP", EOPNOTSUPP }, { "EOVERFLOW", EOVERFLOW },
-  { "ESHUTDOWN", ESHUTDOWN }, { "ETIMEDOUT", ETIMEDOUT },
-  { "ECONNRESET", ECONNRESET }, { "ENOTCONN", ENOTCONN },
-  { "EDQUOT", EDQUOT }, { "ENOMEDIUM", ENOMEDIUM },
-  { "EMEDIUMTYPE", EMEDIUMTYPE }, { "ECANCELED", ECANCELED },
+static const struct {
+  const char *name;
+  int err;
+} errnos[] = {
+  { "EPERM", EPERM },
+  { "ENOENT", ENOENT },
+  { "ESRCH", ESRCH },
+  { "EINTR", EINTR },
+  { "EIO", EIO },
+  { "ENXIO", ENXIO },
+  { "E2BIG", E2BIG },
+  { "EBADF", EBADF },
+  { "EAGAIN", EAGAIN },
+  { "EWOULDBLOCK", EWOULDBLOCK },
+  { "ENOMEM", ENOMEM },
+  { "EACCES", EACCES },
+  { "EFAULT", EFAULT },
+  { "EBUSY", EBUSY },
+  { "EEXIST", EEXIST },
+  { "EXDEV", EXDEV },
+  { "ENODEV", ENODEV },
+  { "ENOTDIR", ENOTDIR },
+  { "EISDIR", EISDIR },
+  { "EINVAL", EINVAL },
+  { "ENFILE", ENFILE },
+  { "EMFILE", EMFILE },
+  { "ENOTTY", ENOTTY },
+  { "EFBIG", EFBIG },
+  { "ENOSPC", ENOSPC },
+  { "ESPIPE", ESPIPE },
+  { "EROFS", EROFS },
+  { "EPIPE", EPIPE },
+  { "ERANGE", ERANGE },
+  { "ENOSYS", ENOSYS },
+  { "ENOTSUP", ENOTSUP },
+  { "EOPNOTSUPP", EOPNOTSUPP },
+  { "EOVERFLOW", EOVERFLOW },
+  { "ESHUTDOWN", ESHUTDOWN },
+  { "ETIMEDOUT", ETIMEDOUT },
+  { "ECONNRESET", ECONNRESET },
+  { "ENOTCONN", ENOTCONN },
+  { "EDQUOT", EDQUOT },
+  { "ENOMEDIUM", ENOMEDIUM },
+  { "EMEDIUMTYPE", EMEDIUMTYPE },
+  { "ECANCELED", ECANCELED },
 };
 
 int
@@ -88,7 +116,7 @@ buf_append (struct call_buf *b, const char *p, size_t n)
   }
   /* Growing buffers keep one byte for the terminating NUL. */
   size_t room = b->fixed ? b->cap - b->len
-    : (b->cap > b->len ? b->cap - b->len - 1 : 0);
+                         : (b->cap > b->len ? b->cap - b->len - 1 : 0);
   if (n > room) {
     b->overflow = true;
     n = room;
@@ -112,8 +140,7 @@ drain (int fd, struct call_buf *b)
     r = read (fd, b->data + b->len, b->cap - b->len);
     if (r > 0)
       b->len += r;
-  }
-  else {
+  } else {
     r = read (fd, tmp, sizeof tmp);
     if (r > 0 && b)
       buf_append (b, tmp, r);
@@ -176,13 +203,13 @@ run (const char *const *argv, const void *wdata, size_t wlen,
     signal (SIGPIPE, SIG_DFL);
     sigemptyset (&none);
     sigprocmask (SIG_SETMASK, &none, NULL);
-    execv (argv[0], (char **) argv);
+    execv (argv[0], (char **)argv);
     /* A script without "#!" runs under /bin/sh, as execvp would. */
     if (errno == ENOEXEC) {
       const char *sh_argv[MAX_ARGV + 2] = { "/bin/sh" };
       for (int i = 0; argv[i] && i < MAX_ARGV; i++)
         sh_argv[i + 1] = argv[i];
-      execv ("/bin/sh", (char **) sh_argv);
+      execv ("/bin/sh", (char **)sh_argv);
     }
     if (write (2, exec_failed, sizeof exec_failed - 1) == -1)
       _exit (126);
@@ -254,12 +281,15 @@ run (const char *const *argv, const void *wdata, size_t wlen,
   }
   pthread_sigmask (SIG_SETMASK, &old_set, NULL);
 
- close_all:
+close_all:
   saved = errno;
   for (int i = 0; i < 2; i++) {
-    if (in[i] >= 0) close (in[i]);
-    if (o[i] >= 0) close (o[i]);
-    if (e[i] >= 0) close (e[i]);
+    if (in[i] >= 0)
+      close (in[i]);
+    if (o[i] >= 0)
+      close (o[i]);
+    if (e[i] >= 0)
+      close (e[i]);
   }
   errno = saved;
   return status;
@@ -279,28 +309,29 @@ script_error (const char *method, const char *text, size_t len, int code)
   for (j = i; j < len && text[j] >= 'A' && text[j] <= 'Z'; j++)
     ;
   if (j < len && text[j] >= '0' && text[j] <= '9') /* E2BIG */
-    for (; j < len && ((text[j] >= 'A' && text[j] <= 'Z')
-                       || (text[j] >= '0' && text[j] <= '9')); j++)
+    for (; j < len
+           && ((text[j] >= 'A' && text[j] <= 'Z')
+               || (text[j] >= '0' && text[j] <= '9'));
+         j++)
       ;
   err = errno_from_name (text + i, j - i);
-  if (err && (j == len || text[j] == ' ' || text[j] == '\t'
-              || text[j] == '\n' || text[j] == ':')) {
+  if (err
+      && (j == len || text[j] == ' ' || text[j] == '\t' || text[j] == '\n'
+          || text[j] == ':')) {
     i = j;
     while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == ':'))
       i++;
-  }
-  else
+  } else
     err = EIO;
   /* Trailing newlines do not belong in the message. */
   while (len > i && (text[len - 1] == '\n' || text[len - 1] == '\r'))
     len--;
   if (len > i)
-    nbdkit_error ("%s: %s: %.*s", script_name (), method,
-                  (int) (len - i), text + i);
+    nbdkit_error ("%s: %s: %.*s", script_name (), method, (int)(len - i),
+                  text + i);
   else if (code >= 0)
-    nbdkit_error ("%s: %s: script failed (exit code %d, %s)",
-                  script_name (), method, code,
-                  err == EIO ? "EIO" : "errno given on stderr");
+    nbdkit_error ("%s: %s: script failed (exit code %d, %s)", script_name (),
+                  method, code, err == EIO ? "EIO" : "errno given on stderr");
   else
     nbdkit_error ("%s: %s: script failed", script_name (), method);
   nbdkit_set_error (err);
@@ -308,8 +339,8 @@ script_error (const char *method, const char *text, size_t len, int code)
 }
 
 enum call_status
-call (const char *method, const char *const *args,
-      const void *wdata, size_t wlen, struct call_buf *out)
+call (const char *method, const char *const *args, const void *wdata,
+      size_t wlen, struct call_buf *out)
 {
   const char *argv[MAX_ARGV + 1];
   struct call_buf err = { .limit = STDERR_LIMIT };
@@ -333,8 +364,8 @@ call (const char *method, const char *const *args,
     return CALL_ERROR;
   }
   if (WIFSIGNALED (status)) {
-    nbdkit_error ("%s: %s: script was killed by signal %d",
-                  script_name (), method, WTERMSIG (status));
+    nbdkit_error ("%s: %s: script was killed by signal %d", script_name (),
+                  method, WTERMSIG (status));
     nbdkit_set_error (EIO);
     free (err.data);
     errno = EIO;
@@ -342,38 +373,44 @@ call (const char *method, const char *const *args,
   }
   code = WEXITSTATUS (status);
   switch (code) {
-  case 0: ret = CALL_OK; break;
-  case 2: ret = CALL_MISSING; break;
-  case 3: ret = CALL_FALSE; break;
-  case 4:
-    nbdkit_debug ("%s: %s: exit 4, shutting the server down",
-                  script_name (), method);
-    nbdkit_shutdown ();
-    ret = CALL_OK;
-    break;
-  case 5:
-    nbdkit_shutdown ();
-    ret = CALL_ERROR;
-    break;
-  case 6:
-    /* The client gets no reply: what the script said does not matter. */
-    nbdkit_debug ("%s: %s: exit 6, dropping the client",
-                  script_name (), method);
-    nbdkit_disconnect (1);
-    nbdkit_set_error (ESHUTDOWN);
-    free (err.data);
-    errno = ESHUTDOWN;
-    return CALL_ERROR;
-  case 7:
-    nbdkit_disconnect (0);
-    ret = CALL_OK;
-    break;
-  case 8:
-    nbdkit_disconnect (0);
-    ret = CALL_ERROR;
-    break;
-  default:
-    ret = CALL_ERROR;
+    case 0:
+      ret = CALL_OK;
+      break;
+    case 2:
+      ret = CALL_MISSING;
+      break;
+    case 3:
+      ret = CALL_FALSE;
+      break;
+    case 4:
+      nbdkit_debug ("%s: %s: exit 4, shutting the server down", script_name (),
+                    method);
+      nbdkit_shutdown ();
+      ret = CALL_OK;
+      break;
+    case 5:
+      nbdkit_shutdown ();
+      ret = CALL_ERROR;
+      break;
+    case 6:
+      /* The client gets no reply: what the script said does not matter. */
+      nbdkit_debug ("%s: %s: exit 6, dropping the client", script_name (),
+                    method);
+      nbdkit_disconnect (1);
+      nbdkit_set_error (ESHUTDOWN);
+      free (err.data);
+      errno = ESHUTDOWN;
+      return CALL_ERROR;
+    case 7:
+      nbdkit_disconnect (0);
+      ret = CALL_OK;
+      break;
+    case 8:
+      nbdkit_disconnect (0);
+      ret = CALL_ERROR;
+      break;
+    default:
+      ret = CALL_ERROR;
   }
   if (ret == CALL_ERROR)
     script_error (method, err.data ? err.data : "", err.len, code);
@@ -403,8 +440,8 @@ call_text (const char *method, const char *const *args, char **out)
   while (b.len > 0 && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
     b.data[--b.len] = '\0';
   if (b.overflow) {
-    nbdkit_error ("%s: %s: output longer than %d bytes", script_name (),
-                  method, TEXT_LIMIT);
+    nbdkit_error ("%s: %s: output longer than %d bytes", script_name (), method,
+                  TEXT_LIMIT);
     nbdkit_set_error (EIO);
     free (b.data);
     *out = NULL;
@@ -437,8 +474,7 @@ tmpdir_create (void)
 }
 
 static int
-remove_one (const char *path, const struct stat *st, int flag,
-            struct FTW *ftw)
+remove_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
   remove (path);
   return 0;

@@ -62,8 +62,8 @@ extern enum call_status call (const char *method, const char *const *args,
 /* call() collecting stdout as text, up to 16 MiB: *OUT is malloc'd,
  * NUL-terminated, with trailing newlines removed; NULL unless CALL_OK.
  */
-extern enum call_status call_text (const char *method,
-                                   const char *const *args, char **out);
+extern enum call_status call_text (const char *method, const char *const *args,
+                                   char **out);
 
 /* The temporary directory ($tmpdir): created by tmpdir_create (which
  * also sets $tmpdir in the environment), removed by tmpdir_remove.

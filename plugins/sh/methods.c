@@ -31,8 +31,7 @@ tf (int b)
 static void
 flag_words (uint32_t flags, char *s, size_t n)
 {
-  snprintf (s, n, "%s%s%s%s",
-            flags & NBDKIT_FLAG_FUA ? "fua," : "",
+  snprintf (s, n, "%s%s%s%s", flags & NBDKIT_FLAG_FUA ? "fua," : "",
             flags & NBDKIT_FLAG_MAY_TRIM ? "may_trim," : "",
             flags & NBDKIT_FLAG_FAST_ZERO ? "fast," : "",
             flags & NBDKIT_FLAG_REQ_ONE ? "req_one," : "");
@@ -45,8 +44,8 @@ flag_words (uint32_t flags, char *s, size_t n)
 static int
 missing (const char *method, int err)
 {
-  nbdkit_error ("%s: the script has no %s method (exit code 2)",
-                script_name (), method);
+  nbdkit_error ("%s: the script has no %s method (exit code 2)", script_name (),
+                method);
   nbdkit_set_error (err);
   return -1;
 }
@@ -67,14 +66,16 @@ sh_config (const char *key, const char *value)
   const char *args[] = { key, value, NULL };
 
   switch (call ("config", args, NULL, 0, NULL)) {
-  case CALL_OK: case CALL_FALSE:
-    return 0;
-  case CALL_MISSING:
-    nbdkit_error ("%s: unknown parameter '%s': the script has no config "
-                  "method to take it", script_name (), key);
-    return -1;
-  default:
-    return -1;
+    case CALL_OK:
+    case CALL_FALSE:
+      return 0;
+    case CALL_MISSING:
+      nbdkit_error ("%s: unknown parameter '%s': the script has no config "
+                    "method to take it",
+                    script_name (), key);
+      return -1;
+    default:
+      return -1;
   }
 }
 
@@ -102,7 +103,10 @@ sh_dump_plugin (void)
 int
 sh_thread_model (void)
 {
-  static const struct { const char *name; int model; } models[] = {
+  static const struct {
+    const char *name;
+    int model;
+  } models[] = {
     { "serialize_connections", NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS },
     { "serialize_all_requests", NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS },
     { "serialize_requests", NBDKIT_THREAD_MODEL_SERIALIZE_REQUESTS },
@@ -113,35 +117,36 @@ sh_thread_model (void)
   char *s;
 
   switch (call_text ("thread_model", NULL, &s)) {
-  case CALL_OK:
-    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
-      if (strcmp (s, models[i].name) == 0)
-        r = models[i].model;
-    if (r == NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS
-        && strcmp (s, "serialize_all_requests") != 0)
-      nbdkit_debug ("%s: unknown thread model '%s' ignored",
-                    script_name (), s);
-    free (s);
-    return r;
-  case CALL_ERROR:
-    return -1;
-  default:
-    return r;
+    case CALL_OK:
+      for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+        if (strcmp (s, models[i].name) == 0)
+          r = models[i].model;
+      if (r == NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS
+          && strcmp (s, "serialize_all_requests") != 0)
+        nbdkit_debug ("%s: unknown thread model '%s' ignored", script_name (),
+                      s);
+      free (s);
+      return r;
+    case CALL_ERROR:
+      return -1;
+    default:
+      return r;
   }
 }
 
 int
 sh_get_ready (int thread_model)
 {
-  const char *name =
-    thread_model == NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS
-    ? "serialize_connections"
-    : thread_model == NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS
-    ? "serialize_all_requests"
-    : thread_model == NBDKIT_THREAD_MODEL_SERIALIZE_REQUESTS
-    ? "serialize_requests"
-    : thread_model == NBDKIT_THREAD_MODEL_SERIALIZE_RETIREMENT
-    ? "serialize_retirement" : "parallel";
+  const char *name
+      = thread_model == NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS
+            ? "serialize_connections"
+        : thread_model == NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS
+            ? "serialize_all_requests"
+        : thread_model == NBDKIT_THREAD_MODEL_SERIALIZE_REQUESTS
+            ? "serialize_requests"
+        : thread_model == NBDKIT_THREAD_MODEL_SERIALIZE_RETIREMENT
+            ? "serialize_retirement"
+            : "parallel";
   return simple ("get_ready", name);
 }
 
@@ -206,8 +211,7 @@ parse_exports (char *s, struct nbdkit_exports *exports, const char **first)
       if (exports)
         r = nbdkit_add_export (exports, l[i], i + 1 < n ? l[i + 1] : NULL);
     }
-  }
-  else if (n > 0 && strcmp (l[0], "NAMES+DESCRIPTIONS") == 0) {
+  } else if (n > 0 && strcmp (l[0], "NAMES+DESCRIPTIONS") == 0) {
     size_t half = (n - 1) / 2;
     for (i = 0; i < half && r == 0; i++) {
       if (!*first)
@@ -217,8 +221,7 @@ parse_exports (char *s, struct nbdkit_exports *exports, const char **first)
     }
     if (r == 0 && exports && (n - 1) % 2)
       r = nbdkit_add_export (exports, l[n - 1], NULL);
-  }
-  else {
+  } else {
     i = n > 0 && strcmp (l[0], "NAMES") == 0 ? 1 : 0;
     for (; i < n && r == 0; i++) {
       if (!*first)
@@ -240,14 +243,14 @@ sh_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
   int r;
 
   switch (call_text ("list_exports", args, &s)) {
-  case CALL_OK:
-    r = parse_exports (s, exports, &first);
-    free (s);
-    return r;
-  case CALL_MISSING:
-    return nbdkit_use_default_export (exports);
-  default:
-    return -1;
+    case CALL_OK:
+      r = parse_exports (s, exports, &first);
+      free (s);
+      return r;
+    case CALL_MISSING:
+      return nbdkit_use_default_export (exports);
+    default:
+      return -1;
   }
 }
 
@@ -259,15 +262,15 @@ sh_default_export (int readonly, int is_tls)
   char *s;
 
   switch (call_text ("default_export", args, &s)) {
-  case CALL_OK:
-    parse_exports (s, NULL, &first);
-    r = nbdkit_strdup_intern (first ? first : "");
-    free (s);
-    return r;
-  case CALL_MISSING:
-    return "";
-  default:
-    return NULL;
+    case CALL_OK:
+      parse_exports (s, NULL, &first);
+      r = nbdkit_strdup_intern (first ? first : "");
+      free (s);
+      return r;
+    case CALL_MISSING:
+      return "";
+    default:
+      return NULL;
   }
 }
 
@@ -283,18 +286,18 @@ sh_open (int readonly, const char *exportname, int is_tls)
     return NULL;
   }
   switch (call_text ("open", args, &s)) {
-  case CALL_OK:
-    h->h = s;
-    return h;
-  case CALL_MISSING:
-    h->h = strdup ("");
-    if (h->h)
+    case CALL_OK:
+      h->h = s;
       return h;
-    nbdkit_error ("strdup: %m");
-    /* fallthrough */
-  default:
-    free (h);
-    return NULL;
+    case CALL_MISSING:
+      h->h = strdup ("");
+      if (h->h)
+        return h;
+      nbdkit_error ("strdup: %m");
+      /* fallthrough */
+    default:
+      free (h);
+      return NULL;
   }
 }
 
@@ -320,7 +323,7 @@ next_size (const char **p)
   for (e = s; *e && *e != ' ' && *e != '\t' && *e != '\n'; e++)
     ;
   *p = e;
-  if (e == s || (size_t) (e - s) >= sizeof word)
+  if (e == s || (size_t)(e - s) >= sizeof word)
     return -2;
   memcpy (word, s, e - s);
   word[e - s] = '\0';
@@ -337,22 +340,22 @@ sh_get_size (void *handle)
   char *s;
 
   switch (call_text ("get_size", args, &s)) {
-  case CALL_OK:
-    p = s;
-    r = next_size (&p);
-    if (r == -2)
-      nbdkit_error ("%s: get_size: expected a size, got '%s'",
-                    script_name (), s);
-    free (s);
-    if (r < 0) {
-      nbdkit_set_error (EIO);
+    case CALL_OK:
+      p = s;
+      r = next_size (&p);
+      if (r == -2)
+        nbdkit_error ("%s: get_size: expected a size, got '%s'", script_name (),
+                      s);
+      free (s);
+      if (r < 0) {
+        nbdkit_set_error (EIO);
+        return -1;
+      }
+      return r;
+    case CALL_MISSING:
+      return missing ("get_size", EIO);
+    default:
       return -1;
-    }
-    return r;
-  case CALL_MISSING:
-    return missing ("get_size", EIO);
-  default:
-    return -1;
   }
 }
 
@@ -383,31 +386,31 @@ sh_block_size (void *handle, struct nbdkit_block_size *bs)
   int n;
 
   switch (call_text ("block_size", args, &s)) {
-  case CALL_OK:
-    p = s;
-    for (n = 0; n < 4; n++) {
-      v[n] = next_size (&p);
-      if (v[n] < 0)
-        break;
-    }
-    if (n < 3 || (n == 3 && v[3] != -2) || v[2] > UINT32_MAX) {
-      nbdkit_error ("%s: block_size: expected 'MINIMUM PREFERRED MAXIMUM'"
-                    " (and optionally MAXIMUM_VIRTUAL), got '%s'",
-                    script_name (), s);
+    case CALL_OK:
+      p = s;
+      for (n = 0; n < 4; n++) {
+        v[n] = next_size (&p);
+        if (v[n] < 0)
+          break;
+      }
+      if (n < 3 || (n == 3 && v[3] != -2) || v[2] > UINT32_MAX) {
+        nbdkit_error ("%s: block_size: expected 'MINIMUM PREFERRED MAXIMUM'"
+                      " (and optionally MAXIMUM_VIRTUAL), got '%s'",
+                      script_name (), s);
+        free (s);
+        nbdkit_set_error (EIO);
+        return -1;
+      }
       free (s);
-      nbdkit_set_error (EIO);
+      bs->minimum = v[0];
+      bs->preferred = v[1];
+      bs->maximum = v[2];
+      bs->maximum_virtual = n == 4 ? (uint64_t)v[3] : 0;
+      return 0;
+    case CALL_MISSING:
+      return 0;
+    default:
       return -1;
-    }
-    free (s);
-    bs->minimum = v[0];
-    bs->preferred = v[1];
-    bs->maximum = v[2];
-    bs->maximum_virtual = n == 4 ? (uint64_t) v[3] : 0;
-    return 0;
-  case CALL_MISSING:
-    return 0;
-  default:
-    return -1;
   }
 }
 
@@ -419,10 +422,14 @@ boolean (void *handle, const char *method, int if_missing)
   const char *args[] = { h->h, NULL };
 
   switch (call (method, args, NULL, 0, NULL)) {
-  case CALL_OK: return 1;
-  case CALL_FALSE: return 0;
-  case CALL_MISSING: return if_missing;
-  default: return -1;
+    case CALL_OK:
+      return 1;
+    case CALL_FALSE:
+      return 0;
+    case CALL_MISSING:
+      return if_missing;
+    default:
+      return -1;
   }
 }
 
@@ -439,24 +446,27 @@ tristate (void *handle, const char *method, int if_true, int if_false,
   char *s;
 
   switch (call_text (method, args, &s)) {
-  case CALL_OK:
-    if (*s == '\0') {
-      free (s);
-      return if_true;
-    }
-    for (int i = 0; i < 3; i++)
-      if (strcmp (s, words[i]) == 0) {
+    case CALL_OK:
+      if (*s == '\0') {
         free (s);
-        return i;
+        return if_true;
       }
-    nbdkit_error ("%s: %s: expected none, emulate or native, got '%s'",
-                  script_name (), method, s);
-    free (s);
-    nbdkit_set_error (EIO);
-    return -1;
-  case CALL_FALSE: return if_false;
-  case CALL_MISSING: return if_missing;
-  default: return -1;
+      for (int i = 0; i < 3; i++)
+        if (strcmp (s, words[i]) == 0) {
+          free (s);
+          return i;
+        }
+      nbdkit_error ("%s: %s: expected none, emulate or native, got '%s'",
+                    script_name (), method, s);
+      free (s);
+      nbdkit_set_error (EIO);
+      return -1;
+    case CALL_FALSE:
+      return if_false;
+    case CALL_MISSING:
+      return if_missing;
+    default:
+      return -1;
   }
 }
 
@@ -488,8 +498,7 @@ sh_can_trim (void *handle)
 int
 sh_can_zero (void *handle)
 {
-  return tristate (handle, "can_zero", NBDKIT_ZERO_NATIVE,
-                   NBDKIT_ZERO_EMULATE,
+  return tristate (handle, "can_zero", NBDKIT_ZERO_NATIVE, NBDKIT_ZERO_EMULATE,
                    script_defined ("zero") ? NBDKIT_ZERO_NATIVE
                                            : NBDKIT_ZERO_EMULATE);
 }
@@ -506,15 +515,19 @@ sh_can_fua (void *handle)
 {
   int f;
 
-  switch (tristate (handle, "can_fua", NBDKIT_FUA_NATIVE, NBDKIT_FUA_NONE,
-                    -2)) {
-  case -2:
-    f = sh_can_flush (handle);
-    return f == -1 ? -1 : f ? NBDKIT_FUA_EMULATE : NBDKIT_FUA_NONE;
-  case -1: return -1;
-  case 0: return NBDKIT_FUA_NONE;
-  case 1: return NBDKIT_FUA_EMULATE;
-  default: return NBDKIT_FUA_NATIVE;
+  switch (
+      tristate (handle, "can_fua", NBDKIT_FUA_NATIVE, NBDKIT_FUA_NONE, -2)) {
+    case -2:
+      f = sh_can_flush (handle);
+      return f == -1 ? -1 : f ? NBDKIT_FUA_EMULATE : NBDKIT_FUA_NONE;
+    case -1:
+      return -1;
+    case 0:
+      return NBDKIT_FUA_NONE;
+    case 1:
+      return NBDKIT_FUA_EMULATE;
+    default:
+      return NBDKIT_FUA_NATIVE;
   }
 }
 
@@ -537,8 +550,7 @@ sh_can_extents (void *handle)
 int
 sh_can_cache (void *handle)
 {
-  return tristate (handle, "can_cache", NBDKIT_CACHE_NATIVE,
-                   NBDKIT_CACHE_NONE,
+  return tristate (handle, "can_cache", NBDKIT_CACHE_NATIVE, NBDKIT_CACHE_NONE,
                    script_defined ("cache") ? NBDKIT_CACHE_NATIVE
                                             : NBDKIT_CACHE_NONE);
 }
@@ -571,21 +583,21 @@ sh_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
   struct data_args a;
   struct call_buf out = { .data = buf, .cap = count, .fixed = true };
 
-  switch (call ("pread", data_args (&a, handle, count, offset, flags),
-                NULL, 0, &out)) {
-  case CALL_OK:
-    if (out.len == count && !out.overflow)
-      return 0;
-    nbdkit_error ("%s: pread: the script printed %s%zu bytes, expected "
-                  "%" PRIu64 " (count %" PRIu64 " at offset %" PRIu64 ")",
-                  script_name (), out.overflow ? "more than " : "",
-                  out.len, count, count, offset);
-    nbdkit_set_error (EIO);
-    return -1;
-  case CALL_MISSING:
-    return missing ("pread", EIO);
-  default:
-    return -1;
+  switch (call ("pread", data_args (&a, handle, count, offset, flags), NULL, 0,
+                &out)) {
+    case CALL_OK:
+      if (out.len == count && !out.overflow)
+        return 0;
+      nbdkit_error ("%s: pread: the script printed %s%zu bytes, expected "
+                    "%" PRIu64 " (count %" PRIu64 " at offset %" PRIu64 ")",
+                    script_name (), out.overflow ? "more than " : "", out.len,
+                    count, count, offset);
+      nbdkit_set_error (EIO);
+      return -1;
+    case CALL_MISSING:
+      return missing ("pread", EIO);
+    default:
+      return -1;
   }
 }
 
@@ -595,11 +607,15 @@ sh_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
 {
   struct data_args a;
 
-  switch (call ("pwrite", data_args (&a, handle, count, offset, flags),
-                buf, count, NULL)) {
-  case CALL_OK: case CALL_FALSE: return 0;
-  case CALL_MISSING: return missing ("pwrite", EROFS);
-  default: return -1;
+  switch (call ("pwrite", data_args (&a, handle, count, offset, flags), buf,
+                count, NULL)) {
+    case CALL_OK:
+    case CALL_FALSE:
+      return 0;
+    case CALL_MISSING:
+      return missing ("pwrite", EROFS);
+    default:
+      return -1;
   }
 }
 
@@ -616,11 +632,15 @@ sh_trim (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 {
   struct data_args a;
 
-  switch (call ("trim", data_args (&a, handle, count, offset, flags),
-                NULL, 0, NULL)) {
-  case CALL_OK: case CALL_FALSE: return 0;
-  case CALL_MISSING: return missing ("trim", EOPNOTSUPP);
-  default: return -1;
+  switch (call ("trim", data_args (&a, handle, count, offset, flags), NULL, 0,
+                NULL)) {
+    case CALL_OK:
+    case CALL_FALSE:
+      return 0;
+    case CALL_MISSING:
+      return missing ("trim", EOPNOTSUPP);
+    default:
+      return -1;
   }
 }
 
@@ -632,14 +652,17 @@ sh_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 {
   struct data_args a;
 
-  switch (call ("zero", data_args (&a, handle, count, offset, flags),
-                NULL, 0, NULL)) {
-  case CALL_OK: case CALL_FALSE: return 0;
-  case CALL_MISSING:
-    nbdkit_set_error (EOPNOTSUPP);
-    errno = EOPNOTSUPP;
-    return -1;
-  default: return -1;
+  switch (call ("zero", data_args (&a, handle, count, offset, flags), NULL, 0,
+                NULL)) {
+    case CALL_OK:
+    case CALL_FALSE:
+      return 0;
+    case CALL_MISSING:
+      nbdkit_set_error (EOPNOTSUPP);
+      errno = EOPNOTSUPP;
+      return -1;
+    default:
+      return -1;
   }
 }
 
@@ -685,11 +708,14 @@ sh_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
   char *s;
   int r = 0;
 
-  switch (call_text ("extents", data_args (&a, handle, count, offset, flags),
-                     &s)) {
-  case CALL_OK: break;
-  case CALL_MISSING: return nbdkit_add_extent (extents, offset, count, 0);
-  default: return -1;
+  switch (
+      call_text ("extents", data_args (&a, handle, count, offset, flags), &s)) {
+    case CALL_OK:
+      break;
+    case CALL_MISSING:
+      return nbdkit_add_extent (extents, offset, count, 0);
+    default:
+      return -1;
   }
   n = split_lines (s, &lines);
   for (size_t i = 0; i < n && r == 0; i++) {
@@ -709,15 +735,15 @@ sh_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
     if (strlen (p) < sizeof word)
       strcpy (word, p);
     for (char *q = word + strlen (word);
-         q > word && (q[-1] == ' ' || q[-1] == '\t' || q[-1] == '\r'); )
+         q > word && (q[-1] == ' ' || q[-1] == '\t' || q[-1] == '\r');)
       *--q = '\0';
     if (off < 0 || len < 0 || extent_type (word, &type) == -1) {
       nbdkit_error ("%s: extents: line %zu: expected 'OFFSET LENGTH "
-                    "[TYPE]', got '%s'", script_name (), i + 1, lines[i]);
+                    "[TYPE]', got '%s'",
+                    script_name (), i + 1, lines[i]);
       nbdkit_set_error (EIO);
       r = -1;
-    }
-    else
+    } else
       r = nbdkit_add_extent (extents, off, len, type);
   }
   free (lines);
@@ -731,6 +757,9 @@ sh_cache (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 {
   struct data_args a;
 
-  return call ("cache", data_args (&a, handle, count, offset, flags),
-               NULL, 0, NULL) == CALL_ERROR ? -1 : 0;
+  return call ("cache", data_args (&a, handle, count, offset, flags), NULL, 0,
+               NULL)
+                 == CALL_ERROR
+             ? -1
+             : 0;
 }

@@ -38,8 +38,8 @@ extern int sh_can_fua (void *handle);
 extern int sh_can_multi_conn (void *handle);
 extern int sh_can_extents (void *handle);
 extern int sh_can_cache (void *handle);
-extern int sh_pread (void *handle, void *buf, uint64_t count,
-                     uint64_t offset, uint32_t flags, struct nbdkit_read *rd);
+extern int sh_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
+                     uint32_t flags, struct nbdkit_read *rd);
 extern int sh_pwrite (void *handle, const void *buf, uint64_t count,
                       uint64_t offset, uint32_t flags);
 extern int sh_flush (void *handle, uint32_t flags);
@@ -55,35 +55,19 @@ extern int sh_cache (void *handle, uint64_t count, uint64_t offset,
 /* The callbacks every script plugin shares, for a designated
  * initializer: { SH_METHODS, .name = "sh", ... }.
  */
-#define SH_METHODS                                               \
-  .dump_plugin = sh_dump_plugin,                                 \
-  .thread_model = sh_thread_model,                               \
-  .get_ready = sh_get_ready,                                     \
-  .after_fork = sh_after_fork,                                   \
-  .preconnect = sh_preconnect,                                   \
-  .list_exports = sh_list_exports,                               \
-  .default_export = sh_default_export,                           \
-  .open = sh_open,                                               \
-  .close = sh_close,                                             \
-  .get_size = sh_get_size,                                       \
-  .export_description = sh_export_description,                   \
-  .block_size = sh_block_size,                                   \
-  .can_write = sh_can_write,                                     \
-  .can_flush = sh_can_flush,                                     \
-  .is_rotational = sh_is_rotational,                             \
-  .can_trim = sh_can_trim,                                       \
-  .can_zero = sh_can_zero,                                       \
-  .can_fast_zero = sh_can_fast_zero,                             \
-  .can_fua = sh_can_fua,                                         \
-  .can_multi_conn = sh_can_multi_conn,                           \
-  .can_extents = sh_can_extents,                                 \
-  .can_cache = sh_can_cache,                                     \
-  .pread = sh_pread,                                             \
-  .pwrite = sh_pwrite,                                           \
-  .flush = sh_flush,                                             \
-  .trim = sh_trim,                                               \
-  .zero = sh_zero,                                               \
-  .extents = sh_extents,                                         \
+#define SH_METHODS                                                             \
+  .dump_plugin = sh_dump_plugin, .thread_model = sh_thread_model,              \
+  .get_ready = sh_get_ready, .after_fork = sh_after_fork,                      \
+  .preconnect = sh_preconnect, .list_exports = sh_list_exports,                \
+  .default_export = sh_default_export, .open = sh_open, .close = sh_close,     \
+  .get_size = sh_get_size, .export_description = sh_export_description,        \
+  .block_size = sh_block_size, .can_write = sh_can_write,                      \
+  .can_flush = sh_can_flush, .is_rotational = sh_is_rotational,                \
+  .can_trim = sh_can_trim, .can_zero = sh_can_zero,                            \
+  .can_fast_zero = sh_can_fast_zero, .can_fua = sh_can_fua,                    \
+  .can_multi_conn = sh_can_multi_conn, .can_extents = sh_can_extents,          \
+  .can_cache = sh_can_cache, .pread = sh_pread, .pwrite = sh_pwrite,           \
+  .flush = sh_flush, .trim = sh_trim, .zero = sh_zero, .extents = sh_extents,  \
   .cache = sh_cache
 
 #endif /* SH_METHODS_H */

@@ -26,8 +26,8 @@
 #include "call.h"
 #include "methods.h"
 
-static char *script;      /* absolute path */
-static char *magic_key;   /* what the script's magic_config_key printed */
+static char *script;    /* absolute path */
+static char *magic_key; /* what the script's magic_config_key printed */
 
 const char *
 script_name (void)
@@ -121,16 +121,16 @@ set_script (const char *value)
   if (call ("load", NULL, NULL, 0, NULL) == CALL_ERROR)
     return -1;
   switch (call_text ("magic_config_key", NULL, &s)) {
-  case CALL_OK:
-    if (*s)
-      magic_key = s;
-    else
-      free (s);
-    return 0;
-  case CALL_ERROR:
-    return -1;
-  default:
-    return 0;
+    case CALL_OK:
+      if (*s)
+        magic_key = s;
+      else
+        free (s);
+      return 0;
+    case CALL_ERROR:
+      return -1;
+    default:
+      return 0;
   }
 }
 
@@ -143,8 +143,8 @@ sh_plugin_config (const char *key, const char *value)
     /* A later bare value: for the script's own magic key. */
     if (magic_key == NULL) {
       nbdkit_error ("'%s' is not key=value, and the script %s has no "
-                    "magic_config_key method to take it", value,
-                    script_name ());
+                    "magic_config_key method to take it",
+                    value, script_name ());
       return -1;
     }
     return sh_config (magic_key, value);
@@ -170,9 +170,9 @@ sh_plugin_config_complete (void)
 static const char *
 sh_config_help (void)
 {
-  return
-    "script=SCRIPT (magic)  the script to run, \"-\" to read it from stdin\n"
-    "key=value              passed to the script's config method";
+  return "script=SCRIPT (magic)  the script to run, \"-\" to read it from "
+         "stdin\n"
+         "key=value              passed to the script's config method";
 }
 
 static struct nbdkit_plugin plugin = {

@@ -35,26 +35,37 @@ static const char *percent_str = "10";
 static int64_t runlength = 16 * 1024 * 1024;
 static bool random_content;
 
-static const struct nbdkit_param sr_params[] = {
-  { .name = "size", .type = NBDKIT_PARAM_SIZE, .flags = NBDKIT_PARAM_REQUIRED,
-    .doc = "size of the disk", .dest = &size },
-  { .name = "seed", .type = NBDKIT_PARAM_INT,
-    .doc = "random seed, for the same disk in every run (default: time)",
-    .dest = &seed },
-  { .name = "percent", .type = NBDKIT_PARAM_STRING, .default_value = "10",
-    .doc = "percentage of the disk that holds data, 0 to 100",
-    .dest = &percent_str },
-  { .name = "runlength", .type = NBDKIT_PARAM_SIZE, .default_value = "16M",
-    .doc = "average length of a run of data", .dest = &runlength },
-  { .name = "random-content", .type = NBDKIT_PARAM_BOOL,
-    .default_value = "false",
-    .doc = "random bytes in data blocks, not one byte repeated",
-    .dest = &random_content },
-  { .name = NULL }
-};
+static const struct nbdkit_param sr_params[]
+    = { { .name = "size",
+          .type = NBDKIT_PARAM_SIZE,
+          .flags = NBDKIT_PARAM_REQUIRED,
+          .doc = "size of the disk",
+          .dest = &size },
+        { .name = "seed",
+          .type = NBDKIT_PARAM_INT,
+          .doc = "random seed, for the same disk in every run (default: time)",
+          .dest = &seed },
+        { .name = "percent",
+          .type = NBDKIT_PARAM_STRING,
+          .default_value = "10",
+          .doc = "percentage of the disk that holds data, 0 to 100",
+          .dest = &percent_str },
+        { .name = "runlength",
+          .type = NBDKIT_PARAM_SIZE,
+          .default_value = "16M",
+          .doc = "average length of a run of data",
+          .dest = &runlength },
+        { .name = "random-content",
+          .type = NBDKIT_PARAM_BOOL,
+          .default_value = "false",
+          .doc = "random bytes in data blocks, not one byte repeated",
+          .dest = &random_content },
+        { .name = NULL } };
 
 /* The data runs, in order: [off, off+len). */
-struct run { uint64_t off, len; };
+struct run {
+  uint64_t off, len;
+};
 static struct run *runs;
 static size_t nruns;
 
@@ -68,7 +79,7 @@ mix (uint64_t k)
 static uint64_t
 draw (uint64_t r, double mean)
 {
-  uint64_t m = mean < 1 ? 1 : (uint64_t) (mean * 2);
+  uint64_t m = mean < 1 ? 1 : (uint64_t)(mean * 2);
   return 1 + r % (m > 1 ? m - 1 : 1);
 }
 
@@ -80,8 +91,7 @@ sr_config_complete (void)
   uint64_t blocks, b = 0, k = 0;
 
   if (end == percent_str || *end || percent < 0 || percent > 100) {
-    nbdkit_error ("percent=%s: expected a number from 0 to 100",
-                  percent_str);
+    nbdkit_error ("percent=%s: expected a number from 0 to 100", percent_str);
     return -1;
   }
   if (runlength < BLOCK) {
@@ -96,13 +106,14 @@ sr_config_complete (void)
     return 0;
   if (blocks / (runlength / BLOCK) > MAX_RUNS) {
     nbdkit_error ("size=%" PRIi64 " with runlength=%" PRIi64 " needs too "
-                  "many runs: make runlength larger", size, runlength);
+                  "many runs: make runlength larger",
+                  size, runlength);
     return -1;
   }
   /* Data runs average RUNLENGTH; holes are sized so that data is
    * PERCENT of the whole.
    */
-  double data_mean = (double) runlength / BLOCK;
+  double data_mean = (double)runlength / BLOCK;
   double hole_mean = data_mean * (100 - percent) / percent;
   while (b < blocks) {
     uint64_t hole = percent == 100 ? 0 : draw (mix (k++), hole_mean);
@@ -123,7 +134,7 @@ sr_config_complete (void)
     runs = nr;
     runs[nruns].off = b * BLOCK;
     runs[nruns].len = data * BLOCK;
-    if (runs[nruns].off + runs[nruns].len > (uint64_t) size)
+    if (runs[nruns].off + runs[nruns].len > (uint64_t)size)
       runs[nruns].len = size - runs[nruns].off;
     nruns++;
     b += data;
@@ -163,8 +174,7 @@ fill_data (uint8_t *p, uint64_t n, uint64_t off)
     if (!random_content) {
       uint8_t c = mix (blk ^ UINT64_C (0x5555555555555555)) % 255 + 1;
       memset (p, c, m);
-    }
-    else
+    } else
       random_bytes (seed, UINT64_C (1) << 62, p, m, off);
     p += m;
     off += m;
@@ -189,8 +199,8 @@ fill (uint8_t *p, uint64_t count, uint64_t offset, struct nbdkit_read *rd)
         memset (p + (at - offset), 0, runs[i].off - at);
       at = runs[i].off;
     }
-    uint64_t e = runs[i].off + runs[i].len < end
-      ? runs[i].off + runs[i].len : end;
+    uint64_t e
+        = runs[i].off + runs[i].len < end ? runs[i].off + runs[i].len : end;
     fill_data (p + (at - offset), e - at, at);
     at = e;
   }
@@ -258,7 +268,8 @@ sr_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
   if (i < nruns && runs[i].off < offset + count) {
     uint64_t at = runs[i].off > offset ? runs[i].off : offset;
     nbdkit_error ("zero of %" PRIu64 " bytes at %" PRIu64 ": the disk has "
-                  "data at %" PRIu64, count, offset, at);
+                  "data at %" PRIu64,
+                  count, offset, at);
     nbdkit_set_error (EIO);
     return -1;
   }
@@ -296,8 +307,8 @@ sr_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
       at = runs[i].off;
       n++;
     }
-    uint64_t e = runs[i].off + runs[i].len < end
-      ? runs[i].off + runs[i].len : end;
+    uint64_t e
+        = runs[i].off + runs[i].len < end ? runs[i].off + runs[i].len : end;
     if (nbdkit_add_extent (extents, at, e - at, 0) == -1)
       return -1;
     at = e;

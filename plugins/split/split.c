@@ -37,12 +37,12 @@ static size_t nfiles;
 static bool readonly_files;
 static uint64_t total;
 
-static const struct nbdkit_param split_params[] = {
-  { .name = "file", .type = NBDKIT_PARAM_FILE,
-    .flags = NBDKIT_PARAM_REQUIRED | NBDKIT_PARAM_MULTIPLE,
-    .doc = "a file to add at the end of the disk (repeat in order)" },
-  { .name = NULL }
-};
+static const struct nbdkit_param split_params[]
+    = { { .name = "file",
+          .type = NBDKIT_PARAM_FILE,
+          .flags = NBDKIT_PARAM_REQUIRED | NBDKIT_PARAM_MULTIPLE,
+          .doc = "a file to add at the end of the disk (repeat in order)" },
+        { .name = NULL } };
 
 static int
 split_config (const char *key, const char *value)
@@ -54,7 +54,7 @@ split_config (const char *key, const char *value)
     return -1;
   }
   files = f;
-  files[nfiles] = (struct file) { .path = strdup (value), .fd = -1 };
+  files[nfiles] = (struct file){ .path = strdup (value), .fd = -1 };
   if (files[nfiles].path == NULL) {
     nbdkit_error ("strdup: %m");
     return -1;
@@ -208,7 +208,7 @@ static int
 split_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
               uint32_t flags)
 {
-  if (do_io (true, (void *) buf, count, offset) == -1)
+  if (do_io (true, (void *)buf, count, offset) == -1)
     return -1;
   return (flags & NBDKIT_FLAG_FUA) ? split_flush (handle, 0) : 0;
 }
@@ -243,7 +243,7 @@ split_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
         nbdkit_error ("lseek %s: %m", f->path);
         return -1;
       }
-      if (d == -1 || (uint64_t) d >= f->size)
+      if (d == -1 || (uint64_t)d >= f->size)
         d = f->size;
       if (d > in) {
         uint64_t e = f->off + d < fend ? f->off + d : fend;
@@ -253,7 +253,7 @@ split_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
         continue;
       }
       off_t h = lseek (f->fd, in, SEEK_HOLE);
-      if (h == -1 || (uint64_t) h > f->size)
+      if (h == -1 || (uint64_t)h > f->size)
         h = f->size;
       uint64_t e = f->off + h < fend ? f->off + h : fend;
       if (e <= offset)

@@ -14,11 +14,12 @@
 
 static int64_t size = 0;
 
-static const struct nbdkit_param zero_params[] = {
-  { .name = "size", .type = NBDKIT_PARAM_SIZE, .default_value = "0",
-    .doc = "size of the disk", .dest = &size },
-  { .name = NULL }
-};
+static const struct nbdkit_param zero_params[] = { { .name = "size",
+                                                     .type = NBDKIT_PARAM_SIZE,
+                                                     .default_value = "0",
+                                                     .doc = "size of the disk",
+                                                     .dest = &size },
+                                                   { .name = NULL } };
 
 static int
 zero_config_complete (void)

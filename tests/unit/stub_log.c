@@ -50,14 +50,14 @@ nbdkit_error (const char *msg, ...)
 void
 nbdkit_vdebug (const char *msg, va_list args)
 {
-  (void) msg;
-  (void) args;
+  (void)msg;
+  (void)args;
 }
 
 void
 nbdkit_debug (const char *msg, ...)
 {
-  (void) msg;
+  (void)msg;
 }
 
 /* Every interned string, reachable so that LeakSanitizer is quiet. */

@@ -27,10 +27,10 @@
 
 #define N_ELEMS(a) (sizeof (a) / sizeof (a)[0])
 
-#define ck_assert_error_has(needle)                                     \
-  ck_assert_msg (strstr (stub_last_error (), (needle)) != NULL,         \
-                 "expected error containing \"%s\", got \"%s\"",        \
-                 (needle), stub_last_error ())
+#define ck_assert_error_has(needle)                                            \
+  ck_assert_msg (strstr (stub_last_error (), (needle)) != NULL,                \
+                 "expected error containing \"%s\", got \"%s\"", (needle),     \
+                 stub_last_error ())
 
 /* Where the declared params store their values. */
 static int64_t size_v, count_v;
@@ -38,26 +38,35 @@ static bool verbose_v;
 static const char *mode_v, *name_v, *file_v, *dir_v, *pw_v, *opt_v;
 
 /* Indexes into params[], for checking seen[]. */
-enum { P_SIZE, P_MODE, P_VERBOSE, P_COUNT, P_NAME, P_FILE, P_DIR, P_PW,
-       P_TAG, P_OPT, P_END };
+enum {
+  P_SIZE,
+  P_MODE,
+  P_VERBOSE,
+  P_COUNT,
+  P_NAME,
+  P_FILE,
+  P_DIR,
+  P_PW,
+  P_TAG,
+  P_OPT,
+  P_END
+};
 
 static struct nbdkit_param params[] = {
   [P_SIZE] = { "size", NBDKIT_PARAM_SIZE, NBDKIT_PARAM_REQUIRED, NULL,
                "Size of the disk.", NULL, &size_v },
   [P_MODE] = { "mode", NBDKIT_PARAM_ENUM, 0, "auto", "How to go.",
                "fast|slow|auto", &mode_v },
-  [P_VERBOSE] = { "verbose", NBDKIT_PARAM_BOOL, 0, "false", "Say more.",
-                  NULL, &verbose_v },
-  [P_COUNT] = { "count", NBDKIT_PARAM_INT, 0, "10", "How many.", NULL,
-                &count_v },
-  [P_NAME] = { "name", NBDKIT_PARAM_STRING, 0, NULL, "A name.", NULL,
-               &name_v },
-  [P_FILE] = { "file", NBDKIT_PARAM_FILE, 0, NULL, "A file.", NULL,
-               &file_v },
-  [P_DIR] = { "dir", NBDKIT_PARAM_DIRECTORY, 0, NULL, "A directory.", NULL,
-              &dir_v },
-  [P_PW] = { "password", NBDKIT_PARAM_PASSWORD, 0, NULL, "The secret.",
-             NULL, &pw_v },
+  [P_VERBOSE]
+  = { "verbose", NBDKIT_PARAM_BOOL, 0, "false", "Say more.", NULL, &verbose_v },
+  [P_COUNT]
+  = { "count", NBDKIT_PARAM_INT, 0, "10", "How many.", NULL, &count_v },
+  [P_NAME] = { "name", NBDKIT_PARAM_STRING, 0, NULL, "A name.", NULL, &name_v },
+  [P_FILE] = { "file", NBDKIT_PARAM_FILE, 0, NULL, "A file.", NULL, &file_v },
+  [P_DIR]
+  = { "dir", NBDKIT_PARAM_DIRECTORY, 0, NULL, "A directory.", NULL, &dir_v },
+  [P_PW]
+  = { "password", NBDKIT_PARAM_PASSWORD, 0, NULL, "The secret.", NULL, &pw_v },
   [P_TAG] = { "tag", NBDKIT_PARAM_LIST, 0, NULL, "A tag.", NULL, NULL },
   [P_OPT] = { "opt", NBDKIT_PARAM_STRING, NBDKIT_PARAM_MULTIPLE, NULL,
               "An option.", NULL, &opt_v },
@@ -177,7 +186,7 @@ START_TEST (test_bool)
     const char *value;
     bool v;
   } cases[] = {
-    { "1", true }, { "yes", true }, { "TRUE", true }, { "on", true },
+    { "1", true },  { "yes", true }, { "TRUE", true },   { "on", true },
     { "0", false }, { "no", false }, { "False", false }, { "off", false },
   };
   size_t i;
@@ -196,8 +205,8 @@ END_TEST
 START_TEST (test_enum)
 {
   static const char *const goods[] = { "fast", "slow", "auto" };
-  static const char *const bads[] = { "FAST", "fas", "fastt", "", "slow|auto",
-                                      "|", " fast" };
+  static const char *const bads[]
+      = { "FAST", "fas", "fastt", "", "slow|auto", "|", " fast" };
   size_t i;
 
   for (i = 0; i < N_ELEMS (goods); i++) {
@@ -332,7 +341,8 @@ START_TEST (test_password)
   teardown_dir ();
 
   setup ();
-  parse_bad ("password", "+/nope", "memory: password: password file /nope: "
+  parse_bad ("password", "+/nope",
+             "memory: password: password file /nope: "
              "No such file or directory");
   parse_bad ("password", "-1", "memory: password: ");
   ck_assert_ptr_null (pw_v);
@@ -345,12 +355,10 @@ START_TEST (test_unknown_key)
   size_t i;
 
   setup ();
-  ck_assert_int_eq (param_parse ("memory", params, seen, "sise", "1G", &c),
-                    -2);
+  ck_assert_int_eq (param_parse ("memory", params, seen, "sise", "1G", &c), -2);
   ck_assert_ptr_null (c);
   ck_assert_int_eq (param_parse ("memory", params, seen, "", "x", &c), -2);
-  ck_assert_int_eq (param_parse ("memory", params, seen, "SIZE", "1G", &c),
-                    -2);
+  ck_assert_int_eq (param_parse ("memory", params, seen, "SIZE", "1G", &c), -2);
   /* Nothing logged, nothing counted. */
   ck_assert_uint_eq (stub_error_count (), 0);
   for (i = 0; i < P_END; i++)
@@ -408,7 +416,7 @@ struct applied {
   char keys[16][32];
   char values[16][64];
   size_t n;
-  const char *fail_on;  /* key whose apply fails */
+  const char *fail_on; /* key whose apply fails */
 };
 
 static int
@@ -432,8 +440,7 @@ START_TEST (test_finish_defaults)
   setup ();
   parse_ok ("size", "1G", NULL);
   parse_ok ("count", "3", NULL);
-  ck_assert_int_eq (param_finish ("memory", params, seen, record_apply, &a),
-                    0);
+  ck_assert_int_eq (param_finish ("memory", params, seen, record_apply, &a), 0);
   ck_assert_uint_eq (stub_error_count (), 0);
 
   /* Only mode and verbose: count was given, the rest have no default. */
@@ -458,8 +465,7 @@ START_TEST (test_finish_all_defaults)
 
   setup ();
   parse_ok ("size", "1G", NULL);
-  ck_assert_int_eq (param_finish ("memory", params, seen, record_apply, &a),
-                    0);
+  ck_assert_int_eq (param_finish ("memory", params, seen, record_apply, &a), 0);
   ck_assert_uint_eq (a.n, 3);
   ck_assert_str_eq (a.keys[2], "count");
   ck_assert_str_eq (a.values[2], "10");
@@ -491,8 +497,7 @@ END_TEST
 START_TEST (test_finish_every_missing)
 {
   static const struct nbdkit_param two[] = {
-    { "a", NBDKIT_PARAM_STRING, NBDKIT_PARAM_REQUIRED, NULL, NULL, NULL,
-      NULL },
+    { "a", NBDKIT_PARAM_STRING, NBDKIT_PARAM_REQUIRED, NULL, NULL, NULL, NULL },
     { "b", NBDKIT_PARAM_INT, NBDKIT_PARAM_REQUIRED, NULL, NULL, NULL, NULL },
     /* Required with a default: never missing. */
     { "c", NBDKIT_PARAM_INT, NBDKIT_PARAM_REQUIRED, "5", NULL, NULL, NULL },
@@ -519,7 +524,7 @@ START_TEST (test_finish_apply_fails)
   parse_ok ("size", "1G", NULL);
   ck_assert_int_eq (param_finish ("memory", params, seen, record_apply, &a),
                     -1);
-  ck_assert_uint_eq (a.n, 1);  /* mode applied, then verbose failed */
+  ck_assert_uint_eq (a.n, 1); /* mode applied, then verbose failed */
 }
 END_TEST
 
@@ -561,11 +566,17 @@ START_TEST (test_help)
   char *out = capture (NULL, NULL, params);
 
   ck_assert_msg (strstr (out, "  size=<SIZE>           (required) "
-                         "Size of the disk.\n") != NULL, "%s", out);
+                              "Size of the disk.\n")
+                     != NULL,
+                 "%s", out);
   ck_assert_msg (strstr (out, "  mode=<fast|slow|auto> How to go. "
-                         "(default: auto)\n") != NULL, "%s", out);
+                              "(default: auto)\n")
+                     != NULL,
+                 "%s", out);
   ck_assert_msg (strstr (out, "  verbose=<BOOL>        Say more. "
-                         "(default: false)\n") != NULL, "%s", out);
+                              "(default: false)\n")
+                     != NULL,
+                 "%s", out);
   ck_assert_msg (strstr (out, "  count=<INT>") != NULL, "%s", out);
   ck_assert_msg (strstr (out, "  name=<STRING>         A name.\n") != NULL,
                  "%s", out);
@@ -573,9 +584,10 @@ START_TEST (test_help)
   ck_assert_msg (strstr (out, "  dir=<DIR> ") != NULL, "%s", out);
   ck_assert_msg (strstr (out, "  password=<PASSWORD> ") != NULL, "%s", out);
   ck_assert_msg (strstr (out, "  tag=<STRING>          (repeatable) A tag.\n")
-                 != NULL, "%s", out);
-  ck_assert_msg (strstr (out, "  opt=<STRING>          (repeatable) ")
-                 != NULL, "%s", out);
+                     != NULL,
+                 "%s", out);
+  ck_assert_msg (strstr (out, "  opt=<STRING>          (repeatable) ") != NULL,
+                 "%s", out);
   free (out);
 }
 END_TEST
@@ -583,15 +595,15 @@ END_TEST
 START_TEST (test_help_long_key)
 {
   static const struct nbdkit_param p[] = {
-    { "a-very-long-parameter-name", NBDKIT_PARAM_BOOL, 0, NULL, "Doc.",
-      NULL, NULL },
+    { "a-very-long-parameter-name", NBDKIT_PARAM_BOOL, 0, NULL, "Doc.", NULL,
+      NULL },
     { "nodoc", NBDKIT_PARAM_STRING, 0, NULL, NULL, NULL, NULL },
     { NULL },
   };
   char *out = capture (NULL, NULL, p);
 
   ck_assert_str_eq (out, "  a-very-long-parameter-name=<BOOL> Doc.\n"
-                    "  nodoc=<STRING>\n");
+                         "  nodoc=<STRING>\n");
   free (out);
 }
 END_TEST
@@ -600,23 +612,22 @@ START_TEST (test_dump)
 {
   char *out = capture (param_dump, "memory", params);
 
-  ck_assert_str_eq (out,
-                    "memory_param_size=size,required\n"
-                    "memory_param_mode=enum,choices=fast|slow|auto,"
-                    "default=auto\n"
-                    "memory_param_verbose=bool,default=false\n"
-                    "memory_param_count=int,default=10\n"
-                    "memory_param_name=string\n"
-                    "memory_param_file=file\n"
-                    "memory_param_dir=directory\n"
-                    "memory_param_password=password\n"
-                    "memory_param_tag=list\n"
-                    "memory_param_opt=string,multiple\n");
+  ck_assert_str_eq (out, "memory_param_size=size,required\n"
+                         "memory_param_mode=enum,choices=fast|slow|auto,"
+                         "default=auto\n"
+                         "memory_param_verbose=bool,default=false\n"
+                         "memory_param_count=int,default=10\n"
+                         "memory_param_name=string\n"
+                         "memory_param_file=file\n"
+                         "memory_param_dir=directory\n"
+                         "memory_param_password=password\n"
+                         "memory_param_tag=list\n"
+                         "memory_param_opt=string,multiple\n");
   free (out);
 
   out = capture (param_dump, "", params);
-  ck_assert_msg (strncmp (out, "param_size=size,required\n", 25) == 0,
-                 "%s", out);
+  ck_assert_msg (strncmp (out, "param_size=size,required\n", 25) == 0, "%s",
+                 out);
   free (out);
 }
 END_TEST

@@ -29,10 +29,10 @@
 #define N_ELEMS(a) (sizeof (a) / sizeof (a)[0])
 
 /* Assert that the last error contains NEEDLE. */
-#define ck_assert_error_has(needle)                                     \
-  ck_assert_msg (strstr (stub_last_error (), (needle)) != NULL,         \
-                 "expected error containing \"%s\", got \"%s\"",        \
-                 (needle), stub_last_error ())
+#define ck_assert_error_has(needle)                                            \
+  ck_assert_msg (strstr (stub_last_error (), (needle)) != NULL,                \
+                 "expected error containing \"%s\", got \"%s\"", (needle),     \
+                 stub_last_error ())
 
 /* ---- sizes ---- */
 
@@ -69,7 +69,7 @@ static const struct {
 
 static const struct {
   const char *str;
-  const char *why;              /* part of the message */
+  const char *why; /* part of the message */
 } bad_sizes[] = {
   { "", "cannot be parsed as a number" },
   { " 1", "cannot be parsed as a number" },
@@ -145,8 +145,8 @@ START_TEST (test_bool)
     "0", "false", "FALSE", "f", "no", "No", "n", "N", "off", "OFF",
   };
   static const char *const bads[] = {
-    "", "2", "-1", "01", "00", "tru", " true", "true ", "yess", "enable",
-    "onn", "o",
+    "",      "2",     "-1",   "01",     "00",  "tru",
+    " true", "true ", "yess", "enable", "onn", "o",
   };
   size_t i;
 
@@ -174,14 +174,14 @@ START_TEST (test_probability)
     const char *str;
     double value;
   } goods[] = {
-    { "0", 0 }, { "-0", 0 }, { "1", 1 }, { "0.1", 0.1 }, { "1e-1", 0.1 },
-    { ".5", 0.5 }, { "10%", 0.1 }, { "100%", 1 }, { "0%", 0 },
-    { "1:10", 0.1 }, { "1/10", 0.1 }, { "3:4", 0.75 }, { "2", 2 },
-    { "150%", 1.5 },
+    { "0", 0 },      { "-0", 0 },     { "1", 1 },      { "0.1", 0.1 },
+    { "1e-1", 0.1 }, { ".5", 0.5 },   { "10%", 0.1 },  { "100%", 1 },
+    { "0%", 0 },     { "1:10", 0.1 }, { "1/10", 0.1 }, { "3:4", 0.75 },
+    { "2", 2 },      { "150%", 1.5 },
   };
   static const char *const bads[] = {
-    "", " 0.1", "abc", "0.1x", "10%%", "10 %", "%", "1:", ":2", "1:x",
-    "1:2:3", "1:10%", "1: 2",
+    "",   " 0.1", "abc", "0.1x",  "10%%",  "10 %", "%",
+    "1:", ":2",   "1:x", "1:2:3", "1:10%", "1: 2",
   };
   static const char *const out_of_range[] = {
     "-0.1", "-5%", "-1:2", "1:-2", "1:0", "0:0", "inf", "nan", "1e999",
@@ -221,83 +221,89 @@ END_TEST
 struct num_case {
   const char *str;
   int ok;
-  intmax_t value;         /* signed types */
-  uintmax_t uvalue;       /* unsigned types */
+  intmax_t value;   /* signed types */
+  uintmax_t uvalue; /* unsigned types */
 };
 
 /* Check a signed parser against its table. */
-#define CHECK_SIGNED(fn, type, cases)                                   \
-  do {                                                                  \
-    size_t i_;                                                          \
-    for (i_ = 0; i_ < N_ELEMS (cases); i_++) {                          \
-      type v_ = 99;                                                     \
-      int r_;                                                           \
-      stub_reset ();                                                    \
-      r_ = fn ("what", (cases)[i_].str, &v_);                           \
-      if ((cases)[i_].ok) {                                             \
-        ck_assert_msg (r_ == 0, #fn " \"%s\": %s", (cases)[i_].str,     \
-                       stub_last_error ());                             \
-        ck_assert_msg ((intmax_t) v_ == (cases)[i_].value,              \
-                       #fn " \"%s\" gave %jd", (cases)[i_].str,         \
-                       (intmax_t) v_);                                  \
-      }                                                                 \
-      else {                                                            \
-        ck_assert_msg (r_ == -1, #fn " \"%s\" should fail",             \
-                       (cases)[i_].str);                                \
-        ck_assert_msg (v_ == 99, #fn " changed *r on error");           \
-        ck_assert_uint_eq (stub_error_count (), 1);                     \
-        ck_assert_error_has ("what: ");                                 \
-        ck_assert_error_has ((cases)[i_].str);                          \
-      }                                                                 \
-    }                                                                   \
+#define CHECK_SIGNED(fn, type, cases)                                          \
+  do {                                                                         \
+    size_t i_;                                                                 \
+    for (i_ = 0; i_ < N_ELEMS (cases); i_++) {                                 \
+      type v_ = 99;                                                            \
+      int r_;                                                                  \
+      stub_reset ();                                                           \
+      r_ = fn ("what", (cases)[i_].str, &v_);                                  \
+      if ((cases)[i_].ok) {                                                    \
+        ck_assert_msg (r_ == 0, #fn " \"%s\": %s", (cases)[i_].str,            \
+                       stub_last_error ());                                    \
+        ck_assert_msg ((intmax_t)v_ == (cases)[i_].value,                      \
+                       #fn " \"%s\" gave %jd", (cases)[i_].str, (intmax_t)v_); \
+      } else {                                                                 \
+        ck_assert_msg (r_ == -1, #fn " \"%s\" should fail", (cases)[i_].str);  \
+        ck_assert_msg (v_ == 99, #fn " changed *r on error");                  \
+        ck_assert_uint_eq (stub_error_count (), 1);                            \
+        ck_assert_error_has ("what: ");                                        \
+        ck_assert_error_has ((cases)[i_].str);                                 \
+      }                                                                        \
+    }                                                                          \
   } while (0)
 
-#define CHECK_UNSIGNED(fn, type, cases)                                 \
-  do {                                                                  \
-    size_t i_;                                                          \
-    for (i_ = 0; i_ < N_ELEMS (cases); i_++) {                          \
-      type v_ = 99;                                                     \
-      int r_;                                                           \
-      stub_reset ();                                                    \
-      r_ = fn ("what", (cases)[i_].str, &v_);                           \
-      if ((cases)[i_].ok) {                                             \
-        ck_assert_msg (r_ == 0, #fn " \"%s\": %s", (cases)[i_].str,     \
-                       stub_last_error ());                             \
-        ck_assert_msg ((uintmax_t) v_ == (cases)[i_].uvalue,            \
-                       #fn " \"%s\" gave %ju", (cases)[i_].str,         \
-                       (uintmax_t) v_);                                 \
-      }                                                                 \
-      else {                                                            \
-        ck_assert_msg (r_ == -1, #fn " \"%s\" should fail",             \
-                       (cases)[i_].str);                                \
-        ck_assert_msg (v_ == 99, #fn " changed *r on error");           \
-        ck_assert_uint_eq (stub_error_count (), 1);                     \
-        ck_assert_error_has ("what: ");                                 \
-        ck_assert_error_has ((cases)[i_].str);                          \
-      }                                                                 \
-    }                                                                   \
+#define CHECK_UNSIGNED(fn, type, cases)                                        \
+  do {                                                                         \
+    size_t i_;                                                                 \
+    for (i_ = 0; i_ < N_ELEMS (cases); i_++) {                                 \
+      type v_ = 99;                                                            \
+      int r_;                                                                  \
+      stub_reset ();                                                           \
+      r_ = fn ("what", (cases)[i_].str, &v_);                                  \
+      if ((cases)[i_].ok) {                                                    \
+        ck_assert_msg (r_ == 0, #fn " \"%s\": %s", (cases)[i_].str,            \
+                       stub_last_error ());                                    \
+        ck_assert_msg ((uintmax_t)v_ == (cases)[i_].uvalue,                    \
+                       #fn " \"%s\" gave %ju", (cases)[i_].str,                \
+                       (uintmax_t)v_);                                         \
+      } else {                                                                 \
+        ck_assert_msg (r_ == -1, #fn " \"%s\" should fail", (cases)[i_].str);  \
+        ck_assert_msg (v_ == 99, #fn " changed *r on error");                  \
+        ck_assert_uint_eq (stub_error_count (), 1);                            \
+        ck_assert_error_has ("what: ");                                        \
+        ck_assert_error_has ((cases)[i_].str);                                 \
+      }                                                                        \
+    }                                                                          \
   } while (0)
 
 /* Syntax every width shares: refused for all. */
-#define COMMON_BAD                                                      \
-  { "", 0, 0, 0 }, { " 1", 0, 0, 0 }, { "1 ", 0, 0, 0 },                \
-  { "abc", 0, 0, 0 }, { "1x", 0, 0, 0 }, { "0x", 0, 0, 0 },             \
-  { "08", 0, 0, 0 }, { "1.0", 0, 0, 0 }, { "--1", 0, 0, 0 },            \
-  { "1k", 0, 0, 0 }, { "+", 0, 0, 0 }, { "-", 0, 0, 0 }
+#define COMMON_BAD                                                             \
+  { "", 0, 0, 0 }, { " 1", 0, 0, 0 }, { "1 ", 0, 0, 0 }, { "abc", 0, 0, 0 },   \
+      { "1x", 0, 0, 0 }, { "0x", 0, 0, 0 }, { "08", 0, 0, 0 },                 \
+      { "1.0", 0, 0, 0 }, { "--1", 0, 0, 0 }, { "1k", 0, 0, 0 },               \
+      { "+", 0, 0, 0 },                                                        \
+  {                                                                            \
+    "-", 0, 0, 0                                                               \
+  }
 
 /* Syntax every width shares: accepted for all. */
-#define COMMON_GOOD                                                     \
-  { "0", 1, 0, 0 }, { "1", 1, 1, 1 }, { "+7", 1, 7, 7 },                \
-  { "010", 1, 8, 8 }, { "0x1f", 1, 31, 31 }, { "0X1F", 1, 31, 31 },     \
-  { "00", 1, 0, 0 }
+#define COMMON_GOOD                                                            \
+  { "0", 1, 0, 0 }, { "1", 1, 1, 1 }, { "+7", 1, 7, 7 }, { "010", 1, 8, 8 },   \
+      { "0x1f", 1, 31, 31 }, { "0X1F", 1, 31, 31 },                            \
+  {                                                                            \
+    "00", 1, 0, 0                                                              \
+  }
 
 START_TEST (test_int8)
 {
   static const struct num_case c[] = {
-    COMMON_GOOD, COMMON_BAD,
-    { "127", 1, 127, 0 }, { "-128", 1, -128, 0 }, { "0x7f", 1, 127, 0 },
-    { "-0x80", 1, -128, 0 }, { "-0", 1, 0, 0 },
-    { "128", 0, 0, 0 }, { "-129", 0, 0, 0 }, { "0x80", 0, 0, 0 },
+    COMMON_GOOD,
+    COMMON_BAD,
+    { "127", 1, 127, 0 },
+    { "-128", 1, -128, 0 },
+    { "0x7f", 1, 127, 0 },
+    { "-0x80", 1, -128, 0 },
+    { "-0", 1, 0, 0 },
+    { "128", 0, 0, 0 },
+    { "-129", 0, 0, 0 },
+    { "0x80", 0, 0, 0 },
     { "99999999999999999999999", 0, 0, 0 },
   };
   CHECK_SIGNED (nbdkit_parse_int8_t, int8_t, c);
@@ -307,10 +313,11 @@ END_TEST
 START_TEST (test_uint8)
 {
   static const struct num_case c[] = {
-    COMMON_GOOD, COMMON_BAD,
-    { "255", 1, 0, 255 }, { "0xff", 1, 0, 255 }, { "0377", 1, 0, 255 },
-    { "256", 0, 0, 0 }, { "0x100", 0, 0, 0 }, { "-1", 0, 0, 0 },
-    { "-0", 0, 0, 0 }, { "-255", 0, 0, 0 },
+    COMMON_GOOD,           COMMON_BAD,
+    { "255", 1, 0, 255 },  { "0xff", 1, 0, 255 },
+    { "0377", 1, 0, 255 }, { "256", 0, 0, 0 },
+    { "0x100", 0, 0, 0 },  { "-1", 0, 0, 0 },
+    { "-0", 0, 0, 0 },     { "-255", 0, 0, 0 },
   };
   CHECK_UNSIGNED (nbdkit_parse_uint8_t, uint8_t, c);
 }
@@ -319,9 +326,13 @@ END_TEST
 START_TEST (test_int16)
 {
   static const struct num_case c[] = {
-    COMMON_GOOD, COMMON_BAD,
-    { "32767", 1, 32767, 0 }, { "-32768", 1, -32768, 0 },
-    { "32768", 0, 0, 0 }, { "-32769", 0, 0, 0 }, { "0x8000", 0, 0, 0 },
+    COMMON_GOOD,
+    COMMON_BAD,
+    { "32767", 1, 32767, 0 },
+    { "-32768", 1, -32768, 0 },
+    { "32768", 0, 0, 0 },
+    { "-32769", 0, 0, 0 },
+    { "0x8000", 0, 0, 0 },
   };
   CHECK_SIGNED (nbdkit_parse_int16_t, int16_t, c);
 }
@@ -330,9 +341,13 @@ END_TEST
 START_TEST (test_uint16)
 {
   static const struct num_case c[] = {
-    COMMON_GOOD, COMMON_BAD,
-    { "65535", 1, 0, 65535 }, { "0xffff", 1, 0, 65535 },
-    { "65536", 0, 0, 0 }, { "-1", 0, 0, 0 }, { "-0", 0, 0, 0 },
+    COMMON_GOOD,
+    COMMON_BAD,
+    { "65535", 1, 0, 65535 },
+    { "0xffff", 1, 0, 65535 },
+    { "65536", 0, 0, 0 },
+    { "-1", 0, 0, 0 },
+    { "-0", 0, 0, 0 },
   };
   CHECK_UNSIGNED (nbdkit_parse_uint16_t, uint16_t, c);
 }
@@ -341,10 +356,13 @@ END_TEST
 START_TEST (test_int32)
 {
   static const struct num_case c[] = {
-    COMMON_GOOD, COMMON_BAD,
-    { "2147483647", 1, INT32_MAX, 0 }, { "-2147483648", 1, INT32_MIN, 0 },
+    COMMON_GOOD,
+    COMMON_BAD,
+    { "2147483647", 1, INT32_MAX, 0 },
+    { "-2147483648", 1, INT32_MIN, 0 },
     { "0x7fffffff", 1, INT32_MAX, 0 },
-    { "2147483648", 0, 0, 0 }, { "-2147483649", 0, 0, 0 },
+    { "2147483648", 0, 0, 0 },
+    { "-2147483649", 0, 0, 0 },
     { "0x80000000", 0, 0, 0 },
   };
   CHECK_SIGNED (nbdkit_parse_int32_t, int32_t, c);
@@ -355,9 +373,13 @@ END_TEST
 START_TEST (test_uint32)
 {
   static const struct num_case c[] = {
-    COMMON_GOOD, COMMON_BAD,
-    { "4294967295", 1, 0, UINT32_MAX }, { "0xffffffff", 1, 0, UINT32_MAX },
-    { "4294967296", 0, 0, 0 }, { "-1", 0, 0, 0 }, { "-0", 0, 0, 0 },
+    COMMON_GOOD,
+    COMMON_BAD,
+    { "4294967295", 1, 0, UINT32_MAX },
+    { "0xffffffff", 1, 0, UINT32_MAX },
+    { "4294967296", 0, 0, 0 },
+    { "-1", 0, 0, 0 },
+    { "-0", 0, 0, 0 },
     { "-4294967295", 0, 0, 0 },
   };
   CHECK_UNSIGNED (nbdkit_parse_uint32_t, uint32_t, c);
@@ -368,11 +390,13 @@ END_TEST
 START_TEST (test_int64)
 {
   static const struct num_case c[] = {
-    COMMON_GOOD, COMMON_BAD,
+    COMMON_GOOD,
+    COMMON_BAD,
     { "9223372036854775807", 1, INT64_MAX, 0 },
     { "-9223372036854775808", 1, INT64_MIN, 0 },
     { "0x7fffffffffffffff", 1, INT64_MAX, 0 },
-    { "9223372036854775808", 0, 0, 0 }, { "-9223372036854775809", 0, 0, 0 },
+    { "9223372036854775808", 0, 0, 0 },
+    { "-9223372036854775809", 0, 0, 0 },
     { "0x8000000000000000", 0, 0, 0 },
   };
   CHECK_SIGNED (nbdkit_parse_int64_t, int64_t, c);
@@ -382,11 +406,14 @@ END_TEST
 START_TEST (test_uint64)
 {
   static const struct num_case c[] = {
-    COMMON_GOOD, COMMON_BAD,
+    COMMON_GOOD,
+    COMMON_BAD,
     { "18446744073709551615", 1, 0, UINT64_MAX },
     { "0xffffffffffffffff", 1, 0, UINT64_MAX },
-    { "18446744073709551616", 0, 0, 0 }, { "0x10000000000000000", 0, 0, 0 },
-    { "-1", 0, 0, 0 }, { "-0", 0, 0, 0 },
+    { "18446744073709551616", 0, 0, 0 },
+    { "0x10000000000000000", 0, 0, 0 },
+    { "-1", 0, 0, 0 },
+    { "-0", 0, 0, 0 },
     { "-18446744073709551615", 0, 0, 0 },
   };
   CHECK_UNSIGNED (nbdkit_parse_uint64_t, uint64_t, c);
@@ -425,7 +452,7 @@ write_temp_file (const char *content)
   fd = mkstemp (name);
   ck_assert_int_ge (fd, 0);
   ck_assert_int_eq (write (fd, content, strlen (content)),
-                    (ssize_t) strlen (content));
+                    (ssize_t)strlen (content));
   close (fd);
   return name;
 }
@@ -451,12 +478,9 @@ START_TEST (test_password_file)
   static const struct {
     const char *content, *password;
   } cases[] = {
-    { "pw\n", "pw" },
-    { "pw", "pw" },
-    { "pw\n\n", "pw\n" },
-    { "two\nlines\n", "two\nlines" },
-    { "", "" },
-    { "\n", "" },
+    { "pw\n", "pw" },     { "pw", "pw" },
+    { "pw\n\n", "pw\n" }, { "two\nlines\n", "two\nlines" },
+    { "", "" },           { "\n", "" },
   };
   size_t i;
   char *name, *arg, *pw;
@@ -503,8 +527,8 @@ END_TEST
 
 START_TEST (test_password_fd_bad)
 {
-  static const char *const bads[] = { "-0", "-1", "-2", "-abc", "-3x",
-                                      "- 3", "--3" };
+  static const char *const bads[]
+      = { "-0", "-1", "-2", "-abc", "-3x", "- 3", "--3" };
   size_t i;
   char *pw;
 
