@@ -476,9 +476,10 @@ opt_meta_context (struct connection *c, uint32_t option, const char *data,
   }
   for (int i = 0; i < s->nmeta; i++) {
     unsigned char b[4 + MAX_STRING];
-    size_t nlen = strlen (s->meta_names[i]);
+    size_t nlen = strnlen (s->meta_names[i], MAX_STRING + 1);
     uint32_t id = htobe32 (set ? i + 1 : 0);
-    if (!(mask & (1u << i)))
+    /* Names are bounded when registered; never trust that here. */
+    if (!(mask & (1u << i)) || nlen > MAX_STRING)
       continue;
     memcpy (b, &id, 4);
     memcpy (b + 4, s->meta_names[i], nlen);

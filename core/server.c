@@ -399,6 +399,13 @@ server_prepare (struct server *s)
     const char *m = b->ops->meta_context ? b->ops->meta_context (b) : NULL;
     if (m == NULL)
       continue;
+    if (strnlen (m, MAX_STRING + 1) > MAX_STRING) {
+      log_error (s,
+                 "%s: meta context name is longer than the protocol's"
+                 " limit of %d bytes",
+                 b->name, MAX_STRING);
+      return -1;
+    }
     if (s->nmeta >= MAX_META || strchr (m, ':') == NULL) {
       log_error (s,
                  "%s: cannot offer meta context '%s' (at most %d, and"
