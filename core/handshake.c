@@ -15,8 +15,11 @@
 #include "internal.h"
 #include "protocol.h"
 
-/* A client sending more options than this is not negotiating. */
-#define MAX_OPTIONS 4096
+/* A client sending more options than this is not negotiating (nbdkit
+ * allows as many).  It also bounds what a connection can make the
+ * plugin allocate before an export is chosen.
+ */
+#define MAX_OPTIONS 32
 
 /* The default largest data request we advertise and accept. */
 #define DEFAULT_MAX_DATA (32 * 1024 * 1024)
@@ -77,11 +80,51 @@ resolve_name (struct connection *c, const char *name)
   return strdup (r);
 }
 
+/* Forget the strings the plugin interned for this connection since
+ * MARK: an export that could not be opened keeps none, so refused
+ * options do not make the connection grow.
+ */
+static size_t
+intern_mark (struct connection *c)
+{
+  pthread_mutex_lock (&c->server->intern_lock);
+  size_t n = c->ninterned;
+  pthread_mutex_unlock (&c->server->intern_lock);
+  return n;
+}
+
+static void
+intern_rollback (struct connection *c, size_t mark)
+{
+  pthread_mutex_lock (&c->server->intern_lock);
+  while (c->ninterned > mark)
+    free (c->interned[--c->ninterned]);
+  pthread_mutex_unlock (&c->server->intern_lock);
+}
+
+static int open_export_1 (struct connection *c, const char *name);
+
 /* Open NAME (unless already open), and compute everything the client
  * is told about it.  Returns 0, or -1 if it cannot be served.
  */
 static int
 open_export (struct connection *c, const char *name)
+{
+  bool reopen
+      = !(c->top && c->requested_name && strcmp (c->requested_name, name) == 0);
+  size_t mark = intern_mark (c);
+
+  if (open_export_1 (c, name) == -1) {
+    /* Closed by now; only a fresh open's strings can be dropped. */
+    if (reopen)
+      intern_rollback (c, mark);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+open_export_1 (struct connection *c, const char *name)
 {
   struct server *s = c->server;
   struct context *t;
@@ -225,6 +268,13 @@ opt_export_name (struct connection *c, const char *data, uint32_t len)
     return -1;
   memcpy (name, data, len);
   name[len] = '\0';
+  /* A name cut short at a NUL is another export: no error reply
+   * exists for this option, so the client goes.
+   */
+  if (strlen (name) != len) {
+    log_debug (c->server, "EXPORT_NAME contains a NUL byte: closing");
+    return -1;
+  }
   if (handshake_finish_export (c, name) == -1)
     return -1; /* no error reply exists for this option */
   size = htobe64 (c->exportsize);
@@ -437,6 +487,9 @@ opt_meta_context (struct connection *c, uint32_t option, const char *data,
                            "export name length is wrong");
   memcpy (name, data + 4, namelen);
   name[namelen] = '\0';
+  if (strlen (name) != namelen)
+    return send_opt_error (c, option, NBD_REP_ERR_INVALID,
+                           "export name contains a NUL byte");
   memcpy (&nq, data + 4 + namelen, 4);
   nq = be32toh (nq);
   pos = 8 + namelen;
@@ -453,6 +506,12 @@ opt_meta_context (struct connection *c, uint32_t option, const char *data,
     if (qlen > len - pos)
       return send_opt_error (c, option, NBD_REP_ERR_INVALID,
                              "query runs past the end of the option");
+    if (memchr (data + pos, '\0', qlen))
+      return send_opt_error (c, option, NBD_REP_ERR_INVALID,
+                             "context name contains a NUL byte");
+    if (qlen > MAX_STRING)
+      return send_opt_error (c, option, NBD_REP_ERR_INVALID,
+                             "context name is longer than 4096 bytes");
     mask |= meta_match (s, data + pos, qlen, !set);
     pos += qlen;
   }
@@ -563,6 +622,17 @@ negotiate (struct connection *c)
       break;
     data[len] = '\0';
 
+    /* A client without fixed newstyle knows no option replies: it may
+     * only choose an export by name (as nbdkit).
+     */
+    if (!c->fixed_newstyle && option != NBD_OPT_EXPORT_NAME) {
+      r = send_opt_error (c, option, NBD_REP_ERR_INVALID,
+                          "the client did not ask for fixed newstyle");
+      if (r == -1)
+        break;
+      continue;
+    }
+
     /* With --tls=require nothing but STARTTLS and ABORT is answered
      * before TLS; EXPORT_NAME has no error reply, so the client goes.
      */
@@ -638,6 +708,9 @@ negotiate (struct connection *c)
     }
     if (r == -1)
       break;
+    if (n + 1 == MAX_OPTIONS)
+      log_debug (s, "%d options without choosing an export: closing",
+                 MAX_OPTIONS);
   }
 out:
   free (data);
@@ -676,6 +749,7 @@ handshake (struct connection *c)
     return -1;
   }
   c->no_zeroes = cflags & NBD_FLAG_C_NO_ZEROES;
+  c->fixed_newstyle = cflags & NBD_FLAG_C_FIXED_NEWSTYLE;
 
   r = negotiate (c);
   if (c->deadline) {

@@ -163,8 +163,12 @@ request_validate (const struct connection *c, const struct request *r)
                cmd_name (r->type), r->count, max);
     return EINVAL;
   }
-  if (r->type != NBD_CMD_BLOCK_STATUS && c->bs.maximum_virtual
-      && r->count > c->bs.maximum_virtual) {
+  /* The largest "virtual" request bounds trim, zero and cache (block
+   * status is asked about less instead); data requests have maximum.
+   */
+  if ((r->type == NBD_CMD_TRIM || r->type == NBD_CMD_WRITE_ZEROES
+       || r->type == NBD_CMD_CACHE)
+      && c->bs.maximum_virtual && r->count > c->bs.maximum_virtual) {
     log_debug (s, "%s: length %" PRIu64 " is larger than the maximum %" PRIu64,
                cmd_name (r->type), r->count, c->bs.maximum_virtual);
     return EINVAL;

@@ -148,6 +148,7 @@ struct connection {
   uint32_t meta_selected;
   char *meta_export; /* export name the SET was for */
   bool no_zeroes;
+  bool fixed_newstyle; /* the client set NBD_FLAG_C_FIXED_NEWSTYLE */
   bool is_tls;
   void *tls_session;    /* after STARTTLS (tls.c) */
   char *exportname;     /* the export open, default resolved */

@@ -178,6 +178,14 @@ block_status (struct connection *c, const struct request *r, uint32_t f,
               struct nbdkit_extents **es, uint32_t *ids, int *nes, int *err)
 {
   struct server *s = c->server;
+  uint64_t count = r->count;
+
+  /* Asked about more than the layer takes at once, it is asked about
+   * less: a reply may describe less than the request.
+   */
+  if (c->bs.maximum_virtual && !c->bs.advisory
+      && count > c->bs.maximum_virtual)
+    count = c->bs.maximum_virtual;
 
   for (int i = 0; i < s->nmeta; i++) {
     struct nbdkit_extents *e;
@@ -193,12 +201,12 @@ block_status (struct connection *c, const struct request *r, uint32_t f,
     es[*nes] = e;
     ids[(*nes)++] = i + 1;
     if (i == 0)
-      ret = backend_extents (c->top, r->count, r->offset, f, e, err);
+      ret = backend_extents (c->top, count, r->offset, f, e, err);
     else {
       struct context *x = c->top;
       while (x && x->b != s->meta_owner[i])
         x = x->next;
-      ret = x ? x->b->ops->meta_extents (x, r->count, r->offset, f, e, err)
+      ret = x ? x->b->ops->meta_extents (x, count, r->offset, f, e, err)
               : -1;
       if (x == NULL)
         *err = EIO;
