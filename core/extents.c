@@ -9,7 +9,8 @@
 #include "internal.h"
 
 /* A plugin may describe the whole disk in one call; beyond this many
- * extents the rest is dropped (the client asks again from there).
+ * extents the answer stops at the last complete extent (the client
+ * asks again from there).
  */
 #define MAX_EXTENTS (1024 * 1024)
 
@@ -18,6 +19,7 @@ struct nbdkit_extents {
   uint64_t next;       /* where the next extent must begin */
   struct nbdkit_extent *v;
   size_t n, alloc;
+  bool full; /* an extent was left out: nothing after it may be added */
 };
 
 NBDKIT_EXTERN_C struct nbdkit_extents *
@@ -101,12 +103,19 @@ nbdkit_add_extent (struct nbdkit_extents *e, uint64_t offset, uint64_t length,
     end = e->end;
   type &= NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
 
+  /* Once one extent is left out, a later one of the same type as the
+   * last kept must not be merged into it across the gap.
+   */
+  if (e->full)
+    return 0;
   if (e->n > 0 && e->v[e->n - 1].type == type) {
     e->v[e->n - 1].length += end - offset;
     return 0;
   }
-  if (e->n >= MAX_EXTENTS)
+  if (e->n >= MAX_EXTENTS) {
+    e->full = true;
     return 0;
+  }
   if (e->n == e->alloc) {
     size_t na = e->alloc ? e->alloc * 2 : 16;
     struct nbdkit_extent *nv = realloc (e->v, na * sizeof *nv);

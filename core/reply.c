@@ -318,8 +318,15 @@ reply_block_status (struct out *o, const struct request *r,
   size_t dsize = ext ? 16 : 8;
   unsigned char *buf;
   uint64_t end = r->offset + r->count;
+  bool req_one = r->flags & NBD_CMD_FLAG_REQ_ONE;
 
-  if (r->flags & NBD_CMD_FLAG_REQ_ONE && n > 1)
+  /* With REQ_ONE the one extent must end inside the request.  Without
+   * it the last extent may run past the request (the protocol allows
+   * it, with or without extended headers, as nbdkit does), which saves
+   * the client requests; extents starting after the request's end are
+   * left out.
+   */
+  if (req_one && n > 1)
     n = 1;
   buf = malloc (8 + n * dsize);
   if (buf == NULL)
@@ -329,8 +336,11 @@ reply_block_status (struct out *o, const struct request *r,
     uint64_t len = x.length;
     if (x.offset >= end)
       break;
-    if (x.offset + len > end)
-      len = end - x.offset;
+    if (x.offset + len > end) {
+      if (req_one)
+        len = end - x.offset;
+      i = n - 1; /* this is the last descriptor */
+    }
     if (!ext && len > UINT32_MAX) {
       /* Stop at a length that fits and keeps the block alignment. */
       uint32_t align = c->bs.minimum > 1 ? c->bs.minimum : 512;

@@ -636,10 +636,15 @@ file_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
         return -1;
       }
       /* No data from here to the end of the file. */
-      pos = end;
+      pos = lseek (h->fd, 0, SEEK_END);
+      if (pos == -1 || (uint64_t)pos <= offset)
+        pos = end;
     }
+    /* The last extent is given whole, even past END: the server may
+     * pass it on, and the client then asks less often.
+     */
     if ((uint64_t)pos > offset) {
-      next = MIN ((uint64_t)pos, end);
+      next = pos;
       type = NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
     } else {
       pos = lseek (h->fd, offset, SEEK_HOLE);
@@ -648,7 +653,7 @@ file_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
                       offset);
         return -1;
       }
-      next = (uint64_t)pos > offset ? MIN ((uint64_t)pos, end) : end;
+      next = (uint64_t)pos > offset ? (uint64_t)pos : end;
       type = 0;
     }
     if (nbdkit_add_extent (extents, offset, next - offset, type) == -1)

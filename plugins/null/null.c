@@ -110,7 +110,8 @@ static int
 null_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
               struct nbdkit_extents *extents)
 {
-  return nbdkit_add_extent (extents, offset, count,
+  /* One extent to the end of the disk: the client need not ask again. */
+  return nbdkit_add_extent (extents, offset, size - offset,
                             NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO);
 }
 
