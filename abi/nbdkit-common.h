@@ -302,6 +302,9 @@ struct nbdkit_block_size {
  * nbdkit_read_error_at: pread failed (returns -1) at OFFSET; the bytes
  * before OFFSET are valid and are sent to the client before the error.
  *
+ * A pread that answers the whole request with holes and loans should
+ * leave BUF alone: the server counts on finding it as it was.
+ *
  * OFFSET is an offset in the disk, inside the request.
  */
 struct nbdkit_read;

@@ -126,6 +126,16 @@ struct nbdkit_filter {
   int (*meta_extents) (nbdkit_next *next, void *handle, uint64_t count,
                        uint64_t offset, uint32_t flags,
                        struct nbdkit_extents *extents, int *err);
+
+  /* Fields added later (a filter built before them has none: 0). */
+
+  /* Set to 1 if pread, whenever it succeeds, writes every byte of BUF
+   * or reads it from the layer below (nbdkit_next_pread into BUF): the
+   * server then clears nothing for this layer (see pread_fills_buffer
+   * in <nbdkit-plugin.h>).  Leave it 0 if unsure: bytes left alone
+   * reach the client as zeroes.
+   */
+  int pread_fills_buffer;
 };
 
 /* The server calls filter_init once for each --filter naming this

@@ -96,6 +96,16 @@ struct nbdkit_plugin {
   int (*extents) (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
                   struct nbdkit_extents *extents);
   int (*cache) (void *handle, uint64_t count, uint64_t offset, uint32_t flags);
+
+  /* Fields added later (a plugin built before them has none: 0). */
+
+  /* Bytes of the read buffer that pread does not write reach the client
+   * as zeroes, whatever pread does.  Set this to 1 if pread, whenever
+   * it succeeds, writes every byte of BUF that it does not answer with
+   * nbdkit_read_hole or nbdkit_read_lend: the server then does not
+   * clear the buffer first.  Leave it 0 if unsure.
+   */
+  int pread_fills_buffer;
 };
 
 #define NBDKIT_REGISTER_PLUGIN(plugin)                                         \

@@ -305,9 +305,22 @@ int
 backend_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
                uint32_t flags, struct nbdkit_read *rd, int *err)
 {
+  int r;
+
   if (check_range (c, "pread", count, offset, err) == -1)
     return -1;
-  return c->b->ops->pread (c, buf, count, offset, flags, rd, err);
+  /* What a layer leaves alone reaches the client as zeroes: clear the
+   * buffer for a layer that does not promise to fill it, unless it is
+   * known to hold zeroes already (the server's own buffer usually is).
+   */
+  if (!c->b->pread_fills
+      && !(rd && rd->buf_zero && rd->buf == buf && rd->count == count))
+    memset (buf, 0, count);
+  r = c->b->ops->pread (c, buf, count, offset, flags, rd, err);
+  /* Asked again (a retry), the buffer holds what this try wrote. */
+  if (rd && !c->b->pread_fills)
+    rd->buf_zero = false;
+  return r;
 }
 
 /* After a write-like request that the layer did without FUA. */
@@ -462,6 +475,7 @@ backend_cache (struct context *c, uint64_t count, uint64_t offset,
   while (count > 0) {
     uint64_t n = count > chunk ? chunk : count;
     read_init (&rd, buf, n, offset, false);
+    rd.buf_zero = true; /* the data is thrown away */
     if (c->b->ops->pread (c, buf, n, offset, 0, &rd, err) == -1) {
       free (buf);
       return -1;

@@ -449,7 +449,12 @@ filter_load (struct server *s, const char *name)
     free (filename);
     return NULL;
   }
-  if (f->_api_version != 3 || f->_struct_size < sizeof *f || f->name == NULL) {
+  /* The struct only grows at the end: fields a filter built against an
+   * older header lacks are read as 0, and only here.
+   */
+  if (f->_api_version != 3
+      || f->_struct_size < offsetof (struct nbdkit_filter, pread_fills_buffer)
+      || f->name == NULL) {
     log_error (s,
                "%s: filter built for an unknown filter API (version %d,"
                " struct of %" PRIu64 " bytes); rebuild it against this"
@@ -474,6 +479,10 @@ filter_load (struct server *s, const char *name)
   b->impl = f;
   b->ops = &filter_ops;
   b->api_version = 3;
+  b->pread_fills
+      = f->_struct_size >= offsetof (struct nbdkit_filter, pread_fills_buffer)
+                               + sizeof f->pread_fills_buffer
+        && f->pread_fills_buffer;
   b->name = f->name;
   b->version = f->version;
   b->longname = f->longname;
@@ -530,7 +539,13 @@ nbdkit_next_pread (nbdkit_next *n, void *buf, uint64_t count, uint64_t offset,
   if (rd && rd->buf == buf && rd->offset == offset && rd->count == count)
     return backend_pread (CTX (n), buf, count, offset, flags, rd, err);
   read_init (&local, buf, count, offset, false);
+  /* The same buffer at another offset (offset, partition): whether it
+   * holds zeroes does not depend on the offset.
+   */
+  local.buf_zero = rd && rd->buf == buf && rd->count == count && rd->buf_zero;
   r = backend_pread (CTX (n), buf, count, offset, flags, &local, err);
+  if (rd && !local.buf_zero)
+    rd->buf_zero = false;
   free (local.segs);
   return r;
 }

@@ -187,6 +187,10 @@ struct backend {
   const struct nbdkit_param *params;
   unsigned *params_seen;
   int thread_model; /* this layer's own model */
+  /* pread writes every byte it does not answer with holes or loans
+   * (filters: or reads it from below): its buffer need not be cleared.
+   */
+  bool pread_fills;
 };
 
 /* One layer's state for one connection: its handle and the capability
@@ -296,6 +300,10 @@ struct nbdkit_read {
   struct read_seg *segs;
   size_t nsegs, segs_alloc;
   uint64_t error_at; /* relative; UINT64_MAX if not given */
+  /* BUF holds zeroes for the whole request (or what it holds is never
+   * sent): a layer need not clear it.  Cleared once a layer ran.
+   */
+  bool buf_zero;
 };
 extern void read_init (struct nbdkit_read *rd, void *buf, uint64_t count,
                        uint64_t offset, bool zero_copy);

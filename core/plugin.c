@@ -401,13 +401,21 @@ plugin_v3_init (struct backend *b, void *pv)
 {
   struct nbdkit_plugin *p = pv;
 
-  if (p->_struct_size < sizeof *p) {
+  /* The struct only grows at the end: fields a plugin built against
+   * an older header lacks are read as 0, and only here.
+   */
+  if (p->_struct_size < offsetof (struct nbdkit_plugin, pread_fills_buffer)) {
     log_error (b->server,
                "%s: plugin struct is smaller (%" PRIu64
                " bytes) than API 3 requires (%zu)",
-               b->filename, p->_struct_size, sizeof *p);
+               b->filename, p->_struct_size,
+               offsetof (struct nbdkit_plugin, pread_fills_buffer));
     return -1;
   }
+  b->pread_fills
+      = p->_struct_size >= offsetof (struct nbdkit_plugin, pread_fills_buffer)
+                               + sizeof p->pread_fills_buffer
+        && p->pread_fills_buffer;
   if (p->name == NULL || !is_short_name (p->name)) {
     log_error (b->server, "%s: plugin has no valid name", b->filename);
     return -1;

@@ -19,6 +19,7 @@ read_init (struct nbdkit_read *rd, void *buf, uint64_t count, uint64_t offset,
   rd->zero_copy = zero_copy;
   rd->nsegs = 0;
   rd->error_at = UINT64_MAX;
+  rd->buf_zero = false;
 }
 
 void

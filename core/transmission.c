@@ -19,13 +19,24 @@
 #include "reply.h"
 #include "request.h"
 
-/* What one thread keeps between requests: its data buffer and read
- * state, reused so a request allocates nothing.
+/* What one thread keeps between requests: its buffers and read state,
+ * reused so a request allocates nothing.
+ *
+ * Bytes a plugin does not write must reach the client as zeroes, and
+ * clearing every read buffer costs a memset per read.  So the read
+ * buffer is kept zero except for its first DIRTY bytes, which reads
+ * may have written; write payloads go to a buffer of their own.  A
+ * read through layers that all promise to fill needs nothing; any
+ * other read clears only the dirty part of its range.  Reads answered
+ * wholly with holes and loans (the memory plugin) leave it clean.
  */
 struct out;
 struct worker {
-  char *buf;
+  char *buf; /* reads */
   size_t buf_size;
+  size_t dirty; /* buf[dirty..buf_size) holds zeroes */
+  char *wbuf;   /* write payloads */
+  size_t wbuf_size;
   struct nbdkit_read rd;
   struct out *out;
 };
@@ -36,17 +47,56 @@ struct worker {
  */
 #define HANDOFF_NS 20000
 
+/* Grow *BUF to at least N bytes.  The contents need not survive, and
+ * a new buffer from calloc starts clean (large ones are fresh pages,
+ * which cost no clearing).
+ */
+static int
+grow (char **buf, size_t *size, size_t n)
+{
+  if (n <= *size)
+    return 0;
+  char *nb = calloc (1, n);
+  if (nb == NULL)
+    return -1;
+  free (*buf);
+  *buf = nb;
+  *size = n;
+  return 0;
+}
+
 static int
 grow_buf (struct worker *w, size_t n)
 {
   if (n <= w->buf_size)
     return 0;
-  char *nb = realloc (w->buf, n);
-  if (nb == NULL)
-    return -1;
-  w->buf = nb;
-  w->buf_size = n;
-  return 0;
+  w->dirty = 0;
+  return grow (&w->buf, &w->buf_size, n);
+}
+
+/* Whether every layer promises to fill the read buffer. */
+static bool
+chain_fills (const struct context *t)
+{
+  for (; t; t = t->next)
+    if (!t->b->pread_fills)
+      return false;
+  return true;
+}
+
+/* Whether loans and holes answered the whole read: then nothing was
+ * written into the buffer.
+ */
+static bool
+all_segments (const struct nbdkit_read *rd)
+{
+  uint64_t pos = 0;
+  for (size_t i = 0; i < rd->nsegs; i++) {
+    if (rd->segs[i].offset != pos)
+      return false;
+    pos += rd->segs[i].length;
+  }
+  return pos == rd->count;
 }
 
 /* Read and throw away N payload bytes, to stay in step with a client
@@ -138,12 +188,12 @@ read_request (struct connection *c, struct worker *w, struct request *r)
     r->err = EINVAL; /* only writes carry a payload here */
 
   if (payload > 0) {
-    if (r->err || grow_buf (w, payload) == -1) {
+    if (r->err || grow (&w->wbuf, &w->wbuf_size, payload) == -1) {
       if (r->err == 0)
         r->err = ENOMEM;
       if (discard (c, payload) == -1)
         return -1;
-    } else if (conn_recv (c, w->buf, payload) == -1)
+    } else if (conn_recv (c, w->wbuf, payload) == -1)
       return -1;
   }
   if (r->type == NBD_CMD_READ && r->err == 0
@@ -275,12 +325,23 @@ execute (struct connection *c, struct worker *w, struct request *r)
       case NBD_CMD_READ:
         /* Zero copy only when the reply can send from the loans. */
         read_init (&w->rd, w->buf, r->count, r->offset, true);
+        if (!chain_fills (top)) {
+          if (w->dirty > r->count)
+            memset (w->buf, 0, r->count);
+          else if (w->dirty) {
+            memset (w->buf, 0, w->dirty);
+            w->dirty = 0;
+          }
+          w->rd.buf_zero = true;
+        }
         ret = backend_pread (top, w->buf, r->count, r->offset, 0, &w->rd, &err);
+        if (!all_segments (&w->rd) && w->dirty < r->count)
+          w->dirty = r->count;
         if (ret == -1 && !c->structured_replies)
           read_release (&w->rd);
         break;
       case NBD_CMD_WRITE:
-        ret = backend_pwrite (top, w->buf, r->count, r->offset, f, &err);
+        ret = backend_pwrite (top, w->wbuf, r->count, r->offset, f, &err);
         break;
       case NBD_CMD_FLUSH:
         ret = backend_flush (top, 0, &err);
@@ -406,6 +467,7 @@ transmission_loop (struct connection *c)
   }
   pthread_mutex_unlock (&c->lock);
   free (w.buf);
+  free (w.wbuf);
   free (w.rd.segs);
   free (w.out);
 }

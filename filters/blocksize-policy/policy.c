@@ -247,6 +247,7 @@ static struct nbdkit_filter filter = {
   .config_help = policy_config_help,
   .block_size = policy_block_size,
   .pread = policy_pread,
+  .pread_fills_buffer = 1, /* or reads it from below */
   .pwrite = policy_pwrite,
   .trim = policy_trim,
   .zero = policy_zero,

@@ -425,6 +425,7 @@ static struct nbdkit_filter filter = {
   .get_size = blocksize_get_size,
   .block_size = blocksize_block_size,
   .pread = blocksize_pread,
+  .pread_fills_buffer = 1, /* or reads it from below */
   .pwrite = blocksize_pwrite,
   .trim = blocksize_trim,
   .zero = blocksize_zero,

@@ -757,6 +757,7 @@ static struct nbdkit_filter filter = {
   .can_cache = cache_can_cache,
   .can_extents = cache_can_extents,
   .pread = cache_pread,
+  .pread_fills_buffer = 1, /* or reads it from below */
   .pwrite = cache_pwrite,
   .flush = cache_flush,
   .trim = cache_trim,

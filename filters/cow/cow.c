@@ -426,6 +426,7 @@ static struct nbdkit_filter filter = {
   .can_extents = cow_can_extents,
   .can_cache = cow_can_cache,
   .pread = cow_pread,
+  .pread_fills_buffer = 1, /* or reads it from below */
   .pwrite = cow_pwrite,
   .flush = cow_flush,
   .trim = cow_trim,

@@ -331,6 +331,7 @@ static struct nbdkit_filter filter = {
   .prepare = log_prepare,
   .finalize = log_finalize,
   .pread = log_pread,
+  .pread_fills_buffer = 1, /* or reads it from below */
   .pwrite = log_pwrite,
   .trim = log_trim,
   .zero = log_zero,

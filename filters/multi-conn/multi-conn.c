@@ -307,6 +307,7 @@ static struct nbdkit_filter filter = {
   .can_multi_conn = mc_can_multi_conn,
   .can_flush = mc_can_flush,
   .pread = mc_pread,
+  .pread_fills_buffer = 1, /* or reads it from below */
   .pwrite = mc_pwrite,
   .trim = mc_trim,
   .zero = mc_zero,

@@ -122,6 +122,7 @@ static struct nbdkit_filter filter = {
   .prepare = offset_prepare,
   .get_size = offset_get_size,
   .pread = offset_pread,
+  .pread_fills_buffer = 1, /* or reads it from below */
   .pwrite = offset_pwrite,
   .trim = offset_trim,
   .zero = offset_zero,

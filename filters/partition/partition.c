@@ -310,6 +310,7 @@ static struct nbdkit_filter filter = {
   .prepare = partition_prepare,
   .get_size = partition_get_size,
   .pread = partition_pread,
+  .pread_fills_buffer = 1, /* or reads it from below */
   .pwrite = partition_pwrite,
   .trim = partition_trim,
   .zero = partition_zero,

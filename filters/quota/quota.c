@@ -127,6 +127,7 @@ static struct nbdkit_filter filter = {
   .open = quota_open,
   .close = quota_close,
   .pread = quota_pread,
+  .pread_fills_buffer = 1, /* or reads it from below */
   .pwrite = quota_pwrite,
 };
 

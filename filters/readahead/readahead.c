@@ -346,6 +346,7 @@ static struct nbdkit_filter filter = {
   .close = readahead_close,
   .prepare = readahead_prepare,
   .pread = readahead_pread,
+  .pread_fills_buffer = 1, /* or reads it from below */
   .pwrite = readahead_pwrite,
   .trim = readahead_trim,
   .zero = readahead_zero,

@@ -216,6 +216,7 @@ static struct nbdkit_filter filter = {
   .can_extents = shared_can_extents,
   .can_cache = shared_can_cache,
   .pread = shared_pread,
+  .pread_fills_buffer = 1, /* or reads it from below */
   .pwrite = shared_pwrite,
   .flush = shared_flush,
   .trim = shared_trim,

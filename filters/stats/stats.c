@@ -309,6 +309,7 @@ static struct nbdkit_filter filter = {
   .get_ready = stats_get_ready,
   .unload = stats_unload,
   .pread = stats_pread,
+  .pread_fills_buffer = 1, /* or reads it from below */
   .pwrite = stats_pwrite,
   .trim = stats_trim,
   .zero = stats_zero,

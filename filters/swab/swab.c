@@ -198,6 +198,7 @@ static struct nbdkit_filter filter = {
   .get_size = swab_get_size,
   .block_size = swab_block_size,
   .pread = swab_pread,
+  .pread_fills_buffer = 1, /* or reads it from below */
   .pwrite = swab_pwrite,
   .trim = swab_trim,
   .zero = swab_zero,

@@ -230,6 +230,7 @@ static struct nbdkit_filter filter = {
   .prepare = truncate_prepare,
   .get_size = truncate_get_size,
   .pread = truncate_pread,
+  .pread_fills_buffer = 1, /* or reads it from below */
   .pwrite = truncate_pwrite,
   .trim = truncate_trim,
   .zero = truncate_zero,

@@ -457,6 +457,10 @@ op_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
     CAMLlocalN (a, 4);
     a[0] = Val_long (((struct handle *)handle)->id);
     a[1] = caml_alloc_string (count);
+    /* Fresh OCaml memory holds old heap data: what the script does
+     * not write must reach the client as zeroes.
+     */
+    memset (Bytes_val (a[1]), 0, count);
     a[2] = caml_copy_int64 (offset);
     a[3] = Val_int (flags);
     r = host_call ("pread", cbs[CB_pread], 4, a, NULL);

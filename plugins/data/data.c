@@ -329,6 +329,7 @@ static struct nbdkit_plugin plugin = {
   .can_extents = data_can_native,
   .can_cache = data_can_native,
   .pread = data_pread,
+  .pread_fills_buffer = 1, /* every byte, or a hole */
   .pwrite = data_pwrite,
   .flush = data_flush,
   .trim = data_zero,

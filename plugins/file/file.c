@@ -706,6 +706,7 @@ static struct nbdkit_plugin plugin = {
   .can_extents = file_can_extents,
   .can_cache = file_can_cache,
   .pread = file_pread,
+  .pread_fills_buffer = 1, /* every byte, or a hole */
   .pwrite = file_pwrite,
   .flush = file_flush,
   .trim = file_trim,

@@ -125,6 +125,7 @@ static struct nbdkit_plugin plugin = {
   .can_extents = full_native,
   .can_cache = full_native,
   .pread = full_pread,
+  .pread_fills_buffer = 1, /* every byte, or a hole */
   .pwrite = full_pwrite,
   .flush = full_flush,
   .trim = full_ok,

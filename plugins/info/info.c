@@ -219,6 +219,7 @@ static struct nbdkit_plugin plugin = {
   .get_size = info_get_size,
   .can_multi_conn = info_true,
   .pread = info_pread,
+  .pread_fills_buffer = 1, /* every byte, or a hole */
 };
 
 NBDKIT_REGISTER_PLUGIN (plugin)

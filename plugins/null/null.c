@@ -135,6 +135,7 @@ static struct nbdkit_plugin plugin = {
   .can_extents = null_can_extents,
   .can_cache = null_can_cache,
   .pread = null_pread,
+  .pread_fills_buffer = 1, /* every byte, or a hole */
   .pwrite = null_pwrite,
   .flush = null_flush,
   .trim = null_range_op,

@@ -129,6 +129,7 @@ static struct nbdkit_plugin plugin = {
   .can_extents = pattern_can_extents,
   .can_cache = pattern_can_cache,
   .pread = pattern_pread,
+  .pread_fills_buffer = 1, /* every byte, or a hole */
   .cache = pattern_cache,
 };
 

@@ -111,6 +111,7 @@ static struct nbdkit_plugin plugin = {
   .can_flush = random_true,
   .can_multi_conn = random_true,
   .pread = random_pread,
+  .pread_fills_buffer = 1, /* every byte, or a hole */
   .pwrite = random_pwrite,
   .flush = random_flush,
 };

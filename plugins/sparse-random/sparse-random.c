@@ -339,6 +339,7 @@ static struct nbdkit_plugin plugin = {
   .can_multi_conn = sr_true,
   .can_extents = sr_native,
   .pread = sr_pread,
+  .pread_fills_buffer = 1, /* every byte, or a hole */
   .pwrite = sr_pwrite,
   .flush = sr_flush,
   .trim = sr_ok,

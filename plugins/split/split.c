@@ -287,6 +287,7 @@ static struct nbdkit_plugin plugin = {
   .can_multi_conn = split_true,
   .can_extents = split_can_extents,
   .pread = split_pread,
+  .pread_fills_buffer = 1, /* every byte, or a hole */
   .pwrite = split_pwrite,
   .flush = split_flush,
   .extents = split_extents,

@@ -105,6 +105,7 @@ static struct nbdkit_plugin plugin = {
   .can_extents = zero_can_extents,
   .can_cache = zero_can_cache,
   .pread = zero_pread,
+  .pread_fills_buffer = 1, /* every byte, or a hole */
   .extents = zero_extents,
   .cache = zero_cache,
 };
