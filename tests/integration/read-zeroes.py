@@ -160,7 +160,7 @@ EVAL_PREAD = ('if [ "$4" -lt %d ]; then head -c "$3" /dev/zero | '
 
 def plugin_so(api):
     return os.path.join(BUILDDIR, "tests", "plugins",
-                        "nbdkit-nofill%d-plugin.so" % api)
+                        "nbdkit-nofill%s-plugin.so" % api)
 
 
 # name, server arguments, whether a read leaving bytes alone may fail
@@ -169,6 +169,7 @@ CASES = [
     ("C API 1", [plugin_so(1)], False, True),
     ("C API 2", [plugin_so(2)], False, True),
     ("C API 3", [plugin_so(3)], False, True),
+    ("C API 3 older struct", [plugin_so("3old")], False, True),
     ("python", ["python", PY_PLUGIN], False, True),
     ("lua", [LUA_PLUGIN], True, True),
     ("sh", ["sh", SH_PLUGIN], True, True),

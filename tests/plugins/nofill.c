@@ -11,7 +11,8 @@
  *
  * A client reading the first half and then the second half (or another
  * connection reading export "fill") must still see only zeroes in the
- * second half.
+ * second half.  With NOFILL_OLD_STRUCT (API 3) it registers a struct as
+ * short as one built before the struct's last field was added.
  */
 
 #include <errno.h>
@@ -89,4 +90,20 @@ static struct nbdkit_plugin plugin = {
   .pread = nofill_pread,
 };
 
+#ifdef NOFILL_OLD_STRUCT
+/* As built against a header from before pread_fills_buffer: the server
+ * must load it and read the missing field as 0.
+ */
+#include <stddef.h>
+NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_plugin *plugin_init (void);
+NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_plugin *
+plugin_init (void)
+{
+  plugin._struct_size = offsetof (struct nbdkit_plugin, pread_fills_buffer);
+  plugin._api_version = NBDKIT_API_VERSION;
+  plugin._unused = 0;
+  return &plugin;
+}
+#else
 NBDKIT_REGISTER_PLUGIN (plugin)
+#endif
