@@ -28,6 +28,9 @@
 /* Block status replies stop after this many extents. */
 #define MAX_EXTENTS 65536
 
+/* The granularity of allocation in block status (nbdkit's 32 KiB). */
+#define PAGE UINT64_C (32768)
+
 static const char *data_text, *base64_text, *raw_text;
 static int64_t size = -1;
 
@@ -274,28 +277,37 @@ data_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
   unsigned n = 0;
   int r = 0;
 
+  /* Allocation is reported in pages, as nbdkit's data plugin does: a
+   * page holding any data is data.  The last extent is given whole,
+   * past END if it runs on (the server passes it on).
+   */
   pthread_mutex_lock (&lock);
-  for (size_t i = store_find (&disk, offset);
+  for (size_t i = store_find (&disk, offset & ~(PAGE - 1));
        i < disk.n && at < end && r == 0 && n < MAX_EXTENTS; i++) {
     const struct run *run = &disk.runs[i];
-    if (run->off >= end)
-      break;
-    if (run->off > at) {
-      r = nbdkit_add_extent (extents, at, run->off - at, hole);
-      at = run->off;
+    uint64_t ds = run->off & ~(PAGE - 1);
+    uint64_t de = (run->off + run->len + PAGE - 1) & ~(PAGE - 1);
+    if (de > disk_size)
+      de = disk_size;
+    if (de <= at)
+      continue;
+    if (ds > at) {
+      r = nbdkit_add_extent (extents, at, ds - at, hole);
+      at = ds;
       n++;
+      if (at >= end || flags & NBDKIT_FLAG_REQ_ONE)
+        break;
     }
-    uint64_t b = run->off + run->len < end ? run->off + run->len : end;
     if (r == 0)
-      r = nbdkit_add_extent (extents, at, b - at, 0);
-    at = b;
+      r = nbdkit_add_extent (extents, at, de - at, 0);
+    at = de;
     n++;
     if (flags & NBDKIT_FLAG_REQ_ONE)
       break;
   }
   pthread_mutex_unlock (&lock);
   if (r == 0 && at < end && n < MAX_EXTENTS)
-    r = nbdkit_add_extent (extents, at, end - at, hole);
+    r = nbdkit_add_extent (extents, at, disk_size - at, hole);
   return r;
 }
 
