@@ -479,10 +479,13 @@ filter_load (struct server *s, const char *name)
   b->impl = f;
   b->ops = &filter_ops;
   b->api_version = 3;
+  /* Without a pread of its own, reads pass through untouched. */
   b->pread_fills
-      = f->_struct_size >= offsetof (struct nbdkit_filter, pread_fills_buffer)
-                               + sizeof f->pread_fills_buffer
-        && f->pread_fills_buffer;
+      = f->pread == NULL
+        || (f->_struct_size
+                >= offsetof (struct nbdkit_filter, pread_fills_buffer)
+                       + sizeof f->pread_fills_buffer
+            && f->pread_fills_buffer);
   b->name = f->name;
   b->version = f->version;
   b->longname = f->longname;

@@ -170,6 +170,8 @@ CASES = [
     ("C API 2", [plugin_so(2)], False, True),
     ("C API 3", [plugin_so(3)], False, True),
     ("C API 3 older struct", [plugin_so("3old")], False, True),
+    ("C API 3 under filters", ["--filter=fua", "--filter=offset",
+                               plugin_so(3), "offset=0"], False, True),
     ("python", ["python", PY_PLUGIN], False, True),
     ("lua", [LUA_PLUGIN], True, True),
     ("sh", ["sh", SH_PLUGIN], True, True),
