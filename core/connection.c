@@ -177,10 +177,26 @@ find_reader (struct connection *c)
   }
 }
 
+/* Free a connection whose threads are all gone (nthreads is 0, or
+ * transmission never started).  The connection is unlinked first, so
+ * that neither the watchdog nor server_request_quit, which walk the
+ * list under s->lock, can reach it while its sockets close (their
+ * numbers may be reused at once) or its locks are destroyed.  The
+ * caller says the connection is gone (connection_gone) only after
+ * this, as the very last thing it does with the server.
+ */
 static void
 connection_free (struct connection *c)
 {
   struct server *s = c->server;
+
+  pthread_mutex_lock (&s->lock);
+  for (struct connection **pp = &s->connections; *pp; pp = &(*pp)->next_live)
+    if (*pp == c) {
+      *pp = c->next_live;
+      break;
+    }
+  pthread_mutex_unlock (&s->lock);
 
   thread_ctx_set (s, c, s->plugin->name);
   if (c->top)
@@ -198,18 +214,22 @@ connection_free (struct connection *c)
   pthread_mutex_destroy (&c->lock);
   pthread_mutex_destroy (&c->send_lock);
   pthread_cond_destroy (&c->cond);
+  free (c);
+  thread_ctx_set (s, NULL, NULL);
+}
 
+/* One connection fewer: drain_connections may go on once it sees 0,
+ * and then tear the server down, so the caller must not touch the
+ * server after this (its pool thread only goes back to the pool,
+ * which pool_stop joins).
+ */
+static void
+connection_gone (struct server *s)
+{
   pthread_mutex_lock (&s->lock);
-  for (struct connection **pp = &s->connections; *pp; pp = &(*pp)->next_live)
-    if (*pp == c) {
-      *pp = c->next_live;
-      break;
-    }
   s->nconnections--;
   pthread_cond_broadcast (&s->cond);
   pthread_mutex_unlock (&s->lock);
-  free (c);
-  thread_ctx_set (s, NULL, NULL);
 }
 
 /* The transmission phase: every thread of the connection runs this,
@@ -366,6 +386,7 @@ connection_main (void *arg)
   connection_free (c);
   if (serialize)
     pthread_mutex_unlock (&s->connections_lock);
+  connection_gone (s);
   return NULL;
 }
 
@@ -415,5 +436,6 @@ connection_start (struct server *s, int sockin, int sockout, bool detached)
   if (pool_run (s, connection_main, c) == -1) {
     log_error (s, "cannot start a thread for a new connection");
     connection_free (c);
+    connection_gone (s);
   }
 }

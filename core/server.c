@@ -24,13 +24,14 @@
 /* Signal handlers can only reach the server through this; it is the
  * one piece of process-wide state, as signals are process-wide.
  */
-static int signal_quit_fd = -1;
+static _Atomic int signal_quit_fd = -1;
 
 static void
 handle_quit_signal (int sig)
 {
   char c = 1;
-  if (signal_quit_fd >= 0 && write (signal_quit_fd, &c, 1) == -1) {
+  int fd = atomic_load (&signal_quit_fd);
+  if (fd >= 0 && write (fd, &c, 1) == -1) {
     /* The pipe is full: a wake-up is already pending. */
   }
 }
@@ -68,6 +69,9 @@ server_free (struct server *s)
 {
   if (s == NULL)
     return;
+  /* A signal arriving from now on finds no pipe to write to. */
+  if (atomic_load (&signal_quit_fd) == s->quit_pipe[1])
+    atomic_store (&signal_quit_fd, -1);
   for (size_t i = 0; i < s->ninterned; i++)
     free (s->interned[i]);
   free (s->interned);
@@ -78,6 +82,14 @@ server_free (struct server *s)
   close (s->quit_pipe[1]);
   free (s->socket_path);
   free (s->private_dir);
+  pthread_mutex_destroy (&s->lock);
+  pthread_cond_destroy (&s->cond);
+  pthread_cond_destroy (&s->watch_cond);
+  pthread_mutex_destroy (&s->pool_lock);
+  pthread_cond_destroy (&s->pool_done);
+  pthread_mutex_destroy (&s->all_requests_lock);
+  pthread_mutex_destroy (&s->connections_lock);
+  pthread_mutex_destroy (&s->intern_lock);
   free (s);
 }
 
@@ -88,7 +100,8 @@ void
 server_quit_from_anywhere (void)
 {
   char c = 1;
-  if (signal_quit_fd >= 0 && write (signal_quit_fd, &c, 1) == -1) {
+  int fd = atomic_load (&signal_quit_fd);
+  if (fd >= 0 && write (fd, &c, 1) == -1) {
     /* A wake-up is already pending. */
   }
 }
@@ -114,7 +127,7 @@ set_signals (struct server *s)
 {
   struct sigaction sa = { .sa_handler = handle_quit_signal };
 
-  signal_quit_fd = s->quit_pipe[1];
+  atomic_store (&signal_quit_fd, s->quit_pipe[1]);
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGTERM, &sa, NULL);
@@ -253,10 +266,34 @@ daemonize (struct server *s)
   return 0;
 }
 
+/* The thread waiting for the --run command cannot be joined: after a
+ * signal the server stops while the command may run on.  So it and the
+ * server share this record, freed by whichever lets go last, and the
+ * thread reaches the server only through cap->s under cap->lock.  The
+ * server sets cap->s to NULL (captive_detach) before it tears anything
+ * down: from then on the thread cannot touch the server, and before
+ * then the server waits for it to finish any use of it.
+ */
 struct captive {
-  struct server *s;
+  pthread_mutex_t lock;
+  struct server *s; /* NULL once the server has let go */
   pid_t pid;
+  int refs; /* 2 while both hold it */
 };
+
+static void
+captive_unref (struct captive *cap)
+{
+  bool last;
+
+  pthread_mutex_lock (&cap->lock);
+  last = --cap->refs == 0;
+  pthread_mutex_unlock (&cap->lock);
+  if (last) {
+    pthread_mutex_destroy (&cap->lock);
+    free (cap);
+  }
+}
 
 /* Wait for the --run command, then stop the server with its status. */
 static void *
@@ -267,17 +304,35 @@ captive_wait (void *arg)
 
   while (waitpid (cap->pid, &status, 0) == -1 && errno == EINTR)
     ;
-  if (WIFEXITED (status))
-    cap->s->exit_status = WEXITSTATUS (status);
-  else if (WIFSIGNALED (status)) {
-    log_error (cap->s, "--run command was killed by signal %d",
-               WTERMSIG (status));
-    cap->s->exit_status = 128 + WTERMSIG (status);
-  } else
-    cap->s->exit_status = 1;
-  server_request_quit (cap->s);
-  free (cap);
+  pthread_mutex_lock (&cap->lock);
+  struct server *s = cap->s;
+  if (s) {
+    if (WIFEXITED (status))
+      s->exit_status = WEXITSTATUS (status);
+    else if (WIFSIGNALED (status)) {
+      log_error (s, "--run command was killed by signal %d", WTERMSIG (status));
+      s->exit_status = 128 + WTERMSIG (status);
+    } else
+      s->exit_status = 1;
+    server_request_quit (s);
+  }
+  pthread_mutex_unlock (&cap->lock);
+  captive_unref (cap);
   return NULL;
+}
+
+static void
+captive_detach (struct server *s)
+{
+  struct captive *cap = s->captive;
+
+  if (cap == NULL)
+    return;
+  pthread_mutex_lock (&cap->lock);
+  cap->s = NULL;
+  pthread_mutex_unlock (&cap->lock);
+  s->captive = NULL;
+  captive_unref (cap);
 }
 
 static int
@@ -324,25 +379,86 @@ start_captive (struct server *s)
   cap = malloc (sizeof *cap);
   if (cap == NULL)
     return -1;
+  pthread_mutex_init (&cap->lock, NULL);
   cap->s = s;
   cap->pid = pid;
+  cap->refs = 2;
   if (pthread_create (&t, NULL, captive_wait, cap) != 0) {
+    pthread_mutex_destroy (&cap->lock);
     free (cap);
     return -1;
   }
   pthread_detach (t);
+  s->captive = cap;
   return 0;
 }
+
+/* How long requests in flight get to finish and send their replies
+ * after the server is asked to stop, before the sockets of clients
+ * still connected are shut down both ways.  A client that stops
+ * reading mid-reply would otherwise keep its thread in a send, and
+ * the server running, for ever.
+ */
+#define SHUTDOWN_GRACE_SECONDS 3
 
 /* Wait until every connection has gone, after asking them to. */
 static void
 drain_connections (struct server *s)
 {
+  struct timespec until;
+  bool forced = false;
+
   server_request_quit (s);
+  clock_gettime (CLOCK_REALTIME, &until);
+  until.tv_sec += SHUTDOWN_GRACE_SECONDS;
   pthread_mutex_lock (&s->lock);
-  while (s->nconnections > 0)
-    pthread_cond_wait (&s->cond, &s->lock);
+  while (s->nconnections > 0) {
+    if (forced) {
+      pthread_cond_wait (&s->cond, &s->lock);
+      continue;
+    }
+    if (pthread_cond_timedwait (&s->cond, &s->lock, &until) != ETIMEDOUT)
+      continue;
+    /* Sends now fail at once; requests in the plugins still finish. */
+    log_debug (s, "%u connection(s) still busy after %d s: closing them",
+               s->nconnections, SHUTDOWN_GRACE_SECONDS);
+    for (struct connection *c = s->connections; c; c = c->next_live) {
+      shutdown (c->sockin, SHUT_RDWR);
+      if (c->sockout != c->sockin)
+        shutdown (c->sockout, SHUT_RDWR);
+    }
+    forced = true;
+  }
   pthread_mutex_unlock (&s->lock);
+}
+
+/* The orderly stop, after the accept loop has ended (or the single
+ * connection of -s/--fd has been served).  Who owns what, and why
+ * this order is safe:
+ *
+ *  - A connection is owned by its first thread (connection_main),
+ *    which waits under c->lock until its extra workers have left
+ *    (nthreads 0), unlinks it from s->connections under s->lock, frees
+ *    it, and only then counts it gone (s->nconnections, s->lock).
+ *  - drain_connections waits for that count to reach 0.  Afterwards
+ *    no thread touches a connection, and connection threads touch the
+ *    server only through the pool.
+ *  - watchdog_stop joins the watchdog, which walks s->connections.
+ *  - pool_stop stops and joins every pool thread (threads.c), so no
+ *    thread we started runs any code, not even a thread-local
+ *    destructor that a plugin registered.
+ *  - captive_detach cuts the --run waiter off the server under its
+ *    own lock; if it is using the server now, this waits for it.
+ *  - Only then are the plugin and filters unloaded, and the server's
+ *    locks destroyed (server_free), with no thread left to take them.
+ */
+static void
+stop_serving (struct server *s)
+{
+  drain_connections (s);
+  watchdog_stop (s);
+  pool_stop (s);
+  captive_detach (s);
 }
 
 static void
@@ -360,7 +476,7 @@ unload_all (struct server *s)
     /* Under the sanitizers keep the code mapped, so leak reports can
      * still name the plugin's functions.
      */
-#ifndef __SANITIZE_ADDRESS__
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
     if (b->dl)
       dlclose (b->dl);
 #endif
@@ -476,9 +592,7 @@ server_run (struct server *s)
         goto fail;
     watchdog_start (s);
     connection_start (s, in, out, false);
-    drain_connections (s);
-    watchdog_stop (s);
-    pool_stop (s);
+    stop_serving (s);
     unload_all (s);
     return s->exit_status;
   }
@@ -511,9 +625,7 @@ server_run (struct server *s)
 
   watchdog_start (s);
   listen_loop (s);
-  drain_connections (s);
-  watchdog_stop (s);
-  pool_stop (s);
+  stop_serving (s);
   listen_cleanup (s);
   unload_all (s);
   if (s->opt.pidfile)

@@ -21,6 +21,8 @@ struct backend;
 struct context;
 struct nbdkit_exports;
 struct idle;
+struct captive;
+struct pool_rec;
 
 #define MAX_LISTEN_ADDRS 16
 #define MAX_LISTEN_FDS 64
@@ -80,7 +82,8 @@ struct server {
   char *socket_path; /* the Unix socket actually used */
   int bound_port;    /* the TCP port actually used */
   atomic_bool quit;
-  int quit_pipe[2]; /* written once to wake every poll */
+  struct captive *captive; /* the --run command's waiter (server.c) */
+  int quit_pipe[2];        /* written once to wake every poll */
 
   pthread_mutex_t lock; /* protects the fields below */
   pthread_cond_t cond;
@@ -102,6 +105,7 @@ struct server {
   struct idle *pool_idle;   /* idle threads waiting for a task */
   unsigned pool_threads;
   bool pool_stop;
+  struct pool_rec *pool_exited; /* threads gone, to be joined */
 
   pthread_mutex_t all_requests_lock; /* serialize-all-requests */
   pthread_mutex_t connections_lock;  /* serialize-connections */

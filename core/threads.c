@@ -3,6 +3,13 @@
  * straight to an idle thread if there is one, else a new thread is
  * started for it.  A thread idle for a while exits, so an idle server
  * holds few threads.
+ *
+ * Every pool thread is joined, never detached: a thread that leaves
+ * puts its record on s->pool_exited, and the next pool_run or
+ * pool_stop joins it.  So when pool_stop returns no pool thread is
+ * running any code at all, not even its exit path, whose thread-local
+ * destructors may live in a plugin (a language host's per-thread
+ * interpreter state) that the server is about to unload.
  */
 
 #include <errno.h>
@@ -21,22 +28,41 @@ struct idle {
   void *arg;
 };
 
-struct start {
+/* A pool thread's record: its first task, then, once it has left the
+ * loop, its id on s->pool_exited for a joiner.
+ */
+struct pool_rec {
   struct server *s;
   void *(*fn) (void *);
   void *arg;
+  pthread_t th;
+  struct pool_rec *next;
 };
+
+/* Join the threads that have left; called with s->pool_lock held.
+ * Each has done its last access to the server before queueing itself,
+ * so joining waits only for its exit path.
+ */
+static void
+reap (struct server *s)
+{
+  while (s->pool_exited) {
+    struct pool_rec *st = s->pool_exited;
+    s->pool_exited = st->next;
+    pthread_join (st->th, NULL);
+    free (st);
+  }
+}
 
 static void *
 pool_thread (void *arg)
 {
-  struct start *st = arg;
+  struct pool_rec *st = arg;
   struct server *s = st->s;
   void *(*fn) (void *) = st->fn;
   void *farg = st->arg;
   struct idle me = { .fn = NULL };
 
-  free (st);
   pthread_cond_init (&me.cond, NULL);
   for (;;) {
     fn (farg);
@@ -68,10 +94,13 @@ pool_thread (void *arg)
     farg = me.arg;
     pthread_mutex_unlock (&s->pool_lock);
   }
+  pthread_cond_destroy (&me.cond);
+  st->th = pthread_self ();
+  st->next = s->pool_exited;
+  s->pool_exited = st;
   s->pool_threads--;
   pthread_cond_broadcast (&s->pool_done);
   pthread_mutex_unlock (&s->pool_lock);
-  pthread_cond_destroy (&me.cond);
   return NULL;
 }
 
@@ -79,11 +108,11 @@ int
 pool_run (struct server *s, void *(*fn) (void *), void *arg)
 {
   pthread_t th;
-  pthread_attr_t attr;
-  struct start *st;
+  struct pool_rec *st;
   int r;
 
   pthread_mutex_lock (&s->pool_lock);
+  reap (s);
   if (s->pool_idle) {
     struct idle *t = s->pool_idle;
     s->pool_idle = t->next;
@@ -102,10 +131,7 @@ pool_run (struct server *s, void *(*fn) (void *), void *arg)
   st->s = s;
   st->fn = fn;
   st->arg = arg;
-  pthread_attr_init (&attr);
-  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
-  r = pthread_create (&th, &attr, pool_thread, st);
-  pthread_attr_destroy (&attr);
+  r = pthread_create (&th, NULL, pool_thread, st);
   if (r == 0)
     return 0;
   free (st);
@@ -125,5 +151,6 @@ pool_stop (struct server *s)
     pthread_cond_signal (&t->cond);
   while (s->pool_threads > 0)
     pthread_cond_wait (&s->pool_done, &s->pool_lock);
+  reap (s);
   pthread_mutex_unlock (&s->pool_lock);
 }

@@ -9,19 +9,17 @@
  * as anonymous memory: no lookups, but no holes either.
  *
  * Locking: one reader-writer lock.  pread and extents take it shared,
- * pwrite, trim and zero exclusive.  Reads lend the stored bytes to the
- * server instead of copying them (nbdkit_read_lend), and lent bytes
- * must not change until the server returns the loan, which it does on
- * the same thread after sending the reply, possibly after pread has
- * returned, or at once inside nbdkit_read_lend.  So each loan carries
- * its own shared hold on the lock: lend() takes one more read lock
- * before lending and return_loan() drops it.  pread holds its own read
- * lock from start to end, so nothing changes while it walks the pages
- * whatever the server does with the loans.  Taking a read lock while
- * the thread already holds one deadlocks if the lock prefers a waiting
- * writer, so the lock is made reader-preferring explicitly (glibc's
- * PTHREAD_RWLOCK_PREFER_READER_NP, its default); writers may then wait
- * behind a steady stream of reads, which a RAM disk can afford.
+ * pwrite, trim and zero exclusive, each only for as long as the call.
+ * With allocator=sparse, reads lend the stored bytes to the server
+ * (nbdkit_read_lend) instead of copying them; the server returns the
+ * loan after sending the reply, which may be much later if the client
+ * reads slowly or not at all.  A loan therefore holds its page
+ * (sparse_page_hold), not the lock: a writer copies a held page before
+ * changing it (sparse.c), so it never waits for a client's socket, and
+ * the bytes being sent never change under the send.  allocator=malloc
+ * cannot copy a page aside, so its reads copy into the server's buffer
+ * under the shared lock.  Nobody takes the lock twice, so it prefers
+ * writers: a stream of reads cannot starve them.
  */
 
 #ifndef _GNU_SOURCE
@@ -74,11 +72,6 @@ static struct sparse *sa;
 static uint8_t *flat;         /* size bytes, mmap'd */
 static uint64_t os_page_size; /* for madvise on flat */
 
-/* Loans returned on this thread, so that lend() can tell whether a
- * refused loan was returned anyway.
- */
-static __thread uint64_t loans_returned;
-
 static int
 memory_config_complete (void)
 {
@@ -94,8 +87,8 @@ memory_config_complete (void)
 
   err = pthread_rwlockattr_init (&attr);
   if (err == 0) {
-    err = pthread_rwlockattr_setkind_np (&attr,
-                                         PTHREAD_RWLOCK_PREFER_READER_NP);
+    err = pthread_rwlockattr_setkind_np (
+        &attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     if (err == 0)
       err = pthread_rwlock_init (&lock, &attr);
     pthread_rwlockattr_destroy (&attr);
@@ -226,31 +219,11 @@ memory_can_cache (void *handle)
   return NBDKIT_CACHE_NATIVE;
 }
 
-/* The release callback of every loan: drops the loan's read lock. */
+/* The release callback of every loan: lets go of the loan's page. */
 static void
 return_loan (void *opaque)
 {
-  pthread_rwlock_unlock (&lock);
-  loans_returned++;
-}
-
-/* Lend LEN bytes at DATA for the request range at OFFSET, holding one
- * more read lock until the loan is returned.  -1 if the server refused
- * the loan (the caller copies instead).
- */
-static int
-lend (struct nbdkit_read *rd, uint64_t offset, const void *data, uint64_t len)
-{
-  const uint64_t returned = loans_returned;
-
-  if (pthread_rwlock_rdlock (&lock) != 0)
-    return -1;
-  if (nbdkit_read_lend (rd, offset, data, len, return_loan, NULL) == -1) {
-    if (loans_returned == returned)
-      pthread_rwlock_unlock (&lock);
-    return -1;
-  }
-  return 0;
+  sparse_page_release (opaque);
 }
 
 struct read_state {
@@ -259,12 +232,14 @@ struct read_state {
   struct nbdkit_read *rd; /* NULL: fill BUF */
 };
 
-/* One run of sparse_read: a hole, or data inside one page.  Should
- * the server refuse a hole or a loan, the buffer gets the bytes, which
- * is always a correct answer.
+/* One run of sparse_read: a hole, or data inside one page, lent with a
+ * hold on the page.  Should the server refuse a hole or a loan (it
+ * then releases the loan itself), the buffer gets the bytes, which is
+ * always a correct answer: the read lock still keeps them in place.
  */
 static int
-read_run (void *opaque, uint64_t offset, uint64_t len, const void *data)
+read_run (void *opaque, uint64_t offset, uint64_t len, const void *data,
+          struct sparse_page *page)
 {
   struct read_state *st = opaque;
   uint8_t *dst = st->buf + (offset - st->offset);
@@ -272,8 +247,14 @@ read_run (void *opaque, uint64_t offset, uint64_t len, const void *data)
   if (data == NULL) {
     if (st->rd == NULL || nbdkit_read_hole (st->rd, offset, len) == -1)
       memset (dst, 0, len);
-  } else if (st->rd == NULL || lend (st->rd, offset, data, len) == -1)
-    memcpy (dst, data, len);
+    return 0;
+  }
+  if (st->rd && page) {
+    sparse_page_hold (page);
+    if (nbdkit_read_lend (st->rd, offset, data, len, return_loan, page) == 0)
+      return 0;
+  }
+  memcpy (dst, data, len);
   return 0;
 }
 
@@ -287,7 +268,7 @@ memory_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
   if (sa)
     sparse_read (sa, count, offset, read_run, &st);
   else if (count > 0)
-    read_run (&st, offset, count, flat + offset);
+    read_run (&st, offset, count, flat + offset, NULL);
   pthread_rwlock_unlock (&lock);
   return 0;
 }
@@ -345,13 +326,22 @@ flat_zero (uint64_t count, uint64_t offset)
 static int
 memory_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 {
+  int r = 0;
+
   pthread_rwlock_wrlock (&lock);
   if (sa)
-    sparse_zero (sa, count, offset);
+    r = sparse_zero (sa, count, offset);
   else if (count > 0)
     flat_zero (count, offset);
   pthread_rwlock_unlock (&lock);
-  return 0;
+
+  if (r == -1) {
+    nbdkit_set_error (ENOMEM);
+    nbdkit_error ("zero of %" PRIu64 " bytes at offset %" PRIu64 ": "
+                  "cannot copy a page being read: %m",
+                  count, offset);
+  }
+  return r;
 }
 
 static int

@@ -6,9 +6,17 @@
  * one 5), and holds only the nodes on the way to allocated pages: a
  * node whose last child goes is freed too.  Nodes are 8 KiB, pages
  * 32 KiB.
+ *
+ * Pages are reference counted so that readers may keep one after the
+ * caller's lock is gone (a loan being sent to a client): the tree holds
+ * one reference, each holder one more.  A writer never changes a page
+ * someone holds; it copies it, puts the copy in the tree and drops the
+ * tree's reference to the old one, which the last holder frees.  So a
+ * writer never waits for a holder, and held bytes never change.
  */
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +31,16 @@
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+struct sparse_page {
+  /* 1 for the tree while the page is in it, plus one per holder.  Only
+   * changed by holders while the tree is stable (under the caller's
+   * shared lock) or released at any time, so a writer (the caller's
+   * exclusive lock) that sees 1 knows nobody else can see the page.
+   */
+  atomic_ulong refs;
+  uint8_t data[PAGE_SIZE];
+};
 
 struct node {
   unsigned used;      /* non-NULL slots */
@@ -73,6 +91,38 @@ sparse_new (uint64_t size)
   return sa;
 }
 
+void
+sparse_page_hold (struct sparse_page *pg)
+{
+  atomic_fetch_add_explicit (&pg->refs, 1, memory_order_relaxed);
+}
+
+void
+sparse_page_release (struct sparse_page *pg)
+{
+  /* Release: a holder's reads of the page happen before the free or
+   * before a writer that sees the count drop reuses the page.
+   */
+  if (atomic_fetch_sub_explicit (&pg->refs, 1, memory_order_acq_rel) == 1)
+    free (pg);
+}
+
+static bool
+page_is_held (struct sparse_page *pg)
+{
+  return atomic_load_explicit (&pg->refs, memory_order_acquire) > 1;
+}
+
+static struct sparse_page *
+page_new (void)
+{
+  struct sparse_page *pg = calloc (1, sizeof *pg);
+
+  if (pg)
+    atomic_init (&pg->refs, 1);
+  return pg;
+}
+
 static void
 free_node (struct node *n, unsigned level)
 {
@@ -82,7 +132,7 @@ free_node (struct node *n, unsigned level)
     if (n->slot[i] == NULL)
       continue;
     if (level == 0)
-      free (n->slot[i]);
+      sparse_page_release (n->slot[i]);
     else
       free_node (n->slot[i], level - 1);
   }
@@ -105,21 +155,53 @@ sparse_pages (const struct sparse *sa)
   return sa->pages;
 }
 
-/* The page PAGE, or NULL if it is not allocated. */
-static uint8_t *
-lookup (const struct sparse *sa, uint64_t page)
+/* The slot of page PAGE, or NULL if its leaf node is not allocated. */
+static struct sparse_page **
+lookup_slot (const struct sparse *sa, uint64_t page)
 {
   struct node *n = sa->root;
   unsigned level = sa->height - 1;
 
   while (n) {
-    void *p = n->slot[slot_index (page, level)];
+    void **p = &n->slot[slot_index (page, level)];
     if (level == 0)
-      return p;
-    n = p;
+      return (struct sparse_page **)p;
+    n = *p;
     level--;
   }
   return NULL;
+}
+
+/* The page PAGE, or NULL if it is not allocated. */
+static struct sparse_page *
+lookup (const struct sparse *sa, uint64_t page)
+{
+  struct sparse_page **slot = lookup_slot (sa, page);
+  return slot ? *slot : NULL;
+}
+
+/* Page PAGE (allocated), ready to be changed: a copy replaces it in the
+ * tree if anyone holds it.  NULL with errno ENOMEM if the copy cannot
+ * be made.
+ */
+static struct sparse_page *
+writable (struct sparse *sa, uint64_t page)
+{
+  struct sparse_page **slot = lookup_slot (sa, page);
+  struct sparse_page *old = *slot, *pg;
+
+  if (!page_is_held (old))
+    return old;
+  pg = malloc (sizeof *pg);
+  if (pg == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  atomic_init (&pg->refs, 1);
+  memcpy (pg->data, old->data, PAGE_SIZE);
+  *slot = pg;
+  sparse_page_release (old);
+  return pg;
 }
 
 /* Free page PAGE if allocated, then every node on its path left
@@ -142,7 +224,7 @@ page_free (struct sparse *sa, uint64_t page)
   if (depth == sa->height) {
     void **slot = &path[depth - 1]->slot[slot_index (page, 0)];
     if (*slot) {
-      free (*slot);
+      sparse_page_release (*slot);
       *slot = NULL;
       path[depth - 1]->used--;
       sa->pages--;
@@ -164,7 +246,7 @@ page_free (struct sparse *sa, uint64_t page)
 /* The page PAGE, allocated (zeroed) with its path if needed; NULL with
  * errno ENOMEM on failure.
  */
-static uint8_t *
+static struct sparse_page *
 page_alloc (struct sparse *sa, uint64_t page)
 {
   struct node *n;
@@ -179,7 +261,8 @@ page_alloc (struct sparse *sa, uint64_t page)
   for (;;) {
     void **slot = &n->slot[slot_index (page, level)];
     if (*slot == NULL) {
-      *slot = calloc (1, level == 0 ? PAGE_SIZE : sizeof (struct node));
+      *slot
+          = level == 0 ? (void *)page_new () : calloc (1, sizeof (struct node));
       if (*slot == NULL) {
         page_free (sa, page);
         errno = ENOMEM;
@@ -200,7 +283,7 @@ page_alloc (struct sparse *sa, uint64_t page)
  * whose first page is BASE (FROM >= BASE).  Empty subtrees are skipped
  * whole, so this costs at most a node scan per level.
  */
-static uint8_t *
+static struct sparse_page *
 find_in (const struct node *n, unsigned level, uint64_t base, uint64_t from,
          uint64_t limit, uint64_t *found)
 {
@@ -228,7 +311,7 @@ find_in (const struct node *n, unsigned level, uint64_t base, uint64_t from,
 }
 
 /* The first allocated page in [FROM, LIMIT), or NULL. */
-static uint8_t *
+static struct sparse_page *
 find_next (const struct sparse *sa, uint64_t from, uint64_t limit,
            uint64_t *found)
 {
@@ -247,20 +330,20 @@ sparse_read (const struct sparse *sa, uint64_t count, uint64_t offset,
     const uint64_t page = offset >> PAGE_SHIFT;
     const uint64_t in = offset & (PAGE_SIZE - 1);
     const uint64_t last = (end - 1) >> PAGE_SHIFT;
-    uint8_t *p = lookup (sa, page);
+    struct sparse_page *p = lookup (sa, page);
     uint64_t len, next;
     int r;
 
     if (p) {
       len = MIN (PAGE_SIZE - in, end - offset);
-      r = fn (opaque, offset, len, p + in);
+      r = fn (opaque, offset, len, p->data + in, p);
     } else {
       /* A run of zeroes up to the next allocated page. */
       if (find_next (sa, page + 1, last + 1, &next))
         len = (next << PAGE_SHIFT) - offset;
       else
         len = end - offset;
-      r = fn (opaque, offset, len, NULL);
+      r = fn (opaque, offset, len, NULL, NULL);
     }
     if (r)
       return r;
@@ -280,17 +363,18 @@ sparse_write (struct sparse *sa, const void *buf, uint64_t count,
     const uint64_t page = offset >> PAGE_SHIFT;
     const uint64_t in = offset & (PAGE_SIZE - 1);
     const uint64_t len = MIN (PAGE_SIZE - in, end - offset);
-    uint8_t *p = lookup (sa, page);
+    struct sparse_page *p = lookup (sa, page);
     const bool zero = is_zero (src, len);
 
     if (p == NULL && !zero) {
       p = page_alloc (sa, page);
       if (p == NULL)
         return -1;
-    }
+    } else if (p && (p = writable (sa, page)) == NULL)
+      return -1;
     if (p) {
-      memcpy (p + in, src, len);
-      if (zero && is_zero (p, PAGE_SIZE))
+      memcpy (p->data + in, src, len);
+      if (zero && is_zero (p->data, PAGE_SIZE))
         page_free (sa, page);
     }
     src += len;
@@ -299,18 +383,19 @@ sparse_write (struct sparse *sa, const void *buf, uint64_t count,
   return 0;
 }
 
-void
+int
 sparse_zero (struct sparse *sa, uint64_t count, uint64_t offset)
 {
   const uint64_t end = offset + count;
 
   if (count == 0)
-    return;
+    return 0;
   /* Visit only the allocated pages the range touches. */
   while (offset < end) {
     const uint64_t last = (end - 1) >> PAGE_SHIFT;
     uint64_t page, start, from, to;
-    uint8_t *p = find_next (sa, offset >> PAGE_SHIFT, last + 1, &page);
+    struct sparse_page *p
+        = find_next (sa, offset >> PAGE_SHIFT, last + 1, &page);
 
     if (p == NULL)
       break;
@@ -320,12 +405,15 @@ sparse_zero (struct sparse *sa, uint64_t count, uint64_t offset)
     if (from == start && to == start + PAGE_SIZE)
       page_free (sa, page);
     else {
-      memset (p + (from - start), 0, to - from);
-      if (is_zero (p, PAGE_SIZE))
+      if ((p = writable (sa, page)) == NULL)
+        return -1;
+      memset (p->data + (from - start), 0, to - from);
+      if (is_zero (p->data, PAGE_SIZE))
         page_free (sa, page);
     }
     offset = start + PAGE_SIZE;
   }
+  return 0;
 }
 
 int
