@@ -18,8 +18,10 @@
 /* A client sending more options than this is not negotiating. */
 #define MAX_OPTIONS 4096
 
-/* The default largest data request we advertise and accept. */
-#define DEFAULT_MAX_DATA (32 * 1024 * 1024)
+/* The default largest data request we advertise and accept: nbdkit's
+ * limit, which clients (nbdcopy, qemu) are known to use whole.
+ */
+#define DEFAULT_MAX_DATA MAX_REQUEST_SIZE
 
 static int
 send_opt_reply (struct connection *c, uint32_t option, uint32_t reply,
