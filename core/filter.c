@@ -134,7 +134,7 @@ f_default_export (struct backend *b, int readonly, int is_tls)
 {
   if (F (b)->default_export)
     return F (b)->default_export ((nbdkit_backend *)b->next, readonly, is_tls);
-  return b->next->ops->default_export (b->next, readonly, is_tls);
+  return exports_default (b->next, readonly, is_tls);
 }
 
 static void *
@@ -699,6 +699,5 @@ NBDKIT_EXTERN_C const char *
 nbdkit_backend_default_export (nbdkit_backend *backend, int readonly,
                                int is_tls)
 {
-  struct backend *b = (struct backend *)backend;
-  return b->ops->default_export (b, readonly, is_tls);
+  return exports_default ((struct backend *)backend, readonly, is_tls);
 }

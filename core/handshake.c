@@ -72,7 +72,7 @@ resolve_name (struct connection *c, const char *name)
   const char *r = name;
 
   if (*name == '\0') {
-    r = s->top->ops->default_export (s->top, c->readonly, c->is_tls);
+    r = exports_default (s->top, c->readonly, c->is_tls);
     if (r == NULL)
       return NULL;
   }
@@ -255,7 +255,7 @@ opt_list (struct connection *c, uint32_t len)
   }
   if (exports_use_default (x)) {
     const char *def
-        = s->top->ops->default_export (s->top, c->readonly, c->is_tls);
+        = exports_default (s->top, c->readonly, c->is_tls);
     if (def && nbdkit_add_export (x, def, NULL) == -1) {
       exports_free (x);
       return send_opt_error (c, NBD_OPT_LIST, NBD_REP_ERR_PLATFORM,
