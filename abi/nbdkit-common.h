@@ -18,6 +18,7 @@
 #error "include <nbdkit-plugin.h> or <nbdkit-filter.h>, not nbdkit-common.h"
 #endif
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -219,6 +220,11 @@ struct nbdkit_exports;
 extern int nbdkit_add_export (struct nbdkit_exports *, const char *name,
                               const char *description);
 extern int nbdkit_use_default_export (struct nbdkit_exports *);
+
+/* A non-NULL handle for open to return when the plugin keeps no state
+ * per connection (any static address would do; this is nbdkit's).
+ */
+#define NBDKIT_HANDLE_NOT_NEEDED (&errno)
 
 /* A list of one's own (e.g. a filter asking its plugin). */
 struct nbdkit_export {

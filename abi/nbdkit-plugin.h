@@ -120,8 +120,14 @@ struct nbdkit_plugin {
 
 #else /* API 1 and 2: the layout nbdkit plugins are built against */
 
+/* NBDKIT_REGISTER_PLUGIN records THREAD_MODEL, which the plugin may
+ * #define before or after including this header, as with nbdkit.  A
+ * plugin that never defines it gets PARALLEL from this constant; an
+ * enum, not a macro, so that the plugin's own #define replaces it
+ * without a redefinition warning.
+ */
 #ifndef THREAD_MODEL
-#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+enum { THREAD_MODEL = NBDKIT_THREAD_MODEL_PARALLEL };
 #endif
 
 struct nbdkit_plugin {

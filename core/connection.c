@@ -211,6 +211,7 @@ connection_free (struct connection *c)
   free (c->exportname);
   free (c->requested_name);
   free (c->meta_export);
+  exports_default_forget (c);
   pthread_mutex_destroy (&c->lock);
   pthread_mutex_destroy (&c->send_lock);
   pthread_cond_destroy (&c->cond);

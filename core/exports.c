@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "server.h"
 
 #define MAX_EXPORTS 10000
 
@@ -108,4 +109,53 @@ nbdkit_use_default_export (struct nbdkit_exports *x)
 {
   x->use_default = 1;
   return 0;
+}
+
+/* ---- the default export, cached per connection ---- */
+
+struct default_export {
+  struct default_export *next;
+  struct backend *b;
+  int readonly, is_tls;
+  char *name;
+};
+
+const char *
+exports_default (struct backend *b, int readonly, int is_tls)
+{
+  struct connection *c = thread_ctx ()->conn;
+  struct default_export *d;
+  const char *name;
+
+  if (c == NULL)
+    return b->ops->default_export (b, readonly, is_tls);
+  for (d = c->default_exports; d; d = d->next)
+    if (d->b == b && d->readonly == readonly && d->is_tls == is_tls)
+      return d->name;
+  name = b->ops->default_export (b, readonly, is_tls);
+  if (name == NULL)
+    return NULL;
+  d = calloc (1, sizeof *d);
+  if (d == NULL || (d->name = strdup (name)) == NULL) {
+    free (d);
+    nbdkit_error ("malloc: %m");
+    return NULL;
+  }
+  d->b = b;
+  d->readonly = readonly;
+  d->is_tls = is_tls;
+  d->next = c->default_exports;
+  c->default_exports = d;
+  return d->name;
+}
+
+void
+exports_default_forget (struct connection *c)
+{
+  while (c->default_exports) {
+    struct default_export *d = c->default_exports;
+    c->default_exports = d->next;
+    free (d->name);
+    free (d);
+  }
 }

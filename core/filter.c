@@ -134,7 +134,7 @@ f_default_export (struct backend *b, int readonly, int is_tls)
 {
   if (F (b)->default_export)
     return F (b)->default_export ((nbdkit_backend *)b->next, readonly, is_tls);
-  return b->next->ops->default_export (b->next, readonly, is_tls);
+  return exports_default (b->next, readonly, is_tls);
 }
 
 static void *
@@ -449,6 +449,36 @@ filter_load (struct server *s, const char *name)
     free (filename);
     return NULL;
   }
+  /* nbdkit's filter struct begins with int _api_version (1 to 6 so far)
+   * and, after padding, const char *_version: the server version it
+   * was compiled for.  Read as our layout, _struct_size is that small
+   * number.  Its callbacks take nbdkit's next-function tables, which
+   * this server does not provide, so say what the filter is for.
+   */
+  if (f->_struct_size > 0 && f->_struct_size <= 16) {
+    const char *built_for = *(const char *const *)((const char *)f + 8);
+    const char *base = strrchr (filename, '/');
+    const char *end;
+    int len = 0;
+
+    base = base ? base + 1 : filename;
+    if (strncmp (base, "nbdkit-", 7) == 0
+        && (end = strstr (base, "-filter.so")) != NULL) {
+      base += 7;
+      len = (int)(end - base);
+    }
+    log_error (s,
+               "%s: this is a filter for nbdkit %s (nbdkit filter API %d), "
+               "which this server cannot load; it loads filters built "
+               "against its own <nbdkit-filter.h> (NBDKIT_API_VERSION 3)"
+               "%s%.*s%s",
+               filename, built_for ? built_for : "(unknown version)",
+               (int)f->_struct_size, len ? "; try --filter=" : "", len, base,
+               len ? ", its counterpart here, if there is one" : "");
+    dlclose (dl);
+    free (filename);
+    return NULL;
+  }
   /* The struct only grows at the end: fields a filter built against an
    * older header lacks are read as 0, and only here.
    */
@@ -687,6 +717,5 @@ NBDKIT_EXTERN_C const char *
 nbdkit_backend_default_export (nbdkit_backend *backend, int readonly,
                                int is_tls)
 {
-  struct backend *b = (struct backend *)backend;
-  return b->ops->default_export (b, readonly, is_tls);
+  return exports_default ((struct backend *)backend, readonly, is_tls);
 }

@@ -21,8 +21,10 @@
  */
 #define MAX_OPTIONS 32
 
-/* The default largest data request we advertise and accept. */
-#define DEFAULT_MAX_DATA (32 * 1024 * 1024)
+/* The default largest data request we advertise and accept: nbdkit's
+ * limit, which clients (nbdcopy, qemu) are known to use whole.
+ */
+#define DEFAULT_MAX_DATA MAX_REQUEST_SIZE
 
 static int
 send_opt_reply (struct connection *c, uint32_t option, uint32_t reply,
@@ -73,7 +75,7 @@ resolve_name (struct connection *c, const char *name)
   const char *r = name;
 
   if (*name == '\0') {
-    r = s->top->ops->default_export (s->top, c->readonly, c->is_tls);
+    r = exports_default (s->top, c->readonly, c->is_tls);
     if (r == NULL)
       return NULL;
   }
@@ -303,7 +305,7 @@ opt_list (struct connection *c, uint32_t len)
   }
   if (exports_use_default (x)) {
     const char *def
-        = s->top->ops->default_export (s->top, c->readonly, c->is_tls);
+        = exports_default (s->top, c->readonly, c->is_tls);
     if (def && nbdkit_add_export (x, def, NULL) == -1) {
       exports_free (x);
       return send_opt_error (c, NBD_OPT_LIST, NBD_REP_ERR_PLATFORM,

@@ -283,6 +283,14 @@ extern int callback_errno (void);
 #define exports_count nbdkit_exports_count
 #define exports_get nbdkit_get_export
 extern int exports_use_default (const struct nbdkit_exports *x);
+/* Layer B's default export name, asked once per connection (for the
+ * same readonly and is_tls) and then answered from the cache, as nbdkit
+ * does; outside a connection, asked every time.
+ */
+extern const char *exports_default (struct backend *b, int readonly,
+                                    int is_tls);
+struct connection;
+extern void exports_default_forget (struct connection *c);
 
 /* ---- read.c: the result of a read beyond plain data ---- */
 

@@ -157,6 +157,8 @@ struct connection {
   void *tls_session;    /* after STARTTLS (tls.c) */
   char *exportname;     /* the export open, default resolved */
   char *requested_name; /* what the client asked for */
+  /* Each layer's default_export answers, asked once (exports.c). */
+  struct default_export *default_exports;
   bool client_requested_bs;
   uint16_t eflags; /* transmission flags sent */
   int64_t exportsize;

@@ -8,10 +8,11 @@
 -- same image still works.  Everything else passes through.
 --
 -- Parameters:
---   protect=START-END   a protected range, bytes START to END inclusive
---                       (sizes such as 1M are allowed); START- runs to
---                       the end of the disk, -END starts at 0.
---                       Repeatable.
+--   protect=START-END   a protected range, bytes START to END inclusive,
+--                       in decimal, hex (0x1bd) or octal (0755), or as
+--                       sizes (1M); START- runs to the end of the disk,
+--                       -END starts at 0.  Repeatable.
+--   protect=~START-END  protect everything except START to END.
 
 params = {
   { name = "protect", type = "list", required = true,
@@ -20,18 +21,46 @@ params = {
 
 local ranges = {}   -- { first, last } inclusive; last may be math.huge
 
-function config(key, value)
-  local a, b = value:match("^%s*([^-]*)%s*%-%s*([^-]*)%s*$")
-  if not a then
-    error(nbdkit.errno("EINVAL", "protect: expected START-END, not '" ..
-                       value .. "'"))
+-- An offset as nbdkit reads it: decimal, 0x hex or 0 octal; or a size
+-- with a suffix (1M).
+local function offset_of(text, value)
+  local n
+  if text:match("^0[xX]%x+$") and #text <= 18 then
+    n = tonumber(text:sub(3), 16)
+  elseif text:match("^0[0-7]+$") and #text <= 22 then
+    n = tonumber(text, 8)
+  elseif text:match("^%d+$") then
+    n = math.tointeger(tonumber(text))
+  else
+    n = nbdkit.parse_size(text)
   end
-  local first = a == "" and 0 or nbdkit.parse_size(a)
-  local last = b == "" and math.maxinteger or nbdkit.parse_size(b)
+  if n == nil or n < 0 then
+    error(nbdkit.errno("EINVAL", "protect=" .. value .. ": '" .. text ..
+                       "' is not an offset"))
+  end
+  return n
+end
+
+function config(key, value)
+  local inv, a, b = value:match("^%s*(~?)%s*([^-]*)%s*%-%s*([^-]*)%s*$")
+  if not a then
+    error(nbdkit.errno("EINVAL", "protect: expected START-END or " ..
+                       "~START-END, not '" .. value .. "'"))
+  end
+  a, b = a:match("^(.-)%s*$"), b:match("^(.-)%s*$")
+  local first = a == "" and 0 or offset_of(a, value)
+  local last = b == "" and math.maxinteger or offset_of(b, value)
   if last < first then
     error(nbdkit.errno("EINVAL", "protect: " .. value .. ": END < START"))
   end
-  ranges[#ranges + 1] = { first, last }
+  if inv == "~" then
+    if first > 0 then ranges[#ranges + 1] = { 0, first - 1 } end
+    if last < math.maxinteger then
+      ranges[#ranges + 1] = { last + 1, math.maxinteger }
+    end
+  else
+    ranges[#ranges + 1] = { first, last }
+  end
 end
 
 function thread_model() return "parallel" end

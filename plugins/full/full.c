@@ -2,9 +2,10 @@
  *
  *   nbdkit full [size=]SIZE
  *
- * Reads return zeroes (a hole), every write and zero fails with
- * ENOSPC, as /dev/full does; trim, flush and cache succeed.  For
- * testing how clients handle a full disk.
+ * Reads return zeroes (a hole), every write, zero and trim fails
+ * with ENOSPC, as on a thin-provisioned disk whose host ran out of
+ * space; flush and cache succeed.  For testing how clients handle a
+ * full disk.
  */
 
 #include <errno.h>
@@ -85,6 +86,12 @@ full_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 }
 
 static int
+full_trim (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
+{
+  return no_space ("trim", count, offset);
+}
+
+static int
 full_ok (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 {
   return 0;
@@ -109,7 +116,7 @@ static struct nbdkit_plugin plugin = {
   .name = "full",
   .longname = "nbdkit full plugin",
   .version = NBDKIT_VERSION,
-  .description = "a disk of zeroes on which every write fails with ENOSPC",
+  .description = "a disk of zeroes on which every write, zero and trim fails with ENOSPC",
   .params = full_params,
   .magic_config_key = "size",
   .thread_model = full_thread_model,
@@ -128,7 +135,7 @@ static struct nbdkit_plugin plugin = {
   .pread_fills_buffer = 1, /* every byte, or a hole */
   .pwrite = full_pwrite,
   .flush = full_flush,
-  .trim = full_ok,
+  .trim = full_trim,
   .zero = full_zero,
   .extents = full_extents,
   .cache = full_ok,

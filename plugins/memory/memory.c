@@ -5,7 +5,7 @@
  * allocator=sparse (the default) keeps the disk in a sparse array
  * (sparse.c): memory grows only with the data written, trim and zero
  * give pages back, extents report unwritten ranges as holes, and disks
- * up to 2^62 bytes work.  allocator=malloc maps the whole disk at once
+ * up to 2^63-1 bytes work.  allocator=malloc maps the whole disk at once
  * as anonymous memory: no lookups, but no holes either.
  *
  * Locking: one reader-writer lock.  pread and extents take it shared,
@@ -53,7 +53,7 @@ static const struct nbdkit_param memory_params[]
     = { { .name = "size",
           .type = NBDKIT_PARAM_SIZE,
           .flags = NBDKIT_PARAM_REQUIRED,
-          .doc = "size of the disk, up to 4E (2^62 bytes)",
+          .doc = "size of the disk, up to 2^63-1 bytes",
           .dest = &size },
         { .name = "allocator",
           .type = NBDKIT_PARAM_ENUM,
@@ -80,7 +80,7 @@ memory_config_complete (void)
 
   if (size < 0 || (uint64_t)size > SPARSE_MAX_SIZE) {
     nbdkit_error ("size=%" PRIi64 " is out of range: the memory plugin "
-                  "serves disks of 0 to 4E (2^62) bytes",
+                  "serves disks of 0 to 2^63-1 bytes",
                   size);
     return -1;
   }

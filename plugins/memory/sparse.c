@@ -2,7 +2,7 @@
  *
  * A page number is split into NODE_SHIFT-bit digits, most significant
  * first; each digit picks a slot in one node of the tree.  The tree is
- * as tall as the array's size needs (a 1G disk has 2 levels, a 2^62
+ * as tall as the array's size needs (a 1G disk has 2 levels, a 2^63
  * one 5), and holds only the nodes on the way to allocated pages: a
  * node whose last child goes is freed too.  Nodes are 8 KiB, pages
  * 32 KiB.

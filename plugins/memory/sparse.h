@@ -22,7 +22,7 @@
 
 #define SPARSE_PAGE_SHIFT 15
 #define SPARSE_PAGE_SIZE (UINT64_C (1) << SPARSE_PAGE_SHIFT)
-#define SPARSE_MAX_SIZE (UINT64_C (1) << 62)
+#define SPARSE_MAX_SIZE ((uint64_t)INT64_MAX)
 
 struct sparse;
 struct sparse_page;

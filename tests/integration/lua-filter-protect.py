@@ -48,10 +48,30 @@ assert h.pread(1028, 0) == b"B" * 1024 + b"new!"
 # Zeroing bytes that are zero in a protected range succeeds.
 h.zero(4096, 512 * 1024)
 
+# nbdkit's forms: hex and octal offsets, and ~ for the complement.
+h2 = t.connect(t.start("hex", "--filter=" + PROTECT, "memory", "1M",
+                       "protect=0-0x1bd", "protect=01000-01777"))
+h2.pwrite(b"mbr", 0x1be)
+h2.pwrite(b"x", 0o2000)
+for off in (0, 0x1bd, 0o1000, 0o1777):
+    nbdtest.expect_error(lambda: h2.pwrite(b"x", off), errno.EPERM,
+                         "protected at %#x" % off)
+h3 = t.connect(t.start("inv", "--filter=" + PROTECT, "memory", "1M",
+                       "protect=~0x1000-0x1fff"))
+h3.pwrite(b"x" * 4096, 0x1000)
+for off in (0, 0xfff, 0x2000, 1024 * 1024 - 1):
+    nbdtest.expect_error(lambda: h3.pwrite(b"x", off), errno.EPERM,
+                         "outside the complement at %#x" % off)
+assert h3.pread(4096, 0x1000) == b"x" * 4096
+
 # A bad range is refused.
 import subprocess  # noqa: E402
 r = subprocess.run([nbdtest.NBDKIT, "-U", "-", "--filter=" + PROTECT,
                     "memory", "1M", "protect=10-5", "--run", "true"],
+                   capture_output=True, text=True, timeout=30)
+assert r.returncode != 0 and "END < START" in r.stderr, r.stderr
+r = subprocess.run([nbdtest.NBDKIT, "-U", "-", "--filter=" + PROTECT,
+                    "memory", "1M", "protect=0x10-0x8", "--run", "true"],
                    capture_output=True, text=True, timeout=30)
 assert r.returncode != 0 and "END < START" in r.stderr, r.stderr
 print("PASS")
