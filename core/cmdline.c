@@ -41,14 +41,18 @@ enum {
   OPT_HELP,
   OPT_NO_HANDSHAKE,
   OPT_SELINUX,
+  OPT_REVERSE,
+  OPT_LONG_OPTIONS,
+  OPT_SHORT_OPTIONS,
 };
 
-static const char short_opts[] = "+46D:e:fg:i:P:p:rst:u:U:vV";
+static const char short_opts[] = "+46D:e:fg:i:noP:p:rst:u:U:vV";
 static const struct option long_opts[] = {
   { "debug", required_argument, NULL, 'D' },
   { "dump-config", no_argument, NULL, OPT_DUMP_CONFIG },
   { "dump-plugin", no_argument, NULL, OPT_DUMP_PLUGIN },
   { "exit-with-parent", no_argument, NULL, OPT_EXIT_WITH_PARENT },
+  { "export", required_argument, NULL, 'e' },
   { "exportname", required_argument, NULL, 'e' },
   { "export-name", required_argument, NULL, 'e' },
   { "fd", required_argument, NULL, OPT_FD },
@@ -58,9 +62,15 @@ static const struct option long_opts[] = {
   { "group", required_argument, NULL, 'g' },
   { "help", no_argument, NULL, OPT_HELP },
   { "ipaddr", required_argument, NULL, 'i' },
+  { "ip-addr", required_argument, NULL, 'i' },
+  { "ipv4-only", no_argument, NULL, '4' },
+  { "ipv6-only", no_argument, NULL, '6' },
   { "keepalive", no_argument, NULL, OPT_KEEPALIVE },
   { "log", required_argument, NULL, OPT_LOG },
+  { "long-options", no_argument, NULL, OPT_LONG_OPTIONS },
   { "mask-handshake", required_argument, NULL, OPT_MASK_HANDSHAKE },
+  { "newstyle", no_argument, NULL, 'n' },
+  { "new-style", no_argument, NULL, 'n' },
   { "no-sr", no_argument, NULL, OPT_NO_SR },
   { "no-structured-replies", no_argument, NULL, OPT_NO_SR },
   { "no-mc", no_argument, NULL, OPT_NO_MC },
@@ -68,13 +78,18 @@ static const struct option long_opts[] = {
   { "no-eh", no_argument, NULL, OPT_NO_EH },
   { "no-extended-headers", no_argument, NULL, OPT_NO_EH },
   { "no-handshake", no_argument, NULL, OPT_NO_HANDSHAKE },
+  { "oldstyle", no_argument, NULL, 'o' },
+  { "old-style", no_argument, NULL, 'o' },
   { "pidfile", required_argument, NULL, 'P' },
+  { "pid-file", required_argument, NULL, 'P' },
   { "port", required_argument, NULL, 'p' },
   { "print-uri", no_argument, NULL, OPT_PRINT_URI },
   { "readonly", no_argument, NULL, 'r' },
   { "read-only", no_argument, NULL, 'r' },
+  { "reverse", no_argument, NULL, OPT_REVERSE },
   { "run", required_argument, NULL, OPT_RUN },
   { "selinux-label", required_argument, NULL, OPT_SELINUX },
+  { "short-options", no_argument, NULL, OPT_SHORT_OPTIONS },
   { "single", no_argument, NULL, 's' },
   { "stdin", no_argument, NULL, 's' },
   { "swap", no_argument, NULL, OPT_SWAP },
@@ -109,14 +124,14 @@ usage (FILE *fp)
       "  -U, --unix SOCKET      a Unix socket ('-' for a private one)\n"
       "  -p, --port PORT        TCP port (default 10809)\n"
       "  -i, --ipaddr ADDR      listen on this address (repeatable)\n"
-      "  -4, -6                 IPv4 or IPv6 only\n"
+      "  -4, -6, --ipv4-only, --ipv6-only\n"
+      "                         IPv4 or IPv6 only\n"
       "  --vsock                AF_VSOCK (port from -p)\n"
       "  -s, --single           one client on stdin/stdout\n"
       "  --fd N                 one client on the connected socket N\n"
-      "  --swap                 connect out to the client at -U or -p/-i, "
-      "which\n"
-      "                         waits for its server to call; serve it, then "
-      "exit\n"
+      "  --reverse              connect out to the client at -U or -p/-i,\n"
+      "                         which waits for its server to call; serve it,\n"
+      "                         then exit\n"
       "  --no-handshake         with -s or --fd: the client has negotiated\n"
       "                         already; serve -e EXPORT at once\n"
       "Running:\n"
@@ -125,6 +140,8 @@ usage (FILE *fp)
       "status\n"
       "  -f, --foreground       do not go into the background\n"
       "  -P, --pidfile FILE     write the pid once ready for clients\n"
+      "  --swap                 lock the server in memory (mlockall), to serve\n"
+      "                         swap space on this machine\n"
       "  --exit-with-parent     exit when the parent process does\n"
       "  -u, --user USER        -g, --group GROUP   change identity after "
       "binding\n"
@@ -135,6 +152,8 @@ usage (FILE *fp)
       "Protocol:\n"
       "  -e, --exportname NAME  export name for $uri and --no-handshake\n"
       "  -r, --readonly         refuse writes\n"
+      "  -n, --newstyle         the newstyle handshake (the default)\n"
+      "  -o, --oldstyle         the oldstyle handshake: no export names, no TLS\n"
       "  --mask-handshake N     0 to withhold NO_ZEROES from the greeting\n"
       "  --no-sr, --no-mc, --no-eh\n"
       "                         refuse structured replies, meta contexts,\n"
@@ -146,7 +165,9 @@ usage (FILE *fp)
       "  --log stderr|syslog|null\n"
       "  --dump-config          facts about this build\n"
       "  --dump-plugin          facts about PLUGIN\n"
-      "  -V, --version          the version (and the plugin's)\n");
+      "  -V, --version          the version (and the plugin's)\n"
+      "  --long-options, --short-options\n"
+      "                         list the options, one a line\n");
 }
 
 /* The directory the running program is in ("" if unknown). */
@@ -225,6 +246,11 @@ dump_config (struct server *s)
 
   exe[n > 0 ? n : 0] = '\0';
   uname (&u);
+  /* version= and version_major/minor are the nbdkit release whose
+   * behaviour we match, as tools compare them with nbdkit's; the
+   * project's own version is project_version=.
+   */
+  printf ("api_versions=1,2,3\n");
   printf ("binary=%s\n", exe);
   printf ("bindir=%s\n", NBDKIT_BINDIR);
   printf ("exit_with_parent=yes\n");
@@ -233,16 +259,75 @@ dump_config (struct server *s)
   printf ("host_cpu=%s\n", u.machine);
   printf ("host_os=linux-gnu\n");
   printf ("libdir=%s\n", NBDKIT_LIBDIR);
+  printf ("mandir=%s\n", NBDKIT_MANDIR);
   printf ("name=nbdkit\n");
   printf ("plugindir=%s\n", server_plugindir ());
-  printf ("api_versions=1,2,3\n");
+  printf ("project_version=%s\n", NBDKIT_VERSION);
+  printf ("root_tls_certificates_dir=%s/pki/nbdkit\n", NBDKIT_SYSCONFDIR);
+  printf ("sbindir=%s\n", NBDKIT_SBINDIR);
+  printf ("selinux=no\n");
+  printf ("sysconfdir=%s\n", NBDKIT_SYSCONFDIR);
   printf ("thread_models=serialize_connections,serialize_all_requests,"
           "serialize_requests,serialize_retirement,parallel\n");
   printf ("tls=yes\n");
-  printf ("version=%s\n", NBDKIT_VERSION);
-  printf ("version_major=%d\n", NBDKIT_VERSION_MAJOR);
-  printf ("version_minor=%d\n", NBDKIT_VERSION_MINOR);
+  printf ("version=%s\n", NBDKIT_COMPAT_VERSION);
+  printf ("version_major=%d\n", NBDKIT_COMPAT_VERSION_MAJOR);
+  printf ("version_minor=%d\n", NBDKIT_COMPAT_VERSION_MINOR);
   printf ("zero_copy_reads=yes\n");
+  printf ("zstd=no\n");
+}
+
+/* "nbdkit 1.34.0 (project 3.0.0)": the nbdkit release we match first,
+ * for scripts that parse it, then our own version.
+ */
+static void
+print_version (void)
+{
+  printf ("nbdkit %s (project %s)\n", NBDKIT_COMPAT_VERSION, NBDKIT_VERSION);
+}
+
+static void
+print_long_options (void)
+{
+  for (size_t i = 0; long_opts[i].name; i++)
+    if (long_opts[i].val != OPT_LONG_OPTIONS
+        && long_opts[i].val != OPT_SHORT_OPTIONS)
+      printf ("--%s\n", long_opts[i].name);
+}
+
+static void
+print_short_options (void)
+{
+  for (const char *p = short_opts; *p; p++)
+    if (*p != ':' && *p != '+')
+      printf ("-%c\n", *p);
+}
+
+/* Is this process socket activated (LISTEN_PID is us)? */
+static bool
+socket_activated (void)
+{
+  const char *pid = getenv ("LISTEN_PID"), *fds = getenv ("LISTEN_FDS");
+  return pid && fds && atoi (pid) == getpid ();
+}
+
+/* Make *PATH absolute, if set and relative; the copy lives as long as
+ * the server.
+ */
+static int
+make_absolute (struct server *s, const char **path)
+{
+  char *abs;
+
+  if (*path == NULL || **path == '/')
+    return 0;
+  thread_ctx_set (s, NULL, NULL);
+  abs = nbdkit_absolute_path (*path);
+  if (abs == NULL)
+    return -1;
+  *path = nbdkit_strdup_intern (abs);
+  free (abs);
+  return *path ? 0 : -1;
 }
 
 /* Which language host runs a script: by extension, else by its "#!"
@@ -556,6 +641,12 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
         }
         o->ipaddr[o->nipaddr++] = optarg;
         break;
+      case 'n':
+        o->oldstyle = false;
+        break;
+      case 'o':
+        o->oldstyle = true;
+        break;
       case 'P':
         o->pidfile = optarg;
         break;
@@ -661,8 +752,19 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
                       " build");
         goto err;
       case OPT_SWAP:
-        o->swap = true;
+        o->mlock = true;
         break;
+      case OPT_REVERSE:
+        o->reverse = true;
+        break;
+      case OPT_LONG_OPTIONS:
+        print_long_options ();
+        *status = 0;
+        goto done;
+      case OPT_SHORT_OPTIONS:
+        print_short_options ();
+        *status = 0;
+        goto done;
       case OPT_TIMEOUT:
         if (nbdkit_parse_unsigned ("--timeout", optarg, &o->timeout) == -1)
           goto err;
@@ -698,6 +800,44 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
     }
   }
 
+  /* Under socket activation the sockets are given: options that say
+   * where to listen make no sense, and the supervisor that started us
+   * waits on this process, so it stays in the foreground.
+   */
+  if (socket_activated ()) {
+    const char *bad = o->unixsocket           ? "-U"
+                      : o->port               ? "-p"
+                      : o->nipaddr            ? "-i"
+                      : o->single             ? "-s"
+                      : o->run                ? "--run"
+                      : o->vsock              ? "--vsock"
+                      : o->fd >= 0            ? "--fd"
+                      : o->reverse            ? "--reverse"
+                                              : NULL;
+    if (bad) {
+      log_error (s, "cannot use socket activation with %s", bad);
+      goto err;
+    }
+    o->foreground = true;
+  }
+  if (o->oldstyle && o->tls == 2) {
+    log_error (s, "cannot use the oldstyle protocol (-o) and require TLS");
+    goto err;
+  }
+  if (o->oldstyle && o->tls == 1) {
+    log_debug (s, "-o: the oldstyle protocol has no TLS: serving without");
+    o->tls = 0;
+  }
+  /* Paths on the command line are relative to where nbdkit was
+   * started, not to "/" where it runs once in the background.
+   */
+  if (make_absolute (s, &o->pidfile) == -1
+      || make_absolute (s, &o->tls_certificates) == -1
+      || make_absolute (s, &o->tls_psk) == -1
+      || (o->unixsocket && strcmp (o->unixsocket, "-") != 0
+          && make_absolute (s, &o->unixsocket) == -1))
+    goto err;
+
   /* As with nbdkit, credentials alone do not turn TLS on. */
   if ((o->tls_certificates || o->tls_psk) && o->tls == 0)
     log_debug (s, "TLS credentials given, but --tls is off");
@@ -718,7 +858,7 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
       goto done;
     }
     if (version) {
-      printf ("nbdkit %s\n", NBDKIT_VERSION);
+      print_version ();
       *status = 0;
       goto done;
     }
@@ -734,13 +874,14 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
       log_error (s, "choose one of -U, -p/-i, -s, --fd and --vsock");
       goto err;
     }
-    if (o->swap && !o->unixsocket && !o->port && o->nipaddr == 0) {
-      log_error (s, "--swap needs -U SOCKET or -p PORT [-i HOST]: where to"
+    if (o->reverse && !o->unixsocket && !o->port && o->nipaddr == 0) {
+      log_error (s, "--reverse needs -U SOCKET or -p PORT [-i HOST]: where to"
                     " connect to");
       goto err;
     }
-    if (o->swap && (o->single || o->fd >= 0 || o->vsock || o->run)) {
-      log_error (s, "--swap cannot be used with -s, --fd, --vsock or --run");
+    if (o->reverse && (o->single || o->fd >= 0 || o->vsock || o->run)) {
+      log_error (s,
+                 "--reverse cannot be used with -s, --fd, --vsock or --run");
       goto err;
     }
     if (o->single && o->run) {
@@ -806,7 +947,7 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
       goto err;
 
   if (version) {
-    printf ("nbdkit %s\n", NBDKIT_VERSION);
+    print_version ();
     for (struct backend *l = s->top; l; l = l->next)
       printf ("%s %s\n", l->name, l->version ? l->version : NBDKIT_VERSION);
     *status = 0;

@@ -54,7 +54,9 @@ struct server_options {
   unsigned timeout;    /* handshake timeout in seconds, 0 none */
   bool keepalive;
   const char *user, *group;
-  bool swap; /* client and server roles swapped */
+  bool reverse;  /* --reverse: connect out to the client */
+  bool mlock;    /* --swap: mlockall, to serve swap space */
+  bool oldstyle; /* -o: the oldstyle handshake */
   int verbose;
   int log_to; /* enum log_to */
   /* --transmission-only FD: a connected socket already past the
@@ -209,7 +211,7 @@ extern int listen_setup (struct server *s);
 extern int listen_loop (struct server *s);
 extern void listen_cleanup (struct server *s);
 extern char *server_uri (struct server *s);
-extern int swap_connect (struct server *s);
+extern int reverse_connect (struct server *s);
 
 /* ---- connection.c ---- */
 /* Serve one client on the connected socket(s); takes ownership. */
@@ -232,6 +234,10 @@ extern int handshake (struct connection *c);
 /* Open the chain for EXPORTNAME and compute eflags/size/block sizes. */
 extern int handshake_finish_export (struct connection *c,
                                     const char *exportname);
+
+/* ---- oldstyle.c ---- */
+/* The oldstyle greeting (-o) for the default export; 0 to go on. */
+extern int handshake_oldstyle (struct connection *c);
 
 /* ---- threads.c ---- */
 /* Run FN (ARG) on a pooled thread; -1 if no thread could be had. */

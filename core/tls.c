@@ -63,6 +63,15 @@ load_x509 (struct server *s, struct tls_server *t)
     return -1;
   if (!exists (dir, "server-cert.pem", &cert)
       || !exists (dir, "server-key.pem", &key)) {
+    /* --tls=on without certificates serves without TLS, as nbdkit. */
+    if (s->opt.tls == 1) {
+      log_warning (s,
+                   "TLS disabled: no server-cert.pem and server-key.pem"
+                   " readable in %s",
+                   dir);
+      ret = -2;
+      goto out;
+    }
     log_error (s,
                "--tls: no server-cert.pem and server-key.pem readable in"
                " %s (give the directory with --tls-certificates, or use"
@@ -143,7 +152,14 @@ tls_init (struct server *s)
     }
     prio = "NORMAL:+ECDHE-PSK:+DHE-PSK:+PSK";
   } else {
-    if (load_x509 (s, t) == -1)
+    r = load_x509 (s, t);
+    if (r == -2) {
+      s->tls = NULL;
+      s->opt.tls = 0;
+      free (t);
+      return 0;
+    }
+    if (r == -1)
       return -1;
     prio = "NORMAL";
   }
