@@ -88,4 +88,23 @@ grep -q "warning" err.out || fail "--tls=on without certificates: no warning"
 # $uri leaves out the default export name, as nbdkit's does.
 t "$NBDKIT" -U "$tmpdir/u.sock" memory 1M --run 'echo "$uri"' > uri.out
 assert_eq "\$uri" "$(cat uri.out)" "nbd+unix://?socket=$tmpdir/u.sock"
+# Socket activation: the server stays in the foreground (the client
+# that started it waits for it), and leaves nothing running after.
+t nbdinfo --size -- [ "$NBDKIT" -v memory 1M ] >sa.out 2>sa.err \
+  || fail "socket activation: $(cat sa.err)"
+assert_eq "socket-activated size" "$(cat sa.out)" 1048576
+sleep 0.5
+! pgrep -f "$NBDKIT -v memory 1M" >/dev/null \
+  || fail "socket activation left a server running"
+# ... and -U or -s with socket activation are refused.
+for opt in "-U $tmpdir/sa.sock" -s; do
+  if "$PYTHON" -c '
+import os, sys
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.environ["LISTEN_FDS"] = "1"
+os.execv(sys.argv[1], sys.argv[1:])' "$NBDKIT" $opt memory 1M 2>sa.err </dev/null; then
+    fail "socket activation with $opt accepted"
+  fi
+  grep -q "socket activation" sa.err || fail "$opt: message: $(cat sa.err)"
+done
 echo "cmdline-compat: OK"
