@@ -370,6 +370,36 @@ script_host (const char *path)
   return NULL;
 }
 
+/* A plugin or filter shipped as a script, found by its short name in
+ * DIR beside the .so files (nbdkit-NAME-KIND.so wins).  Returns the
+ * script's path (lives as long as the server), else NAME unchanged.
+ */
+static const char *
+find_script (struct server *s, const char *dir, const char *name,
+             const char *kind)
+{
+  static const char *exts[] = { "lua", "py", "ml" };
+  char path[PATH_MAX];
+
+  if (strpbrk (name, "/.") || *name == '\0')
+    return name;
+  if (snprintf (path, sizeof path, "%s/nbdkit-%s-%s.so", dir, name, kind)
+          >= (int)sizeof path
+      || access (path, F_OK) == 0)
+    return name;
+  for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+    if (snprintf (path, sizeof path, "%s/%s.%s", dir, name, exts[i])
+            < (int)sizeof path
+        && access (path, R_OK) == 0) {
+      const char *r;
+      thread_ctx_set (s, NULL, NULL);
+      r = nbdkit_strdup_intern (path);
+      return r ? r : name;
+    }
+  }
+  return name;
+}
+
 /* Pick up the layer's parameter declarations again, keeping the
  * counts of keys already seen (matched by name).
  */
@@ -897,8 +927,10 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
   /* A script runs under its language host, which takes the script as
    * its bare parameter.
    */
-  const char *plugin_name = args[0];
+  const char *plugin_name
+      = find_script (s, server_plugindir (), args[0], "plugin");
   int first_param = 1;
+  args[0] = (char *)plugin_name;
   const char *host = strchr (plugin_name, '/') || strchr (plugin_name, '.')
                          ? script_host (plugin_name)
                          : NULL;
@@ -914,7 +946,8 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
    */
   struct backend **link = &s->top;
   for (int i = 0; i < nfilters; i++) {
-    const char *fname = filters[i];
+    const char *fname
+        = find_script (s, server_filterdir (), filters[i], "filter");
     const char *fhost = strchr (fname, '.') ? script_host (fname) : NULL;
     bool is_so
         = strlen (fname) > 3 && strcmp (fname + strlen (fname) - 3, ".so") == 0;
