@@ -459,14 +459,26 @@ config_one (struct backend *b, const char *key, const char *value)
   return r;
 }
 
-/* Is ARG a bare value for the magic key rather than key=value?  A '='
- * after a '/' is part of a path.
+/* Is ARG a bare value rather than key=value?  As in nbdkit, only a
+ * key name before the '=' makes a key: a letter, then letters, digits,
+ * '.', '_' or '-'.  So "a=b" is a key, and '"a=b"' or "./x=y" values.
  */
 static bool
 is_bare (const char *arg)
 {
-  const char *eq = strchr (arg, '='), *slash = strchr (arg, '/');
-  return eq == NULL || eq == arg || (slash && slash < eq);
+  const char *eq = strchr (arg, '=');
+  size_t n;
+
+  if (eq == NULL)
+    return true;
+  n = eq - arg;
+  if (n == 0
+      || !((arg[0] >= 'a' && arg[0] <= 'z') || (arg[0] >= 'A' && arg[0] <= 'Z')))
+    return true;
+  return strspn (arg, "abcdefghijklmnopqrstuvwxyz"
+                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "0123456789._-")
+         < n;
 }
 
 /* The layer a key belongs to: the first filter that declares it, else
@@ -495,14 +507,19 @@ configure (struct server *s, char **args, int from, int to)
     const char *a = args[i], *eq = strchr (a, '=');
     int r;
     if (is_bare (a)) {
-      if (b->magic_config_key == NULL) {
+      /* Without a magic key, a bare first word is the script, as in
+       * nbdkit ("nbdkit perl foo.pl").
+       */
+      if (b->magic_config_key == NULL && i == from)
+        r = config_one (b, "script", a);
+      else if (b->magic_config_key == NULL) {
         log_error (s,
                    "%s: '%s' is not key=value, and this plugin"
                    " takes no bare parameter",
                    b->name, a);
         return -1;
-      }
-      r = config_one (b, b->magic_config_key, a);
+      } else
+        r = config_one (b, b->magic_config_key, a);
     } else {
       char *key = strndup (a, eq - a);
       if (key == NULL)

@@ -88,6 +88,17 @@ grep -q "warning" err.out || fail "--tls=on without certificates: no warning"
 # $uri leaves out the default export name, as nbdkit's does.
 t "$NBDKIT" -U "$tmpdir/u.sock" memory 1M --run 'echo "$uri"' > uri.out
 assert_eq "\$uri" "$(cat uri.out)" "nbd+unix://?socket=$tmpdir/u.sock"
+# Only a key name before '=' makes key=value: '"a=b"' is the data
+# plugin's bare value (the three bytes "a=b", quotes being its string
+# syntax).
+t "$NBDKIT" -U - data '"a=b"' --run 'nbdcopy "$uri" -' > bare.out \
+  || fail "data '\"a=b\"' refused"
+assert_eq "bare value with =" "$(cat bare.out)" "a=b"
+# A key given twice: the last counts.
+assert_eq "size given twice" \
+  "$(t "$NBDKIT" -U - memory size=1M size=2M --run 'nbdinfo --size "$uri"')" \
+  2097152
+
 # Socket activation: the server stays in the foreground (the client
 # that started it waits for it), and leaves nothing running after.
 t nbdinfo --size -- [ "$NBDKIT" -v memory 1M ] >sa.out 2>sa.err \
