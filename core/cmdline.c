@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -540,39 +541,84 @@ apply_default (void *opaque, const char *key, const char *canonical)
   return b->ops->config (b, key, canonical);
 }
 
+/* -D NAME.FLAG=N: the form is checked as the option is read. */
+static int
+check_debug_flag (struct server *s, const char *arg)
+{
+  const char *dot = strchr (arg, '.'), *eq = strchr (arg, '=');
+  int v;
+
+  if (dot == NULL || eq == NULL || dot == arg || eq < dot + 2
+      || eq[1] == '\0') {
+    log_error (s, "-D %s: a debug flag must have the format NAME.FLAG=N",
+               arg);
+    return -1;
+  }
+  return nbdkit_parse_int ("-D", eq + 1, &v);
+}
+
+/* The server's own flags, -D nbdkit.FLAG=N. */
+static void
+set_server_debug_flag (struct server *s, const char *flag, size_t len, int v)
+{
+  static const struct {
+    const char *name;
+    size_t offset;
+  } flags[] = {
+    { "backend.controlpath", offsetof (struct server, debug_controlpath) },
+    { "backend.datapath", offsetof (struct server, debug_datapath) },
+    { "tls.log", offsetof (struct server, debug_tls_log) },
+    { "tls.session", offsetof (struct server, debug_tls_session) },
+  };
+
+  for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+    if (strlen (flags[i].name) == len && strncmp (flags[i].name, flag, len) == 0) {
+      *(int *)((char *)s + flags[i].offset) = v;
+      return;
+    }
+  log_warning (s, "-D nbdkit.%.*s: the server has no such debug flag",
+               (int)len, flag);
+}
+
+/* PLUGIN.FLAG=N sets the int PLUGIN_debug_FLAG in the plugin or
+ * filter of that name ('.' and '-' in FLAG become '_').  Flags that
+ * name nothing are warned about, as nbdkit does.
+ */
 static int
 set_debug_flag (struct server *s, const char *arg)
 {
-  /* PLUGIN.FLAG=VALUE sets the int PLUGIN_debug_FLAG in the plugin. */
   const char *dot = strchr (arg, '.'), *eq = strchr (arg, '=');
+  size_t nlen = dot - arg, flen = eq - dot - 1;
+  bool used = false;
   char *sym;
   int *p, v;
 
-  if (dot == NULL || eq == NULL || eq < dot) {
-    log_error (s, "-D %s: expected NAME.FLAG=VALUE", arg);
-    return -1;
-  }
   if (nbdkit_parse_int ("-D", eq + 1, &v) == -1)
     return -1;
-  if (asprintf (&sym, "%.*s_debug_%.*s", (int)(dot - arg), arg,
-                (int)(eq - dot - 1), dot + 1)
+  if (nlen == 6 && strncmp (arg, "nbdkit", 6) == 0) {
+    set_server_debug_flag (s, dot + 1, flen, v);
+    return 0;
+  }
+  if (asprintf (&sym, "%.*s_debug_%.*s", (int)nlen, arg, (int)flen, dot + 1)
       == -1)
     return -1;
   for (char *q = sym; *q; q++)
-    if (*q == '-')
+    if (*q == '-' || *q == '.')
       *q = '_';
   for (struct backend *b = s->top; b; b = b->next) {
-    if (strncmp (b->name, arg, dot - arg) != 0 || b->name[dot - arg])
+    if (strncmp (b->name, arg, nlen) != 0 || b->name[nlen])
       continue;
-    p = dlsym (b->dl, sym);
-    if (p) {
+    used = true;
+    p = b->dl ? dlsym (b->dl, sym) : NULL;
+    if (p)
       *p = v;
-      free (sym);
-      return 0;
-    }
+    else
+      log_warning (s,
+                   "-D %.*s: %s does not contain a global variable called %s",
+                   (int)(eq - arg), arg, b->name, sym);
   }
-  /* As nbdkit does, an unknown flag is only a debug message. */
-  log_debug (s, "-D %s: no such debug flag %s", arg, sym);
+  if (!used)
+    log_warning (s, "debug flag -D %.*s was not used", (int)(eq - arg), arg);
   free (sym);
   return 0;
 }
@@ -669,6 +715,8 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
         o->family = AF_INET6;
         break;
       case 'D':
+        if (check_debug_flag (s, optarg) == -1)
+          goto err;
         if (ndebug < 64)
           debug_args[ndebug++] = optarg;
         break;

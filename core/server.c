@@ -48,6 +48,7 @@ server_new (void)
   s->opt.threads = 16;
   s->opt.family = AF_UNSPEC;
   s->opt.log_to = -1;
+  s->debug_controlpath = s->debug_datapath = 1;
   atomic_init (&s->quit, false);
   if (pipe2 (s->quit_pipe, O_CLOEXEC | O_NONBLOCK) == -1) {
     free (s);

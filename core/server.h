@@ -124,6 +124,11 @@ struct server {
   /* Debug flags from -D. */
   char **debug_flags;
   size_t ndebug_flags;
+  /* The server's own, -D nbdkit.FLAG=N. */
+  int debug_controlpath; /* trace calls that set connections up */
+  int debug_datapath;    /* trace data requests */
+  int debug_tls_log;     /* GnuTLS log level */
+  int debug_tls_session; /* describe each TLS session */
 };
 
 /* One connection.  Fields after "locked by lock" are shared between

@@ -123,6 +123,13 @@ out:
   return ret;
 }
 
+/* -D nbdkit.tls.log=N: GnuTLS's own messages, through our log. */
+static void
+gnutls_log (int level, const char *msg)
+{
+  nbdkit_debug ("gnutls: %d: %s", level, msg);
+}
+
 int
 tls_init (struct server *s)
 {
@@ -132,6 +139,10 @@ tls_init (struct server *s)
 
   if (s->opt.tls == 0)
     return 0;
+  if (s->debug_tls_log > 0) {
+    gnutls_global_set_log_function (gnutls_log);
+    gnutls_global_set_log_level (s->debug_tls_log);
+  }
   t = calloc (1, sizeof *t);
   if (t == NULL) {
     log_error (s, "calloc: %m");
@@ -265,6 +276,13 @@ tls_handshake (struct connection *c)
   c->is_tls = true;
   log_debug (s, "TLS: %s negotiated",
              gnutls_protocol_get_name (gnutls_protocol_get_version (session)));
+  if (s->debug_tls_session) {
+    char *desc = gnutls_session_get_desc (session);
+    if (desc) {
+      log_debug (s, "TLS session: %s", desc);
+      gnutls_free (desc);
+    }
+  }
   return 0;
 }
 
