@@ -648,31 +648,6 @@ plugin_help (struct backend *b)
     printf ("\nA bare value is taken as %s=VALUE.\n", b->magic_config_key);
 }
 
-static void
-dump_plugin (struct server *s, struct backend *b)
-{
-  int m;
-
-  printf ("path=%s\n", b->filename);
-  printf ("name=%s\n", b->name);
-  if (b->version)
-    printf ("version=%s\n", b->version);
-  printf ("api_version=%d\n", b->api_version);
-  thread_ctx_set (s, NULL, b->name);
-  m = b->ops->thread_model (b);
-  thread_ctx_set (s, NULL, NULL);
-  printf ("thread_model=%s\n", thread_model_name (m));
-  if (b->magic_config_key)
-    printf ("magic_config_key=%s\n", b->magic_config_key);
-  if (b->longname)
-    printf ("has_longname=1\n");
-  if (b->params)
-    param_dump (stdout, b->name, b->params);
-  fflush (stdout);
-  b->ops->dump_plugin (b, stdout);
-  fflush (stdout);
-}
-
 int
 cmdline_parse (struct server *s, int argc, char **argv, int *status)
 {
@@ -941,6 +916,11 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
     goto err;
   }
 
+  if (dump_plg && (o->single || o->fd >= 0)) {
+    log_error (s, "--dump-plugin cannot be used with -s or --fd: it prints"
+                  " on stdout");
+    goto err;
+  }
   if (dump_cfg) {
     dump_config (s);
     *status = 0;
@@ -1046,19 +1026,31 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
 
   if (version) {
     print_version ();
+    /* Layers that come with the server carry its versions; others
+     * their own.
+     */
     for (struct backend *l = s->top; l; l = l->next)
-      printf ("%s %s\n", l->name, l->version ? l->version : NBDKIT_VERSION);
+      if (l->version == NULL || strcmp (l->version, NBDKIT_VERSION) == 0)
+        printf ("%s %s (project %s)\n", l->name, NBDKIT_COMPAT_VERSION,
+                NBDKIT_VERSION);
+      else
+        printf ("%s %s\n", l->name, l->version);
     *status = 0;
     goto done;
   }
   /* A script given to a language host is what --help and --dump-plugin
    * describe: load it first.
    */
-  if ((help || dump_plg) && first_param < nargs && is_bare (args[first_param])
+  if (help && first_param < nargs && is_bare (args[first_param])
       && b->magic_config_key) {
     if (configure (s, args, first_param, first_param + 1) == -1)
       goto err;
   }
+  /* --dump-plugin sees every parameter (a filter's may change the
+   * thread model), but nothing checks that required ones are there.
+   */
+  if (dump_plg && configure (s, args, first_param, nargs) == -1)
+    goto err;
   if (help) {
     for (struct backend *l = s->top; l; l = l->next) {
       plugin_help (l);
@@ -1069,7 +1061,8 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
     goto done;
   }
   if (dump_plg) {
-    dump_plugin (s, b);
+    if (dump_plugin (s, b) == -1)
+      goto err;
     *status = 0;
     goto done;
   }

@@ -125,8 +125,8 @@ set_signals (struct server *s)
 }
 
 /* The most serializing model among the layers. */
-static int
-choose_thread_model (struct server *s)
+int
+server_thread_model (struct server *s)
 {
   int model = TM_PARALLEL;
 
@@ -417,7 +417,7 @@ server_prepare (struct server *s)
     s->meta_owner[s->nmeta++] = b;
   }
 
-  model = choose_thread_model (s);
+  model = server_thread_model (s);
   if (model == -1)
     return -1;
   s->thread_model = model;

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -203,6 +204,13 @@ extern void server_request_quit (struct server *s);
 extern void server_quit_from_anywhere (void);
 extern int server_prepare (struct server *s);
 extern int server_run (struct server *s); /* returns the exit status */
+/* The most serializing thread model of all layers, or -1. */
+extern int server_thread_model (struct server *s);
+
+/* ---- dump.c, dump_v2.c: --dump-plugin ---- */
+extern int dump_plugin (struct server *s, struct backend *b);
+extern void plugin_v2_dump_fields (struct backend *b, const char *chain_model,
+                                   FILE *fp);
 
 /* ---- cmdline.c ---- */
 /* Parse argv into S, load the plugin and filters, configure them.
