@@ -14,6 +14,19 @@
 
 #include "internal.h"
 
+/* With -v every call into a layer is traced, as "NAME: CALL ARGS";
+ * -D nbdkit.backend.controlpath=0 and datapath=0 silence the calls
+ * that set a connection up and the data requests respectively.
+ */
+#define TRACE(path, c, fmt, ...)                                               \
+  do {                                                                         \
+    struct server *s_ = (c)->b->server;                                        \
+    if (s_->opt.verbose && s_->debug_##path)                                   \
+      log_debug (s_, "%s: " fmt, (c)->b->name, ##__VA_ARGS__);                 \
+  } while (0)
+#define TRACE_CTL(c, ...) TRACE (controlpath, c, __VA_ARGS__)
+#define TRACE_DATA(c, ...) TRACE (datapath, c, __VA_ARGS__)
+
 /* Zeroing and caching by emulation go in pieces of this size. */
 #define EMULATE_CHUNK (1024 * 1024)
 static const char zero_buf[EMULATE_CHUNK];
@@ -57,6 +70,8 @@ open_layer (struct backend *b, struct connection *conn, int readonly,
     return NULL;
   c->readonly = readonly;
   c->is_tls = is_tls;
+  TRACE_CTL (c, "open readonly=%d exportname=\"%s\" tls=%d", readonly,
+             exportname ? exportname : "", is_tls);
   c->handle = b->ops->open (c, readonly, exportname, is_tls);
   if (c->handle == NULL) {
     backend_close (c->next);
@@ -112,6 +127,7 @@ prepare (struct context *c)
     return 0;
   if (prepare (c->next) == -1)
     return -1;
+  TRACE_CTL (c, "prepare readonly=%d", c->readonly);
   if (c->b->ops->prepare && c->b->ops->prepare (c) == -1)
     return -1;
   c->prepared = 1;
@@ -136,12 +152,16 @@ backend_close (struct context *c)
 {
   /* finalize top down, while every layer is still open; then close. */
   for (struct context *f = c; f; f = f->next)
-    if (f->prepared && f->b->ops->finalize)
+    if (f->prepared && f->b->ops->finalize) {
+      TRACE_CTL (f, "finalize");
       f->b->ops->finalize (f);
+    }
   while (c) {
     struct context *next = c->next;
-    if (c->handle)
+    if (c->handle) {
+      TRACE_CTL (c, "close");
       c->b->ops->close (c);
+    }
     free (c);
     c = next;
   }
@@ -151,7 +171,9 @@ int64_t
 backend_get_size (struct context *c)
 {
   if (c->size == -1) {
-    int64_t r = c->b->ops->get_size (c);
+    int64_t r;
+    TRACE_CTL (c, "get_size");
+    r = c->b->ops->get_size (c);
     if (r < 0) {
       if (r != -1)
         nbdkit_error ("%s: get_size returned a negative size %" PRId64,
@@ -172,6 +194,7 @@ backend_block_size (struct context *c, struct nbdkit_block_size *bs)
   if (!c->bs_known || c->bs.client_requested != requested) {
     struct nbdkit_block_size r = { 0 };
     r.client_requested = requested;
+    TRACE_CTL (c, "block_size");
     if (c->b->ops->block_size (c, &r) == -1)
       return -1;
     r.client_requested = requested;
@@ -186,7 +209,9 @@ backend_block_size (struct context *c, struct nbdkit_block_size *bs)
 #define CACHED(field, expr)                                                    \
   do {                                                                         \
     if (c->field == -1) {                                                      \
-      int r_ = (expr);                                                         \
+      int r_;                                                                  \
+      TRACE_CTL (c, #field);                                                   \
+      r_ = (expr);                                                             \
       if (r_ == -1)                                                            \
         return -1;                                                             \
       c->field = r_;                                                           \
@@ -275,6 +300,7 @@ backend_can_cache (struct context *c)
 const char *
 backend_export_description (struct context *c)
 {
+  TRACE_CTL (c, "export_description");
   return c->b->ops->export_description (c);
 }
 
@@ -313,6 +339,7 @@ backend_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
    * buffer for a layer that does not promise to fill it, unless it is
    * known to hold zeroes already (the server's own buffer usually is).
    */
+  TRACE_DATA (c, "pread count=%" PRIu64 " offset=%" PRIu64, count, offset);
   if (!c->b->pread_fills
       && !(rd && rd->buf_zero && rd->buf == buf && rd->count == count))
     memset (buf, 0, count);
@@ -347,6 +374,8 @@ backend_pwrite (struct context *c, const void *buf, uint64_t count,
 {
   if (check_range (c, "pwrite", count, offset, err) == -1)
     return -1;
+  TRACE_DATA (c, "pwrite count=%" PRIu64 " offset=%" PRIu64 " fua=%d", count,
+              offset, !!(flags & NBDKIT_FLAG_FUA));
   if (c->b->ops->pwrite (c, buf, count, offset, native_flags (c, flags), err)
       == -1)
     return -1;
@@ -358,6 +387,7 @@ backend_flush (struct context *c, uint32_t flags, int *err)
 {
   if (backend_can_flush (c) != 1)
     return 0;
+  TRACE_DATA (c, "flush");
   return c->b->ops->flush (c, 0, err);
 }
 
@@ -367,6 +397,8 @@ backend_trim (struct context *c, uint64_t count, uint64_t offset,
 {
   if (check_range (c, "trim", count, offset, err) == -1)
     return -1;
+  TRACE_DATA (c, "trim count=%" PRIu64 " offset=%" PRIu64 " fua=%d", count,
+              offset, !!(flags & NBDKIT_FLAG_FUA));
   if (c->b->ops->trim (c, count, offset, native_flags (c, flags), err) == -1)
     return -1;
   return emulate_fua (c, flags, err);
@@ -414,6 +446,11 @@ backend_zero (struct context *c, uint64_t count, uint64_t offset,
 
   if (check_range (c, "zero", count, offset, err) == -1)
     return -1;
+  TRACE_DATA (c,
+              "zero count=%" PRIu64 " offset=%" PRIu64
+              " may_trim=%d fua=%d fast=%d",
+              count, offset, !!(flags & NBDKIT_FLAG_MAY_TRIM),
+              !!(flags & NBDKIT_FLAG_FUA), !!(flags & NBDKIT_FLAG_FAST_ZERO));
   if (z == NBDKIT_ZERO_NATIVE) {
     if (c->b->ops->zero (c, count, offset, native_flags (c, flags), err) == 0)
       return emulate_fua (c, flags, err);
@@ -443,6 +480,8 @@ backend_extents (struct context *c, uint64_t count, uint64_t offset,
 {
   if (check_range (c, "extents", count, offset, err) == -1)
     return -1;
+  TRACE_DATA (c, "extents count=%" PRIu64 " offset=%" PRIu64 " req_one=%d",
+              count, offset, !!(flags & NBDKIT_FLAG_REQ_ONE));
   if (backend_can_extents (c) != NBDKIT_EXTENTS_NATIVE) {
     if (nbdkit_add_extent (e, offset, count, 0) == -1) {
       *err = errno ? errno : EIO;
@@ -461,6 +500,7 @@ backend_cache (struct context *c, uint64_t count, uint64_t offset,
 
   if (check_range (c, "cache", count, offset, err) == -1)
     return -1;
+  TRACE_DATA (c, "cache count=%" PRIu64 " offset=%" PRIu64, count, offset);
   if (r == NBDKIT_CACHE_NATIVE)
     return c->b->ops->cache (c, count, offset, flags, err);
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,14 +42,18 @@ enum {
   OPT_HELP,
   OPT_NO_HANDSHAKE,
   OPT_SELINUX,
+  OPT_REVERSE,
+  OPT_LONG_OPTIONS,
+  OPT_SHORT_OPTIONS,
 };
 
-static const char short_opts[] = "+46D:e:fg:i:P:p:rst:u:U:vV";
+static const char short_opts[] = "+46D:e:fg:i:noP:p:rst:u:U:vV";
 static const struct option long_opts[] = {
   { "debug", required_argument, NULL, 'D' },
   { "dump-config", no_argument, NULL, OPT_DUMP_CONFIG },
   { "dump-plugin", no_argument, NULL, OPT_DUMP_PLUGIN },
   { "exit-with-parent", no_argument, NULL, OPT_EXIT_WITH_PARENT },
+  { "export", required_argument, NULL, 'e' },
   { "exportname", required_argument, NULL, 'e' },
   { "export-name", required_argument, NULL, 'e' },
   { "fd", required_argument, NULL, OPT_FD },
@@ -58,9 +63,15 @@ static const struct option long_opts[] = {
   { "group", required_argument, NULL, 'g' },
   { "help", no_argument, NULL, OPT_HELP },
   { "ipaddr", required_argument, NULL, 'i' },
+  { "ip-addr", required_argument, NULL, 'i' },
+  { "ipv4-only", no_argument, NULL, '4' },
+  { "ipv6-only", no_argument, NULL, '6' },
   { "keepalive", no_argument, NULL, OPT_KEEPALIVE },
   { "log", required_argument, NULL, OPT_LOG },
+  { "long-options", no_argument, NULL, OPT_LONG_OPTIONS },
   { "mask-handshake", required_argument, NULL, OPT_MASK_HANDSHAKE },
+  { "newstyle", no_argument, NULL, 'n' },
+  { "new-style", no_argument, NULL, 'n' },
   { "no-sr", no_argument, NULL, OPT_NO_SR },
   { "no-structured-replies", no_argument, NULL, OPT_NO_SR },
   { "no-mc", no_argument, NULL, OPT_NO_MC },
@@ -68,13 +79,18 @@ static const struct option long_opts[] = {
   { "no-eh", no_argument, NULL, OPT_NO_EH },
   { "no-extended-headers", no_argument, NULL, OPT_NO_EH },
   { "no-handshake", no_argument, NULL, OPT_NO_HANDSHAKE },
+  { "oldstyle", no_argument, NULL, 'o' },
+  { "old-style", no_argument, NULL, 'o' },
   { "pidfile", required_argument, NULL, 'P' },
+  { "pid-file", required_argument, NULL, 'P' },
   { "port", required_argument, NULL, 'p' },
   { "print-uri", no_argument, NULL, OPT_PRINT_URI },
   { "readonly", no_argument, NULL, 'r' },
   { "read-only", no_argument, NULL, 'r' },
+  { "reverse", no_argument, NULL, OPT_REVERSE },
   { "run", required_argument, NULL, OPT_RUN },
   { "selinux-label", required_argument, NULL, OPT_SELINUX },
+  { "short-options", no_argument, NULL, OPT_SHORT_OPTIONS },
   { "single", no_argument, NULL, 's' },
   { "stdin", no_argument, NULL, 's' },
   { "swap", no_argument, NULL, OPT_SWAP },
@@ -109,14 +125,14 @@ usage (FILE *fp)
       "  -U, --unix SOCKET      a Unix socket ('-' for a private one)\n"
       "  -p, --port PORT        TCP port (default 10809)\n"
       "  -i, --ipaddr ADDR      listen on this address (repeatable)\n"
-      "  -4, -6                 IPv4 or IPv6 only\n"
+      "  -4, -6, --ipv4-only, --ipv6-only\n"
+      "                         IPv4 or IPv6 only\n"
       "  --vsock                AF_VSOCK (port from -p)\n"
       "  -s, --single           one client on stdin/stdout\n"
       "  --fd N                 one client on the connected socket N\n"
-      "  --swap                 connect out to the client at -U or -p/-i, "
-      "which\n"
-      "                         waits for its server to call; serve it, then "
-      "exit\n"
+      "  --reverse              connect out to the client at -U or -p/-i,\n"
+      "                         which waits for its server to call; serve it,\n"
+      "                         then exit\n"
       "  --no-handshake         with -s or --fd: the client has negotiated\n"
       "                         already; serve -e EXPORT at once\n"
       "Running:\n"
@@ -125,6 +141,8 @@ usage (FILE *fp)
       "status\n"
       "  -f, --foreground       do not go into the background\n"
       "  -P, --pidfile FILE     write the pid once ready for clients\n"
+      "  --swap                 lock the server in memory (mlockall), to serve\n"
+      "                         swap space on this machine\n"
       "  --exit-with-parent     exit when the parent process does\n"
       "  -u, --user USER        -g, --group GROUP   change identity after "
       "binding\n"
@@ -135,6 +153,8 @@ usage (FILE *fp)
       "Protocol:\n"
       "  -e, --exportname NAME  export name for $uri and --no-handshake\n"
       "  -r, --readonly         refuse writes\n"
+      "  -n, --newstyle         the newstyle handshake (the default)\n"
+      "  -o, --oldstyle         the oldstyle handshake: no export names, no TLS\n"
       "  --mask-handshake N     0 to withhold NO_ZEROES from the greeting\n"
       "  --no-sr, --no-mc, --no-eh\n"
       "                         refuse structured replies, meta contexts,\n"
@@ -146,7 +166,9 @@ usage (FILE *fp)
       "  --log stderr|syslog|null\n"
       "  --dump-config          facts about this build\n"
       "  --dump-plugin          facts about PLUGIN\n"
-      "  -V, --version          the version (and the plugin's)\n");
+      "  -V, --version          the version (and the plugin's)\n"
+      "  --long-options, --short-options\n"
+      "                         list the options, one a line\n");
 }
 
 /* The directory the running program is in ("" if unknown). */
@@ -225,6 +247,11 @@ dump_config (struct server *s)
 
   exe[n > 0 ? n : 0] = '\0';
   uname (&u);
+  /* version= and version_major/minor are the nbdkit release whose
+   * behaviour we match, as tools compare them with nbdkit's; the
+   * project's own version is project_version=.
+   */
+  printf ("api_versions=1,2,3\n");
   printf ("binary=%s\n", exe);
   printf ("bindir=%s\n", NBDKIT_BINDIR);
   printf ("exit_with_parent=yes\n");
@@ -233,16 +260,75 @@ dump_config (struct server *s)
   printf ("host_cpu=%s\n", u.machine);
   printf ("host_os=linux-gnu\n");
   printf ("libdir=%s\n", NBDKIT_LIBDIR);
+  printf ("mandir=%s\n", NBDKIT_MANDIR);
   printf ("name=nbdkit\n");
   printf ("plugindir=%s\n", server_plugindir ());
-  printf ("api_versions=1,2,3\n");
+  printf ("project_version=%s\n", NBDKIT_VERSION);
+  printf ("root_tls_certificates_dir=%s/pki/nbdkit\n", NBDKIT_SYSCONFDIR);
+  printf ("sbindir=%s\n", NBDKIT_SBINDIR);
+  printf ("selinux=no\n");
+  printf ("sysconfdir=%s\n", NBDKIT_SYSCONFDIR);
   printf ("thread_models=serialize_connections,serialize_all_requests,"
           "serialize_requests,serialize_retirement,parallel\n");
   printf ("tls=yes\n");
-  printf ("version=%s\n", NBDKIT_VERSION);
-  printf ("version_major=%d\n", NBDKIT_VERSION_MAJOR);
-  printf ("version_minor=%d\n", NBDKIT_VERSION_MINOR);
+  printf ("version=%s\n", NBDKIT_COMPAT_VERSION);
+  printf ("version_major=%d\n", NBDKIT_COMPAT_VERSION_MAJOR);
+  printf ("version_minor=%d\n", NBDKIT_COMPAT_VERSION_MINOR);
   printf ("zero_copy_reads=yes\n");
+  printf ("zstd=no\n");
+}
+
+/* "nbdkit 1.34.0 (project 3.0.0)": the nbdkit release we match first,
+ * for scripts that parse it, then our own version.
+ */
+static void
+print_version (void)
+{
+  printf ("nbdkit %s (project %s)\n", NBDKIT_COMPAT_VERSION, NBDKIT_VERSION);
+}
+
+static void
+print_long_options (void)
+{
+  for (size_t i = 0; long_opts[i].name; i++)
+    if (long_opts[i].val != OPT_LONG_OPTIONS
+        && long_opts[i].val != OPT_SHORT_OPTIONS)
+      printf ("--%s\n", long_opts[i].name);
+}
+
+static void
+print_short_options (void)
+{
+  for (const char *p = short_opts; *p; p++)
+    if (*p != ':' && *p != '+')
+      printf ("-%c\n", *p);
+}
+
+/* Is this process socket activated (LISTEN_PID is us)? */
+static bool
+socket_activated (void)
+{
+  const char *pid = getenv ("LISTEN_PID"), *fds = getenv ("LISTEN_FDS");
+  return pid && fds && atoi (pid) == getpid ();
+}
+
+/* Make *PATH absolute, if set and relative; the copy lives as long as
+ * the server.
+ */
+static int
+make_absolute (struct server *s, const char **path)
+{
+  char *abs;
+
+  if (*path == NULL || **path == '/')
+    return 0;
+  thread_ctx_set (s, NULL, NULL);
+  abs = nbdkit_absolute_path (*path);
+  if (abs == NULL)
+    return -1;
+  *path = nbdkit_strdup_intern (abs);
+  free (abs);
+  return *path ? 0 : -1;
 }
 
 /* Which language host runs a script: by extension, else by its "#!"
@@ -283,6 +369,36 @@ script_host (const char *path)
   if (strstr (line, "/bin/sh") || strstr (line, "bash"))
     return "sh";
   return NULL;
+}
+
+/* A plugin or filter shipped as a script, found by its short name in
+ * DIR beside the .so files (nbdkit-NAME-KIND.so wins).  Returns the
+ * script's path (lives as long as the server), else NAME unchanged.
+ */
+static const char *
+find_script (struct server *s, const char *dir, const char *name,
+             const char *kind)
+{
+  static const char *exts[] = { "lua", "py", "ml" };
+  char path[PATH_MAX];
+
+  if (strpbrk (name, "/.") || *name == '\0')
+    return name;
+  if (snprintf (path, sizeof path, "%s/nbdkit-%s-%s.so", dir, name, kind)
+          >= (int)sizeof path
+      || access (path, F_OK) == 0)
+    return name;
+  for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+    if (snprintf (path, sizeof path, "%s/%s.%s", dir, name, exts[i])
+            < (int)sizeof path
+        && access (path, R_OK) == 0) {
+      const char *r;
+      thread_ctx_set (s, NULL, NULL);
+      r = nbdkit_strdup_intern (path);
+      return r ? r : name;
+    }
+  }
+  return name;
 }
 
 /* Pick up the layer's parameter declarations again, keeping the
@@ -344,14 +460,26 @@ config_one (struct backend *b, const char *key, const char *value)
   return r;
 }
 
-/* Is ARG a bare value for the magic key rather than key=value?  A '='
- * after a '/' is part of a path.
+/* Is ARG a bare value rather than key=value?  As in nbdkit, only a
+ * key name before the '=' makes a key: a letter, then letters, digits,
+ * '.', '_' or '-'.  So "a=b" is a key, and '"a=b"' or "./x=y" values.
  */
 static bool
 is_bare (const char *arg)
 {
-  const char *eq = strchr (arg, '='), *slash = strchr (arg, '/');
-  return eq == NULL || eq == arg || (slash && slash < eq);
+  const char *eq = strchr (arg, '=');
+  size_t n;
+
+  if (eq == NULL)
+    return true;
+  n = eq - arg;
+  if (n == 0
+      || !((arg[0] >= 'a' && arg[0] <= 'z') || (arg[0] >= 'A' && arg[0] <= 'Z')))
+    return true;
+  return strspn (arg, "abcdefghijklmnopqrstuvwxyz"
+                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "0123456789._-")
+         < n;
 }
 
 /* The layer a key belongs to: the first filter that declares it, else
@@ -380,14 +508,19 @@ configure (struct server *s, char **args, int from, int to)
     const char *a = args[i], *eq = strchr (a, '=');
     int r;
     if (is_bare (a)) {
-      if (b->magic_config_key == NULL) {
+      /* Without a magic key, a bare first word is the script, as in
+       * nbdkit ("nbdkit perl foo.pl").
+       */
+      if (b->magic_config_key == NULL && i == from)
+        r = config_one (b, "script", a);
+      else if (b->magic_config_key == NULL) {
         log_error (s,
                    "%s: '%s' is not key=value, and this plugin"
                    " takes no bare parameter",
                    b->name, a);
         return -1;
-      }
-      r = config_one (b, b->magic_config_key, a);
+      } else
+        r = config_one (b, b->magic_config_key, a);
     } else {
       char *key = strndup (a, eq - a);
       if (key == NULL)
@@ -408,39 +541,84 @@ apply_default (void *opaque, const char *key, const char *canonical)
   return b->ops->config (b, key, canonical);
 }
 
+/* -D NAME.FLAG=N: the form is checked as the option is read. */
+static int
+check_debug_flag (struct server *s, const char *arg)
+{
+  const char *dot = strchr (arg, '.'), *eq = strchr (arg, '=');
+  int v;
+
+  if (dot == NULL || eq == NULL || dot == arg || eq < dot + 2
+      || eq[1] == '\0') {
+    log_error (s, "-D %s: a debug flag must have the format NAME.FLAG=N",
+               arg);
+    return -1;
+  }
+  return nbdkit_parse_int ("-D", eq + 1, &v);
+}
+
+/* The server's own flags, -D nbdkit.FLAG=N. */
+static void
+set_server_debug_flag (struct server *s, const char *flag, size_t len, int v)
+{
+  static const struct {
+    const char *name;
+    size_t offset;
+  } flags[] = {
+    { "backend.controlpath", offsetof (struct server, debug_controlpath) },
+    { "backend.datapath", offsetof (struct server, debug_datapath) },
+    { "tls.log", offsetof (struct server, debug_tls_log) },
+    { "tls.session", offsetof (struct server, debug_tls_session) },
+  };
+
+  for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+    if (strlen (flags[i].name) == len && strncmp (flags[i].name, flag, len) == 0) {
+      *(int *)((char *)s + flags[i].offset) = v;
+      return;
+    }
+  log_warning (s, "-D nbdkit.%.*s: the server has no such debug flag",
+               (int)len, flag);
+}
+
+/* PLUGIN.FLAG=N sets the int PLUGIN_debug_FLAG in the plugin or
+ * filter of that name ('.' and '-' in FLAG become '_').  Flags that
+ * name nothing are warned about, as nbdkit does.
+ */
 static int
 set_debug_flag (struct server *s, const char *arg)
 {
-  /* PLUGIN.FLAG=VALUE sets the int PLUGIN_debug_FLAG in the plugin. */
   const char *dot = strchr (arg, '.'), *eq = strchr (arg, '=');
+  size_t nlen = dot - arg, flen = eq - dot - 1;
+  bool used = false;
   char *sym;
   int *p, v;
 
-  if (dot == NULL || eq == NULL || eq < dot) {
-    log_error (s, "-D %s: expected NAME.FLAG=VALUE", arg);
-    return -1;
-  }
   if (nbdkit_parse_int ("-D", eq + 1, &v) == -1)
     return -1;
-  if (asprintf (&sym, "%.*s_debug_%.*s", (int)(dot - arg), arg,
-                (int)(eq - dot - 1), dot + 1)
+  if (nlen == 6 && strncmp (arg, "nbdkit", 6) == 0) {
+    set_server_debug_flag (s, dot + 1, flen, v);
+    return 0;
+  }
+  if (asprintf (&sym, "%.*s_debug_%.*s", (int)nlen, arg, (int)flen, dot + 1)
       == -1)
     return -1;
   for (char *q = sym; *q; q++)
-    if (*q == '-')
+    if (*q == '-' || *q == '.')
       *q = '_';
   for (struct backend *b = s->top; b; b = b->next) {
-    if (strncmp (b->name, arg, dot - arg) != 0 || b->name[dot - arg])
+    if (strncmp (b->name, arg, nlen) != 0 || b->name[nlen])
       continue;
-    p = dlsym (b->dl, sym);
-    if (p) {
+    used = true;
+    p = b->dl ? dlsym (b->dl, sym) : NULL;
+    if (p)
       *p = v;
-      free (sym);
-      return 0;
-    }
+    else
+      log_warning (s,
+                   "-D %.*s: %s does not contain a global variable called %s",
+                   (int)(eq - arg), arg, b->name, sym);
   }
-  /* As nbdkit does, an unknown flag is only a debug message. */
-  log_debug (s, "-D %s: no such debug flag %s", arg, sym);
+  if (!used)
+    log_warning (s, "debug flag -D %.*s was not used", (int)(eq - arg), arg);
   free (sym);
   return 0;
 }
@@ -468,31 +646,6 @@ plugin_help (struct backend *b)
   }
   if (b->magic_config_key)
     printf ("\nA bare value is taken as %s=VALUE.\n", b->magic_config_key);
-}
-
-static void
-dump_plugin (struct server *s, struct backend *b)
-{
-  int m;
-
-  printf ("path=%s\n", b->filename);
-  printf ("name=%s\n", b->name);
-  if (b->version)
-    printf ("version=%s\n", b->version);
-  printf ("api_version=%d\n", b->api_version);
-  thread_ctx_set (s, NULL, b->name);
-  m = b->ops->thread_model (b);
-  thread_ctx_set (s, NULL, NULL);
-  printf ("thread_model=%s\n", thread_model_name (m));
-  if (b->magic_config_key)
-    printf ("magic_config_key=%s\n", b->magic_config_key);
-  if (b->longname)
-    printf ("has_longname=1\n");
-  if (b->params)
-    param_dump (stdout, b->name, b->params);
-  fflush (stdout);
-  b->ops->dump_plugin (b, stdout);
-  fflush (stdout);
 }
 
 int
@@ -537,6 +690,8 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
         o->family = AF_INET6;
         break;
       case 'D':
+        if (check_debug_flag (s, optarg) == -1)
+          goto err;
         if (ndebug < 64)
           debug_args[ndebug++] = optarg;
         break;
@@ -555,6 +710,12 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
           goto err;
         }
         o->ipaddr[o->nipaddr++] = optarg;
+        break;
+      case 'n':
+        o->oldstyle = false;
+        break;
+      case 'o':
+        o->oldstyle = true;
         break;
       case 'P':
         o->pidfile = optarg;
@@ -661,8 +822,19 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
                       " build");
         goto err;
       case OPT_SWAP:
-        o->swap = true;
+        o->mlock = true;
         break;
+      case OPT_REVERSE:
+        o->reverse = true;
+        break;
+      case OPT_LONG_OPTIONS:
+        print_long_options ();
+        *status = 0;
+        goto done;
+      case OPT_SHORT_OPTIONS:
+        print_short_options ();
+        *status = 0;
+        goto done;
       case OPT_TIMEOUT:
         if (nbdkit_parse_unsigned ("--timeout", optarg, &o->timeout) == -1)
           goto err;
@@ -698,6 +870,44 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
     }
   }
 
+  /* Under socket activation the sockets are given: options that say
+   * where to listen make no sense, and the supervisor that started us
+   * waits on this process, so it stays in the foreground.
+   */
+  if (socket_activated ()) {
+    const char *bad = o->unixsocket           ? "-U"
+                      : o->port               ? "-p"
+                      : o->nipaddr            ? "-i"
+                      : o->single             ? "-s"
+                      : o->run                ? "--run"
+                      : o->vsock              ? "--vsock"
+                      : o->fd >= 0            ? "--fd"
+                      : o->reverse            ? "--reverse"
+                                              : NULL;
+    if (bad) {
+      log_error (s, "cannot use socket activation with %s", bad);
+      goto err;
+    }
+    o->foreground = true;
+  }
+  if (o->oldstyle && o->tls == 2) {
+    log_error (s, "cannot use the oldstyle protocol (-o) and require TLS");
+    goto err;
+  }
+  if (o->oldstyle && o->tls == 1) {
+    log_debug (s, "-o: the oldstyle protocol has no TLS: serving without");
+    o->tls = 0;
+  }
+  /* Paths on the command line are relative to where nbdkit was
+   * started, not to "/" where it runs once in the background.
+   */
+  if (make_absolute (s, &o->pidfile) == -1
+      || make_absolute (s, &o->tls_certificates) == -1
+      || make_absolute (s, &o->tls_psk) == -1
+      || (o->unixsocket && strcmp (o->unixsocket, "-") != 0
+          && make_absolute (s, &o->unixsocket) == -1))
+    goto err;
+
   /* As with nbdkit, credentials alone do not turn TLS on. */
   if ((o->tls_certificates || o->tls_psk) && o->tls == 0)
     log_debug (s, "TLS credentials given, but --tls is off");
@@ -706,6 +916,11 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
     goto err;
   }
 
+  if (dump_plg && (o->single || o->fd >= 0)) {
+    log_error (s, "--dump-plugin cannot be used with -s or --fd: it prints"
+                  " on stdout");
+    goto err;
+  }
   if (dump_cfg) {
     dump_config (s);
     *status = 0;
@@ -718,7 +933,7 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
       goto done;
     }
     if (version) {
-      printf ("nbdkit %s\n", NBDKIT_VERSION);
+      print_version ();
       *status = 0;
       goto done;
     }
@@ -734,13 +949,14 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
       log_error (s, "choose one of -U, -p/-i, -s, --fd and --vsock");
       goto err;
     }
-    if (o->swap && !o->unixsocket && !o->port && o->nipaddr == 0) {
-      log_error (s, "--swap needs -U SOCKET or -p PORT [-i HOST]: where to"
+    if (o->reverse && !o->unixsocket && !o->port && o->nipaddr == 0) {
+      log_error (s, "--reverse needs -U SOCKET or -p PORT [-i HOST]: where to"
                     " connect to");
       goto err;
     }
-    if (o->swap && (o->single || o->fd >= 0 || o->vsock || o->run)) {
-      log_error (s, "--swap cannot be used with -s, --fd, --vsock or --run");
+    if (o->reverse && (o->single || o->fd >= 0 || o->vsock || o->run)) {
+      log_error (s,
+                 "--reverse cannot be used with -s, --fd, --vsock or --run");
       goto err;
     }
     if (o->single && o->run) {
@@ -756,8 +972,10 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
   /* A script runs under its language host, which takes the script as
    * its bare parameter.
    */
-  const char *plugin_name = args[0];
+  const char *plugin_name
+      = find_script (s, server_plugindir (), args[0], "plugin");
   int first_param = 1;
+  args[0] = (char *)plugin_name;
   const char *host = strchr (plugin_name, '/') || strchr (plugin_name, '.')
                          ? script_host (plugin_name)
                          : NULL;
@@ -773,7 +991,8 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
    */
   struct backend **link = &s->top;
   for (int i = 0; i < nfilters; i++) {
-    const char *fname = filters[i];
+    const char *fname
+        = find_script (s, server_filterdir (), filters[i], "filter");
     const char *fhost = strchr (fname, '.') ? script_host (fname) : NULL;
     bool is_so
         = strlen (fname) > 3 && strcmp (fname + strlen (fname) - 3, ".so") == 0;
@@ -806,20 +1025,32 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
       goto err;
 
   if (version) {
-    printf ("nbdkit %s\n", NBDKIT_VERSION);
+    print_version ();
+    /* Layers that come with the server carry its versions; others
+     * their own.
+     */
     for (struct backend *l = s->top; l; l = l->next)
-      printf ("%s %s\n", l->name, l->version ? l->version : NBDKIT_VERSION);
+      if (l->version == NULL || strcmp (l->version, NBDKIT_VERSION) == 0)
+        printf ("%s %s (project %s)\n", l->name, NBDKIT_COMPAT_VERSION,
+                NBDKIT_VERSION);
+      else
+        printf ("%s %s\n", l->name, l->version);
     *status = 0;
     goto done;
   }
   /* A script given to a language host is what --help and --dump-plugin
    * describe: load it first.
    */
-  if ((help || dump_plg) && first_param < nargs && is_bare (args[first_param])
+  if (help && first_param < nargs && is_bare (args[first_param])
       && b->magic_config_key) {
     if (configure (s, args, first_param, first_param + 1) == -1)
       goto err;
   }
+  /* --dump-plugin sees every parameter (a filter's may change the
+   * thread model), but nothing checks that required ones are there.
+   */
+  if (dump_plg && configure (s, args, first_param, nargs) == -1)
+    goto err;
   if (help) {
     for (struct backend *l = s->top; l; l = l->next) {
       plugin_help (l);
@@ -830,7 +1061,8 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
     goto done;
   }
   if (dump_plg) {
-    dump_plugin (s, b);
+    if (dump_plugin (s, b) == -1)
+      goto err;
     *status = 0;
     goto done;
   }

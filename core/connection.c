@@ -363,9 +363,11 @@ connection_main (void *arg)
   /* Each layer may refuse the client before the handshake. */
   if (backend_preconnect (s->top, s->opt.readonly) == -1) {
     log_debug (s, "client refused by preconnect");
-  } else if ((s->opt.transmission_only ? handshake_finish_export (
-                  c, s->opt.exportname ? s->opt.exportname : "")
-                                       : handshake (c))
+  } else if ((s->opt.transmission_only
+                  ? handshake_finish_export (
+                        c, s->opt.exportname ? s->opt.exportname : "")
+              : s->opt.oldstyle ? handshake_oldstyle (c)
+                                : handshake (c))
              == 0) {
     pthread_mutex_lock (&c->lock);
     c->nthreads = 1;

@@ -587,6 +587,36 @@ opt_starttls (struct connection *c, uint32_t len)
   return 0;
 }
 
+/* The protocol document's name of an option, for -v. */
+static const char *
+option_name (uint32_t option)
+{
+  switch (option) {
+    case NBD_OPT_EXPORT_NAME:
+      return "NBD_OPT_EXPORT_NAME";
+    case NBD_OPT_ABORT:
+      return "NBD_OPT_ABORT";
+    case NBD_OPT_LIST:
+      return "NBD_OPT_LIST";
+    case NBD_OPT_STARTTLS:
+      return "NBD_OPT_STARTTLS";
+    case NBD_OPT_INFO:
+      return "NBD_OPT_INFO";
+    case NBD_OPT_GO:
+      return "NBD_OPT_GO";
+    case NBD_OPT_STRUCTURED_REPLY:
+      return "NBD_OPT_STRUCTURED_REPLY";
+    case NBD_OPT_LIST_META_CONTEXT:
+      return "NBD_OPT_LIST_META_CONTEXT";
+    case NBD_OPT_SET_META_CONTEXT:
+      return "NBD_OPT_SET_META_CONTEXT";
+    case NBD_OPT_EXTENDED_HEADERS:
+      return "NBD_OPT_EXTENDED_HEADERS";
+    default:
+      return "unknown option";
+  }
+}
+
 static int
 negotiate (struct connection *c)
 {
@@ -623,6 +653,8 @@ negotiate (struct connection *c)
     if (data == NULL || conn_recv (c, data, len) == -1)
       break;
     data[len] = '\0';
+    log_debug (s, "newstyle negotiation: %s: client option, %" PRIu32 " bytes",
+               option_name (option), len);
 
     /* A client without fixed newstyle knows no option replies: it may
      * only choose an export by name (as nbdkit).

@@ -65,6 +65,8 @@ struct thread_ctx {
 extern struct thread_ctx *thread_ctx (void);
 extern void log_error (struct server *s, const char *fmt, ...)
     __attribute__ ((format (printf, 2, 3)));
+extern void log_warning (struct server *s, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
 extern void log_debug (struct server *s, const char *fmt, ...)
     __attribute__ ((format (printf, 2, 3)));
 

@@ -272,50 +272,89 @@ listen_loop (struct server *s)
   return 0;
 }
 
-/* nbd+unix:///EXPORT?socket=PATH or nbd://HOST:PORT/EXPORT */
+/* Append STR to *R; with ESCAPE, %-escape what a URI cannot hold as
+ * it is.
+ */
+static int
+uri_append (char **r, const char *str, bool escape)
+{
+  static const char hex[] = "0123456789ABCDEF";
+  size_t n = strlen (*r), len = strlen (str);
+  char *p = realloc (*r, n + 3 * len + 1);
+
+  if (p == NULL)
+    return -1;
+  *r = p;
+  for (; *str; str++) {
+    unsigned char ch = *str;
+    if (!escape || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+        || (ch >= '0' && ch <= '9') || strchr ("/.-_~", ch))
+      p[n++] = ch;
+    else {
+      p[n++] = '%';
+      p[n++] = hex[ch >> 4];
+      p[n++] = hex[ch & 15];
+    }
+  }
+  p[n] = '\0';
+  return 0;
+}
+
+/* nbd+unix:///EXPORT?socket=PATH or nbd://HOST:PORT/EXPORT, the
+ * export left out when it is the default one ("").  nbds only when
+ * TLS is required: with --tls=on a client may do without.
+ */
 char *
 server_uri (struct server *s)
 {
   const char *e = s->opt.exportname ? s->opt.exportname : "";
-  const char *scheme = s->opt.tls ? "nbds" : "nbd";
+  const char *scheme = s->opt.tls == 2 ? "nbds" : "nbd";
   char *r = NULL;
+  int ok;
 
-  if (s->socket_path) {
-    if (asprintf (&r, "%s+unix:///%s?socket=%s", scheme, e, s->socket_path)
-        == -1)
-      return NULL;
-  } else if (s->opt.vsock) {
-    if (asprintf (&r, "%s+vsock:///%s", scheme, e) == -1)
-      return NULL;
-  } else {
+  if (s->socket_path)
+    ok = asprintf (&r, "%s+unix://", scheme) != -1;
+  else if (s->opt.vsock)
+    ok = asprintf (&r, "%s+vsock://1:%d", scheme, s->bound_port) != -1;
+  else {
     const char *host = s->opt.nipaddr ? s->opt.ipaddr[0] : "localhost";
     bool v6 = strchr (host, ':') != NULL;
-    if (asprintf (&r, "%s://%s%s%s:%d/%s", scheme, v6 ? "[" : "", host,
-                  v6 ? "]" : "", s->bound_port, e)
-        == -1)
-      return NULL;
+    ok = asprintf (&r, "%s://%s%s%s:%d", scheme, v6 ? "[" : "", host,
+                   v6 ? "]" : "", s->bound_port)
+         != -1;
   }
+  if (!ok)
+    return NULL;
+  if (*e && (uri_append (&r, "/", false) == -1 || uri_append (&r, e, true) == -1))
+    goto fail;
+  if (s->socket_path
+      && (uri_append (&r, "?socket=", false) == -1
+          || uri_append (&r, s->socket_path, true) == -1))
+    goto fail;
   return r;
+fail:
+  free (r);
+  return NULL;
 }
 
-/* --swap: the client listens and the server calls it.  Returns the
+/* --reverse: the client listens and the server calls it.  Returns the
  * connected socket, or -1.
  */
 int
-swap_connect (struct server *s)
+reverse_connect (struct server *s)
 {
   int fd = -1;
 
   if (s->opt.unixsocket) {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     if (strlen (s->opt.unixsocket) >= sizeof addr.sun_path) {
-      log_error (s, "--swap -U %s: path too long", s->opt.unixsocket);
+      log_error (s, "--reverse -U %s: path too long", s->opt.unixsocket);
       return -1;
     }
     strcpy (addr.sun_path, s->opt.unixsocket);
     fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd == -1 || connect (fd, (struct sockaddr *)&addr, sizeof addr) == -1) {
-      log_error (s, "--swap: connect to %s: %m", s->opt.unixsocket);
+      log_error (s, "--reverse: connect to %s: %m", s->opt.unixsocket);
       if (fd >= 0)
         close (fd);
       return -1;
@@ -333,7 +372,7 @@ swap_connect (struct server *s)
   int r = getaddrinfo (host, port, &hints, &ai);
 
   if (r != 0) {
-    log_error (s, "--swap: %s port %s: %s", host, port, gai_strerror (r));
+    log_error (s, "--reverse: %s port %s: %s", host, port, gai_strerror (r));
     return -1;
   }
   for (a = ai; a; a = a->ai_next) {
@@ -347,7 +386,7 @@ swap_connect (struct server *s)
   }
   freeaddrinfo (ai);
   if (fd == -1)
-    log_error (s, "--swap: cannot connect to %s port %s: %m", host, port);
+    log_error (s, "--reverse: cannot connect to %s port %s: %m", host, port);
   else {
     int one = 1;
     setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

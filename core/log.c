@@ -94,6 +94,18 @@ log_error (struct server *s, const char *fmt, ...)
 }
 
 void
+log_warning (struct server *s, const char *fmt, ...)
+{
+  va_list ap;
+  int saved = errno;
+
+  va_start (ap, fmt);
+  emit (s, "warning", saved, fmt, ap);
+  va_end (ap);
+  errno = saved;
+}
+
+void
 log_debug (struct server *s, const char *fmt, ...)
 {
   va_list ap;

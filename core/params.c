@@ -208,12 +208,9 @@ param_parse (const char *owner, const struct nbdkit_param *params,
     return -2;
   p = &params[i];
 
-  if (seen[i] > 0 && !(p->flags & NBDKIT_PARAM_MULTIPLE)
-      && p->type != NBDKIT_PARAM_LIST) {
-    nbdkit_error ("%s: parameter '%s' given more than once", owner, key);
-    return -1;
-  }
-
+  /* A key given again replaces the earlier value, as in nbdkit (a
+   * list collects them all).
+   */
   c = convert (owner, p, value);
   if (c == NULL)
     return -1;

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -48,6 +49,7 @@ server_new (void)
   s->opt.threads = 16;
   s->opt.family = AF_UNSPEC;
   s->opt.log_to = -1;
+  s->debug_controlpath = s->debug_datapath = 1;
   atomic_init (&s->quit, false);
   if (pipe2 (s->quit_pipe, O_CLOEXEC | O_NONBLOCK) == -1) {
     free (s);
@@ -136,8 +138,8 @@ set_signals (struct server *s)
 }
 
 /* The most serializing model among the layers. */
-static int
-choose_thread_model (struct server *s)
+int
+server_thread_model (struct server *s)
 {
   int model = TM_PARALLEL;
 
@@ -360,13 +362,18 @@ start_captive (struct server *s)
     setenv ("exportname", s->opt.exportname ? s->opt.exportname : "", 1);
     if (s->socket_path) {
       setenv ("unixsocket", s->socket_path, 1);
-      unsetenv ("port");
+      setenv ("port", "", 1);
     } else {
       snprintf (port, sizeof port, "%d", s->bound_port);
       setenv ("port", port, 1);
-      unsetenv ("unixsocket");
+      setenv ("unixsocket", "", 1);
     }
-    setenv ("tls", s->opt.tls ? "1" : "0", 1);
+    /* $tls is the --tls level (1 on, 2 require), unset without TLS. */
+    if (s->opt.tls) {
+      snprintf (port, sizeof port, "%d", s->opt.tls);
+      setenv ("tls", port, 1);
+    } else
+      unsetenv ("tls");
     /* The command must not inherit the server's listening sockets. */
     for (int i = 0; i < s->nlisten_fds; i++)
       close (s->listen_fds[i]);
@@ -533,7 +540,7 @@ server_prepare (struct server *s)
     s->meta_owner[s->nmeta++] = b;
   }
 
-  model = choose_thread_model (s);
+  model = server_thread_model (s);
   if (model == -1)
     return -1;
   s->thread_model = model;
@@ -552,7 +559,7 @@ int
 server_run (struct server *s)
 {
   bool foreground = s->opt.foreground || s->opt.single || s->opt.fd >= 0
-                    || s->opt.run || s->opt.exit_with_parent || s->opt.swap;
+                    || s->opt.run || s->opt.exit_with_parent || s->opt.reverse;
 
   if (s->opt.log_to == -1)
     s->opt.log_to = LOG_TO_STDERR;
@@ -561,14 +568,25 @@ server_run (struct server *s)
   if (server_prepare (s) == -1)
     goto fail;
 
+  /* --swap: the disk may be this machine's swap space, and a server
+   * that had to be paged in to serve a page-in would deadlock.
+   */
+  if (s->opt.mlock) {
+    if (mlockall (MCL_CURRENT | MCL_FUTURE) == -1) {
+      log_error (s, "--swap: mlockall: %m");
+      goto fail;
+    }
+    log_debug (s, "mlockall done");
+  }
+
   if (s->opt.exit_with_parent)
     prctl (PR_SET_PDEATHSIG, SIGTERM);
 
-  if (s->opt.single || s->opt.fd >= 0 || s->opt.swap) {
+  if (s->opt.single || s->opt.fd >= 0 || s->opt.reverse) {
     int in = s->opt.single ? 0 : s->opt.fd;
     int out = s->opt.single ? 1 : s->opt.fd;
-    if (s->opt.swap) {
-      in = out = swap_connect (s);
+    if (s->opt.reverse) {
+      in = out = reverse_connect (s);
       if (in == -1)
         goto fail;
     }

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -56,7 +57,9 @@ struct server_options {
   unsigned timeout;    /* handshake timeout in seconds, 0 none */
   bool keepalive;
   const char *user, *group;
-  bool swap; /* client and server roles swapped */
+  bool reverse;  /* --reverse: connect out to the client */
+  bool mlock;    /* --swap: mlockall, to serve swap space */
+  bool oldstyle; /* -o: the oldstyle handshake */
   int verbose;
   int log_to; /* enum log_to */
   /* --transmission-only FD: a connected socket already past the
@@ -126,6 +129,11 @@ struct server {
   /* Debug flags from -D. */
   char **debug_flags;
   size_t ndebug_flags;
+  /* The server's own, -D nbdkit.FLAG=N. */
+  int debug_controlpath; /* trace calls that set connections up */
+  int debug_datapath;    /* trace data requests */
+  int debug_tls_log;     /* GnuTLS log level */
+  int debug_tls_session; /* describe each TLS session */
 };
 
 /* One connection.  Fields after "locked by lock" are shared between
@@ -203,6 +211,13 @@ extern void server_request_quit (struct server *s);
 extern void server_quit_from_anywhere (void);
 extern int server_prepare (struct server *s);
 extern int server_run (struct server *s); /* returns the exit status */
+/* The most serializing thread model of all layers, or -1. */
+extern int server_thread_model (struct server *s);
+
+/* ---- dump.c, dump_v2.c: --dump-plugin ---- */
+extern int dump_plugin (struct server *s, struct backend *b);
+extern void plugin_v2_dump_fields (struct backend *b, const char *chain_model,
+                                   FILE *fp);
 
 /* ---- cmdline.c ---- */
 /* Parse argv into S, load the plugin and filters, configure them.
@@ -216,7 +231,7 @@ extern int listen_setup (struct server *s);
 extern int listen_loop (struct server *s);
 extern void listen_cleanup (struct server *s);
 extern char *server_uri (struct server *s);
-extern int swap_connect (struct server *s);
+extern int reverse_connect (struct server *s);
 
 /* ---- connection.c ---- */
 /* Serve one client on the connected socket(s); takes ownership. */
@@ -239,6 +254,10 @@ extern int handshake (struct connection *c);
 /* Open the chain for EXPORTNAME and compute eflags/size/block sizes. */
 extern int handshake_finish_export (struct connection *c,
                                     const char *exportname);
+
+/* ---- oldstyle.c ---- */
+/* The oldstyle greeting (-o) for the default export; 0 to go on. */
+extern int handshake_oldstyle (struct connection *c);
 
 /* ---- threads.c ---- */
 /* Run FN (ARG) on a pooled thread; -1 if no thread could be had. */

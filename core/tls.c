@@ -63,6 +63,15 @@ load_x509 (struct server *s, struct tls_server *t)
     return -1;
   if (!exists (dir, "server-cert.pem", &cert)
       || !exists (dir, "server-key.pem", &key)) {
+    /* --tls=on without certificates serves without TLS, as nbdkit. */
+    if (s->opt.tls == 1) {
+      log_warning (s,
+                   "TLS disabled: no server-cert.pem and server-key.pem"
+                   " readable in %s",
+                   dir);
+      ret = -2;
+      goto out;
+    }
     log_error (s,
                "--tls: no server-cert.pem and server-key.pem readable in"
                " %s (give the directory with --tls-certificates, or use"
@@ -114,6 +123,13 @@ out:
   return ret;
 }
 
+/* -D nbdkit.tls.log=N: GnuTLS's own messages, through our log. */
+static void
+gnutls_log (int level, const char *msg)
+{
+  nbdkit_debug ("gnutls: %d: %s", level, msg);
+}
+
 int
 tls_init (struct server *s)
 {
@@ -123,6 +139,10 @@ tls_init (struct server *s)
 
   if (s->opt.tls == 0)
     return 0;
+  if (s->debug_tls_log > 0) {
+    gnutls_global_set_log_function (gnutls_log);
+    gnutls_global_set_log_level (s->debug_tls_log);
+  }
   t = calloc (1, sizeof *t);
   if (t == NULL) {
     log_error (s, "calloc: %m");
@@ -143,7 +163,14 @@ tls_init (struct server *s)
     }
     prio = "NORMAL:+ECDHE-PSK:+DHE-PSK:+PSK";
   } else {
-    if (load_x509 (s, t) == -1)
+    r = load_x509 (s, t);
+    if (r == -2) {
+      s->tls = NULL;
+      s->opt.tls = 0;
+      free (t);
+      return 0;
+    }
+    if (r == -1)
       return -1;
     prio = "NORMAL";
   }
@@ -249,6 +276,13 @@ tls_handshake (struct connection *c)
   c->is_tls = true;
   log_debug (s, "TLS: %s negotiated",
              gnutls_protocol_get_name (gnutls_protocol_get_version (session)));
+  if (s->debug_tls_session) {
+    char *desc = gnutls_session_get_desc (session);
+    if (desc) {
+      log_debug (s, "TLS session: %s", desc);
+      gnutls_free (desc);
+    }
+  }
   return 0;
 }
 

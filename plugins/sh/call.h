@@ -48,6 +48,8 @@ extern bool script_defined (const char *method);
 
 /* The plugin's name for messages ("sh" script path or "eval"). */
 extern const char *script_name (void);
+/* Whether a script was given (--dump-plugin may come without one). */
+extern bool have_script (void);
 
 /* Run METHOD with ARGS (a NULL-terminated list, may be NULL), giving
  * it WDATA on stdin and collecting stdout in OUT (NULL: discarded).

@@ -116,6 +116,9 @@ sh_thread_model (void)
   int r = NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS;
   char *s;
 
+  /* No script (yet): no limit of ours, as nbdkit's sh plugin. */
+  if (!have_script ())
+    return NBDKIT_THREAD_MODEL_PARALLEL;
   switch (call_text ("thread_model", NULL, &s)) {
     case CALL_OK:
       for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)

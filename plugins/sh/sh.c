@@ -29,6 +29,12 @@
 static char *script;    /* absolute path */
 static char *magic_key; /* what the script's magic_config_key printed */
 
+bool
+have_script (void)
+{
+  return script != NULL;
+}
+
 const char *
 script_name (void)
 {

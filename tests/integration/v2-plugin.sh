@@ -21,6 +21,12 @@ assert h.pread(8, 0) == bytes(8)
 "'
 t "$NBDKIT" "$plugin" --dump-plugin | grep -qx 'name=memory' || fail "--dump-plugin"
 t "$NBDKIT" "$plugin" --dump-plugin | grep -qx 'api_version=2' || fail "api_version=2"
+# Its own struct described as nbdkit describes it.
+t "$NBDKIT" "$plugin" --dump-plugin > dump.out
+for want in max_thread_model=parallel thread_model=parallel \
+            errno_is_preserved=1 has_pread=1 has_get_size=1 has_can_fua=1; do
+  grep -qx "$want" dump.out || fail "--dump-plugin v2: no $want"
+done
 pat=/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-pattern-plugin.so
 if [ -f "$pat" ]; then
   t "$NBDKIT" -U - "$pat" 1M --run 'nbdsh -u "$uri" -c "

@@ -56,6 +56,9 @@
 #define NBDKIT_API_VERSION 3
 #include <nbdkit-plugin.h>
 
+/* -D testplug.say-pread=1: a debug message at each read. */
+NBDKIT_DLL_PUBLIC int testplug_debug_say_pread = 0;
+
 /* holes=yes: the granularity of "written" tracking. */
 #define BLOCK 65536
 
@@ -667,6 +670,8 @@ testplug_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
   int r = 0;
 
   trace ("pread %" PRIu64 " %" PRIu64, offset, count);
+  if (testplug_debug_say_pread)
+    nbdkit_debug ("say-pread: offset %" PRIu64, offset);
   if (thread_loans != 0) {
     /* The server called us again before returning this thread's loans. */
     atomic_fetch_add (&lend_violations, 1);

@@ -369,16 +369,15 @@ END_TEST
 START_TEST (test_twice)
 {
   setup ();
+  /* As in nbdkit, a key given again replaces the earlier value. */
   parse_ok ("size", "1G", NULL);
-  parse_bad ("size", "2G", "memory: parameter 'size' given more than once");
-  ck_assert_str_eq (stub_last_error (),
-                    "memory: parameter 'size' given more than once");
-  ck_assert_int_eq (size_v, INT64_C (1) << 30);
-  ck_assert_uint_eq (seen[P_SIZE], 1);
+  parse_ok ("size", "2G", NULL);
+  ck_assert_int_eq (size_v, INT64_C (2) << 30);
+  ck_assert_uint_eq (seen[P_SIZE], 2);
 
   parse_ok ("name", "a", NULL);
-  parse_bad ("name", "b", "parameter 'name' given more than once");
-  ck_assert_str_eq (name_v, "a");
+  parse_ok ("name", "b", NULL);
+  ck_assert_str_eq (name_v, "b");
 
   /* A list and a MULTIPLE string may repeat; the string keeps the last. */
   parse_ok ("tag", "x", "x");
