@@ -89,8 +89,9 @@ get_next (PyObject *self)
 
   if (n == NULL)
     PyErr_SetString (PyExc_RuntimeError,
-                     "this next object is no longer valid (its connection"
-                     " or context has closed)");
+                     "next: nothing is open below (open called"
+                     " next.open_none(), or the connection or context has"
+                     " closed)");
   return n;
 }
 
@@ -551,6 +552,14 @@ c_open_none (PyObject *self, PyObject *noargs)
   if (ctx == NULL) {
     PyErr_SetString (PyExc_RuntimeError,
                      "next.open_none may only be called from open");
+    return NULL;
+  }
+  /* Nothing below could answer these for the filter. */
+  if (LCB (((ContextObject *)self)->layer, get_size) == NULL
+      || LCB (((ContextObject *)self)->layer, pread) == NULL) {
+    PyErr_SetString (PyExc_RuntimeError,
+                     "next.open_none(): the filter must then define"
+                     " get_size and pread itself");
     return NULL;
   }
   nbdkit_next_open_none (ctx);
