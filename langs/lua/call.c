@@ -52,6 +52,10 @@ call_size (lua_State *L, int nargs, const char *what)
   if (host_call (L, nargs, 1, what, NULL) == 0) {
     if (host_to_int64 (L, -1, what, &size) == -1)
       size = -1;
+    else if (size < 0) {
+      host_fail (what, EIO, "returned %" PRId64 ", expected a size >= 0", size);
+      size = -1;
+    }
     lua_pop (L, 1);
   }
   return size;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "values.h"
 
 #include <nbdkit-plugin.h>
 
@@ -571,11 +572,19 @@ l_add_extent (lua_State *L)
 static int
 l_add_export (lua_State *L)
 {
+  size_t nlen, dlen = 0;
+  const char *name, *desc, *why;
+
   if (module_cur_exports == NULL)
     return luaL_error (L, "nbdkit.add_export: only inside list_exports");
-  if (nbdkit_add_export (module_cur_exports, luaL_checkstring (L, 1),
-                         luaL_optstring (L, 2, NULL))
-      == -1)
+  name = luaL_checklstring (L, 1, &nlen);
+  desc = luaL_optlstring (L, 2, NULL, &dlen);
+  why = host_string_problem (name, nlen);
+  if (why == NULL && desc)
+    why = host_string_problem (desc, dlen);
+  if (why)
+    return module_raise (L, EINVAL, "nbdkit.add_export: a string that %s", why);
+  if (nbdkit_add_export (module_cur_exports, name, desc) == -1)
     return module_raise (L, errno ? errno : EINVAL, "add_export failed");
   return 0;
 }

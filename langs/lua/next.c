@@ -371,10 +371,18 @@ c_next_open (lua_State *L)
   return 0;
 }
 
+int next_script_answers_alone;
+
 static int
 c_open_none (lua_State *L)
 {
-  nbdkit_next_open_none (check_context (L));
+  nbdkit_context *ctx = check_context (L);
+
+  /* Nothing below could answer these for the filter. */
+  if (!next_script_answers_alone)
+    luaL_error (L, "ctx:open_none(): the filter must then define get_size"
+                   " and pread itself");
+  nbdkit_next_open_none (ctx);
   return 0;
 }
 
