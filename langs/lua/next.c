@@ -146,9 +146,19 @@ n_pread (lua_State *L)
   luaL_Buffer b;
   char *p;
   int err = 0;
+  int64_t size;
 
   luaL_argcheck (L, count >= 0, 2, "count must not be negative");
   luaL_argcheck (L, offset >= 0, 3, "offset must not be negative");
+  /* Past the end it would fail below anyway: refuse before allocating. */
+  size = BELOW (nbdkit_next_get_size (n));
+  if (size == -1)
+    return raise_below (L, EIO, "get_size");
+  if (offset > size || count > size - offset)
+    return luaL_error (L,
+                       "next:pread: %I bytes at offset %I are beyond the"
+                       " end of the layer below (%I bytes)",
+                       count, offset, (lua_Integer)size);
   p = luaL_buffinitsize (L, &b, count);
   if (BELOW (nbdkit_next_pread (n, p, count, offset, flags, NULL, &err)) == -1)
     return raise_below (L, err, "pread");

@@ -294,6 +294,11 @@ ROWS = [
       py="nbdkit.read_error_at(offset + 8192)\n"
          "raise RuntimeError('boom')",
       lua="nbdkit.read_error_at(offset + 8192) error('boom')"),
+    # a filter reading far past the end of the layer below (or with
+    # nothing below): an error, not an allocation of 4 EiB
+    R("pread", "rd_nextbig", ("readerr", 0, 4096, errno.EIO),
+      plugins=False, py="next.pread(1 << 62, 0)",
+      lua="return next:pread(1 << 62, 0)"),
     # the other data callbacks, and close
     R("pwrite", "wr_exc", ("cmderr", "pwrite", errno.EIO),
       py="raise RuntimeError('boom')", lua="error('boom')",
