@@ -560,11 +560,16 @@ l_read_error_at (lua_State *L)
 static int
 l_add_extent (lua_State *L)
 {
+  lua_Integer off = luaL_checkinteger (L, 1), len = luaL_checkinteger (L, 2);
+  lua_Integer type = luaL_optinteger (L, 3, 0);
+
   if (module_cur_extents == NULL)
     return luaL_error (L, "nbdkit.add_extent: only inside extents");
-  if (nbdkit_add_extent (module_cur_extents, luaL_checkinteger (L, 1),
-                         luaL_checkinteger (L, 2), luaL_optinteger (L, 3, 0))
-      == -1)
+  luaL_argcheck (L, off >= 0, 1, "offset must not be negative");
+  luaL_argcheck (L, len >= 0, 2, "length must not be negative");
+  luaL_argcheck (L, type >= 0 && type <= UINT32_MAX, 3,
+                 "type must be 0 to 2^32-1");
+  if (nbdkit_add_extent (module_cur_extents, off, len, type) == -1)
     return module_raise (L, errno ? errno : EINVAL, "add_extent failed");
   return 0;
 }

@@ -313,12 +313,16 @@ m_read_lend (PyObject *self, PyObject *args)
 static PyObject *
 m_add_extent (PyObject *self, PyObject *args)
 {
-  uint64_t off, len;
-  unsigned type = 0;
+  uint64_t off, len, type = 0;
 
-  if (!PyArg_ParseTuple (args, "O&O&|I:add_extent", u64_arg, &off, u64_arg,
-                         &len, &type))
+  if (!PyArg_ParseTuple (args, "O&O&|O&:add_extent", u64_arg, &off, u64_arg,
+                         &len, u64_arg, &type))
     return NULL;
+  if (type > UINT32_MAX) {
+    PyErr_SetString (PyExc_OverflowError,
+                     "add_extent: type must be 0 to 2^32-1");
+    return NULL;
+  }
   if (host_thread ()->cur_extents == NULL)
     return not_here ("add_extent", "extents");
   if (nbdkit_add_extent (host_thread ()->cur_extents, off, len, type) == -1)

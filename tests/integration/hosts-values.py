@@ -349,6 +349,12 @@ ROWS = [
       py="return [(-4096, 8192, 0)]", lua="return {{-4096, 8192, 0}}",
       ml="[ { offset = -4096L; length = 8192L; is_hole = false;"
          " is_zero = false } ]"),
+    R("extents", "ex_addneg", ("exterr",),
+      py="nbdkit.add_extent(0, -4096, 0)",
+      lua="nbdkit.add_extent(0, -4096, 0)"),
+    R("extents", "ex_addtype", ("exterr",),
+      py="nbdkit.add_extent(0, 4096, -1)",
+      lua="nbdkit.add_extent(0, 4096, -1)"),
     R("extents", "ex_bad", ("exterr",),
       py="return [(0, 4096)]", lua="return {{0}}"),
     R("extents", "ex_str", ("exterr",),
