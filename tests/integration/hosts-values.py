@@ -294,6 +294,14 @@ ROWS = [
       py="nbdkit.read_error_at(offset + 8192)\n"
          "raise RuntimeError('boom')",
       lua="nbdkit.read_error_at(offset + 8192) error('boom')"),
+    # module functions given bad values raise, rather than sleeping
+    # for 2^32-1 seconds
+    R("pread", "rd_sleepneg", ("readerr", 0, 4096, errno.EIO),
+      py="nbdkit.nanosleep(-1)", lua="nbdkit.nanosleep(-1)",
+      ml="NBDKit.nanosleep (-1) 0"),
+    R("pread", "rd_sleepnsec", ("readerr", 0, 4096, errno.EIO),
+      py="nbdkit.nanosleep(0, -1)", lua="nbdkit.nanosleep(0, -1)",
+      ml="NBDKit.nanosleep 0 (-1)"),
     # a filter reading far past the end of the layer below (or with
     # nothing below): an error, not an allocation of 4 EiB
     R("pread", "rd_nextbig", ("readerr", 0, 4096, errno.EIO),
