@@ -727,9 +727,19 @@ host_thread_model (size_t cb, int dflt)
     }
     if (r == -1)
       host_fail ("thread_model", EINVAL, "unknown thread model '%s'", s);
-  } else if (lua_isinteger (L, -1))
-    r = lua_tointeger (L, -1);
-  else if (!lua_isnil (L, -1))
+  } else if (lua_isinteger (L, -1)) {
+    lua_Integer m = lua_tointeger (L, -1);
+    /* A model's number, or nbdkit's old 0 to 3 (the server maps them). */
+    r = m >= 0 && m <= 3 ? (int)m : -1;
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+      if (models[i].model == m)
+        r = m;
+    if (r == -1)
+      host_fail ("thread_model", EINVAL,
+                 "returned %lld: expected a name or an"
+                 " nbdkit.THREAD_MODEL_* number",
+                 (long long)m);
+  } else if (!lua_isnil (L, -1))
     r = host_fail ("thread_model", EINVAL,
                    "expected a name or a number,"
                    " got a %s",
