@@ -695,6 +695,90 @@ API1_ROWS = [
     R("pread", "", ("read", 16384, 4096, bytes(4096))),
 ]
 
+# ---- callbacks before serving ----
+#
+# (host, callback, script): the callback fails (raises, or answers a
+# value out of range); the server must refuse to start with exit
+# status 1 (not a signal) and a message naming the script and the
+# callback.
+BASE = {
+    "python": "import nbdkit\nAPI_VERSION = 3\n"
+              "def get_size(h): return 1 << 20\n"
+              "def pread(h, buf, offset, flags): buf[:] = bytes(len(buf))\n",
+    "lua": "function get_size(h) return 1 << 20 end\n"
+           "function pread(h, count, offset, flags)\n"
+           "  return string.rep('\\0', count)\nend\n",
+}
+STARTUP = [
+    ("python", "load", "def load(): raise RuntimeError('boom')\n"),
+    ("python", "config_complete",
+     "def config_complete(): raise RuntimeError('boom')\n"),
+    ("python", "get_ready", "def get_ready(m): raise RuntimeError('boom')\n"),
+    ("python", "thread_model", "def thread_model(): return 99\n"),
+    ("python", "thread_model", "def thread_model(): return 'x'\n"),
+    ("python", "thread_model",
+     "def thread_model(): raise RuntimeError('boom')\n"),
+    ("lua", "load", "function load() error('boom') end\n"),
+    ("lua", "config_complete", "function config_complete() error('boom') end\n"),
+    ("lua", "get_ready", "function get_ready(m) error('boom') end\n"),
+    ("lua", "thread_model", "function thread_model() return 'bogus' end\n"),
+    ("lua", "thread_model", "function thread_model() return 99 end\n"),
+    ("lua", "thread_model", "function thread_model() error('boom') end\n"),
+    ("ocaml", "config_complete", "let () = NBDKit.register_plugin"
+     " ~name:\"s\" ~config_complete:(fun () -> failwith \"boom\")"
+     " ~open_connection:(fun _ _ _ -> ()) ~get_size:(fun () -> 1L)"
+     " ~pread:(fun () _ _ _ -> ()) ()\n"),
+    ("ocaml", "get_ready", "let () = NBDKit.register_plugin"
+     " ~name:\"s\" ~get_ready:(fun _ -> failwith \"boom\")"
+     " ~open_connection:(fun _ _ _ -> ()) ~get_size:(fun () -> 1L)"
+     " ~pread:(fun () _ _ _ -> ()) ()\n"),
+]
+EXT = {"python": "py", "lua": "lua", "ocaml": "ml"}
+
+# list_exports: every documented form, seen by NBD_OPT_LIST.
+LIST_PY = """
+import nbdkit
+API_VERSION = 3
+import os
+form = os.environ["FORM"]
+def list_exports(readonly, tls):
+    if form == "names": return ["a", "b"]
+    if form == "tuples": return [("a", "desc a"), "b"]
+    if form == "none": return None
+    if form == "default":
+        nbdkit.use_default_export()
+        return
+    nbdkit.add_export("a", "desc a")
+    nbdkit.add_export("b")
+def default_export(readonly, tls): return "a"
+def get_size(h): return 1 << 20
+def pread(h, buf, offset, flags): buf[:] = bytes(len(buf))
+"""
+LIST_LUA = """
+local form = os.getenv("FORM")
+function list_exports(readonly, tls)
+  if form == "names" then return { "a", "b" } end
+  if form == "tuples" then
+    return { { name = "a", description = "desc a" }, { "b" } }
+  end
+  if form == "none" then return nil end
+  if form == "default" then nbdkit.use_default_export() return end
+  nbdkit.add_export("a", "desc a")
+  nbdkit.add_export("b")
+end
+function default_export(readonly, tls) return "a" end
+function get_size(h) return 1 << 20 end
+function pread(h, count, offset, flags) return string.rep("\\0", count) end
+"""
+LIST_FORMS = [
+    ("names", [("a", ""), ("b", "")]),
+    ("tuples", [("a", "desc a"), ("b", "")]),
+    ("add", [("a", "desc a"), ("b", "")]),
+    ("none", [("a", "")]),
+    ("default", [("a", "")]),
+]
+
+
 # ---- the client side ----
 
 FLAG = {
@@ -931,6 +1015,56 @@ if "luaf" in only and built("filter", "lua"):
     s = write("nopread.lua", NOPREAD_LUA)
     run_host(t, "luaf-nopread", s, ["--filter=" + s, "memory", "1M"],
              [R("open", "", ("fail", "host"))])
+
+def run_startup(t):
+    import subprocess
+    for i, (kind, cb, body) in enumerate(STARTUP):
+        if kind not in only_kinds or not built("plugin", kind):
+            continue
+        script = t.path("start%d.%s" % (i, EXT[kind]))
+        with open(script, "w") as f:
+            f.write(BASE.get(kind, "") + body)
+        p = subprocess.run([nbdtest.NBDKIT, "-U", t.path("start.sock"),
+                            kind, script, "--run", "true"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           timeout=60)
+        err = p.stderr.decode("utf-8", "replace")
+        what = "%s %s (start %d)" % (kind, cb, i)
+        if p.returncode != 1:
+            failures.append("%s: exit %d, expected 1: %s" %
+                            (what, p.returncode, err))
+        elif cb not in err or os.path.basename(script) not in err:
+            failures.append("%s: no message naming %s and the script: %r" %
+                            (what, cb, err))
+    print("startup: %d cases" % len(STARTUP))
+
+
+def run_lists(t):
+    for kind, text in (("python", LIST_PY), ("lua", LIST_LUA)):
+        if kind not in only_kinds or not built("plugin", kind):
+            continue
+        script = t.path("list." + EXT[kind])
+        with open(script, "w") as f:
+            f.write(text)
+        for form, want in LIST_FORMS:
+            os.environ["FORM"] = form
+            uri = t.start("list-%s-%s" % (kind, form), kind, script)
+            h = nbd.NBD()
+            h.set_opt_mode(True)
+            h.connect_uri(uri)
+            got = []
+            h.opt_list(lambda n, d: got.append((n, d)) or 0)
+            h.opt_abort()
+            if got != want:
+                failures.append("%s list_exports %s: %r, expected %r" %
+                                (kind, form, got, want))
+    print("list_exports: %d forms" % len(LIST_FORMS))
+
+
+only_kinds = {"py": "python", "lua": "lua", "ml": "ocaml"}
+only_kinds = [only_kinds[h] for h in only if h in only_kinds]
+run_startup(t)
+run_lists(t)
 
 for f in failures:
     print("FAIL: " + f, file=sys.stderr)
