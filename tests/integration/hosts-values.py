@@ -269,9 +269,15 @@ ROWS = [
       lua="return string.rep('A', count)",
       ml="Bytes.fill buf 0 (Bytes.length buf) 'A'"),
     R("pread", "rd_short", ("readerr", 0, 4096, errno.EIO),
-      lua="return string.rep('A', count - 1)", filters=True),
+      py="buf[:] = b'A' * (len(buf) - 1)",
+      lua="return string.rep('A', count - 1)"),
     R("pread", "rd_long", ("readerr", 0, 4096, errno.EIO),
+      py="buf[:] = b'A' * (len(buf) + 1)",
       lua="return string.rep('A', count + 1)"),
+    # (In Python the rest of the request is buf, which the script
+    # may fill or not: not an error there.)
+    R("pread", "rd_datashort", ("readerr", 0, 4096, errno.EIO),
+      lua="nbdkit.read_data(offset, string.rep('A', 100))"),
     R("pread", "rd_int", ("readerr", 0, 4096, errno.EIO),
       lua="return 42"),
     R("pread", "rd_exc", ("readerr", 0, 4096, errno.EIO),
