@@ -205,6 +205,13 @@ backend_block_size (struct context *c, struct nbdkit_block_size *bs)
   return 0;
 }
 
+/* A boolean answer: any true value is 1, but -1 stays an error. */
+static int
+as_bool (int r)
+{
+  return r == -1 ? -1 : r != 0;
+}
+
 /* Ask once, cache the answer; -1 (error) is not cached. */
 #define CACHED(field, expr)                                                    \
   do {                                                                         \
@@ -224,19 +231,19 @@ backend_can_write (struct context *c)
 {
   if (c->conn && c->conn->readonly)
     return 0;
-  CACHED (can_write, c->b->ops->can_write (c) ? 1 : 0);
+  CACHED (can_write, as_bool (c->b->ops->can_write (c)));
 }
 
 int
 backend_can_flush (struct context *c)
 {
-  CACHED (can_flush, c->b->ops->can_flush (c) ? 1 : 0);
+  CACHED (can_flush, as_bool (c->b->ops->can_flush (c)));
 }
 
 int
 backend_is_rotational (struct context *c)
 {
-  CACHED (is_rotational, c->b->ops->is_rotational (c) ? 1 : 0);
+  CACHED (is_rotational, as_bool (c->b->ops->is_rotational (c)));
 }
 
 int
@@ -245,7 +252,7 @@ backend_can_trim (struct context *c)
   int w = backend_can_write (c);
   if (w <= 0)
     return w;
-  CACHED (can_trim, c->b->ops->can_trim (c) ? 1 : 0);
+  CACHED (can_trim, as_bool (c->b->ops->can_trim (c)));
 }
 
 int
@@ -267,7 +274,7 @@ backend_can_fast_zero (struct context *c)
    * requests itself with ENOTSUP, quickly; each layer says whether it
    * offers that (plugins do unless they say otherwise).
    */
-  CACHED (can_fast_zero, c->b->ops->can_fast_zero (c) ? 1 : 0);
+  CACHED (can_fast_zero, as_bool (c->b->ops->can_fast_zero (c)));
 }
 
 int
@@ -282,7 +289,7 @@ backend_can_fua (struct context *c)
 int
 backend_can_multi_conn (struct context *c)
 {
-  CACHED (can_multi_conn, c->b->ops->can_multi_conn (c) ? 1 : 0);
+  CACHED (can_multi_conn, as_bool (c->b->ops->can_multi_conn (c)));
 }
 
 int

@@ -89,7 +89,7 @@ function open(ctx, readonly, exportname, is_tls)
 end
 
 function export_description(next, h)
-  if desc_mode == "none" then return nil end
+  if desc_mode == "none" then return "" end
   if desc_mode == "fixed" then return desc_text end
   return next:export_description()
 end

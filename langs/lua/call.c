@@ -52,6 +52,10 @@ call_size (lua_State *L, int nargs, const char *what)
   if (host_call (L, nargs, 1, what, NULL) == 0) {
     if (host_to_int64 (L, -1, what, &size) == -1)
       size = -1;
+    else if (size < 0) {
+      host_fail (what, EIO, "returned %" PRId64 ", expected a size >= 0", size);
+      size = -1;
+    }
     lua_pop (L, 1);
   }
   return size;
@@ -88,13 +92,20 @@ call_export_name (lua_State *L, int nargs)
 int
 call_exports (lua_State *L, int nargs, struct nbdkit_exports *x)
 {
+  size_t before = nbdkit_exports_count (x);
   int r;
 
   module_cur_exports = x;
   r = host_call (L, nargs, 1, "list_exports", NULL);
   module_cur_exports = NULL;
   if (r == 0) {
-    r = host_to_exports (L, -1, "list_exports", x);
+    /* Nothing returned and nothing added: the default export alone,
+     * as in the Python host.
+     */
+    if (lua_isnil (L, -1) && nbdkit_exports_count (x) == before)
+      r = nbdkit_use_default_export (x);
+    else
+      r = host_to_exports (L, -1, "list_exports", x);
     lua_pop (L, 1);
   }
   return r;

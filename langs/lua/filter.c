@@ -7,7 +7,10 @@
  * filter ABI calls the script's global function of the same name with
  * a `next` object first (methods calling the layer below); a function
  * the script lacks is taken out of the filter struct, so that call
- * passes through untouched and costs nothing.  Only the parameters the
+ * passes through untouched and costs nothing.  The capabilities, the
+ * description and the block sizes, asked once per connection, stay:
+ * a script that lacks them and opened nothing below (open_none)
+ * answers as a plugin would.  Only the parameters the
  * script declares reach it.  See README.md.
  */
 
@@ -19,6 +22,7 @@
 
 #include "callbacks.h"
 #include "host.h"
+#include "values.h"
 
 #include <nbdkit-filter.h>
 
@@ -116,11 +120,19 @@ lf_unload (void)
   call_unload (CB_unload);
 }
 
+/* The callbacks kept even when the script lacks them (see the top). */
+static int
+asked_once (size_t cb)
+{
+  return cb == CB_export_description || cb == CB_block_size
+         || (cb >= CB_can_write && cb <= CB_can_cache);
+}
+
 static void
 drop_missing (void)
 {
   /* clang-format off */
-#define DROP(n) if (!host_has (CB_##n)) filter.n = NULL;
+#define DROP(n) if (!host_has (CB_##n) && !asked_once (CB_##n)) filter.n = NULL;
   FILTER_OPTIONAL_CALLBACKS (DROP) DROP (meta_context) DROP (meta_extents)
 #undef DROP
   /* clang-format on */
@@ -141,6 +153,7 @@ load_script (const char *path)
     return -1;
   filter.params = p;
   drop_missing ();
+  next_script_answers_alone = host_has (CB_get_size) && host_has (CB_pread);
   return host_has (CB_load) ? call0 (CB_load, "load") : 0;
 }
 
@@ -264,14 +277,23 @@ static const char *
 lf_default_export (nbdkit_backend *b, int readonly, int is_tls)
 {
   lua_State *L = host_enter ();
-  const char *r;
+  const char *r = NULL;
+  int bad = 0, below = 0;
 
   host_push_cb (L, CB_default_export);
   next_push_backend (L, b);
   lua_pushboolean (L, readonly);
   lua_pushboolean (L, is_tls);
-  r = call_export_name (L, 3);
+  /* nil: the layer below's, as in the Python host. */
+  if (host_call (L, 3, 1, "default_export", NULL) == 0) {
+    below = lua_isnil (L, -1);
+    if (!below)
+      r = host_to_interned (L, -1, "default_export", &bad);
+    lua_pop (L, 1);
+  }
   host_leave ();
+  if (below)
+    r = nbdkit_backend_default_export (b, readonly, is_tls);
   return r;
 }
 
@@ -369,33 +391,64 @@ lf_get_size (nbdkit_next *n, void *handle)
   return r;
 }
 
+/* nil: the layer below's description, or none if nothing is below. */
 static const char *
 lf_export_description (nbdkit_next *n, void *handle)
 {
-  lua_State *L = begin (CB_export_description, n, handle);
-  const char *r = call_string (L, 2, "export_description");
+  lua_State *L;
+  const char *r = NULL;
+  int bad = 0, below = 0;
 
+  if (!host_has (CB_export_description))
+    return n ? nbdkit_next_export_description (n) : NULL;
+  L = begin (CB_export_description, n, handle);
+  if (host_call (L, 2, 1, "export_description", NULL) == 0) {
+    below = lua_isnil (L, -1);
+    if (!below)
+      r = host_description (
+          host_to_interned (L, -1, "export_description", &bad));
+    lua_pop (L, 1);
+  }
   host_leave ();
+  if (below && n)
+    r = nbdkit_next_export_description (n);
   return r;
 }
 
+/* nil: the layer below's sizes, or none if nothing is below. */
 static int
 lf_block_size (nbdkit_next *n, void *handle, struct nbdkit_block_size *bs)
 {
-  lua_State *L = begin (CB_block_size, n, handle);
-  int r;
+  lua_State *L;
+  int r, below = 0;
 
+  if (!host_has (CB_block_size))
+    return n ? nbdkit_next_block_size (n, bs) : 0;
+  L = begin (CB_block_size, n, handle);
   lua_pushboolean (L, bs->client_requested);
-  r = call_block_size (L, 3, bs);
+  r = host_call (L, 3, 4, "block_size", NULL);
+  if (r == 0) {
+    below = lua_isnil (L, -4);
+    if (!below)
+      r = host_to_block_size (L, -4, 4, "block_size", bs);
+    lua_pop (L, 4);
+  }
   host_leave ();
+  if (below && n)
+    r = nbdkit_next_block_size (n, bs);
   return r;
 }
 
+#define HAS(fn) host_has (CB_##fn)
 #define CAN(fn, tri)                                                           \
   static int lf_##fn (nbdkit_next *n, void *handle)                            \
   {                                                                            \
-    lua_State *L = begin (CB_##fn, n, handle);                                 \
-    int r = call_can (L, 2, #fn, tri);                                         \
+    lua_State *L;                                                              \
+    int r;                                                                     \
+    if (!HAS (fn))                                                             \
+      return n ? nbdkit_next_##fn (n) : HOST_DEFAULT_##fn;                     \
+    L = begin (CB_##fn, n, handle);                                            \
+    r = call_can (L, 2, #fn, tri);                                             \
     host_leave ();                                                             \
     return r;                                                                  \
   }
@@ -410,6 +463,7 @@ CAN (can_multi_conn, 0)
 CAN (can_extents, NBDKIT_EXTENTS_NATIVE)
 CAN (can_cache, NBDKIT_CACHE_NATIVE)
 #undef CAN
+#undef HAS
 
 static int
 lf_pread (nbdkit_next *n, void *handle, void *buf, uint64_t count,

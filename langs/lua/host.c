@@ -20,6 +20,7 @@
 #include <nbdkit-plugin.h>
 
 #include "fail.h"
+#include "values.h"
 
 static lua_State *mainL;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -224,9 +225,11 @@ host_call (lua_State *L, int nargs, int nresults, const char *what, int *err)
     lua_getfield (L, -2, "message");
     const char *m = lua_tostring (L, -1);
     if (below)
-      nbdkit_debug ("%s: %s", what, m && *m ? m : module_errno_name (e));
+      nbdkit_debug ("%s: %s: %s", script_path ? script_path : "lua", what,
+                    m && *m ? m : module_errno_name (e));
     else
-      nbdkit_error ("%s: %s", what, m && *m ? m : module_errno_name (e));
+      nbdkit_error ("%s: %s: %s", script_path ? script_path : "lua", what,
+                    m && *m ? m : module_errno_name (e));
     lua_pop (L, 2);
   } else {
     nbdkit_error ("%s: %s: %s", script_path ? script_path : "lua", what,
@@ -724,9 +727,19 @@ host_thread_model (size_t cb, int dflt)
     }
     if (r == -1)
       host_fail ("thread_model", EINVAL, "unknown thread model '%s'", s);
-  } else if (lua_isinteger (L, -1))
-    r = lua_tointeger (L, -1);
-  else if (!lua_isnil (L, -1))
+  } else if (lua_isinteger (L, -1)) {
+    lua_Integer m = lua_tointeger (L, -1);
+    /* A model's number, or nbdkit's old 0 to 3 (the server maps them). */
+    r = m >= 0 && m <= 3 ? (int)m : -1;
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+      if (models[i].model == m)
+        r = m;
+    if (r == -1)
+      host_fail ("thread_model", EINVAL,
+                 "returned %lld: expected a name or an"
+                 " nbdkit.THREAD_MODEL_* number",
+                 (long long)m);
+  } else if (!lua_isnil (L, -1))
     r = host_fail ("thread_model", EINVAL,
                    "expected a name or a number,"
                    " got a %s",
@@ -763,13 +776,20 @@ host_to_can (lua_State *L, int idx, const char *what, int tri)
                       tri ? " or a constant" : "");
   if (host_to_int64 (L, idx, what, &v) == -1)
     return -1;
+  if (!tri)
+    return v != 0;
+  if (v < 0 || v > 2)
+    return host_fail (what, EIO,
+                      "returned %" PRId64 ": expected a boolean or 0, 1, 2"
+                      " (nbdkit.*_NONE, _EMULATE, _NATIVE)",
+                      v);
   return v;
 }
 
 const char *
 host_to_interned (lua_State *L, int idx, const char *what, int *error)
 {
-  const char *r;
+  const char *r, *why;
   size_t len;
 
   *error = 0;
@@ -782,6 +802,11 @@ host_to_interned (lua_State *L, int idx, const char *what, int *error)
     return NULL;
   }
   r = lua_tolstring (L, idx, &len);
+  if ((why = host_string_problem (r, len)) != NULL) {
+    host_fail (what, EIO, "returned a string that %s", why);
+    *error = 1;
+    return NULL;
+  }
   r = nbdkit_strndup_intern (r, len);
   if (r == NULL)
     *error = 1;
@@ -831,8 +856,11 @@ host_to_block_size (lua_State *L, int idx, int n, const char *what,
       if (!ok)
         return host_fail (what, EIO, "%s must be an integer", names[i]);
     }
-  if (v[0] > UINT32_MAX || v[1] > UINT32_MAX || v[2] > UINT32_MAX)
-    return host_fail (what, EIO, "block sizes must fit in 32 bits");
+  if (!host_block_size_ok (v[0]) || !host_block_size_ok (v[1])
+      || !host_block_size_ok (v[2]) || v[3] > INT64_MAX)
+    return host_fail (what, EIO,
+                      "block sizes out of range (minimum, preferred and"
+                      " maximum are 0 to 2^32-1, maximum_virtual >= 0)");
   bs->minimum = v[0];
   bs->preferred = v[1];
   bs->maximum = v[2];
@@ -867,6 +895,11 @@ host_to_extents (lua_State *L, int idx, const char *what,
                         (long long)i);
     }
     lua_pop (L, 1);
+    if (off > INT64_MAX || len > INT64_MAX || type > UINT32_MAX)
+      return host_fail (what, EIO,
+                        "extent %lld is out of range (offset and length"
+                        " >= 0, type 0 to 2^32-1)",
+                        (long long)i);
     if (nbdkit_add_extent (e, off, len, type) == -1) {
       nbdkit_set_error (errno ? errno : EIO);
       return -1;
@@ -913,6 +946,25 @@ host_to_exports (lua_State *L, int idx, const char *what,
                         "export %lld: expected a name or"
                         " {name=, description=}",
                         (long long)i);
+    }
+    {
+      /* The name and description are the strings on top (with their
+       * lengths: Lua strings may hold NULs).
+       */
+      const char *why = NULL;
+      for (int k = -2; why == NULL && k <= -1; k++) {
+        size_t len;
+        const char *v = lua_type (L, k) == LUA_TSTRING
+                            ? lua_tolstring (L, k, &len)
+                            : NULL;
+        if (v)
+          why = host_string_problem (v, len);
+      }
+      if (why) {
+        lua_settop (L, idx);
+        return host_fail (what, EIO, "export %lld: a string that %s",
+                          (long long)i, why);
+      }
     }
     if (nbdkit_add_export (x, name, desc) == -1) {
       lua_settop (L, idx);

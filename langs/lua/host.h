@@ -106,11 +106,13 @@ extern const char *host_thread_model_name (int model);
 /* Conversions of results; each reports through host_fail. */
 extern int host_to_int64 (lua_State *L, int idx, const char *what, int64_t *r);
 /* A can_* answer: booleans are 0/1, or TRI (the native answer) for
- * true when TRI is not 0; numbers as they are.
+ * true when TRI is not 0; numbers are a truth value, or for a
+ * tri-state (TRI not 0) must be 0, 1 or 2.
  */
 extern int host_to_can (lua_State *L, int idx, const char *what, int tri);
 /* A string result kept by the server (nbdkit_strdup_intern); NULL
- * for nil.  *ERROR set on failure.
+ * for nil.  *ERROR set on failure, and for strings that cannot reach
+ * a client as they are (values.h).
  */
 extern const char *host_to_interned (lua_State *L, int idx, const char *what,
                                      int *error);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "values.h"
 
 #include <nbdkit-plugin.h>
 
@@ -559,11 +560,16 @@ l_read_error_at (lua_State *L)
 static int
 l_add_extent (lua_State *L)
 {
+  lua_Integer off = luaL_checkinteger (L, 1), len = luaL_checkinteger (L, 2);
+  lua_Integer type = luaL_optinteger (L, 3, 0);
+
   if (module_cur_extents == NULL)
     return luaL_error (L, "nbdkit.add_extent: only inside extents");
-  if (nbdkit_add_extent (module_cur_extents, luaL_checkinteger (L, 1),
-                         luaL_checkinteger (L, 2), luaL_optinteger (L, 3, 0))
-      == -1)
+  luaL_argcheck (L, off >= 0, 1, "offset must not be negative");
+  luaL_argcheck (L, len >= 0, 2, "length must not be negative");
+  luaL_argcheck (L, type >= 0 && type <= UINT32_MAX, 3,
+                 "type must be 0 to 2^32-1");
+  if (nbdkit_add_extent (module_cur_extents, off, len, type) == -1)
     return module_raise (L, errno ? errno : EINVAL, "add_extent failed");
   return 0;
 }
@@ -571,11 +577,19 @@ l_add_extent (lua_State *L)
 static int
 l_add_export (lua_State *L)
 {
+  size_t nlen, dlen = 0;
+  const char *name, *desc, *why;
+
   if (module_cur_exports == NULL)
     return luaL_error (L, "nbdkit.add_export: only inside list_exports");
-  if (nbdkit_add_export (module_cur_exports, luaL_checkstring (L, 1),
-                         luaL_optstring (L, 2, NULL))
-      == -1)
+  name = luaL_checklstring (L, 1, &nlen);
+  desc = luaL_optlstring (L, 2, NULL, &dlen);
+  why = host_string_problem (name, nlen);
+  if (why == NULL && desc)
+    why = host_string_problem (desc, dlen);
+  if (why)
+    return module_raise (L, EINVAL, "nbdkit.add_export: a string that %s", why);
+  if (nbdkit_add_export (module_cur_exports, name, desc) == -1)
     return module_raise (L, errno ? errno : EINVAL, "add_export failed");
   return 0;
 }

@@ -146,9 +146,19 @@ n_pread (lua_State *L)
   luaL_Buffer b;
   char *p;
   int err = 0;
+  int64_t size;
 
   luaL_argcheck (L, count >= 0, 2, "count must not be negative");
   luaL_argcheck (L, offset >= 0, 3, "offset must not be negative");
+  /* Past the end it would fail below anyway: refuse before allocating. */
+  size = BELOW (nbdkit_next_get_size (n));
+  if (size == -1)
+    return raise_below (L, EIO, "get_size");
+  if (offset > size || count > size - offset)
+    return luaL_error (L,
+                       "next:pread: %I bytes at offset %I are beyond the"
+                       " end of the layer below (%I bytes)",
+                       count, offset, (lua_Integer)size);
   p = luaL_buffinitsize (L, &b, count);
   if (BELOW (nbdkit_next_pread (n, p, count, offset, flags, NULL, &err)) == -1)
     return raise_below (L, err, "pread");
@@ -371,10 +381,18 @@ c_next_open (lua_State *L)
   return 0;
 }
 
+int next_script_answers_alone;
+
 static int
 c_open_none (lua_State *L)
 {
-  nbdkit_next_open_none (check_context (L));
+  nbdkit_context *ctx = check_context (L);
+
+  /* Nothing below could answer these for the filter. */
+  if (!next_script_answers_alone)
+    luaL_error (L, "ctx:open_none(): the filter must then define get_size"
+                   " and pread itself");
+  nbdkit_next_open_none (ctx);
   return 0;
 }
 

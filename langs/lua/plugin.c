@@ -17,6 +17,7 @@
 
 #include "callbacks.h"
 #include "host.h"
+#include "values.h"
 
 #include <nbdkit-plugin.h>
 
@@ -317,7 +318,7 @@ lp_export_description (void *handle)
   const char *r = call_string (L, 1, "export_description");
 
   host_leave ();
-  return r;
+  return host_description (r);
 }
 
 static int

@@ -107,6 +107,10 @@ let realpath s =
   | None -> raise (Error (Unix.ENOENT, "realpath: " ^ s))
 
 let nanosleep sec nsec =
+  (* The C side takes unsigned numbers: -1 would sleep for 136 years. *)
+  if sec < 0 || sec > 0xffff_ffff || nsec < 0 || nsec >= 1_000_000_000 then
+    invalid_arg "NBDKit.nanosleep: expected 0 <= sec < 2^32 and \
+                 0 <= nsec < 1000000000";
   match c_nanosleep sec nsec with
   | 0 -> ()
   | _ -> raise (Error (Unix.ESHUTDOWN, "nanosleep: shutting down"))

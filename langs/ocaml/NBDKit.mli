@@ -172,7 +172,8 @@ val realpath : string -> string
 
 val nanosleep : int -> int -> unit
 (** [nanosleep sec nsec]; raises [Error (ESHUTDOWN, _)] if the server
-    is shutting down.  Other callbacks may run while it sleeps. *)
+    is shutting down, [Invalid_argument] unless 0 <= [sec] < 2^32 and
+    0 <= [nsec] < 10^9.  Other callbacks may run while it sleeps. *)
 
 val shutdown : unit -> unit
 (** Ask the server to exit, as on SIGTERM. *)

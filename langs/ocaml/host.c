@@ -187,11 +187,9 @@ host_call (const char *what, const value *f, int nargs, value *args,
     err = EIO;
   } else {
     err = Int_val (Field (d, 0));
-    if (Bool_val (Field (d, 2)))
-      nbdkit_error ("%s: %s", what, String_val (Field (d, 1)));
-    else
-      nbdkit_error ("%s: %s: %s", script_path ? script_path : "ocaml", what,
-                    String_val (Field (d, 1)));
+    /* Meant or not, the message names the script, as in every host. */
+    nbdkit_error ("%s: %s: %s", script_path ? script_path : "ocaml", what,
+                  String_val (Field (d, 1)));
   }
   if (err == 0)
     err = module_last_error ? module_last_error : EIO;

@@ -19,6 +19,7 @@
 
 #include "callbacks.h"
 #include "host.h"
+#include "values.h"
 
 #include <caml/version.h>
 
@@ -295,6 +296,22 @@ op_preconnect (int readonly)
   return r;
 }
 
+/* A string result for the server, or NULL (logged) if it cannot reach
+ * a client as it is (values.h).
+ */
+static const char *
+interned (const char *what, value s)
+{
+  const char *why
+      = host_string_problem (String_val (s), caml_string_length (s));
+
+  if (why) {
+    host_fail (what, EIO, "returned a string that %s", why);
+    return NULL;
+  }
+  return nbdkit_strdup_intern (String_val (s));
+}
+
 static int
 op_list_exports (int readonly, int is_tls, struct nbdkit_exports *x)
 {
@@ -306,8 +323,13 @@ op_list_exports (int readonly, int is_tls, struct nbdkit_exports *x)
   /* An array of (name, description option); no allocation below. */
   for (size_t i = 0; r == 0 && i < Wosize_val (res); i++) {
     value e = Field (res, i), d = Field (e, 1);
-    r = nbdkit_add_export (x, String_val (Field (e, 0)),
-                           Is_block (d) ? String_val (Field (d, 0)) : NULL);
+    const char *n = interned ("list_exports", Field (e, 0));
+    const char *ds
+        = Is_block (d) ? interned ("list_exports", Field (d, 0)) : NULL;
+    if (n == NULL || (Is_block (d) && ds == NULL))
+      r = -1;
+    else
+      r = nbdkit_add_export (x, n, ds);
   }
   host_leave ();
   return r;
@@ -321,7 +343,7 @@ op_default_export (int readonly, int is_tls)
 
   host_enter ();
   if (host_call ("default_export", cbs[CB_default_export], 2, a, &res) == 0)
-    r = nbdkit_strdup_intern (String_val (res));
+    r = interned ("default_export", res);
   host_leave ();
   return r;
 }
@@ -394,7 +416,7 @@ op_export_description (void *handle)
   host_enter ();
   if (host_call ("export_description", cbs[CB_export_description], 1, a, &res)
       == 0)
-    r = nbdkit_strdup_intern (String_val (res));
+    r = host_description (interned ("export_description", res));
   host_leave ();
   return r;
 }
@@ -410,10 +432,19 @@ op_block_size (void *handle, struct nbdkit_block_size *bs)
   host_enter ();
   r = host_call ("block_size", cbs[CB_block_size], 2, a, &res);
   if (r == 0) {
-    bs->minimum = Long_val (Field (res, 0));
-    bs->preferred = Long_val (Field (res, 1));
-    bs->maximum = Long_val (Field (res, 2));
-    bs->maximum_virtual = Int64_val (Field (res, 3));
+    int64_t v[4] = { Long_val (Field (res, 0)), Long_val (Field (res, 1)),
+                     Long_val (Field (res, 2)), Int64_val (Field (res, 3)) };
+    if (!host_block_size_ok (v[0]) || !host_block_size_ok (v[1])
+        || !host_block_size_ok (v[2]) || v[3] < 0)
+      r = host_fail ("block_size", EIO,
+                     "sizes out of range (minimum, preferred and maximum"
+                     " are 0 to 2^32-1, maximum_virtual >= 0)");
+    else {
+      bs->minimum = v[0];
+      bs->preferred = v[1];
+      bs->maximum = v[2];
+      bs->maximum_virtual = v[3];
+    }
   }
   host_leave ();
   return r;
@@ -525,8 +556,14 @@ call_range (size_t cb, const char *what, void *handle, uint64_t count,
     /* extents: an array of (offset, length, type). */
     for (size_t i = 0; e && r == 0 && i < Wosize_val (res); i++) {
       value x = Field (res, i);
-      r = nbdkit_add_extent (e, Int64_val (Field (x, 0)),
-                             Int64_val (Field (x, 1)), Int_val (Field (x, 2)));
+      int64_t off = Int64_val (Field (x, 0)), len = Int64_val (Field (x, 1));
+      if (off < 0 || len < 0)
+        r = host_fail (what, EIO,
+                       "extent {offset = %" PRId64 "; length = %" PRId64
+                       "} is out of range (both must be >= 0)",
+                       off, len);
+      else
+        r = nbdkit_add_extent (e, off, len, Int_val (Field (x, 2)));
     }
     CAMLdrop;
   }

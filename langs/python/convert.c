@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "host.h"
+#include "values.h"
 
 /* The errno attribute of exception value V if it is an OSError. */
 static int
@@ -125,7 +126,7 @@ host_report (struct script *s, const char *what)
 }
 
 int
-host_as_int64 (struct script *s, const char *what, PyObject *o, int64_t *r)
+host_as_size (struct script *s, const char *what, PyObject *o, int64_t *r)
 {
   long long v;
 
@@ -138,20 +139,31 @@ host_as_int64 (struct script *s, const char *what, PyObject *o, int64_t *r)
   v = PyLong_AsLongLong (o);
   if (v == -1 && PyErr_Occurred ())
     return host_report (s, what);
+  if (v < 0) {
+    nbdkit_error ("%s: %s returned %lld, expected a size >= 0", s->path, what,
+                  v);
+    errno = EIO;
+    return -1;
+  }
   *r = v;
   return 0;
 }
 
+/* A string for the server (export name, description): refused if it
+ * cannot reach the client as the script wrote it (see values.h).
+ */
 const char *
 host_as_interned (struct script *s, const char *what, PyObject *o)
 {
-  const char *str = NULL;
+  const char *str = NULL, *why;
+  Py_ssize_t len = 0;
 
   if (PyUnicode_Check (o))
-    str = PyUnicode_AsUTF8 (o);
-  else if (PyBytes_Check (o))
+    str = PyUnicode_AsUTF8AndSize (o, &len);
+  else if (PyBytes_Check (o)) {
     str = PyBytes_AS_STRING (o);
-  else {
+    len = PyBytes_GET_SIZE (o);
+  } else {
     nbdkit_error ("%s: %s returned %s, expected a str", s->path, what,
                   Py_TYPE (o)->tp_name);
     return NULL;
@@ -160,7 +172,11 @@ host_as_interned (struct script *s, const char *what, PyObject *o)
     host_report (s, what);
     return NULL;
   }
-  return nbdkit_strdup_intern (str);
+  if ((why = host_string_problem (str, len)) != NULL) {
+    nbdkit_error ("%s: %s returned a string that %s", s->path, what, why);
+    return NULL;
+  }
+  return nbdkit_strndup_intern (str, len);
 }
 
 int
@@ -168,9 +184,17 @@ host_cap_result (struct script *s, const char *what, PyObject *r,
                  enum cap_kind kind)
 {
   long v;
+  int t;
 
-  if (kind == CAP_BOOL)
-    return PyObject_IsTrue (r) ? 1 : 0;
+  if (kind == CAP_BOOL) {
+    /* Any truth value, as in nbdkit's Python plugin; a __bool__ that
+     * raises is an error, not True.
+     */
+    t = PyObject_IsTrue (r);
+    if (t == -1)
+      return host_report (s, what);
+    return t;
+  }
   if (PyBool_Check (r))
     return r == Py_True ? 2 : 0;
   if (PyLong_Check (r) && (v = PyLong_AsLong (r)) >= 0 && v <= 2)
@@ -213,15 +237,24 @@ int
 host_block_size_result (struct script *s, PyObject *r,
                         struct nbdkit_block_size *bs)
 {
-  unsigned long long v[4] = { 0, 0, 0, 0 };
+  long long v[4] = { 0, 0, 0, 0 };
 
-  if (!PyArg_ParseTuple (r, "KKK|K", &v[0], &v[1], &v[2], &v[3])) {
+  if (!PyTuple_Check (r)
+      || !PyArg_ParseTuple (r, "LLL|L", &v[0], &v[1], &v[2], &v[3])) {
     PyErr_Clear ();
-    nbdkit_error ("%s: block_size must return (minimum, preferred, maximum"
-                  "[, maximum_virtual])",
-                  s->path);
+    nbdkit_error ("%s: block_size returned %s: expected (minimum,"
+                  " preferred, maximum[, maximum_virtual]) ints, or None",
+                  s->path, Py_TYPE (r)->tp_name);
     return -1;
   }
+  for (int i = 0; i < 4; i++)
+    if (v[i] < 0 || (i < 3 && !host_block_size_ok (v[i]))) {
+      nbdkit_error ("%s: block_size: %lld is out of range (minimum,"
+                    " preferred and maximum are 0 to 2^32-1,"
+                    " maximum_virtual >= 0)",
+                    s->path, v[i]);
+      return -1;
+    }
   bs->minimum = v[0];
   bs->preferred = v[1];
   bs->maximum = v[2];
@@ -245,8 +278,15 @@ add_export (struct script *s, PyObject *t, struct nbdkit_exports *exports)
                   s->path, Py_TYPE (t)->tp_name);
     return -1;
   }
-  return nbdkit_add_export (exports, PyUnicode_AsUTF8 (name),
-                            desc == Py_None ? NULL : PyUnicode_AsUTF8 (desc));
+  /* host_as_interned checks (and logs); the copies are the server's. */
+  const char *n = host_as_interned (s, "list_exports", name);
+  const char *d
+      = desc == Py_None ? NULL : host_as_interned (s, "list_exports", desc);
+  if (n == NULL || (desc != Py_None && d == NULL)) {
+    PyErr_Clear ();
+    return -1;
+  }
+  return nbdkit_add_export (exports, n, d);
 }
 
 int
@@ -279,8 +319,7 @@ int
 host_extents_result (struct script *s, PyObject *r, struct nbdkit_extents *e)
 {
   PyObject *it, *t;
-  unsigned long long eo, el;
-  unsigned et;
+  long long eo, el, et;
   int err = 0;
 
   if (r == Py_None)
@@ -289,11 +328,16 @@ host_extents_result (struct script *s, PyObject *r, struct nbdkit_extents *e)
   if (it == NULL)
     return host_report_errno (s, "extents (the result is not iterable)");
   while (err == 0 && (t = PyIter_Next (it)) != NULL) {
-    if (!PyArg_ParseTuple (t, "KKI", &eo, &el, &et)) {
+    if (!PyTuple_Check (t) || !PyArg_ParseTuple (t, "LLL", &eo, &el, &et)) {
       PyErr_Clear ();
       nbdkit_error ("%s: extents must return (offset, length, type)"
-                    " tuples",
+                    " tuples of ints",
                     s->path);
+      err = EIO;
+    } else if (eo < 0 || el < 0 || et < 0 || et > UINT32_MAX) {
+      nbdkit_error ("%s: extents: (%lld, %lld, %lld) is out of range"
+                    " (offset and length >= 0, type 0 to 2^32-1)",
+                    s->path, eo, el, et);
       err = EIO;
     } else if (nbdkit_add_extent (e, eo, el, et) == -1)
       err = errno ? errno : EIO;

@@ -3,15 +3,18 @@
  * Each calls the script's function of the same name with the Next
  * object over the layer below and the script's handle first.  Only
  * the callbacks the script defines are given to the server; the
- * others pass straight through.  A failure's errno goes back in *ERR:
- * an OSError's (nbdkit.Error, or one from a next.* call the script
- * did not catch), else nbdkit.set_error's, else EIO.
+ * others pass straight through, except the capabilities, the
+ * description and the block sizes: a filter that opened nothing below
+ * (next.open_none) and lacks them answers as a plugin would.  A failure's errno
+ * goes back in *ERR: an OSError's (nbdkit.Error, or one from a next.* call the
+ * script did not catch), else nbdkit.set_error's, else EIO.
  */
 
 #include <errno.h>
 #include <stdlib.h>
 
 #include "filter.h"
+#include "values.h"
 
 #define H(handle) ((struct handle *)(handle))
 #define L(handle) (H (handle)->layer)
@@ -103,35 +106,40 @@ f_get_size (nbdkit_next *next, void *handle)
 
   host_enter ();
   r = call_nh (FCB_get_size, next, handle, a, 0, NULL);
-  if (r && host_as_int64 (S (handle), "get_size", r, &size) == -1)
+  if (r && host_as_size (S (handle), "get_size", r, &size) == -1)
     size = -1;
   Py_XDECREF (r);
   host_leave ();
   return size;
 }
 
-/* None: the description of the layer below. */
+/* None: the description of the layer below, or none if the filter
+ * opened nothing below.
+ */
 static const char *
 f_export_description (nbdkit_next *next, void *handle)
 {
   PyObject *a[3], *r;
   const char *ret = NULL;
 
+  if (LCB (L (handle), export_description) == NULL)
+    return next ? nbdkit_next_export_description (next) : NULL;
   host_enter ();
   r = call_nh (FCB_export_description, next, handle, a, 0, NULL);
-  if (r == Py_None) {
+  if (r == Py_None && next) {
     int depth = host_allow ();
     ret = nbdkit_next_export_description (next);
     host_disallow (depth);
-  } else if (r)
-    ret = host_as_interned (S (handle), "export_description", r);
+  } else if (r && r != Py_None)
+    ret = host_description (
+        host_as_interned (S (handle), "export_description", r));
   Py_XDECREF (r);
   host_leave ();
   return ret;
 }
 
 /* block_size(next, h[, client_requested]): a tuple, or None for the
- * layer below's.
+ * layer below's (no constraints if the filter opened nothing below).
  */
 static int
 f_block_size (nbdkit_next *next, void *handle, struct nbdkit_block_size *bs)
@@ -139,16 +147,20 @@ f_block_size (nbdkit_next *next, void *handle, struct nbdkit_block_size *bs)
   PyObject *a[4], *r;
   int ret = -1;
 
+  if (LCB (L (handle), block_size) == NULL)
+    return next ? nbdkit_next_block_size (next, bs) : 0;
   host_enter ();
   a[3] = PyBool_FromLong (bs->client_requested);
   r = call_nh (FCB_block_size, next, handle, a,
                L (handle)->block_size_args >= 3, NULL);
   Py_DECREF (a[3]);
-  if (r == Py_None) {
+  if (r == Py_None && next) {
     int depth = host_allow ();
     ret = nbdkit_next_block_size (next, bs);
     host_disallow (depth);
-  } else if (r)
+  } else if (r == Py_None)
+    ret = 0;
+  else if (r)
     ret = host_block_size_result (S (handle), r, bs);
   Py_XDECREF (r);
   host_leave ();
@@ -170,9 +182,12 @@ cap (int idx, nbdkit_next *next, void *handle, enum cap_kind kind)
   return ret;
 }
 
+#define HAS(fn) (LCB (L (handle), fn) != NULL)
 #define CAP(fn, kind)                                                          \
   static int f_##fn (nbdkit_next *next, void *handle)                          \
   {                                                                            \
+    if (!HAS (fn))                                                             \
+      return next ? nbdkit_next_##fn (next) : HOST_DEFAULT_##fn;               \
     return cap (FCB_##fn, next, handle, kind);                                 \
   }
 CAP (can_write, CAP_BOOL)
@@ -186,6 +201,7 @@ CAP (can_multi_conn, CAP_BOOL)
 CAP (can_extents, CAP_TRI)
 CAP (can_cache, CAP_TRI)
 #undef CAP
+#undef HAS
 
 static int
 f_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
@@ -361,18 +377,19 @@ filter_io_setup (struct layer *l)
   SET (prepare)
   SET (finalize)
   SET (get_size)
-  SET (export_description)
-  SET (block_size)
-  SET (can_write)
-  SET (can_flush)
-  SET (is_rotational)
-  SET (can_trim)
-  SET (can_zero)
-  SET (can_fast_zero)
-  SET (can_fua)
-  SET (can_multi_conn)
-  SET (can_extents)
-  SET (can_cache)
+  /* Asked once per connection: always ours, see the top. */
+  f->export_description = f_export_description;
+  f->block_size = f_block_size;
+  f->can_write = f_can_write;
+  f->can_flush = f_can_flush;
+  f->is_rotational = f_is_rotational;
+  f->can_trim = f_can_trim;
+  f->can_zero = f_can_zero;
+  f->can_fast_zero = f_can_fast_zero;
+  f->can_fua = f_can_fua;
+  f->can_multi_conn = f_can_multi_conn;
+  f->can_extents = f_can_extents;
+  f->can_cache = f_can_cache;
   SET (pread)
   SET (pwrite)
   SET (flush)

@@ -212,8 +212,8 @@ extern int host_report (struct script *s, const char *what);
 extern int host_exception_errno (void);
 
 /* Conversions that report to the server on failure (with WHAT). */
-extern int host_as_int64 (struct script *s, const char *what, PyObject *o,
-                          int64_t *r);
+extern int host_as_size (struct script *s, const char *what, PyObject *o,
+                         int64_t *r);
 /* A copy of the string O (str or bytes) the server keeps, or NULL. */
 extern const char *host_as_interned (struct script *s, const char *what,
                                      PyObject *o);

@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,11 +220,18 @@ m_disconnect (PyObject *self, PyObject *args)
 static PyObject *
 m_nanosleep (PyObject *self, PyObject *args)
 {
-  unsigned sec, nsec = 0;
+  long long sec, nsec = 0;
   int r;
 
-  if (!PyArg_ParseTuple (args, "I|I:nanosleep", &sec, &nsec))
+  /* "I" would take -1 as 2^32-1 seconds: a sleep of 136 years. */
+  if (!PyArg_ParseTuple (args, "L|L:nanosleep", &sec, &nsec))
     return NULL;
+  if (sec < 0 || sec > UINT_MAX || nsec < 0 || nsec >= 1000000000) {
+    PyErr_SetString (PyExc_ValueError,
+                     "nanosleep: expected 0 <= sec < 2^32 and"
+                     " 0 <= nsec < 1000000000");
+    return NULL;
+  }
   Py_BEGIN_ALLOW_THREADS r = nbdkit_nanosleep (sec, nsec);
   Py_END_ALLOW_THREADS if (r == -1) return raise_errno (
       errno ? errno : ESHUTDOWN, "nanosleep: interrupted by shutdown");
@@ -313,12 +321,16 @@ m_read_lend (PyObject *self, PyObject *args)
 static PyObject *
 m_add_extent (PyObject *self, PyObject *args)
 {
-  uint64_t off, len;
-  unsigned type = 0;
+  uint64_t off, len, type = 0;
 
-  if (!PyArg_ParseTuple (args, "O&O&|I:add_extent", u64_arg, &off, u64_arg,
-                         &len, &type))
+  if (!PyArg_ParseTuple (args, "O&O&|O&:add_extent", u64_arg, &off, u64_arg,
+                         &len, u64_arg, &type))
     return NULL;
+  if (type > UINT32_MAX) {
+    PyErr_SetString (PyExc_OverflowError,
+                     "add_extent: type must be 0 to 2^32-1");
+    return NULL;
+  }
   if (host_thread ()->cur_extents == NULL)
     return not_here ("add_extent", "extents");
   if (nbdkit_add_extent (host_thread ()->cur_extents, off, len, type) == -1)

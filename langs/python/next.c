@@ -89,8 +89,9 @@ get_next (PyObject *self)
 
   if (n == NULL)
     PyErr_SetString (PyExc_RuntimeError,
-                     "this next object is no longer valid (its connection"
-                     " or context has closed)");
+                     "next: nothing is open below (open called"
+                     " next.open_none(), or the connection or context has"
+                     " closed)");
   return n;
 }
 
@@ -166,6 +167,30 @@ NCAP (can_cache, 0)
 /* pread(buf, offset, flags=0) fills buf (any writable buffer);
  * pread(count, offset, flags=0) returns bytes.
  */
+/* A read past the end of the layer below would fail there anyway:
+ * refuse it before allocating COUNT bytes for it.
+ */
+static int
+check_below (nbdkit_next *n, uint64_t count, uint64_t offset)
+{
+  int64_t size;
+
+  BELOW (size = nbdkit_next_get_size (n));
+  if (size == -1) {
+    raise_below (EIO, "get_size");
+    return -1;
+  }
+  if (offset > (uint64_t)size || count > (uint64_t)size - offset) {
+    PyErr_Format (PyExc_ValueError,
+                  "next.pread: %llu bytes at offset %llu are beyond the"
+                  " end of the layer below (%lld bytes)",
+                  (unsigned long long)count, (unsigned long long)offset,
+                  (long long)size);
+    return -1;
+  }
+  return 0;
+}
+
 static PyObject *
 n_pread (PyObject *self, PyObject *args)
 {
@@ -182,7 +207,7 @@ n_pread (PyObject *self, PyObject *args)
                             &flags))
     return NULL;
   if (PyLong_Check (obj)) {
-    if (!u64_arg (obj, &count))
+    if (!u64_arg (obj, &count) || check_below (n, count, offset) == -1)
       return NULL;
     ret = PyBytes_FromStringAndSize (NULL, count);
     if (ret == NULL)
@@ -551,6 +576,14 @@ c_open_none (PyObject *self, PyObject *noargs)
   if (ctx == NULL) {
     PyErr_SetString (PyExc_RuntimeError,
                      "next.open_none may only be called from open");
+    return NULL;
+  }
+  /* Nothing below could answer these for the filter. */
+  if (LCB (((ContextObject *)self)->layer, get_size) == NULL
+      || LCB (((ContextObject *)self)->layer, pread) == NULL) {
+    PyErr_SetString (PyExc_RuntimeError,
+                     "next.open_none(): the filter must then define"
+                     " get_size and pread itself");
     return NULL;
   }
   nbdkit_next_open_none (ctx);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "plugin.h"
+#include "values.h"
 
 static const char *const cb_names[] = {
 #define N(n) #n,
@@ -41,7 +42,7 @@ py_get_size (void *h)
 
   host_enter ();
   r = call_h (CB_get_size, h);
-  if (r && host_as_int64 (&script, "get_size", r, &size) == -1)
+  if (r && host_as_size (&script, "get_size", r, &size) == -1)
     size = -1;
   Py_XDECREF (r);
   host_leave ();
@@ -59,14 +60,15 @@ py_export_description (void *h)
   host_enter ();
   r = call_h (CB_export_description, h);
   if (r && r != Py_None)
-    ret = host_as_interned (&script, "export_description", r);
+    ret = host_description (
+        host_as_interned (&script, "export_description", r));
   Py_XDECREF (r);
   host_leave ();
   return ret;
 }
 
 /* block_size(h[, client_requested]) returns (minimum, preferred,
- * maximum[, maximum_virtual]).
+ * maximum[, maximum_virtual]), or None for no constraints.
  */
 int
 py_block_size (void *h, struct nbdkit_block_size *bs)
@@ -82,6 +84,8 @@ py_block_size (void *h, struct nbdkit_block_size *bs)
   Py_DECREF (a[2]);
   if (r == NULL)
     host_report (&script, "block_size");
+  else if (r == Py_None)
+    ret = 0;
   else
     ret = host_block_size_result (&script, r, bs);
   Py_XDECREF (r);
@@ -108,9 +112,11 @@ cap (int idx, void *h, int kind, int dflt)
   r = call_h (idx, h);
   if (r == NULL)
     ret = -1;
-  else if (kind == CAP_TRI_OLD && API < 3)
-    ret = PyObject_IsTrue (r) ? NBDKIT_ZERO_NATIVE : NBDKIT_ZERO_EMULATE;
-  else if (kind != CAP_BOOL && API < 3 && PyBool_Check (r))
+  else if (kind == CAP_TRI_OLD && API < 3) {
+    ret = host_cap_result (&script, cb_names[idx], r, CAP_BOOL);
+    if (ret != -1)
+      ret = ret ? NBDKIT_ZERO_NATIVE : NBDKIT_ZERO_EMULATE;
+  } else if (kind != CAP_BOOL && API < 3 && PyBool_Check (r))
     ret = r == Py_True; /* True is 1: emulate */
   else
     ret = host_cap_result (&script, cb_names[idx], r,
@@ -161,7 +167,10 @@ py_pread (void *h, void *buf, uint64_t count, uint64_t offset, uint32_t flags,
     else if (PyObject_GetBuffer (r, &view, PyBUF_SIMPLE) == -1)
       ret = host_report (&script, "pread (the result is not bytes-like)");
     else {
-      if ((uint64_t)view.len < count) {
+      /* Exactly count bytes, as in the Lua host: more is as much a
+       * bug of the script as less.
+       */
+      if ((uint64_t)view.len != count) {
         nbdkit_error ("%s: pread returned %zd bytes, expected %" PRIu64,
                       script.path, view.len, count);
         errno = EIO;
