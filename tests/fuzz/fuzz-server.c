@@ -37,6 +37,8 @@
 #include <dlfcn.h>
 #include <endian.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
@@ -92,6 +94,7 @@ static const char *own_context; /* the cbt filter's, or NULL */
 static int memfd, nullfd;
 static long (*plugin_loans) (void);
 static void (*plugin_set_script) (const uint8_t *, size_t);
+static uint32_t (*plugin_types) (uint64_t, uint64_t);
 
 /* The stream written for one input, grown as needed. */
 static uint8_t *stream;
@@ -295,7 +298,10 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
   plugin_loans = (long (*) (void))dlsym (server->plugin->dl, "fuzzplug_loans");
   plugin_set_script = (void (*) (const uint8_t *, size_t))dlsym (
       server->plugin->dl, "fuzzplug_set_script");
-  if (plugin_loans == NULL || plugin_set_script == NULL) {
+  plugin_types = (uint32_t (*) (uint64_t, uint64_t))dlsym (server->plugin->dl,
+                                                           "fuzzplug_types");
+  if (plugin_loans == NULL || plugin_set_script == NULL
+      || plugin_types == NULL) {
     fprintf (stderr, "fuzz: %s is not the fuzzing plugin\n", FUZZ_PLUGIN);
     abort ();
   }
@@ -309,10 +315,148 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
   return 0;
 }
 
+/* ---- fuzz-plugin: checking the block status the server sends ----
+ *
+ * For a connection to fuzzplug without filters, with extended headers
+ * and base:allocation, the replies are kept (in a memory file of at
+ * most REPLY_CAP bytes; a server writing more sees an error) and read
+ * back: every extent the server reports for base:allocation must be
+ * one the plugin's layout allows (fuzzplug_types), so a hole or zeroes
+ * reported over data is caught, and the reply stream must stay in
+ * step.  The harness made the handshake, so it knows what to expect.
+ */
+#define REPLY_CAP (64 * 1024 * 1024)
+#define NBD_REP_MAGIC 0x3e889045565a9ULL
+#define NBD_EXTENDED_REPLY_MAGIC 0x6e8a278cU
+#define NBD_REP_ACK 1
+#define NBD_REP_META_CONTEXT 4
+#define NBD_REPLY_TYPE_BLOCK_STATUS 5
+#define NBD_REPLY_TYPE_BLOCK_STATUS_EXT 6
+
+static uint64_t
+get64 (const uint8_t *p)
+{
+  uint64_t v;
+  memcpy (&v, p, 8);
+  return be64toh (v);
+}
+
+static uint32_t
+get32 (const uint8_t *p)
+{
+  uint32_t v;
+  memcpy (&v, p, 4);
+  return be32toh (v);
+}
+
+static uint16_t
+get16 (const uint8_t *p)
+{
+  uint16_t v;
+  memcpy (&v, p, 2);
+  return be16toh (v);
+}
+
+static void __attribute__ ((noreturn))
+finding (const char *fmt, ...)
+{
+  va_list ap;
+  fprintf (stderr, "fuzz: ");
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fprintf (stderr, "\n");
+  abort ();
+}
+
+static void
+check_replies (const uint8_t *p, size_t n)
+{
+  size_t pos = 18; /* NBDMAGIC, IHAVEOPT, handshake flags */
+  bool ext = false;
+  int64_t base_id = -1;
+
+  /* Option replies, up to the end of OPT_GO. */
+  for (;;) {
+    uint32_t option, type, len;
+    if (pos > n || n - pos < 20)
+      return; /* the server stopped */
+    if (get64 (p + pos) != NBD_REP_MAGIC)
+      finding ("option reply at byte %zu: bad magic", pos);
+    option = get32 (p + pos + 8);
+    type = get32 (p + pos + 12);
+    len = get32 (p + pos + 16);
+    pos += 20;
+    if (n - pos < len)
+      return;
+    if (option == OPT_EXTENDED_HEADERS && type == NBD_REP_ACK)
+      ext = true;
+    if (option == OPT_SET_META_CONTEXT && type == NBD_REP_META_CONTEXT
+        && len == 4 + 15 && memcmp (p + pos + 4, "base:allocation", 15) == 0)
+      base_id = get32 (p + pos);
+    pos += len;
+    if (option == OPT_GO && type == NBD_REP_ACK)
+      break;
+    if (option == OPT_GO && type & 0x80000000)
+      return; /* no export: the rest of the input is more options */
+  }
+  if (!ext)
+    return;
+
+  /* Transmission: extended replies only. */
+  while (n - pos >= 32) {
+    uint32_t magic = get32 (p + pos);
+    uint16_t type = get16 (p + pos + 6);
+    uint64_t offset = get64 (p + pos + 16);
+    uint64_t len = get64 (p + pos + 24);
+    const uint8_t *d = p + pos + 32;
+
+    if (magic != NBD_EXTENDED_REPLY_MAGIC)
+      finding ("reply at byte %zu: magic 0x%x, not an extended reply", pos,
+               magic);
+    if (len > n - pos - 32)
+      return; /* cut short */
+    if (type == NBD_REPLY_TYPE_BLOCK_STATUS)
+      finding ("reply at byte %zu: compact block status with extended"
+               " headers",
+               pos);
+    if (type == NBD_REPLY_TYPE_BLOCK_STATUS_EXT) {
+      uint32_t id, count;
+      if (len < 8 || (len - 8) % 16)
+        finding ("block status at byte %zu: length %" PRIu64, pos, len);
+      id = get32 (d);
+      count = get32 (d + 4);
+      if (count != (len - 8) / 16)
+        finding ("block status at byte %zu: %" PRIu32
+                 " extents in %" PRIu64 " bytes",
+                 pos, count, len);
+      if (count == 0)
+        finding ("block status at byte %zu: no extent", pos);
+      for (uint32_t i = 0; id == base_id && i < count; i++) {
+        uint64_t elen = get64 (d + 8 + i * 16);
+        uint64_t etype = get64 (d + 16 + i * 16);
+        uint32_t allowed;
+        if (elen == 0)
+          finding ("block status at byte %zu: extent %" PRIu32
+                   " is empty",
+                   pos, i);
+        allowed = plugin_types (offset, elen);
+        if (etype & ~(uint64_t)allowed)
+          finding ("block status at byte %zu: extent %" PRIu32 " of %" PRIu32
+                   " says type %" PRIu64 " for [%" PRIu64 ", +%" PRIu64
+                   "), where the plugin allows only %" PRIu32,
+                   pos, i, count, etype, offset, elen, allowed);
+        offset += elen;
+      }
+    }
+    pos += 32 + len;
+  }
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-  int in, out;
+  int in, out, replies = -1;
 
   stream_len = 0;
   server->top = chain_top;
@@ -343,6 +487,13 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     size -= slen;
     if (mode & M_ALT)
       server->top = server->plugin;
+    if ((mode & (M_ALT | M_EH | M_META_BASE | M_EXPORT_NAME))
+        == (M_ALT | M_EH | M_META_BASE)) {
+      replies = memfd_create ("fuzz-replies", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+      if (replies == -1 || ftruncate (replies, REPLY_CAP) == -1
+          || fcntl (replies, F_ADD_SEALS, F_SEAL_GROW) == -1)
+        abort ();
+    }
   }
 #else
   if (mode & M_ALT)
@@ -359,11 +510,23 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       || lseek (memfd, 0, SEEK_SET) == -1)
     abort ();
   in = dup (memfd);
-  out = dup (nullfd);
+  out = dup (replies >= 0 ? replies : nullfd);
   if (in == -1 || out == -1)
     abort ();
   /* Serves the connection to its end on this thread; closes both. */
   connection_start (server, in, out, false);
+
+  if (replies >= 0) {
+    off_t n = lseek (replies, 0, SEEK_CUR);
+    if (n > 0) {
+      void *p = mmap (NULL, n, PROT_READ, MAP_SHARED, replies, 0);
+      if (p == MAP_FAILED)
+        abort ();
+      check_replies (p, n);
+      munmap (p, n);
+    }
+    close (replies);
+  }
 
   if (plugin_loans () != 0) {
     fprintf (stderr, "fuzz: %ld loans not released after the connection\n",

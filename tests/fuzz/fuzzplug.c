@@ -16,10 +16,19 @@
  * loan is a fresh allocation freed by its release callback, so a
  * server touching a loan after releasing it is caught by
  * AddressSanitizer; fuzzplug_loans counts loans not yet released,
- * which the harness checks is 0 after each connection.  Extents may
- * come as one, as pieces of script-chosen sizes, as more alternating
- * one-byte extents than the server keeps (1M), or as a mistake (a
- * gap, nothing at all, an error).
+ * which the harness checks is 0 after each connection.
+ *
+ * Extents follow a layout the script's first byte chooses for the
+ * whole connection (see layout_type): each block of 2^k bytes has a
+ * type, hash-chosen or alternating between data and zeroed holes.  An
+ * answer may report less than the layout (a type with fewer bits, as
+ * data for a hole), never more: fuzzplug_types tells the harness what
+ * the layout allows for a range, so it can check that the server never
+ * reports a hole or zeroes where the plugin did not.  Answers come as
+ * one extent of data, as the layout's own blocks (from before the
+ * request to past its end), as pieces of script-chosen sizes, as more
+ * one-byte extents than the server keeps (1M), or as a mistake (a gap,
+ * nothing at all, an error).
  *
  *   size=SIZE   the disk (default 4M + 3, so the tail is unaligned)
  */
@@ -45,15 +54,55 @@ static const uint8_t *script;
 static size_t script_len, script_pos;
 static long loans;
 
+/* The layout: blocks of 2^layout_shift bytes. */
+static unsigned layout_shift;
+static bool layout_alternate;
+static uint64_t layout_seed;
+
 EXPORTED void fuzzplug_set_script (const uint8_t *data, size_t len);
 EXPORTED long fuzzplug_loans (void);
+EXPORTED uint32_t fuzzplug_types (uint64_t offset, uint64_t len);
 
+/* The first byte chooses the layout; the rest are decisions. */
 void
 fuzzplug_set_script (const uint8_t *data, size_t len)
 {
+  unsigned l = len > 0 ? data[0] : 0;
+
+  layout_shift = (l & 0x1f) % 23;
+  layout_alternate = l & 0x20;
+  layout_seed = l >> 6;
   script = data;
   script_len = len;
-  script_pos = 0;
+  script_pos = len > 0 ? 1 : 0;
+}
+
+/* The type of block I of the layout. */
+static uint32_t
+layout_type (uint64_t i)
+{
+  uint64_t x;
+
+  if (layout_alternate)
+    return i & 1 ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO : 0;
+  x = (i + layout_seed) * UINT64_C (0x9E3779B97F4A7C15);
+  return (x ^ (x >> 29)) >> 62;
+}
+
+/* The type bits every byte of [OFFSET, OFFSET+LEN) has in the layout:
+ * the most an extent covering the range may report.
+ */
+uint32_t
+fuzzplug_types (uint64_t offset, uint64_t len)
+{
+  uint32_t t = NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
+
+  if (len == 0)
+    return t;
+  for (uint64_t i = offset >> layout_shift;
+       t && i <= (offset + len - 1) >> layout_shift; i++)
+    t &= layout_type (i);
+  return t;
 }
 
 long
@@ -416,18 +465,32 @@ fp_extents (void *h, uint64_t count, uint64_t offset, uint32_t flags,
   switch (how) {
     case 0: /* one extent of data */
       return nbdkit_add_extent (e, offset, count, 0);
-    case 1: /* past the end of the request, from before its start */
-      pos = offset > 4096 ? offset - 4096 : 0;
-      return nbdkit_add_extent (e, pos, size - pos, NBDKIT_EXTENT_HOLE);
-    case 2: /* more one-byte extents than a reply may hold */
+    case 1: /* the layout's blocks, from before the request to past it */
+      pos = offset - (next_len (4096) % (offset + 1));
+      n = next_len (4096);
+      end = end + n < (uint64_t)size ? end + n : (uint64_t)size;
+      for (n = 0; n < MANY_EXTENTS && pos < end; n++) {
+        uint64_t b = pos >> layout_shift;
+        uint64_t bend = (b + 1) << layout_shift;
+        if (bend > end)
+          bend = end;
+        if (nbdkit_add_extent (e, pos, bend - pos, layout_type (b)) == -1)
+          return -1;
+        pos = bend;
+      }
+      return pos < end ? nbdkit_add_extent (e, pos, end - pos, 0) : 0;
+    case 2: /* more one-byte extents than a reply may hold, alternating
+             * with data where the layout allows
+             */
       for (n = 0; n < MANY_EXTENTS && pos < (uint64_t)size && pos < end + 16;
            n++, pos++)
-        if (nbdkit_add_extent (e, pos, 1, n & 1 ? NBDKIT_EXTENT_HOLE : 0)
+        if (nbdkit_add_extent (e, pos, 1,
+                               pos & 1 ? fuzzplug_types (pos, 1) : 0)
             == -1)
           return -1;
       nbdkit_debug ("extents: %" PRIu64 " one-byte extents given", n);
       if (pos < (uint64_t)size)
-        return nbdkit_add_extent (e, pos, size - pos, NBDKIT_EXTENT_ZERO);
+        return nbdkit_add_extent (e, pos, size - pos, 0);
       return 0;
     case 3: /* nothing at all */
       return 0;
@@ -440,7 +503,7 @@ fp_extents (void *h, uint64_t count, uint64_t offset, uint32_t flags,
     default: /* pieces of sizes and types the script picks */
       while (pos < end) {
         n = next_len (end - pos);
-        type = next () & 3;
+        type = next () & fuzzplug_types (pos, n);
         if (nbdkit_add_extent (e, pos, n, type) == -1)
           return -1;
         pos += n;

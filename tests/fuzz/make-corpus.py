@@ -168,8 +168,10 @@ def raw_transmission_seeds():
     yield "truncated", req(WRITE, 0, 4096, 0, b"y" * 100)
 
 
-def script(*b):
-    return struct.pack("<H", len(b)) + bytes(b)
+def script(layout=0, *b):
+    """The layout byte (fuzzplug.c: block size 2^(bits 0-4 mod 23),
+    bit 5 alternating types), then decisions."""
+    return struct.pack("<H", len(b) + 1) + bytes((layout,) + b)
 
 
 def plugin_seeds():
@@ -183,21 +185,30 @@ def plugin_seeds():
     yield "bare", mode(M_EH | M_META_BASE | M_ALT) + script() + \
         all_requests(ereq)
     yield "many-extents", mode(M_EH | M_META_BASE | M_ALT) + \
-        script(*([0] * 14 + [2])) + ereq(BLOCK_STATUS, 0, SIZE) + \
+        script(0x20, *([0] * 14 + [2])) + ereq(BLOCK_STATUS, 0, SIZE) + \
         req(DISC)
     yield "many-extents-sr", mode(M_SR | M_META_BASE | M_ALT) + \
-        script(*([0] * 14 + [2])) + req(BLOCK_STATUS, 0, SIZE - 3) + \
+        script(0x20, *([0] * 14 + [2])) + req(BLOCK_STATUS, 0, SIZE - 3) + \
         req(DISC)
+    # Checked by the harness: extended headers, no filters, the layout's
+    # blocks (case 1) and script-sized pieces (case 7).
+    for layout in (0x00, 0x09, 0x2c, 0x4f):
+        yield "layout-%02x" % layout, mode(M_EH | M_META_BASE | M_ALT) + \
+            script(layout, *([0] * 14 + [1, 0, 0, 7, 200, 3, 9, 1, 140,
+                                          2, 0])) + \
+            ereq(BLOCK_STATUS, 1000, 1 << 20) + \
+            ereq(BLOCK_STATUS, 4096, 65536, REQ_ONE, cookie=2) + \
+            ereq(DISC, cookie=3)
     for k in range(1, 8):
         yield "read-%d" % k, mode(M_SR | M_ALT) + \
-            script(*([0] * 13 + [k, 3, 2, 9, 3, 200, 4, 1, 7, 3, 8])) + \
+            script(0, *([0] * 13 + [k, 3, 2, 9, 3, 200, 4, 1, 7, 3, 8])) + \
             req(READ, 1000, 65536) + req(READ, 0, 512, cookie=2) + \
             req(DISC)
     yield "read-chain", mode(M_SR) + \
-        script(*([0] * 5 + [7, 3, 2, 9, 3, 200, 4, 1, 7, 3, 8] * 4)) + \
+        script(0, *([0] * 5 + [7, 3, 2, 9, 3, 200, 4, 1, 7, 3, 8] * 4)) + \
         req(READ, 1000, 65536) + req(READ, 0, 512, cookie=2) + req(DISC)
     yield "fail-caps", mode(M_SR | M_ASK_BS) + \
-        script(0, 0, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1) + all_requests(req)
+        script(0, 0, 0, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1) + all_requests(req)
 
 
 def main():
