@@ -440,7 +440,7 @@ check_replies (const uint8_t *p, size_t n)
           finding ("block status at byte %zu: extent %" PRIu32
                    " is empty",
                    pos, i);
-        allowed = plugin_types (offset, elen);
+        allowed = etype ? plugin_types (offset, elen) : 0;
         if (etype & ~(uint64_t)allowed)
           finding ("block status at byte %zu: extent %" PRIu32 " of %" PRIu32
                    " says type %" PRIu64 " for [%" PRIu64 ", +%" PRIu64

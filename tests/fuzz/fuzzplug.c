@@ -19,8 +19,8 @@
  * which the harness checks is 0 after each connection.
  *
  * Extents follow a layout the script's first byte chooses for the
- * whole connection (see layout_type): each block of 2^k bytes has a
- * type, hash-chosen or alternating between data and zeroed holes.  An
+ * whole connection (see fuzzplug_set_script and layout_type): each
+ * block of 2^k bytes has a type, hash-chosen or alternating between data and zeroed holes.  An
  * answer may report less than the layout (a type with fewer bits, as
  * data for a hole), never more: fuzzplug_types tells the harness what
  * the layout allows for a range, so it can check that the server never
@@ -69,7 +69,7 @@ fuzzplug_set_script (const uint8_t *data, size_t len)
 {
   unsigned l = len > 0 ? data[0] : 0;
 
-  layout_shift = (l & 0x1f) % 23;
+  layout_shift = ((l & 0x1f) + 12) % 23; /* 0: 4 KiB blocks; 11: bytes */
   layout_alternate = l & 0x20;
   layout_seed = l >> 6;
   script = data;

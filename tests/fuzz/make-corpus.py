@@ -169,8 +169,9 @@ def raw_transmission_seeds():
 
 
 def script(layout=0, *b):
-    """The layout byte (fuzzplug.c: block size 2^(bits 0-4 mod 23),
-    bit 5 alternating types), then decisions."""
+    """The layout byte (fuzzplug.c: blocks of 2^((bits 0-4 + 12) mod 23)
+    bytes, so 0 is 4 KiB and 11 is one byte; bit 5: alternating types),
+    then decisions."""
     return struct.pack("<H", len(b) + 1) + bytes((layout,) + b)
 
 
@@ -185,14 +186,14 @@ def plugin_seeds():
     yield "bare", mode(M_EH | M_META_BASE | M_ALT) + script() + \
         all_requests(ereq)
     yield "many-extents", mode(M_EH | M_META_BASE | M_ALT) + \
-        script(0x20, *([0] * 14 + [2])) + ereq(BLOCK_STATUS, 0, SIZE) + \
+        script(0x2b, *([0] * 14 + [2])) + ereq(BLOCK_STATUS, 0, SIZE) + \
         req(DISC)
     yield "many-extents-sr", mode(M_SR | M_META_BASE | M_ALT) + \
-        script(0x20, *([0] * 14 + [2])) + req(BLOCK_STATUS, 0, SIZE - 3) + \
+        script(0x2b, *([0] * 14 + [2])) + req(BLOCK_STATUS, 0, SIZE - 3) + \
         req(DISC)
     # Checked by the harness: extended headers, no filters, the layout's
     # blocks (case 1) and script-sized pieces (case 7).
-    for layout in (0x00, 0x09, 0x2c, 0x4f):
+    for layout in (0x00, 0x0b, 0x2c, 0x4f, 0x3f):
         yield "layout-%02x" % layout, mode(M_EH | M_META_BASE | M_ALT) + \
             script(layout, *([0] * 14 + [1, 0, 0, 7, 200, 3, 9, 1, 140,
                                           2, 0])) + \
