@@ -45,13 +45,20 @@
 
 #define EXPORTED __attribute__ ((visibility ("default")))
 
-/* One more than the extents the server keeps for one reply. */
+/* A little more than the extents the server keeps for one reply. */
 #define MANY_EXTENTS (1024 * 1024 + 2)
 
 static int64_t size = 4 * 1024 * 1024 + 3;
 
 static const uint8_t *script;
 static size_t script_len, script_pos;
+
+/* Extents a connection may still give one at a time (cases 1 and 2 of
+ * fp_extents): enough to fill the server's list twice, few enough that
+ * no input runs for long.
+ */
+#define EXTENTS_BUDGET (3 * 1024 * 1024)
+static uint64_t budget;
 static long loans;
 
 /* The layout: blocks of 2^layout_shift bytes. */
@@ -75,6 +82,7 @@ fuzzplug_set_script (const uint8_t *data, size_t len)
   script = data;
   script_len = len;
   script_pos = len > 0 ? 1 : 0;
+  budget = EXTENTS_BUDGET;
 }
 
 /* The type of block I of the layout. */
@@ -134,17 +142,32 @@ next_len (uint64_t max)
   return n < max ? n : max;
 }
 
-static uint8_t
-pattern (uint64_t offset)
+/* The disk's data, made once: a pattern of the offset. */
+static uint8_t *disk;
+
+static int
+fp_config_complete (void)
 {
-  return (uint8_t)(offset ^ (offset >> 8) ^ (offset >> 16));
+  disk = malloc (size);
+  if (disk == NULL) {
+    nbdkit_error ("malloc: %m");
+    return -1;
+  }
+  for (int64_t i = 0; i < size; i++)
+    disk[i] = (uint8_t)(i ^ (i >> 8) ^ (i >> 16));
+  return 0;
+}
+
+static void
+fp_unload (void)
+{
+  free (disk);
 }
 
 static void
 fill (uint8_t *p, uint64_t offset, uint64_t count)
 {
-  for (uint64_t i = 0; i < count; i++)
-    p[i] = pattern (offset + i);
+  memcpy (p, disk + offset, count);
 }
 
 static const struct nbdkit_param params[]
@@ -469,7 +492,7 @@ fp_extents (void *h, uint64_t count, uint64_t offset, uint32_t flags,
       pos = offset - (next_len (4096) % (offset + 1));
       n = next_len (4096);
       end = end + n < (uint64_t)size ? end + n : (uint64_t)size;
-      for (n = 0; n < MANY_EXTENTS && pos < end; n++) {
+      for (n = 0; n < MANY_EXTENTS && pos < end && budget > 0; n++, budget--) {
         uint64_t b = pos >> layout_shift;
         uint64_t bend = (b + 1) << layout_shift;
         if (bend > end)
@@ -482,8 +505,9 @@ fp_extents (void *h, uint64_t count, uint64_t offset, uint32_t flags,
     case 2: /* more one-byte extents than a reply may hold, alternating
              * with data where the layout allows
              */
-      for (n = 0; n < MANY_EXTENTS && pos < (uint64_t)size && pos < end + 16;
-           n++, pos++)
+      for (n = 0; n < MANY_EXTENTS && pos < (uint64_t)size && pos < end + 16
+                  && budget > 0;
+           n++, pos++, budget--)
         if (nbdkit_add_extent (e, pos, 1,
                                pos & 1 ? fuzzplug_types (pos, 1) : 0)
             == -1)
@@ -519,6 +543,8 @@ static struct nbdkit_plugin plugin = {
   .version = "1",
   .description = "a plugin whose answers the fuzzer chooses",
   .params = params,
+  .config_complete = fp_config_complete,
+  .unload = fp_unload,
   .list_exports = fp_list_exports,
   .default_export = fp_default_export,
   .open = fp_open,
