@@ -37,10 +37,10 @@
 #include <dlfcn.h>
 #include <endian.h>
 #include <errno.h>
-#include <inttypes.h>
-#include <stdarg.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +117,7 @@ put (const void *p, size_t n)
   stream_len += n;
 }
 
+#if FUZZ_MODE != MODE_HANDSHAKE
 static void
 put32 (uint32_t v)
 {
@@ -134,7 +135,7 @@ put_opt (uint32_t option, uint32_t len)
 }
 
 /* The client's side of the handshake chosen by MODE. */
-static void __attribute__ ((unused))
+static void
 put_handshake (unsigned mode)
 {
   const char *name = mode & M_EXPORT_A ? "a" : "";
@@ -180,6 +181,7 @@ put_handshake (unsigned mode)
       put (&info, 2);
   }
 }
+#endif
 
 /* What server_run does before it serves its first client, without
  * listening: server_prepare, then each layer's after_fork.
@@ -220,8 +222,14 @@ setup (char **args)
   return s;
 }
 
-/* The cbt filter's bitmap name, making its context name LEN long. */
-static char *__attribute__ ((unused))
+#if FUZZ_MODE != MODE_PLUGIN
+/* The cbt filter's bitmap= argument, making its context name LEN long;
+ * kept for the life of the process, as the server may point into it
+ * (the refused server's too).
+ */
+static char *bitmap, *refused_bitmap;
+
+static char *
 bitmap_arg (size_t len)
 {
   static const char prefix[] = "qemu:dirty-bitmap:";
@@ -235,12 +243,12 @@ bitmap_arg (size_t len)
   a[7 + n] = '\0';
   return a;
 }
+#endif
 
 int
 LLVMFuzzerInitialize (int *argc, char ***argv)
 {
   const char *log = getenv ("FUZZ_VERBOSE") ? "--log=stderr" : "--log=null";
-  char *bitmap = NULL;
 
   signal (SIGPIPE, SIG_IGN);
   setenv ("NBDKIT_FILTERDIR", FUZZ_FILTERDIR, 0);
@@ -268,18 +276,18 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
    * length, which fuzz-transmission always uses.  FUZZ_CONTEXT_LEN
    * chooses the length instead (at least 19).
    */
-  char *args[] = { "nbdkit", "-t",        "1",       (char *)log,
-                   "-e",     "",          "--filter=cbt", FUZZ_PLUGIN,
-                   NULL,     NULL };
+  char *args[] = { "nbdkit", "-t",           "1",         (char *)log, "-e",
+                   "",       "--filter=cbt", FUZZ_PLUGIN, NULL,        NULL };
   const char *env = getenv ("FUZZ_CONTEXT_LEN");
-  size_t len = env ? strtoul (env, NULL, 10)
-                   : FUZZ_MODE == MODE_HANDSHAKE ? 4200 : 4096;
+  size_t len = env                           ? strtoul (env, NULL, 10)
+               : FUZZ_MODE == MODE_HANDSHAKE ? 4200
+                                             : 4096;
   if (len < 19)
     len = 19;
   args[8] = bitmap = bitmap_arg (len);
   server = setup (args);
   if (server == NULL && len != 4096) {
-    free (bitmap);
+    refused_bitmap = bitmap;
     args[8] = bitmap = bitmap_arg (4096);
     server = setup (args);
   }
@@ -290,7 +298,6 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
     fprintf (stderr, "fuzz: cannot set up the server\n");
     abort ();
   }
-  (void)bitmap; /* the server's parameters may point into it */
   if (getenv ("FUZZ_VERBOSE"))
     server->opt.verbose = 1;
   chain_top = server->top;
@@ -357,7 +364,10 @@ get16 (const uint8_t *p)
   return be16toh (v);
 }
 
-static void __attribute__ ((noreturn))
+static void finding (const char *fmt, ...)
+    __attribute__ ((noreturn, format (printf, 1, 2)));
+
+static void
 finding (const char *fmt, ...)
 {
   va_list ap;
@@ -427,8 +437,8 @@ check_replies (const uint8_t *p, size_t n)
       id = get32 (d);
       count = get32 (d + 4);
       if (count != (len - 8) / 16)
-        finding ("block status at byte %zu: %" PRIu32
-                 " extents in %" PRIu64 " bytes",
+        finding ("block status at byte %zu: %" PRIu32 " extents in %" PRIu64
+                 " bytes",
                  pos, count, len);
       if (count == 0)
         finding ("block status at byte %zu: no extent", pos);
@@ -437,9 +447,8 @@ check_replies (const uint8_t *p, size_t n)
         uint64_t etype = get64 (d + 16 + i * 16);
         uint32_t allowed;
         if (elen == 0)
-          finding ("block status at byte %zu: extent %" PRIu32
-                   " is empty",
-                   pos, i);
+          finding ("block status at byte %zu: extent %" PRIu32 " is empty", pos,
+                   i);
         allowed = etype ? plugin_types (offset, elen) : 0;
         if (etype & ~(uint64_t)allowed)
           finding ("block status at byte %zu: extent %" PRIu32 " of %" PRIu32

@@ -8,7 +8,9 @@
  * the plain choice (full capabilities, a complete read, one extent),
  * and an exhausted script reads as zeroes, so without a script the
  * plugin is an ordinary read-write disk whose data is a pattern of the
- * offset (writes succeed and are forgotten).
+ * offset (writes succeed and are forgotten).  The "script byte" in
+ * its debug messages (FUZZ_VERBOSE=1) tells which byte a callback
+ * took its decision from.
  *
  * Reads may come back short (part of the buffer left unwritten, which
  * the server must send as zeroes), fail, fail part way
@@ -20,15 +22,16 @@
  *
  * Extents follow a layout the script's first byte chooses for the
  * whole connection (see fuzzplug_set_script and layout_type): each
- * block of 2^k bytes has a type, hash-chosen or alternating between data and zeroed holes.  An
- * answer may report less than the layout (a type with fewer bits, as
- * data for a hole), never more: fuzzplug_types tells the harness what
- * the layout allows for a range, so it can check that the server never
- * reports a hole or zeroes where the plugin did not.  Answers come as
- * one extent of data, as the layout's own blocks (from before the
- * request to past its end), as pieces of script-chosen sizes, as more
- * one-byte extents than the server keeps (1M), or as a mistake (a gap,
- * nothing at all, an error).
+ * block of 2^k bytes has a type, hash-chosen or alternating between
+ * data and zeroed holes.  An answer may report less than the layout (a
+ * type with fewer bits, as data for a hole), never more:
+ * fuzzplug_types tells the harness what the layout allows for a range,
+ * so it can check that the server never reports a hole or zeroes where
+ * the plugin did not.  Answers come as one extent of data, as the
+ * layout's own blocks (from before the request to past its end), as
+ * pieces of script-chosen sizes, as more one-byte extents than the
+ * server keeps (1M), or as a mistake (a gap, nothing at all, an
+ * error).
  *
  *   size=SIZE   the disk (default 4M + 3, so the tail is unaligned)
  */
@@ -170,12 +173,11 @@ fill (uint8_t *p, uint64_t offset, uint64_t count)
   memcpy (p, disk + offset, count);
 }
 
-static const struct nbdkit_param params[]
-    = { { .name = "size",
-          .type = NBDKIT_PARAM_SIZE,
-          .doc = "size of the disk",
-          .dest = &size },
-        { .name = NULL } };
+static const struct nbdkit_param params[] = { { .name = "size",
+                                                .type = NBDKIT_PARAM_SIZE,
+                                                .doc = "size of the disk",
+                                                .dest = &size },
+                                              { .name = NULL } };
 
 static int
 fp_list_exports (int readonly, int is_tls, struct nbdkit_exports *e)
@@ -334,8 +336,8 @@ fp_can_cache (void *h)
 static int
 fail (const char *what)
 {
-  static const int errs[] = { EIO, ENOSPC, EINVAL, ENOMEM, EPERM, ESHUTDOWN,
-                              EOVERFLOW, ENOTSUP };
+  static const int errs[]
+      = { EIO, ENOSPC, EINVAL, ENOMEM, EPERM, ESHUTDOWN, EOVERFLOW, ENOTSUP };
   int e = errs[next () % (sizeof errs / sizeof errs[0])];
   nbdkit_set_error (e);
   nbdkit_error ("%s failed (errno %d)", what, e);
@@ -508,8 +510,7 @@ fp_extents (void *h, uint64_t count, uint64_t offset, uint32_t flags,
       for (n = 0; n < MANY_EXTENTS && pos < (uint64_t)size && pos < end + 16
                   && budget > 0;
            n++, pos++, budget--)
-        if (nbdkit_add_extent (e, pos, 1,
-                               pos & 1 ? fuzzplug_types (pos, 1) : 0)
+        if (nbdkit_add_extent (e, pos, 1, pos & 1 ? fuzzplug_types (pos, 1) : 0)
             == -1)
           return -1;
       nbdkit_debug ("extents: %" PRIu64 " one-byte extents given", n);
