@@ -70,7 +70,7 @@ for f in "$here"/crashes/*; do
   if ! "$fb/tests/fuzz/fuzz-$mode" -timeout=20 -rss_limit_mb=3072 "$f" \
        >"$out/crash-$(basename "$f").log" 2>&1; then
     echo "run-fuzz: FAIL: fuzz-$mode $f; see $out/crash-$(basename "$f").log"
-    grep -E 'ERROR|SUMMARY' "$out/crash-$(basename "$f").log" | head -5
+    grep -E '^fuzz:|ERROR|SUMMARY' "$out/crash-$(basename "$f").log" | head -5
     failed="$failed$mode "
     rc=1
   fi
@@ -100,7 +100,7 @@ for mode in $modes; do
   fi
   if [ $r -ne 0 ]; then
     echo "run-fuzz: FAIL: fuzz-$mode exited $r; see $out/fuzz-$mode.log"
-    grep -E 'ERROR|SUMMARY|Test unit written' "$out/fuzz-$mode.log" | head
+    grep -E '^fuzz:|ERROR|SUMMARY|Test unit written' "$out/fuzz-$mode.log" | head
     rc=1
   fi
 done
