@@ -5,10 +5,15 @@
 
 corpus-handshake/: what a client sends from the start of a connection
 (client flags, options, then requests), for fuzz-handshake.
-corpus-transmission/: requests only, for fuzz-transmission (the server
-skips the handshake, as with --no-handshake; replies are simple).
+corpus-transmission/: two bytes choosing the handshake the harness
+makes (see "struct mode" in fuzz-server.c), then requests, for
+fuzz-transmission.
+corpus-plugin/: the same two bytes, a script for the plugin (a 16-bit
+little-endian length, then the bytes fuzzplug.c takes its decisions
+from), then requests, for fuzz-plugin.
 
-The server under fuzzing serves a 1 MiB memory export.  Seeds are
+The server under fuzzing serves fuzzplug.c's disk of 4 MiB + 3 bytes
+(fuzz-plugin: 512 bytes less, through the offset filter).  Seeds are
 regenerated, not edited: change this script and run it again.
 """
 
@@ -25,7 +30,12 @@ EXT_REQ_MAGIC = 0x21e41c71
                                                   10, 11)
 READ, WRITE, DISC, FLUSH, TRIM, CACHE, ZERO, BLOCK_STATUS = range(8)
 FUA, NO_HOLE, DF, REQ_ONE, FAST_ZERO, PAYLOAD_LEN = (1, 2, 4, 8, 16, 32)
-SIZE = 1 << 20
+SIZE = (4 << 20) + 3
+CBT = b"qemu:dirty-bitmap:"
+
+# The mode bytes (fuzz-server.c).
+M_SR, M_EH, M_META_BASE, M_META_OWN = 1, 2, 4, 8
+M_EXPORT_A, M_ASK_BS, M_EXPORT_NAME, M_ALT, M_READONLY = 16, 32, 64, 128, 256
 
 
 def flags(no_zeroes=True):
@@ -91,6 +101,18 @@ def handshake_seeds():
                         opt(OPT_SR) + meta(OPT_LIST_META, ()) +
                         meta(OPT_LIST_META, (b"base:",)) +
                         opt(OPT_ABORT))
+    yield "cbt-list", (flags() + opt(OPT_SR) + meta(OPT_LIST_META, ()) +
+                       meta(OPT_LIST_META, (b"qemu:",)) +
+                       meta(OPT_LIST_META, (CBT,), b"a") +
+                       meta(OPT_SET_META, (b"base:allocation", b"qemu:",
+                                           b"qemu:dirty-bitmap:x")) +
+                       opt(OPT_ABORT))
+    yield "cbt-status", (flags() + opt(OPT_EXT) +
+                         meta(OPT_LIST_META, (CBT,)) +
+                         meta(OPT_SET_META, (b"base:allocation",)) +
+                         go() + ereq(WRITE, 0, 8, 0, b"12345678") +
+                         ereq(BLOCK_STATUS, 0, SIZE, cookie=2) +
+                         ereq(DISC, cookie=3))
     yield "starttls", flags() + opt(OPT_STARTTLS) + go() + req(DISC)
     yield "unknown-opt", (flags() + opt(0x1234, b"xyz") + opt(OPT_SR, b"x") +
                           go(b"\0a") + go() + req(DISC))
@@ -104,7 +126,29 @@ def handshake_seeds():
                            req(READ, 0, 16, 0x8000, cookie=5) + req(DISC))
 
 
+def mode(m):
+    return struct.pack("<H", m)
+
+
 def transmission_seeds():
+    yield "structured", mode(M_SR | M_META_BASE | M_META_OWN |
+                             M_ASK_BS) + all_requests(req)
+    yield "extended", mode(M_EH | M_META_BASE | M_META_OWN) + \
+        all_requests(ereq)
+    yield "extended-a", mode(M_EH | M_EXPORT_A | M_ASK_BS) + \
+        all_requests(ereq)
+    yield "export-name", mode(M_EXPORT_NAME) + all_requests(req)
+    yield "readonly", mode(M_SR | M_READONLY) + all_requests(req)
+    yield "ext-bad", mode(M_EH | M_META_BASE) + (
+        ereq(READ, 0, 1 << 40) + ereq(WRITE, 0, 16, PAYLOAD_LEN, b"x" * 16,
+                                      2) +
+        ereq(BLOCK_STATUS, SIZE - 1, 1 << 33, cookie=3) +
+        ereq(WRITE, 0, 1 << 62, cookie=4))
+    for name, data in raw_transmission_seeds():
+        yield name, mode(M_ALT) + data
+
+
+def raw_transmission_seeds():
     yield "read", req(READ, 0, 4096) + req(DISC)
     yield "write-read", (req(WRITE, 512, 8, FUA, b"abcdefgh") +
                          req(READ, 512, 8, cookie=2))
@@ -124,11 +168,56 @@ def transmission_seeds():
     yield "truncated", req(WRITE, 0, 4096, 0, b"y" * 100)
 
 
+def script(layout=0, *b):
+    """The layout byte (fuzzplug.c: blocks of 2^((bits 0-4 + 12) mod 23)
+    bytes, so 0 is 4 KiB and 11 is one byte; bit 5: alternating types),
+    then decisions."""
+    return struct.pack("<H", len(b) + 1) + bytes((layout,) + b)
+
+
+def plugin_seeds():
+    # Decisions in the order fuzzplug.c takes them: the handshake's open,
+    # get_size, block_size, capabilities, ... (13 of them without the
+    # filters, 14 with base:allocation, 5 through the filters, which
+    # ask fewer), then each request's.
+    yield "plain", mode(M_SR | M_META_BASE) + script() + all_requests(req)
+    yield "plain-ext", mode(M_EH | M_META_BASE) + script() + \
+        all_requests(ereq)
+    yield "bare", mode(M_EH | M_META_BASE | M_ALT) + script() + \
+        all_requests(ereq)
+    yield "many-extents", mode(M_EH | M_META_BASE | M_ALT) + \
+        script(0x2b, *([0] * 14 + [2])) + ereq(BLOCK_STATUS, 0, SIZE) + \
+        req(DISC)
+    yield "many-extents-sr", mode(M_SR | M_META_BASE | M_ALT) + \
+        script(0x2b, *([0] * 14 + [2])) + req(BLOCK_STATUS, 0, SIZE - 3) + \
+        req(DISC)
+    # Checked by the harness: extended headers, no filters, the layout's
+    # blocks (case 1) and script-sized pieces (case 7).
+    for layout in (0x00, 0x0b, 0x2c, 0x4f, 0x3f):
+        yield "layout-%02x" % layout, mode(M_EH | M_META_BASE | M_ALT) + \
+            script(layout, *([0] * 14 + [1, 0, 0, 7, 200, 3, 9, 1, 140,
+                                          2, 0])) + \
+            ereq(BLOCK_STATUS, 1000, 1 << 20) + \
+            ereq(BLOCK_STATUS, 4096, 65536, REQ_ONE, cookie=2) + \
+            ereq(DISC, cookie=3)
+    for k in range(1, 8):
+        yield "read-%d" % k, mode(M_SR | M_ALT) + \
+            script(0, *([0] * 13 + [k, 3, 2, 9, 3, 200, 4, 1, 7, 3, 8])) + \
+            req(READ, 1000, 65536) + req(READ, 0, 512, cookie=2) + \
+            req(DISC)
+    yield "read-chain", mode(M_SR) + \
+        script(0, *([0] * 5 + [7, 3, 2, 9, 3, 200, 4, 1, 7, 3, 8] * 4)) + \
+        req(READ, 1000, 65536) + req(READ, 0, 512, cookie=2) + req(DISC)
+    yield "fail-caps", mode(M_SR | M_ASK_BS) + \
+        script(0, 0, 0, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1) + all_requests(req)
+
+
 def main():
     top = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(
         os.path.abspath(__file__))
     for name, seeds in (("corpus-handshake", handshake_seeds()),
-                        ("corpus-transmission", transmission_seeds())):
+                        ("corpus-transmission", transmission_seeds()),
+                        ("corpus-plugin", plugin_seeds())):
         d = os.path.join(top, name)
         os.makedirs(d, exist_ok=True)
         for f in os.listdir(d):

@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
 # Build the libFuzzer harnesses (fuzz-server.c) in a clang configuration
-# of their own, with ASan and UBSan, and run each for a bounded time on
-# its seed corpus.  Run by ctest (label "fuzz"); skipped (77) without
-# clang or its libFuzzer runtime.
+# of their own, with ASan and UBSan; run each once on every reproducer
+# kept in tests/fuzz/crashes/ (MODE-NAME), then each for a bounded time
+# on its seed corpus.  Run by ctest in the sanitizer build (label
+# "fuzz"); skipped (77) without clang or its libFuzzer runtime.
 #
-#   tests/fuzz/run-fuzz.sh [SECONDS]    # per harness; default 30
+#   tests/fuzz/run-fuzz.sh [SECONDS]    # per harness; default 25
 #
 # Environment: SRCDIR (source root), BUILDDIR (the normal build tree;
 # the clang build goes in $BUILDDIR/tests/fuzz/clang-build and is reused
-# by later runs), FUZZ_SECONDS (same as the argument), FUZZ_JOBS.
+# by later runs), FUZZ_SECONDS (same as the argument), FUZZ_JOBS (build
+# jobs), FUZZ_MODES (default "handshake transmission plugin").
 # Inputs that crash, leak or hang are left in
 # $BUILDDIR/tests/fuzz/artifacts/ and fail the test; copy them to
 # tests/fuzz/crashes/ as reproducers (run: fuzz-handshake FILE).
+# tests/fuzz/README says how to run the fuzzers for longer.
 set -u
 export PATH=/usr/bin:/bin:$PATH
 here="$(cd "$(dirname "$0")" && pwd)"
 : "${SRCDIR:=$(cd "$here/../.." && pwd)}"
 : "${BUILDDIR:=$SRCDIR/build}"
-secs="${1:-${FUZZ_SECONDS:-30}}"
+secs="${1:-${FUZZ_SECONDS:-25}}"
+modes="${FUZZ_MODES:-handshake transmission plugin}"
 
 skip () { echo "run-fuzz: SKIP: $*"; exit 77; }
 command -v clang >/dev/null || skip "clang not found"
@@ -41,8 +45,8 @@ if [ ! -f "$fb/CMakeCache.txt" ]; then
     -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link" >"$out/cmake.log" 2>&1 \
     || { tail -20 "$out/cmake.log"; echo "run-fuzz: FAIL: configure"; exit 1; }
 fi
-cmake --build "$fb" -j"${FUZZ_JOBS:-2}" --target fuzz-handshake \
-  fuzz-transmission nbdkit-memory-plugin >"$out/build.log" 2>&1 \
+cmake --build "$fb" -j"${FUZZ_JOBS:-2}" --target fuzz-all \
+  >"$out/build.log" 2>&1 \
   || { tail -30 "$out/build.log"; echo "run-fuzz: FAIL: build"; exit 1; }
 
 # Leaks are checked after each input that allocated more than it freed
@@ -53,7 +57,27 @@ cmake --build "$fb" -j"${FUZZ_JOBS:-2}" --target fuzz-handshake \
 export ASAN_OPTIONS="detect_leaks=1:leak_check_at_exit=0:abort_on_error=1:allocator_may_return_null=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 rc=0
-for mode in handshake transmission; do
+
+# The reproducers of what the fuzzers found: each must now pass.  A
+# harness that still crashes on one is not run further: it would only
+# find the same again.
+failed=" "
+for f in "$here"/crashes/*; do
+  [ -f "$f" ] || continue
+  mode="$(basename "$f")"
+  mode="${mode%%-*}"
+  case " $modes " in *" $mode "*) ;; *) continue ;; esac
+  if ! "$fb/tests/fuzz/fuzz-$mode" -timeout=20 -rss_limit_mb=3072 "$f" \
+       >"$out/crash-$(basename "$f").log" 2>&1; then
+    echo "run-fuzz: FAIL: fuzz-$mode $f; see $out/crash-$(basename "$f").log"
+    grep -E '^fuzz:|ERROR|SUMMARY' "$out/crash-$(basename "$f").log" | head -5
+    failed="$failed$mode "
+    rc=1
+  fi
+done
+
+for mode in $modes; do
+  case "$failed" in *" $mode "*) continue ;; esac
   work="$out/work-$mode"
   mkdir -p "$work"
   echo "run-fuzz: fuzz-$mode for ${secs}s"
@@ -76,7 +100,7 @@ for mode in handshake transmission; do
   fi
   if [ $r -ne 0 ]; then
     echo "run-fuzz: FAIL: fuzz-$mode exited $r; see $out/fuzz-$mode.log"
-    grep -E 'ERROR|SUMMARY|Test unit written' "$out/fuzz-$mode.log" | head
+    grep -E '^fuzz:|ERROR|SUMMARY|Test unit written' "$out/fuzz-$mode.log" | head
     rc=1
   fi
 done
