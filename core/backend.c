@@ -111,6 +111,8 @@ backend_preconnect (struct backend *top, int readonly)
     const char *saved = t->name;
     int r;
     t->name = b->name;
+    if (b->server->opt.verbose && b->server->debug_controlpath)
+      log_debug (b->server, "%s: preconnect readonly=%d", b->name, readonly);
     r = b->ops->preconnect (b, readonly);
     t->name = saved;
     if (r == -1)

@@ -1009,6 +1009,11 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
     /* A script filter: its host takes the script first. */
     if (fhost && !is_so && config_one (f, "script", fname) == -1)
       goto err;
+    /* Found by its short name, it goes by that name in messages, -v
+     * traces and -D flags, as the filter nbdkit users know.
+     */
+    if (fname != filters[i])
+      f->name = f->given = filters[i];
   }
   s->plugin = *link = plugin_load (s, plugin_name);
   if (s->plugin == NULL)

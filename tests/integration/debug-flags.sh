@@ -35,7 +35,7 @@ done
 run () { t "$NBDKIT" -U - -v "$@" --filter=noextents memory 1M \
            --run 'nbdcopy "$uri" /dev/null' 2>&1; }
 out="$(run)"
-for want in "noextents: open" "memory: open" "noextents: pread" \
+for want in "memory: preconnect" "noextents: open" "memory: open" "noextents: pread" \
             "memory: pread" "memory: get_size" "memory: close" \
             "negotiation: NBD_OPT_GO"; do
   grep -q "^nbdkit:.*debug: .*$want" <<<"$out" || fail "-v: no '$want'"

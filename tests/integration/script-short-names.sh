@@ -18,6 +18,11 @@ t "$NBDKIT" -U - --filter=delay memory 1M delay-read=1 \
 elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
 [ "$elapsed" -ge 1000 ] || fail "--filter=delay: read took ${elapsed}ms"
 
+# It goes by its short name in messages and -v traces.
+t "$NBDKIT" -U - -v --filter=delay memory 1M \
+  --run 'nbdinfo --size "$uri"' 2>err.out >/dev/null
+grep -q "debug: delay: open" err.out || fail "-v: the filter is not 'delay'"
+
 # error filter by name: every read fails.
 if t "$NBDKIT" -U - --filter=error memory 1M error-pread-rate=1 \
      --run 'nbdsh -u "$uri" -c "h.pread(512, 0)"' 2>/dev/null; then
