@@ -264,6 +264,37 @@ data_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
   return r;
 }
 
+/* Extents are reported by 32K page, as nbdkit's data plugin does: a
+ * page no byte was written to is a hole, one holding only zeroes
+ * reads as zeroes but is allocated, any other page is data.
+ */
+#define EXTENT_PAGE 32768
+
+/* The type of the page starting at PAGE, which run I (or a later one)
+ * may cover.
+ */
+static uint32_t
+page_type (size_t i, uint64_t page)
+{
+  const uint64_t pend = page + EXTENT_PAGE;
+  bool allocated = false;
+
+  for (; i < disk.n && disk.runs[i].off < pend; i++) {
+    const struct run *run = &disk.runs[i];
+    uint64_t a = run->off > page ? run->off : page;
+    uint64_t b = run->off + run->len < pend ? run->off + run->len : pend;
+
+    if (b <= a)
+      continue;
+    allocated = true;
+    const uint8_t *d = run->data + (a - run->off);
+    if (d[0] != 0 || memcmp (d, d + 1, b - a - 1) != 0)
+      return 0;
+  }
+  return allocated ? NBDKIT_EXTENT_ZERO
+                   : NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
+}
+
 static int
 data_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
               struct nbdkit_extents *extents)
@@ -275,27 +306,30 @@ data_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
   int r = 0;
 
   pthread_mutex_lock (&lock);
-  for (size_t i = store_find (&disk, offset);
-       i < disk.n && at < end && r == 0 && n < MAX_EXTENTS; i++) {
-    const struct run *run = &disk.runs[i];
-    if (run->off >= end)
-      break;
-    if (run->off > at) {
-      r = nbdkit_add_extent (extents, at, run->off - at, hole);
-      at = run->off;
-      n++;
+  while (at < end && r == 0 && n < MAX_EXTENTS) {
+    const uint64_t page = at - at % EXTENT_PAGE;
+    const size_t i = store_find (&disk, page);
+    uint64_t next;
+    uint32_t type;
+
+    if (i >= disk.n || disk.runs[i].off >= page + EXTENT_PAGE) {
+      /* A hole up to the page of the next run. */
+      type = hole;
+      next = i < disk.n ? disk.runs[i].off - disk.runs[i].off % EXTENT_PAGE
+                        : end;
+    } else {
+      type = page_type (i, page);
+      next = page + EXTENT_PAGE;
     }
-    uint64_t b = run->off + run->len < end ? run->off + run->len : end;
-    if (r == 0)
-      r = nbdkit_add_extent (extents, at, b - at, 0);
-    at = b;
+    if (next > end || next < at)
+      next = end;
+    r = nbdkit_add_extent (extents, at, next - at, type);
+    at = next;
     n++;
-    if (flags & NBDKIT_FLAG_REQ_ONE)
+    if ((flags & NBDKIT_FLAG_REQ_ONE) && n > 0)
       break;
   }
   pthread_mutex_unlock (&lock);
-  if (r == 0 && at < end && n < MAX_EXTENTS)
-    r = nbdkit_add_extent (extents, at, end - at, hole);
   return r;
 }
 
