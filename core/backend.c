@@ -68,6 +68,17 @@ open_layer (struct backend *b, struct connection *conn, int readonly,
 
   if (c == NULL)
     return NULL;
+  /* Each layer resolves the default export ("") by its own
+   * default_export, as in nbdkit: a filter may present the default
+   * export as "" while the plugin below opens its own default.
+   */
+  if (*exportname == '\0') {
+    exportname = exports_default (b, readonly, is_tls);
+    if (exportname == NULL) {
+      free (c);
+      return NULL;
+    }
+  }
   c->readonly = readonly;
   c->is_tls = is_tls;
   TRACE_CTL (c, "open readonly=%d exportname=\"%s\" tls=%d", readonly,

@@ -111,6 +111,23 @@ nbdkit_use_default_export (struct nbdkit_exports *x)
   return 0;
 }
 
+/* A list that asked for the default export gets its name now, from
+ * layer B: a filter reading its layer's list sees the name, not a flag
+ * it cannot read.
+ */
+int
+exports_resolve_default (struct nbdkit_exports *x, struct backend *b,
+                         int readonly, int is_tls)
+{
+  const char *name;
+
+  if (!x->use_default)
+    return 0;
+  x->use_default = 0;
+  name = exports_default (b, readonly, is_tls);
+  return name ? nbdkit_add_export (x, name, NULL) : -1;
+}
+
 /* ---- the default export, cached per connection ---- */
 
 struct default_export {

@@ -710,7 +710,10 @@ nbdkit_backend_list_exports (nbdkit_backend *backend, int readonly, int is_tls,
                              struct nbdkit_exports *x)
 {
   struct backend *b = (struct backend *)backend;
-  return b->ops->list_exports (b, readonly, is_tls, x);
+
+  if (b->ops->list_exports (b, readonly, is_tls, x) == -1)
+    return -1;
+  return exports_resolve_default (x, b, readonly, is_tls);
 }
 
 NBDKIT_EXTERN_C const char *

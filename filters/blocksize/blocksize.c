@@ -5,7 +5,7 @@
  *
  * The client may send anything (the filter announces a minimum of 1);
  * the plugin sees only requests aligned to MINBLOCK, reads and writes
- * of at most MAXDATA bytes and other requests of at most MAXLEN.
+ * of at most MAXDATA bytes and any request of at most MAXLEN.
  * Reads are widened to the alignment through a bounce buffer; the
  * unaligned head and tail of writes and zeroes are read-modify-write
  * cycles; those of trims are dropped (a trim is only advice).  The
@@ -59,6 +59,7 @@ static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
  */
 struct handle {
   uint64_t minblock, maxdata, maxlen;
+  uint32_t preferred; /* the plugin's */
 };
 
 #define ALIGN_DOWN(x, a) ((x) & ~((uint64_t)(a)-1))
@@ -138,8 +139,12 @@ blocksize_prepare (nbdkit_next *next, void *handle, int readonly)
     if (bs.maximum_virtual && bs.maximum_virtual < h->maxlen)
       h->maxlen = bs.maximum_virtual;
   }
+  /* No request of any kind is larger than maxlen, data ones included. */
+  if (h->maxdata > h->maxlen)
+    h->maxdata = h->maxlen;
   h->maxdata = ALIGN_DOWN (h->maxdata, h->minblock);
   h->maxlen = ALIGN_DOWN (h->maxlen, h->minblock);
+  h->preferred = bs.preferred;
   if (h->maxdata == 0 || h->maxlen == 0) {
     nbdkit_error ("maxdata and maxlen must be at least minblock (%" PRIu64 ")",
                   h->minblock);
@@ -162,8 +167,10 @@ blocksize_get_size (nbdkit_next *next, void *handle)
   return size == -1 ? -1 : (int64_t)ALIGN_DOWN ((uint64_t)size, h->minblock);
 }
 
-/* The client may send anything; the preferred size keeps well-behaved
- * clients on the aligned, copy-free path.
+/* The client may send anything (the server still refuses data
+ * requests beyond its own 64M); the preferred size, the plugin's or at
+ * least minblock, keeps well-behaved clients on the aligned, copy-free
+ * path.
  */
 static int
 blocksize_block_size (nbdkit_next *next, void *handle,
@@ -172,9 +179,12 @@ blocksize_block_size (nbdkit_next *next, void *handle,
   struct handle *h = handle;
 
   bs->minimum = 1;
-  bs->preferred = h->minblock > 4096 ? h->minblock : 4096;
+  bs->preferred = h->preferred ? h->preferred : 4096;
+  if (bs->preferred < h->minblock)
+    bs->preferred = h->minblock;
   bs->maximum = 0xffffffff;
   bs->maximum_virtual = 0;
+  bs->advisory = 1;
   return 0;
 }
 

@@ -17,8 +17,11 @@
 --   exportname-strict=BOOL   true: a client may only open the names
 --                            given with exportname= (and the default)
 --                            (default false)
---   exportdesc=DESC          the export's description: keep (default),
---                            none, or fixed:TEXT
+--   exportdesc=DESC          the exports' descriptions, when listed and
+--                            when opened: keep (default, the plugin's),
+--                            none, fixed:TEXT, or script:SCRIPT (the
+--                            output of the shell SCRIPT, run with $name
+--                            set to the export's name)
 
 params = {
   { name = "default-export", doc = "name of the default export" },
@@ -29,7 +32,7 @@ params = {
   { name = "exportname-strict", type = "bool", default = false,
     doc = "refuse names not given with exportname=" },
   { name = "exportdesc", default = "keep",
-    doc = "keep, none or fixed:TEXT" },
+    doc = "keep, none, fixed:TEXT or script:SCRIPT" },
 }
 
 local default_name, list_mode, strict, desc_mode, desc_text
@@ -45,9 +48,11 @@ function config(key, value)
       desc_mode = value
     elseif value:match("^fixed:") then
       desc_mode, desc_text = "fixed", value:sub(7)
+    elseif value:match("^script:") then
+      desc_mode, desc_text = "script", value:sub(8)
     else
-      error(nbdkit.errno("EINVAL", "exportdesc: expected keep, none or" ..
-                         " fixed:TEXT, not '" .. value .. "'"))
+      error(nbdkit.errno("EINVAL", "exportdesc: expected keep, none," ..
+                         " fixed:TEXT or script:SCRIPT, not '" .. value .. "'"))
     end
   end
 end
@@ -58,9 +63,32 @@ function default_export(backend, readonly, is_tls)
   return default_name or backend:default_export(readonly, is_tls)
 end
 
+-- The description exportdesc= gives export NAME, or KEEP.
+local function describe(name, keep)
+  if desc_mode == "none" then return nil end
+  if desc_mode == "fixed" then return desc_text end
+  if desc_mode == "script" then
+    local quoted = "'" .. name:gsub("'", "'\\''") .. "'"
+    local p = io.popen("name=" .. quoted .. "\n" .. desc_text, "r")
+    if not p then
+      error(nbdkit.errno("EIO", "exportdesc: cannot run the script"))
+    end
+    local out = p:read("a")
+    p:close()
+    return (out:gsub("\n+$", ""))
+  end
+  return keep
+end
+
 function list_exports(backend, readonly, is_tls)
   if list_mode == "keep" then
-    return backend:list_exports(readonly, is_tls)
+    local list = backend:list_exports(readonly, is_tls)
+    if desc_mode ~= "keep" then
+      for _, e in ipairs(list) do
+        e.description = describe(e.name, nil)
+      end
+    end
+    return list
   elseif list_mode == "error" then
     error(nbdkit.errno("EPERM", "listing exports is not allowed"))
   elseif list_mode == "empty" then
@@ -89,7 +117,7 @@ function open(ctx, readonly, exportname, is_tls)
 end
 
 function export_description(next, h)
-  if desc_mode == "none" then return "" end
-  if desc_mode == "fixed" then return desc_text end
-  return next:export_description()
+  if desc_mode == "keep" then return next:export_description() end
+  -- nil would mean the layer below's: no description is an empty one.
+  return describe(nbdkit.export_name(), nil) or ""
 end

@@ -11,11 +11,12 @@
 --   protect=START-END   a protected range, bytes START to END inclusive,
 --                       in decimal, hex (0x1bd) or octal (0755), or as
 --                       sizes (1M); START- runs to the end of the disk,
---                       -END starts at 0.  Repeatable.
+--                       -END starts at 0.  Repeatable; without any,
+--                       nothing is protected.
 --   protect=~START-END  protect everything except START to END.
 
 params = {
-  { name = "protect", type = "list", required = true,
+  { name = "protect", type = "list",
     doc = "START-END: bytes START to END (inclusive) are read-only" },
 }
 

@@ -28,9 +28,6 @@
 /* Block status replies stop after this many extents. */
 #define MAX_EXTENTS 65536
 
-/* The granularity of allocation in block status (nbdkit's 32 KiB). */
-#define PAGE UINT64_C (32768)
-
 static const char *data_text, *base64_text, *raw_text;
 static int64_t size = -1;
 
@@ -267,6 +264,37 @@ data_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
   return r;
 }
 
+/* Extents are reported by 32K page, as nbdkit's data plugin does: a
+ * page no byte was written to is a hole, one holding only zeroes
+ * reads as zeroes but is allocated, any other page is data.
+ */
+#define EXTENT_PAGE 32768
+
+/* The type of the page starting at PAGE, which run I (or a later one)
+ * may cover.
+ */
+static uint32_t
+page_type (size_t i, uint64_t page)
+{
+  const uint64_t pend = page + EXTENT_PAGE;
+  bool allocated = false;
+
+  for (; i < disk.n && disk.runs[i].off < pend; i++) {
+    const struct run *run = &disk.runs[i];
+    uint64_t a = run->off > page ? run->off : page;
+    uint64_t b = run->off + run->len < pend ? run->off + run->len : pend;
+
+    if (b <= a)
+      continue;
+    allocated = true;
+    const uint8_t *d = run->data + (a - run->off);
+    if (d[0] != 0 || memcmp (d, d + 1, b - a - 1) != 0)
+      return 0;
+  }
+  return allocated ? NBDKIT_EXTENT_ZERO
+                   : NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
+}
+
 static int
 data_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
               struct nbdkit_extents *extents)
@@ -277,37 +305,31 @@ data_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
   unsigned n = 0;
   int r = 0;
 
-  /* Allocation is reported in pages, as nbdkit's data plugin does: a
-   * page holding any data is data.  The last extent is given whole,
-   * past END if it runs on (the server passes it on).
-   */
   pthread_mutex_lock (&lock);
-  for (size_t i = store_find (&disk, offset & ~(PAGE - 1));
-       i < disk.n && at < end && r == 0 && n < MAX_EXTENTS; i++) {
-    const struct run *run = &disk.runs[i];
-    uint64_t ds = run->off & ~(PAGE - 1);
-    uint64_t de = (run->off + run->len + PAGE - 1) & ~(PAGE - 1);
-    if (de > disk_size)
-      de = disk_size;
-    if (de <= at)
-      continue;
-    if (ds > at) {
-      r = nbdkit_add_extent (extents, at, ds - at, hole);
-      at = ds;
-      n++;
-      if (at >= end || flags & NBDKIT_FLAG_REQ_ONE)
-        break;
+  while (at < end && r == 0 && n < MAX_EXTENTS) {
+    const uint64_t page = at - at % EXTENT_PAGE;
+    const size_t i = store_find (&disk, page);
+    uint64_t next;
+    uint32_t type;
+
+    if (i >= disk.n || disk.runs[i].off >= page + EXTENT_PAGE) {
+      /* A hole up to the page of the next run. */
+      type = hole;
+      next = i < disk.n ? disk.runs[i].off - disk.runs[i].off % EXTENT_PAGE
+                        : end;
+    } else {
+      type = page_type (i, page);
+      next = page + EXTENT_PAGE;
     }
-    if (r == 0)
-      r = nbdkit_add_extent (extents, at, de - at, 0);
-    at = de;
+    if (next > end || next < at)
+      next = end;
+    r = nbdkit_add_extent (extents, at, next - at, type);
+    at = next;
     n++;
-    if (flags & NBDKIT_FLAG_REQ_ONE)
+    if ((flags & NBDKIT_FLAG_REQ_ONE) && n > 0)
       break;
   }
   pthread_mutex_unlock (&lock);
-  if (r == 0 && at < end && n < MAX_EXTENTS)
-    r = nbdkit_add_extent (extents, at, disk_size - at, hole);
   return r;
 }
 
@@ -341,7 +363,6 @@ static struct nbdkit_plugin plugin = {
   .can_extents = data_can_native,
   .can_cache = data_can_native,
   .pread = data_pread,
-  .pread_fills_buffer = 1, /* every byte, or a hole */
   .pwrite = data_pwrite,
   .flush = data_flush,
   .trim = data_zero,

@@ -19,6 +19,10 @@
 
 struct sh_handle {
   char *h; /* what open printed, given back as $2 */
+  /* can_flush's answer + 1 (0: not asked yet): can_fua without a
+   * can_fua method depends on it, and the script is asked only once.
+   */
+  int can_flush;
 };
 
 static const char *
@@ -482,7 +486,11 @@ sh_can_write (void *handle)
 int
 sh_can_flush (void *handle)
 {
-  return boolean (handle, "can_flush", script_defined ("flush"));
+  struct sh_handle *h = handle;
+
+  if (h->can_flush == 0)
+    h->can_flush = boolean (handle, "can_flush", script_defined ("flush")) + 1;
+  return h->can_flush - 1;
 }
 
 int

@@ -47,15 +47,12 @@ if [ "$OURS" = 1 ]; then
     || fail "message: $(cat err.txt)"
 fi
 
-# Sparse: extents report the holes (in 32 KiB pages, as nbdkit), and
-# the disk is writable.
-start_nbdkit d data '1 @1048576 2 @^2097152'
-map=$(t nbdinfo --map "$uri")
-echo "$map" | grep -Eq "^ +0 +32768 +0 +data" || fail "map: $map"
-echo "$map" | grep -Eq "^ +1048576 +32768 +0 +data" || fail "map: $map"
-totals=$(t nbdinfo --map --totals "$uri")
-echo "$totals" | grep -Eq "^ +65536 .* data" || fail "totals: $totals"
-echo "$map" | grep -Eq "hole,zero" || fail "no holes: $map"
+# Sparse: extents report the holes by 32K page, as nbdkit's data
+# plugin does (a page holding only written zeroes is allocated, type
+# zero), and the disk is writable.
+start_nbdkit d data '1 @1048576 2 @^2097152 @65536 0'
+map=$(t nbdinfo --map "$uri" | awk '{print $1, $2, $3}' | tr '\n' ' ')
+assert_eq map "$map" "0 32768 0 32768 32768 3 65536 32768 2 98304 950272 3 1048576 32768 0 1081344 1015808 3 "
 assert_eq size "$(t nbdinfo --size "$uri")" 2097152
 nbdsh_u "$uri" -c 'h.pwrite(b"xyz", 4096)' -c 'assert h.pread(3, 4096) == b"xyz"' \
   -c 'h.zero(1, 1048576)' -c 'assert h.pread(2, 1048575) == bytes(2)'

@@ -69,6 +69,27 @@ for line in open(trace):
         limit = 32768 if w[0] in ("pread", "pwrite") else 131072
         assert n <= limit, line
 
+# What the filter announces, as nbdkit: minimum 1, the plugin's
+# preferred size, a maximum of 4G-1 (requests still up to the server's
+# 64M); and maxlen= smaller than maxdata caps data requests too.
+trace2 = t.path("trace2")
+uri = t.start("bs2", "--filter=blocksize", plug, "size=4M",
+              "block-size=4096:65536:1048576", "trace=" + trace2,
+              "maxlen=16K")
+h = t.connect(uri)
+assert h.get_block_size(nbdtest.nbd.SIZE_MINIMUM) == 1
+assert h.get_block_size(nbdtest.nbd.SIZE_PREFERRED) == 65536
+assert h.get_block_size(nbdtest.nbd.SIZE_MAXIMUM) == 0xffffffff
+h.pwrite(b"m" * (3 << 20), 1)
+assert h.pread(3 << 20, 1) == b"m" * (3 << 20)
+h.shutdown()
+t.handles.clear()
+t.proc.terminate()
+t.proc.wait()
+sizes = [int(line.split()[2]) for line in open(trace2)
+         if line.split()[0] in ("pread", "pwrite")]
+assert sizes and max(sizes) == 16384, max(sizes)
+
 # In front of memory and file, with nbdcopy.
 t2 = nbdtest.Test()
 img = t2.path("disk.img")

@@ -66,4 +66,23 @@ assert_eq loose "$(run exportname=a -- \
 assert_eq fixed "$(run exportdesc=fixed:hello -- 'nbdinfo "$uri"' | desc)" \
   "hello"
 assert_eq none "$(run exportdesc=none -- 'nbdinfo "$uri"' | desc)" ""
+assert_eq script "$(run 'exportdesc=script:echo "<$name>"' -- \
+  'nbdinfo "nbd+unix:///it%27s?socket=$unixsocket"' | desc)" "<it's>"
+# exportdesc applies to the listed exports too.
+ldesc () { grep -E '^\sdescription:' | sed 's/^\sdescription: //' | tr '\n' ' '; }
+assert_eq list-fixed "$(run exportdesc=fixed:hi -- 'nbdinfo --list "$uri"' |
+  ldesc)" "hi hi "
+assert_eq list-script "$(run 'exportdesc=script:echo $name$name' -- \
+  'nbdinfo --list "$uri"' | ldesc)" "p1p1 p2p2 "
+
+# default-export= (empty): the client sees "", the plugin below opens
+# its own default export, as in nbdkit.
+assert_eq empty-default "$(run default-export= -- 'nbdinfo "$uri"' |
+  grep -E '^export=' )" 'export="":'
+assert_eq empty-default-opened "$(run default-export= -- 'nbdinfo "$uri"' |
+  desc)" "opened:p1"
+
+# A plugin without a list of its own: its default export is listed.
+assert_eq memory-list "$(t "$NBDKIT" -U - --filter="$EN" memory 1M \
+  --run 'nbdinfo --list "$uri"' | list)" " "
 note PASS

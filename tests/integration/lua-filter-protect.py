@@ -64,6 +64,13 @@ for off in (0, 0xfff, 0x2000, 1024 * 1024 - 1):
                          "outside the complement at %#x" % off)
 assert h3.pread(4096, 0x1000) == b"x" * 4096
 
+# No range, or empty complements, protect nothing.
+for args in ([], ["protect=~-"], ["protect=~-", "protect=~-"]):
+    h4 = t.connect(t.start("none%d" % len(args), "--filter=" + PROTECT,
+                           "memory", "1M", *args))
+    h4.pwrite(b"x", 0)
+    h4.pwrite(b"y", 1024 * 1024 - 1)
+
 # A bad range is refused.
 import subprocess  # noqa: E402
 r = subprocess.run([nbdtest.NBDKIT, "-U", "-", "--filter=" + PROTECT,
