@@ -20,12 +20,13 @@
 
 /* ---- I/O ---- */
 
-/* A deadline for the whole handshake, not for each read: a client
- * trickling a byte at a time must not hold its thread for ever.  Each
- * read may wait only for the time that is left.
+/* A deadline for the whole handshake, not for each read or send: a
+ * client trickling a byte at a time, or one that stops reading our
+ * replies, must not hold its thread for ever.  Each read or send may
+ * wait only for the time that is left.
  */
 static int
-set_read_timeout (struct connection *c)
+set_timeout (struct connection *c, int fd, int optname)
 {
   uint64_t now = monotonic_ns ();
   struct timeval tv;
@@ -38,8 +39,27 @@ set_read_timeout (struct connection *c)
   tv.tv_usec = (c->deadline - now) % 1000000000 / 1000;
   if (tv.tv_sec == 0 && tv.tv_usec == 0)
     tv.tv_usec = 1;
-  setsockopt (c->sockin, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (fd, SOL_SOCKET, optname, &tv, sizeof tv);
   return 0;
+}
+
+static int
+set_read_timeout (struct connection *c)
+{
+  return set_timeout (c, c->sockin, SO_RCVTIMEO);
+}
+
+void
+conn_clear_deadline (struct connection *c)
+{
+  struct timeval tv = { 0 };
+
+  if (c->deadline == 0)
+    return;
+  c->deadline = 0;
+  setsockopt (c->sockin, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (c->is_socket)
+    setsockopt (c->sockout, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
 int
@@ -108,10 +128,16 @@ conn_input_pending (struct connection *c)
 int
 conn_sendv (struct connection *c, struct iovec *iov, int iovcnt)
 {
+  if (c->deadline && c->is_socket
+      && set_timeout (c, c->sockout, SO_SNDTIMEO) == -1)
+    return -1;
   if (c->tls_session)
     return tls_sendv (c, iov, iovcnt);
   while (iovcnt > 0) {
     ssize_t r;
+    if (c->deadline && c->is_socket
+        && set_timeout (c, c->sockout, SO_SNDTIMEO) == -1)
+      return -1;
     if (c->is_socket) {
       struct msghdr msg = { .msg_iov = iov, .msg_iovlen = iovcnt };
       r = sendmsg (c->sockout, &msg, MSG_NOSIGNAL);
@@ -120,6 +146,9 @@ conn_sendv (struct connection *c, struct iovec *iov, int iovcnt)
     if (r == -1) {
       if (errno == EINTR)
         continue;
+      /* The socket blocks: EAGAIN means the handshake's time ran out. */
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        errno = ETIMEDOUT;
       return -1;
     }
     while (iovcnt > 0 && (size_t)r >= iov->iov_len) {

@@ -761,7 +761,6 @@ handshake (struct connection *c)
   };
   uint16_t gflags = NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES;
   uint32_t cflags;
-  struct timeval tv = { 0 };
   int r;
 
   if (s->opt.mask_handshake)
@@ -786,10 +785,7 @@ handshake (struct connection *c)
   c->fixed_newstyle = cflags & NBD_FLAG_C_FIXED_NEWSTYLE;
 
   r = negotiate (c);
-  if (c->deadline) {
-    c->deadline = 0;
-    setsockopt (c->sockin, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  }
+  conn_clear_deadline (c);
   if (r == -1)
     close_export (c);
   return r;

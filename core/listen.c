@@ -229,11 +229,25 @@ listen_cleanup (struct server *s)
   }
 }
 
+/* How long the accept loop leaves the listening sockets alone when
+ * the process is out of file descriptors (or memory): the pending
+ * client stays in the kernel's backlog meanwhile, and polling would
+ * only report it again at once.
+ */
+#define ACCEPT_BACKOFF_MS 100
+
+static bool
+out_of_resources (int err)
+{
+  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
 int
 listen_loop (struct server *s)
 {
   struct pollfd pfd[MAX_LISTEN_FDS + 1];
   int n = s->nlisten_fds;
+  bool starved = false; /* the last accept ran out of descriptors */
 
   for (int i = 0; i < n; i++) {
     pfd[i].fd = s->listen_fds[i];
@@ -243,6 +257,13 @@ listen_loop (struct server *s)
   pfd[n].events = POLLIN;
 
   while (!atomic_load (&s->quit)) {
+    /* Out of descriptors, wait for the quit pipe only, for a while:
+     * the clients already connected go on being served.
+     */
+    if (starved) {
+      if (poll (&pfd[n], 1, ACCEPT_BACKOFF_MS) == 1)
+        break;
+    }
     if (poll (pfd, n + 1, -1) == -1) {
       if (errno == EINTR)
         continue;
@@ -259,9 +280,21 @@ listen_loop (struct server *s)
         continue;
       fd = accept4 (pfd[i].fd, NULL, NULL, SOCK_CLOEXEC);
       if (fd == -1) {
+        if (out_of_resources (errno)) {
+          /* Said once per shortage, not once per attempt. */
+          if (!starved)
+            log_error (s, "accept: %m: new clients wait until some close "
+                          "(raise the limit with ulimit -n)");
+          starved = true;
+          break;
+        }
         if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
           log_debug (s, "accept: %m");
         continue;
+      }
+      if (starved) {
+        log_debug (s, "accepting clients again");
+        starved = false;
       }
       setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       if (s->opt.keepalive)

@@ -238,6 +238,7 @@ extern int reverse_connect (struct server *s);
 extern void connection_start (struct server *s, int sockin, int sockout,
                               bool detached);
 extern int conn_recv (struct connection *c, void *buf, size_t len);
+extern void conn_clear_deadline (struct connection *c);
 extern int conn_send (struct connection *c, const void *buf, size_t len);
 extern int conn_sendv (struct connection *c, struct iovec *iov, int iovcnt);
 extern void conn_intern_free (struct connection *c);

@@ -313,8 +313,14 @@ tls_send_all (struct connection *c, const char *p, size_t n)
 {
   while (n > 0) {
     ssize_t r = gnutls_record_send (c->tls_session, p, n);
-    if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN)
+    if (r == GNUTLS_E_INTERRUPTED)
       continue;
+    /* The socket blocks: AGAIN means the handshake's time ran out. */
+    if (r == GNUTLS_E_AGAIN) {
+      log_debug (c->server, "TLS write: timed out");
+      errno = ETIMEDOUT;
+      return -1;
+    }
     if (r < 0) {
       log_debug (c->server, "TLS write: %s", gnutls_strerror (r));
       errno = EIO;

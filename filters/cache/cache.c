@@ -433,7 +433,10 @@ cache_pread (nbdkit_next *next, void *handle, void *b, uint64_t count,
       if (keep) {
         if (fill (next, blk, last, err) == -1)
           return -1;
-        if (state (blk) != NOT_CACHED)
+        pthread_rwlock_rdlock (&lock);
+        st = state (blk);
+        pthread_rwlock_unlock (&lock);
+        if (st != NOT_CACHED)
           continue; /* now read it from the cache */
       }
       /* Only a read of the whole request may pass the loans on. */

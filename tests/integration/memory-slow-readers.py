@@ -44,6 +44,12 @@ def slow_reader(path):
     return c
 
 
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])     # utime + stime
+
+
 def timed_write(h, data, offset):
     start = time.monotonic()
     cookie = h.aio_pwrite(data, offset)
@@ -66,7 +72,16 @@ for allocator in ("sparse", "malloc"):
         h.pwrite(bytes(old[o:o + 4 * MiB]), o)
 
     readers = [slow_reader(t.sock) for _ in range(READERS)]
-    time.sleep(0.5)         # let the server start sending and stall
+    # Let the server take the reads on and stall in its sends: wait
+    # until it stops using CPU (slow under the sanitizers).
+    time.sleep(0.5)
+    idle_since, last = time.monotonic(), cpu_ticks(t.proc.pid)
+    deadline = time.monotonic() + 20
+    while time.monotonic() - idle_since < 0.3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = cpu_ticks(t.proc.pid)
+        if now != last:
+            idle_since, last = time.monotonic(), now
 
     new = {}
     times = []
