@@ -18,6 +18,8 @@
 # the guarantee's worst case among C plugins).
 # Workloads: seqread  nbdcopy --no-extents -S 0 -C 1 -T 1 to null:, MiB/s
 #            rand4k-qd1, rand4k-qd16  fio (nbd engine) random 4 KiB reads
+# Each also as *-cpu: the server's CPU time per GiB or per read, which
+# varies less than throughput when other work shares the machine.
 set -euo pipefail
 export PATH=/usr/bin:/bin:/usr/sbin:/sbin:$PATH
 export LC_ALL=C
@@ -81,11 +83,16 @@ start () { # VERSION PLUGIN
 }
 
 now () { date +%s.%N; }
-fio_iops () {
+# CPU time the server used so far, in clock ticks (user + system, all
+# threads): on a shared machine a steadier measure than wall time.
+ticks () { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
+hz=$(getconf CLK_TCK)
+# fio_run QD: prints "IOPS IOS" (IOs done).
+fio_run () {
   $pin fio --name=r --ioengine=nbd --uri="$uri" --rw=randread --bs=4k \
     --iodepth="$1" --runtime="$secs" --time_based --size="$size" \
     --output-format=json 2>/dev/null \
-    | python3 -c 'import json,sys; t=sys.stdin.read(); print(round(json.loads(t[t.index("{"):])["jobs"][0]["read"]["iops"]))'
+    | python3 -c 'import json,sys; t=sys.stdin.read(); r=json.loads(t[t.index("{"):])["jobs"][0]["read"]; print(round(r["iops"]), r["total_ios"])'
 }
 
 : > "$tmp/results"
@@ -95,13 +102,24 @@ for r in $(seq "$rounds"); do
     for v in before after; do
       echo "readzero: round $r/$rounds: $p $v" >&2
       start $v $p
-      t0=$(now)
+      c0=$(ticks); t0=$(now)
       $pin nbdcopy --no-extents -S 0 -C 1 -T 1 "$uri" null:
-      t1=$(now)
+      t1=$(now); c1=$(ticks)
       echo "$p seqread $v $(echo "$size_mib $t0 $t1" \
         | awk '{ printf "%.0f", $1 / ($3 - $2) }')" >> "$tmp/results"
+      # server CPU ms per GiB read
+      echo "$p seqread-cpu $v $(echo "$c0 $c1 $hz $size_mib" \
+        | awk '{ printf "%.1f", ($2 - $1) * 1000 / $3 / ($4 / 1024) }')" \
+        >> "$tmp/results"
       for qd in 1 16; do
-        echo "$p rand4k-qd$qd $v $(fio_iops $qd)" >> "$tmp/results"
+        c0=$(ticks)
+        read -r iops ios < <(fio_run $qd)
+        c1=$(ticks)
+        echo "$p rand4k-qd$qd $v $iops" >> "$tmp/results"
+        # server CPU microseconds per 4 KiB read
+        echo "$p rand4k-qd$qd-cpu $v $(echo "$c0 $c1 $hz $ios" \
+          | awk '{ printf "%.2f", ($2 - $1) * 1e6 / $3 / $4 }')" \
+          >> "$tmp/results"
       done
       stop
     done
@@ -116,12 +134,14 @@ for p, w, v, x in (l.split() for l in open(sys.argv[1])):
     if (p, w) not in order:
         order.append((p, w))
     vals.setdefault((p, w, v), []).append(float(x))
-print("%-10s %-12s %-6s %10s %10s %8s" % ("plugin", "workload", "unit",
+print("%-10s %-16s %-6s %10s %10s %8s" % ("plugin", "workload", "unit",
                                           "before", "after", "after/b"))
 for p, w in order:
     b = statistics.median(vals[(p, w, "before")])
     a = statistics.median(vals[(p, w, "after")])
-    unit = "MiB/s" if w == "seqread" else "IOPS"
-    print("%-10s %-12s %-6s %10.0f %10.0f %8.3f" % (p, w, unit, b, a, a / b))
-print("(medians of %d rounds)" % max(len(v) for v in vals.values()))
+    unit = {"seqread": "MiB/s", "seqread-cpu": "ms/GiB"}.get(
+        w, "us/IO" if w.endswith("-cpu") else "IOPS")
+    print("%-10s %-16s %-6s %10.2f %10.2f %8.3f" % (p, w, unit, b, a, a / b))
+print("(medians of %d rounds; *-cpu: server CPU time, lower is better)"
+      % max(len(v) for v in vals.values()))
 PY
