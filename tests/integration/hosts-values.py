@@ -142,13 +142,13 @@ ROWS = [
           " maximum_virtual=1 << 30}",
       ml="{ minimum = 512; preferred = 4096; maximum = 1 lsl 20;"
          " maximum_virtual = 1073741824L }"),
-    R("block_size", "bs_none", ("bs", 1, 4096, 32 * MiB),
+    R("block_size", "bs_none", ("bs", 1, 4096, 64 * MiB),
       py="return None", lua="return nil", filters=False),
     R("block_size", "bs_below", ("bs", 512, 4096, MiB),
       py="return (512, 4096, 1 << 20)", lua="return 512, 4096, 1 << 20",
       fpy="return None", flua="return nil",
-      none_expect=("bs", 1, 4096, 32 * MiB)),
-    R("block_size", "bs_zero", ("bs", 1, 4096, 32 * MiB),
+      none_expect=("bs", 1, 4096, 64 * MiB)),
+    R("block_size", "bs_zero", ("bs", 1, 4096, 64 * MiB),
       py="return (0, 0, 0)", lua="return 0, 0, 0",
       ml="{ minimum = 0; preferred = 0; maximum = 0;"
          " maximum_virtual = 0L }"),
@@ -571,7 +571,7 @@ def defaults(can_write, flush, data):
         R("is_rotational", "", ("flag", "is_rotational", False)),
         R("can_multi_conn", "", ("flag", "can_multi_conn", False)),
         R("export_description", "", ("desc", None)),
-        R("block_size", "", ("bs", 1, 4096, 32 * MiB)),
+        R("block_size", "", ("bs", 1, 4096, 64 * MiB)),
         R("extents", "", ("extents", 0, 8192, [(0, 8192, 0)])),
         R("pread", "", ("read", 4096, 512, data * 512)),
     ]
