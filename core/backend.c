@@ -313,12 +313,12 @@ backend_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
    * buffer for a layer that does not promise to fill it, unless it is
    * known to hold zeroes already (the server's own buffer usually is).
    */
-  if (!c->b->pread_fills
-      && !(rd && rd->buf_zero && rd->buf == buf && rd->count == count))
+  bool fills = layer_pread_fills (c->b);
+  if (!fills && !(rd && rd->buf_zero && rd->buf == buf && rd->count == count))
     memset (buf, 0, count);
   r = c->b->ops->pread (c, buf, count, offset, flags, rd, err);
   /* Asked again (a retry), the buffer holds what this try wrote. */
-  if (rd && !c->b->pread_fills)
+  if (rd && !fills)
     rd->buf_zero = false;
   return r;
 }
