@@ -360,12 +360,12 @@ backend_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
    * known to hold zeroes already (the server's own buffer usually is).
    */
   TRACE_DATA (c, "pread count=%" PRIu64 " offset=%" PRIu64, count, offset);
-  if (!c->b->pread_fills
-      && !(rd && rd->buf_zero && rd->buf == buf && rd->count == count))
+  bool fills = layer_pread_fills (c->b);
+  if (!fills && !(rd && rd->buf_zero && rd->buf == buf && rd->count == count))
     memset (buf, 0, count);
   r = c->b->ops->pread (c, buf, count, offset, flags, rd, err);
   /* Asked again (a retry), the buffer holds what this try wrote. */
-  if (rd && !c->b->pread_fills)
+  if (rd && !fills)
     rd->buf_zero = false;
   return r;
 }

@@ -509,13 +509,10 @@ filter_load (struct server *s, const char *name)
   b->impl = f;
   b->ops = &filter_ops;
   b->api_version = 3;
-  /* Without a pread of its own, reads pass through untouched. */
   b->pread_fills
-      = f->pread == NULL
-        || (f->_struct_size
-                >= offsetof (struct nbdkit_filter, pread_fills_buffer)
-                       + sizeof f->pread_fills_buffer
-            && f->pread_fills_buffer);
+      = f->_struct_size >= offsetof (struct nbdkit_filter, pread_fills_buffer)
+                               + sizeof f->pread_fills_buffer
+        && f->pread_fills_buffer;
   b->name = f->name;
   b->version = f->version;
   b->longname = f->longname;
@@ -560,6 +557,18 @@ NEXT_CAN (can_multi_conn)
 NEXT_CAN (can_extents)
 NEXT_CAN (can_cache)
 #undef NEXT_CAN
+
+bool
+layer_pread_fills (const struct backend *b)
+{
+  /* A filter without a pread passes reads through untouched.  Asked at
+   * each read: a language host binds its callbacks once its script is
+   * loaded, after the filter was.
+   */
+  if (b->is_filter && ((const struct nbdkit_filter *)b->impl)->pread == NULL)
+    return true;
+  return b->pread_fills;
+}
 
 NBDKIT_EXTERN_C int
 nbdkit_next_pread (nbdkit_next *n, void *buf, uint64_t count, uint64_t offset,

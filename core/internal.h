@@ -213,6 +213,12 @@ struct context {
   int no_next; /* the filter opens nothing below */
 };
 
+/* Whether the layer's pread writes (or reads from below) every byte it
+ * does not answer with holes or loans, so its buffer need not be
+ * cleared (filter.c).
+ */
+extern bool layer_pread_fills (const struct backend *b);
+
 /* Loading (plugin.c, plugin_v2.c, filter.c). */
 extern struct backend *filter_load (struct server *s, const char *name);
 extern struct backend *plugin_load (struct server *s, const char *name);

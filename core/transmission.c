@@ -79,7 +79,7 @@ static bool
 chain_fills (const struct context *t)
 {
   for (; t; t = t->next)
-    if (!t->b->pread_fills)
+    if (!layer_pread_fills (t->b))
       return false;
   return true;
 }

@@ -18,6 +18,7 @@ buffers hold it), then reads in the second half, which must be all
 zeroes.  Across connections: one reads export "fill" while (and before)
 another reads the second half."""
 import os
+import signal
 import sys
 import threading
 
@@ -270,6 +271,7 @@ parts = os.environ.get("READ_ZEROES_PARTS", "one,cross").split(",")
 for what, args, may_fail, has_fill in CASES:
     if only and what not in only.split(","):
         continue
+    signal.alarm(120)  # per case: slow under the sanitizers
     uri = t.start(what.replace(" ", "-"), *args, extra=("--log=null",))
     if "one" in parts:
         one_connection(uri, what, may_fail, has_fill)
