@@ -429,6 +429,8 @@ connection_start (struct server *s, int sockin, int sockout, bool detached)
   int type = 0;
   socklen_t tlen = sizeof type;
 
+  /* A good moment to join pool threads that have left: no lock held. */
+  pool_reap (s);
   if (c == NULL || (c->rbuf = malloc (RBUF_SIZE)) == NULL) {
     log_error (s, "malloc: %m");
     free (c);

@@ -265,6 +265,8 @@ extern int handshake_oldstyle (struct connection *c);
 extern int pool_run (struct server *s, void *(*fn) (void *), void *arg);
 /* Wait for every pooled thread to exit (after the last connection). */
 extern void pool_stop (struct server *s);
+/* Join the pool threads that have left; call with no lock held. */
+extern void pool_reap (struct server *s);
 
 /* ---- tls.c ---- */
 extern int tls_init (struct server *s);

@@ -5,11 +5,11 @@
  * holds few threads.
  *
  * Every pool thread is joined, never detached: a thread that leaves
- * puts its record on s->pool_exited, and the next pool_run or
- * pool_stop joins it.  So when pool_stop returns no pool thread is
- * running any code at all, not even its exit path, whose thread-local
- * destructors may live in a plugin (a language host's per-thread
- * interpreter state) that the server is about to unload.
+ * puts its record on s->pool_exited, and the next new connection
+ * (connection_start calls pool_reap) or pool_stop joins it.  So when
+ * pool_stop returns no pool thread runs any code at all, not even its
+ * exit path, whose thread-local destructors may live in a plugin (a
+ * language host's per-thread state) that is about to be unloaded.
  */
 
 #include <errno.h>
@@ -39,16 +39,23 @@ struct pool_rec {
   struct pool_rec *next;
 };
 
-/* Join the threads that have left; called with s->pool_lock held.
- * Each has done its last access to the server before queueing itself,
- * so joining waits only for its exit path.
+/* Join the threads that have left.  Each queued itself after its last
+ * access to the server, so joining waits only for its exit path; that
+ * may run thread-local destructors (a language host's), so no lock is
+ * held meanwhile.
  */
-static void
-reap (struct server *s)
+void
+pool_reap (struct server *s)
 {
-  while (s->pool_exited) {
-    struct pool_rec *st = s->pool_exited;
-    s->pool_exited = st->next;
+  struct pool_rec *list;
+
+  pthread_mutex_lock (&s->pool_lock);
+  list = s->pool_exited;
+  s->pool_exited = NULL;
+  pthread_mutex_unlock (&s->pool_lock);
+  while (list) {
+    struct pool_rec *st = list;
+    list = st->next;
     pthread_join (st->th, NULL);
     free (st);
   }
@@ -112,7 +119,6 @@ pool_run (struct server *s, void *(*fn) (void *), void *arg)
   int r;
 
   pthread_mutex_lock (&s->pool_lock);
-  reap (s);
   if (s->pool_idle) {
     struct idle *t = s->pool_idle;
     s->pool_idle = t->next;
@@ -151,6 +157,6 @@ pool_stop (struct server *s)
     pthread_cond_signal (&t->cond);
   while (s->pool_threads > 0)
     pthread_cond_wait (&s->pool_done, &s->pool_lock);
-  reap (s);
   pthread_mutex_unlock (&s->pool_lock);
+  pool_reap (s);
 }
