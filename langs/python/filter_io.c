@@ -5,9 +5,10 @@
  * the callbacks the script defines are given to the server; the
  * others pass straight through, except the capabilities, the
  * description and the block sizes: a filter that opened nothing below
- * (next.open_none) and lacks them answers as a plugin would.  A failure's errno
- * goes back in *ERR: an OSError's (nbdkit.Error, or one from a next.* call the
- * script did not catch), else nbdkit.set_error's, else EIO.
+ * (next.open_none) and lacks them answers as a plugin would.  A
+ * failure's errno goes back in *ERR: an OSError's (nbdkit.Error, or
+ * one from a next.* call the script did not catch), else
+ * nbdkit.set_error's, else EIO.
  */
 
 #include <errno.h>
