@@ -152,6 +152,8 @@ static uint8_t *disk;
 static int
 fp_config_complete (void)
 {
+  /* Configured again when a harness retries with other settings. */
+  free (disk);
   disk = malloc (size);
   if (disk == NULL) {
     nbdkit_error ("malloc: %m");
