@@ -95,6 +95,7 @@ static int memfd, nullfd;
 static long (*plugin_loans) (void);
 static void (*plugin_set_script) (const uint8_t *, size_t);
 static uint32_t (*plugin_types) (uint64_t, uint64_t);
+static const uint8_t *(*plugin_data) (uint64_t *);
 
 /* The stream written for one input, grown as needed. */
 static uint8_t *stream;
@@ -307,8 +308,10 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
       server->plugin->dl, "fuzzplug_set_script");
   plugin_types = (uint32_t (*) (uint64_t, uint64_t))dlsym (server->plugin->dl,
                                                            "fuzzplug_types");
-  if (plugin_loans == NULL || plugin_set_script == NULL
-      || plugin_types == NULL) {
+  plugin_data = (const uint8_t *(*)(uint64_t *))dlsym (server->plugin->dl,
+                                                       "fuzzplug_data");
+  if (plugin_loans == NULL || plugin_set_script == NULL || plugin_types == NULL
+      || plugin_data == NULL) {
     fprintf (stderr, "fuzz: %s is not the fuzzing plugin\n", FUZZ_PLUGIN);
     abort ();
   }
@@ -329,14 +332,18 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
  * most REPLY_CAP bytes; a server writing more sees an error) and read
  * back: every extent the server reports for base:allocation must be
  * one the plugin's layout allows (fuzzplug_types), so a hole or zeroes
- * reported over data is caught, and the reply stream must stay in
- * step.  The harness made the handshake, so it knows what to expect.
+ * reported over data is caught; every byte of read data must be the
+ * disk's or zero (what the plugin left unwritten), so a byte of the
+ * server's memory sent to the client is caught; and the reply stream
+ * must stay in step.  The harness made the handshake, so it knows what to
+ * expect.
  */
 #define REPLY_CAP (64 * 1024 * 1024)
 #define NBD_REP_MAGIC 0x3e889045565a9ULL
 #define NBD_EXTENDED_REPLY_MAGIC 0x6e8a278cU
 #define NBD_REP_ACK 1
 #define NBD_REP_META_CONTEXT 4
+#define NBD_REPLY_TYPE_OFFSET_DATA 1
 #define NBD_REPLY_TYPE_BLOCK_STATUS 5
 #define NBD_REPLY_TYPE_BLOCK_STATUS_EXT 6
 
@@ -426,6 +433,22 @@ check_replies (const uint8_t *p, size_t n)
                magic);
     if (len > n - pos - 32)
       return; /* cut short */
+    if (type == NBD_REPLY_TYPE_OFFSET_DATA) {
+      uint64_t disk_size, at;
+      const uint8_t *disk = plugin_data (&disk_size);
+      if (len < 8)
+        finding ("read data at byte %zu: length %" PRIu64, pos, len);
+      at = get64 (d);
+      if (at > disk_size || len - 8 > disk_size - at)
+        finding ("read data at byte %zu: [%" PRIu64 ", +%" PRIu64
+                 ") is past the end of the disk",
+                 pos, at, len - 8);
+      for (uint64_t i = 0; i < len - 8; i++)
+        if (d[8 + i] != 0 && d[8 + i] != disk[at + i])
+          finding ("read data at byte %zu: byte %" PRIu64 " of the disk is"
+                   " 0x%02x, neither the disk's 0x%02x nor zero",
+                   pos, at + i, d[8 + i], disk[at + i]);
+    }
     if (type == NBD_REPLY_TYPE_BLOCK_STATUS)
       finding ("reply at byte %zu: compact block status with extended"
                " headers",

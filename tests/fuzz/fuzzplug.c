@@ -72,6 +72,7 @@ static uint64_t layout_seed;
 EXPORTED void fuzzplug_set_script (const uint8_t *data, size_t len);
 EXPORTED long fuzzplug_loans (void);
 EXPORTED uint32_t fuzzplug_types (uint64_t offset, uint64_t len);
+EXPORTED const uint8_t *fuzzplug_data (uint64_t *size);
 
 /* The first byte chooses the layout; the rest are decisions. */
 void
@@ -151,6 +152,8 @@ static uint8_t *disk;
 static int
 fp_config_complete (void)
 {
+  /* Configured again when a harness retries with other settings. */
+  free (disk);
   disk = malloc (size);
   if (disk == NULL) {
     nbdkit_error ("malloc: %m");
@@ -165,6 +168,14 @@ static void
 fp_unload (void)
 {
   free (disk);
+}
+
+/* The disk's data and size, for the harness to check reads against. */
+const uint8_t *
+fuzzplug_data (uint64_t *sizep)
+{
+  *sizep = size;
+  return disk;
 }
 
 static void

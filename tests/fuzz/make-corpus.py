@@ -205,6 +205,12 @@ def plugin_seeds():
             script(0, *([0] * 13 + [k, 3, 2, 9, 3, 200, 4, 1, 7, 3, 8])) + \
             req(READ, 1000, 65536) + req(READ, 0, 512, cookie=2) + \
             req(DISC)
+    # Checked by the harness: read data is the disk's or zero.
+    for k in range(1, 8):
+        yield "read-ext-%d" % k, mode(M_EH | M_META_BASE | M_ALT) + \
+            script(0, *([0] * 14 + [0, k, 3, 2, 9, 3, 200, 4, 1, 7, 3, 8])) + \
+            ereq(READ, 1000, 65536) + ereq(READ, 70000, 65536, cookie=2) + \
+            ereq(READ, 0, 512, cookie=3) + ereq(DISC, cookie=4)
     yield "read-chain", mode(M_SR) + \
         script(0, *([0] * 5 + [7, 3, 2, 9, 3, 200, 4, 1, 7, 3, 8] * 4)) + \
         req(READ, 1000, 65536) + req(READ, 0, 512, cookie=2) + req(DISC)
