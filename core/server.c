@@ -526,9 +526,10 @@ server_run (struct server *s)
   watchdog_stop (s);
   pool_stop (s);
   listen_cleanup (s);
+  /* The pidfile stays, as nbdkit's does: whoever waits for the
+   * server to exit reads the pid from it after.
+   */
   unload_all (s);
-  if (s->opt.pidfile)
-    unlink (s->opt.pidfile);
   return s->exit_status;
 
 fail:
