@@ -255,6 +255,23 @@ daemonize (struct server *s)
   return 0;
 }
 
+/* --swap: the disk may be this machine's swap space, and a server
+ * that had to be paged in to serve a page-in would deadlock.  Done in
+ * the process that serves: a child does not inherit memory locks.
+ */
+static int
+lock_memory (struct server *s)
+{
+  if (!s->opt.mlock)
+    return 0;
+  if (mlockall (MCL_CURRENT | MCL_FUTURE) == -1) {
+    log_error (s, "--swap: mlockall: %m");
+    return -1;
+  }
+  log_debug (s, "mlockall done");
+  return 0;
+}
+
 struct captive {
   struct server *s;
   pid_t pid;
@@ -445,17 +462,6 @@ server_run (struct server *s)
   if (server_prepare (s) == -1)
     goto fail;
 
-  /* --swap: the disk may be this machine's swap space, and a server
-   * that had to be paged in to serve a page-in would deadlock.
-   */
-  if (s->opt.mlock) {
-    if (mlockall (MCL_CURRENT | MCL_FUTURE) == -1) {
-      log_error (s, "--swap: mlockall: %m");
-      goto fail;
-    }
-    log_debug (s, "mlockall done");
-  }
-
   if (s->opt.exit_with_parent)
     prctl (PR_SET_PDEATHSIG, SIGTERM);
 
@@ -480,7 +486,8 @@ server_run (struct server *s)
         close (null);
       }
     }
-    if (change_user (s) == -1 || write_pidfile (s) == -1)
+    if (lock_memory (s) == -1 || change_user (s) == -1
+        || write_pidfile (s) == -1)
       goto fail;
     for (struct backend *b = s->top; b; b = b->next)
       if (b->ops->after_fork (b) == -1)
@@ -507,7 +514,8 @@ server_run (struct server *s)
   /* The pidfile is written with the identity that could create it;
    * -u/-g take effect just after.
    */
-  if (write_pidfile (s) == -1 || change_user (s) == -1)
+  if (lock_memory (s) == -1 || write_pidfile (s) == -1
+      || change_user (s) == -1)
     goto fail;
   if (s->opt.print_uri) {
     char *uri = server_uri (s);
