@@ -228,8 +228,11 @@ write_pidfile (struct server *s)
   return 0;
 }
 
+/* Into the background.  Without --log, messages go to syslog from
+ * now on, as with nbdkit (with -v they stay on stderr, for debugging).
+ */
 static int
-daemonize (struct server *s)
+daemonize (struct server *s, bool log_default)
 {
   pid_t pid = fork ();
 
@@ -247,6 +250,8 @@ daemonize (struct server *s)
   if (fd >= 0) {
     dup2 (fd, 0);
     dup2 (fd, 1);
+    if (log_default && !s->opt.verbose)
+      s->opt.log_to = LOG_TO_SYSLOG;
     if (!s->opt.verbose && s->opt.log_to != LOG_TO_STDERR)
       dup2 (fd, 2);
     if (fd > 2)
@@ -454,6 +459,7 @@ server_run (struct server *s)
 {
   bool foreground = s->opt.foreground || s->opt.single || s->opt.fd >= 0
                     || s->opt.run || s->opt.exit_with_parent || s->opt.reverse;
+  bool log_default = s->opt.log_to == -1;
 
   if (s->opt.log_to == -1)
     s->opt.log_to = LOG_TO_STDERR;
@@ -503,7 +509,7 @@ server_run (struct server *s)
 
   if (listen_setup (s) == -1)
     goto fail;
-  if (!foreground && daemonize (s) == -1)
+  if (!foreground && daemonize (s, log_default) == -1)
     goto fail;
   for (struct backend *b = s->top; b; b = b->next) {
     thread_ctx_set (s, NULL, b->name);
