@@ -105,7 +105,7 @@ static const struct option long_opts[] = {
   { "verbose", no_argument, NULL, 'v' },
   { "version", no_argument, NULL, 'V' },
   { "vsock", no_argument, NULL, OPT_VSOCK },
-  { NULL },
+  { NULL, 0, NULL, 0 },
 };
 
 static void

@@ -241,8 +241,11 @@ write_pidfile (struct server *s)
   return 0;
 }
 
+/* Into the background.  Without --log, messages go to syslog from
+ * now on, as with nbdkit (with -v they stay on stderr, for debugging).
+ */
 static int
-daemonize (struct server *s)
+daemonize (struct server *s, bool log_default)
 {
   pid_t pid = fork ();
 
@@ -260,11 +263,30 @@ daemonize (struct server *s)
   if (fd >= 0) {
     dup2 (fd, 0);
     dup2 (fd, 1);
+    if (log_default && !s->opt.verbose)
+      s->opt.log_to = LOG_TO_SYSLOG;
     if (!s->opt.verbose && s->opt.log_to != LOG_TO_STDERR)
       dup2 (fd, 2);
     if (fd > 2)
       close (fd);
   }
+  return 0;
+}
+
+/* --swap: the disk may be this machine's swap space, and a server
+ * that had to be paged in to serve a page-in would deadlock.  Done in
+ * the process that serves: a child does not inherit memory locks.
+ */
+static int
+lock_memory (struct server *s)
+{
+  if (!s->opt.mlock)
+    return 0;
+  if (mlockall (MCL_CURRENT | MCL_FUTURE) == -1) {
+    log_error (s, "--swap: mlockall: %m");
+    return -1;
+  }
+  log_debug (s, "mlockall done");
   return 0;
 }
 
@@ -560,6 +582,7 @@ server_run (struct server *s)
 {
   bool foreground = s->opt.foreground || s->opt.single || s->opt.fd >= 0
                     || s->opt.run || s->opt.exit_with_parent || s->opt.reverse;
+  bool log_default = s->opt.log_to == -1;
 
   if (s->opt.log_to == -1)
     s->opt.log_to = LOG_TO_STDERR;
@@ -567,17 +590,6 @@ server_run (struct server *s)
 
   if (server_prepare (s) == -1)
     goto fail;
-
-  /* --swap: the disk may be this machine's swap space, and a server
-   * that had to be paged in to serve a page-in would deadlock.
-   */
-  if (s->opt.mlock) {
-    if (mlockall (MCL_CURRENT | MCL_FUTURE) == -1) {
-      log_error (s, "--swap: mlockall: %m");
-      goto fail;
-    }
-    log_debug (s, "mlockall done");
-  }
 
   if (s->opt.exit_with_parent)
     prctl (PR_SET_PDEATHSIG, SIGTERM);
@@ -603,7 +615,8 @@ server_run (struct server *s)
         close (null);
       }
     }
-    if (change_user (s) == -1 || write_pidfile (s) == -1)
+    if (lock_memory (s) == -1 || change_user (s) == -1
+        || write_pidfile (s) == -1)
       goto fail;
     for (struct backend *b = s->top; b; b = b->next)
       if (b->ops->after_fork (b) == -1)
@@ -617,7 +630,7 @@ server_run (struct server *s)
 
   if (listen_setup (s) == -1)
     goto fail;
-  if (!foreground && daemonize (s) == -1)
+  if (!foreground && daemonize (s, log_default) == -1)
     goto fail;
   for (struct backend *b = s->top; b; b = b->next) {
     thread_ctx_set (s, NULL, b->name);
@@ -628,7 +641,8 @@ server_run (struct server *s)
   /* The pidfile is written with the identity that could create it;
    * -u/-g take effect just after.
    */
-  if (write_pidfile (s) == -1 || change_user (s) == -1)
+  if (lock_memory (s) == -1 || write_pidfile (s) == -1
+      || change_user (s) == -1)
     goto fail;
   if (s->opt.print_uri) {
     char *uri = server_uri (s);
@@ -645,9 +659,10 @@ server_run (struct server *s)
   listen_loop (s);
   stop_serving (s);
   listen_cleanup (s);
+  /* The pidfile stays, as nbdkit's does: whoever waits for the
+   * server to exit reads the pid from it after.
+   */
   unload_all (s);
-  if (s->opt.pidfile)
-    unlink (s->opt.pidfile);
   return s->exit_status;
 
 fail:

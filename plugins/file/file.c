@@ -561,6 +561,17 @@ file_trim (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
   return fua_sync (h, flags);
 }
 
+/* -D file.zero=1: say how each zero request was done. */
+NBDKIT_DLL_PUBLIC int file_debug_zero = 0;
+
+static int
+zeroed (struct handle *h, uint32_t flags, const char *how)
+{
+  if (file_debug_zero)
+    nbdkit_debug ("%s: zero succeeded using %s", h->path, how);
+  return fua_sync (h, flags);
+}
+
 /* Fast ways first.  A punched hole reads as zeroes, in files and (on
  * Linux, where it never falls back to writing) in block devices; it
  * is used only when the client allows deallocation.  ZERO_RANGE keeps
@@ -582,7 +593,7 @@ file_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
                        FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, count,
                        offset);
     if (r <= 0)
-      return r == 0 ? fua_sync (h, flags) : -1;
+      return r == 0 ? zeroed (h, flags, "PUNCH_HOLE") : -1;
   }
 
   if (!(fast && h->is_block)) {
@@ -590,7 +601,7 @@ file_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
                        FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, count,
                        offset);
     if (r <= 0)
-      return r == 0 ? fua_sync (h, flags) : -1;
+      return r == 0 ? zeroed (h, flags, "ZERO_RANGE") : -1;
   }
 
   if (!h->is_block && atomic_load (&h->can_fallocate)
@@ -607,10 +618,13 @@ file_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
       if (try_fallocate (h, &h->can_fallocate, "allocate", 0, count, offset)
           == -1)
         return -1;
-      return fua_sync (h, flags);
+      return zeroed (h, flags, "PUNCH_HOLE and allocate");
     }
   }
 
+  if (file_debug_zero)
+    nbdkit_debug ("%s: zero: no fast way, %s", h->path,
+                  fast ? "fast zero refused" : "the server writes zeroes");
   nbdkit_set_error (fast ? ENOTSUP : EOPNOTSUPP);
   errno = fast ? ENOTSUP : EOPNOTSUPP;
   return -1;

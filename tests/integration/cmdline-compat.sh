@@ -45,6 +45,9 @@ wait_for_file "$tmpdir/rel/rel.pid" 100 || fail "relative -P: no pidfile here"
 assert_eq "size via relative socket" \
   "$(t nbdinfo --size "nbd+unix:///?socket=$tmpdir/rel/rel.sock")" 1048576
 stop_nbdkit "$(cat rel.pid)"
+# The pidfile outlives the server, as nbdkit's: a script reads the pid
+# after the server went, to wait for it.
+[ -s "$tmpdir/rel/rel.pid" ] || fail "pidfile removed at exit"
 
 # --pid-file and --ip-addr / --ipv4-only spellings.
 port=$(free_port)

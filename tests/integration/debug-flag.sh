@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # -D PLUGIN.FLAG=N sets the plugin's exported int PLUGIN_debug_FLAG
 # before config; dashes in names become underscores; an unknown flag is
-# only a debug message (as with nbdkit).
+# only a warning (as with nbdkit).
 . "$(dirname "$0")/functions.sh"
 [ "$OURS" = 1 ] || skip "our server only"
 requires cc --version
@@ -40,5 +40,5 @@ grep -qx 512 "$tmpdir/out" || fail "size: $(cat "$tmpdir/out")"
 if "$NBDKIT" -D dbg.level -U - "$tmpdir/dbg.so" --run true 2>"$tmpdir/err"; then
   fail "-D without =VALUE was accepted"
 fi
-grep -q "NAME.FLAG=N" "$tmpdir/err" || fail "message: $(cat "$tmpdir/err")"
+grep -q "format NAME.FLAG=N" "$tmpdir/err" || fail "message: $(cat "$tmpdir/err")"
 echo "debug-flag: OK"

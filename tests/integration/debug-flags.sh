@@ -31,6 +31,15 @@ done
 "$NBDKIT" -U - -D . memory 1M 2>&1 | grep -q "must have the format" \
   || fail "-D .: message"
 
+# The file plugin's flag, as nbdkit's: -D file.zero=1 says how it zeroed.
+truncate -s 1M disk.img
+t "$NBDKIT" -U - -v -D file.zero=1 file disk.img \
+  --run 'nbdsh -u "$uri" -c "h.zero(65536, 0)"' 2>err.out \
+  || fail "file.zero: $(cat err.out)"
+grep -q "zero succeeded using\|zero: no fast way" err.out \
+  || fail "-D file.zero=1: no message"
+! grep -q warning err.out || fail "-D file.zero=1: $(grep warning err.out)"
+
 # -v traces each layer's calls, filter and plugin.
 run () { t "$NBDKIT" -U - -v "$@" --filter=noextents memory 1M \
            --run 'nbdcopy "$uri" /dev/null' 2>&1; }

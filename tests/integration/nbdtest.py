@@ -70,6 +70,9 @@ class Test:
         sock = self.path(name + ".sock")
         pidfile = self.path(name + ".pid")
         cmd = [NBDKIT, "-U", sock, "-P", pidfile, "-f", *extra, *args]
+        # A server that ran under this name before left its pidfile.
+        if os.path.exists(pidfile):
+            os.unlink(pidfile)
         p = subprocess.Popen(cmd, pass_fds=pass_fds)
         self.procs.append(p)
         deadline = time.time() + 10
