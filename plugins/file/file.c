@@ -50,7 +50,7 @@ static const char *dir_path;
 static const char *fadvise_name = "normal";
 static const char *cache_mode = "default";
 static int64_t fd_param = -1, dirfd_param = -1;
-static char fd_label[32]; /* "fd=N" or "dirfd=N", for messages */
+static char fd_label[32];     /* "fd=N" or "dirfd=N", for messages */
 static const char *dir_label; /* "dir=DIR" or "dirfd=N", for messages */
 static char dir_label_buf[PATH_MAX + 8];
 
@@ -306,8 +306,8 @@ open_in_dir (const char *name, int flags, bool quiet, const char **path)
   return fd;
 
 not_regular:
-  nbdkit_error ("export '%s' not found in %s: %s is not a regular file",
-                name, dir_label, *path);
+  nbdkit_error ("export '%s' not found in %s: %s is not a regular file", name,
+                dir_label, *path);
   nbdkit_set_error (ENOENT);
   errno = ENOENT;
   return -1;
