@@ -304,8 +304,7 @@ opt_list (struct connection *c, uint32_t len)
                            "cannot list exports");
   }
   if (exports_use_default (x)) {
-    const char *def
-        = exports_default (s->top, c->readonly, c->is_tls);
+    const char *def = exports_default (s->top, c->readonly, c->is_tls);
     if (def && nbdkit_add_export (x, def, NULL) == -1) {
       exports_free (x);
       return send_opt_error (c, NBD_OPT_LIST, NBD_REP_ERR_PLATFORM,

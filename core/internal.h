@@ -299,9 +299,8 @@ extern const char *exports_default (struct backend *b, int readonly,
                                     int is_tls);
 struct connection;
 extern void exports_default_forget (struct connection *c);
-extern int exports_resolve_default (struct nbdkit_exports *x,
-                                    struct backend *b, int readonly,
-                                    int is_tls);
+extern int exports_resolve_default (struct nbdkit_exports *x, struct backend *b,
+                                    int readonly, int is_tls);
 
 /* ---- read.c: the result of a read beyond plain data ---- */
 

@@ -5,15 +5,16 @@
  *
  * Each event is one line in FILE, a timestamp then the action:
  *
- *   2024-05-01 10:00:00.123456 connection=1 Read id=3 offset=0x0 count=0x200 ...
- *   2024-05-01 10:00:00.123470 connection=1 ...Read id=3 return=0
+ *   2024-05-01 10:00:00.123456 connection=1 Read id=3 offset=0x0 count=0x200
+ * ... 2024-05-01 10:00:00.123470 connection=1 ...Read id=3 return=0
  *
  * Requests are logged twice, when they enter the filter (ending "...")
  * and when they leave it ("...Act", with return= and, on failure,
  * error=ENAME); id=N, counted per connection, pairs the two lines.
  * Other events are single lines: Ready, Fork, Connect (the export and
  * its capabilities), Disconnect; Preconnect and ListExports are
- * enter/leave pairs too, with ids counted server-wide.  Strings are shell-quoted.
+ * enter/leave pairs too, with ids counted server-wide.  Strings are
+ * shell-quoted.
  *
  * SCRIPT, if given, is run by bash for every line, synchronously, with
  * the line's fields as shell variables ($act, $type = ENTER, LEAVE or
@@ -436,8 +437,8 @@ static int
 log_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
            uint64_t offset, uint32_t flags, struct nbdkit_read *rd, int *err)
 {
-  uint64_t id = enter (handle, "Read",
-                       " offset=0x%" PRIx64 " count=0x%" PRIx64, offset, count);
+  uint64_t id = enter (handle, "Read", " offset=0x%" PRIx64 " count=0x%" PRIx64,
+                       offset, count);
   return leave (handle, "Read", id,
                 nbdkit_next_pread (next, buf, count, offset, flags, rd, err),
                 err);
@@ -469,11 +470,10 @@ static int
 log_zero (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
           uint32_t flags, int *err)
 {
-  uint64_t id = enter (handle, "Zero",
-                       " offset=0x%" PRIx64 " count=0x%" PRIx64
-                       " trim=%d fua=%d fast=%d",
-                       offset, count, FLAG (MAY_TRIM), FLAG (FUA),
-                       FLAG (FAST_ZERO));
+  uint64_t id = enter (
+      handle, "Zero",
+      " offset=0x%" PRIx64 " count=0x%" PRIx64 " trim=%d fua=%d fast=%d",
+      offset, count, FLAG (MAY_TRIM), FLAG (FUA), FLAG (FAST_ZERO));
   return leave (handle, "Zero", id,
                 nbdkit_next_zero (next, count, offset, flags, err), err);
 }

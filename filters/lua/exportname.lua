@@ -15,8 +15,9 @@
 --   exportname=NAME          an export name (repeatable), for
 --                            exportname-list=explicit and strictness
 --   exportname-strict=BOOL   true: a client may only open the names
---                            given with exportname= (and the default)
---                            (default false)
+--                            given with exportname= (and the default
+--                            export only if exportname= (empty) is
+--                            given) (default false)
 --   exportdesc=DESC          the exports' descriptions, when listed and
 --                            when opened: keep (default, the plugin's),
 --                            none, fixed:TEXT, or script:SCRIPT (the
@@ -59,7 +60,20 @@ end
 
 function thread_model() return "parallel" end
 
+local function listed(name)
+  for _, n in ipairs(names) do
+    if n == name then return true end
+  end
+  return false
+end
+
+-- Strict: a client may ask for the default export ("") only if
+-- exportname= (empty) permits it, as in nbdkit.
 function default_export(backend, readonly, is_tls)
+  if strict and not listed("") then
+    error(nbdkit.errno("ENOENT", "the default export is not one of the " ..
+                       "permitted names (add exportname= to permit it)"))
+  end
   return default_name or backend:default_export(readonly, is_tls)
 end
 
@@ -101,11 +115,7 @@ function list_exports(backend, readonly, is_tls)
 end
 
 local function allowed(name)
-  if name == default_name then return true end
-  for _, n in ipairs(names) do
-    if n == name then return true end
-  end
-  return false
+  return name == default_name or listed(name)
 end
 
 -- The server has already turned "" into the default export's name.

@@ -1,11 +1,16 @@
 /* file.c: the file plugin, disks backed by files or block devices.
  *
  *   nbdkit file [file=]PATH [fadvise=normal|random|sequential]
- *   nbdkit file dir=DIR
+ *               [cache=default|none]
+ *   nbdkit file dir=DIR          (or directory=DIR)
+ *   nbdkit file fd=N             nbdkit file dirfd=N
  *
  * With file=, every export name serves PATH, a regular file or a block
  * device.  With dir=, each regular file in DIR is an export of that
- * name, and the first one (by byte order of the names) is the default.
+ * name, listed in directory order; the default export ("") is refused,
+ * as in nbdkit.  fd= and dirfd= are the same with a file or directory
+ * the parent process opened and passed down as descriptor N.
+ * cache=none keeps the data read and written out of the page cache.
  *
  * Each connection opens its own descriptor.  Trim punches holes, zero
  * uses the fastest fallocate mode the file system has, extents come
@@ -25,6 +30,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -42,6 +48,11 @@
 static const char *filename;
 static const char *dir_path;
 static const char *fadvise_name = "normal";
+static const char *cache_mode = "default";
+static int64_t fd_param = -1, dirfd_param = -1;
+static char fd_label[32];     /* "fd=N" or "dirfd=N", for messages */
+static const char *dir_label; /* "dir=DIR" or "dirfd=N", for messages */
+static char dir_label_buf[PATH_MAX + 8];
 
 static const struct nbdkit_param file_params[]
     = { { .name = "file",
@@ -52,6 +63,24 @@ static const struct nbdkit_param file_params[]
           .type = NBDKIT_PARAM_DIRECTORY,
           .doc = "serve each regular file in this directory as an export",
           .dest = &dir_path },
+        { .name = "directory",
+          .type = NBDKIT_PARAM_DIRECTORY,
+          .doc = "the same as dir=",
+          .dest = &dir_path },
+        { .name = "fd",
+          .type = NBDKIT_PARAM_INT,
+          .doc = "serve the file open on this inherited file descriptor",
+          .dest = &fd_param },
+        { .name = "dirfd",
+          .type = NBDKIT_PARAM_INT,
+          .doc = "like dir=, the directory open on this file descriptor",
+          .dest = &dirfd_param },
+        { .name = "cache",
+          .type = NBDKIT_PARAM_ENUM,
+          .default_value = "default",
+          .choices = "default|none",
+          .doc = "none: keep data read and written out of the page cache",
+          .dest = &cache_mode },
         { .name = "fadvise",
           .type = NBDKIT_PARAM_ENUM,
           .default_value = "normal",
@@ -60,8 +89,9 @@ static const struct nbdkit_param file_params[]
           .dest = &fadvise_name },
         { .name = NULL } };
 
-static int dir_fd = -1; /* dir= */
+static int dir_fd = -1; /* dir= or dirfd= */
 static int advice = POSIX_FADV_NORMAL;
+static bool cache_none;
 
 struct handle {
   int fd;
@@ -78,12 +108,41 @@ file_config_complete (void)
 {
   struct stat st;
 
-  if ((filename == NULL) == (dir_path == NULL)) {
-    nbdkit_error ("give exactly one of file=PATH and dir=DIR");
+  if ((filename != NULL) + (dir_path != NULL) + (fd_param >= 0)
+          + (dirfd_param >= 0)
+      != 1) {
+    nbdkit_error ("give exactly one of file=PATH, dir=DIR, fd=N and dirfd=N");
     return -1;
   }
 
-  if (filename) {
+  if (fd_param >= 0) {
+    snprintf (fd_label, sizeof fd_label, "fd=%" PRIi64, fd_param);
+    filename = fd_label;
+    if (fd_param > INT_MAX || fstat (fd_param, &st) == -1) {
+      nbdkit_error ("%s: %m", fd_label);
+      return -1;
+    }
+    if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode)) {
+      nbdkit_error ("%s: not a regular file or block device", fd_label);
+      return -1;
+    }
+  } else if (dirfd_param >= 0) {
+    snprintf (fd_label, sizeof fd_label, "dirfd=%" PRIi64, dirfd_param);
+    dir_path = dir_label = fd_label;
+    if (dirfd_param > INT_MAX || fstat (dirfd_param, &st) == -1) {
+      nbdkit_error ("%s: %m", fd_label);
+      return -1;
+    }
+    if (!S_ISDIR (st.st_mode)) {
+      nbdkit_error ("%s: not a directory", fd_label);
+      return -1;
+    }
+    dir_fd = fcntl (dirfd_param, F_DUPFD_CLOEXEC, 3);
+    if (dir_fd == -1) {
+      nbdkit_error ("%s: %m", fd_label);
+      return -1;
+    }
+  } else if (filename) {
     if (stat (filename, &st) == -1) {
       nbdkit_error ("file=%s: %m", filename);
       return -1;
@@ -93,6 +152,8 @@ file_config_complete (void)
       return -1;
     }
   } else {
+    snprintf (dir_label_buf, sizeof dir_label_buf, "dir=%s", dir_path);
+    dir_label = dir_label_buf;
     dir_fd = open (dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd == -1) {
       nbdkit_error ("dir=%s: %m", dir_path);
@@ -106,6 +167,7 @@ file_config_complete (void)
     advice = POSIX_FADV_SEQUENTIAL;
   else
     advice = POSIX_FADV_NORMAL;
+  cache_none = strcmp (cache_mode, "none") == 0;
   return 0;
 }
 
@@ -132,23 +194,16 @@ is_export (const struct dirent *d)
   return fstatat (dir_fd, d->d_name, &st, 0) == 0 && S_ISREG (st.st_mode);
 }
 
-/* Byte order, so that the default export does not depend on the
- * locale.
+/* The exports of dir=, in directory order as nbdkit lists them; the
+ * count, or -1 on error.
  */
-static int
-by_name (const struct dirent **a, const struct dirent **b)
-{
-  return strcmp ((*a)->d_name, (*b)->d_name);
-}
-
-/* The exports of dir=, sorted; the count, or -1 on error. */
 static int
 scan_dir (struct dirent ***list)
 {
-  int n = scandirat (dir_fd, ".", list, is_export, by_name);
+  int n = scandirat (dir_fd, ".", list, is_export, NULL);
 
   if (n == -1)
-    nbdkit_error ("dir=%s: cannot list the directory: %m", dir_path);
+    nbdkit_error ("%s: cannot list the directory: %m", dir_label);
   return n;
 }
 
@@ -180,28 +235,13 @@ file_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
   return r;
 }
 
+/* dir=: no default export, as in nbdkit (the exportname filter can
+ * name one).
+ */
 static const char *
 file_default_export (int readonly, int is_tls)
 {
-  struct dirent **list;
-  const char *name;
-  int n;
-
-  if (filename)
-    return "";
-
-  n = scan_dir (&list);
-  if (n == -1)
-    return NULL;
-  if (n == 0) {
-    nbdkit_error ("dir=%s: no regular file to serve as the default export",
-                  dir_path);
-    free (list);
-    return NULL;
-  }
-  name = nbdkit_strdup_intern (list[0]->d_name);
-  free_list (list, n);
-  return name;
+  return "";
 }
 
 /* Errors of open for writing after which opening read-only may work. */
@@ -222,12 +262,12 @@ open_in_dir (const char *name, int flags, bool quiet, const char **path)
   int fd;
 
   if (*name == '\0') {
-    name = file_default_export (0, 0);
-    if (name == NULL) {
-      nbdkit_set_error (ENOENT);
-      errno = ENOENT;
-      return -1;
-    }
+    nbdkit_error ("%s: there is no default export: ask for a file "
+                  "by name (nbdinfo --list shows them)",
+                  dir_label);
+    nbdkit_set_error (ENOENT);
+    errno = ENOENT;
+    return -1;
   }
   if (strchr (name, '/') || strcmp (name, ".") == 0
       || strcmp (name, "..") == 0) {
@@ -253,7 +293,7 @@ open_in_dir (const char *name, int flags, bool quiet, const char **path)
     if (quiet && may_retry_readonly (errno))
       return -1;
     if (errno == ENOENT)
-      nbdkit_error ("export '%s' not found in dir=%s", name, dir_path);
+      nbdkit_error ("export '%s' not found in %s", name, dir_label);
     else
       nbdkit_error ("export '%s': %s: %m", name, *path);
     nbdkit_set_error (errno);
@@ -266,8 +306,8 @@ open_in_dir (const char *name, int flags, bool quiet, const char **path)
   return fd;
 
 not_regular:
-  nbdkit_error ("export '%s' not found in dir=%s: %s is not a regular file",
-                name, dir_path, *path);
+  nbdkit_error ("export '%s' not found in %s: %s is not a regular file", name,
+                dir_label, *path);
   nbdkit_set_error (ENOENT);
   errno = ENOENT;
   return -1;
@@ -286,6 +326,18 @@ open_path (const char *name, bool readonly, bool quiet, const char **path)
     return open_in_dir (name, flags, quiet, path);
 
   *path = filename;
+  if (fd_param >= 0) {
+    /* Each connection gets its own descriptor, of the file's mode. */
+    int mode = fcntl (fd_param, F_GETFL);
+    if (mode != -1 && !readonly && (mode & O_ACCMODE) == O_RDONLY) {
+      errno = EACCES;
+      return -1;
+    }
+    fd = mode == -1 ? -1 : fcntl (fd_param, F_DUPFD_CLOEXEC, 3);
+    if (fd == -1)
+      nbdkit_error ("%s: %m", filename);
+    return fd;
+  }
   fd = open (filename, flags);
   if (fd == -1 && !(quiet && may_retry_readonly (errno)))
     nbdkit_error ("file=%s: %m", filename);
@@ -420,6 +472,22 @@ file_can_cache (void *handle)
   return NBDKIT_CACHE_NATIVE;
 }
 
+/* cache=none: drop [OFFSET, OFFSET+COUNT) from the page cache once the
+ * request is done; written pages must reach the disk first, or the
+ * kernel keeps them.  Failures only cost memory, so they are ignored.
+ */
+static void
+drop_cache (struct handle *h, uint64_t count, uint64_t offset, bool written)
+{
+  if (!cache_none || h->is_block || count == 0)
+    return;
+  if (written)
+    sync_file_range (h->fd, offset, count,
+                     SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE
+                         | SYNC_FILE_RANGE_WAIT_AFTER);
+  posix_fadvise (h->fd, offset, count, POSIX_FADV_DONTNEED);
+}
+
 static int
 file_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
             uint32_t flags, struct nbdkit_read *rd)
@@ -453,6 +521,7 @@ file_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
     offset += r;
     count -= r;
   }
+  drop_cache (h, offset - start, start, false);
   return 0;
 }
 
@@ -462,6 +531,7 @@ file_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
 {
   struct handle *h = handle;
   const uint8_t *p = buf;
+  const uint64_t start = offset;
   ssize_t r;
 
   while (count > 0) {
@@ -483,6 +553,7 @@ file_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
     nbdkit_error ("%s: fdatasync: %m", h->path);
     return -1;
   }
+  drop_cache (h, offset - start, start, true);
   return 0;
 }
 

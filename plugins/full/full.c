@@ -116,7 +116,8 @@ static struct nbdkit_plugin plugin = {
   .name = "full",
   .longname = "nbdkit full plugin",
   .version = NBDKIT_VERSION,
-  .description = "a disk of zeroes on which every write, zero and trim fails with ENOSPC",
+  .description
+  = "a disk of zeroes on which writes, zeroes and trims fail with ENOSPC",
   .params = full_params,
   .magic_config_key = "size",
   .thread_model = full_thread_model,

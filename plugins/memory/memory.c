@@ -1,6 +1,6 @@
 /* memory.c: the memory plugin, a RAM disk.
  *
- *   nbdkit memory 1G [allocator=sparse|malloc]
+ *   nbdkit memory 1G [allocator=sparse|malloc[,mlock=true]]
  *
  * allocator=sparse (the default) keeps the disk in a sparse array
  * (sparse.c): memory grows only with the data written, trim and zero
@@ -56,11 +56,11 @@ static const struct nbdkit_param memory_params[]
           .doc = "size of the disk, up to 2^63-1 bytes",
           .dest = &size },
         { .name = "allocator",
-          .type = NBDKIT_PARAM_ENUM,
+          .type = NBDKIT_PARAM_STRING,
           .default_value = "sparse",
-          .choices = "sparse|malloc",
           .doc = "sparse: memory grows with data written; "
-                 "malloc: the whole disk mapped at once",
+                 "malloc: the whole disk mapped at once; "
+                 "malloc,mlock=true: and locked in RAM",
           .dest = &allocator },
         { .name = NULL } };
 
@@ -100,7 +100,28 @@ memory_config_complete (void)
   }
   lock_ready = true;
 
-  if (strcmp (allocator, "malloc") == 0) {
+  /* nbdkit's syntax: the allocator, then options after commas. */
+  bool is_malloc = strncmp (allocator, "malloc", 6) == 0
+                   && (allocator[6] == '\0' || allocator[6] == ',');
+  bool lock_in_ram = false;
+  if (is_malloc && allocator[6] == ',') {
+    const char *opt = allocator + 7;
+    int b = strncmp (opt, "mlock=", 6) == 0 ? nbdkit_parse_bool (opt + 6) : -1;
+    if (b == -1) {
+      nbdkit_error ("allocator=%s: the only option of malloc is "
+                    "mlock=true|false",
+                    allocator);
+      return -1;
+    }
+    lock_in_ram = b;
+  } else if (!is_malloc && strcmp (allocator, "sparse") != 0) {
+    nbdkit_error ("allocator=%s: expected sparse, malloc or "
+                  "malloc,mlock=true",
+                  allocator);
+    return -1;
+  }
+
+  if (is_malloc) {
     os_page_size = sysconf (_SC_PAGESIZE);
     if (size > 0) {
       flat = mmap (NULL, size, PROT_READ | PROT_WRITE,
@@ -110,6 +131,12 @@ memory_config_complete (void)
         nbdkit_error ("allocator=malloc: cannot map %" PRIi64 " bytes: %m "
                       "(allocator=sparse needs memory only for data written)",
                       size);
+        return -1;
+      }
+      if (lock_in_ram && mlock (flat, size) == -1) {
+        nbdkit_error ("allocator=%s: cannot lock %" PRIi64 " bytes in RAM: %m"
+                      " (see ulimit -l)",
+                      allocator, size);
         return -1;
       }
     }
@@ -149,6 +176,7 @@ memory_dump_plugin (void)
 {
   printf ("memory_page_size=%" PRIu64 "\n", SPARSE_PAGE_SIZE);
   printf ("memory_max_size=%" PRIu64 "\n", SPARSE_MAX_SIZE);
+  printf ("mlock=yes\n");
 }
 
 static int

@@ -514,10 +514,14 @@ sh_can_zero (void *handle)
                                            : NBDKIT_ZERO_EMULATE);
 }
 
+/* Missing: true when the server emulates zero (a fast zero then fails
+ * at once without writing), false when the script's zero would be
+ * asked to be fast without having said it can, as nbdkit does.
+ */
 int
 sh_can_fast_zero (void *handle)
 {
-  return boolean (handle, "can_fast_zero", 0);
+  return boolean (handle, "can_fast_zero", !script_defined ("zero"));
 }
 
 /* Missing: emulated by flushing if the script can flush. */

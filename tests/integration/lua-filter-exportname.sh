@@ -50,8 +50,14 @@ fi
 strict=(exportname-strict=true exportname=a exportname=b default-export=a)
 assert_eq strict-a "$(run "${strict[@]}" -- \
   'nbdinfo "nbd+unix:///b?socket=$unixsocket"' | desc)" "opened:b"
-assert_eq strict-default "$(run "${strict[@]}" -- 'nbdinfo "$uri"' | desc)" \
-  "opened:a"
+# The default export only with exportname= (empty), as in nbdkit.
+if run "${strict[@]}" -- 'nbdinfo "$uri"' > /dev/null 2> err; then
+  fail "strict: the default export was served without exportname="
+fi
+grep -q "default export is not one of the permitted names" err ||
+  { cat err; fail "strict default message"; }
+assert_eq strict-default "$(run "${strict[@]}" exportname= -- \
+  'nbdinfo "$uri"' | desc)" "opened:a"
 if run "${strict[@]}" -- 'nbdinfo "nbd+unix:///zzz?socket=$unixsocket"' \
      > /dev/null 2> err; then
   fail "strict: zzz was served"

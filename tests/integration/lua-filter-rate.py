@@ -80,4 +80,30 @@ h = t.connect(uri)
 assert timed(lambda: read_all(h, 2 * MB)) < 1.0
 el = timed(lambda: h.pwrite(b"w" * MB, 0))
 assert 0.8 <= el < 5, el
+
+# rate-file= and connection-rate-file=: the rate changes while the
+# server runs; while the file is missing, rate= applies.
+for key, start_rate in (("rate", "rate=8M"),
+                        ("connection-rate", "connection-rate=8M")):
+    name = key + ".txt"
+    path = t.path(name)
+    if os.path.exists(path):
+        os.unlink(path)
+    uri = t.start("f" + key, "--filter=" + RATE, "memory", "8M", start_rate,
+                  key + "-file=" + path, "burstiness=0.1")
+    h = t.connect(uri)
+    el = timed(lambda: read_all(h, MB))
+    assert 0.7 <= el < 5, (key, "no file yet", el)
+    with open(path + ".new", "w") as f:
+        f.write("1G\n")
+    os.rename(path + ".new", path)
+    time.sleep(0.3)
+    el = timed(lambda: read_all(h, 4 * MB))
+    assert el < 1.0, (key, "after 1G", el)
+    with open(path + ".new", "w") as f:
+        f.write("8M")
+    os.rename(path + ".new", path)
+    time.sleep(0.3)
+    el = timed(lambda: read_all(h, 2 * MB))
+    assert 1.4 <= el < 8, (key, "back to 8M", el)
 print("PASS")
