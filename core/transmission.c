@@ -233,8 +233,7 @@ block_status (struct connection *c, const struct request *r, uint32_t f,
   /* Asked about more than the layer takes at once, it is asked about
    * less: a reply may describe less than the request.
    */
-  if (c->bs.maximum_virtual && !c->bs.advisory
-      && count > c->bs.maximum_virtual)
+  if (c->bs.maximum_virtual && !c->bs.advisory && count > c->bs.maximum_virtual)
     count = c->bs.maximum_virtual;
 
   for (int i = 0; i < s->nmeta; i++) {
@@ -256,8 +255,7 @@ block_status (struct connection *c, const struct request *r, uint32_t f,
       struct context *x = c->top;
       while (x && x->b != s->meta_owner[i])
         x = x->next;
-      ret = x ? x->b->ops->meta_extents (x, count, r->offset, f, e, err)
-              : -1;
+      ret = x ? x->b->ops->meta_extents (x, count, r->offset, f, e, err) : -1;
       if (x == NULL)
         *err = EIO;
     }

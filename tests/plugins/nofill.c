@@ -49,8 +49,7 @@ do_pread (void *buf, uint64_t count, uint64_t offset)
     return 0;
   }
   if (offset == 56 * 1024 * 1024) {
-    nbdkit_error ("nofill: failing at offset %llu",
-                  (unsigned long long)offset);
+    nbdkit_error ("nofill: failing at offset %llu", (unsigned long long)offset);
     nbdkit_set_error (EIO);
     return -1;
   }
