@@ -32,7 +32,7 @@ static const struct nbdkit_param params[]
           .default_value = "0",
           .doc = "Byte the disk starts filled with (0-255)",
           .dest = &fill },
-        { NULL } };
+        { 0 } };
 
 static int
 example_config_complete (void)

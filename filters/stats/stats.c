@@ -160,7 +160,7 @@ static void
 write_stats (void)
 {
   struct timespec now;
-  uint64_t total_ops = 0, total_bytes = 0, total_ns = 0, run_ns;
+  uint64_t total_ops = 0, total_bytes = 0, run_ns;
   char b1[32], b2[32], b3[32];
 
   clock_gettime (CLOCK_MONOTONIC, &now);
@@ -171,7 +171,6 @@ write_stats (void)
   for (int i = 0; i < NOPS; i++) {
     total_ops += stats[i].ops;
     total_bytes += stats[i].bytes;
-    total_ns += stats[i].ns;
   }
   fprintf (fp, "total: %" PRIu64 " ops, %.6f s, %s, %s/s\n", total_ops,
            secs (run_ns), human (total_bytes, b1, sizeof b1),

@@ -767,7 +767,7 @@ host_to_int64 (lua_State *L, int idx, const char *what, int64_t *r)
 int
 host_to_can (lua_State *L, int idx, const char *what, int tri)
 {
-  int64_t v;
+  int64_t v = 0;
 
   if (lua_isboolean (L, idx))
     return lua_toboolean (L, idx) ? (tri ? tri : 1) : 0;

@@ -52,7 +52,7 @@ static const struct nbdkit_param script_param[] = {
     .type = NBDKIT_PARAM_FILE,
     .flags = NBDKIT_PARAM_REQUIRED,
     .doc = "the OCaml script (.ml) or compiled plugin (.cmxs) to run" },
-  { NULL },
+  { 0 },
 };
 
 static struct nbdkit_plugin plugin;

@@ -36,12 +36,12 @@ static const struct nbdkit_param script_param[] = {
     .type = NBDKIT_PARAM_FILE,
     .flags = NBDKIT_PARAM_REQUIRED,
     .doc = "the Python script of the filter" },
-  { NULL },
+  { 0 },
 };
 static void bind_server_wide (struct layer *l);
 
 /* A script that declares no params takes none. */
-static const struct nbdkit_param no_params[] = { { NULL } };
+static const struct nbdkit_param no_params[] = { { 0 } };
 
 static void
 l_load (struct layer *l)

@@ -402,7 +402,7 @@ static PyMethodDef methods[] = {
     "add_export(name, description=None): in list_exports" },
   { "use_default_export", m_use_default_export, METH_NOARGS,
     "use_default_export(): in list_exports" },
-  { NULL },
+  { 0 },
 };
 
 /* The classes are easiest said in Python. */

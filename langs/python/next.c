@@ -380,7 +380,7 @@ static PyMethodDef next_methods[] = {
   { "extents", (PyCFunction)(void (*) (void))n_extents,
     METH_VARARGS | METH_KEYWORDS,
     "extents(count, offset, flags=0, full=False): [(offset, length, type)]" },
-  { NULL },
+  { 0 },
 };
 
 static PyType_Slot next_slots[] = {
@@ -509,7 +509,7 @@ static PyMethodDef backend_methods[] = {
     METH_VARARGS | METH_KEYWORDS,
     "open_context(readonly=False, exportname=''): a Next of the filter's"
     " own, to close() when done" },
-  { NULL },
+  { 0 },
 };
 
 static PyType_Slot backend_slots[] = {
@@ -613,7 +613,7 @@ static PyMethodDef context_methods[] = {
   { "open_none", c_open_none, METH_NOARGS,
     "open_none(): open nothing below; the filter answers everything" },
   { "backend", c_backend, METH_NOARGS, "backend(): the layer below" },
-  { NULL },
+  { 0 },
 };
 
 static PyType_Slot context_slots[] = {

@@ -40,7 +40,7 @@ static const struct nbdkit_param script_param[] = {
     .type = NBDKIT_PARAM_FILE,
     .flags = NBDKIT_PARAM_REQUIRED,
     .doc = "the Python script to run" },
-  { NULL },
+  { 0 },
 };
 
 static struct nbdkit_plugin plugin;

@@ -560,7 +560,7 @@ cmd_reply (void)
     read_full (h, 4);
     uint32_t magic = get32 (h);
     uint16_t cflags, ctype;
-    uint64_t clen, coff = 0;
+    uint64_t clen = 0, coff = 0;
 
     if (magic == NBD_SIMPLE_REPLY_MAGIC) {
       read_full (h + 4, 12);

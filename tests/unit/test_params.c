@@ -70,7 +70,7 @@ static struct nbdkit_param params[] = {
   [P_TAG] = { "tag", NBDKIT_PARAM_LIST, 0, NULL, "A tag.", NULL, NULL },
   [P_OPT] = { "opt", NBDKIT_PARAM_STRING, NBDKIT_PARAM_MULTIPLE, NULL,
               "An option.", NULL, &opt_v },
-  [P_END] = { NULL },
+  [P_END] = { 0 },
 };
 
 static unsigned seen[P_END];
@@ -115,7 +115,7 @@ parse_bad (const char *key, const char *value, const char *needle)
 
 START_TEST (test_count)
 {
-  static const struct nbdkit_param none[] = { { NULL } };
+  static const struct nbdkit_param none[] = { { 0 } };
 
   ck_assert_uint_eq (param_count (params), P_END);
   ck_assert_uint_eq (param_count (none), 0);
@@ -500,7 +500,7 @@ START_TEST (test_finish_every_missing)
     { "b", NBDKIT_PARAM_INT, NBDKIT_PARAM_REQUIRED, NULL, NULL, NULL, NULL },
     /* Required with a default: never missing. */
     { "c", NBDKIT_PARAM_INT, NBDKIT_PARAM_REQUIRED, "5", NULL, NULL, NULL },
-    { NULL },
+    { 0 },
   };
   unsigned s[3] = { 0, 0, 0 };
   struct applied a = { .n = 0 };
@@ -532,7 +532,7 @@ START_TEST (test_finish_bad_default)
   static int64_t v;
   static const struct nbdkit_param bad[] = {
     { "size", NBDKIT_PARAM_SIZE, 0, "lots", NULL, NULL, &v },
-    { NULL },
+    { 0 },
   };
   unsigned s[1] = { 0 };
 
@@ -597,7 +597,7 @@ START_TEST (test_help_long_key)
     { "a-very-long-parameter-name", NBDKIT_PARAM_BOOL, 0, NULL, "Doc.", NULL,
       NULL },
     { "nodoc", NBDKIT_PARAM_STRING, 0, NULL, NULL, NULL, NULL },
-    { NULL },
+    { 0 },
   };
   char *out = capture (NULL, NULL, p);
 
