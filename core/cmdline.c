@@ -264,7 +264,8 @@ dump_config (struct server *s)
   printf ("name=nbdkit\n");
   printf ("plugindir=%s\n", server_plugindir ());
   printf ("project_version=%s\n", NBDKIT_VERSION);
-  printf ("root_tls_certificates_dir=%s/pki/nbdkit\n", NBDKIT_SYSCONFDIR);
+  /* Where tls.c looks when root gives no --tls-certificates. */
+  printf ("root_tls_certificates_dir=/etc/pki/nbdkit\n");
   printf ("sbindir=%s\n", NBDKIT_SBINDIR);
   printf ("selinux=no\n");
   printf ("sysconfdir=%s\n", NBDKIT_SYSCONFDIR);
