@@ -138,10 +138,12 @@ policy_block_size (nbdkit_next *next, void *handle,
   if (bs->maximum < bs->minimum)
     bs->maximum = bs->minimum;
   bs->maximum -= bs->maximum % bs->minimum;
-  /* With the allow policy the sizes are advice: the server lets
-   * requests that break them through, as the client may send them.
+  /* The sizes are advice to the server: requests that break them
+   * reach this filter, which lets them through (allow policy) or fails
+   * them itself (error policy) after blocksize-write-disconnect had
+   * its say, as nbdkit's filter does.
    */
-  bs->advisory = !policy_error;
+  bs->advisory = 1;
   return 0;
 }
 

@@ -240,11 +240,66 @@ call (nbdkit_next *n, struct req *r, int *err)
       return nbdkit_next_trim (n, r->count, r->offset, r->flags, err);
     case 'z':
       return nbdkit_next_zero (n, r->count, r->offset, r->flags, err);
-    case 'e':
-      return nbdkit_next_extents (n, r->count, r->offset, r->flags, r->extents,
-                                  err);
+    case 'e': {
+      /* Into a list of its own: a try that failed half way must leave
+       * nothing in the client's list.
+       */
+      struct nbdkit_extents *tmp
+          = nbdkit_extents_new (r->offset, r->offset + r->count);
+      int ret;
+
+      if (tmp == NULL) {
+        *err = errno;
+        return -1;
+      }
+      ret = nbdkit_next_extents (n, r->count, r->offset, r->flags, tmp, err);
+      for (size_t i = 0; ret == 0 && i < nbdkit_extents_count (tmp); i++) {
+        struct nbdkit_extent e = nbdkit_get_extent (tmp, i);
+        if (nbdkit_add_extent (r->extents, e.offset, e.length, e.type) == -1) {
+          *err = errno;
+          ret = -1;
+        }
+      }
+      nbdkit_extents_free (tmp);
+      return ret;
+    }
     default: /* cache */
       return nbdkit_next_cache (n, r->count, r->offset, r->flags, err);
+  }
+}
+
+/* Whether the connection below, perhaps just reopened, can do R as
+ * asked: 1 yes; 0 not now (a failure, retried: e.g. FUA asked and the
+ * reopened plugin lacks it); -1 never (a fast zero it cannot do fails
+ * at once with ENOTSUP, as the client allows).
+ */
+static int
+usable (nbdkit_next *n, struct req *r, int *err)
+{
+  *err = EIO;
+  if ((r->flags & NBDKIT_FLAG_FUA) && r->what[0] != 'f'
+      && nbdkit_next_can_fua (n) <= NBDKIT_FUA_NONE)
+    return 0;
+  switch (r->what[0]) {
+    case 'w':
+      return nbdkit_next_can_write (n) == 1;
+    case 'f':
+      return nbdkit_next_can_flush (n) == 1;
+    case 't':
+      return nbdkit_next_can_trim (n) == 1;
+    case 'z':
+      if ((r->flags & NBDKIT_FLAG_FAST_ZERO)
+          && nbdkit_next_can_fast_zero (n) != 1) {
+        *err = ENOTSUP;
+        return -1;
+      }
+      return nbdkit_next_can_zero (n) > NBDKIT_ZERO_NONE;
+    case 'e':
+      return nbdkit_next_can_extents (n) > NBDKIT_EXTENTS_NONE;
+    case 'c':
+      return nbdkit_next_can_cache (n) > NBDKIT_CACHE_NONE;
+    default:
+      return 1;
   }
 }
 
@@ -267,7 +322,10 @@ with_retries (struct handle *h, struct req *r, int *err)
        */
       if (try > 0)
         r->rd = NULL;
-      if (call (h->next, r, err) == 0)
+      int ok = usable (h->next, r, err);
+      if (ok == -1)
+        return -1;
+      if (ok == 1 && call (h->next, r, err) == 0)
         return 0;
       if (*err == ESHUTDOWN
           || (*err == ENOTSUP && (r->flags & NBDKIT_FLAG_FAST_ZERO)))

@@ -418,8 +418,11 @@ call (const char *method, const char *const *args, const void *wdata,
   return ret;
 }
 
-enum call_status
-call_text (const char *method, const char *const *args, char **out)
+/* ALL: strip every trailing newline; else exactly one, so that a handle
+ * or name that itself ends in a newline survives (nbdkit's rule).
+ */
+static enum call_status
+text (const char *method, const char *const *args, char **out, bool all)
 {
   struct call_buf b = { .limit = TEXT_LIMIT };
   enum call_status r = call (method, args, NULL, 0, &b);
@@ -437,8 +440,13 @@ call_text (const char *method, const char *const *args, char **out)
       return CALL_ERROR;
     }
   }
-  while (b.len > 0 && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
-    b.data[--b.len] = '\0';
+  if (!all) {
+    if (b.len > 0 && b.data[b.len - 1] == '\n')
+      b.data[--b.len] = '\0';
+  } else
+    while (b.len > 0
+           && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
+      b.data[--b.len] = '\0';
   if (b.overflow) {
     nbdkit_error ("%s: %s: output longer than %d bytes", script_name (), method,
                   TEXT_LIMIT);
@@ -449,6 +457,18 @@ call_text (const char *method, const char *const *args, char **out)
   }
   *out = b.data;
   return CALL_OK;
+}
+
+enum call_status
+call_text (const char *method, const char *const *args, char **out)
+{
+  return text (method, args, out, true);
+}
+
+enum call_status
+call_text_verbatim (const char *method, const char *const *args, char **out)
+{
+  return text (method, args, out, false);
 }
 
 const char *

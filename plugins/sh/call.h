@@ -66,6 +66,9 @@ extern enum call_status call (const char *method, const char *const *args,
  */
 extern enum call_status call_text (const char *method, const char *const *args,
                                    char **out);
+/* The same, removing only one trailing newline (open's handle). */
+extern enum call_status
+call_text_verbatim (const char *method, const char *const *args, char **out);
 
 /* The temporary directory ($tmpdir): created by tmpdir_create (which
  * also sets $tmpdir in the environment), removed by tmpdir_remove.

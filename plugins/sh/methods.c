@@ -292,7 +292,7 @@ sh_open (int readonly, const char *exportname, int is_tls)
     nbdkit_error ("calloc: %m");
     return NULL;
   }
-  switch (call_text ("open", args, &s)) {
+  switch (call_text_verbatim ("open", args, &s)) {
     case CALL_OK:
       h->h = s;
       return h;

@@ -50,4 +50,20 @@ except nbd.Error:
     pass
 h2 = t.connect(uri)
 assert h2.pread(2, 0) == b"aa"
+
+# With the error policy too, a write above blocksize-write-disconnect
+# (and above the maximum) drops the connection rather than failing
+# with EINVAL: the disconnect size is independent of the maximum.
+uri = t.start("e", "--filter=blocksize-policy", "memory", "1M",
+              "blocksize-maximum=16K", "blocksize-error-policy=error",
+              "blocksize-write-disconnect=32K")
+h = t.connect(uri)
+h.set_strict_mode(0)
+expect_error(lambda: h.pwrite(b"c" * 20000, 0), errno.EINVAL, "above max")
+try:
+    h.pwrite(b"c" * 40000, 0)
+    raise AssertionError("large write succeeded")
+except nbd.Error as e:
+    assert e.errnum != errno.EINVAL, e
+assert not h.aio_is_ready(), "connection still up after the disconnect"
 print("PASS")

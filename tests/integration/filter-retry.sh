@@ -78,6 +78,29 @@ assert h.pread(512, 0) == bytes(512)
 "' || fail "retry-readonly"
 assert_eq opens "$(cat opens)" 2
 
+# A block status that fails half way leaves nothing behind: the retry's
+# answer is the client's whole answer.
+cat > ext.sh <<EOF2
+#!/bin/bash
+d=$tmpdir
+case "\$1" in
+  can_extents) exit 0 ;;
+  extents)
+    read i < \$d/fails; echo \$((i-1)) > \$d/fails
+    echo "0 512 0"
+    if [ \$i -gt 0 ]; then echo "not an extent"; else echo "512 512 3"; fi ;;
+  get_size) echo 1024 ;;
+  *) exit 2 ;;
+esac
+EOF2
+chmod +x ext.sh
+setup 1
+t "$NBDKIT" -U - --filter=retry sh ./ext.sh retry-delay=0.01 --run 'nbdsh --base-allocation -u "$uri" -c "
+got = []
+h.block_status(1024, 0, lambda ctx, off, e, err: got.extend(e))
+assert got == [512, 0, 512, 3], got
+"' || fail "extents retried"
+
 if run retry-delay=soon --run true 2>err; then fail "retry-delay=soon accepted"; fi
 grep -q "retry-delay=soon" err || fail "message: $(cat err)"
 echo "filter-retry: OK"
