@@ -7,9 +7,10 @@
  * starts a second thread; no watchdog runs.  For each input the
  * client's bytes are written into a memory file, and connection_start
  * (not detached) serves a connection that reads them from there and
- * writes its replies to /dev/null: no thread, no socket, no waiting.
+ * writes its replies to /dev/null (or, for the inputs whose replies are
+ * checked, to another memory file): no thread, no socket, no waiting.
  * AddressSanitizer still checks every byte of a reply, through its
- * interceptor of writev.
+ * interceptor of writev.  The core needed no change for this.
  *
  * Built three times (tests/fuzz/CMakeLists.txt), over the plugin in
  * fuzzplug.c:
@@ -19,19 +20,21 @@
  * cbt filter, which offers a metadata context of its own.
  *
  * fuzz-transmission (FUZZ_MODE 2): the first two bytes choose a
- * handshake that the harness writes before the rest of the input (see
- * struct mode), so every input reaches transmission with structured
+ * handshake that the harness writes before the rest of the input (the
+ * M_* bits below), so every input reaches transmission with structured
  * replies, extended headers and meta contexts as it chose; the rest is
  * requests.  Same chain as fuzz-handshake.
  *
  * fuzz-plugin (FUZZ_MODE 3): the same two bytes, then two bytes (little
  * endian) giving the length of a script for the plugin, the script,
  * then requests.  The chain is blocksize, offset, cow and cache over
- * fuzzplug, whose every answer the script chooses (see fuzzplug.c):
- * short reads, errors, holes, partial errors, loans, a million extents.
+ * fuzzplug (or fuzzplug alone, with M_ALT), whose every answer the
+ * script chooses (see fuzzplug.c): short reads, errors, holes, partial
+ * errors, loans, a million extents.
  *
  * After each connection, every loan the plugin made must have been
- * released.
+ * released; and fuzz-plugin checks the replies of connections with
+ * extended headers and no filters (see check_replies).
  */
 
 #include <dlfcn.h>

@@ -86,7 +86,7 @@ for mode in $modes; do
     -dict="$here/nbd.dict" -artifact_prefix="$out/artifacts/$mode-" \
     "$work" "$here/corpus-$mode" >"$out/fuzz-$mode.log" 2>&1
   r=$?
-  grep -E '^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss)' \
+  grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss)' \
     "$out/fuzz-$mode.log" | sed "s/^/  $mode: /"
   if [ $r -ne 0 ] && grep -q 'LeakSanitizer has encountered a fatal error' \
        "$out/fuzz-$mode.log" && ! grep -Eq \
