@@ -225,7 +225,10 @@ open_export_1 (struct connection *c, const char *name)
   }
   if ((r = backend_can_multi_conn (t)) == -1)
     goto fail;
-  if (r)
+  /* A server taking one connection at a time cannot promise what
+   * several connections would see.
+   */
+  if (r && c->server->thread_model != TM_SERIALIZE_CONNECTIONS)
     f |= NBD_FLAG_CAN_MULTI_CONN;
   if ((r = backend_can_cache (t)) == -1)
     goto fail;
