@@ -306,15 +306,18 @@ script_error (const char *method, const char *text, size_t len, int code)
 
   while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n'))
     i++;
-  for (j = i; j < len && text[j] >= 'A' && text[j] <= 'Z'; j++)
-    ;
-  if (j < len && text[j] >= '0' && text[j] <= '9') /* E2BIG */
-    for (; j < len
-           && ((text[j] >= 'A' && text[j] <= 'Z')
-               || (text[j] >= '0' && text[j] <= '9'));
-         j++)
-      ;
-  err = errno_from_name (text + i, j - i);
+  /* The name in either case (nbdkit accepts "eperm" too), letters
+   * and digits (E2BIG).
+   */
+  char name[32];
+  for (j = i; j < len && j - i < sizeof name - 1
+              && ((text[j] >= 'A' && text[j] <= 'Z')
+                  || (text[j] >= 'a' && text[j] <= 'z')
+                  || (text[j] >= '0' && text[j] <= '9'));
+       j++)
+    name[j - i]
+        = text[j] >= 'a' && text[j] <= 'z' ? text[j] - 'a' + 'A' : text[j];
+  err = errno_from_name (name, j - i);
   if (err
       && (j == len || text[j] == ' ' || text[j] == '\t' || text[j] == '\n'
           || text[j] == ':')) {
