@@ -40,6 +40,30 @@
 #define MAX_ARGV 16
 
 static char *tmpdir;
+static char *tmpdir_var; /* "tmpdir=DIR" */
+
+/* The server's environment with tmpdir=DIR instead of any tmpdir the
+ * user set (a new array of the same strings); NULL on error.
+ */
+static char **
+script_env (void)
+{
+  size_t n = 0, k = 0;
+  char **envp;
+
+  for (char **e = environ; *e; e++)
+    n++;
+  envp = malloc ((n + 2) * sizeof *envp);
+  if (envp == NULL)
+    return NULL;
+  for (char **e = environ; *e; e++)
+    if (strncmp (*e, "tmpdir=", 7) != 0)
+      envp[k++] = *e;
+  if (tmpdir_var)
+    envp[k++] = tmpdir_var;
+  envp[k] = NULL;
+  return envp;
+}
 
 static const struct {
   const char *name;
@@ -185,9 +209,19 @@ run (const char *const *argv, const void *wdata, size_t wlen,
   sigpending (&pending);
   pipe_was_pending = sigismember (&pending, SIGPIPE);
 
+  /* $tmpdir is in the script's environment only, never the server's:
+   * it must not leak into --run or other children.
+   */
+  char **envp = script_env ();
+  if (envp == NULL) {
+    pthread_sigmask (SIG_SETMASK, &old_set, NULL);
+    nbdkit_error ("%s: malloc: %m", script_name ());
+    goto close_all;
+  }
   pid = fork ();
   if (pid == -1) {
     saved = errno;
+    free (envp);
     pthread_sigmask (SIG_SETMASK, &old_set, NULL);
     errno = saved;
     nbdkit_error ("%s: fork: %m", script_name ());
@@ -203,19 +237,20 @@ run (const char *const *argv, const void *wdata, size_t wlen,
     signal (SIGPIPE, SIG_DFL);
     sigemptyset (&none);
     sigprocmask (SIG_SETMASK, &none, NULL);
-    execv (argv[0], (char **)argv);
+    execve (argv[0], (char **)argv, envp);
     /* A script without "#!" runs under /bin/sh, as execvp would. */
     if (errno == ENOEXEC) {
       const char *sh_argv[MAX_ARGV + 2] = { "/bin/sh" };
       for (int i = 0; argv[i] && i < MAX_ARGV; i++)
         sh_argv[i + 1] = argv[i];
-      execv ("/bin/sh", (char **)sh_argv);
+      execve ("/bin/sh", (char **)sh_argv, envp);
     }
     if (write (2, exec_failed, sizeof exec_failed - 1) == -1)
       _exit (126);
     _exit (126);
   }
 
+  free (envp);
   close (in[0]);
   close (o[1]);
   close (e[1]);
@@ -492,7 +527,8 @@ tmpdir_create (void)
     return NULL;
   }
   tmpdir = tmpl;
-  setenv ("tmpdir", tmpdir, 1);
+  if (asprintf (&tmpdir_var, "tmpdir=%s", tmpdir) == -1)
+    tmpdir_var = NULL;
   return tmpdir;
 }
 
@@ -510,5 +546,6 @@ tmpdir_remove (void)
     return;
   nftw (tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
   free (tmpdir);
-  tmpdir = NULL;
+  free (tmpdir_var);
+  tmpdir = tmpdir_var = NULL;
 }
