@@ -59,7 +59,8 @@ function config(key, value)
   elseif what == "rate" then
     s.rate = nbdkit.parse_probability(key, value)
   else
-    s.file = value
+    -- The server may change directory when it goes into the background.
+    s.file = nbdkit.absolute_path(value)
   end
 end
 

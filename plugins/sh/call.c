@@ -40,6 +40,30 @@
 #define MAX_ARGV 16
 
 static char *tmpdir;
+static char *tmpdir_var; /* "tmpdir=DIR" */
+
+/* The server's environment with tmpdir=DIR instead of any tmpdir the
+ * user set (a new array of the same strings); NULL on error.
+ */
+static char **
+script_env (void)
+{
+  size_t n = 0, k = 0;
+  char **envp;
+
+  for (char **e = environ; *e; e++)
+    n++;
+  envp = malloc ((n + 2) * sizeof *envp);
+  if (envp == NULL)
+    return NULL;
+  for (char **e = environ; *e; e++)
+    if (strncmp (*e, "tmpdir=", 7) != 0)
+      envp[k++] = *e;
+  if (tmpdir_var)
+    envp[k++] = tmpdir_var;
+  envp[k] = NULL;
+  return envp;
+}
 
 static const struct {
   const char *name;
@@ -185,9 +209,19 @@ run (const char *const *argv, const void *wdata, size_t wlen,
   sigpending (&pending);
   pipe_was_pending = sigismember (&pending, SIGPIPE);
 
+  /* $tmpdir is in the script's environment only, never the server's:
+   * it must not leak into --run or other children.
+   */
+  char **envp = script_env ();
+  if (envp == NULL) {
+    pthread_sigmask (SIG_SETMASK, &old_set, NULL);
+    nbdkit_error ("%s: malloc: %m", script_name ());
+    goto close_all;
+  }
   pid = fork ();
   if (pid == -1) {
     saved = errno;
+    free (envp);
     pthread_sigmask (SIG_SETMASK, &old_set, NULL);
     errno = saved;
     nbdkit_error ("%s: fork: %m", script_name ());
@@ -203,19 +237,20 @@ run (const char *const *argv, const void *wdata, size_t wlen,
     signal (SIGPIPE, SIG_DFL);
     sigemptyset (&none);
     sigprocmask (SIG_SETMASK, &none, NULL);
-    execv (argv[0], (char **)argv);
+    execve (argv[0], (char **)argv, envp);
     /* A script without "#!" runs under /bin/sh, as execvp would. */
     if (errno == ENOEXEC) {
       const char *sh_argv[MAX_ARGV + 2] = { "/bin/sh" };
       for (int i = 0; argv[i] && i < MAX_ARGV; i++)
         sh_argv[i + 1] = argv[i];
-      execv ("/bin/sh", (char **)sh_argv);
+      execve ("/bin/sh", (char **)sh_argv, envp);
     }
     if (write (2, exec_failed, sizeof exec_failed - 1) == -1)
       _exit (126);
     _exit (126);
   }
 
+  free (envp);
   close (in[0]);
   close (o[1]);
   close (e[1]);
@@ -306,15 +341,18 @@ script_error (const char *method, const char *text, size_t len, int code)
 
   while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n'))
     i++;
-  for (j = i; j < len && text[j] >= 'A' && text[j] <= 'Z'; j++)
-    ;
-  if (j < len && text[j] >= '0' && text[j] <= '9') /* E2BIG */
-    for (; j < len
-           && ((text[j] >= 'A' && text[j] <= 'Z')
-               || (text[j] >= '0' && text[j] <= '9'));
-         j++)
-      ;
-  err = errno_from_name (text + i, j - i);
+  /* The name in either case (nbdkit accepts "eperm" too), letters
+   * and digits (E2BIG).
+   */
+  char name[32];
+  for (j = i; j < len && j - i < sizeof name - 1
+              && ((text[j] >= 'A' && text[j] <= 'Z')
+                  || (text[j] >= 'a' && text[j] <= 'z')
+                  || (text[j] >= '0' && text[j] <= '9'));
+       j++)
+    name[j - i]
+        = text[j] >= 'a' && text[j] <= 'z' ? text[j] - 'a' + 'A' : text[j];
+  err = errno_from_name (name, j - i);
   if (err
       && (j == len || text[j] == ' ' || text[j] == '\t' || text[j] == '\n'
           || text[j] == ':')) {
@@ -418,11 +456,12 @@ call (const char *method, const char *const *args, const void *wdata,
   return ret;
 }
 
-/* ALL: strip every trailing newline; else exactly one, so that a handle
- * or name that itself ends in a newline survives (nbdkit's rule).
+/* STRIP 2: remove every trailing newline; 1: exactly one, so that a
+ * handle that itself ends in a newline survives (nbdkit's rule); 0:
+ * none, for output read as lines where an empty last line counts.
  */
 static enum call_status
-text (const char *method, const char *const *args, char **out, bool all)
+text (const char *method, const char *const *args, char **out, int strip)
 {
   struct call_buf b = { .limit = TEXT_LIMIT };
   enum call_status r = call (method, args, NULL, 0, &b);
@@ -440,10 +479,10 @@ text (const char *method, const char *const *args, char **out, bool all)
       return CALL_ERROR;
     }
   }
-  if (!all) {
+  if (strip == 1) {
     if (b.len > 0 && b.data[b.len - 1] == '\n')
       b.data[--b.len] = '\0';
-  } else
+  } else if (strip == 2)
     while (b.len > 0
            && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
       b.data[--b.len] = '\0';
@@ -462,13 +501,19 @@ text (const char *method, const char *const *args, char **out, bool all)
 enum call_status
 call_text (const char *method, const char *const *args, char **out)
 {
-  return text (method, args, out, true);
+  return text (method, args, out, 2);
 }
 
 enum call_status
 call_text_verbatim (const char *method, const char *const *args, char **out)
 {
-  return text (method, args, out, false);
+  return text (method, args, out, 1);
+}
+
+enum call_status
+call_text_lines (const char *method, const char *const *args, char **out)
+{
+  return text (method, args, out, 0);
 }
 
 const char *
@@ -489,7 +534,8 @@ tmpdir_create (void)
     return NULL;
   }
   tmpdir = tmpl;
-  setenv ("tmpdir", tmpdir, 1);
+  if (asprintf (&tmpdir_var, "tmpdir=%s", tmpdir) == -1)
+    tmpdir_var = NULL;
   return tmpdir;
 }
 
@@ -507,5 +553,6 @@ tmpdir_remove (void)
     return;
   nftw (tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
   free (tmpdir);
-  tmpdir = NULL;
+  free (tmpdir_var);
+  tmpdir = tmpdir_var = NULL;
 }

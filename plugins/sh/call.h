@@ -69,9 +69,14 @@ extern enum call_status call_text (const char *method, const char *const *args,
 /* The same, removing only one trailing newline (open's handle). */
 extern enum call_status
 call_text_verbatim (const char *method, const char *const *args, char **out);
+/* The same, removing no newline: for output read as lines, where a
+ * last empty line (an export named "") counts.
+ */
+extern enum call_status call_text_lines (const char *method,
+                                         const char *const *args, char **out);
 
-/* The temporary directory ($tmpdir): created by tmpdir_create (which
- * also sets $tmpdir in the environment), removed by tmpdir_remove.
+/* The temporary directory ($tmpdir): created by tmpdir_create (scripts
+ * get $tmpdir in their environment), removed by tmpdir_remove.
  */
 extern const char *tmpdir_create (void);
 extern void tmpdir_remove (void);

@@ -249,7 +249,7 @@ sh_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
   char *s;
   int r;
 
-  switch (call_text ("list_exports", args, &s)) {
+  switch (call_text_lines ("list_exports", args, &s)) {
     case CALL_OK:
       r = parse_exports (s, exports, &first);
       free (s);
