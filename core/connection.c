@@ -313,8 +313,12 @@ watchdog (void *arg)
       if (since == 0 || now - since < after)
         continue;
       pthread_mutex_lock (&c->lock);
+      /* Only for a request that waits: a new reader for a client that
+       * sent nothing would just sleep in read, and take the next
+       * request from the thread that is about to be free.
+       */
       if (!c->reader_busy && atomic_load (&c->unattended_since)
-          && atomic_load (&c->status) > 0) {
+          && atomic_load (&c->status) > 0 && conn_input_pending (c)) {
         atomic_store (&c->unattended_since, 0);
         find_reader (c);
       }
