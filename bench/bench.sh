@@ -6,7 +6,7 @@
 #
 #   bench/bench.sh [-q] [-p PLACEMENTS] [-r ROUNDS] [-s SIZE_MIB]
 #                  [-t SECONDS] [-S SERVERS] [-w WORKLOADS] [-b BUILDDIR]
-#                  [-o RESULTS]
+#                  [-o RESULTS] [-B OTHER_BUILDDIR]
 #
 #   -q             quick check: 256 MiB, 1 round, 2 s timed runs
 #   -p same,split,free
@@ -22,6 +22,9 @@
 #                  (default: ours-memory nbdkit-memory qemu-nbd)
 #   -w WORKLOADS   a regular expression selecting workloads (default all)
 #   -o RESULTS     keep the raw "placement server workload value" lines
+#   -B DIR         another build of this server (e.g. of an older commit),
+#                  measured as "base-memory" in the same run: before and
+#                  after side by side
 #
 # Workloads (each server serves SIZE of random data):
 #   read-1c / read-mc    nbdcopy --no-extents to null:, -C 1 -T 1 and
@@ -47,7 +50,8 @@ placements="same split free"
 servers="ours-memory nbdkit-memory qemu-nbd"
 wre=.
 keep=""
-while getopts "qp:r:s:t:S:w:b:o:" o; do
+base=""
+while getopts "qp:r:s:t:S:w:b:o:B:" o; do
   case $o in
     q) rounds=1 size_mib=256 secs=2 ;;
     p) placements=${OPTARG//,/ } ;;
@@ -58,7 +62,8 @@ while getopts "qp:r:s:t:S:w:b:o:" o; do
     w) wre=$OPTARG ;;
     b) builddir=$OPTARG ;;
     o) keep=$OPTARG ;;
-    *) sed -n '2,34p' "$0"; exit 2 ;;
+    B) base=$(realpath "$OPTARG/nbdkit") servers="base-memory $servers" ;;
+    *) sed -n '2,37p' "$0"; exit 2 ;;
   esac
 done
 cd "$(dirname "$0")/.."
@@ -107,6 +112,7 @@ start () {
   rm -f "$sock"
   case $s in
     ours-memory)   $spin "$ours" -f -U "$sock" memory "$size" & ;;
+    base-memory)   $spin "$base" -f -U "$sock" memory "$size" & ;;
     nbdkit-memory) $spin nbdkit -f -U "$sock" memory "$size" & ;;
     ours-file)     $spin "$ours" -f -U "$sock" file "$tmp/disk.img" & ;;
     nbdkit-file)   $spin nbdkit -f -U "$sock" file "$tmp/disk.img" & ;;
@@ -203,7 +209,8 @@ for p in places:
         "free": "unpinned"}.get(p, p))
     print("%-14s %-6s" % ("workload", "unit")
           + "".join("%14s" % s for s in servers)
-          + "  /nbdkit  /qemu-nbd  target")
+          + "  /nbdkit  /qemu-nbd  target"
+          + ("   base/nbdkit" if "base-memory" in servers else ""))
     for w in workloads:
         line = "%-14s %-6s" % (w, units.get(w, "MiB/s" if "-" in w and
                                            not w.startswith("rand") else "IOPS"))
@@ -217,7 +224,10 @@ for p in places:
             r = med[(p, ours, w)] / size_mib
             line += "  <=1.05x data: %.2fx %s" % (r, "ok" if r <= 1.05 else "MISS")
         elif w in targets and rn:
-            line += "  >=%.1fx %s" % (targets[w], "ok" if rn >= targets[w] else "MISS")
+            line += "  >=%.1fx %-4s" % (targets[w], "ok" if rn >= targets[w] else "MISS")
+        if "base-memory" in servers and w != "peak-rss":
+            rb = ratio(p, w, "base-memory", "nbdkit-memory")
+            line += "   %s" % ("%.2fx" % rb if rb else "-")
         print(line)
 n = max(len(v) for v in vals.values())
 print("\n(medians of %d round%s, %d MiB; ratios are %s to each server; "
