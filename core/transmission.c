@@ -50,6 +50,11 @@ struct worker {
 #define HOLD_REPLY 16384
 #define HOLD_MAX 32768
 
+/* Held replies wait for the requests served after them; where
+ * requests take this long on average, holding is not worth that.
+ */
+#define HOLD_NS 1000000
+
 static int
 grow_buf (struct worker *w, size_t n)
 {
@@ -470,9 +475,8 @@ transmission_loop (struct connection *c)
      * case it is slow after all.
      */
     bool unattended = false, hold = false;
-    uint64_t t0 = 0;
+    uint64_t t0 = monotonic_ns ();
     if (c->max_threads > 1) {
-      t0 = monotonic_ns ();
       /* On a single CPU another thread cannot run meanwhile: leave slow
        * requests to the watchdog.
        */
@@ -484,11 +488,13 @@ transmission_loop (struct connection *c)
         unattended = true;
       }
     }
-    /* Served here with the next request in hand: its reply can wait
-     * for the next one's.
+    /* Served here with the next request in hand, and requests here
+     * are not slow: its reply can wait for the next one's.  (A slow
+     * one after fast ones delays the replies held before it; the
+     * average then stops the holding.)
      */
     hold = may_hold && (unattended || c->max_threads == 1)
-           && conn_request_buffered (c);
+           && c->service_ns < HOLD_NS && conn_request_buffered (c);
     pthread_mutex_unlock (&c->lock);
 
     execute (c, &w, &r, hold);
@@ -496,11 +502,9 @@ transmission_loop (struct connection *c)
     if (unattended)
       atomic_store (&c->unattended_since, 0);
     pthread_mutex_lock (&c->lock);
-    if (t0) {
-      /* A moving average of the time a request takes here. */
-      int64_t dt = monotonic_ns () - t0;
-      c->service_ns += (dt - (int64_t)c->service_ns) / 8;
-    }
+    /* A moving average of the time a request takes here. */
+    int64_t dt = monotonic_ns () - t0;
+    c->service_ns += (dt - (int64_t)c->service_ns) / 8;
   }
   pthread_mutex_unlock (&c->lock);
   flush_held (c, &w);
