@@ -3,6 +3,7 @@
  * requests), and its teardown.
  */
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "protocol.h"
 
 #define RBUF_SIZE 16384
 
@@ -111,6 +113,35 @@ conn_recv (struct connection *c, void *buf, size_t len)
     len -= r;
   }
   return 0;
+}
+
+/* Whether the input buffer already holds the next request whole,
+ * payload included, so reading it cannot wait on the client.
+ */
+bool
+conn_request_buffered (struct connection *c)
+{
+  size_t have = c->rbuf_end - c->rbuf_start;
+  const unsigned char *p = c->rbuf + c->rbuf_start;
+  uint64_t payload;
+
+  if (c->extended_headers) {
+    struct nbd_request_ext h;
+    if (have < sizeof h)
+      return false;
+    memcpy (&h, p, sizeof h);
+    payload = be16toh (h.flags) & NBD_CMD_FLAG_PAYLOAD_LEN ? be64toh (h.count)
+                                                            : 0;
+    have -= sizeof h;
+  } else {
+    struct nbd_request h;
+    if (have < sizeof h)
+      return false;
+    memcpy (&h, p, sizeof h);
+    payload = be16toh (h.type) == NBD_CMD_WRITE ? be32toh (h.count) : 0;
+    have -= sizeof h;
+  }
+  return payload <= have;
 }
 
 bool
@@ -332,8 +363,12 @@ watchdog (void *arg)
       if (since == 0 || now - since < after)
         continue;
       pthread_mutex_lock (&c->lock);
+      /* Only for a request that waits: a new reader for a client that
+       * sent nothing would just sleep in read, and take the next
+       * request from the thread that is about to be free.
+       */
       if (!c->reader_busy && atomic_load (&c->unattended_since)
-          && atomic_load (&c->status) > 0) {
+          && atomic_load (&c->status) > 0 && conn_input_pending (c)) {
         atomic_store (&c->unattended_since, 0);
         find_reader (c);
       }

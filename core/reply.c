@@ -23,6 +23,7 @@ out_init (struct out *o, struct connection *c)
   o->n = 0;
   o->used = 0;
   o->last_flags = NULL;
+  o->flushes = 0;
 }
 
 /* Reply headers and chunk payload headers are built here, the data is
@@ -32,8 +33,10 @@ int
 out_flush (struct out *o)
 {
   int r = 0;
-  if (o->n > 0)
+  if (o->n > 0) {
     r = conn_sendv (o->c, o->iov, o->n);
+    o->flushes++;
+  }
   o->n = 0;
   o->used = 0;
   o->last_flags = NULL;

@@ -22,6 +22,7 @@ struct out {
   unsigned char hdr[MAX_IOV * 40];
   size_t used;
   unsigned char *last_flags; /* of the last chunk header built */
+  unsigned flushes;          /* sendmsg calls since out_init */
 };
 
 extern void out_init (struct out *o, struct connection *c);

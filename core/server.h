@@ -243,6 +243,7 @@ extern int conn_send (struct connection *c, const void *buf, size_t len);
 extern int conn_sendv (struct connection *c, struct iovec *iov, int iovcnt);
 extern void conn_intern_free (struct connection *c);
 extern bool conn_input_pending (struct connection *c);
+extern bool conn_request_buffered (struct connection *c);
 /* With c->lock held: wake or start a thread to read the next request. */
 extern void connection_find_reader (struct connection *c);
 extern void watchdog_start (struct server *s);

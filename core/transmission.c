@@ -39,6 +39,11 @@ struct worker {
   size_t wbuf_size;
   struct nbdkit_read rd;
   struct out *out;
+  /* Small replies held back while the next request is already in
+   * hand, to leave together in one sendmsg (see execute).
+   */
+  char *held;
+  size_t held_len;
 };
 
 /* Requests that take longer than this on average are worth handing
@@ -64,6 +69,20 @@ grow (char **buf, size_t *size, size_t n)
   *size = n;
   return 0;
 }
+
+/* Replies up to HOLD_REPLY bytes are held back while the next request
+ * is already buffered, up to HOLD_MAX bytes in all.  One sendmsg then
+ * carries several replies and the client wakes once for them, instead
+ * of once per reply.  HOLD_MAX stays well under a queue of 16 4 KiB
+ * replies so that the client gets some while the rest are served.
+ */
+#define HOLD_REPLY 16384
+#define HOLD_MAX 32768
+
+/* Held replies wait for the requests served after them; where
+ * requests take this long on average, holding is not worth that.
+ */
+#define HOLD_NS 1000000
 
 static int
 grow_buf (struct worker *w, size_t n)
@@ -204,6 +223,52 @@ read_request (struct connection *c, struct worker *w, struct request *r)
 
 /* ---- execution ---- */
 
+/* Send the replies held back, if any; with the send lock held. */
+static int
+send_held (struct connection *c, struct worker *w)
+{
+  int r = 0;
+  if (w->held_len > 0)
+    r = conn_send (c, w->held, w->held_len);
+  w->held_len = 0;
+  return r;
+}
+
+/* Send the held replies outside a request, taking the send lock. */
+static void
+flush_held (struct connection *c, struct worker *w)
+{
+  if (w->held_len == 0)
+    return;
+  pthread_mutex_lock (&c->send_lock);
+  int sent = send_held (c, w);
+  pthread_mutex_unlock (&c->send_lock);
+  if (sent == -1)
+    atomic_store (&c->status, -1);
+}
+
+/* Hold the reply gathered in O back instead of sending it, if it is
+ * small and fits: its bytes are copied, so the buffer and the loans
+ * can go at once.  False if it must be sent now.
+ */
+static bool
+hold_reply (struct worker *w, const struct out *o)
+{
+  size_t len = 0;
+
+  for (int i = 0; i < o->n; i++)
+    len += o->iov[i].iov_len;
+  if (len > HOLD_REPLY || w->held_len + len > HOLD_MAX)
+    return false;
+  if (w->held == NULL && (w->held = malloc (HOLD_MAX)) == NULL)
+    return false;
+  for (int i = 0; i < o->n; i++) {
+    memcpy (w->held + w->held_len, o->iov[i].iov_base, o->iov[i].iov_len);
+    w->held_len += o->iov[i].iov_len;
+  }
+  return true;
+}
+
 static uint32_t
 nbdkit_flags (const struct request *r)
 {
@@ -271,6 +336,32 @@ block_status (struct connection *c, const struct request *r, uint32_t f,
   return 0;
 }
 
+/* Send, or hold back, the reply gathered in O, with the send lock
+ * held.  Replies held earlier leave first, in the same sendmsg, unless
+ * part of this reply already left (a reply's bytes never interleave
+ * with another's).
+ */
+static int
+finish_reply (struct connection *c, struct worker *w, struct out *o, bool hold)
+{
+  if (o->flushes > 0) {
+    if (out_flush (o) == -1)
+      return -1;
+    return send_held (c, w);
+  }
+  if (hold && hold_reply (w, o))
+    return 0;
+  if (w->held_len > 0 && o->n < MAX_IOV) {
+    memmove (&o->iov[1], &o->iov[0], o->n * sizeof o->iov[0]);
+    o->iov[0].iov_base = w->held;
+    o->iov[0].iov_len = w->held_len;
+    o->n++;
+    w->held_len = 0;
+  } else if (send_held (c, w) == -1)
+    return -1;
+  return out_flush (o);
+}
+
 /* Wait for this request's turn to send (serialize-retirement), then
  * hold the send lock.
  */
@@ -301,7 +392,7 @@ send_end (struct connection *c, int sent)
 }
 
 static void
-execute (struct connection *c, struct worker *w, struct request *r)
+execute (struct connection *c, struct worker *w, struct request *r, bool hold)
 {
   struct server *s = c->server;
   struct context *top = c->top;
@@ -381,14 +472,16 @@ execute (struct connection *c, struct worker *w, struct request *r)
   else {
     out_init (o, c);
     if (r->type == NBD_CMD_READ && r->err == 0 && r->count > 0)
-      sent = reply_read (o, &w->rd, w->buf, r, err) == -1 ? -1 : out_flush (o);
+      sent = reply_read (o, &w->rd, w->buf, r, err) == -1
+                 ? -1
+                 : finish_reply (c, w, o, hold);
     else if (r->type == NBD_CMD_BLOCK_STATUS && err == 0 && nes > 0) {
-      sent = 0;
+      sent = send_held (c, w);
       for (int i = 0; i < nes && sent == 0; i++)
         sent = reply_block_status (o, r, es[i], ids[i], i == nes - 1);
     } else {
       out_status (o, r, err);
-      sent = out_flush (o);
+      sent = finish_reply (c, w, o, hold);
     }
   }
   send_end (c, sent);
@@ -403,9 +496,22 @@ transmission_loop (struct connection *c)
   struct worker w = { 0 };
   struct request r;
   int rr;
+  /* Replies may be held back where their order does not matter. */
+  bool may_hold = c->server->thread_model != TM_SERIALIZE_RETIREMENT
+                  || c->max_threads == 1;
 
   pthread_mutex_lock (&c->lock);
   for (;;) {
+    /* Held replies go before this thread could wait: for the reader
+     * role, or for the client when the next request is not in hand.
+     */
+    if (w.held_len > 0
+        && (c->reader_busy || atomic_load (&c->status) <= 0
+            || !conn_request_buffered (c))) {
+      pthread_mutex_unlock (&c->lock);
+      flush_held (c, &w);
+      pthread_mutex_lock (&c->lock);
+    }
     while (c->reader_busy && atomic_load (&c->status) > 0) {
       c->nidle++;
       pthread_cond_wait (&c->cond, &c->lock);
@@ -435,10 +541,9 @@ transmission_loop (struct connection *c)
      * it.  Otherwise serve this one here, and let the watchdog know in
      * case it is slow after all.
      */
-    bool unattended = false;
-    uint64_t t0 = 0;
+    bool unattended = false, hold = false;
+    uint64_t t0 = monotonic_ns ();
     if (c->max_threads > 1) {
-      t0 = monotonic_ns ();
       /* On a single CPU another thread cannot run meanwhile: leave slow
        * requests to the watchdog.
        */
@@ -450,20 +555,27 @@ transmission_loop (struct connection *c)
         unattended = true;
       }
     }
+    /* Served here with the next request in hand, and requests here
+     * are not slow: its reply can wait for the next one's.  (A slow
+     * one after fast ones delays the replies held before it; the
+     * average then stops the holding.)
+     */
+    hold = may_hold && (unattended || c->max_threads == 1)
+           && c->service_ns < HOLD_NS && conn_request_buffered (c);
     pthread_mutex_unlock (&c->lock);
 
-    execute (c, &w, &r);
+    execute (c, &w, &r, hold);
 
     if (unattended)
       atomic_store (&c->unattended_since, 0);
     pthread_mutex_lock (&c->lock);
-    if (t0) {
-      /* A moving average of the time a request takes here. */
-      int64_t dt = monotonic_ns () - t0;
-      c->service_ns += (dt - (int64_t)c->service_ns) / 8;
-    }
+    /* A moving average of the time a request takes here. */
+    int64_t dt = monotonic_ns () - t0;
+    c->service_ns += (dt - (int64_t)c->service_ns) / 8;
   }
   pthread_mutex_unlock (&c->lock);
+  flush_held (c, &w);
+  free (w.held);
   free (w.buf);
   free (w.wbuf);
   free (w.rd.segs);

@@ -12,7 +12,7 @@ packages="
   ocaml ocaml-findlib
   libnbd-dev libnbd-bin python3-libnbd
   qemu-utils
-  nbdkit nbdkit-plugin-python fio
+  nbdkit nbdkit-plugin-python fio gnuplot-nox strace
   libzstd-dev zstd
 "
 
