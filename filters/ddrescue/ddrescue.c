@@ -102,8 +102,8 @@ load_map (void)
       continue;
     }
     if (number (&p, &pos) == -1 || number (&p, &size) == -1) {
-      nbdkit_error ("%s:%zu: expected a block: position size status",
-                    mapfile, lineno);
+      nbdkit_error ("%s:%zu: expected a block: position size status", mapfile,
+                    lineno);
       goto out;
     }
     while (isspace ((unsigned char)*p))
@@ -112,8 +112,8 @@ load_map (void)
     while (isspace ((unsigned char)*p))
       p++;
     if (strchr ("?*/-+", status) == NULL || status == '\0' || *p != '\0') {
-      nbdkit_error ("%s:%zu: block status must be one of ? * / - +",
-                    mapfile, lineno);
+      nbdkit_error ("%s:%zu: block status must be one of ? * / - +", mapfile,
+                    lineno);
       goto out;
     }
     if (pos + size < pos) {
@@ -191,9 +191,8 @@ static int
 ddrescue_can_cache (nbdkit_next *next, void *handle)
 {
   /* Caching reads what may be unreadable: let the server read. */
-  return nbdkit_next_can_cache (next) > NBDKIT_CACHE_NONE
-             ? NBDKIT_CACHE_EMULATE
-             : NBDKIT_CACHE_NONE;
+  return nbdkit_next_can_cache (next) > NBDKIT_CACHE_NONE ? NBDKIT_CACHE_EMULATE
+                                                          : NBDKIT_CACHE_NONE;
 }
 
 /* The first byte of [OFFSET, OFFSET+COUNT) not rescued, or
@@ -214,8 +213,7 @@ first_bad (uint64_t offset, uint64_t count)
   }
   if (lo == 0 || good[lo - 1].end <= offset)
     return offset;
-  return good[lo - 1].end < offset + count ? good[lo - 1].end
-                                           : offset + count;
+  return good[lo - 1].end < offset + count ? good[lo - 1].end : offset + count;
 }
 
 static int
@@ -227,7 +225,8 @@ ddrescue_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
 
   if (bad == offset + count)
     return nbdkit_next_pread (next, buf, count, offset, flags, rd, err);
-  nbdkit_debug ("ddrescue: read at %" PRIu64 " hits the unrescued byte %" PRIu64,
+  nbdkit_debug ("ddrescue: read at %" PRIu64
+                " hits the unrescued byte %" PRIu64,
                 offset, bad);
   /* Send the good bytes before the bad one, then the error. */
   if (bad > offset && rd

@@ -62,8 +62,7 @@ add_given (uint64_t offset, uint64_t length, uint32_t type)
   if (length == 0)
     return 0;
   if (offset + length < offset) {
-    nbdkit_error ("%s: extent at %" PRIu64 " runs past 2^64", listfile,
-                  offset);
+    nbdkit_error ("%s: extent at %" PRIu64 " runs past 2^64", listfile, offset);
     return -1;
   }
   if (ngiven == agiven) {
@@ -515,7 +514,8 @@ extentlist_extents (nbdkit_next *next, void *handle, uint64_t count,
       ret = -1;
       break;
     }
-    if ((flags & NBDKIT_FLAG_REQ_ONE) || s + l >= end || s + l >= (uint64_t)size)
+    if ((flags & NBDKIT_FLAG_REQ_ONE) || s + l >= end
+        || s + l >= (uint64_t)size)
       break;
   }
   pthread_rwlock_unlock (&lock);

@@ -84,8 +84,7 @@ wait_delay (void)
 }
 
 static void *
-rr_open (nbdkit_context *ctx, int readonly, const char *exportname,
-         int is_tls)
+rr_open (nbdkit_context *ctx, int readonly, const char *exportname, int is_tls)
 {
   for (int64_t try = 0;; try++) {
     if (nbdkit_next_open (ctx, readonly, exportname) == 0)
@@ -201,11 +200,9 @@ static int
 rr_pwrite (nbdkit_next *next, void *handle, const void *buf, uint64_t count,
            uint64_t offset, uint32_t flags, int *err)
 {
-  struct req r = { .kind = WRITE,
-                   .cbuf = buf,
-                   .count = count,
-                   .offset = offset,
-                   .flags = flags };
+  struct req r = {
+    .kind = WRITE, .cbuf = buf, .count = count, .offset = offset, .flags = flags
+  };
   return with_retries (next, &r, err);
 }
 

@@ -250,8 +250,7 @@ scan_open (nbdkit_context *ctx, int readonly, const char *name, int is_tls)
       exportname = strdup (name);
     pthread_mutex_unlock (&lock);
   } else
-    nbdkit_debug ("scan: export \"%s\" is not the default: not scanned",
-                  name);
+    nbdkit_debug ("scan: export \"%s\" is not the default: not scanned", name);
   return h;
 }
 
