@@ -471,7 +471,7 @@ luks2_kdf (json_object *kdf, const char *what, const unsigned char *pass,
       nbdkit_error ("%s: invalid %s parameters", what, type);
       return -1;
     }
-    return luks_argon2 (type[6] == 'd', pass, pass_len, salt, salt_len, a, b,
+    return luks_argon2 (strcmp (type, "argon2id") == 0, pass, pass_len, salt, salt_len, a, b,
                         c, out, out_len);
   }
   nbdkit_error ("%s: kdf %s is not supported", what, type);
