@@ -38,8 +38,7 @@ luks_cipher_init (struct luks_cipher *c, const char *what, const char *cipher,
 
   memset (c, 0, sizeof *c);
   if (strcmp (cipher, "aes") != 0) {
-    nbdkit_error ("%s: cipher %s is not supported (only aes)", what,
-                  cipher);
+    nbdkit_error ("%s: cipher %s is not supported (only aes)", what, cipher);
     return -1;
   }
   if (dash == NULL || dash - mode >= (ptrdiff_t)sizeof chain
@@ -118,18 +117,18 @@ luks_cipher_run (const struct luks_cipher *c, bool encrypt, unsigned char *buf,
 
     memset (iv, 0, sizeof iv);
     switch (c->iv) {
-    case IV_PLAIN:
-      s &= 0xffffffff;
-      /* fallthrough */
-    case IV_PLAIN64:
-    case IV_ESSIV:
-      for (int i = 0; i < 8; i++)
-        iv[i] = s >> (8 * i);
-      break;
-    case IV_PLAIN64BE:
-      for (int i = 0; i < 8; i++)
-        iv[15 - i] = s >> (8 * i);
-      break;
+      case IV_PLAIN:
+        s &= 0xffffffff;
+        /* fallthrough */
+      case IV_PLAIN64:
+      case IV_ESSIV:
+        for (int i = 0; i < 8; i++)
+          iv[i] = s >> (8 * i);
+        break;
+      case IV_PLAIN64BE:
+        for (int i = 0; i < 8; i++)
+          iv[15 - i] = s >> (8 * i);
+        break;
     }
     /* ESSIV: the IV is the sector number encrypted, in ECB (one block
      * of CBC from a zero IV), with the hash of the key.

@@ -139,8 +139,7 @@ static int
 open_area (nbdkit_next *next, uint64_t disk, const char *what,
            const char *cipher, const char *mode, const unsigned char *skey,
            size_t skey_len, uint64_t area, unsigned stripes,
-           gnutls_digest_algorithm_t af_hash, size_t key_len,
-           unsigned char *mk)
+           gnutls_digest_algorithm_t af_hash, size_t key_len, unsigned char *mk)
 {
   struct luks_cipher c;
   size_t len = key_len * stripes, alen = (len + 511) / 512 * 512;
@@ -161,8 +160,7 @@ open_area (nbdkit_next *next, uint64_t disk, const char *what,
   if (read_disk (next, disk, buf, alen, area, what) == -1)
     goto out;
   if ((e = luks_cipher_run (&c, false, buf, alen, 0, 512)) != 0) {
-    nbdkit_error ("%s: decrypting the key material: %s", what,
-                  strerror (e));
+    nbdkit_error ("%s: decrypting the key material: %s", what, strerror (e));
     goto out;
   }
   if (luks_af_merge (af_hash, buf, key_len, stripes, mk) == -1) {
@@ -191,8 +189,7 @@ tried_add (char *tried, size_t size, const char *slot)
 
 static int
 unlock_luks1 (nbdkit_next *next, uint64_t disk, const unsigned char *h,
-              const unsigned char *pass, size_t pass_len,
-              struct luks_volume *v)
+              const unsigned char *pass, size_t pass_len, struct luks_volume *v)
 {
   char cipher[33], mode[33], hashname[33], what[32], tried[64] = "";
   uint32_t key_bytes = be32 (h + 108), digest_iter = be32 (h + 164);
@@ -229,12 +226,15 @@ unlock_luks1 (nbdkit_next *next, uint64_t disk, const unsigned char *h,
     snprintf (what, sizeof what, "key slot %d", i);
     tried_add (tried, sizeof tried, what + 9);
     if (luks_pbkdf2 (hash, pass, pass_len, ks + 8, 32, be32 (ks + 4), skey,
-                     key_bytes) == -1
+                     key_bytes)
+            == -1
         || open_area (next, disk, what, cipher, mode, skey, key_bytes,
                       (uint64_t)be32 (ks + 40) * 512, be32 (ks + 44), hash,
-                      key_bytes, mk) == -1
+                      key_bytes, mk)
+               == -1
         || luks_pbkdf2 (hash, mk, key_bytes, h + 132, 32, digest_iter, digest,
-                        sizeof digest) == -1) {
+                        sizeof digest)
+               == -1) {
       gnutls_memset (skey, 0, sizeof skey);
       return -1;
     }
@@ -339,8 +339,8 @@ array_has (json_object *a, const char *s)
 static ssize_t
 base64 (const char *text, unsigned char *out, size_t max)
 {
-  static const char tab[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const char tab[]
+      = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   uint32_t acc = 0;
   int bits = 0;
   size_t n = 0;
@@ -380,21 +380,20 @@ read_luks2_header (nbdkit_next *next, uint64_t disk, uint64_t off,
   if (off + LUKS2_BIN > disk
       || read_disk (next, disk, bin, LUKS2_BIN, off, "LUKS2 header") == -1)
     return -1;
-  if (memcmp (bin, off ? "SKUL\xba\xbe" : LUKS_MAGIC, 6) != 0
-      || bin[6] != 0 || bin[7] != 2 || be64 (bin + 256) != off)
+  if (memcmp (bin, off ? "SKUL\xba\xbe" : LUKS_MAGIC, 6) != 0 || bin[6] != 0
+      || bin[7] != 2 || be64 (bin + 256) != off)
     return -1;
   size = be64 (bin + 8);
   if (size < 2 * LUKS2_BIN || size > 4 << 20 || size % LUKS2_BIN
       || off + size > disk) {
-    nbdkit_debug ("LUKS2 header at %" PRIu64 ": invalid size %" PRIu64,
-                  off, size);
+    nbdkit_debug ("LUKS2 header at %" PRIu64 ": invalid size %" PRIu64, off,
+                  size);
     return -1;
   }
   field (alg, bin + 72, 32);
   hash = luks_hash (alg);
   if (hash == GNUTLS_DIG_UNKNOWN) {
-    nbdkit_debug ("LUKS2 header at %" PRIu64 ": unknown checksum %s",
-                  off, alg);
+    nbdkit_debug ("LUKS2 header at %" PRIu64 ": unknown checksum %s", off, alg);
     return -1;
   }
   area = malloc (size - LUKS2_BIN + 1);
@@ -466,13 +465,13 @@ luks2_kdf (json_object *kdf, const char *what, const unsigned char *pass,
   }
   if (strcmp (type, "argon2i") == 0 || strcmp (type, "argon2id") == 0) {
     if (get_u64 (kdf, "time", &a) == -1 || get_u64 (kdf, "memory", &b) == -1
-        || get_u64 (kdf, "cpus", &c) == -1 || a > UINT32_MAX
-        || b > UINT32_MAX || c == 0 || c > 64) {
+        || get_u64 (kdf, "cpus", &c) == -1 || a > UINT32_MAX || b > UINT32_MAX
+        || c == 0 || c > 64) {
       nbdkit_error ("%s: invalid %s parameters", what, type);
       return -1;
     }
-    return luks_argon2 (strcmp (type, "argon2id") == 0, pass, pass_len, salt, salt_len, a, b,
-                        c, out, out_len);
+    return luks_argon2 (strcmp (type, "argon2id") == 0, pass, pass_len, salt,
+                        salt_len, a, b, c, out, out_len);
   }
   nbdkit_error ("%s: kdf %s is not supported", what, type);
   return -1;
@@ -485,8 +484,7 @@ split_spec (const char *spec, char *cipher, char *mode, const char *what)
   const char *dash = spec ? strchr (spec, '-') : NULL;
 
   if (dash == NULL || dash - spec > 31 || strlen (dash + 1) > 63) {
-    nbdkit_error ("%s: invalid encryption %s", what,
-                  spec ? spec : "(missing)");
+    nbdkit_error ("%s: invalid encryption %s", what, spec ? spec : "(missing)");
     return -1;
   }
   memcpy (cipher, spec, dash - spec);
@@ -521,8 +519,7 @@ try_luks2_slot (nbdkit_next *next, uint64_t disk, json_object *slot,
       || get_u64 (area, "offset", &area_off) == -1
       || get_u64 (area, "key_size", &area_key) == -1 || area_key == 0
       || area_key > LUKS_MAX_KEY
-      || split_spec (get_str (area, "encryption"), cipher, mode, what)
-             == -1) {
+      || split_spec (get_str (area, "encryption"), cipher, mode, what) == -1) {
     nbdkit_error ("%s: invalid or unsupported key slot", what);
     return -1;
   }
@@ -533,8 +530,7 @@ try_luks2_slot (nbdkit_next *next, uint64_t disk, json_object *slot,
     nbdkit_error ("%s: invalid or unsupported digest", what);
     return -1;
   }
-  if (luks2_kdf (get (slot, "kdf"), what, pass, pass_len, skey, area_key)
-      == -1)
+  if (luks2_kdf (get (slot, "kdf"), what, pass, pass_len, skey, area_key) == -1)
     return -1;
   r = open_area (next, disk, what, cipher, mode, skey, area_key, area_off,
                  stripes, af_hash, key_size, mk);
@@ -621,13 +617,13 @@ unlock_luks2_json (nbdkit_next *next, uint64_t disk, json_object *root,
   json_object_object_foreach (digests, dk, dv)
   {
     const char *t = get_str (dv, "type");
-    if (t && strcmp (t, "pbkdf2") == 0 && array_has (get (dv, "segments"), seg_id))
+    if (t && strcmp (t, "pbkdf2") == 0
+        && array_has (get (dv, "segments"), seg_id))
       dg = dv;
     (void)dk;
   }
   if (dg == NULL) {
-    nbdkit_error ("LUKS2 header has no pbkdf2 digest for segment %s",
-                  seg_id);
+    nbdkit_error ("LUKS2 header has no pbkdf2 digest for segment %s", seg_id);
     return -1;
   }
   ks = get (dg, "keyslots");
@@ -690,10 +686,9 @@ static int
 unlock_luks2 (nbdkit_next *next, uint64_t disk, const unsigned char *pass,
               size_t pass_len, struct luks_volume *v)
 {
-  static const uint64_t offs[] = { 0,       0x4000,   0x8000,
-                                   0x10000, 0x20000,  0x40000,
-                                   0x80000, 0x100000, 0x200000,
-                                   0x400000 };
+  static const uint64_t offs[]
+      = { 0,       0x4000,  0x8000,   0x10000,  0x20000,
+          0x40000, 0x80000, 0x100000, 0x200000, 0x400000 };
   char *json = NULL, *best = NULL;
   uint64_t seqid, best_seq = 0;
   unsigned char id[32], best_id[32];

@@ -21,14 +21,10 @@ luks_hash (const char *name)
     const char *name;
     gnutls_digest_algorithm_t alg;
   } hashes[] = {
-    { "sha1", GNUTLS_DIG_SHA1 },
-    { "sha224", GNUTLS_DIG_SHA224 },
-    { "sha256", GNUTLS_DIG_SHA256 },
-    { "sha384", GNUTLS_DIG_SHA384 },
-    { "sha512", GNUTLS_DIG_SHA512 },
-    { "ripemd160", GNUTLS_DIG_RMD160 },
-    { "sha3-256", GNUTLS_DIG_SHA3_256 },
-    { "sha3-512", GNUTLS_DIG_SHA3_512 },
+    { "sha1", GNUTLS_DIG_SHA1 },         { "sha224", GNUTLS_DIG_SHA224 },
+    { "sha256", GNUTLS_DIG_SHA256 },     { "sha384", GNUTLS_DIG_SHA384 },
+    { "sha512", GNUTLS_DIG_SHA512 },     { "ripemd160", GNUTLS_DIG_RMD160 },
+    { "sha3-256", GNUTLS_DIG_SHA3_256 }, { "sha3-512", GNUTLS_DIG_SHA3_512 },
   };
 
   for (size_t i = 0; i < sizeof hashes / sizeof hashes[0]; i++)

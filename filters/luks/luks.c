@@ -42,7 +42,7 @@ static const struct nbdkit_param params[] = {
     "file whose whole contents are the passphrase (as cryptsetup's "
     "--key-file)",
     NULL, &passphrase_file },
-  { NULL },
+  { .name = NULL },
 };
 
 /* The whole of the key file, newlines included, as cryptsetup reads it. */
@@ -275,8 +275,8 @@ luks_pwrite (nbdkit_next *next, void *handle, const void *buf, uint64_t count,
       && read_sectors (next, &h->v, tmp + (e - a - ss), ss, e - ss, err) == -1)
     goto out;
   memcpy (tmp + (offset - a), buf, count);
-  x = luks_cipher_run (&h->v.cipher, true, tmp, e - a,
-                       a / ss + h->v.iv_tweak, ss);
+  x = luks_cipher_run (&h->v.cipher, true, tmp, e - a, a / ss + h->v.iv_tweak,
+                       ss);
   if (x) {
     nbdkit_error ("encrypting at offset %" PRIu64 " failed", a);
     *err = x;
