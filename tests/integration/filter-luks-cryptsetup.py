@@ -202,6 +202,69 @@ uri = t.start("plus", "file", t.path("luks2-pbkdf2.img"), "--filter=luks",
 nbdtest.expect_error(lambda: t.connect(uri), what="passphrase=+FILE, wrong")
 uri = t.start("plus2", "file", img, "--filter=luks", "passphrase=+" + key2)
 assert t.connect(uri).pread(4096, 0) == first.pread(4096, 0)
+
+
+def rewrite_luks2(img, edit, copies=(0, 1)):
+    """Applies EDIT to the JSON of the LUKS2 header copies given (0:
+    primary, 1: secondary) and fixes their checksums."""
+    import hashlib
+    import json
+    with open(img, "r+b") as f:
+        hdr_size = struct.unpack(">Q", f.read(16)[8:16])[0]
+        for c in copies:
+            off = c * hdr_size
+            f.seek(off)
+            area = bytearray(f.read(hdr_size))
+            text = bytes(area[4096:]).rstrip(b"\0")
+            new = json.dumps(edit(json.loads(text))).encode()
+            assert len(new) < hdr_size - 4096
+            area[4096:] = new + bytes(hdr_size - 4096 - len(new))
+            area[448:512] = bytes(64)
+            area[448:480] = hashlib.sha256(area).digest()
+            f.seek(off)
+            f.write(area)
+
+
+def allow_discards(j):
+    j["config"]["flags"] = ["allow-discards"]
+    return j
+
+
+# A LUKS2 header with the allow-discards flag: trims reach the disk
+# (whole sectors only); without it trim is not offered (checked above).
+img = t.path("luks2-pbkdf2.img")
+rewrite_luks2(img, allow_discards)
+info = subprocess.run([CRYPTSETUP, "luksDump", img], stdout=subprocess.PIPE,
+                      check=True, universal_newlines=True).stdout
+assert re.search(r"Flags:\s+allow-discards", info), info
+vkey, off, ss, spec = volume(img)
+uri = t.start("discards", "file", img, "--filter=luks",
+              "passphrase-file=" + key)
+h = t.connect(uri)
+assert h.can_trim()
+h.pwrite(os.urandom(8 * ss), 0)
+h.trim(6 * ss - 100, 100)      # sectors 1-5 whole, bits of 0 and 6
+h.flush()
+with open(img, "rb") as f:
+    f.seek(off)
+    cipher = f.read(8 * ss)
+assert cipher[ss:6 * ss] == bytes(5 * ss)
+assert cipher[:ss] != bytes(ss) and cipher[6 * ss:7 * ss] != bytes(ss)
+
+# A damaged primary header: the secondary copy is used.
+with open(img, "r+b") as f:
+    f.seek(4096 + 3000)
+    f.write(b"x")
+uri = t.start("secondary", "file", img, "--filter=luks",
+              "passphrase-file=" + key)
+assert t.connect(uri).pread(ss, 7 * ss) == h.pread(ss, 7 * ss)
+# Both damaged: refused.
+with open(img, "r+b") as f:
+    f.seek(16384 + 4096 + 3000)
+    f.write(b"x")
+err = refused(img, "passphrase-file=" + key)
+assert "no valid LUKS2 header" in err, err
+
 # Not LUKS at all.
 plain = t.path("plain.img")
 with open(plain, "wb") as f:
