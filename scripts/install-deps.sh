@@ -14,6 +14,7 @@ packages="
   qemu-utils
   nbdkit nbdkit-plugin-python fio gnuplot-nox strace
   libzstd-dev zstd
+  libjson-c-dev libargon2-dev cryptsetup-bin python3-cryptography
 "
 
 if [ "$(id -u)" -ne 0 ]; then
