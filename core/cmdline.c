@@ -355,7 +355,7 @@ script_host (const char *path)
     for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
       if (strcmp (dot, exts[i].ext) == 0)
         return exts[i].host;
-  fp = fopen (path, "r");
+  fp = fopen (path, "re");
   if (fp == NULL)
     return NULL;
   if (fgets (line, sizeof line, fp) == NULL || strncmp (line, "#!", 2) != 0) {

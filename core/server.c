@@ -606,8 +606,8 @@ server_run (struct server *s)
       /* The protocol owns stdin/stdout now: keep them away from anything
        * else that might print.
        */
-      in = dup (0);
-      out = dup (1);
+      in = fcntl (0, F_DUPFD_CLOEXEC, 3);
+      out = fcntl (1, F_DUPFD_CLOEXEC, 3);
       int null = open ("/dev/null", O_RDWR);
       if (null >= 0) {
         dup2 (null, 0);

@@ -266,7 +266,7 @@ log_get_ready (int thread_model)
   int model;
 
   if (logfile) {
-    fp = fopen (logfile, logappend ? "a" : "w");
+    fp = fopen (logfile, logappend ? "ae" : "we");
     if (fp == NULL) {
       nbdkit_error ("logfile=%s: %m", logfile);
       return -1;

@@ -48,17 +48,21 @@ end
 -- The script keeps no state a wait could disturb.
 function thread_model() return "parallel" end
 
-local function wait(kind)
+local function wait(kind, whole)
   local d = delay[kind]
-  if d and d > 0 then nbdkit.sleep(d) end
+  if d and d > 0 then nbdkit.sleep(d, whole) end
 end
 
 function open(ctx, readonly, exportname, is_tls)
   wait("open")
 end
 
+-- The client has sent its disconnect (or gone) by now, which would cut
+-- an ordinary sleep short; this one delays the server's close of the
+-- socket, so a client that waits for it sees the delay, even when the
+-- server is shutting down.
 function close(h)
-  wait("close")
+  wait("close", true)
 end
 
 function pread(next, h, count, offset, flags)

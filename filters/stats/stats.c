@@ -83,7 +83,7 @@ stats_config_complete (void)
 static int
 stats_get_ready (int thread_model)
 {
-  fp = fopen (statsfile, statsappend ? "a" : "w");
+  fp = fopen (statsfile, statsappend ? "ae" : "we");
   if (fp == NULL) {
     nbdkit_error ("statsfile=%s: %m", statsfile);
     return -1;

@@ -419,17 +419,30 @@ l_disconnect (lua_State *L)
   return 0;
 }
 
-/* Sleeping lets go of the lock, so other requests run meanwhile. */
+/* Sleeping lets go of the lock, so other requests run meanwhile.
+ * WHOLE: sleep the whole time even if the client has gone or the
+ * server is stopping (a delay on closing, which has no request to
+ * abandon); otherwise wake early with ESHUTDOWN, as nbdkit_nanosleep.
+ */
 static int
-do_sleep (lua_State *L, double secs)
+do_sleep (lua_State *L, double secs, bool whole)
 {
-  int saved, r;
+  int saved, r = 0;
 
   if (!(secs >= 0) || secs > 1e9)
     return luaL_error (L, "sleep: bad duration %f", secs);
   saved = host_suspend ();
-  r = nbdkit_nanosleep ((unsigned)secs,
-                        (unsigned)((secs - floor (secs)) * 1e9));
+  if (whole) {
+    struct timespec ts = {
+      .tv_sec = (time_t)secs,
+      .tv_nsec = (long)((secs - floor (secs)) * 1e9),
+    };
+    while (nanosleep (&ts, &ts) == -1 && errno == EINTR)
+      ;
+  }
+  else
+    r = nbdkit_nanosleep ((unsigned)secs,
+                          (unsigned)((secs - floor (secs)) * 1e9));
   host_resume (saved);
   if (r == -1)
     return module_raise (L, ESHUTDOWN, "sleep interrupted: shutting down");
@@ -453,13 +466,13 @@ l_nanosleep (lua_State *L)
   lua_Integer s = luaL_checkinteger (L, 1), ns = luaL_optinteger (L, 2, 0);
   luaL_argcheck (L, s >= 0 && ns >= 0 && ns < 1000000000, 1,
                  "expected seconds >= 0 and 0 <= nanoseconds < 1e9");
-  return do_sleep (L, s + ns / 1e9);
+  return do_sleep (L, s + ns / 1e9, false);
 }
 
 static int
 l_sleep (lua_State *L)
 {
-  return do_sleep (L, luaL_checknumber (L, 1));
+  return do_sleep (L, luaL_checknumber (L, 1), lua_toboolean (L, 2));
 }
 
 /* ---- inside pread ---- */

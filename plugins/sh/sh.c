@@ -93,7 +93,7 @@ inline_script (void)
     nbdkit_error ("asprintf: %m");
     return NULL;
   }
-  fp = fopen (path, "w");
+  fp = fopen (path, "we");
   if (fp == NULL) {
     nbdkit_error ("%s: %m", path);
     free (path);

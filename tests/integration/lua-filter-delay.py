@@ -50,6 +50,19 @@ for th in threads:
 elapsed = time.monotonic() - start
 assert 0.38 <= elapsed < 1.2, elapsed
 
+# delay-close: a client that disconnects politely (NBD_CMD_DISC, then
+# waits for the server to close) sees the delay, though it has gone.
+uri2 = t.start("c", "--filter=" + DELAY, "null", "delay-close=700ms")
+hc = t.connect(uri2)
+start = time.monotonic()
+hc.shutdown()
+while True:
+    if hc.aio_is_closed() or hc.aio_is_dead():
+        break
+    hc.poll(1)
+elapsed = time.monotonic() - start
+assert elapsed >= 0.65, "delay-close=700ms: closed after %.3fs" % elapsed
+
 # A bad delay is refused, naming the key.
 import subprocess  # noqa: E402
 r = subprocess.run([nbdtest.NBDKIT, "-U", "-", "--filter=" + DELAY, "memory",
