@@ -182,7 +182,10 @@ open_export (struct connection *c, const char *name)
   }
   if ((r = backend_can_multi_conn (t)) == -1)
     goto fail;
-  if (r)
+  /* One connection at a time: a second one would wait for the first,
+   * so clients must not be told to open several (as nbdkit).
+   */
+  if (r && s->thread_model != TM_SERIALIZE_CONNECTIONS)
     f |= NBD_FLAG_CAN_MULTI_CONN;
   if ((r = backend_can_cache (t)) == -1)
     goto fail;
