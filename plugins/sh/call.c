@@ -355,6 +355,30 @@ script_error (const char *method, const char *text, size_t len, int code)
     name[j - i]
         = text[j] >= 'a' && text[j] <= 'z' ? text[j] - 'a' + 'A' : text[j];
   err = errno_from_name (name, j - i);
+  bool err_flat = false;
+  /* An errno the NBD protocol cannot carry reaches the client as EIO,
+   * as with nbdkit's sh plugin (the server would send EINVAL).
+   */
+  switch (err) {
+    case 0:
+    case EPERM:
+    case EIO:
+    case ENOMEM:
+    case EINVAL:
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+    case EROFS:
+    case EOVERFLOW:
+    case ENOTSUP:
+#if ENOTSUP != EOPNOTSUPP
+    case EOPNOTSUPP:
+#endif
+    case ESHUTDOWN:
+      break;
+    default:
+      err_flat = true;
+  }
   if (err
       && (j == len || text[j] == ' ' || text[j] == '\t' || text[j] == '\n'
           || text[j] == ':')) {
@@ -362,6 +386,8 @@ script_error (const char *method, const char *text, size_t len, int code)
     while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == ':'))
       i++;
   } else
+    err = EIO;
+  if (err_flat)
     err = EIO;
   /* Trailing newlines do not belong in the message. */
   while (len > i && (text[len - 1] == '\n' || text[len - 1] == '\r'))

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # sh plugin: the errno name a script prints on stderr is read in either
 # case ("eperm" is EPERM, as in nbdkit); a word that only starts like
-# one (EINVALID) is not taken for it.
+# one (EINVALID) is not taken for it; an errno NBD cannot carry (EPIPE)
+# reaches the client as EIO.
 . "$(dirname "$0")/functions.sh"
 requires nbdsh --version
 
 for pair in eperm:EPERM ENOSPC:ENOSPC "enospc tail text:ENOSPC" \
-            EINVALID:EIO "nomem:EIO"; do
+            EINVALID:EIO "nomem:EIO" EPIPE:EIO "enoent x:EIO"; do
   msg=${pair%:*} want=${pair##*:}
   printf 'case "$1" in get_size) echo 64K;; pread) echo "%s" >&2; exit 1;; *) exit 2;; esac\n' \
     "$msg" > plug.sh
