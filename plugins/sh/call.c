@@ -346,7 +346,7 @@ script_error (const char *method, const char *text, size_t len, int code)
   /* The name in either case (nbdkit accepts "eperm" too), letters
    * and digits (E2BIG).
    */
-  char name[32];
+  char name[32] = "";
   for (j = i; j < len && j - i < sizeof name - 1
               && ((text[j] >= 'A' && text[j] <= 'Z')
                   || (text[j] >= 'a' && text[j] <= 'z')
