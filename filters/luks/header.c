@@ -596,6 +596,12 @@ unlock_luks2_json (nbdkit_next *next, uint64_t disk, json_object *root,
                   seg_id ? seg_id : "?");
     return -1;
   }
+  if (get (seg, "integrity")) {
+    nbdkit_error ("LUKS2 segment %s has integrity protection (dm-integrity): "
+                  "not supported",
+                  seg_id);
+    return -1;
+  }
   if (sector < 512 || sector > 4096 || (sector & (sector - 1))) {
     nbdkit_error ("LUKS2 sector size %" PRIu64 " is invalid", sector);
     return -1;
