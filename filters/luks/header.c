@@ -37,6 +37,7 @@
 #define LUKS1_SLOTS 8
 #define LUKS1_ACTIVE 0x00AC71F3
 #define LUKS2_BIN 4096
+#define MAX_ARGON2_KIB (4 << 20) /* cryptsetup's limit: 4 GiB */
 
 static uint32_t
 be32 (const unsigned char *p)
@@ -146,7 +147,7 @@ open_area (nbdkit_next *next, uint64_t disk, const char *what,
   unsigned char *buf;
   int r = -1, e;
 
-  if (stripes == 0 || stripes > 1000000) {
+  if (stripes == 0 || len / stripes != key_len || len > 64 << 20) {
     nbdkit_error ("%s: invalid number of stripes %u", what, stripes);
     return -1;
   }
@@ -465,8 +466,8 @@ luks2_kdf (json_object *kdf, const char *what, const unsigned char *pass,
   }
   if (strcmp (type, "argon2i") == 0 || strcmp (type, "argon2id") == 0) {
     if (get_u64 (kdf, "time", &a) == -1 || get_u64 (kdf, "memory", &b) == -1
-        || get_u64 (kdf, "cpus", &c) == -1 || a > UINT32_MAX || b > UINT32_MAX
-        || c == 0 || c > 64) {
+        || get_u64 (kdf, "cpus", &c) == -1 || a == 0 || a > UINT32_MAX
+        || b > MAX_ARGON2_KIB || c == 0 || c > 64) {
       nbdkit_error ("%s: invalid %s parameters", what, type);
       return -1;
     }
@@ -593,6 +594,12 @@ unlock_luks2_json (nbdkit_next *next, uint64_t disk, json_object *root,
              == -1) {
     nbdkit_error ("LUKS2 segment %s is invalid or unsupported",
                   seg_id ? seg_id : "?");
+    return -1;
+  }
+  if (get (seg, "integrity")) {
+    nbdkit_error ("LUKS2 segment %s has integrity protection (dm-integrity): "
+                  "not supported",
+                  seg_id);
     return -1;
   }
   if (sector < 512 || sector > 4096 || (sector & (sector - 1))) {

@@ -265,6 +265,21 @@ with open(img, "r+b") as f:
 err = refused(img, "passphrase-file=" + key)
 assert "no valid LUKS2 header" in err, err
 
+
+
+def integrity(j):
+    j["segments"]["0"]["integrity"] = {"type": "hmac(sha256)",
+                                       "journal_encryption": "none",
+                                       "journal_integrity": "none"}
+    return j
+
+
+# Authenticated encryption (dm-integrity) is refused, not misread.
+img = t.path("luks2-cbc-essiv.img")
+rewrite_luks2(img, integrity)
+err = refused(img, "passphrase-file=" + key)
+assert "integrity protection" in err, err
+
 # Not LUKS at all.
 plain = t.path("plain.img")
 with open(plain, "wb") as f:
