@@ -408,18 +408,24 @@ read_password_tty (const char *what)
     password_error (what, "/dev/tty: %m");
     return NULL;
   }
-  if (write (fd, prompt, sizeof prompt - 1) == -1)
-    goto err;
+  /* Echo goes off before the prompt shows, so that nothing typed after
+   * the prompt is echoed or thrown away by the flush.
+   */
   if (tcgetattr (fd, &orig) == 0) {
     quiet = orig;
     quiet.c_lflag &= ~ECHO;
     if (tcsetattr (fd, TCSAFLUSH, &quiet) == 0)
       restore = true;
   }
+  if (write (fd, prompt, sizeof prompt - 1) == -1) {
+    if (restore)
+      tcsetattr (fd, TCSANOW, &orig);
+    goto err;
+  }
   pw = read_fd (fd, true);
   err = errno;
   if (restore)
-    tcsetattr (fd, TCSAFLUSH, &orig);
+    tcsetattr (fd, TCSANOW, &orig);
   /* The user's newline was not echoed. */
   if (write (fd, "\n", 1) == -1) {
     /* nothing useful to do */
