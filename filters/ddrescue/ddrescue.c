@@ -142,7 +142,8 @@ load_map (void)
   }
 
   /* Sort and merge touching or overlapping ranges. */
-  qsort (good, ngood, sizeof *good, cmp_range);
+  if (ngood > 0)
+    qsort (good, ngood, sizeof *good, cmp_range);
   size_t j = 0;
   for (size_t i = 0; i < ngood; i++) {
     if (j > 0 && good[i].start <= good[j - 1].end) {

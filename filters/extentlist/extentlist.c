@@ -355,7 +355,8 @@ build_list (void)
 {
   uint64_t pos = 0;
 
-  qsort (given, ngiven, sizeof *given, cmp_extent);
+  if (ngiven > 0)
+    qsort (given, ngiven, sizeof *given, cmp_extent);
   list = malloc ((2 * ngiven + 1) * sizeof *list);
   if (list == NULL) {
     nbdkit_error ("malloc: %m");

@@ -90,7 +90,7 @@ static int
 scan_get_ready (int thread_model)
 {
   if (thread_model != NBDKIT_THREAD_MODEL_PARALLEL) {
-    nbdkit_debug ("scan: warning: the thread model is not parallel: "
+    nbdkit_error ("warning: the thread model is not parallel: "
                   "the filter will not prefetch");
     enabled = false;
   }

@@ -45,6 +45,17 @@ except nbd.Error:
     pass
 '" || fail "reads through the map"
 
+# A map with no block: nothing reads.
+printf '# nothing yet\n0x0 ?  1\n' > empty.map
+t "$NBDKIT" -U - --filter=ddrescue file disk.img ddrescue-mapfile=empty.map \
+  --run "nbdsh -u \"\$uri\" -c '
+try:
+    h.pread(1, 0)
+    assert False, \"read succeeded\"
+except nbd.Error as e:
+    assert e.errno == \"EIO\"
+'" || fail "empty map"
+
 printf '0x0 +\n0x0 0x200 +\n0x200 0x200 X\n' > bad.map
 if t "$NBDKIT" -U - --filter=ddrescue file disk.img ddrescue-mapfile=bad.map \
      --run true 2>err; then

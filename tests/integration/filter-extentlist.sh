@@ -67,6 +67,12 @@ assert_eq "qemu-img map json" "$(map "$uri" | tr '\n' ';')" "$want"
 case "$want" in *"65536 131072 0;"*) ;; *) fail "unexpected qemu-img map: $want" ;; esac
 stop_nbdkit "$pid"
 
+# An empty list: all hole+zero.
+: > empty
+start_nbdkit e -r --filter=extentlist null 1M extentlist=empty
+assert_eq "empty list" "$(map "$uri")" "0 1048576 3"
+stop_nbdkit "$pid"
+
 bad () # WHAT CONTENTS EXPECTED-MESSAGE
 {
   printf "$2" > badlist

@@ -86,8 +86,9 @@ t "$NBDKIT" -U - --filter=scan sh ./plug.sh scan-size=1M \
 assert_eq "non-default export" "$(calls)" ""
 : > calls
 MODEL=serialize_requests t "$NBDKIT" -U - --filter=scan sh ./plug.sh \
-  scan-size=1M --run "nbdsh -u \"\$uri\" -c 'import time; time.sleep(1)'"
+  scan-size=1M --run "nbdsh -u \"\$uri\" -c 'import time; time.sleep(1)'" 2>err
 assert_eq "serialize_requests" "$(calls)" ""
+grep -q "not parallel" err || fail "no warning for a serializing plugin"
 
 # The man page's stacks: scan over cache, over cow with cow-on-cache.
 "$PYTHON" -c 'import os, sys; sys.stdout.buffer.write(os.urandom(3 << 20))' > disk.img
