@@ -19,6 +19,7 @@
 #define _GNU_SOURCE /* pipe2 */
 #endif
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,52 +42,54 @@
 #define MAX_ARGV 16
 
 static char *tmpdir;
+static char *tmpdir_var;         /* "tmpdir=..." */
 
+extern char **environ;
+
+/* The script's environment: the server's, with $tmpdir set.  Only the
+ * script sees $tmpdir: the server's own environment, which --run's
+ * command inherits, is left alone.
+ */
+static char **
+child_env (void)
+{
+  size_t n = 0, k = 0;
+  char **env;
+
+  while (environ[n])
+    n++;
+  env = malloc ((n + 2) * sizeof *env);
+  if (env == NULL)
+    return NULL;
+  for (size_t i = 0; i < n; i++)
+    if (tmpdir_var == NULL || strncmp (environ[i], "tmpdir=", 7) != 0)
+      env[k++] = environ[i];
+  if (tmpdir_var)
+    env[k++] = tmpdir_var;
+  env[k] = NULL;
+  return env;
+}
+
+/* The errno names a script may give: those the NBD protocol carries,
+ * and those the server maps onto them.  Any other name, like no name,
+ * means EIO (as nbdkit: the client could not be told anything better).
+ */
 static const struct {
   const char *name;
   int err;
 } errnos[] = {
   { "EPERM", EPERM },
-  { "ENOENT", ENOENT },
-  { "ESRCH", ESRCH },
-  { "EINTR", EINTR },
   { "EIO", EIO },
-  { "ENXIO", ENXIO },
-  { "E2BIG", E2BIG },
-  { "EBADF", EBADF },
-  { "EAGAIN", EAGAIN },
-  { "EWOULDBLOCK", EWOULDBLOCK },
   { "ENOMEM", ENOMEM },
-  { "EACCES", EACCES },
-  { "EFAULT", EFAULT },
-  { "EBUSY", EBUSY },
-  { "EEXIST", EEXIST },
-  { "EXDEV", EXDEV },
-  { "ENODEV", ENODEV },
-  { "ENOTDIR", ENOTDIR },
-  { "EISDIR", EISDIR },
   { "EINVAL", EINVAL },
-  { "ENFILE", ENFILE },
-  { "EMFILE", EMFILE },
-  { "ENOTTY", ENOTTY },
-  { "EFBIG", EFBIG },
   { "ENOSPC", ENOSPC },
-  { "ESPIPE", ESPIPE },
-  { "EROFS", EROFS },
-  { "EPIPE", EPIPE },
-  { "ERANGE", ERANGE },
-  { "ENOSYS", ENOSYS },
-  { "ENOTSUP", ENOTSUP },
-  { "EOPNOTSUPP", EOPNOTSUPP },
   { "EOVERFLOW", EOVERFLOW },
   { "ESHUTDOWN", ESHUTDOWN },
-  { "ETIMEDOUT", ETIMEDOUT },
-  { "ECONNRESET", ECONNRESET },
-  { "ENOTCONN", ENOTCONN },
+  { "ENOTSUP", ENOTSUP },
+  { "EOPNOTSUPP", EOPNOTSUPP },
+  { "EROFS", EROFS },
   { "EDQUOT", EDQUOT },
-  { "ENOMEDIUM", ENOMEDIUM },
-  { "EMEDIUMTYPE", EMEDIUMTYPE },
-  { "ECANCELED", ECANCELED },
+  { "EFBIG", EFBIG },
 };
 
 int
@@ -93,7 +97,7 @@ errno_from_name (const char *name, size_t len)
 {
   for (size_t i = 0; i < sizeof errnos / sizeof errnos[0]; i++)
     if (strlen (errnos[i].name) == len
-        && memcmp (errnos[i].name, name, len) == 0)
+        && strncasecmp (errnos[i].name, name, len) == 0)
       return errnos[i].err;
   return 0;
 }
@@ -173,6 +177,12 @@ run (const char *const *argv, const void *wdata, size_t wlen,
   bool pipe_was_pending;
   pid_t pid;
 
+  char **env = child_env ();
+
+  if (env == NULL) {
+    nbdkit_error ("%s: malloc: %m", script_name ());
+    return -1;
+  }
   if (pipe2 (in, O_CLOEXEC) == -1 || pipe2 (o, O_CLOEXEC) == -1
       || pipe2 (e, O_CLOEXEC) == -1) {
     nbdkit_error ("%s: pipe: %m", script_name ());
@@ -205,13 +215,13 @@ run (const char *const *argv, const void *wdata, size_t wlen,
     signal (SIGPIPE, SIG_DFL);
     sigemptyset (&none);
     sigprocmask (SIG_SETMASK, &none, NULL);
-    execv (argv[0], (char **)argv);
+    execve (argv[0], (char **)argv, env);
     /* A script without "#!" runs under /bin/sh, as execvp would. */
     if (errno == ENOEXEC) {
       const char *sh_argv[MAX_ARGV + 2] = { "/bin/sh" };
       for (int i = 0; argv[i] && i < MAX_ARGV; i++)
         sh_argv[i + 1] = argv[i];
-      execv ("/bin/sh", (char **)sh_argv);
+      execve ("/bin/sh", (char **)sh_argv, env);
     }
     if (write (2, exec_failed, sizeof exec_failed - 1) == -1)
       _exit (126);
@@ -285,6 +295,7 @@ run (const char *const *argv, const void *wdata, size_t wlen,
 
 close_all:
   saved = errno;
+  free (env);
   for (int i = 0; i < 2; i++) {
     if (in[i] >= 0)
       close (in[i]);
@@ -308,14 +319,9 @@ script_error (const char *method, const char *text, size_t len, int code)
 
   while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n'))
     i++;
-  for (j = i; j < len && text[j] >= 'A' && text[j] <= 'Z'; j++)
+  /* The name is one word, in either case (as nbdkit: "eperm"). */
+  for (j = i; j < len && isalnum ((unsigned char)text[j]); j++)
     ;
-  if (j < len && text[j] >= '0' && text[j] <= '9') /* E2BIG */
-    for (; j < len
-           && ((text[j] >= 'A' && text[j] <= 'Z')
-               || (text[j] >= '0' && text[j] <= '9'));
-         j++)
-      ;
   err = errno_from_name (text + i, j - i);
   if (err
       && (j == len || text[j] == ' ' || text[j] == '\t' || text[j] == '\n'
@@ -490,8 +496,14 @@ tmpdir_create (void)
     free (tmpl);
     return NULL;
   }
+  if (asprintf (&tmpdir_var, "tmpdir=%s", tmpl) == -1) {
+    nbdkit_error ("asprintf: %m");
+    tmpdir_var = NULL;
+    rmdir (tmpl);
+    free (tmpl);
+    return NULL;
+  }
   tmpdir = tmpl;
-  setenv ("tmpdir", tmpdir, 1);
   return tmpdir;
 }
 
@@ -510,4 +522,6 @@ tmpdir_remove (void)
   nftw (tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
   free (tmpdir);
   tmpdir = NULL;
+  free (tmpdir_var);
+  tmpdir_var = NULL;
 }
