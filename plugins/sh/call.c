@@ -426,11 +426,14 @@ call (const char *method, const char *const *args, const void *wdata,
   return ret;
 }
 
-/* ALL: strip every trailing newline; else exactly one, so that a handle
- * or name that itself ends in a newline survives (nbdkit's rule).
+/* STRIP: how many trailing newlines go: every one (STRIP_ALL), or one
+ * (so that a handle or name that itself ends in a newline survives,
+ * nbdkit's rule), or none.
  */
+#define STRIP_ALL (-1)
+
 static enum call_status
-text (const char *method, const char *const *args, char **out, bool all)
+text (const char *method, const char *const *args, char **out, int strip)
 {
   struct call_buf b = { .limit = TEXT_LIMIT };
   enum call_status r = call (method, args, NULL, 0, &b);
@@ -448,10 +451,10 @@ text (const char *method, const char *const *args, char **out, bool all)
       return CALL_ERROR;
     }
   }
-  if (!all) {
+  if (strip == 1) {
     if (b.len > 0 && b.data[b.len - 1] == '\n')
       b.data[--b.len] = '\0';
-  } else
+  } else if (strip == STRIP_ALL)
     while (b.len > 0
            && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
       b.data[--b.len] = '\0';
@@ -470,13 +473,19 @@ text (const char *method, const char *const *args, char **out, bool all)
 enum call_status
 call_text (const char *method, const char *const *args, char **out)
 {
-  return text (method, args, out, true);
+  return text (method, args, out, STRIP_ALL);
 }
 
 enum call_status
 call_text_verbatim (const char *method, const char *const *args, char **out)
 {
-  return text (method, args, out, false);
+  return text (method, args, out, 1);
+}
+
+enum call_status
+call_text_raw (const char *method, const char *const *args, char **out)
+{
+  return text (method, args, out, 0);
 }
 
 const char *

@@ -69,9 +69,12 @@ extern enum call_status call_text (const char *method, const char *const *args,
 /* The same, removing only one trailing newline (open's handle). */
 extern enum call_status
 call_text_verbatim (const char *method, const char *const *args, char **out);
+/* The same, removing nothing (lists of lines, where empty lines count). */
+extern enum call_status
+call_text_raw (const char *method, const char *const *args, char **out);
 
-/* The temporary directory ($tmpdir): created by tmpdir_create (which
- * also sets $tmpdir in the environment), removed by tmpdir_remove.
+/* The temporary directory ($tmpdir): created by tmpdir_create (and
+ * set as $tmpdir in the scripts' environment), removed by tmpdir_remove.
  */
 extern const char *tmpdir_create (void);
 extern void tmpdir_remove (void);

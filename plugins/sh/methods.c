@@ -177,7 +177,10 @@ sh_preconnect (int readonly)
   return simple ("preconnect", tf (readonly));
 }
 
-/* Split S into lines in place; returns how many, *LINES malloc'd. */
+/* Split S into lines in place; returns how many, *LINES malloc'd.
+ * Every newline ends a line (so "\n" is one empty line); text after
+ * the last newline is a line too.
+ */
 static size_t
 split_lines (char *s, char ***lines)
 {
@@ -219,15 +222,17 @@ parse_exports (char *s, struct nbdkit_exports *exports, const char **first)
         r = nbdkit_add_export (exports, l[i], i + 1 < n ? l[i + 1] : NULL);
     }
   } else if (n > 0 && strcmp (l[0], "NAMES+DESCRIPTIONS") == 0) {
-    size_t half = (n - 1) / 2;
-    for (i = 0; i < half && r == 0; i++) {
+    /* The first half are names, the rest descriptions: with an odd
+     * count the last name has none.
+     */
+    size_t names = n / 2, descs = (n - 1) - names;
+    for (i = 0; i < names && r == 0; i++) {
       if (!*first)
         *first = l[1 + i];
       if (exports)
-        r = nbdkit_add_export (exports, l[1 + i], l[1 + half + i]);
+        r = nbdkit_add_export (exports, l[1 + i],
+                               i < descs ? l[1 + names + i] : NULL);
     }
-    if (r == 0 && exports && (n - 1) % 2)
-      r = nbdkit_add_export (exports, l[n - 1], NULL);
   } else {
     i = n > 0 && strcmp (l[0], "NAMES") == 0 ? 1 : 0;
     for (; i < n && r == 0; i++) {
@@ -249,7 +254,7 @@ sh_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
   char *s;
   int r;
 
-  switch (call_text ("list_exports", args, &s)) {
+  switch (call_text_raw ("list_exports", args, &s)) {
     case CALL_OK:
       r = parse_exports (s, exports, &first);
       free (s);
@@ -268,7 +273,7 @@ sh_default_export (int readonly, int is_tls)
   const char *first, *r;
   char *s;
 
-  switch (call_text ("default_export", args, &s)) {
+  switch (call_text_raw ("default_export", args, &s)) {
     case CALL_OK:
       parse_exports (s, NULL, &first);
       r = nbdkit_strdup_intern (first ? first : "");
