@@ -59,7 +59,9 @@ function config(key, value)
   elseif what == "rate" then
     s.rate = nbdkit.parse_probability(key, value)
   else
-    s.file = value
+    -- Relative to where the server was started, not to "/" where a
+    -- server in the background runs.
+    s.file = nbdkit.absolute_path(value)
   end
 end
 
