@@ -424,14 +424,14 @@ backend_trim (struct context *c, uint64_t count, uint64_t offset,
   return emulate_fua (c, flags, err);
 }
 
-/* The piece size for emulation: at most EMULATE_CHUNK, within the
- * layer's largest data request, and a multiple of its block size.
+/* The piece size for emulation: at most CAP, within the layer's
+ * largest data request, and a multiple of its block size.
  */
 static uint64_t
-emulate_chunk (struct context *c)
+emulate_chunk (struct context *c, uint64_t cap)
 {
   struct nbdkit_block_size bs;
-  uint64_t n = EMULATE_CHUNK;
+  uint64_t n = cap;
 
   if (backend_block_size (c, &bs) == 0) {
     if (bs.maximum && bs.maximum < n)
@@ -439,14 +439,14 @@ emulate_chunk (struct context *c)
     if (bs.minimum > 1)
       n -= n % bs.minimum;
   }
-  return n ? n : EMULATE_CHUNK;
+  return n ? n : cap;
 }
 
 /* Zero by writing zeroes, piece by piece, each at its own offset. */
 static int
 zero_by_writes (struct context *c, uint64_t count, uint64_t offset, int *err)
 {
-  uint64_t chunk = emulate_chunk (c);
+  uint64_t chunk = emulate_chunk (c, EMULATE_CHUNK);
 
   while (count > 0) {
     uint64_t n = count > chunk ? chunk : count;
@@ -524,9 +524,14 @@ backend_cache (struct context *c, uint64_t count, uint64_t offset,
   if (r == NBDKIT_CACHE_NATIVE)
     return c->b->ops->cache (c, count, offset, flags, err);
 
-  /* Emulate by reading and discarding. */
-  uint64_t chunk = emulate_chunk (c);
-  char *buf = malloc (chunk);
+  /* Emulate by reading and discarding, in pieces as large as a
+   * client's read may be (as nbdkit), so that a plugin sees the reads a
+   * client would send.
+   */
+  if (count == 0)
+    return 0;
+  uint64_t chunk = emulate_chunk (c, MAX_REQUEST_SIZE);
+  char *buf = malloc (count < chunk ? count : chunk);
   struct nbdkit_read rd = { 0 };
   if (buf == NULL) {
     *err = ENOMEM;

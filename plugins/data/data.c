@@ -104,6 +104,14 @@ data_config_complete (void)
   size_t bad;
   int64_t n;
 
+  /* Variables mean something only to data=: elsewhere they are a
+   * mistake (a misspelt key), as in nbdkit.
+   */
+  if (!data_text && nvars > 0) {
+    nbdkit_error ("unknown parameter %s=: variables are used only with "
+                  "data=", var_keys[0]);
+    return -1;
+  }
   if (data_text) {
     if (data_eval (data_text, &env, &disk, &disk_size, &err) == -1) {
       nbdkit_error ("%s", err.msg);

@@ -956,6 +956,12 @@ slice (struct parser *p, size_t at, struct blob *b)
     return -1;
   }
   p->pos++;
+  /* An empty slice is empty wherever it starts (as nbdkit). */
+  if (from == to) {
+    blob_free (b);
+    *b = r;
+    return 0;
+  }
   if (from > to || to > b->size) {
     fail (p, at,
           "slice [%" PRIu64 ":%" PRIu64 "] is not inside the "

@@ -219,15 +219,17 @@ parse_exports (char *s, struct nbdkit_exports *exports, const char **first)
         r = nbdkit_add_export (exports, l[i], i + 1 < n ? l[i + 1] : NULL);
     }
   } else if (n > 0 && strcmp (l[0], "NAMES+DESCRIPTIONS") == 0) {
-    size_t half = (n - 1) / 2;
-    for (i = 0; i < half && r == 0; i++) {
+    /* The first half are names, the rest descriptions: with an odd
+     * count the last name has none.
+     */
+    size_t names = n / 2, descs = (n - 1) - names;
+    for (i = 0; i < names && r == 0; i++) {
       if (!*first)
         *first = l[1 + i];
       if (exports)
-        r = nbdkit_add_export (exports, l[1 + i], l[1 + half + i]);
+        r = nbdkit_add_export (exports, l[1 + i],
+                               i < descs ? l[1 + names + i] : NULL);
     }
-    if (r == 0 && exports && (n - 1) % 2)
-      r = nbdkit_add_export (exports, l[n - 1], NULL);
   } else {
     i = n > 0 && strcmp (l[0], "NAMES") == 0 ? 1 : 0;
     for (; i < n && r == 0; i++) {

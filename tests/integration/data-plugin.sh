@@ -15,6 +15,13 @@ assert_eq repeat "$(dump '(0x55 0xAA)*3')" "55aa55aa55aa"
 assert_eq align "$(dump '1 @^4 2')" "0100000002"
 assert_eq string "$(dump '"AB" le16:0x0102 be16:0x0102')" "414202010102"
 assert_eq slice "$(dump '("hello")[1:3]')" "656c"
+# An empty slice is empty wherever it starts (as nbdkit).
+assert_eq empty-slice "$(dump '1 "hello"[99:99] 2')" "0102"
+# Variables are for data= only: elsewhere a stray key is an error.
+if t "$NBDKIT" -U - data raw=AB a=1 --run true 2>/dev/null; then
+  fail "raw= with a variable key accepted"
+fi
+assert_eq raw "$(t "$NBDKIT" -U - data raw=AB --run 'nbdcopy "$uri" - | xxd -p')" "4142"
 assert_eq names "$(dump '(1 2) -> \a \a @+1 \a')" "0102000102"
 assert_eq var "$(dump '$p*2' p='7 8')" "07080708"
 assert_eq size "$(dump '1 2' size=4)" "01020000"

@@ -4,6 +4,7 @@ when one is given."""
 
 import errno
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -57,8 +58,27 @@ nbdtest.expect_error(lambda: h.pwrite(b"y", 0), errno.EPERM, "pwrite on")
 os.unlink(trigger)
 assert h.pread(1, 0) == b"y"
 
+# A relative error file is relative to where the server started, even
+# for a server in the background (which runs in "/").
+sock, pidfile = t.path("bg.sock"), t.path("bg.pid")
+r = subprocess.run([nbdtest.NBDKIT, "-U", sock, "-P", pidfile,
+                    "--filter=" + ERROR, "memory", "1M", "error=ENOSPC",
+                    "error-file=rel-trigger"],
+                   cwd=t.tmpdir, timeout=30)
+assert r.returncode == 0
+bgpid = int(open(pidfile).read())
+try:
+    h = t.connect("nbd+unix:///?socket=" + sock)
+    h.pread(512, 0)
+    open(t.path("rel-trigger"), "w").close()
+    nbdtest.expect_error(lambda: h.pread(512, 0), errno.ENOSPC, "relative")
+    os.unlink(t.path("rel-trigger"))
+    h.pread(512, 0)
+    h.shutdown()
+finally:
+    os.kill(bgpid, 15)
+
 # Unknown errno names are refused.
-import subprocess  # noqa: E402
 r = subprocess.run([nbdtest.NBDKIT, "-U", "-", "--filter=" + ERROR, "memory",
                     "1M", "error=EWHATEVER", "--run", "true"],
                    capture_output=True, text=True, timeout=30)
