@@ -21,10 +21,12 @@ main (int argc, char *argv[])
   else if (r == -1)
     status = EXIT_FAILURE;
   fflush (stdout);
-  /* On errors before running, the plugin may still be loaded; the
-   * process ends here, which unloads it.
+  /* On errors before running, or after --dump-plugin, the plugin may
+   * still be loaded; the process ends here, which unloads it.  With
+   * nothing loaded (--version, --help, a bad option) the server is
+   * freed, so leak checkers see a clean exit.
    */
-  if (r == 0)
+  if (r == 0 || s->top == NULL)
     server_free (s);
   return status;
 }
