@@ -56,7 +56,8 @@ function get_size(next, h)
 end
 
 function export_description(next, h)
-  if h.fallback then return "TLS is required for this export" end
+  -- No description for the notice (an empty one means none).
+  if h.fallback then return "" end
   return next:export_description()
 end
 

@@ -26,13 +26,21 @@ LUA
 start_nbdkit tf --tls=on --tls-psk="$tmpdir/keys.psk" --filter="$TF" \
   ./disk.lua tls-fallback-data="Please use TLS."
 
-# Plain client: the notice, 512 bytes, read-only.
-got="$(nbdsh_u "$uri" -c '
+# Plain client: the notice, 512 bytes, read-only, no description.
+got="$(t nbdsh -c "
+h.set_full_info(True)
+h.connect_unix('$sock')
+" -c '
 print(h.get_size(), h.is_read_only(), h.get_tls_negotiated())
 print(bytes(h.pread(15, 0)).decode(), bytes(h.pread(497, 15)) == bytes(497))
+try:
+    print("description:", h.get_export_description())
+except nbd.Error:
+    print("no description")
 ')"
 assert_eq plain "$got" "512 True False
-Please use TLS. True"
+Please use TLS. True
+no description"
 [ ! -e opens ] || fail "the plugin was opened for a plain client"
 
 # TLS client: the plugin.
