@@ -271,6 +271,10 @@ find_entry (nbdkit_next *next, struct handle *h)
       pos += BLK + (size + BLK - 1) / BLK * BLK;
       continue;
     }
+    if (type == 'K') { /* the next member's long link target: not needed */
+      pos += BLK + ((uint64_t)size + BLK - 1) / BLK * BLK;
+      continue;
+    }
 
     /* An ordinary header: its name. */
     if (memcmp (b + 257, "ustar\0", 6) == 0 && b[345]) {
