@@ -14,6 +14,7 @@ packages="
   qemu-utils
   nbdkit nbdkit-plugin-python fio gnuplot-nox strace
   libzstd-dev zstd
+  liblzma-dev xz-utils zlib1g-dev gzip tar
   libjson-c-dev libargon2-dev cryptsetup-bin python3-cryptography
 "
 
