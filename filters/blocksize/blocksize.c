@@ -30,6 +30,8 @@
 #define NBDKIT_API_VERSION 3
 #include <nbdkit-filter.h>
 
+#include "aligned.h"
+
 #define MAX_DATA_DEFAULT (64 * 1024 * 1024)
 
 static int64_t cfg_minblock = 0, cfg_maxdata = 0, cfg_maxlen = 0;
@@ -417,9 +419,11 @@ blocksize_extents (nbdkit_next *next, void *handle, uint64_t count,
   uint64_t start = ALIGN_DOWN (offset, h->minblock);
   uint64_t end = ALIGN_UP (offset + count, h->minblock);
 
-  /* One request; the client asks again for what is not answered. */
-  return nbdkit_next_extents (next, MIN (end - start, h->maxlen), start, flags,
-                              e, err);
+  /* One request (or a few, until the first block is whole), in whole
+   * blocks; the client asks again for what is not answered.
+   */
+  return aligned_extents (next, MIN (end - start, h->maxlen), start, flags,
+                          h->minblock, e, err);
 }
 
 static struct nbdkit_filter filter = {

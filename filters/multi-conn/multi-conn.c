@@ -7,11 +7,14 @@
  *   multi-conn-exportname=false|true
  *
  * Every open connection is on one list.  A connection is dirty once it
- * wrote, trimmed, zeroed or read since its last flush (a read may have
- * cached data another connection then changes); a flush on a clean
- * connection is skipped (track-dirty=connection).  With fast, one flag
+ * wrote, trimmed or zeroed since its last flush, or read or cached and
+ * anything was written since (it may hold data another connection
+ * changed); a flush on a clean connection is skipped
+ * (track-dirty=connection).  With fast, one flag
  * for the whole server says whether anything was written since any
- * flush.
+ * flush.  In plugin mode with track-dirty=connection a flush is skipped
+ * only while nothing was written since one that made every connection
+ * consistent (a flush of a plugin with multi-conn).
  *
  * Emulation calls flush on other connections' contexts from this
  * connection's thread; plugins that flush safely while another
@@ -59,12 +62,14 @@ struct handle {
   nbdkit_next *next; /* set in prepare, cleared in finalize */
   enum mode mode;    /* AUTO resolved per connection */
   char *exportname;
-  bool dirty;
+  unsigned dirty;             /* DIRTY_WRITE | DIRTY_READ */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct handle *conns;
 static bool fast_dirty;
+#define DIRTY_WRITE 1           /* wrote since its last flush */
+#define DIRTY_READ 2            /* read or cached since its last flush */
 static bool serialized_connections;
 
 static const char *
@@ -188,7 +193,7 @@ mark_dirty (struct handle *h)
   if (track == OFF)
     return;
   pthread_mutex_lock (&lock);
-  h->dirty = true;
+  h->dirty |= DIRTY_WRITE;
   fast_dirty = true;
   pthread_mutex_unlock (&lock);
 }
@@ -197,9 +202,11 @@ mark_dirty (struct handle *h)
 static int
 flush_one (struct handle *h, int *err)
 {
-  if (track == CONN && !h->dirty)
+  /* What it read is stale only if something was written since. */
+  if (track == CONN
+      && !(h->dirty & DIRTY_WRITE) && !((h->dirty & DIRTY_READ) && fast_dirty))
     return 0;
-  h->dirty = false;
+  h->dirty = 0;
   return nbdkit_next_flush (h->next, 0, err);
 }
 
@@ -213,6 +220,23 @@ do_flush (struct handle *h, bool only_others, int *err)
   if (track == FAST && !fast_dirty) {
     pthread_mutex_unlock (&lock);
     return 0;
+  }
+  if (h->mode != EMULATE && track == CONN) {
+    /* The plugin's own flush: needed while anything was written since
+     * a flush made every connection consistent (as nbdkit), which only
+     * a plugin with multi-conn does.
+     */
+    if (!only_others && fast_dirty) {
+      r = nbdkit_next_flush (h->next, 0, err);
+      if (r == 0 && nbdkit_next_can_multi_conn (h->next) == 1) {
+        for (struct handle *o = conns; o; o = o->next_h)
+          o->dirty = 0;
+        fast_dirty = false;
+      } else if (r == 0)
+        h->dirty = 0;
+    }
+    pthread_mutex_unlock (&lock);
+    return r;
   }
   if (h->mode != EMULATE) {
     if (!only_others)
@@ -236,12 +260,26 @@ mc_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
           uint64_t offset, uint32_t flags, struct nbdkit_read *rd, int *err)
 {
   struct handle *h = handle;
-  if (track == CONN && !h->dirty) {
+  if (track == CONN && !(h->dirty & DIRTY_READ)) {
     pthread_mutex_lock (&lock);
-    h->dirty = true;
+    h->dirty |= DIRTY_READ;
     pthread_mutex_unlock (&lock);
   }
   return nbdkit_next_pread (next, buf, count, offset, flags, rd, err);
+}
+
+/* A cache request may fill a cache of the connection, as a read. */
+static int
+mc_cache (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+          uint32_t flags, int *err)
+{
+  struct handle *h = handle;
+  if (track == CONN && !(h->dirty & DIRTY_READ)) {
+    pthread_mutex_lock (&lock);
+    h->dirty |= DIRTY_READ;
+    pthread_mutex_unlock (&lock);
+  }
+  return nbdkit_next_cache (next, count, offset, flags, err);
 }
 
 /* After a FUA write in emulate mode, the others must see it too. */
@@ -307,6 +345,7 @@ static struct nbdkit_filter filter = {
   .can_multi_conn = mc_can_multi_conn,
   .can_flush = mc_can_flush,
   .pread = mc_pread,
+  .cache = mc_cache,
   .pread_fills_buffer = 1, /* or reads it from below */
   .pwrite = mc_pwrite,
   .trim = mc_trim,

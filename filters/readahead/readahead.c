@@ -17,6 +17,13 @@
  * counter before and after they run: a buffer or a fetch from another
  * generation is never used, so no client reads stale data.
  *
+ * A plugin (or the layers below) that can cache natively is not read
+ * ahead of but asked to prefetch instead, as nbdkit's filter does:
+ * every read goes through, and the thread then sends a cache request
+ * for the window after it.  The window starts at 32K, doubles while
+ * the client reads past what was prefetched, stays while it moves
+ * forward, and starts again at 32K when it does not.
+ *
  * Serializing plugins: the server serializes the client's requests,
  * but the background context is not one of them.  When the thread
  * model is serialize_requests or stricter, every call this filter
@@ -40,6 +47,10 @@
 #define MAX_WINDOW (8 * 1024 * 1024)
 /* The buffer keeps at most this much already read behind the client. */
 #define MAX_BUFFER (2 * MAX_WINDOW)
+#define MIN_PREFETCH (32 * 1024)
+#define MAX_PREFETCH (4 * 1024 * 1024)
+/* Prefetches asked for and not yet sent; the oldest go when full. */
+#define PREFETCH_QUEUE 16
 
 static atomic_uint_fast64_t generation;
 static bool serialize;
@@ -72,6 +83,11 @@ struct handle {
   bool busy; /* the fetch in progress */
   uint64_t foff, flen;
   uint64_t last_end, window; /* the client's pattern */
+
+  bool prefetch;              /* the layer below caches: send it cache */
+  struct { uint64_t off, len; } queue[PREFETCH_QUEUE];
+  size_t qhead, qlen;
+  uint64_t last_off, ra_end;  /* the last read, the end of its prefetch */
 };
 
 static const char *
@@ -138,11 +154,42 @@ install (struct handle *h, char *tmp, uint64_t off, uint64_t len, uint64_t gen)
   h->bgen = gen;
 }
 
+/* The thread in prefetch mode: send the queued cache requests. */
+static void
+prefetcher (struct handle *h)
+{
+  pthread_mutex_lock (&h->m);
+  for (;;) {
+    while (!h->quit && h->qlen == 0)
+      pthread_cond_wait (&h->cv, &h->m);
+    if (h->quit)
+      break;
+    uint64_t off = h->queue[h->qhead].off, len = h->queue[h->qhead].len;
+    h->qhead = (h->qhead + 1) % PREFETCH_QUEUE;
+    h->qlen--;
+    pthread_mutex_unlock (&h->m);
+
+    int err = 0;
+    if (h->bg == NULL)
+      h->bg = nbdkit_next_context_open (h->backend, 1, h->exportname);
+    /* A failed prefetch only costs the speed-up. */
+    if (h->bg)
+      PLUGIN_CALL (nbdkit_next_cache (h->bg, len, off, 0, &err));
+
+    pthread_mutex_lock (&h->m);
+  }
+  pthread_mutex_unlock (&h->m);
+}
+
 static void *
 fetcher (void *arg)
 {
   struct handle *h = arg;
 
+  if (h->prefetch) {
+    prefetcher (h);
+    return NULL;
+  }
   pthread_mutex_lock (&h->m);
   for (;;) {
     while (!h->quit && !h->want)
@@ -186,6 +233,9 @@ readahead_prepare (nbdkit_next *next, void *handle, int readonly)
   if (size == -1)
     return -1;
   h->size = size;
+  h->prefetch = nbdkit_next_can_cache (next) == NBDKIT_CACHE_NATIVE;
+  if (h->prefetch)
+    h->window = MIN_PREFETCH;
   e = pthread_create (&h->thread, NULL, fetcher, h);
   if (e) {
     errno = e;
@@ -253,6 +303,32 @@ readahead_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
   struct handle *h = handle;
   uint64_t end = offset + count;
   bool hit = false;
+
+  if (h->prefetch) {
+    int r = PLUGIN_CALL (
+        nbdkit_next_pread (next, buf, count, offset, flags, rd, err));
+    pthread_mutex_lock (&h->m);
+    if (offset > h->ra_end)
+      h->window = h->window * 2 > MAX_PREFETCH ? MAX_PREFETCH : h->window * 2;
+    else if (offset <= h->last_off)
+      h->window = MIN_PREFETCH;
+    h->last_off = offset;
+    if (end < h->size) {
+      uint64_t len = h->size - end < h->window ? h->size - end : h->window;
+      size_t tail = (h->qhead + h->qlen) % PREFETCH_QUEUE;
+      if (h->qlen == PREFETCH_QUEUE) {
+        h->qhead = (h->qhead + 1) % PREFETCH_QUEUE;
+        h->qlen--;
+      }
+      h->queue[tail].off = end;
+      h->queue[tail].len = len;
+      h->qlen++;
+      h->ra_end = end + len;
+      pthread_cond_broadcast (&h->cv);
+    }
+    pthread_mutex_unlock (&h->m);
+    return r;
+  }
 
   pthread_mutex_lock (&h->m);
   for (;;) {

@@ -18,6 +18,8 @@
 #define NBDKIT_API_VERSION 3
 #include <nbdkit-filter.h>
 
+#include "aligned.h"
+
 static const char *bits_text = "16";
 static unsigned bytes = 2;
 
@@ -188,6 +190,17 @@ swab_zero (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
   return nbdkit_next_zero (next, count, offset, flags, err);
 }
 
+/* Extents in whole words: a word is data unless all of it is not. */
+static int
+swab_extents (nbdkit_next *next, void *handle, uint64_t count,
+              uint64_t offset, uint32_t flags, struct nbdkit_extents *e,
+              int *err)
+{
+  if (!aligned (count, offset, err))
+    return -1;
+  return aligned_extents (next, count, offset, flags, bytes, e, err);
+}
+
 static struct nbdkit_filter filter = {
   .name = "swab",
   .longname = "nbdkit byte-swapping filter",
@@ -202,6 +215,7 @@ static struct nbdkit_filter filter = {
   .pwrite = swab_pwrite,
   .trim = swab_trim,
   .zero = swab_zero,
+  .extents = swab_extents,
 };
 
 NBDKIT_REGISTER_FILTER (filter)
