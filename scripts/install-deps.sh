@@ -16,6 +16,7 @@ packages="
   libzstd-dev zstd
   liblzma-dev xz-utils zlib1g-dev gzip tar
   libjson-c-dev libargon2-dev cryptsetup-bin python3-cryptography
+  fdisk mtools dosfstools xorriso genisoimage
 "
 
 if [ "$(id -u)" -ne 0 ]; then
