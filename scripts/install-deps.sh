@@ -16,6 +16,7 @@ packages="
   libzstd-dev zstd
   liblzma-dev xz-utils zlib1g-dev gzip tar
   libjson-c-dev libargon2-dev cryptsetup-bin python3-cryptography
+  libext2fs-dev e2fsprogs fdisk
 "
 
 if [ "$(id -u)" -ne 0 ]; then
