@@ -145,7 +145,11 @@ ondemand_list_exports (int readonly, int is_tls,
       continue;
     if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN)
       continue;
-    if (nbdkit_add_export (exports, e->d_name, NULL) == -1) {
+    /* The file "default" is the default export "". */
+    if (nbdkit_add_export (exports,
+                           strcmp (e->d_name, "default") == 0 ? ""
+                                                              : e->d_name,
+                           NULL) == -1) {
       r = -1;
       break;
     }

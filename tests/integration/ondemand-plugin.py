@@ -78,8 +78,9 @@ assert os.path.exists(os.path.join(exports, "default"))
 # Listed.
 out = subprocess.run(["nbdinfo", "--list", "--json", uri], check=True,
                      stdout=subprocess.PIPE).stdout.decode()
-for name in ("one", "two", "big", "default"):
-    assert '"%s"' % name in out, (name, out)
+for name in ("one", "two", "big", ""):
+    assert '"export-name": "%s"' % name in out, (name, out)
+assert '"default"' not in out, out
 assert sorted(os.listdir(exports)) == ["big", "default", "one", "two"], \
     os.listdir(exports)
 t.proc.terminate()
