@@ -364,6 +364,18 @@ ext2_get_size (nbdkit_next *next, void *handle)
   return ext2fs_file_get_size (h->file);
 }
 
+static const char *
+ext2_export_description (nbdkit_next *next, void *handle)
+{
+  struct handle *h = handle;
+  const char *below = nbdkit_next_export_description (next);
+
+  if (below)
+    return nbdkit_printf_intern ("%s inside the ext2 filesystem of: %s",
+                                 h->path, below);
+  return nbdkit_printf_intern ("%s inside an ext2 filesystem", h->path);
+}
+
 static int
 ext2_can_none (nbdkit_next *next, void *handle)
 {
@@ -512,6 +524,7 @@ static struct nbdkit_filter filter = {
   .prepare = ext2_prepare,
   .finalize = ext2_finalize,
   .get_size = ext2_get_size,
+  .export_description = ext2_export_description,
   .can_flush = ext2_can_flush,
   .can_fua = ext2_can_fua,
   .can_trim = ext2_can_none,

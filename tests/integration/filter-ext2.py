@@ -70,8 +70,11 @@ for fstype in ("ext2", "ext4"):
     # exportname mode: the export name is the path.
     uri = t.start("e", "--filter=ext2", "file", img, "ext2file=exportname")
     for name in ("other.txt", "/other.txt", "/disks/../other.txt"):
-        h = t.connect(uri.replace("///", "///" + name))
+        h = t.connect(uri.replace("///", "///" + name), full_info=True)
         assert h.pread(h.get_size(), 0) == other, name
+        # The description names the file the client asked for.
+        assert name in h.get_export_description(), \
+            h.get_export_description()
         h.shutdown()
     h = t.connect(uri.replace("///", "///disks/disk.img"))
     assert h.pread(h.get_size(), 0) == want
