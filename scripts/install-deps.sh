@@ -17,6 +17,7 @@ packages="
   liblzma-dev xz-utils zlib1g-dev gzip tar
   libjson-c-dev libargon2-dev cryptsetup-bin python3-cryptography
   fdisk mtools dosfstools xorriso genisoimage
+  libext2fs-dev e2fsprogs
 "
 
 if [ "$(id -u)" -ne 0 ]; then
