@@ -324,9 +324,11 @@ target (void)
   return nbdkit_printf_intern ("command=%s", command);
 }
 
-/* One attempt: a new handle set up and connected, or NULL. */
+/* One attempt: a new handle set up and connected, or NULL.  A failure
+ * is an error on the LAST attempt, a debug message before.
+ */
 static struct nbd_handle *
-try_connect (const char *name)
+try_connect (const char *name, bool last)
 {
   struct nbd_handle *h = nbd_create ();
   int r;
@@ -344,6 +346,9 @@ try_connect (const char *name)
       || (tls_psk && nbd_set_tls_psk_file (h, tls_psk) == -1))
     goto err;
   if (!uri && nbd_set_export_name (h, name) == -1)
+    goto err;
+  /* The URI comes from the command line: its tls-psk-file may be used. */
+  if (uri && nbd_set_uri_allow_local_file (h, true) == -1)
     goto err;
   /* With a URI and a client's export name, go through option mode to
    * replace the URI's export name before NBD_OPT_GO.
@@ -377,8 +382,12 @@ try_connect (const char *name)
   return h;
 
 err:
-  nbdkit_error ("cannot connect to the NBD server at %s: %s", target (),
-                nbd_get_error ());
+  if (last)
+    nbdkit_error ("cannot connect to the NBD server at %s: %s", target (),
+                  nbd_get_error ());
+  else
+    nbdkit_debug ("cannot connect to the NBD server at %s: %s", target (),
+                  nbd_get_error ());
   nbd_close (h);
   return NULL;
 }
@@ -387,7 +396,7 @@ static struct nbd_handle *
 connect_server (const char *name)
 {
   for (int i = 0;; i++) {
-    struct nbd_handle *h = try_connect (name);
+    struct nbd_handle *h = try_connect (name, i >= retry);
     if (h || i >= retry)
       return h;
     nbdkit_debug ("nbd: retrying the connection to %s (%d of %d)", target (),
