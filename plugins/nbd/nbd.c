@@ -302,7 +302,7 @@ nbd_dump_plugin (void)
   printf ("libnbd_tls=%d\n", libnbd_has (HAS_TLS));
   printf ("libnbd_uri=%d\n", libnbd_has (HAS_URI));
   printf ("libnbd_vsock=1\n");
-  printf ("libnbd_dynamic_list=0\n");
+  printf ("libnbd_dynamic_list=1\n");
 }
 
 /* Where we connect to, for messages. */
@@ -325,10 +325,11 @@ target (void)
 }
 
 /* One attempt: a new handle set up and connected, or NULL.  A failure
- * is an error on the LAST attempt, a debug message before.
+ * is an error on the LAST attempt, a debug message before.  With OPT
+ * the handle is left in option negotiation (to list the exports).
  */
 static struct nbd_handle *
-try_connect (const char *name, bool last)
+try_connect (const char *name, bool last, bool opt)
 {
   struct nbd_handle *h = nbd_create ();
   int r;
@@ -353,7 +354,7 @@ try_connect (const char *name, bool last)
   /* With a URI and a client's export name, go through option mode to
    * replace the URI's export name before NBD_OPT_GO.
    */
-  if (uri && dynamic_export && nbd_set_opt_mode (h, true) == -1)
+  if ((opt || (uri && dynamic_export)) && nbd_set_opt_mode (h, true) == -1)
     goto err;
 
   if (sockname)
@@ -375,7 +376,7 @@ try_connect (const char *name, bool last)
     r = nbd_connect_systemd_socket_activation (h, args);
   if (r == -1)
     goto err;
-  if (uri && dynamic_export) {
+  if (!opt && uri && dynamic_export) {
     if (nbd_set_export_name (h, name) == -1 || nbd_opt_go (h) == -1)
       goto err;
   }
@@ -393,10 +394,10 @@ err:
 }
 
 static struct nbd_handle *
-connect_server (const char *name)
+connect_server (const char *name, bool opt)
 {
   for (int i = 0;; i++) {
-    struct nbd_handle *h = try_connect (name, i >= retry);
+    struct nbd_handle *h = try_connect (name, i >= retry, opt);
     if (h || i >= retry)
       return h;
     nbdkit_debug ("nbd: retrying the connection to %s (%d of %d)", target (),
@@ -417,7 +418,7 @@ nbd_after_fork (void)
 {
   if (!shared)
     return 0;
-  shared_handle = connect_server (export_name ? export_name : "");
+  shared_handle = connect_server (export_name ? export_name : "", false);
   return shared_handle ? 0 : -1;
 }
 
@@ -443,6 +444,35 @@ nbd_unload (void)
   free (args);
 }
 
+static int failed (const char *op);
+
+static int
+add_listed (void *user_data, const char *name, const char *description)
+{
+  return nbdkit_add_export (user_data, name, description);
+}
+
+/* With dynamic-export, the server's own list; otherwise the one export. */
+static int
+nbd_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
+{
+  struct nbd_handle *h;
+  nbd_list_callback cb = { .callback = add_listed, .user_data = exports };
+  int r;
+
+  if (!dynamic_export)
+    return nbdkit_use_default_export (exports);
+  h = connect_server ("", true);
+  if (h == NULL)
+    return -1;
+  r = nbd_opt_list (h, cb);
+  if (r == -1)
+    failed ("list of exports");
+  nbd_opt_abort (h);
+  nbd_close (h);
+  return r == -1 ? -1 : 0;
+}
+
 static void *
 nbd_open (int readonly, const char *exportname, int is_tls)
 {
@@ -462,7 +492,8 @@ nbd_open (int readonly, const char *exportname, int is_tls)
     return h;
   }
   h->nbd = connect_server (dynamic_export ? exportname
-                           : export_name ? export_name : "");
+                           : export_name ? export_name : "",
+                       false);
   if (h->nbd == NULL) {
     free (h);
     return NULL;
@@ -783,6 +814,7 @@ static struct nbdkit_plugin plugin = {
   .dump_plugin = nbd_dump_plugin,
   .thread_model = nbd_thread_model,
   .after_fork = nbd_after_fork,
+  .list_exports = nbd_list_exports,
   .unload = nbd_unload,
   .open = nbd_open,
   .close = nbd_close_handle,

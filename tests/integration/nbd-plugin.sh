@@ -83,6 +83,15 @@ start_nbdkit dynuri nbd "nbd+unix:///ignored?socket=$info_sock" \
   dynamic-export=true
 nbdsh -u "nbd+unix:///other?socket=$sock" \
   -c 'assert h.pread(h.get_size(), 0) == b"other", h.pread(h.get_size(), 0)'
+# dynamic-export=true lists the backend's exports.
+mkdir dir && echo one > dir/a && echo two > dir/b
+start_nbdkit dirbk file dir="$tmpdir/dir"
+start_nbdkit dirpx nbd socket="$sock" dynamic-export=true
+t nbdinfo --list "$uri" > list.px
+grep -q 'export="a"' list.px && grep -q 'export="b"' list.px ||
+  { cat list.px; fail "the backend's exports are not listed"; }
+nbdsh -u "nbd+unix:///b?socket=$sock" -c 'assert h.pread(4, 0) == b"two\n"'
+
 # uri= as the magic key, with the URI's export.
 start_nbdkit uripx nbd "nbd+unix:///viauri?socket=$info_sock"
 nbdsh_u "$uri" -c 'assert h.pread(h.get_size(), 0) == b"viauri"'
