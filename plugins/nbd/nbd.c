@@ -557,15 +557,21 @@ nbd_block_size_cb (void *handle, struct nbdkit_block_size *bs)
   int64_t pr = nbd_get_block_size (h->nbd, LIBNBD_SIZE_PREFERRED);
   int64_t mx = nbd_get_block_size (h->nbd, LIBNBD_SIZE_MAXIMUM);
 
-  /* Pass them on only when the server gave a usable set. */
-  if (mn <= 0 || pr <= 0 || mx <= 0)
+  /* Pass them on only when the server gave a usable set, bringing the
+   * preferred size into the range our clients may be told.
+   */
+  if (mn <= 0 || pr <= 0 || mx <= 0 || mn > 65536 || (mn & (mn - 1)) != 0
+      || (pr & (pr - 1)) != 0)
     return 0;
   if (pr < 512)
     pr = 512;
   if (pr < mn)
     pr = mn;
-  if (mx > UINT32_MAX)
-    mx = UINT32_MAX / mn * mn;
+  if (pr > 32 * 1024 * 1024)
+    pr = 32 * 1024 * 1024;
+  mx = mx / mn * mn;
+  if (mx < mn)
+    return 0;
   bs->minimum = mn;
   bs->preferred = pr;
   bs->maximum = mx;

@@ -58,6 +58,16 @@ start_nbdkit ropx nbd socket="$sock"
 nbdsh_u "$uri" -c 'assert h.is_read_only()'
 nbdsh_u "$px_uri" -c 'assert not h.is_read_only() and h.can_fua() and h.can_trim()'
 
+# Block sizes pass through.
+start_nbdkit bsbk --filter=blocksize-policy memory 1M blocksize-minimum=4096 \
+  blocksize-preferred=65536 blocksize-maximum=1M
+start_nbdkit bspx nbd socket="$sock"
+nbdsh_u "$uri" -c '
+assert h.get_block_size(nbd.SIZE_MINIMUM) == 4096, h.get_block_size(nbd.SIZE_MINIMUM)
+assert h.get_block_size(nbd.SIZE_PREFERRED) == 65536
+assert h.get_block_size(nbd.SIZE_MAXIMUM) == 1 << 20
+'
+
 # Errors keep their errno: the full plugin fails writes with ENOSPC.
 start_nbdkit fullbk full 1M
 start_nbdkit fullpx nbd socket="$sock"
