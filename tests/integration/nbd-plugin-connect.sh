@@ -42,6 +42,23 @@ nbdsh_u "$uri" -c 'assert h.pread(11, 5000) == b"via command"'
 cmd_pid=$pid
 stop_nbdkit "$cmd_pid"
 
+# socket-fd=: a socket already connected to the backend, inherited.
+start_nbdkit fdbk memory 1M
+fd_back="$sock"
+"$PYTHON" -c '
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+fd = s.fileno()
+os.set_inheritable(fd, True)
+os.execv(sys.argv[2], [sys.argv[2], "-U", sys.argv[3], "-P", sys.argv[4], "-f",
+                       "nbd", "socket-fd=%d" % fd])
+' "$fd_back" "$NBDKIT" "$tmpdir/fdpx.sock" "$tmpdir/fdpx.pid" &
+register_pid $!
+wait_for_file fdpx.pid || fail "socket-fd proxy did not start"
+nbdsh_u "nbd+unix:///?socket=$tmpdir/fdpx.sock" -c 'h.pwrite(b"by fd", 0)'
+nbdsh_u "nbd+unix:///?socket=$fd_back" -c 'assert h.pread(5, 0) == b"by fd"'
+
 # The man page's qemu-nbd example.
 if command -v qemu-nbd >/dev/null && command -v qemu-img >/dev/null; then
   qemu-img create -q -f qcow2 disk.qcow2 4M
