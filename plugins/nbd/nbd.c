@@ -9,9 +9,10 @@
  * Without shared=true each client connection gets its own libnbd
  * handle, connected in open and closed in close.  With shared=true
  * (the default for command= and socket-fd=) one handle, connected when
- * the server is ready, serves every client.  libnbd handles are
- * thread-safe, so the thread model is parallel; the synchronous calls
- * used here are serialized per handle inside libnbd.
+ * the server is ready, serves every client.  The thread model is
+ * parallel: requests are issued with libnbd's aio calls and a reader
+ * thread per handle runs its state machine (struct conn), so many
+ * requests are in flight on one connection.
  *
  * What the backend offers (size, read-only, flush, FUA, trim, zero,
  * fast zero, cache, multi-conn, block sizes, base:allocation) is
@@ -20,13 +21,22 @@
  * our client sees.
  */
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2 */
+#endif
+
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libnbd.h>
 
@@ -46,12 +56,131 @@ static bool dynamic_export;
 static int tls = -1; /* -1: not given; else LIBNBD_TLS_* */
 static int tls_verify = -1;
 
-/* The one handle of shared mode. */
-static struct nbd_handle *shared_handle;
+/* A connected libnbd handle and the thread that runs its state machine:
+ * requests are issued with the aio calls from the server's threads,
+ * which then wait for their completion, so that requests of one
+ * client (and, with shared, of all clients) are in flight together.
+ */
+struct conn {
+  struct nbd_handle *nbd;
+  pthread_t reader;
+  int wake[2]; /* a byte written to wake[1] makes the reader look again */
+  bool stop;   /* under the handle: read by the reader after a wake-up */
+};
+
+/* The one connection of shared mode. */
+static struct conn *shared_conn;
 
 struct handle {
   struct nbd_handle *nbd;
+  struct conn *c;
 };
+
+static void
+wake_reader (struct conn *c)
+{
+  char x = 0;
+  ssize_t r;
+
+  do
+    r = write (c->wake[1], &x, 1);
+  while (r == -1 && errno == EINTR);
+}
+
+static void *
+reader (void *arg)
+{
+  struct conn *c = arg;
+
+  while (!__atomic_load_n (&c->stop, __ATOMIC_ACQUIRE)) {
+    struct pollfd fds[2];
+    int fd = nbd_aio_get_fd (c->nbd);
+    unsigned dir = nbd_aio_get_direction (c->nbd);
+    char buf[64];
+
+    if (fd == -1 || nbd_aio_is_dead (c->nbd) || nbd_aio_is_closed (c->nbd))
+      break;
+    fds[0] = (struct pollfd){ .fd = fd };
+    if (dir & LIBNBD_AIO_DIRECTION_READ)
+      fds[0].events |= POLLIN;
+    if (dir & LIBNBD_AIO_DIRECTION_WRITE)
+      fds[0].events |= POLLOUT;
+    fds[1] = (struct pollfd){ .fd = c->wake[0], .events = POLLIN };
+    if (poll (fds, 2, -1) == -1) {
+      if (errno == EINTR)
+        continue;
+      nbdkit_error ("poll: %m");
+      break;
+    }
+    if (fds[1].revents & POLLIN)
+      (void)!read (c->wake[0], buf, sizeof buf);
+    dir = nbd_aio_get_direction (c->nbd);
+    if ((dir & LIBNBD_AIO_DIRECTION_READ)
+        && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+      nbd_aio_notify_read (c->nbd);
+    else if ((dir & LIBNBD_AIO_DIRECTION_WRITE)
+             && (fds[0].revents & (POLLOUT | POLLHUP | POLLERR)))
+      nbd_aio_notify_write (c->nbd);
+  }
+  return NULL;
+}
+
+/* Start the reader of connected handle NBD; closes NBD on failure. */
+static struct conn *
+conn_start (struct nbd_handle *nbd)
+{
+  struct conn *c = calloc (1, sizeof *c);
+  int err;
+
+  if (c == NULL) {
+    nbdkit_error ("calloc: %m");
+    nbd_close (nbd);
+    return NULL;
+  }
+  c->nbd = nbd;
+  if (pipe2 (c->wake, O_CLOEXEC | O_NONBLOCK) == -1) {
+    nbdkit_error ("pipe2: %m");
+    goto fail;
+  }
+  err = pthread_create (&c->reader, NULL, reader, c);
+  if (err) {
+    errno = err;
+    nbdkit_error ("pthread_create: %m");
+    close (c->wake[0]);
+    close (c->wake[1]);
+    goto fail;
+  }
+  return c;
+
+fail:
+  nbd_close (nbd);
+  free (c);
+  return NULL;
+}
+
+/* Disconnect politely, stop the reader, close. */
+static void
+conn_stop (struct conn *c)
+{
+  if (c == NULL)
+    return;
+  if (nbd_aio_is_ready (c->nbd) || nbd_aio_is_processing (c->nbd)) {
+    nbd_aio_disconnect (c->nbd, 0);
+    /* Let the reader send it, and see the server close. */
+    for (int i = 0; i < 100 && !nbd_aio_is_closed (c->nbd)
+                    && !nbd_aio_is_dead (c->nbd); i++) {
+      wake_reader (c);
+      usleep (10000);
+    }
+  }
+  __atomic_store_n (&c->stop, true, __ATOMIC_RELEASE);
+  wake_reader (c);
+  pthread_join (c->reader, NULL);
+  close (c->wake[0]);
+  close (c->wake[1]);
+  nbd_close (c->nbd);
+  free (c);
+}
 
 static const struct nbdkit_param nbd_params[] = {
   { .name = "socket", .type = NBDKIT_PARAM_STRING,
@@ -418,17 +547,18 @@ nbd_after_fork (void)
 {
   if (!shared)
     return 0;
-  shared_handle = connect_server (export_name ? export_name : "", false);
-  return shared_handle ? 0 : -1;
+  struct nbd_handle *nbd
+      = connect_server (export_name ? export_name : "", false);
+  if (nbd == NULL)
+    return -1;
+  shared_conn = conn_start (nbd);
+  return shared_conn ? 0 : -1;
 }
 
 static void
 nbd_unload (void)
 {
-  if (shared_handle) {
-    nbd_shutdown (shared_handle, 0);
-    nbd_close (shared_handle);
-  }
+  conn_stop (shared_conn);
   free ((char *)sockname);
   free ((char *)uri);
   free ((char *)hostname);
@@ -483,18 +613,20 @@ nbd_open (int readonly, const char *exportname, int is_tls)
     return NULL;
   }
   if (shared) {
-    if (shared_handle == NULL) {
+    if (shared_conn == NULL) {
       nbdkit_error ("not connected to the NBD server at %s", target ());
       free (h);
       return NULL;
     }
-    h->nbd = shared_handle;
+    h->c = shared_conn;
+    h->nbd = shared_conn->nbd;
     return h;
   }
   h->nbd = connect_server (dynamic_export ? exportname
                            : export_name ? export_name : "",
                        false);
-  if (h->nbd == NULL) {
+  h->c = h->nbd ? conn_start (h->nbd) : NULL;
+  if (h->c == NULL) {
     free (h);
     return NULL;
   }
@@ -506,10 +638,8 @@ nbd_close_handle (void *handle)
 {
   struct handle *h = handle;
 
-  if (h->nbd != shared_handle) {
-    nbd_shutdown (h->nbd, 0);
-    nbd_close (h->nbd);
-  }
+  if (h->c != shared_conn)
+    conn_stop (h->c);
   free (h);
 }
 
@@ -656,6 +786,91 @@ nbd_can_cache_cb (void *handle)
   return r == -1 ? -1 : r ? NBDKIT_CACHE_NATIVE : NBDKIT_CACHE_NONE;
 }
 
+/* One request in flight: the issuing thread waits on DONE.  The
+ * reader thread runs the callbacks, so holes and extents are collected
+ * here and handed to the server by the issuing thread afterwards.
+ */
+struct range {
+  uint64_t offset, length;
+  uint32_t type;
+};
+
+struct txn {
+  sem_t done;
+  int err;         /* from the server (or libnbd) */
+  struct range *r; /* holes (pread) or extents (block status) */
+  size_t n, cap;
+  int oom;
+};
+
+static int
+txn_done (void *user_data, int *error)
+{
+  struct txn *t = user_data;
+
+  t->err = *error;
+  sem_post (&t->done);
+  return 1;
+}
+
+static int
+txn_add (struct txn *t, uint64_t offset, uint64_t length, uint32_t type)
+{
+  if (t->n == t->cap) {
+    size_t cap = t->cap ? 2 * t->cap : 16;
+    struct range *r = realloc (t->r, cap * sizeof *r);
+    if (r == NULL) {
+      t->oom = 1;
+      return -1;
+    }
+    t->r = r;
+    t->cap = cap;
+  }
+  t->r[t->n++] = (struct range){ offset, length, type };
+  return 0;
+}
+
+/* Wait for the command of COOKIE (-1: it was not issued). */
+static int
+txn_wait (struct handle *h, struct txn *t, int64_t cookie, const char *op)
+{
+  if (cookie == -1) {
+    failed (op);
+    return -1;
+  }
+  wake_reader (h->c);
+  while (sem_wait (&t->done) == -1 && errno == EINTR)
+    ;
+  if (t->err) {
+    nbdkit_error ("%s: %s", op, strerror (t->err));
+    nbdkit_set_error (t->err);
+    return -1;
+  }
+  if (t->oom) {
+    nbdkit_error ("%s: out of memory", op);
+    nbdkit_set_error (ENOMEM);
+    return -1;
+  }
+  return 0;
+}
+
+static void
+txn_init (struct txn *t)
+{
+  *t = (struct txn){ .err = 0 };
+  sem_init (&t->done, 0, 0);
+}
+
+static void
+txn_free (struct txn *t)
+{
+  sem_destroy (&t->done);
+  free (t->r);
+}
+
+#define COMPLETION(t)                                                          \
+  ((nbd_completion_callback){ .callback = txn_done, .user_data = (t) })
+
 /* Structured read chunks: holes become holes for our client.  libnbd
  * has already put the data (or zeroes, for a hole) in the buffer.
  */
@@ -663,13 +878,10 @@ static int
 read_chunk (void *user_data, const void *subbuf, size_t count,
             uint64_t offset, unsigned status, int *error)
 {
-  struct nbdkit_read *rd = user_data;
+  struct txn *t = user_data;
 
-  if (status == LIBNBD_READ_HOLE && rd
-      && nbdkit_read_hole (rd, offset, count) == -1) {
-    *error = EIO;
-    return -1;
-  }
+  if (status == LIBNBD_READ_HOLE)
+    txn_add (t, offset, count, 0);
   return 0;
 }
 
@@ -678,11 +890,19 @@ nbd_pread_cb (void *handle, void *buf, uint64_t count, uint64_t offset,
               uint32_t flags, struct nbdkit_read *rd)
 {
   struct handle *h = handle;
-  nbd_chunk_callback cb = { .callback = read_chunk, .user_data = rd };
+  struct txn t;
+  int r;
 
-  if (nbd_pread_structured (h->nbd, buf, count, offset, cb, 0) == -1)
-    return failed ("pread");
-  return 0;
+  txn_init (&t);
+  nbd_chunk_callback cb = { .callback = read_chunk, .user_data = &t };
+  r = txn_wait (h, &t,
+                nbd_aio_pread_structured (h->nbd, buf, count, offset, cb,
+                                          COMPLETION (&t), 0),
+                "pread");
+  for (size_t i = 0; r == 0 && rd && i < t.n; i++)
+    r = nbdkit_read_hole (rd, t.r[i].offset, t.r[i].length);
+  txn_free (&t);
+  return r;
 }
 
 static uint32_t
@@ -704,30 +924,45 @@ nbd_pwrite_cb (void *handle, const void *buf, uint64_t count, uint64_t offset,
                uint32_t flags)
 {
   struct handle *h = handle;
+  struct txn t;
+  int r;
 
-  if (nbd_pwrite (h->nbd, buf, count, offset, lflags (flags)) == -1)
-    return failed ("pwrite");
-  return 0;
+  txn_init (&t);
+  r = txn_wait (h, &t,
+                nbd_aio_pwrite (h->nbd, buf, count, offset, COMPLETION (&t),
+                                lflags (flags)),
+                "pwrite");
+  txn_free (&t);
+  return r;
 }
 
 static int
 nbd_flush_cb (void *handle, uint32_t flags)
 {
   struct handle *h = handle;
+  struct txn t;
+  int r;
 
-  if (nbd_flush (h->nbd, 0) == -1)
-    return failed ("flush");
-  return 0;
+  txn_init (&t);
+  r = txn_wait (h, &t, nbd_aio_flush (h->nbd, COMPLETION (&t), 0), "flush");
+  txn_free (&t);
+  return r;
 }
 
 static int
 nbd_trim_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 {
   struct handle *h = handle;
+  struct txn t;
+  int r;
 
-  if (nbd_trim (h->nbd, count, offset, lflags (flags)) == -1)
-    return failed ("trim");
-  return 0;
+  txn_init (&t);
+  r = txn_wait (h, &t,
+                nbd_aio_trim (h->nbd, count, offset, COMPLETION (&t),
+                              lflags (flags)),
+                "trim");
+  txn_free (&t);
+  return r;
 }
 
 static int
@@ -735,34 +970,39 @@ nbd_zero_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 {
   struct handle *h = handle;
   uint32_t f = lflags (flags);
+  struct txn t;
+  int r;
 
   if (!(flags & NBDKIT_FLAG_MAY_TRIM))
     f |= LIBNBD_CMD_FLAG_NO_HOLE;
-  if (nbd_zero (h->nbd, count, offset, f) == -1)
-    return failed ("zero");
-  return 0;
+  txn_init (&t);
+  r = txn_wait (h, &t,
+                nbd_aio_zero (h->nbd, count, offset, COMPLETION (&t), f),
+                "zero");
+  txn_free (&t);
+  return r;
 }
 
 static int
 nbd_cache_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 {
   struct handle *h = handle;
+  struct txn t;
+  int r;
 
-  if (nbd_cache (h->nbd, count, offset, 0) == -1)
-    return failed ("cache");
-  return 0;
+  txn_init (&t);
+  r = txn_wait (h, &t,
+                nbd_aio_cache (h->nbd, count, offset, COMPLETION (&t), 0),
+                "cache");
+  txn_free (&t);
+  return r;
 }
-
-struct extents_state {
-  struct nbdkit_extents *e;
-  int err;
-};
 
 static int
 got_extents (void *user_data, const char *metacontext, uint64_t offset,
              uint32_t *entries, size_t nr_entries, int *error)
 {
-  struct extents_state *s = user_data;
+  struct txn *t = user_data;
 
   if (strcmp (metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0)
     return 0;
@@ -772,11 +1012,8 @@ got_extents (void *user_data, const char *metacontext, uint64_t offset,
       type |= NBDKIT_EXTENT_HOLE;
     if (entries[i + 1] & LIBNBD_STATE_ZERO)
       type |= NBDKIT_EXTENT_ZERO;
-    if (nbdkit_add_extent (s->e, offset, entries[i], type) == -1) {
-      s->err = errno ? errno : EIO;
-      *error = s->err;
-      return -1;
-    }
+    if (txn_add (t, offset, entries[i], type) == -1)
+      return 0; /* reported when the command completes */
     offset += entries[i];
   }
   return 0;
@@ -787,24 +1024,26 @@ nbd_extents_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
                 struct nbdkit_extents *extents)
 {
   struct handle *h = handle;
-  struct extents_state s = { .e = extents };
-  nbd_extent_callback cb = { .callback = got_extents, .user_data = &s };
+  struct txn t;
+  int r;
 
   /* One request covers less than 4G: ask for 2G (a multiple of any
    * block size), the client asks again for the rest.
    */
   if (count > UINT32_MAX)
     count = UINT64_C (1) << 31;
-  if (nbd_block_status (h->nbd, count, offset, cb,
-                        flags & NBDKIT_FLAG_REQ_ONE ? LIBNBD_CMD_FLAG_REQ_ONE
-                                                    : 0) == -1) {
-    if (s.err) {
-      nbdkit_set_error (s.err);
-      return -1;
-    }
-    return failed ("block_status");
-  }
-  return 0;
+  txn_init (&t);
+  nbd_extent_callback cb = { .callback = got_extents, .user_data = &t };
+  r = txn_wait (h, &t,
+                nbd_aio_block_status (h->nbd, count, offset, cb,
+                                      COMPLETION (&t),
+                                      flags & NBDKIT_FLAG_REQ_ONE
+                                          ? LIBNBD_CMD_FLAG_REQ_ONE : 0),
+                "block_status");
+  for (size_t i = 0; r == 0 && i < t.n; i++)
+    r = nbdkit_add_extent (extents, t.r[i].offset, t.r[i].length, t.r[i].type);
+  txn_free (&t);
+  return r;
 }
 
 static struct nbdkit_plugin plugin = {
