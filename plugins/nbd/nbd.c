@@ -1,0 +1,1088 @@
+/* nbd.c: the nbd plugin, a proxy to another NBD server through libnbd.
+ *
+ *   nbdkit nbd socket=PATH | hostname=HOST [port=PORT] | vsock=CID [port=]
+ *              | socket-fd=FD | command=CMD [arg=ARG]... | [uri=]URI
+ *              [export=NAME] [dynamic-export=BOOL] [shared=BOOL] [retry=N]
+ *              [tls=off|on|require] [tls-certificates=DIR] [tls-verify=BOOL]
+ *              [tls-username=NAME] [tls-psk=FILE]
+ *
+ * Without shared=true each client connection gets its own libnbd
+ * handle, connected in open and closed in close.  With shared=true
+ * (the default for command= and socket-fd=) one handle, connected when
+ * the server is ready, serves every client.  The thread model is
+ * parallel: requests are issued with libnbd's aio calls and a reader
+ * thread per handle runs its state machine (struct conn), so many
+ * requests are in flight on one connection.
+ *
+ * What the backend offers (size, read-only, flush, FUA, trim, zero,
+ * fast zero, cache, multi-conn, block sizes, base:allocation) is
+ * passed through as is.  Holes in structured read replies become holes
+ * for our client, and libnbd's errno for a failed command is the errno
+ * our client sees.
+ */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2 */
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libnbd.h>
+
+#define NBDKIT_API_VERSION 3
+#include <nbdkit-plugin.h>
+
+/* Configuration. */
+static const char *sockname, *uri, *hostname, *port, *vsock_cid;
+static const char *command, *export_name, *tls_certificates, *tls_username;
+static const char *tls_psk;
+static char **args;    /* command followed by each arg=, NULL-terminated */
+static size_t nargs;   /* entries in args, without the NULL */
+static int socket_fd = -1;
+static int retry;
+static int shared = -1; /* -1: not given */
+static bool dynamic_export;
+static int tls = -1; /* -1: not given; else LIBNBD_TLS_* */
+static int tls_verify = -1;
+
+/* A connected libnbd handle and the thread that runs its state machine:
+ * requests are issued with the aio calls from the server's threads,
+ * which then wait for their completion, so that requests of one
+ * client (and, with shared, of all clients) are in flight together.
+ */
+struct conn {
+  struct nbd_handle *nbd;
+  pthread_t reader;
+  int wake[2]; /* a byte written to wake[1] makes the reader look again */
+  bool stop;   /* under the handle: read by the reader after a wake-up */
+};
+
+/* The one connection of shared mode. */
+static struct conn *shared_conn;
+
+struct handle {
+  struct nbd_handle *nbd;
+  struct conn *c;
+};
+
+static void
+wake_reader (struct conn *c)
+{
+  char x = 0;
+  ssize_t r;
+
+  do
+    r = write (c->wake[1], &x, 1);
+  while (r == -1 && errno == EINTR);
+}
+
+static void *
+reader (void *arg)
+{
+  struct conn *c = arg;
+
+  while (!__atomic_load_n (&c->stop, __ATOMIC_ACQUIRE)) {
+    struct pollfd fds[2];
+    int fd = nbd_aio_get_fd (c->nbd);
+    unsigned dir = nbd_aio_get_direction (c->nbd);
+    char buf[64];
+
+    if (fd == -1 || nbd_aio_is_dead (c->nbd) || nbd_aio_is_closed (c->nbd))
+      break;
+    fds[0] = (struct pollfd){ .fd = fd };
+    if (dir & LIBNBD_AIO_DIRECTION_READ)
+      fds[0].events |= POLLIN;
+    if (dir & LIBNBD_AIO_DIRECTION_WRITE)
+      fds[0].events |= POLLOUT;
+    fds[1] = (struct pollfd){ .fd = c->wake[0], .events = POLLIN };
+    if (poll (fds, 2, -1) == -1) {
+      if (errno == EINTR)
+        continue;
+      nbdkit_error ("poll: %m");
+      break;
+    }
+    if (fds[1].revents & POLLIN)
+      (void)!read (c->wake[0], buf, sizeof buf);
+    dir = nbd_aio_get_direction (c->nbd);
+    if ((dir & LIBNBD_AIO_DIRECTION_READ)
+        && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+      nbd_aio_notify_read (c->nbd);
+    else if ((dir & LIBNBD_AIO_DIRECTION_WRITE)
+             && (fds[0].revents & (POLLOUT | POLLHUP | POLLERR)))
+      nbd_aio_notify_write (c->nbd);
+  }
+  return NULL;
+}
+
+/* Start the reader of connected handle NBD; closes NBD on failure. */
+static struct conn *
+conn_start (struct nbd_handle *nbd)
+{
+  struct conn *c = calloc (1, sizeof *c);
+  int err;
+
+  if (c == NULL) {
+    nbdkit_error ("calloc: %m");
+    nbd_close (nbd);
+    return NULL;
+  }
+  c->nbd = nbd;
+  if (pipe2 (c->wake, O_CLOEXEC | O_NONBLOCK) == -1) {
+    nbdkit_error ("pipe2: %m");
+    goto fail;
+  }
+  err = pthread_create (&c->reader, NULL, reader, c);
+  if (err) {
+    errno = err;
+    nbdkit_error ("pthread_create: %m");
+    close (c->wake[0]);
+    close (c->wake[1]);
+    goto fail;
+  }
+  return c;
+
+fail:
+  nbd_close (nbd);
+  free (c);
+  return NULL;
+}
+
+/* Disconnect politely, stop the reader, close. */
+static void
+conn_stop (struct conn *c)
+{
+  if (c == NULL)
+    return;
+  if (nbd_aio_is_ready (c->nbd) || nbd_aio_is_processing (c->nbd)) {
+    nbd_aio_disconnect (c->nbd, 0);
+    /* Let the reader send it, and see the server close. */
+    for (int i = 0; i < 100 && !nbd_aio_is_closed (c->nbd)
+                    && !nbd_aio_is_dead (c->nbd); i++) {
+      wake_reader (c);
+      usleep (10000);
+    }
+  }
+  __atomic_store_n (&c->stop, true, __ATOMIC_RELEASE);
+  wake_reader (c);
+  pthread_join (c->reader, NULL);
+  close (c->wake[0]);
+  close (c->wake[1]);
+  nbd_close (c->nbd);
+  free (c);
+}
+
+static const struct nbdkit_param nbd_params[] = {
+  { .name = "socket", .type = NBDKIT_PARAM_STRING,
+    .doc = "Unix socket of the NBD server" },
+  { .name = "uri", .type = NBDKIT_PARAM_STRING,
+    .doc = "NBD URI of the server (nbd://, nbds://, nbd+unix://...)" },
+  { .name = "hostname", .type = NBDKIT_PARAM_STRING,
+    .doc = "host name of the NBD server (TCP)" },
+  { .name = "port", .type = NBDKIT_PARAM_STRING,
+    .doc = "TCP port or service name, or vsock port (default 10809)" },
+  { .name = "vsock", .type = NBDKIT_PARAM_STRING,
+    .doc = "AF_VSOCK CID of the NBD server" },
+  { .name = "socket-fd", .type = NBDKIT_PARAM_STRING,
+    .doc = "inherited file descriptor connected to the NBD server" },
+  { .name = "command", .type = NBDKIT_PARAM_STRING,
+    .doc = "run this NBD server as a subprocess (socket activation)" },
+  { .name = "arg", .type = NBDKIT_PARAM_LIST,
+    .doc = "an argument of command= (repeat in order)" },
+  { .name = "export", .type = NBDKIT_PARAM_STRING,
+    .doc = "export name to ask the server for (default \"\")" },
+  { .name = "dynamic-export", .type = NBDKIT_PARAM_BOOL,
+    .doc = "ask the server for the export name each client asked for" },
+  { .name = "shared", .type = NBDKIT_PARAM_BOOL,
+    .doc = "one connection to the server for all clients" },
+  { .name = "retry", .type = NBDKIT_PARAM_INT,
+    .doc = "if connecting fails, try again N more times, 1 s apart" },
+  { .name = "tls", .type = NBDKIT_PARAM_ENUM, .choices = "off|on|require",
+    .doc = "TLS to the server (default off, or on with another tls key)" },
+  { .name = "tls-certificates", .type = NBDKIT_PARAM_DIRECTORY,
+    .doc = "directory of X.509 client certificates" },
+  { .name = "tls-verify", .type = NBDKIT_PARAM_BOOL,
+    .doc = "verify the server's certificate (default true)" },
+  { .name = "tls-username", .type = NBDKIT_PARAM_STRING,
+    .doc = "user name to present to the server" },
+  { .name = "tls-psk", .type = NBDKIT_PARAM_FILE,
+    .doc = "file of pre-shared keys" },
+  { .name = NULL }
+};
+
+static int
+keep (const char **dest, const char *key, const char *value)
+{
+  if (*dest) {
+    nbdkit_error ("%s= given more than once", key);
+    return -1;
+  }
+  *dest = strdup (value);
+  if (*dest == NULL) {
+    nbdkit_error ("strdup: %m");
+    return -1;
+  }
+  return 0;
+}
+
+static int
+add_arg (const char *value)
+{
+  char **a = realloc (args, (nargs + 2) * sizeof *a);
+
+  if (a == NULL) {
+    nbdkit_error ("realloc: %m");
+    return -1;
+  }
+  args = a;
+  args[nargs] = strdup (value);
+  if (args[nargs] == NULL) {
+    nbdkit_error ("strdup: %m");
+    return -1;
+  }
+  args[++nargs] = NULL;
+  return 0;
+}
+
+static int
+nbd_config (const char *key, const char *value)
+{
+  int r;
+
+  if (strcmp (key, "socket") == 0)
+    return keep (&sockname, key, value);
+  if (strcmp (key, "uri") == 0)
+    return keep (&uri, key, value);
+  if (strcmp (key, "hostname") == 0)
+    return keep (&hostname, key, value);
+  if (strcmp (key, "port") == 0)
+    return keep (&port, key, value);
+  if (strcmp (key, "vsock") == 0)
+    return keep (&vsock_cid, key, value);
+  if (strcmp (key, "socket-fd") == 0) {
+    if (nbdkit_parse_int ("socket-fd", value, &socket_fd) == -1)
+      return -1;
+    if (socket_fd < 0) {
+      nbdkit_error ("socket-fd=%s: must be a file descriptor", value);
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp (key, "command") == 0) {
+    if (keep (&command, key, value) == -1)
+      return -1;
+    /* The command comes first, before any arg= given earlier. */
+    if (add_arg (value) == -1)
+      return -1;
+    char *c = args[nargs - 1];
+    memmove (&args[1], &args[0], (nargs - 1) * sizeof *args);
+    args[0] = c;
+    return 0;
+  }
+  if (strcmp (key, "arg") == 0)
+    return add_arg (value);
+  if (strcmp (key, "export") == 0)
+    return keep (&export_name, key, value);
+  if (strcmp (key, "dynamic-export") == 0) {
+    dynamic_export = strcmp (value, "1") == 0;
+    return 0;
+  }
+  if (strcmp (key, "shared") == 0) {
+    shared = strcmp (value, "1") == 0;
+    return 0;
+  }
+  if (strcmp (key, "retry") == 0) {
+    if (nbdkit_parse_int ("retry", value, &r) == -1)
+      return -1;
+    if (r < 0) {
+      nbdkit_error ("retry=%s: must not be negative", value);
+      return -1;
+    }
+    retry = r;
+    return 0;
+  }
+  if (strcmp (key, "tls") == 0) {
+    if (strcmp (value, "off") == 0)
+      tls = LIBNBD_TLS_DISABLE;
+    else if (strcmp (value, "on") == 0)
+      tls = LIBNBD_TLS_ALLOW;
+    else
+      tls = LIBNBD_TLS_REQUIRE;
+    return 0;
+  }
+  if (strcmp (key, "tls-certificates") == 0)
+    return keep (&tls_certificates, key, value);
+  if (strcmp (key, "tls-verify") == 0) {
+    tls_verify = strcmp (value, "1") == 0;
+    return 0;
+  }
+  if (strcmp (key, "tls-username") == 0)
+    return keep (&tls_username, key, value);
+  if (strcmp (key, "tls-psk") == 0)
+    return keep (&tls_psk, key, value);
+  nbdkit_error ("unknown parameter %s", key);
+  return -1;
+}
+
+/* What this libnbd can do (libnbd asks for a handle). */
+enum { HAS_TLS, HAS_URI };
+static int
+libnbd_has (int what)
+{
+  struct nbd_handle *h = nbd_create ();
+  int r = 0;
+
+  if (h) {
+    r = what == HAS_TLS ? nbd_supports_tls (h) : nbd_supports_uri (h);
+    nbd_close (h);
+  }
+  return r == 1;
+}
+
+static int
+nbd_config_complete (void)
+{
+  int n = (sockname != NULL) + (uri != NULL) + (hostname != NULL)
+          + (vsock_cid != NULL) + (socket_fd >= 0) + (command != NULL);
+
+  if (n != 1) {
+    nbdkit_error ("give exactly one of socket=, uri=, hostname=, vsock=, "
+                  "socket-fd= and command=");
+    return -1;
+  }
+  if (nargs > 0 && command == NULL) {
+    nbdkit_error ("arg= needs command=");
+    return -1;
+  }
+  if (port && hostname == NULL && vsock_cid == NULL) {
+    nbdkit_error ("port= needs hostname= or vsock=");
+    return -1;
+  }
+  if (vsock_cid) {
+    uint32_t c;
+    if (nbdkit_parse_uint32_t ("vsock", vsock_cid, &c) == -1)
+      return -1;
+    if (port && nbdkit_parse_uint32_t ("port", port, &c) == -1)
+      return -1;
+  }
+  if (uri && export_name) {
+    nbdkit_error ("export= cannot be used with uri=: put the export name "
+                  "in the URI");
+    return -1;
+  }
+  if (dynamic_export && export_name) {
+    nbdkit_error ("export= cannot be used with dynamic-export=true");
+    return -1;
+  }
+  if (command || socket_fd >= 0) {
+    if (shared == 0) {
+      nbdkit_error ("%s= needs shared=true", command ? "command" : "socket-fd");
+      return -1;
+    }
+    shared = 1;
+  }
+  if (shared == -1)
+    shared = 0;
+  if (dynamic_export && shared) {
+    nbdkit_error ("dynamic-export=true cannot be used with shared mode "
+                  "(shared=true, command= or socket-fd=)");
+    return -1;
+  }
+  if (tls == -1)
+    tls = (tls_certificates || tls_verify != -1 || tls_username || tls_psk)
+              ? LIBNBD_TLS_ALLOW : LIBNBD_TLS_DISABLE;
+  if (tls != LIBNBD_TLS_DISABLE && !libnbd_has (HAS_TLS)) {
+    nbdkit_error ("tls: this libnbd was built without TLS support");
+    return -1;
+  }
+  if (uri && !libnbd_has (HAS_URI)) {
+    nbdkit_error ("uri: this libnbd was built without URI support");
+    return -1;
+  }
+  return 0;
+}
+
+static const char *
+nbd_config_help (void)
+{
+  return "Give exactly one of socket=, uri=, hostname=, vsock=, socket-fd= "
+         "or command=.";
+}
+
+static void
+nbd_dump_plugin (void)
+{
+  struct nbd_handle *h = nbd_create ();
+
+  if (h) {
+    printf ("libnbd_version=%s\n", nbd_get_version (h));
+    nbd_close (h);
+  }
+  printf ("libnbd_tls=%d\n", libnbd_has (HAS_TLS));
+  printf ("libnbd_uri=%d\n", libnbd_has (HAS_URI));
+  printf ("libnbd_vsock=1\n");
+  printf ("libnbd_dynamic_list=1\n");
+}
+
+/* Where we connect to, for messages. */
+static const char *
+target (void)
+{
+  if (sockname)
+    return nbdkit_printf_intern ("socket=%s", sockname);
+  if (uri)
+    return nbdkit_printf_intern ("uri=%s", uri);
+  if (hostname)
+    return nbdkit_printf_intern ("hostname=%s port=%s", hostname,
+                                 port ? port : "10809");
+  if (vsock_cid)
+    return nbdkit_printf_intern ("vsock=%s port=%s", vsock_cid,
+                                 port ? port : "10809");
+  if (socket_fd >= 0)
+    return nbdkit_printf_intern ("socket-fd=%d", socket_fd);
+  return nbdkit_printf_intern ("command=%s", command);
+}
+
+/* One attempt: a new handle set up and connected, or NULL.  A failure
+ * is an error on the LAST attempt, a debug message before.  With OPT
+ * the handle is left in option negotiation (to list the exports).
+ */
+static struct nbd_handle *
+try_connect (const char *name, bool last, bool opt)
+{
+  struct nbd_handle *h = nbd_create ();
+  int r;
+
+  if (h == NULL) {
+    nbdkit_error ("nbd_create: %s", nbd_get_error ());
+    return NULL;
+  }
+  if (nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1
+      || nbd_set_tls (h, tls) == -1
+      || (tls_certificates
+          && nbd_set_tls_certificates (h, tls_certificates) == -1)
+      || (tls_verify != -1 && nbd_set_tls_verify_peer (h, tls_verify) == -1)
+      || (tls_username && nbd_set_tls_username (h, tls_username) == -1)
+      || (tls_psk && nbd_set_tls_psk_file (h, tls_psk) == -1))
+    goto err;
+  if (!uri && nbd_set_export_name (h, name) == -1)
+    goto err;
+  /* The URI comes from the command line: its tls-psk-file may be used. */
+  if (uri && nbd_set_uri_allow_local_file (h, true) == -1)
+    goto err;
+  /* With a URI and a client's export name, go through option mode to
+   * replace the URI's export name before NBD_OPT_GO.
+   */
+  if ((opt || (uri && dynamic_export)) && nbd_set_opt_mode (h, true) == -1)
+    goto err;
+
+  if (sockname)
+    r = nbd_connect_unix (h, sockname);
+  else if (uri)
+    r = nbd_connect_uri (h, uri);
+  else if (hostname)
+    r = nbd_connect_tcp (h, hostname, port ? port : "10809");
+  else if (vsock_cid) {
+    uint32_t cid, p = 10809;
+    nbdkit_parse_uint32_t ("vsock", vsock_cid, &cid);
+    if (port)
+      nbdkit_parse_uint32_t ("port", port, &p);
+    r = nbd_connect_vsock (h, cid, p);
+  }
+  else if (socket_fd >= 0)
+    r = nbd_connect_socket (h, socket_fd);
+  else
+    r = nbd_connect_systemd_socket_activation (h, args);
+  if (r == -1)
+    goto err;
+  if (!opt && uri && dynamic_export) {
+    if (nbd_set_export_name (h, name) == -1 || nbd_opt_go (h) == -1)
+      goto err;
+  }
+  return h;
+
+err:
+  if (last)
+    nbdkit_error ("cannot connect to the NBD server at %s: %s", target (),
+                  nbd_get_error ());
+  else
+    nbdkit_debug ("cannot connect to the NBD server at %s: %s", target (),
+                  nbd_get_error ());
+  nbd_close (h);
+  return NULL;
+}
+
+static struct nbd_handle *
+connect_server (const char *name, bool opt)
+{
+  for (int i = 0;; i++) {
+    struct nbd_handle *h = try_connect (name, i >= retry, opt);
+    if (h || i >= retry)
+      return h;
+    nbdkit_debug ("nbd: retrying the connection to %s (%d of %d)", target (),
+                  i + 1, retry);
+    if (nbdkit_nanosleep (1, 0) == -1)
+      return NULL;
+  }
+}
+
+static int
+nbd_thread_model (void)
+{
+  return NBDKIT_THREAD_MODEL_PARALLEL;
+}
+
+static int
+nbd_after_fork (void)
+{
+  if (!shared)
+    return 0;
+  struct nbd_handle *nbd
+      = connect_server (export_name ? export_name : "", false);
+  if (nbd == NULL)
+    return -1;
+  shared_conn = conn_start (nbd);
+  return shared_conn ? 0 : -1;
+}
+
+static void
+nbd_unload (void)
+{
+  conn_stop (shared_conn);
+  free ((char *)sockname);
+  free ((char *)uri);
+  free ((char *)hostname);
+  free ((char *)port);
+  free ((char *)vsock_cid);
+  free ((char *)command);
+  free ((char *)export_name);
+  free ((char *)tls_certificates);
+  free ((char *)tls_username);
+  free ((char *)tls_psk);
+  for (size_t i = 0; i < nargs; i++)
+    free (args[i]);
+  free (args);
+}
+
+static int failed (const char *op);
+
+static int
+add_listed (void *user_data, const char *name, const char *description)
+{
+  return nbdkit_add_export (user_data, name, description);
+}
+
+/* With dynamic-export, the server's own list; otherwise the one export. */
+static int
+nbd_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
+{
+  struct nbd_handle *h;
+  nbd_list_callback cb = { .callback = add_listed, .user_data = exports };
+  int r;
+
+  if (!dynamic_export)
+    return nbdkit_use_default_export (exports);
+  h = connect_server ("", true);
+  if (h == NULL)
+    return -1;
+  r = nbd_opt_list (h, cb);
+  if (r == -1)
+    failed ("list of exports");
+  nbd_opt_abort (h);
+  nbd_close (h);
+  return r == -1 ? -1 : 0;
+}
+
+static void *
+nbd_open (int readonly, const char *exportname, int is_tls)
+{
+  struct handle *h = malloc (sizeof *h);
+
+  if (h == NULL) {
+    nbdkit_error ("malloc: %m");
+    return NULL;
+  }
+  if (shared) {
+    if (shared_conn == NULL) {
+      nbdkit_error ("not connected to the NBD server at %s", target ());
+      free (h);
+      return NULL;
+    }
+    h->c = shared_conn;
+    h->nbd = shared_conn->nbd;
+    return h;
+  }
+  h->nbd = connect_server (dynamic_export ? exportname
+                           : export_name ? export_name : "",
+                       false);
+  h->c = h->nbd ? conn_start (h->nbd) : NULL;
+  if (h->c == NULL) {
+    free (h);
+    return NULL;
+  }
+  return h;
+}
+
+static void
+nbd_close_handle (void *handle)
+{
+  struct handle *h = handle;
+
+  if (h->c != shared_conn)
+    conn_stop (h->c);
+  free (h);
+}
+
+/* Report libnbd's last error for OP, with its errno. */
+static int
+failed (const char *op)
+{
+  int err = nbd_get_errno ();
+
+  nbdkit_error ("%s: %s", op, nbd_get_error ());
+  nbdkit_set_error (err ? err : EIO);
+  return -1;
+}
+
+static int64_t
+nbd_get_size_cb (void *handle)
+{
+  struct handle *h = handle;
+  int64_t r = nbd_get_size (h->nbd);
+
+  if (r == -1)
+    failed ("get_size");
+  return r;
+}
+
+static const char *
+nbd_export_description (void *handle)
+{
+  struct handle *h = handle;
+  char *d = nbd_get_export_description (h->nbd);
+  const char *r;
+
+  if (d == NULL)
+    return NULL;
+  r = nbdkit_strdup_intern (d);
+  free (d);
+  return r;
+}
+
+static int
+nbd_block_size_cb (void *handle, struct nbdkit_block_size *bs)
+{
+  struct handle *h = handle;
+  int64_t mn = nbd_get_block_size (h->nbd, LIBNBD_SIZE_MINIMUM);
+  int64_t pr = nbd_get_block_size (h->nbd, LIBNBD_SIZE_PREFERRED);
+  int64_t mx = nbd_get_block_size (h->nbd, LIBNBD_SIZE_MAXIMUM);
+
+  /* Pass them on only when the server gave a usable set, bringing the
+   * preferred size into the range our clients may be told.
+   */
+  if (mn <= 0 || pr <= 0 || mx <= 0 || mn > 65536 || (mn & (mn - 1)) != 0
+      || (pr & (pr - 1)) != 0)
+    return 0;
+  if (pr < 512)
+    pr = 512;
+  if (pr < mn)
+    pr = mn;
+  if (pr > 32 * 1024 * 1024)
+    pr = 32 * 1024 * 1024;
+  mx = mx / mn * mn;
+  if (mx < mn)
+    return 0;
+  bs->minimum = mn;
+  bs->preferred = pr;
+  bs->maximum = mx;
+  return 0;
+}
+
+/* A libnbd answer of 0/1, or -1 as an error. */
+static int
+flag (int r, const char *op)
+{
+  return r == -1 ? failed (op) : r;
+}
+
+static int
+nbd_can_write (void *handle)
+{
+  struct handle *h = handle;
+  int r = nbd_is_read_only (h->nbd);
+  return r == -1 ? failed ("is_read_only") : !r;
+}
+
+static int
+nbd_can_flush_cb (void *handle)
+{
+  return flag (nbd_can_flush (((struct handle *)handle)->nbd), "can_flush");
+}
+
+static int
+nbd_is_rotational_cb (void *handle)
+{
+  return flag (nbd_is_rotational (((struct handle *)handle)->nbd),
+               "is_rotational");
+}
+
+static int
+nbd_can_trim_cb (void *handle)
+{
+  return flag (nbd_can_trim (((struct handle *)handle)->nbd), "can_trim");
+}
+
+static int
+nbd_can_zero_cb (void *handle)
+{
+  int r = flag (nbd_can_zero (((struct handle *)handle)->nbd), "can_zero");
+  return r == -1 ? -1 : r ? NBDKIT_ZERO_NATIVE : NBDKIT_ZERO_EMULATE;
+}
+
+static int
+nbd_can_fast_zero_cb (void *handle)
+{
+  return flag (nbd_can_fast_zero (((struct handle *)handle)->nbd),
+               "can_fast_zero");
+}
+
+static int
+nbd_can_fua_cb (void *handle)
+{
+  int r = flag (nbd_can_fua (((struct handle *)handle)->nbd), "can_fua");
+  return r == -1 ? -1 : r ? NBDKIT_FUA_NATIVE : NBDKIT_FUA_NONE;
+}
+
+static int
+nbd_can_multi_conn_cb (void *handle)
+{
+  return flag (nbd_can_multi_conn (((struct handle *)handle)->nbd),
+               "can_multi_conn");
+}
+
+static int
+nbd_can_extents_cb (void *handle)
+{
+  int r = flag (nbd_can_meta_context (((struct handle *)handle)->nbd,
+                                      LIBNBD_CONTEXT_BASE_ALLOCATION),
+                "can_meta_context");
+  return r == -1 ? -1 : r ? NBDKIT_EXTENTS_NATIVE : NBDKIT_EXTENTS_EMULATE;
+}
+
+static int
+nbd_can_cache_cb (void *handle)
+{
+  int r = flag (nbd_can_cache (((struct handle *)handle)->nbd), "can_cache");
+  return r == -1 ? -1 : r ? NBDKIT_CACHE_NATIVE : NBDKIT_CACHE_NONE;
+}
+
+/* One request in flight: the issuing thread waits on DONE.  The
+ * reader thread runs the callbacks, so holes and extents are collected
+ * here and handed to the server by the issuing thread afterwards.
+ */
+struct range {
+  uint64_t offset, length;
+  uint32_t type;
+};
+
+struct txn {
+  sem_t done;
+  int err;         /* from the server (or libnbd) */
+  struct range *r; /* holes (pread) or extents (block status) */
+  size_t n, cap;
+  int oom;
+};
+
+static int
+txn_done (void *user_data, int *error)
+{
+  struct txn *t = user_data;
+
+  t->err = *error;
+  sem_post (&t->done);
+  return 1;
+}
+
+static int
+txn_add (struct txn *t, uint64_t offset, uint64_t length, uint32_t type)
+{
+  if (t->n == t->cap) {
+    size_t cap = t->cap ? 2 * t->cap : 16;
+    struct range *r = realloc (t->r, cap * sizeof *r);
+    if (r == NULL) {
+      t->oom = 1;
+      return -1;
+    }
+    t->r = r;
+    t->cap = cap;
+  }
+  t->r[t->n++] = (struct range){ offset, length, type };
+  return 0;
+}
+
+/* Wait for the command of COOKIE (-1: it was not issued). */
+static int
+txn_wait (struct handle *h, struct txn *t, int64_t cookie, const char *op)
+{
+  if (cookie == -1) {
+    failed (op);
+    return -1;
+  }
+  wake_reader (h->c);
+  while (sem_wait (&t->done) == -1 && errno == EINTR)
+    ;
+  if (t->err) {
+    nbdkit_error ("%s: %s", op, strerror (t->err));
+    nbdkit_set_error (t->err);
+    return -1;
+  }
+  if (t->oom) {
+    nbdkit_error ("%s: out of memory", op);
+    nbdkit_set_error (ENOMEM);
+    return -1;
+  }
+  return 0;
+}
+
+static void
+txn_init (struct txn *t)
+{
+  *t = (struct txn){ .err = 0 };
+  sem_init (&t->done, 0, 0);
+}
+
+static void
+txn_free (struct txn *t)
+{
+  sem_destroy (&t->done);
+  free (t->r);
+}
+
+#define COMPLETION(t)                                                          \
+  ((nbd_completion_callback){ .callback = txn_done, .user_data = (t) })
+
+/* Structured read chunks: holes become holes for our client.  libnbd
+ * has already put the data (or zeroes, for a hole) in the buffer.
+ */
+static int
+read_chunk (void *user_data, const void *subbuf, size_t count,
+            uint64_t offset, unsigned status, int *error)
+{
+  struct txn *t = user_data;
+
+  if (status == LIBNBD_READ_HOLE)
+    txn_add (t, offset, count, 0);
+  return 0;
+}
+
+static int
+nbd_pread_cb (void *handle, void *buf, uint64_t count, uint64_t offset,
+              uint32_t flags, struct nbdkit_read *rd)
+{
+  struct handle *h = handle;
+  struct txn t;
+  int r;
+
+  txn_init (&t);
+  nbd_chunk_callback cb = { .callback = read_chunk, .user_data = &t };
+  r = txn_wait (h, &t,
+                nbd_aio_pread_structured (h->nbd, buf, count, offset, cb,
+                                          COMPLETION (&t), 0),
+                "pread");
+  for (size_t i = 0; r == 0 && rd && i < t.n; i++)
+    r = nbdkit_read_hole (rd, t.r[i].offset, t.r[i].length);
+  txn_free (&t);
+  return r;
+}
+
+static uint32_t
+lflags (uint32_t flags)
+{
+  uint32_t f = 0;
+
+  if (flags & NBDKIT_FLAG_FUA)
+    f |= LIBNBD_CMD_FLAG_FUA;
+  if (flags & NBDKIT_FLAG_FAST_ZERO)
+    f |= LIBNBD_CMD_FLAG_FAST_ZERO;
+  if (flags & NBDKIT_FLAG_REQ_ONE)
+    f |= LIBNBD_CMD_FLAG_REQ_ONE;
+  return f;
+}
+
+static int
+nbd_pwrite_cb (void *handle, const void *buf, uint64_t count, uint64_t offset,
+               uint32_t flags)
+{
+  struct handle *h = handle;
+  struct txn t;
+  int r;
+
+  txn_init (&t);
+  r = txn_wait (h, &t,
+                nbd_aio_pwrite (h->nbd, buf, count, offset, COMPLETION (&t),
+                                lflags (flags)),
+                "pwrite");
+  txn_free (&t);
+  return r;
+}
+
+static int
+nbd_flush_cb (void *handle, uint32_t flags)
+{
+  struct handle *h = handle;
+  struct txn t;
+  int r;
+
+  txn_init (&t);
+  r = txn_wait (h, &t, nbd_aio_flush (h->nbd, COMPLETION (&t), 0), "flush");
+  txn_free (&t);
+  return r;
+}
+
+static int
+nbd_trim_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
+{
+  struct handle *h = handle;
+  struct txn t;
+  int r;
+
+  txn_init (&t);
+  r = txn_wait (h, &t,
+                nbd_aio_trim (h->nbd, count, offset, COMPLETION (&t),
+                              lflags (flags)),
+                "trim");
+  txn_free (&t);
+  return r;
+}
+
+static int
+nbd_zero_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
+{
+  struct handle *h = handle;
+  uint32_t f = lflags (flags);
+  struct txn t;
+  int r;
+
+  if (!(flags & NBDKIT_FLAG_MAY_TRIM))
+    f |= LIBNBD_CMD_FLAG_NO_HOLE;
+  txn_init (&t);
+  r = txn_wait (h, &t,
+                nbd_aio_zero (h->nbd, count, offset, COMPLETION (&t), f),
+                "zero");
+  txn_free (&t);
+  return r;
+}
+
+static int
+nbd_cache_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
+{
+  struct handle *h = handle;
+  struct txn t;
+  int r;
+
+  txn_init (&t);
+  r = txn_wait (h, &t,
+                nbd_aio_cache (h->nbd, count, offset, COMPLETION (&t), 0),
+                "cache");
+  txn_free (&t);
+  return r;
+}
+
+static int
+got_extents (void *user_data, const char *metacontext, uint64_t offset,
+             uint32_t *entries, size_t nr_entries, int *error)
+{
+  struct txn *t = user_data;
+
+  if (strcmp (metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0)
+    return 0;
+  for (size_t i = 0; i + 1 < nr_entries; i += 2) {
+    uint32_t type = 0;
+    if (entries[i + 1] & LIBNBD_STATE_HOLE)
+      type |= NBDKIT_EXTENT_HOLE;
+    if (entries[i + 1] & LIBNBD_STATE_ZERO)
+      type |= NBDKIT_EXTENT_ZERO;
+    if (txn_add (t, offset, entries[i], type) == -1)
+      return 0; /* reported when the command completes */
+    offset += entries[i];
+  }
+  return 0;
+}
+
+static int
+nbd_extents_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
+                struct nbdkit_extents *extents)
+{
+  struct handle *h = handle;
+  struct txn t;
+  int r;
+
+  /* One request covers less than 4G: ask for 2G (a multiple of any
+   * block size), the client asks again for the rest.
+   */
+  if (count > UINT32_MAX)
+    count = UINT64_C (1) << 31;
+  txn_init (&t);
+  nbd_extent_callback cb = { .callback = got_extents, .user_data = &t };
+  r = txn_wait (h, &t,
+                nbd_aio_block_status (h->nbd, count, offset, cb,
+                                      COMPLETION (&t),
+                                      flags & NBDKIT_FLAG_REQ_ONE
+                                          ? LIBNBD_CMD_FLAG_REQ_ONE : 0),
+                "block_status");
+  for (size_t i = 0; r == 0 && i < t.n; i++)
+    r = nbdkit_add_extent (extents, t.r[i].offset, t.r[i].length, t.r[i].type);
+  txn_free (&t);
+  return r;
+}
+
+static struct nbdkit_plugin plugin = {
+  .name = "nbd",
+  .longname = "nbdkit nbd plugin",
+  .version = "1.0",
+  .description = "proxy to another NBD server",
+  .params = nbd_params,
+  .magic_config_key = "uri",
+  .config = nbd_config,
+  .config_complete = nbd_config_complete,
+  .config_help = nbd_config_help,
+  .dump_plugin = nbd_dump_plugin,
+  .thread_model = nbd_thread_model,
+  .after_fork = nbd_after_fork,
+  .list_exports = nbd_list_exports,
+  .unload = nbd_unload,
+  .open = nbd_open,
+  .close = nbd_close_handle,
+  .get_size = nbd_get_size_cb,
+  .export_description = nbd_export_description,
+  .block_size = nbd_block_size_cb,
+  .can_write = nbd_can_write,
+  .can_flush = nbd_can_flush_cb,
+  .is_rotational = nbd_is_rotational_cb,
+  .can_trim = nbd_can_trim_cb,
+  .can_zero = nbd_can_zero_cb,
+  .can_fast_zero = nbd_can_fast_zero_cb,
+  .can_fua = nbd_can_fua_cb,
+  .can_multi_conn = nbd_can_multi_conn_cb,
+  .can_extents = nbd_can_extents_cb,
+  .can_cache = nbd_can_cache_cb,
+  .pread = nbd_pread_cb,
+  .pwrite = nbd_pwrite_cb,
+  .flush = nbd_flush_cb,
+  .trim = nbd_trim_cb,
+  .zero = nbd_zero_cb,
+  .extents = nbd_extents_cb,
+  .cache = nbd_cache_cb,
+};
+
+NBDKIT_REGISTER_PLUGIN (plugin)
