@@ -835,6 +835,12 @@ static int
 txn_wait (struct handle *h, struct txn *t, int64_t cookie, const char *op)
 {
   if (cookie == -1) {
+    if (nbd_aio_is_dead (h->nbd) || nbd_aio_is_closed (h->nbd)) {
+      nbdkit_error ("%s: the connection to the NBD server at %s is lost",
+                    op, target ());
+      nbdkit_set_error (EIO);
+      return -1;
+    }
     failed (op);
     return -1;
   }

@@ -111,4 +111,22 @@ start_nbdkit shpx nbd socket="$back_sock" shared=true
 nbdsh_u "$uri" -c 'h.pwrite(b"shared", 100)'
 nbdsh_u "$uri" -c 'assert h.pread(6, 100) == b"shared"'
 nbdsh_u "$back_uri" -c 'assert h.pread(6, 100) == b"shared"'
+# A backend that goes away: requests fail with EIO and a message.
+start_nbdkit gonebk memory 1M
+gone_pid=$pid gone_sock="$sock"
+start_nbdkit gonepx nbd socket="$gone_sock" 2> gone.err
+nbdsh_u "$uri" -c "
+import errno, os, signal, time
+h.pread(1, 0)
+os.kill($gone_pid, signal.SIGKILL)
+time.sleep(0.3)
+for i in range(2):
+    try:
+        h.pread(1, 0)
+        assert False, 'read succeeded'
+    except nbd.Error as e:
+        assert e.errnum == errno.EIO, e
+"
+grep -q "connection to the NBD server at socket=$gone_sock is lost" gone.err ||
+  { cat gone.err; fail "no message about the lost connection"; }
 echo "nbd-plugin: OK"
