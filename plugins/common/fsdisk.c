@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -241,4 +242,57 @@ fsdisk_flush (int fd)
     return -1;
   }
   return 0;
+}
+
+int64_t
+fsdisk_get_size_cb (void *handle)
+{
+  struct fsdisk_handle *h = handle;
+  struct stat st;
+
+  if (fstat (h->fd, &st) == -1) {
+    nbdkit_error ("fstat: %m");
+    return -1;
+  }
+  return st.st_size;
+}
+
+int
+fsdisk_can_trim_cb (void *handle)
+{
+  return 1;
+}
+
+int
+fsdisk_pread_cb (void *handle, void *buf, uint64_t count, uint64_t offset,
+                 uint32_t flags, struct nbdkit_read *rd)
+{
+  struct fsdisk_handle *h = handle;
+  return fsdisk_pread (h->fd, buf, count, offset);
+}
+
+int
+fsdisk_pwrite_cb (void *handle, const void *buf, uint64_t count,
+                  uint64_t offset, uint32_t flags)
+{
+  struct fsdisk_handle *h = handle;
+  if (fsdisk_pwrite (h->fd, buf, count, offset) == -1)
+    return -1;
+  if (flags & NBDKIT_FLAG_FUA)
+    return fsdisk_flush (h->fd);
+  return 0;
+}
+
+int
+fsdisk_trim_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
+{
+  struct fsdisk_handle *h = handle;
+  return fsdisk_trim (h->fd, count, offset);
+}
+
+int
+fsdisk_flush_cb (void *handle, uint32_t flags)
+{
+  struct fsdisk_handle *h = handle;
+  return fsdisk_flush (h->fd);
 }

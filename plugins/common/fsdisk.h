@@ -51,4 +51,22 @@ extern int fsdisk_pwrite (int fd, const void *buf, uint64_t count,
 extern int fsdisk_trim (int fd, uint64_t count, uint64_t offset);
 extern int fsdisk_flush (int fd);
 
+/* A connection's disk (the handle of tmpdisk and ondemand), and the
+ * data-path callbacks on it that both plugins share.
+ */
+struct nbdkit_read;
+struct fsdisk_handle {
+  int fd;
+};
+extern int64_t fsdisk_get_size_cb (void *handle);
+extern int fsdisk_can_trim_cb (void *handle);
+extern int fsdisk_pread_cb (void *handle, void *buf, uint64_t count,
+                            uint64_t offset, uint32_t flags,
+                            struct nbdkit_read *rd);
+extern int fsdisk_pwrite_cb (void *handle, const void *buf, uint64_t count,
+                             uint64_t offset, uint32_t flags);
+extern int fsdisk_trim_cb (void *handle, uint64_t count, uint64_t offset,
+                           uint32_t flags);
+extern int fsdisk_flush_cb (void *handle, uint32_t flags);
+
 #endif

@@ -267,10 +267,6 @@ out:
   return r;
 }
 
-struct handle {
-  int fd;
-};
-
 static void *
 ondemand_open (int readonly, const char *exportname, int is_tls)
 {
@@ -278,7 +274,7 @@ ondemand_open (int readonly, const char *exportname, int is_tls)
   size_t len = colon ? (size_t)(colon - exportname) : strlen (exportname);
   char name[NAME_MAX + 1], *path = NULL;
   int64_t want = size;
-  struct handle *h = NULL;
+  struct fsdisk_handle *h = NULL;
   int fd = -1;
 
   if (exportname[0] == '\0') {
@@ -357,62 +353,9 @@ out:
 static void
 ondemand_close (void *handle)
 {
-  struct handle *h = handle;
+  struct fsdisk_handle *h = handle;
   close (h->fd); /* releases the lock */
   free (h);
-}
-
-static int64_t
-ondemand_get_size (void *handle)
-{
-  struct handle *h = handle;
-  struct stat st;
-
-  if (fstat (h->fd, &st) == -1) {
-    nbdkit_error ("fstat: %m");
-    return -1;
-  }
-  return st.st_size;
-}
-
-static int
-ondemand_can_trim (void *handle)
-{
-  return 1;
-}
-
-static int
-ondemand_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
-                uint32_t flags, struct nbdkit_read *rd)
-{
-  struct handle *h = handle;
-  return fsdisk_pread (h->fd, buf, count, offset);
-}
-
-static int
-ondemand_pwrite (void *handle, const void *buf, uint64_t count,
-                 uint64_t offset, uint32_t flags)
-{
-  struct handle *h = handle;
-  if (fsdisk_pwrite (h->fd, buf, count, offset) == -1)
-    return -1;
-  if (flags & NBDKIT_FLAG_FUA)
-    return fsdisk_flush (h->fd);
-  return 0;
-}
-
-static int
-ondemand_trim (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
-{
-  struct handle *h = handle;
-  return fsdisk_trim (h->fd, count, offset);
-}
-
-static int
-ondemand_flush (void *handle, uint32_t flags)
-{
-  struct handle *h = handle;
-  return fsdisk_flush (h->fd);
 }
 
 static struct nbdkit_plugin plugin = {
@@ -427,13 +370,13 @@ static struct nbdkit_plugin plugin = {
   .list_exports = ondemand_list_exports,
   .open = ondemand_open,
   .close = ondemand_close,
-  .get_size = ondemand_get_size,
-  .can_trim = ondemand_can_trim,
-  .pread = ondemand_pread,
+  .get_size = fsdisk_get_size_cb,
+  .can_trim = fsdisk_can_trim_cb,
+  .pread = fsdisk_pread_cb,
   .pread_fills_buffer = 1,
-  .pwrite = ondemand_pwrite,
-  .trim = ondemand_trim,
-  .flush = ondemand_flush,
+  .pwrite = fsdisk_pwrite_cb,
+  .trim = fsdisk_trim_cb,
+  .flush = fsdisk_flush_cb,
 };
 
 NBDKIT_REGISTER_PLUGIN (plugin)

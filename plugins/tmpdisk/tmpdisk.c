@@ -94,14 +94,10 @@ tmpdisk_config_help (void)
          "VAR=VALUE     any other key: a shell variable of the script";
 }
 
-struct handle {
-  int fd;
-};
-
 static void *
 tmpdisk_open (int readonly, const char *exportname, int is_tls)
 {
-  struct handle *h = NULL;
+  struct fsdisk_handle *h = NULL;
   struct fsdisk_vars v = { 0 };
   char *dir = NULL, *disk = NULL;
   int fd = -1;
@@ -160,68 +156,15 @@ out:
 static void
 tmpdisk_close (void *handle)
 {
-  struct handle *h = handle;
+  struct fsdisk_handle *h = handle;
   close (h->fd);
   free (h);
-}
-
-static int64_t
-tmpdisk_get_size (void *handle)
-{
-  struct handle *h = handle;
-  struct stat st;
-
-  if (fstat (h->fd, &st) == -1) {
-    nbdkit_error ("fstat: %m");
-    return -1;
-  }
-  return st.st_size;
 }
 
 static int
 tmpdisk_can_multi_conn (void *handle)
 {
   return 1; /* each connection has its own disk */
-}
-
-static int
-tmpdisk_can_trim (void *handle)
-{
-  return 1;
-}
-
-static int
-tmpdisk_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
-               uint32_t flags, struct nbdkit_read *rd)
-{
-  struct handle *h = handle;
-  return fsdisk_pread (h->fd, buf, count, offset);
-}
-
-static int
-tmpdisk_pwrite (void *handle, const void *buf, uint64_t count,
-                uint64_t offset, uint32_t flags)
-{
-  struct handle *h = handle;
-  if (fsdisk_pwrite (h->fd, buf, count, offset) == -1)
-    return -1;
-  if (flags & NBDKIT_FLAG_FUA)
-    return fsdisk_flush (h->fd);
-  return 0;
-}
-
-static int
-tmpdisk_trim (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
-{
-  struct handle *h = handle;
-  return fsdisk_trim (h->fd, count, offset);
-}
-
-static int
-tmpdisk_flush (void *handle, uint32_t flags)
-{
-  struct handle *h = handle;
-  return fsdisk_flush (h->fd);
 }
 
 static struct nbdkit_plugin plugin = {
@@ -235,14 +178,14 @@ static struct nbdkit_plugin plugin = {
   .unload = tmpdisk_unload,
   .open = tmpdisk_open,
   .close = tmpdisk_close,
-  .get_size = tmpdisk_get_size,
+  .get_size = fsdisk_get_size_cb,
   .can_multi_conn = tmpdisk_can_multi_conn,
-  .can_trim = tmpdisk_can_trim,
-  .pread = tmpdisk_pread,
+  .can_trim = fsdisk_can_trim_cb,
+  .pread = fsdisk_pread_cb,
   .pread_fills_buffer = 1,
-  .pwrite = tmpdisk_pwrite,
-  .trim = tmpdisk_trim,
-  .flush = tmpdisk_flush,
+  .pwrite = fsdisk_pwrite_cb,
+  .trim = fsdisk_trim_cb,
+  .flush = fsdisk_flush_cb,
 };
 
 NBDKIT_REGISTER_PLUGIN (plugin)
