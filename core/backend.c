@@ -466,11 +466,10 @@ backend_zero (struct context *c, uint64_t count, uint64_t offset,
 
   if (check_range (c, "zero", count, offset, err) == -1)
     return -1;
-  TRACE_DATA (c,
-              "zero count=%" PRIu64 " offset=%" PRIu64
-              " may_trim=%d fua=%d fast=%d",
-              count, offset, !!(flags & NBDKIT_FLAG_MAY_TRIM),
-              !!(flags & NBDKIT_FLAG_FUA), !!(flags & NBDKIT_FLAG_FAST_ZERO));
+  TRACE_DATA (
+      c, "zero count=%" PRIu64 " offset=%" PRIu64 " may_trim=%d fua=%d fast=%d",
+      count, offset, !!(flags & NBDKIT_FLAG_MAY_TRIM),
+      !!(flags & NBDKIT_FLAG_FUA), !!(flags & NBDKIT_FLAG_FAST_ZERO));
   if (z == NBDKIT_ZERO_NATIVE) {
     if (c->b->ops->zero (c, count, offset, native_flags (c, flags), err) == 0)
       return emulate_fua (c, flags, err);

@@ -141,7 +141,8 @@ usage (FILE *fp)
       "status\n"
       "  -f, --foreground       do not go into the background\n"
       "  -P, --pidfile FILE     write the pid once ready for clients\n"
-      "  --swap                 lock the server in memory (mlockall), to serve\n"
+      "  --swap                 lock the server in memory (mlockall), to "
+      "serve\n"
       "                         swap space on this machine\n"
       "  --exit-with-parent     exit when the parent process does\n"
       "  -u, --user USER        -g, --group GROUP   change identity after "
@@ -154,7 +155,8 @@ usage (FILE *fp)
       "  -e, --exportname NAME  export name for $uri and --no-handshake\n"
       "  -r, --readonly         refuse writes\n"
       "  -n, --newstyle         the newstyle handshake (the default)\n"
-      "  -o, --oldstyle         the oldstyle handshake: no export names, no TLS\n"
+      "  -o, --oldstyle         the oldstyle handshake: no export names, no "
+      "TLS\n"
       "  --mask-handshake N     0 to withhold NO_ZEROES from the greeting\n"
       "  --no-sr, --no-mc, --no-eh\n"
       "                         refuse structured replies, meta contexts,\n"
@@ -475,7 +477,8 @@ is_bare (const char *arg)
     return true;
   n = eq - arg;
   if (n == 0
-      || !((arg[0] >= 'a' && arg[0] <= 'z') || (arg[0] >= 'A' && arg[0] <= 'Z')))
+      || !((arg[0] >= 'a' && arg[0] <= 'z')
+           || (arg[0] >= 'A' && arg[0] <= 'Z')))
     return true;
   return strspn (arg, "abcdefghijklmnopqrstuvwxyz"
                       "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -551,8 +554,7 @@ check_debug_flag (struct server *s, const char *arg)
 
   if (dot == NULL || eq == NULL || dot == arg || eq < dot + 2
       || eq[1] == '\0') {
-    log_error (s, "-D %s: a debug flag must have the format NAME.FLAG=N",
-               arg);
+    log_error (s, "-D %s: a debug flag must have the format NAME.FLAG=N", arg);
     return -1;
   }
   return nbdkit_parse_int ("-D", eq + 1, &v);
@@ -573,12 +575,13 @@ set_server_debug_flag (struct server *s, const char *flag, size_t len, int v)
   };
 
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
-    if (strlen (flags[i].name) == len && strncmp (flags[i].name, flag, len) == 0) {
+    if (strlen (flags[i].name) == len
+        && strncmp (flags[i].name, flag, len) == 0) {
       *(int *)((char *)s + flags[i].offset) = v;
       return;
     }
-  log_warning (s, "-D nbdkit.%.*s: the server has no such debug flag",
-               (int)len, flag);
+  log_warning (s, "-D nbdkit.%.*s: the server has no such debug flag", (int)len,
+               flag);
 }
 
 /* PLUGIN.FLAG=N sets the int PLUGIN_debug_FLAG in the plugin or
@@ -876,15 +879,15 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
    * waits on this process, so it stays in the foreground.
    */
   if (socket_activated ()) {
-    const char *bad = o->unixsocket           ? "-U"
-                      : o->port               ? "-p"
-                      : o->nipaddr            ? "-i"
-                      : o->single             ? "-s"
-                      : o->run                ? "--run"
-                      : o->vsock              ? "--vsock"
-                      : o->fd >= 0            ? "--fd"
-                      : o->reverse            ? "--reverse"
-                                              : NULL;
+    const char *bad = o->unixsocket ? "-U"
+                      : o->port     ? "-p"
+                      : o->nipaddr  ? "-i"
+                      : o->single   ? "-s"
+                      : o->run      ? "--run"
+                      : o->vsock    ? "--vsock"
+                      : o->fd >= 0  ? "--fd"
+                      : o->reverse  ? "--reverse"
+                                    : NULL;
     if (bad) {
       log_error (s, "cannot use socket activation with %s", bad);
       goto err;
@@ -956,8 +959,7 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
       goto err;
     }
     if (o->reverse && (o->single || o->fd >= 0 || o->vsock || o->run)) {
-      log_error (s,
-                 "--reverse cannot be used with -s, --fd, --vsock or --run");
+      log_error (s, "--reverse cannot be used with -s, --fd, --vsock or --run");
       goto err;
     }
     if (o->single && o->run) {

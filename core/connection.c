@@ -130,8 +130,8 @@ conn_request_buffered (struct connection *c)
     if (have < sizeof h)
       return false;
     memcpy (&h, p, sizeof h);
-    payload = be16toh (h.flags) & NBD_CMD_FLAG_PAYLOAD_LEN ? be64toh (h.count)
-                                                            : 0;
+    payload
+        = be16toh (h.flags) & NBD_CMD_FLAG_PAYLOAD_LEN ? be64toh (h.count) : 0;
     have -= sizeof h;
   } else {
     struct nbd_request h;
@@ -427,9 +427,8 @@ connection_main (void *arg)
   /* Each layer may refuse the client before the handshake. */
   if (backend_preconnect (s->top, s->opt.readonly) == -1) {
     log_debug (s, "client refused by preconnect");
-  } else if ((s->opt.transmission_only
-                  ? handshake_finish_export (
-                        c, s->opt.exportname ? s->opt.exportname : "")
+  } else if ((s->opt.transmission_only ? handshake_finish_export (
+                  c, s->opt.exportname ? s->opt.exportname : "")
               : s->opt.oldstyle ? handshake_oldstyle (c)
                                 : handshake (c))
              == 0) {

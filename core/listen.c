@@ -358,7 +358,8 @@ server_uri (struct server *s)
   }
   if (!ok)
     return NULL;
-  if (*e && (uri_append (&r, "/", false) == -1 || uri_append (&r, e, true) == -1))
+  if (*e
+      && (uri_append (&r, "/", false) == -1 || uri_append (&r, e, true) == -1))
     goto fail;
   if (s->socket_path
       && (uri_append (&r, "?socket=", false) == -1

@@ -641,8 +641,7 @@ server_run (struct server *s)
   /* The pidfile is written with the identity that could create it;
    * -u/-g take effect just after.
    */
-  if (lock_memory (s) == -1 || write_pidfile (s) == -1
-      || change_user (s) == -1)
+  if (lock_memory (s) == -1 || write_pidfile (s) == -1 || change_user (s) == -1)
     goto fail;
   if (s->opt.print_uri) {
     char *uri = server_uri (s);

@@ -15,8 +15,8 @@ aligned_extents (nbdkit_next *next, uint64_t count, uint64_t offset,
                  int *err)
 {
   const uint64_t end = offset + count;
-  uint64_t pos = offset;        /* everything before is answered */
-  uint32_t acc = 0;             /* types shared so far by a split block */
+  uint64_t pos = offset; /* everything before is answered */
+  uint32_t acc = 0;      /* types shared so far by a split block */
   bool added = false;
 
   if (align <= 1)
@@ -41,7 +41,7 @@ aligned_extents (nbdkit_next *next, uint64_t count, uint64_t offset,
       uint64_t s = x.offset > pos ? x.offset : pos;
       uint64_t f = x.offset + x.length < end ? x.offset + x.length : end;
 
-      if (s != pos)             /* a gap: not possible from the core */
+      if (s != pos) /* a gap: not possible from the core */
         break;
       while (s < f) {
         uint64_t blk = s - (s - offset) % align;

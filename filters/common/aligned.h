@@ -17,8 +17,8 @@
  * zeroes.  The layer below is asked again until the first block that
  * it split is whole.  Adds at least one extent to E, or fails.
  */
-extern int aligned_extents (nbdkit_next *next, uint64_t count,
-                            uint64_t offset, uint32_t flags, uint32_t align,
+extern int aligned_extents (nbdkit_next *next, uint64_t count, uint64_t offset,
+                            uint32_t flags, uint32_t align,
                             struct nbdkit_extents *e, int *err);
 
 #endif /* FILTERS_COMMON_ALIGNED_H */

@@ -54,7 +54,8 @@ ext2_config_complete (void)
 {
   if (!from_exportname () && ext2file[0] != '/') {
     nbdkit_error ("ext2file=%s: the path must be absolute (start with /)"
-                  " or be 'exportname'", ext2file);
+                  " or be 'exportname'",
+                  ext2file);
     return -1;
   }
   return 0;
@@ -130,7 +131,7 @@ nio_set_blksize (io_channel c, int blksize)
 static uint64_t
 nio_bytes (io_channel c, int count)
 {
-  return count < 0 ? (uint64_t)-(int64_t)count
+  return count < 0 ? (uint64_t) - (int64_t)count
                    : (uint64_t)count * c->block_size;
 }
 
@@ -176,8 +177,7 @@ nio_write (io_channel c, unsigned long block, int count, const void *data)
 }
 
 static errcode_t
-nio_write_byte (io_channel c, unsigned long offset, int count,
-                const void *data)
+nio_write_byte (io_channel c, unsigned long offset, int count, const void *data)
 {
   struct handle *h = c->private_data;
   int err = 0;
@@ -247,8 +247,7 @@ ext2_open (nbdkit_context *ctx, int readonly, const char *exportname,
     /* The layer below serves the default export. */
     if (nbdkit_next_open (ctx, readonly, "") == -1)
       return NULL;
-  }
-  else if (nbdkit_next_open (ctx, readonly, exportname) == -1)
+  } else if (nbdkit_next_open (ctx, readonly, exportname) == -1)
     return NULL;
 
   h = calloc (1, sizeof *h);
@@ -278,8 +277,7 @@ release (struct handle *h)
       errcode_t e = ext2fs_close2 (h->fs, 0);
       if (e)
         nbdkit_error ("ext2: closing the filesystem: %s", error_message (e));
-    }
-    else
+    } else
       ext2fs_free (h->fs);
     h->fs = NULL;
   }
@@ -301,7 +299,8 @@ ext2_prepare (nbdkit_next *next, void *handle, int readonly)
   if (e) {
     h->fs = NULL;
     nbdkit_error ("ext2: the layer below is not an ext2/3/4 filesystem or"
-                  " cannot be opened: %s", error_message (e));
+                  " cannot be opened: %s",
+                  error_message (e));
     return -1;
   }
   if (!readonly && ext2fs_has_feature_journal_needs_recovery (h->fs->super)) {
@@ -435,8 +434,8 @@ ext2_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
     if (e == 0)
       e = ext2fs_file_read (h->file, p, want, &got);
     if (e) {
-      nbdkit_error ("ext2: %s: read at offset %" PRIu64 ": %s", h->path,
-                    offs, error_message (e));
+      nbdkit_error ("ext2: %s: read at offset %" PRIu64 ": %s", h->path, offs,
+                    error_message (e));
       *err = to_errno (e);
       return -1;
     }
@@ -468,8 +467,8 @@ ext2_pwrite (nbdkit_next *next, void *handle, const void *buf, uint64_t count,
     if (e == 0 && done == 0)
       e = EXT2_ET_SHORT_WRITE;
     if (e) {
-      nbdkit_error ("ext2: %s: write at offset %" PRIu64 ": %s", h->path,
-                    offs, error_message (e));
+      nbdkit_error ("ext2: %s: write at offset %" PRIu64 ": %s", h->path, offs,
+                    error_message (e));
       *err = to_errno (e);
       return -1;
     }

@@ -49,10 +49,10 @@ gzip_config_complete (void)
 }
 
 struct point {
-  uint64_t uoff;  /* uncompressed offset */
-  uint64_t coff;  /* compressed offset of the first whole byte */
-  int bits;       /* bits of the byte before COFF still to use */
-  bool member;    /* start of a gzip member (header first) */
+  uint64_t uoff; /* uncompressed offset */
+  uint64_t coff; /* compressed offset of the first whole byte */
+  int bits;      /* bits of the byte before COFF still to use */
+  bool member;   /* start of a gzip member (header first) */
   unsigned winlen;
   unsigned char *win;
 };
@@ -68,9 +68,9 @@ static size_t npoints;
 struct dec {
   z_stream s;
   bool init;
-  bool active;   /* positioned: the fields below mean something */
-  bool raw;      /* started mid-member: the trailer is skipped by hand */
-  bool eof;      /* past the last member */
+  bool active;     /* positioned: the fields below mean something */
+  bool raw;        /* started mid-member: the trailer is skipped by hand */
+  bool eof;        /* past the last member */
   bool new_member; /* a member just started (at member_coff) */
   uint64_t member_coff;
   uint64_t csize;
@@ -287,9 +287,8 @@ build_index (nbdkit_next *next, struct dec *d, unsigned char *scratch)
       if (add_point (d, true, d->member_coff) == -1)
         goto fail;
       last = d->upos;
-    }
-    else if (!d->eof && (d->s.data_type & 128) && !(d->s.data_type & 64)
-             && d->upos - last >= (uint64_t)span) {
+    } else if (!d->eof && (d->s.data_type & 128) && !(d->s.data_type & 64)
+               && d->upos - last >= (uint64_t)span) {
       if (add_point (d, false, dec_cpos (d)) == -1)
         goto fail;
       last = d->upos;
@@ -374,8 +373,7 @@ gzip_prepare (nbdkit_next *next, void *handle, int readonly)
   if (!indexed) {
     r = build_index (next, &h->d, h->scratch);
     indexed = r == 0;
-  }
-  else if (index_csize != (uint64_t)csize) {
+  } else if (index_csize != (uint64_t)csize) {
     nbdkit_error ("gzip: the compressed file changed size (%" PRIu64
                   " bytes, was %" PRIu64 "): restart the server",
                   (uint64_t)csize, index_csize);
@@ -445,8 +443,7 @@ out:
 
 /* The plugin's block sizes are about compressed bytes: none here. */
 static int
-gzip_block_size (nbdkit_next *next, void *handle,
-                 struct nbdkit_block_size *bs)
+gzip_block_size (nbdkit_next *next, void *handle, struct nbdkit_block_size *bs)
 {
   return 0;
 }

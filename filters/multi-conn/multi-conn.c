@@ -62,14 +62,14 @@ struct handle {
   nbdkit_next *next; /* set in prepare, cleared in finalize */
   enum mode mode;    /* AUTO resolved per connection */
   char *exportname;
-  unsigned dirty;             /* DIRTY_WRITE | DIRTY_READ */
+  unsigned dirty; /* DIRTY_WRITE | DIRTY_READ */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct handle *conns;
 static bool fast_dirty;
-#define DIRTY_WRITE 1           /* wrote since its last flush */
-#define DIRTY_READ 2            /* read or cached since its last flush */
+#define DIRTY_WRITE 1 /* wrote since its last flush */
+#define DIRTY_READ 2  /* read or cached since its last flush */
 static bool serialized_connections;
 
 static const char *
@@ -203,8 +203,8 @@ static int
 flush_one (struct handle *h, int *err)
 {
   /* What it read is stale only if something was written since. */
-  if (track == CONN
-      && !(h->dirty & DIRTY_WRITE) && !((h->dirty & DIRTY_READ) && fast_dirty))
+  if (track == CONN && !(h->dirty & DIRTY_WRITE)
+      && !((h->dirty & DIRTY_READ) && fast_dirty))
     return 0;
   h->dirty = 0;
   return nbdkit_next_flush (h->next, 0, err);

@@ -39,8 +39,8 @@ nocache_can_cache (nbdkit_next *next, void *handle)
 
 /* Reached only with cachemode=nop (NATIVE). */
 static int
-nocache_cache (nbdkit_next *next, void *handle, uint64_t count,
-               uint64_t offset, uint32_t flags, int *err)
+nocache_cache (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+               uint32_t flags, int *err)
 {
   return 0;
 }

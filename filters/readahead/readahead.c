@@ -84,10 +84,12 @@ struct handle {
   uint64_t foff, flen;
   uint64_t last_end, window; /* the client's pattern */
 
-  bool prefetch;              /* the layer below caches: send it cache */
-  struct { uint64_t off, len; } queue[PREFETCH_QUEUE];
+  bool prefetch; /* the layer below caches: send it cache */
+  struct {
+    uint64_t off, len;
+  } queue[PREFETCH_QUEUE];
   size_t qhead, qlen;
-  uint64_t last_off, ra_end;  /* the last read, the end of its prefetch */
+  uint64_t last_off, ra_end; /* the last read, the end of its prefetch */
 };
 
 static const char *

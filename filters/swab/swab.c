@@ -192,9 +192,8 @@ swab_zero (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
 
 /* Extents in whole words: a word is data unless all of it is not. */
 static int
-swab_extents (nbdkit_next *next, void *handle, uint64_t count,
-              uint64_t offset, uint32_t flags, struct nbdkit_extents *e,
-              int *err)
+swab_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+              uint32_t flags, struct nbdkit_extents *e, int *err)
 {
   if (!aligned (count, offset, err))
     return -1;

@@ -63,8 +63,7 @@ tar_config_complete (void)
     return -1;
   }
   if (tar_prog)
-    nbdkit_debug ("tar: tar=%s ignored: tar files are read directly",
-                  tar_prog);
+    nbdkit_debug ("tar: tar=%s ignored: tar files are read directly", tar_prog);
   return 0;
 }
 
@@ -74,8 +73,7 @@ struct handle {
 };
 
 static void *
-tar_open (nbdkit_context *ctx, int readonly, const char *exportname,
-          int is_tls)
+tar_open (nbdkit_context *ctx, int readonly, const char *exportname, int is_tls)
 {
   struct handle *h;
 
@@ -173,8 +171,7 @@ parse_pax (char *buf, uint64_t len, uint64_t at, char **path, int64_t *size)
         nbdkit_error ("strdup: %m");
         return -1;
       }
-    }
-    else if (strcmp (key, "size") == 0) {
+    } else if (strcmp (key, "size") == 0) {
       char *e;
       unsigned long long v;
       errno = 0;
@@ -213,12 +210,14 @@ find_entry (nbdkit_next *next, struct handle *h)
 
     if (limit > 0 && pos + BLK > (uint64_t)limit) {
       nbdkit_error ("tar: %s not found in the first %" PRId64 " bytes"
-                    " (tar-limit)", entry, limit);
+                    " (tar-limit)",
+                    entry, limit);
       goto out;
     }
     if (pos + BLK > (uint64_t)fsize) {
       nbdkit_error ("tar: %s not found: the tar file ends at %" PRIu64
-                    " without an end marker (truncated?)", entry, pos);
+                    " without an end marker (truncated?)",
+                    entry, pos);
       goto out;
     }
     if (nbdkit_next_pread (next, b, BLK, pos, 0, NULL, &err) == -1)
@@ -228,8 +227,10 @@ find_entry (nbdkit_next *next, struct handle *h)
       goto out;
     }
     if (!checksum_ok (b)) {
-      nbdkit_error ("tar: not a tar file, or a corrupt header at offset %"
-                    PRIu64 " (bad checksum)", pos);
+      nbdkit_error (
+          "tar: not a tar file, or a corrupt header at offset %" PRIu64
+          " (bad checksum)",
+          pos);
       goto out;
     }
     size = number (b + 124, 12);
@@ -252,8 +253,7 @@ find_entry (nbdkit_next *next, struct handle *h)
         nbdkit_error ("malloc: %m");
         goto out;
       }
-      if (nbdkit_next_pread (next, buf, size, pos + BLK, 0, NULL, &err)
-          == -1) {
+      if (nbdkit_next_pread (next, buf, size, pos + BLK, 0, NULL, &err) == -1) {
         free (buf);
         goto out;
       }
@@ -261,8 +261,7 @@ find_entry (nbdkit_next *next, struct handle *h)
       if (type == 'L') {
         free (longname);
         longname = buf;
-      }
-      else {
+      } else {
         int pr = parse_pax (buf, size, pos, &paxpath, &paxsize);
         free (buf);
         if (pr == -1)
@@ -279,30 +278,29 @@ find_entry (nbdkit_next *next, struct handle *h)
     /* An ordinary header: its name. */
     if (memcmp (b + 257, "ustar\0", 6) == 0 && b[345]) {
       /* POSIX ustar: prefix "/" name. */
-      snprintf (name, sizeof name, "%.155s/%.100s", (char *)b + 345,
-                (char *)b);
-    }
-    else
+      snprintf (name, sizeof name, "%.155s/%.100s", (char *)b + 345, (char *)b);
+    } else
       snprintf (name, sizeof name, "%.100s", (char *)b);
     n = paxpath ? paxpath : longname ? longname : name;
     if (paxsize >= 0)
       size = paxsize;
     /* Hard links, symlinks, devices, directories and fifos have no data. */
-    if (type == '1' || type == '2' || type == '3' || type == '4'
-        || type == '5' || type == '6')
+    if (type == '1' || type == '2' || type == '3' || type == '4' || type == '5'
+        || type == '6')
       size = type == '5' ? size : 0;
 
     if (strcmp (n, entry) == 0 && type != 'g') {
       if (!(type == '0' || type == '\0' || type == '7')) {
         nbdkit_error ("tar: %s is not a regular file (type '%c') or is a"
-                      " GNU sparse file, which cannot be served", entry,
-                      type ? type : '0');
+                      " GNU sparse file, which cannot be served",
+                      entry, type ? type : '0');
         goto out;
       }
       if (pos + BLK + size > (uint64_t)fsize) {
-        nbdkit_error ("tar: %s is truncated: %" PRId64 " bytes from offset %"
-                      PRIu64 " go past the end of the tar file", entry, size,
-                      pos + BLK);
+        nbdkit_error ("tar: %s is truncated: %" PRId64
+                      " bytes from offset %" PRIu64
+                      " go past the end of the tar file",
+                      entry, size, pos + BLK);
         goto out;
       }
       h->off = pos + BLK;
@@ -350,8 +348,7 @@ tar_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
            uint64_t offs, uint32_t flags, struct nbdkit_read *rd, int *err)
 {
   struct handle *h = handle;
-  return nbdkit_next_pread (next, buf, count, offs + h->off, flags, NULL,
-                            err);
+  return nbdkit_next_pread (next, buf, count, offs + h->off, flags, NULL, err);
 }
 
 static int

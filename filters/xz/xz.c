@@ -71,8 +71,7 @@ struct handle {
 };
 
 static void *
-xz_open (nbdkit_context *ctx, int readonly, const char *exportname,
-         int is_tls)
+xz_open (nbdkit_context *ctx, int readonly, const char *exportname, int is_tls)
 {
   struct handle *h;
 
@@ -111,14 +110,22 @@ static const char *
 lzma_msg (lzma_ret r)
 {
   switch (r) {
-  case LZMA_FORMAT_ERROR: return "not in the xz format";
-  case LZMA_OPTIONS_ERROR: return "unsupported options";
-  case LZMA_DATA_ERROR: return "corrupt data";
-  case LZMA_BUF_ERROR: return "truncated data";
-  case LZMA_MEM_ERROR: return "out of memory";
-  case LZMA_MEMLIMIT_ERROR: return "memory limit reached";
-  case LZMA_UNSUPPORTED_CHECK: return "unsupported integrity check";
-  default: return "decoder error";
+    case LZMA_FORMAT_ERROR:
+      return "not in the xz format";
+    case LZMA_OPTIONS_ERROR:
+      return "unsupported options";
+    case LZMA_DATA_ERROR:
+      return "corrupt data";
+    case LZMA_BUF_ERROR:
+      return "truncated data";
+    case LZMA_MEM_ERROR:
+      return "out of memory";
+    case LZMA_MEMLIMIT_ERROR:
+      return "memory limit reached";
+    case LZMA_UNSUPPORTED_CHECK:
+      return "unsupported integrity check";
+    default:
+      return "decoder error";
   }
 }
 
@@ -174,8 +181,8 @@ read_index (nbdkit_next *next, struct handle *h, uint64_t csize)
                     (uint64_t)footer.backward_size);
       goto fail;
     }
-    if (nbdkit_next_pread (next, ibuf, footer.backward_size, index_off, 0,
-                           NULL, &err)
+    if (nbdkit_next_pread (next, ibuf, footer.backward_size, index_off, 0, NULL,
+                           &err)
         == -1) {
       free (ibuf);
       return -1;
@@ -223,8 +230,9 @@ read_index (nbdkit_next *next, struct handle *h, uint64_t csize)
   return 0;
 
 bad:
-  nbdkit_error ("xz: not an xz file, or truncated or corrupt (at offset %"
-                PRIu64 ")", pos);
+  nbdkit_error (
+      "xz: not an xz file, or truncated or corrupt (at offset %" PRIu64 ")",
+      pos);
 fail:
   if (h->index) {
     lzma_index_end (h->index, NULL);

@@ -439,8 +439,7 @@ do_sleep (lua_State *L, double secs, bool whole)
     };
     while (nanosleep (&ts, &ts) == -1 && errno == EINTR)
       ;
-  }
-  else
+  } else
     r = nbdkit_nanosleep ((unsigned)secs,
                           (unsigned)((secs - floor (secs)) * 1e9));
   host_resume (saved);

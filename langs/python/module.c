@@ -227,9 +227,8 @@ m_nanosleep (PyObject *self, PyObject *args)
   if (!PyArg_ParseTuple (args, "L|L:nanosleep", &sec, &nsec))
     return NULL;
   if (sec < 0 || sec > UINT_MAX || nsec < 0 || nsec >= 1000000000) {
-    PyErr_SetString (PyExc_ValueError,
-                     "nanosleep: expected 0 <= sec < 2^32 and"
-                     " 0 <= nsec < 1000000000");
+    PyErr_SetString (PyExc_ValueError, "nanosleep: expected 0 <= sec < 2^32 and"
+                                       " 0 <= nsec < 1000000000");
     return NULL;
   }
   Py_BEGIN_ALLOW_THREADS r = nbdkit_nanosleep (sec, nsec);

@@ -20,8 +20,7 @@
 extern char **environ;
 
 int
-fsdisk_vars_set (struct fsdisk_vars *vars, const char *name,
-                 const char *value)
+fsdisk_vars_set (struct fsdisk_vars *vars, const char *name, const char *value)
 {
   size_t len = strlen (name);
   char *s, **nv;
@@ -102,7 +101,8 @@ fsdisk_run (const char *what, const char *script,
     return -1;
   }
   if (asprintf (&path, "PATH=%s:/usr/sbin:/sbin",
-                oldpath ? oldpath : "/usr/bin:/bin") == -1) {
+                oldpath ? oldpath : "/usr/bin:/bin")
+      == -1) {
     nbdkit_error ("asprintf: %m");
     free (envp);
     return -1;
@@ -224,8 +224,8 @@ fsdisk_pwrite (int fd, const void *buf, uint64_t count, uint64_t offset)
 int
 fsdisk_trim (int fd, uint64_t count, uint64_t offset)
 {
-  if (fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset,
-                 count) == -1) {
+  if (fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, count)
+      == -1) {
     if (errno == EOPNOTSUPP || errno == ENOSYS)
       return 0; /* trim is advisory */
     nbdkit_error ("fallocate: punch hole at offset %" PRIu64 ": %m", offset);

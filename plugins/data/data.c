@@ -109,7 +109,8 @@ data_config_complete (void)
    */
   if (!data_text && nvars > 0) {
     nbdkit_error ("unknown parameter %s=: variables are used only with "
-                  "data=", var_keys[0]);
+                  "data=",
+                  var_keys[0]);
     return -1;
   }
   if (data_text) {

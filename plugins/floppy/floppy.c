@@ -33,28 +33,28 @@
 #include <nbdkit-plugin.h>
 
 #define SECTOR 512
-#define PART_START 2048               /* sectors: the partition at 1M */
+#define PART_START 2048 /* sectors: the partition at 1M */
 #define SECTORS_PER_CLUSTER 8
 #define CLUSTER (SECTOR * SECTORS_PER_CLUSTER)
-#define RESERVED 32                   /* sectors before the FATs */
-#define MIN_CLUSTERS 65536            /* FAT32 needs at least 65525 */
-#define MAX_CLUSTERS UINT32_C(0x0ffffff0)
+#define RESERVED 32        /* sectors before the FATs */
+#define MIN_CLUSTERS 65536 /* FAT32 needs at least 65525 */
+#define MAX_CLUSTERS UINT32_C (0x0ffffff0)
 #define MAX_DIR_ENTRIES 65536
 
 struct node {
-  char *name;          /* in its directory, UTF-8 */
-  char *path;          /* on the host */
+  char *name; /* in its directory, UTF-8 */
+  char *path; /* on the host */
   bool is_dir;
-  uint64_t size;       /* file bytes, or directory bytes once laid out */
+  uint64_t size; /* file bytes, or directory bytes once laid out */
   time_t mtime;
-  size_t parent;       /* node index; the root is its own parent */
+  size_t parent; /* node index; the root is its own parent */
   size_t *children;
   size_t nchildren;
-  uint16_t *lfn;       /* UTF-16 long name, NULL if the 8.3 name is it */
+  uint16_t *lfn; /* UTF-16 long name, NULL if the 8.3 name is it */
   size_t lfn_len;
   uint8_t sfn[11];
   uint32_t cluster, nclusters;
-  uint8_t *dirbuf;     /* directories: the entries */
+  uint8_t *dirbuf; /* directories: the entries */
 };
 
 enum kind { R_FILE, R_DATA, R_ZERO };
@@ -62,8 +62,8 @@ enum kind { R_FILE, R_DATA, R_ZERO };
 struct region {
   uint64_t start, len;
   enum kind kind;
-  const char *path;     /* R_FILE */
-  const uint8_t *data;  /* R_DATA */
+  const char *path;    /* R_FILE */
+  const uint8_t *data; /* R_DATA */
 };
 
 static const char *dir;
@@ -124,9 +124,9 @@ add_region (uint64_t start, uint64_t len, enum kind kind, const char *path,
     return -1;
   }
   regions = r;
-  regions[nregions++] = (struct region){ .start = start, .len = len,
-                                         .kind = kind, .path = path,
-                                         .data = data };
+  regions[nregions++] = (struct region){
+    .start = start, .len = len, .kind = kind, .path = path, .data = data
+  };
   total = start + len;
   return 0;
 }
@@ -141,7 +141,8 @@ new_node (const char *name, const char *path, size_t parent)
   }
   nodes = n;
   nodes[nnodes] = (struct node){ .name = strdup (name),
-                                 .path = strdup (path), .parent = parent };
+                                 .path = strdup (path),
+                                 .parent = parent };
   if (!nodes[nnodes].name || !nodes[nnodes].path) {
     nbdkit_error ("strdup: %m");
     return -1;
@@ -159,11 +160,20 @@ to_utf16 (const char *s, uint16_t *out, size_t max)
   while (*p) {
     uint32_t c;
     int more;
-    if (*p < 0x80) { c = *p; more = 0; }
-    else if ((*p & 0xe0) == 0xc0) { c = *p & 0x1f; more = 1; }
-    else if ((*p & 0xf0) == 0xe0) { c = *p & 0x0f; more = 2; }
-    else if ((*p & 0xf8) == 0xf0) { c = *p & 0x07; more = 3; }
-    else return -1;
+    if (*p < 0x80) {
+      c = *p;
+      more = 0;
+    } else if ((*p & 0xe0) == 0xc0) {
+      c = *p & 0x1f;
+      more = 1;
+    } else if ((*p & 0xf0) == 0xe0) {
+      c = *p & 0x0f;
+      more = 2;
+    } else if ((*p & 0xf8) == 0xf0) {
+      c = *p & 0x07;
+      more = 3;
+    } else
+      return -1;
     p++;
     for (int i = 0; i < more; i++, p++) {
       if ((*p & 0xc0) != 0x80)
@@ -176,8 +186,7 @@ to_utf16 (const char *s, uint16_t *out, size_t max)
       c -= 0x10000;
       out[n++] = 0xd800 | (c >> 10);
       out[n++] = 0xdc00 | (c & 0x3ff);
-    }
-    else {
+    } else {
       if (n + 1 > max)
         return -1;
       out[n++] = c;
@@ -217,8 +226,7 @@ make_names (size_t idx, const size_t *siblings, size_t nsiblings,
     if (c == ' ' || c == '.')
       continue;
     if (bl < 8)
-      base[bl++] = (c >= 'a' && c <= 'z') ? c - 32
-                   : sfn_char_ok (c) ? c : '_';
+      base[bl++] = (c >= 'a' && c <= 'z') ? c - 32 : sfn_char_ok (c) ? c : '_';
   }
   for (size_t i = 0; ext[i]; i++) {
     unsigned char c = ext[i];
@@ -227,8 +235,7 @@ make_names (size_t idx, const size_t *siblings, size_t nsiblings,
     if (c == ' ' || c == '.')
       continue;
     if (el < 3)
-      e[el++] = (c >= 'a' && c <= 'z') ? c - 32
-                : sfn_char_ok (c) ? c : '_';
+      e[el++] = (c >= 'a' && c <= 'z') ? c - 32 : sfn_char_ok (c) ? c : '_';
   }
   if (bl == 0)
     base[bl++] = '_';
@@ -269,8 +276,7 @@ make_names (size_t idx, const size_t *siblings, size_t nsiblings,
   }
   for (ssize_t i = 0; i < len; i++)
     if (buf[i] < 0x20 || (buf[i] < 0x80 && strchr ("\\/:*?\"<>|", buf[i]))) {
-      nbdkit_error ("%s: the name has a character FAT cannot hold",
-                    n->path);
+      nbdkit_error ("%s: the name has a character FAT cannot hold", n->path);
       return -1;
     }
   n->lfn = malloc (len * sizeof *n->lfn);
@@ -361,14 +367,14 @@ scan (size_t idx, int depth)
   for (int pass = 0; pass < 2; pass++)
     for (size_t k = 0; k < nodes[idx].nchildren; k++)
       if (make_names (nodes[idx].children[k], nodes[idx].children,
-                      nodes[idx].nchildren, pass == 0) == -1)
+                      nodes[idx].nchildren, pass == 0)
+          == -1)
         return -1;
   for (size_t k = 0; k < nodes[idx].nchildren; k++)
     entries += 1 + (nodes[nodes[idx].children[k]].lfn_len + 12) / 13;
   entries++; /* an end marker is not needed, but keep room for one */
   if (entries > MAX_DIR_ENTRIES) {
-    nbdkit_error ("%s: too many files for a FAT directory",
-                  nodes[idx].path);
+    nbdkit_error ("%s: too many files for a FAT directory", nodes[idx].path);
     return -1;
   }
   nodes[idx].size = (entries * 32 + CLUSTER - 1) / CLUSTER * CLUSTER;
@@ -435,8 +441,7 @@ build_dir (size_t idx, const uint8_t label11[11])
   if (idx == 0) {
     dir_entry (e, label11, 0x08, 0, 0, n->mtime);
     e += 32;
-  }
-  else {
+  } else {
     uint8_t dot[11], dotdot[11];
     memset (dot, ' ', 11);
     memset (dotdot, ' ', 11);
@@ -452,16 +457,17 @@ build_dir (size_t idx, const uint8_t label11[11])
     if (c->lfn) {
       size_t parts = (c->lfn_len + 12) / 13;
       uint8_t sum = sfn_checksum (c->sfn);
-      static const int off[13] = { 1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24,
-                                   28, 30 };
+      static const int off[13]
+          = { 1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30 };
       for (size_t p = parts; p >= 1; p--) {
         e[0] = p | (p == parts ? 0x40 : 0);
         e[11] = 0x0f;
         e[13] = sum;
         for (size_t j = 0; j < 13; j++) {
           size_t ci = (p - 1) * 13 + j;
-          uint16_t ch = ci < c->lfn_len ? c->lfn[ci]
-                        : ci == c->lfn_len ? 0 : 0xffff;
+          uint16_t ch = ci < c->lfn_len    ? c->lfn[ci]
+                        : ci == c->lfn_len ? 0
+                                           : 0xffff;
           put16 (e + off[j], ch);
         }
         e += 32;
@@ -489,7 +495,8 @@ floppy_config_complete (void)
     unsigned char c = label[i];
     if (c < 0x20 || c >= 0x7f || strchr ("\"*+,./:;<=>?[\\]|", c)) {
       nbdkit_error ("label=%s: only ASCII letters, digits and some "
-                    "punctuation may be used", label);
+                    "punctuation may be used",
+                    label);
       return -1;
     }
     label11[i] = (c >= 'a' && c <= 'z') ? c - 32 : c;
@@ -536,7 +543,8 @@ floppy_config_complete (void)
     for (int k = 0; k < 4; k++) {
       fat_sectors = ((nclusters + 2) * 4 + SECTOR - 1) / SECTOR;
       nclusters = avail > 2 * fat_sectors
-                  ? (avail - 2 * fat_sectors) / SECTORS_PER_CLUSTER : 0;
+                      ? (avail - 2 * fat_sectors) / SECTORS_PER_CLUSTER
+                      : 0;
     }
     if (nclusters > MAX_CLUSTERS)
       nclusters = MAX_CLUSTERS;
@@ -547,13 +555,12 @@ floppy_config_complete (void)
                     CLUSTER);
       return -1;
     }
-  }
-  else
+  } else
     nclusters = used > MIN_CLUSTERS ? used : MIN_CLUSTERS;
   fat_sectors = ((nclusters + 2) * 4 + SECTOR - 1) / SECTOR;
   fat_bytes = fat_sectors * SECTOR;
-  uint64_t part_sectors = RESERVED + 2 * fat_sectors
-                          + nclusters * SECTORS_PER_CLUSTER;
+  uint64_t part_sectors
+      = RESERVED + 2 * fat_sectors + nclusters * SECTORS_PER_CLUSTER;
 
   /* The FAT: each run a chain. */
   fat = calloc (1, fat_bytes);
@@ -575,16 +582,24 @@ floppy_config_complete (void)
 
   /* MBR, one partition. */
   uint8_t *e = mbr + 446;
-  e[1] = 0xfe; e[2] = 0xff; e[3] = 0xff;
+  e[1] = 0xfe;
+  e[2] = 0xff;
+  e[3] = 0xff;
   e[4] = 0x0c;
-  e[5] = 0xfe; e[6] = 0xff; e[7] = 0xff;
+  e[5] = 0xfe;
+  e[6] = 0xff;
+  e[7] = 0xff;
   put32 (e + 8, PART_START);
   put32 (e + 12, part_sectors);
   put32 (mbr + 0x1b8, 0x4e42444b);
-  mbr[510] = 0x55; mbr[511] = 0xaa;
+  mbr[510] = 0x55;
+  mbr[511] = 0xaa;
 
   /* Boot sector. */
-  memcpy (boot, "\xeb\x58\x90" "NBDKIT  ", 11);
+  memcpy (boot,
+          "\xeb\x58\x90"
+          "NBDKIT  ",
+          11);
   put16 (boot + 11, SECTOR);
   boot[13] = SECTORS_PER_CLUSTER;
   put16 (boot + 14, RESERVED);
@@ -603,7 +618,8 @@ floppy_config_complete (void)
   put32 (boot + 67, 0x12345678);
   memcpy (boot + 71, label11, 11);
   memcpy (boot + 82, "FAT32   ", 8);
-  boot[510] = 0x55; boot[511] = 0xaa;
+  boot[510] = 0x55;
+  boot[511] = 0xaa;
 
   put32 (fsinfo, 0x41615252);
   put32 (fsinfo + 484, 0x61417272);
@@ -619,10 +635,10 @@ floppy_config_complete (void)
       || add_region (p + SECTOR, SECTOR, R_DATA, NULL, fsinfo) == -1
       || add_region (p + 6 * SECTOR, SECTOR, R_DATA, NULL, boot) == -1
       || add_region (p + 7 * SECTOR, SECTOR, R_DATA, NULL, fsinfo) == -1
-      || add_region (p + RESERVED * SECTOR, fat_bytes, R_DATA, NULL, fat)
-             == -1
-      || add_region (p + RESERVED * SECTOR + fat_bytes, fat_bytes, R_DATA,
-                     NULL, fat) == -1)
+      || add_region (p + RESERVED * SECTOR, fat_bytes, R_DATA, NULL, fat) == -1
+      || add_region (p + RESERVED * SECTOR + fat_bytes, fat_bytes, R_DATA, NULL,
+                     fat)
+             == -1)
     return -1;
   for (int pass = 0; pass < 2; pass++)
     for (size_t i = 0; i < nnodes; i++) {
@@ -740,16 +756,16 @@ floppy_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
     uint64_t in = offset - r->start;
     uint64_t n = r->len - in < count ? r->len - in : count;
     switch (r->kind) {
-    case R_ZERO:
-      memset (b, 0, n);
-      break;
-    case R_DATA:
-      memcpy (b, r->data + in, n);
-      break;
-    case R_FILE:
-      if (read_file (r->path, b, n, in) == -1)
-        return -1;
-      break;
+      case R_ZERO:
+        memset (b, 0, n);
+        break;
+      case R_DATA:
+        memcpy (b, r->data + in, n);
+        break;
+      case R_FILE:
+        if (read_file (r->path, b, n, in) == -1)
+          return -1;
+        break;
     }
     b += n;
     offset += n;

@@ -152,7 +152,7 @@ iso_config_complete (void)
   free (cmd);
   return 0;
 
- err:
+err:
   unlink (tmpl);
   free (tmpl);
   free (cmd);

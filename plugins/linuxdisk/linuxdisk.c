@@ -34,8 +34,8 @@ static size_t ndirs;
 static const char *label;
 static const char *type = "ext2";
 static const char *size_str;
-static int64_t size;     /* of the filesystem; 0: estimated */
-static bool size_extra;  /* size=+SIZE: free space on top */
+static int64_t size;    /* of the filesystem; 0: estimated */
+static bool size_extra; /* size=+SIZE: free space on top */
 static int fd = -1;
 static int64_t disk_size;
 
@@ -115,8 +115,7 @@ linuxdisk_config_help (void)
 static uint64_t used;
 
 static int
-add_entry (const char *path, const struct stat *st, int flag,
-           struct FTW *ftw)
+add_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
   used += 4096; /* inode, directory entry */
   if (S_ISREG (st->st_mode) || S_ISLNK (st->st_mode) || S_ISDIR (st->st_mode))
@@ -124,8 +123,7 @@ add_entry (const char *path, const struct stat *st, int flag,
   return 0;
 }
 
-static const char stage_script[]
-    = "cp -a -- \"$src/.\" \"$staging/\"\n";
+static const char stage_script[] = "cp -a -- \"$src/.\" \"$staging/\"\n";
 
 static const char disk_script[]
     = "set -e\n"
@@ -183,8 +181,7 @@ make_disk (void)
       }
     }
     src = staging;
-  }
-  else
+  } else
     src = dirs[0];
 
   used = 0;
@@ -235,21 +232,22 @@ make_disk (void)
       nbdkit_error ("linuxdisk: ftruncate: %m");
       goto out;
     }
-    if (fsdisk_run ("linuxdisk: making the filesystem", disk_script, &v)
-        == 0)
+    if (fsdisk_run ("linuxdisk: making the filesystem", disk_script, &v) == 0)
       break;
     if (last) {
       if (size > 0 && !size_extra)
         nbdkit_error ("linuxdisk: mke2fs failed: is size=%s big enough for"
-                      " the files?", size_str);
+                      " the files?",
+                      size_str);
       goto out;
     }
     nbdkit_debug ("linuxdisk: %" PRIu64 " bytes were too few, doubling",
                   fssize);
     fssize *= 2;
   }
-  nbdkit_debug ("linuxdisk: a %s filesystem of %" PRIu64 " bytes, disk %"
-                PRId64 " bytes", type, fssize, disk_size);
+  nbdkit_debug ("linuxdisk: a %s filesystem of %" PRIu64 " bytes, disk %" PRId64
+                " bytes",
+                type, fssize, disk_size);
   r = 0;
 
 out:
@@ -262,8 +260,7 @@ out:
   if (staging) {
     struct fsdisk_vars rv = { 0 };
     if (fsdisk_vars_set (&rv, "staging", staging) == 0)
-      fsdisk_run ("linuxdisk: removing the staging directory", rm_script,
-                  &rv);
+      fsdisk_run ("linuxdisk: removing the staging directory", rm_script, &rv);
     fsdisk_vars_free (&rv);
   }
   free (staging);

@@ -47,8 +47,8 @@
 static const char *sockname, *uri, *hostname, *port, *vsock_cid;
 static const char *command, *export_name, *tls_certificates, *tls_username;
 static const char *tls_psk;
-static char **args;    /* command followed by each arg=, NULL-terminated */
-static size_t nargs;   /* entries in args, without the NULL */
+static char **args;  /* command followed by each arg=, NULL-terminated */
+static size_t nargs; /* entries in args, without the NULL */
 static int socket_fd = -1;
 static int retry;
 static int shared = -1; /* -1: not given */
@@ -167,8 +167,9 @@ conn_stop (struct conn *c)
   if (nbd_aio_is_ready (c->nbd) || nbd_aio_is_processing (c->nbd)) {
     nbd_aio_disconnect (c->nbd, 0);
     /* Let the reader send it, and see the server close. */
-    for (int i = 0; i < 100 && !nbd_aio_is_closed (c->nbd)
-                    && !nbd_aio_is_dead (c->nbd); i++) {
+    for (int i = 0;
+         i < 100 && !nbd_aio_is_closed (c->nbd) && !nbd_aio_is_dead (c->nbd);
+         i++) {
       wake_reader (c);
       usleep (10000);
     }
@@ -182,43 +183,61 @@ conn_stop (struct conn *c)
   free (c);
 }
 
-static const struct nbdkit_param nbd_params[] = {
-  { .name = "socket", .type = NBDKIT_PARAM_STRING,
-    .doc = "Unix socket of the NBD server" },
-  { .name = "uri", .type = NBDKIT_PARAM_STRING,
-    .doc = "NBD URI of the server (nbd://, nbds://, nbd+unix://...)" },
-  { .name = "hostname", .type = NBDKIT_PARAM_STRING,
-    .doc = "host name of the NBD server (TCP)" },
-  { .name = "port", .type = NBDKIT_PARAM_STRING,
-    .doc = "TCP port or service name, or vsock port (default 10809)" },
-  { .name = "vsock", .type = NBDKIT_PARAM_STRING,
-    .doc = "AF_VSOCK CID of the NBD server" },
-  { .name = "socket-fd", .type = NBDKIT_PARAM_STRING,
-    .doc = "inherited file descriptor connected to the NBD server" },
-  { .name = "command", .type = NBDKIT_PARAM_STRING,
-    .doc = "run this NBD server as a subprocess (socket activation)" },
-  { .name = "arg", .type = NBDKIT_PARAM_LIST,
-    .doc = "an argument of command= (repeat in order)" },
-  { .name = "export", .type = NBDKIT_PARAM_STRING,
-    .doc = "export name to ask the server for (default \"\")" },
-  { .name = "dynamic-export", .type = NBDKIT_PARAM_BOOL,
-    .doc = "ask the server for the export name each client asked for" },
-  { .name = "shared", .type = NBDKIT_PARAM_BOOL,
-    .doc = "one connection to the server for all clients" },
-  { .name = "retry", .type = NBDKIT_PARAM_INT,
-    .doc = "if connecting fails, try again N more times, 1 s apart" },
-  { .name = "tls", .type = NBDKIT_PARAM_ENUM, .choices = "off|on|require",
-    .doc = "TLS to the server (default off, or on with another tls key)" },
-  { .name = "tls-certificates", .type = NBDKIT_PARAM_DIRECTORY,
-    .doc = "directory of X.509 client certificates" },
-  { .name = "tls-verify", .type = NBDKIT_PARAM_BOOL,
-    .doc = "verify the server's certificate (default true)" },
-  { .name = "tls-username", .type = NBDKIT_PARAM_STRING,
-    .doc = "user name to present to the server" },
-  { .name = "tls-psk", .type = NBDKIT_PARAM_FILE,
-    .doc = "file of pre-shared keys" },
-  { .name = NULL }
-};
+static const struct nbdkit_param nbd_params[]
+    = { { .name = "socket",
+          .type = NBDKIT_PARAM_STRING,
+          .doc = "Unix socket of the NBD server" },
+        { .name = "uri",
+          .type = NBDKIT_PARAM_STRING,
+          .doc = "NBD URI of the server (nbd://, nbds://, nbd+unix://...)" },
+        { .name = "hostname",
+          .type = NBDKIT_PARAM_STRING,
+          .doc = "host name of the NBD server (TCP)" },
+        { .name = "port",
+          .type = NBDKIT_PARAM_STRING,
+          .doc = "TCP port or service name, or vsock port (default 10809)" },
+        { .name = "vsock",
+          .type = NBDKIT_PARAM_STRING,
+          .doc = "AF_VSOCK CID of the NBD server" },
+        { .name = "socket-fd",
+          .type = NBDKIT_PARAM_STRING,
+          .doc = "inherited file descriptor connected to the NBD server" },
+        { .name = "command",
+          .type = NBDKIT_PARAM_STRING,
+          .doc = "run this NBD server as a subprocess (socket activation)" },
+        { .name = "arg",
+          .type = NBDKIT_PARAM_LIST,
+          .doc = "an argument of command= (repeat in order)" },
+        { .name = "export",
+          .type = NBDKIT_PARAM_STRING,
+          .doc = "export name to ask the server for (default \"\")" },
+        { .name = "dynamic-export",
+          .type = NBDKIT_PARAM_BOOL,
+          .doc = "ask the server for the export name each client asked for" },
+        { .name = "shared",
+          .type = NBDKIT_PARAM_BOOL,
+          .doc = "one connection to the server for all clients" },
+        { .name = "retry",
+          .type = NBDKIT_PARAM_INT,
+          .doc = "if connecting fails, try again N more times, 1 s apart" },
+        { .name = "tls",
+          .type = NBDKIT_PARAM_ENUM,
+          .choices = "off|on|require",
+          .doc
+          = "TLS to the server (default off, or on with another tls key)" },
+        { .name = "tls-certificates",
+          .type = NBDKIT_PARAM_DIRECTORY,
+          .doc = "directory of X.509 client certificates" },
+        { .name = "tls-verify",
+          .type = NBDKIT_PARAM_BOOL,
+          .doc = "verify the server's certificate (default true)" },
+        { .name = "tls-username",
+          .type = NBDKIT_PARAM_STRING,
+          .doc = "user name to present to the server" },
+        { .name = "tls-psk",
+          .type = NBDKIT_PARAM_FILE,
+          .doc = "file of pre-shared keys" },
+        { .name = NULL } };
 
 static int
 keep (const char **dest, const char *key, const char *value)
@@ -400,7 +419,8 @@ nbd_config_complete (void)
   }
   if (tls == -1)
     tls = (tls_certificates || tls_verify != -1 || tls_username || tls_psk)
-              ? LIBNBD_TLS_ALLOW : LIBNBD_TLS_DISABLE;
+              ? LIBNBD_TLS_ALLOW
+              : LIBNBD_TLS_DISABLE;
   if (tls != LIBNBD_TLS_DISABLE && !libnbd_has (HAS_TLS)) {
     nbdkit_error ("tls: this libnbd was built without TLS support");
     return -1;
@@ -498,8 +518,7 @@ try_connect (const char *name, bool last, bool opt)
     if (port)
       nbdkit_parse_uint32_t ("port", port, &p);
     r = nbd_connect_vsock (h, cid, p);
-  }
-  else if (socket_fd >= 0)
+  } else if (socket_fd >= 0)
     r = nbd_connect_socket (h, socket_fd);
   else
     r = nbd_connect_systemd_socket_activation (h, args);
@@ -623,8 +642,9 @@ nbd_open (int readonly, const char *exportname, int is_tls)
     return h;
   }
   h->nbd = connect_server (dynamic_export ? exportname
-                           : export_name ? export_name : "",
-                       false);
+                           : export_name  ? export_name
+                                          : "",
+                           false);
   h->c = h->nbd ? conn_start (h->nbd) : NULL;
   if (h->c == NULL) {
     free (h);
@@ -836,8 +856,8 @@ txn_wait (struct handle *h, struct txn *t, int64_t cookie, const char *op)
 {
   if (cookie == -1) {
     if (nbd_aio_is_dead (h->nbd) || nbd_aio_is_closed (h->nbd)) {
-      nbdkit_error ("%s: the connection to the NBD server at %s is lost",
-                    op, target ());
+      nbdkit_error ("%s: the connection to the NBD server at %s is lost", op,
+                    target ());
       nbdkit_set_error (EIO);
       return -1;
     }
@@ -881,8 +901,8 @@ txn_free (struct txn *t)
  * has already put the data (or zeroes, for a hole) in the buffer.
  */
 static int
-read_chunk (void *user_data, const void *subbuf, size_t count,
-            uint64_t offset, unsigned status, int *error)
+read_chunk (void *user_data, const void *subbuf, size_t count, uint64_t offset,
+            unsigned status, int *error)
 {
   struct txn *t = user_data;
 
@@ -963,10 +983,10 @@ nbd_trim_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
   int r;
 
   txn_init (&t);
-  r = txn_wait (h, &t,
-                nbd_aio_trim (h->nbd, count, offset, COMPLETION (&t),
-                              lflags (flags)),
-                "trim");
+  r = txn_wait (
+      h, &t,
+      nbd_aio_trim (h->nbd, count, offset, COMPLETION (&t), lflags (flags)),
+      "trim");
   txn_free (&t);
   return r;
 }
@@ -982,8 +1002,7 @@ nbd_zero_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
   if (!(flags & NBDKIT_FLAG_MAY_TRIM))
     f |= LIBNBD_CMD_FLAG_NO_HOLE;
   txn_init (&t);
-  r = txn_wait (h, &t,
-                nbd_aio_zero (h->nbd, count, offset, COMPLETION (&t), f),
+  r = txn_wait (h, &t, nbd_aio_zero (h->nbd, count, offset, COMPLETION (&t), f),
                 "zero");
   txn_free (&t);
   return r;
@@ -1041,10 +1060,9 @@ nbd_extents_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
   txn_init (&t);
   nbd_extent_callback cb = { .callback = got_extents, .user_data = &t };
   r = txn_wait (h, &t,
-                nbd_aio_block_status (h->nbd, count, offset, cb,
-                                      COMPLETION (&t),
-                                      flags & NBDKIT_FLAG_REQ_ONE
-                                          ? LIBNBD_CMD_FLAG_REQ_ONE : 0),
+                nbd_aio_block_status (
+                    h->nbd, count, offset, cb, COMPLETION (&t),
+                    flags & NBDKIT_FLAG_REQ_ONE ? LIBNBD_CMD_FLAG_REQ_ONE : 0),
                 "block_status");
   for (size_t i = 0; r == 0 && i < t.n; i++)
     r = nbdkit_add_extent (extents, t.r[i].offset, t.r[i].length, t.r[i].type);

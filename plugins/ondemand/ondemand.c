@@ -129,8 +129,7 @@ ondemand_config_help (void)
 }
 
 static int
-ondemand_list_exports (int readonly, int is_tls,
-                       struct nbdkit_exports *exports)
+ondemand_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
 {
   DIR *d = opendir (dir);
   struct dirent *e;
@@ -146,10 +145,9 @@ ondemand_list_exports (int readonly, int is_tls,
     if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN)
       continue;
     /* The file "default" is the default export "". */
-    if (nbdkit_add_export (exports,
-                           strcmp (e->d_name, "default") == 0 ? ""
-                                                              : e->d_name,
-                           NULL) == -1) {
+    if (nbdkit_add_export (
+            exports, strcmp (e->d_name, "default") == 0 ? "" : e->d_name, NULL)
+        == -1) {
       r = -1;
       break;
     }
@@ -241,8 +239,7 @@ create (const char *exportname, const char *name, int64_t want)
         nbdkit_error ("ondemand: link %s: %m", final);
         goto out;
       }
-    }
-    else {
+    } else {
       nbdkit_error ("ondemand: rename to %s: %m", final);
       goto out;
     }
@@ -280,8 +277,7 @@ ondemand_open (int readonly, const char *exportname, int is_tls)
   if (exportname[0] == '\0') {
     strcpy (name, "default");
     len = 7;
-  }
-  else {
+  } else {
     if (!name_ok (exportname, exportname, len))
       return NULL;
     memcpy (name, exportname, len);
@@ -301,8 +297,8 @@ ondemand_open (int readonly, const char *exportname, int is_tls)
     }
     if (want > max_size) {
       nbdkit_error ("ondemand: export name '%s': %s is more than the largest"
-                    " size allowed, max-size=%s", exportname, colon + 1,
-                    max_size_str);
+                    " size allowed, max-size=%s",
+                    exportname, colon + 1, max_size_str);
       return NULL;
     }
   }
@@ -324,7 +320,8 @@ ondemand_open (int readonly, const char *exportname, int is_tls)
   if (flock (fd, LOCK_EX | (wait_lock ? 0 : LOCK_NB)) == -1) {
     if (errno == EWOULDBLOCK)
       nbdkit_error ("ondemand: export '%s': filesystem is locked by another"
-                    " client", name);
+                    " client",
+                    name);
     else
       nbdkit_error ("ondemand: export '%s': flock: %m", name);
     close (fd);
@@ -335,7 +332,8 @@ ondemand_open (int readonly, const char *exportname, int is_tls)
     if (fstat (fd, &st) == 0 && st.st_size != want)
       nbdkit_debug ("ondemand: export %s exists with %" PRId64 " bytes:"
                     " the size asked for (%" PRId64 ") applies only to a new"
-                    " one", name, (int64_t)st.st_size, want);
+                    " one",
+                    name, (int64_t)st.st_size, want);
   }
   h = malloc (sizeof *h);
   if (h == NULL) {

@@ -35,7 +35,7 @@
 #define SECTOR 512
 #define DEFAULT_MBR_ID 0x83
 #define DEFAULT_ALIGNMENT (1024 * 1024)
-#define MBR_MAX_SECTORS UINT64_C(0xffffffff)
+#define MBR_MAX_SECTORS UINT64_C (0xffffffff)
 #define GPT_MIN_ENTRIES 128
 #define GPT_ENTRY_SIZE 128
 
@@ -44,8 +44,8 @@ static const char default_guid[] = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
 struct file {
   char *path;
   int fd;
-  uint64_t size;           /* of the file */
-  uint64_t start, len;     /* the partition, bytes; len rounded to SECTOR */
+  uint64_t size;       /* of the file */
+  uint64_t start, len; /* the partition, bytes; len rounded to SECTOR */
   uint64_t alignment;
   uint8_t mbr_id;
   uint8_t type_guid[16];
@@ -56,8 +56,8 @@ enum kind { R_FILE, R_DATA, R_ZERO };
 struct region {
   uint64_t start, len;
   enum kind kind;
-  struct file *file;      /* R_FILE */
-  const uint8_t *data;    /* R_DATA */
+  struct file *file;   /* R_FILE */
+  const uint8_t *data; /* R_DATA */
 };
 
 static struct file *files;
@@ -83,8 +83,8 @@ static size_t nbuffers;
 static int
 parse_guid (const char *s, uint8_t out[16])
 {
-  static const int pos[16] = { 3, 2, 1, 0, 5, 4, 7, 6,
-                               8, 9, 10, 11, 12, 13, 14, 15 };
+  static const int pos[16]
+      = { 3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15 };
   uint8_t raw[16];
   size_t n = 0;
 
@@ -127,16 +127,17 @@ partitioning_config (const char *key, const char *value)
     }
     files = f;
     f = &files[nfiles];
-    *f = (struct file){ .path = strdup (value), .fd = -1,
-                        .alignment = cur_alignment, .mbr_id = cur_mbr_id };
+    *f = (struct file){ .path = strdup (value),
+                        .fd = -1,
+                        .alignment = cur_alignment,
+                        .mbr_id = cur_mbr_id };
     memcpy (f->type_guid, cur_guid, 16);
     if (f->path == NULL) {
       nbdkit_error ("strdup: %m");
       return -1;
     }
     nfiles++;
-  }
-  else if (strcmp (key, "mbr-id") == 0) {
+  } else if (strcmp (key, "mbr-id") == 0) {
     char *end;
     unsigned long v;
     if (strcmp (value, "default") == 0) {
@@ -151,8 +152,7 @@ partitioning_config (const char *key, const char *value)
       return -1;
     }
     cur_mbr_id = v;
-  }
-  else if (strcmp (key, "type-guid") == 0) {
+  } else if (strcmp (key, "type-guid") == 0) {
     if (strcmp (value, "default") == 0)
       return parse_guid (default_guid, cur_guid);
     if (parse_guid (value, cur_guid) == -1) {
@@ -160,8 +160,7 @@ partitioning_config (const char *key, const char *value)
                     value, default_guid);
       return -1;
     }
-  }
-  else if (strcmp (key, "alignment") == 0) {
+  } else if (strcmp (key, "alignment") == 0) {
     int64_t a = strtoll (value, NULL, 10);
     if (a < SECTOR || a % SECTOR != 0) {
       nbdkit_error ("alignment=%s: must be a multiple of %d", value, SECTOR);
@@ -244,9 +243,9 @@ add_region (uint64_t start, uint64_t len, enum kind kind, struct file *f,
     return -1;
   }
   regions = r;
-  regions[nregions++] = (struct region){ .start = start, .len = len,
-                                         .kind = kind, .file = f,
-                                         .data = data };
+  regions[nregions++] = (struct region){
+    .start = start, .len = len, .kind = kind, .file = f, .data = data
+  };
   total = start + len;
   return 0;
 }
@@ -289,9 +288,13 @@ static void
 mbr_entry (uint8_t *e, uint8_t type, uint64_t lba, uint64_t sectors)
 {
   e[0] = 0;
-  e[1] = 0xfe; e[2] = 0xff; e[3] = 0xff;
+  e[1] = 0xfe;
+  e[2] = 0xff;
+  e[3] = 0xff;
   e[4] = type;
-  e[5] = 0xfe; e[6] = 0xff; e[7] = 0xff;
+  e[5] = 0xfe;
+  e[6] = 0xff;
+  e[7] = 0xff;
   put_le32 (e + 8, lba);
   put_le32 (e + 12, sectors);
 }
@@ -333,12 +336,12 @@ layout_mbr (void)
     if (logical) {
       ebr = align_up (total, SECTOR);
       f->start = align_up (ebr + SECTOR, f->alignment);
-    }
-    else
+    } else
       f->start = align_up (total, f->alignment);
     if ((f->start + f->len) / SECTOR > MBR_MAX_SECTORS) {
       nbdkit_error ("%s: beyond the 2T that an MBR partition table can "
-                    "address: use partition-type=gpt", f->path);
+                    "address: use partition-type=gpt",
+                    f->path);
       return -1;
     }
     if (!logical)
@@ -399,8 +402,8 @@ static int
 layout_gpt (void)
 {
   uint32_t nentries = nfiles > GPT_MIN_ENTRIES ? nfiles : GPT_MIN_ENTRIES;
-  uint64_t entries_bytes = align_up ((uint64_t)nentries * GPT_ENTRY_SIZE,
-                                     SECTOR);
+  uint64_t entries_bytes
+      = align_up ((uint64_t)nentries * GPT_ENTRY_SIZE, SECTOR);
   uint64_t entries_sectors = entries_bytes / SECTOR;
   uint8_t *pmbr = new_buffer (SECTOR);
   uint8_t *hdr = new_buffer (SECTOR);
@@ -442,15 +445,17 @@ layout_gpt (void)
 
   random_guid (disk_guid);
   uint32_t ecrc = crc32 (entries, entries_bytes);
-  gpt_header (hdr, 1, last_lba, 2 + entries_sectors, last_usable, disk_guid,
-              2, nentries, ecrc);
+  gpt_header (hdr, 1, last_lba, 2 + entries_sectors, last_usable, disk_guid, 2,
+              nentries, ecrc);
   gpt_header (bhdr, last_lba, 1, 2 + entries_sectors, last_usable, disk_guid,
               backup_entries / SECTOR, nentries, ecrc);
 
   /* The protective MBR covers the whole disk after itself. */
   uint64_t n = last_lba < MBR_MAX_SECTORS ? last_lba : MBR_MAX_SECTORS;
   mbr_entry (pmbr + 446, 0xee, 1, n);
-  pmbr[447] = 0; pmbr[448] = 2; pmbr[449] = 0; /* CHS 0/0/2 */
+  pmbr[447] = 0;
+  pmbr[448] = 2;
+  pmbr[449] = 0; /* CHS 0/0/2 */
   pmbr[510] = 0x55;
   pmbr[511] = 0xaa;
   return 0;
@@ -481,16 +486,14 @@ partitioning_config_complete (void)
         return -1;
       }
       f->size = end;
-    }
-    else if (S_ISREG (st.st_mode))
+    } else if (S_ISREG (st.st_mode))
       f->size = st.st_size;
     else {
       nbdkit_error ("file=%s: not a regular file or block device", f->path);
       return -1;
     }
     if (f->size == 0) {
-      nbdkit_error ("file=%s: zero-length partitions are not allowed",
-                    f->path);
+      nbdkit_error ("file=%s: zero-length partitions are not allowed", f->path);
       return -1;
     }
     f->len = align_up (f->size, SECTOR);
@@ -573,35 +576,35 @@ do_io (bool write, uint8_t *buf, uint64_t count, uint64_t offset)
 
     if (write && r->kind != R_FILE) {
       nbdkit_error ("write at %" PRIu64 ": the partition table and padding "
-                    "cannot be written", offset);
+                    "cannot be written",
+                    offset);
       errno = EIO;
       return -1;
     }
     switch (r->kind) {
-    case R_ZERO:
-      memset (buf, 0, n);
-      break;
-    case R_DATA:
-      memcpy (buf, r->data + in, n);
-      break;
-    case R_FILE:
-      for (uint64_t done = 0; done < n;) {
-        ssize_t k = write ? pwrite (r->file->fd, buf + done, n - done,
-                                    in + done)
-                          : pread (r->file->fd, buf + done, n - done,
-                                   in + done);
-        if (k == -1 && errno == EINTR)
-          continue;
-        if (k <= 0) {
-          if (k == 0)
-            errno = EIO;
-          nbdkit_error ("%s %s at %" PRIu64 ": %m",
-                        write ? "pwrite" : "pread", r->file->path, in + done);
-          return -1;
+      case R_ZERO:
+        memset (buf, 0, n);
+        break;
+      case R_DATA:
+        memcpy (buf, r->data + in, n);
+        break;
+      case R_FILE:
+        for (uint64_t done = 0; done < n;) {
+          ssize_t k
+              = write ? pwrite (r->file->fd, buf + done, n - done, in + done)
+                      : pread (r->file->fd, buf + done, n - done, in + done);
+          if (k == -1 && errno == EINTR)
+            continue;
+          if (k <= 0) {
+            if (k == 0)
+              errno = EIO;
+            nbdkit_error ("%s %s at %" PRIu64 ": %m",
+                          write ? "pwrite" : "pread", r->file->path, in + done);
+            return -1;
+          }
+          done += k;
         }
-        done += k;
-      }
-      break;
+        break;
     }
     buf += n;
     offset += n;

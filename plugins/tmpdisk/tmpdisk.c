@@ -126,8 +126,7 @@ tmpdisk_open (int readonly, const char *exportname, int is_tls)
   }
   if (fsdisk_vars_set (&v, "disk", disk) == -1)
     goto out;
-  if (fsdisk_run ("tmpdisk", command ? command : fsdisk_mkfs_script, &v)
-      == -1)
+  if (fsdisk_run ("tmpdisk", command ? command : fsdisk_mkfs_script, &v) == -1)
     goto out;
   fd = open (disk, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (fd == -1) {
