@@ -16,4 +16,12 @@ extern int range_extents (nbdkit_next *next, uint64_t start, uint64_t count,
                           uint64_t offset, uint32_t flags,
                           struct nbdkit_extents *e, int *err);
 
+/* The extents of [OFFSET, OFFSET+COUNT) of the layer below, added to
+ * E only if the whole answer arrives: a try that fails half way (the
+ * retry filters try again) leaves E as it was.
+ */
+extern int extents_all_or_nothing (nbdkit_next *next, uint64_t count,
+                                   uint64_t offset, uint32_t flags,
+                                   struct nbdkit_extents *e, int *err);
+
 #endif /* FILTERS_COMMON_RANGE_H */

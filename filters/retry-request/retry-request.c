@@ -25,6 +25,8 @@
 #define NBDKIT_API_VERSION 3
 #include <nbdkit-filter.h>
 
+#include "range.h"
+
 static int64_t retries = 2;
 static const char *delay_text = "2";
 static bool retry_open = true;
@@ -136,27 +138,9 @@ call (nbdkit_next *next, struct req *r, int *err)
       break;
   }
 
-  /* Extents go into a list of their own first: a try that failed half
-   * way must leave nothing in the client's list.
-   */
-  struct nbdkit_extents *tmp
-      = nbdkit_extents_new (r->offset, r->offset + r->count);
-  int ret;
-
-  if (tmp == NULL) {
-    *err = errno;
-    return -1;
-  }
-  ret = nbdkit_next_extents (next, r->count, r->offset, r->flags, tmp, err);
-  for (size_t i = 0; ret == 0 && i < nbdkit_extents_count (tmp); i++) {
-    struct nbdkit_extent e = nbdkit_get_extent (tmp, i);
-    if (nbdkit_add_extent (r->extents, e.offset, e.length, e.type) == -1) {
-      *err = errno;
-      ret = -1;
-    }
-  }
-  nbdkit_extents_free (tmp);
-  return ret;
+  /* A try that failed half way must leave nothing in the client's list. */
+  return extents_all_or_nothing (next, r->count, r->offset, r->flags,
+                                 r->extents, err);
 }
 
 static int

@@ -30,6 +30,8 @@
 #define NBDKIT_API_VERSION 3
 #include <nbdkit-filter.h>
 
+#include "range.h"
+
 static int64_t retries = 5;
 static const char *delay_text = "2";
 static bool exponential = true;
@@ -240,29 +242,12 @@ call (nbdkit_next *n, struct req *r, int *err)
       return nbdkit_next_trim (n, r->count, r->offset, r->flags, err);
     case 'z':
       return nbdkit_next_zero (n, r->count, r->offset, r->flags, err);
-    case 'e': {
-      /* Into a list of its own: a try that failed half way must leave
-       * nothing in the client's list.
+    case 'e':
+      /* A try that failed half way must leave nothing in the client's
+       * list.
        */
-      struct nbdkit_extents *tmp
-          = nbdkit_extents_new (r->offset, r->offset + r->count);
-      int ret;
-
-      if (tmp == NULL) {
-        *err = errno;
-        return -1;
-      }
-      ret = nbdkit_next_extents (n, r->count, r->offset, r->flags, tmp, err);
-      for (size_t i = 0; ret == 0 && i < nbdkit_extents_count (tmp); i++) {
-        struct nbdkit_extent e = nbdkit_get_extent (tmp, i);
-        if (nbdkit_add_extent (r->extents, e.offset, e.length, e.type) == -1) {
-          *err = errno;
-          ret = -1;
-        }
-      }
-      nbdkit_extents_free (tmp);
-      return ret;
-    }
+      return extents_all_or_nothing (n, r->count, r->offset, r->flags,
+                                     r->extents, err);
     default: /* cache */
       return nbdkit_next_cache (n, r->count, r->offset, r->flags, err);
   }
