@@ -5,6 +5,7 @@ when one is given."""
 import errno
 import os
 import subprocess
+import time
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -66,6 +67,12 @@ r = subprocess.run([nbdtest.NBDKIT, "-U", sock, "-P", pidfile,
                     "error-file=rel-trigger"],
                    cwd=t.tmpdir, timeout=30)
 assert r.returncode == 0
+# The server in the background writes its pid file after the command
+# returns, as nbdkit's does: wait for it (bounded).
+for _ in range(300):
+    if os.path.exists(pidfile) and os.path.getsize(pidfile) > 0:
+        break
+    time.sleep(0.1)
 bgpid = int(open(pidfile).read())
 try:
     h = t.connect("nbd+unix:///?socket=" + sock)
