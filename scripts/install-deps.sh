@@ -18,6 +18,9 @@ packages="
   libjson-c-dev libargon2-dev cryptsetup-bin python3-cryptography
   fdisk mtools dosfstools xorriso genisoimage
   libext2fs-dev e2fsprogs
+  libcurl4-gnutls-dev nginx libssh-dev openssh-server openssh-client
+  ceph-mon ceph-osd ceph-common radosgw librbd-dev librados-dev
+  qemu-block-extra python3-boto3
 "
 
 if [ "$(id -u)" -ne 0 ]; then
