@@ -12,8 +12,9 @@ exception Error of Unix.error * string
 (** Raise [Error (Unix.ENOSPC, "disk full")] from a callback to fail it:
     the message is logged and the client gets that errno.  [Unix.EUNKNOWNERR n]
     gives errno [n].  [Unix.Unix_error] is mapped the same way; any other
-    exception is logged with [Printexc.to_string] and the client gets
-    EIO. *)
+    exception is logged with [Printexc.to_string] and its backtrace
+    (recorded by default), and the client gets EIO, or the errno given
+    to [set_error]. *)
 
 (** {1 Request flags and capability answers} *)
 
@@ -84,6 +85,10 @@ val get_opt : 'a param -> 'a option
 
 (** {1 Registering the plugin} *)
 
+type buf = (char, Bigarray.int8_unsigned_elt, Bigarray.c_layout) Bigarray.Array1.t
+(** The buffer [pread_buf] fills: the server's own memory, without a
+    copy.  Valid only until the callback returns. *)
+
 val register_plugin :
   name:string ->
   ?longname:string ->
@@ -101,6 +106,7 @@ val register_plugin :
   ?preconnect:(bool -> unit) ->
   ?list_exports:(bool -> bool -> export list) ->
   ?default_export:(bool -> bool -> string) ->
+  ?magic_config_key:string ->
   open_connection:(bool -> string -> bool -> 'a) ->
   ?close:('a -> unit) ->
   get_size:('a -> int64) ->
@@ -116,7 +122,8 @@ val register_plugin :
   ?can_multi_conn:('a -> bool) ->
   ?can_extents:('a -> extents_mode) ->
   ?can_cache:('a -> cache_mode) ->
-  pread:('a -> bytes -> int64 -> flags -> unit) ->
+  ?pread:('a -> bytes -> int64 -> flags -> unit) ->
+  ?pread_buf:('a -> buf -> int64 -> flags -> unit) ->
   ?pwrite:('a -> string -> int64 -> flags -> unit) ->
   ?flush:('a -> flags -> unit) ->
   ?trim:('a -> int64 -> int64 -> flags -> unit) ->
@@ -128,14 +135,119 @@ val register_plugin :
     readonly exportname is_tls] returns the connection's handle, which
     every per-connection callback receives.  [pread h buf offset flags]
     fills all of [buf] (its length is the request's count) from disk
-    offset [offset].  [pwrite h data offset flags] writes [data].
+    offset [offset] (a fresh buffer, copied to the server afterwards);
+    [pread_buf] instead fills the server's buffer itself, a Bigarray
+    ([Bigarray.Array1.dim buf] is the count); give one of the two.
+    Both may answer parts of the request with [read_hole],
+    [read_lend] and [read_error_at].
+    [pwrite h data offset flags] writes [data].
     [trim], [zero] and [cache] take the count, then the offset.
     [config key value] sees each key=value (its canonical form: sizes
     and ints as decimal digits, bools as "1"/"0", paths absolute) after
     the value is stored for [get]; a script that declares no parameter
     gets every key there unchecked.  A callback left out is not
     offered to the server, which answers as for a C plugin without it
-    (e.g. no [pwrite]: the export is read-only). *)
+    (e.g. no [pwrite]: the export is read-only).  [magic_config_key]
+    names the key a bare value on the command line is given to
+    ([nbdkit ocaml plugin.ml 1G] with ["size"]: size=1G). *)
+
+(** {1 Reads beyond plain data}
+
+    Called from a plugin's [pread] or [pread_buf] (else they raise
+    [Error (EINVAL, _)]).  Offsets are disk offsets inside the
+    request. *)
+
+val read_hole : int64 -> int64 -> unit
+(** [read_hole offset length]: that range reads as zeroes and need not
+    be filled; with structured replies the client gets a hole. *)
+
+val read_lend : int64 -> buf -> unit
+(** [read_lend offset data]: the bytes at [offset] are [data] (all of
+    it), sent from there without a copy into the request's buffer.
+    Leave [data] unchanged until the request's reply is sent; the
+    server keeps it alive until then. *)
+
+val read_error_at : int64 -> unit
+(** [read_error_at offset] and then raise: the bytes before [offset]
+    are valid and reach the client before the error (a partial read). *)
+
+(** {1 Filters}
+
+    A filter script ([nbdkit --filter=./f.ml PLUGIN]) calls
+    [register_filter] instead of [register_plugin].  Its callbacks get
+    [next], the layer below for this connection, first; the functions
+    of [Next] call that layer (valid only during the callback).  A
+    callback left out passes the call through unchanged.  Plugin and
+    filters written in OCaml run in one runtime. *)
+
+type next
+
+module Next : sig
+  val get_size : next -> int64
+  val export_description : next -> string option
+  val can_write : next -> bool
+  val can_flush : next -> bool
+  val is_rotational : next -> bool
+  val can_trim : next -> bool
+  val can_zero : next -> zero_mode
+  val can_fast_zero : next -> bool
+  val can_fua : next -> fua_mode
+  val can_multi_conn : next -> bool
+  val can_extents : next -> extents_mode
+  val can_cache : next -> cache_mode
+  val pread : next -> bytes -> int64 -> flags -> unit
+  (** [pread next buf offset flags] fills all of [buf]. *)
+  val pwrite : next -> string -> int64 -> flags -> unit
+  val flush : next -> flags -> unit
+  val trim : next -> int64 -> int64 -> flags -> unit
+  (** [trim next count offset flags]; the same for [zero], [cache]. *)
+  val zero : next -> int64 -> int64 -> flags -> unit
+  val cache : next -> int64 -> int64 -> flags -> unit
+  val extents : next -> int64 -> int64 -> flags -> extent list
+end
+(** A failure below raises [Error (errno, _)] (already logged). *)
+
+val register_filter :
+  name:string ->
+  ?longname:string ->
+  ?version:string ->
+  ?description:string ->
+  ?config_help:string ->
+  ?unload:(unit -> unit) ->
+  ?config:(string -> string -> unit) ->
+  ?config_complete:(unit -> unit) ->
+  ?dump_plugin:(unit -> unit) ->
+  ?thread_model:(unit -> thread_model) ->
+  ?get_ready:(thread_model -> unit) ->
+  open_connection:(bool -> string -> bool -> 'a) ->
+  ?close:('a -> unit) ->
+  ?get_size:(next -> 'a -> int64) ->
+  ?export_description:(next -> 'a -> string) ->
+  ?block_size:(next -> 'a -> bool -> block_size) ->
+  ?can_write:(next -> 'a -> bool) ->
+  ?can_flush:(next -> 'a -> bool) ->
+  ?is_rotational:(next -> 'a -> bool) ->
+  ?can_trim:(next -> 'a -> bool) ->
+  ?can_zero:(next -> 'a -> zero_mode) ->
+  ?can_fast_zero:(next -> 'a -> bool) ->
+  ?can_fua:(next -> 'a -> fua_mode) ->
+  ?can_multi_conn:(next -> 'a -> bool) ->
+  ?can_extents:(next -> 'a -> extents_mode) ->
+  ?can_cache:(next -> 'a -> cache_mode) ->
+  ?pread:(next -> 'a -> bytes -> int64 -> flags -> unit) ->
+  ?pwrite:(next -> 'a -> string -> int64 -> flags -> unit) ->
+  ?flush:(next -> 'a -> flags -> unit) ->
+  ?trim:(next -> 'a -> int64 -> int64 -> flags -> unit) ->
+  ?zero:(next -> 'a -> int64 -> int64 -> flags -> unit) ->
+  ?extents:(next -> 'a -> int64 -> int64 -> flags -> extent list) ->
+  ?cache:(next -> 'a -> int64 -> int64 -> flags -> unit) ->
+  unit -> unit
+(** [open_connection readonly exportname is_tls] makes the filter's
+    handle (the layer below is opened with the same arguments).
+    [pread next h buf offset flags] fills all of [buf], usually with
+    [Next.pread next buf offset flags] and a change.  Parameters are
+    declared with [param] as for plugins; only those keys reach the
+    filter. *)
 
 (** {1 Functions of the server} *)
 
@@ -169,6 +281,14 @@ val read_password : string -> string
 (** As the [Password] parameter type: text, "-", "-FD", "+FILE". *)
 
 val realpath : string -> string
+val absolute_path : string -> string
+
+val parse_int : string -> string -> int64
+(** [parse_int what s]: a signed 64-bit integer (decimal, 0x hex, 0
+    octal); raises [Error (EINVAL, _)] after logging why, naming [what]. *)
+
+val peer_name : unit -> Unix.sockaddr
+(** The client's address. *)
 
 val nanosleep : int -> int -> unit
 (** [nanosleep sec nsec]; raises [Error (ESHUTDOWN, _)] if the server
@@ -187,3 +307,7 @@ val stdio_safe : unit -> bool
 
 val version : string
 (** The server's version. *)
+
+val abi : string -> int
+(** A number of the C ABI by its name without NBDKIT_, as the host was
+    compiled: [abi "FLAG_FUA"], [abi "THREAD_MODEL_PARALLEL"]. *)

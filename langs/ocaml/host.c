@@ -38,8 +38,8 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t thread_key;
 static __thread int depth;
 
-static char *script_path;
-static char *help_text;
+static char *script_paths[HOST_SLOTS];
+static char *help_texts[HOST_SLOTS];
 static char *include_dir;
 static char *cache_dir;
 
@@ -89,15 +89,21 @@ host_init (void)
 }
 
 int
-host_loaded (void)
+host_loaded (int slot)
 {
-  return script_path != NULL;
+  return script_paths[slot] != NULL;
 }
 
 const char *
-host_script_path (void)
+host_script_path (int slot)
 {
-  return script_path;
+  return script_paths[slot];
+}
+
+static const char *
+who (int slot)
+{
+  return slot >= 0 && script_paths[slot] ? script_paths[slot] : "ocaml";
 }
 
 void
@@ -143,28 +149,31 @@ host_resume (int saved)
 }
 
 const value *
-host_cb (const char *name)
+host_cb (int slot, const char *name)
 {
   char full[64];
 
-  snprintf (full, sizeof full, "NBDKit.%s", name);
+  if (slot < 0)
+    snprintf (full, sizeof full, "NBDKit.%s", name);
+  else
+    snprintf (full, sizeof full, "NBDKit.%d.%s", slot, name);
   return caml_named_value (full);
 }
 
 int
-host_fail (const char *what, int err, const char *fmt, ...)
+host_fail (int slot, const char *what, int err, const char *fmt, ...)
 {
   va_list ap;
   int r;
 
   va_start (ap, fmt);
-  r = host_vfail (script_path ? script_path : "ocaml", what, err, fmt, ap);
+  r = host_vfail (who (slot), what, err, fmt, ap);
   va_end (ap);
   return r;
 }
 
 int
-host_call (const char *what, const value *f, int nargs, value *args,
+host_call (int slot, const char *what, const value *f, int nargs, value *args,
            value *result)
 {
   CAMLparam0 ();
@@ -180,16 +189,15 @@ host_call (const char *what, const value *f, int nargs, value *args,
   }
   r = Extract_exception (r);
   /* (errno or 0, message, whether the script meant it) */
-  d = caml_callback_exn (*host_cb ("describe_exn"), r);
+  d = caml_callback_exn (*host_cb (-1, "describe_exn"), r);
   if (Is_exception_result (d)) {
-    nbdkit_error ("%s: %s: an exception that cannot be printed",
-                  script_path ? script_path : "ocaml", what);
+    nbdkit_error ("%s: %s: an exception that cannot be printed", who (slot),
+                  what);
     err = EIO;
   } else {
     err = Int_val (Field (d, 0));
     /* Meant or not, the message names the script, as in every host. */
-    nbdkit_error ("%s: %s: %s", script_path ? script_path : "ocaml", what,
-                  String_val (Field (d, 1)));
+    nbdkit_error ("%s: %s: %s", who (slot), what, String_val (Field (d, 1)));
   }
   if (err == 0)
     err = module_last_error ? module_last_error : EIO;
@@ -289,13 +297,17 @@ host_include_dir (void)
 
   if (include_dir)
     return include_dir;
-  /* NBDKit.cmi lies in ocaml/ beside this object, built or installed. */
+  /* NBDKit.cmi lies in ocaml/ beside this object, built or installed
+   * (the filter's name is a link to it).
+   */
   if (dladdr ((void *)host_init, &info) && info.dli_fname) {
-    const char *slash = strrchr (info.dli_fname, '/');
-    int n = slash ? (int)(slash - info.dli_fname) : 1;
-    if (asprintf (&include_dir, "%.*s/ocaml", n, slash ? info.dli_fname : ".")
-        == -1)
+    char *real = realpath (info.dli_fname, NULL);
+    const char *f = real ? real : info.dli_fname;
+    const char *slash = strrchr (f, '/');
+    int n = slash ? (int)(slash - f) : 1;
+    if (asprintf (&include_dir, "%.*s/ocaml", n, slash ? f : ".") == -1)
       include_dir = NULL;
+    free (real);
   }
   return include_dir;
 }
@@ -395,9 +407,24 @@ digest (const char *parts[], const size_t lens[], size_t nparts)
     at += lens[i];
     Bytes_val (s)[at++] = '\0';
   }
-  r = caml_callback (*host_cb ("digest"), s);
+  r = caml_callback (*host_cb (-1, "digest"), s);
   hex = strdup (String_val (r));
   CAMLreturnT (char *, hex);
+}
+
+/* Whether a compilation unit named U (capitalized) is loaded. */
+static int
+unit_taken (const char *u)
+{
+  CAMLparam0 ();
+  CAMLlocal1 (s);
+  char cap[256];
+  int r;
+
+  snprintf (cap, sizeof cap, "%c%s", u[0] & ~0x20, u + 1);
+  s = caml_copy_string (cap);
+  r = Bool_val (caml_callback (*host_cb (-1, "unit_taken"), s));
+  CAMLreturnT (int, r);
 }
 
 /* The compilation unit name of the script: its base name when that
@@ -422,37 +449,151 @@ unit_name (const char *path)
     if (!((u[i] >= 'a' && u[i] <= 'z') || (u[i] >= 'A' && u[i] <= 'Z')
           || (u[i] >= '0' && u[i] <= '9') || u[i] == '_' || u[i] == '\''))
       ok = 0;
-  if (ok) {
-    CAMLparam0 ();
-    CAMLlocal1 (s);
-    char cap[256];
-    snprintf (cap, sizeof cap, "%c%s", u[0] & ~0x20, u + 1);
-    s = caml_copy_string (cap);
-    if (Bool_val (caml_callback (*host_cb ("unit_taken"), s)))
-      ok = 0;
-    CAMLdrop;
-  }
-  if (!ok) {
+  if (ok && unit_taken (u))
+    ok = 0;
+  /* Else nbdkit_script, nbdkit_script2, ...: filters may share a name. */
+  for (int i = 1; !ok && i < 100; i++) {
     free (u);
-    u = strdup ("nbdkit_script");
+    if (i == 1)
+      u = strdup ("nbdkit_script");
+    else if (asprintf (&u, "nbdkit_script%d", i) == -1)
+      u = NULL;
+    if (u == NULL)
+      return NULL;
+    ok = !unit_taken (u);
   }
   return u;
 }
 
 #define COMPILE_FLAGS "-shared -g -thread -package unix,str,threads.posix"
 
+/* The two APIs a script may be written for: ours, and nbdkit's own
+ * (NBDKit_compat.ml), which the script sees as NBDKit through -open.
+ */
+enum api { API_OURS, API_NBDKIT };
+
+/* Where the cache keeps the script SRC compiled as UNIT for API; NULL
+ * (logged) on failure.
+ */
+static char *
+cache_path (const char *cache, const char *cmi, size_t cmi_len,
+            const char *unit, enum api api, const char *src, size_t len)
+{
+  char *key, *v, *path = NULL;
+
+  host_enter ();
+  v = strdup (String_val (
+      caml_callback (*host_cb (-1, "ocaml_version"), Val_unit)));
+  {
+    const char *apis = api == API_OURS ? "ours" : "nbdkit";
+    const char *parts[] = { v ? v : "", COMPILE_FLAGS, apis, unit, cmi, src };
+    size_t lens[] = { strlen (parts[0]), strlen (COMPILE_FLAGS),
+                      strlen (apis), strlen (unit), cmi_len, len };
+    key = digest (parts, lens, 6);
+  }
+  host_leave ();
+  free (v);
+  if (key == NULL || asprintf (&path, "%s/%s.cmxs", cache, key) == -1)
+    path = NULL;
+  free (key);
+  return path;
+}
+
+/* Compile SRC (the script at ABS) as UNIT for API into CMXS.  Returns
+ * 0, or -1 with the compiler's messages in *MSG (logged already if
+ * *MSG is NULL).
+ */
+static int
+compile_one (const char *abs, const char *src, size_t len, const char *unit,
+             enum api api, const char *cmxs, char **msg)
+{
+  const char *inc = host_include_dir (), *cache = host_cache_dir ();
+  char *dir = NULL, *ml = NULL, *out = NULL, *output = NULL, *directive;
+  int status, r = -1;
+
+  *msg = NULL;
+  /* Compile a copy in a directory of our own (ocamlopt leaves .cmi,
+   * .cmx and .o beside the source), with a line directive so that
+   * messages name the script itself.
+   */
+  if (asprintf (&dir, "%s/build-XXXXXX", cache) == -1
+      || mkdtemp (dir) == NULL) {
+    nbdkit_error ("ocaml: cannot make a build directory in %s: %m", cache);
+    free (dir);
+    return -1;
+  }
+  if (asprintf (&ml, "%s/%s.ml", dir, unit) == -1
+      || asprintf (&out, "%s/%s.cmxs", dir, unit) == -1)
+    goto done;
+  if (asprintf (&directive, "# 1 \"%s\"\n", abs) == -1)
+    goto done;
+  if (write_file (ml, directive, strlen (directive), src, len) == -1) {
+    nbdkit_error ("ocaml: cannot write %s: %m", ml);
+    free (directive);
+    goto done;
+  }
+  free (directive);
+  {
+    const char *ocamlfind
+        = access (OCAMLFIND, X_OK) == 0 ? OCAMLFIND : "ocamlfind";
+    char *argv[] = { (char *)ocamlfind,
+                     "ocamlopt",
+                     "-shared",
+                     "-g",
+                     "-thread",
+                     "-package",
+                     "unix,str,threads.posix",
+                     "-I",
+                     (char *)inc,
+                     api == API_NBDKIT ? "-open" : ml,
+                     api == API_NBDKIT ? "NBDKit_compat" : "-o",
+                     api == API_NBDKIT ? ml : out,
+                     api == API_NBDKIT ? "-o" : NULL,
+                     out,
+                     NULL };
+    nbdkit_debug ("ocaml: compiling %s%s into %s", abs,
+                  api == API_NBDKIT ? " (nbdkit's OCaml API)" : "", cmxs);
+    status = run (argv, &output);
+    if (status == -1) {
+      nbdkit_error ("%s: cannot run the OCaml compiler %s: %m", abs, ocamlfind);
+      goto done;
+    }
+    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0) {
+      if (asprintf (msg, "%s ocamlopt -shared exited with status %d:\n%s",
+                    ocamlfind, WIFEXITED (status) ? WEXITSTATUS (status) : -1,
+                    output && *output ? output : "(no output)")
+          == -1)
+        *msg = NULL;
+      goto done;
+    }
+    if (output && *output)
+      nbdkit_debug ("ocaml: the compiler says:\n%s", output);
+  }
+  if (rename (out, cmxs) == -1) {
+    nbdkit_error ("ocaml: cannot move %s to %s: %m", out, cmxs);
+    goto done;
+  }
+  r = 0;
+done:
+  remove_tree (dir);
+  free (dir);
+  free (ml);
+  free (out);
+  free (output);
+  return r;
+}
+
 /* Compile the script at ABS (source SRC) unless the cache has it;
- * returns the .cmxs path.
+ * returns the .cmxs path.  A script that does not compile against our
+ * NBDKit is tried against nbdkit's API.
  */
 static char *
 compile_cached (const char *abs, const char *src, size_t len)
 {
   const char *inc = host_include_dir (), *cache = host_cache_dir ();
-  char *cmi_path = NULL, *cmi = NULL, *key = NULL, *cmxs = NULL;
-  char *dir = NULL, *unit = NULL, *ml = NULL, *out = NULL, *output = NULL;
+  char *cmi_path = NULL, *cmi = NULL, *unit = NULL;
+  char *paths[2] = { NULL, NULL }, *msgs[2] = { NULL, NULL }, *cmxs = NULL;
   size_t cmi_len = 0;
-  const char *version;
-  int status;
 
   if (inc == NULL || cache == NULL) {
     nbdkit_error ("ocaml: out of memory");
@@ -466,21 +607,6 @@ compile_cached (const char *abs, const char *src, size_t len)
                   cmi_path);
     goto out;
   }
-
-  host_enter ();
-  version = String_val (caml_callback (*host_cb ("ocaml_version"), Val_unit));
-  {
-    char *v = strdup (version);
-    const char *parts[] = { v ? v : "", COMPILE_FLAGS, cmi, src };
-    size_t lens[] = { strlen (parts[0]), strlen (COMPILE_FLAGS), cmi_len, len };
-    key = digest (parts, lens, 4);
-    free (v);
-  }
-  unit = unit_name (abs);
-  host_leave ();
-  if (key == NULL || unit == NULL)
-    goto out;
-
   {
     char *c = strdup (cache);
     if (c == NULL || mkdir_p (c) == -1) {
@@ -490,93 +616,43 @@ compile_cached (const char *abs, const char *src, size_t len)
     }
     free (c);
   }
-  if (asprintf (&cmxs, "%s/%s.cmxs", cache, key) == -1) {
-    cmxs = NULL;
+  host_enter ();
+  unit = unit_name (abs);
+  host_leave ();
+  if (unit == NULL)
     goto out;
-  }
-  if (access (cmxs, R_OK) == 0) {
-    nbdkit_debug ("ocaml: %s: using the cached %s", abs, cmxs);
-    goto out;
-  }
-
-  /* Compile a copy in a directory of our own (ocamlopt leaves .cmi,
-   * .cmx and .o beside the source), with a line directive so that
-   * messages name the script itself.
-   */
-  if (asprintf (&dir, "%s/build-XXXXXX", cache) == -1
-      || mkdtemp (dir) == NULL) {
-    nbdkit_error ("ocaml: cannot make a build directory in %s: %m", cache);
-    free (cmxs);
-    cmxs = NULL;
-    goto out;
-  }
-  if (asprintf (&ml, "%s/%s.ml", dir, unit) == -1
-      || asprintf (&out, "%s/%s.cmxs", dir, unit) == -1)
-    goto fail;
-  {
-    char *directive;
-    if (asprintf (&directive, "# 1 \"%s\"\n", abs) == -1)
-      goto fail;
-    if (write_file (ml, directive, strlen (directive), src, len) == -1) {
-      nbdkit_error ("ocaml: cannot write %s: %m", ml);
-      free (directive);
-      goto fail;
+  for (int api = API_OURS; api <= API_NBDKIT; api++) {
+    paths[api] = cache_path (cache, cmi, cmi_len, unit, api, src, len);
+    if (paths[api] == NULL)
+      goto out;
+    if (access (paths[api], R_OK) == 0) {
+      nbdkit_debug ("ocaml: %s: using the cached %s", abs, paths[api]);
+      cmxs = paths[api];
+      paths[api] = NULL;
+      goto out;
     }
-    free (directive);
   }
-  {
-    const char *ocamlfind
-        = access (OCAMLFIND, X_OK) == 0 ? OCAMLFIND : "ocamlfind";
-    char *argv[] = { (char *)ocamlfind,
-                     "ocamlopt",
-                     "-shared",
-                     "-g",
-                     "-thread",
-                     "-package",
-                     "unix,str,threads.posix",
-                     "-I",
-                     (char *)inc,
-                     ml,
-                     "-o",
-                     out,
-                     NULL };
-    nbdkit_debug ("ocaml: compiling %s into %s", abs, cmxs);
-    status = run (argv, &output);
-    if (status == -1) {
-      nbdkit_error ("%s: cannot run the OCaml compiler %s: %m", abs, ocamlfind);
-      goto fail;
+  for (int api = API_OURS; api <= API_NBDKIT; api++) {
+    if (compile_one (abs, src, len, unit, api, paths[api], &msgs[api]) == 0) {
+      cmxs = paths[api];
+      paths[api] = NULL;
+      goto out;
     }
-    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0) {
-      nbdkit_error ("%s: the script does not compile (%s ocamlopt -shared"
-                    " exited with status %d):\n%s",
-                    abs, ocamlfind,
-                    WIFEXITED (status) ? WEXITSTATUS (status) : -1,
-                    output && *output ? output : "(no output)");
-      goto fail;
-    }
-    if (output && *output)
-      nbdkit_debug ("ocaml: the compiler says:\n%s", output);
+    if (msgs[api] == NULL)
+      goto out;
   }
-  if (rename (out, cmxs) == -1) {
-    nbdkit_error ("ocaml: cannot move %s to %s: %m", out, cmxs);
-    goto fail;
-  }
-  goto done;
-
-fail:
-  free (cmxs);
-  cmxs = NULL;
-done:
-  remove_tree (dir);
+  nbdkit_error ("%s: the script does not compile (%s)\n"
+                "Compiled for nbdkit's OCaml API (NBDKit_compat) instead,"
+                " it does not either (%s)",
+                abs, msgs[API_OURS], msgs[API_NBDKIT]);
 out:
   free (cmi_path);
   free (cmi);
-  free (key);
-  free (dir);
   free (unit);
-  free (ml);
-  free (out);
-  free (output);
+  for (int i = 0; i < 2; i++) {
+    free (paths[i]);
+    free (msgs[i]);
+  }
   return cmxs;
 }
 
@@ -602,11 +678,11 @@ leading_comment (const char *src)
  * its leading comment.
  */
 static void
-make_help (const char *src)
+make_help (int slot, const char *src)
 {
   CAMLparam0 ();
   CAMLlocal1 (id);
-  const value *f = host_cb ("identity");
+  const value *f = host_cb (slot, "identity");
   char *desc = NULL, *extra = NULL, *name = NULL;
 
   if (f == NULL)
@@ -619,11 +695,11 @@ make_help (const char *src)
     extra = strdup (String_val (Field (Field (id, 4), 0)));
   if (extra == NULL && src)
     extra = leading_comment (src);
-  if (asprintf (&help_text, "Script %s (%s)%s%s%s%s", name ? name : "?",
-                script_path, desc ? ":\n" : "", desc ? desc : "",
-                extra ? "\n\n" : "", extra ? extra : "")
+  if (asprintf (&help_texts[slot], "Script %s (%s)%s%s%s%s",
+                name ? name : "?", script_paths[slot], desc ? ":\n" : "",
+                desc ? desc : "", extra ? "\n\n" : "", extra ? extra : "")
       == -1)
-    help_text = NULL;
+    help_texts[slot] = NULL;
   free (name);
   free (desc);
   free (extra);
@@ -631,16 +707,16 @@ make_help (const char *src)
 }
 
 int
-host_load_script (const char *path)
+host_load_script (int slot, const char *path, int filter)
 {
   char *abs, *src = NULL, *cmxs;
   size_t len = 0, plen;
   int r = -1;
 
-  if (script_path) {
+  if (script_paths[slot]) {
     nbdkit_error ("ocaml: a script is already loaded (%s); the second, %s,"
-                  " cannot be (one OCaml script per plugin)",
-                  script_path, path);
+                  " cannot be (one OCaml script per plugin or filter)",
+                  script_paths[slot], path);
     return -1;
   }
   abs = nbdkit_realpath (path);
@@ -669,27 +745,40 @@ host_load_script (const char *path)
     }
   }
 
-  script_path = abs;
+  script_paths[slot] = abs;
   host_enter ();
   {
     CAMLparam0 ();
     CAMLlocal2 (s, res);
+    const value *is_filter;
+    caml_callback (*host_cb (-1, "set_slot"), Val_int (slot));
     s = caml_copy_string (cmxs);
-    res = caml_callback (*host_cb ("loadfile"), s);
+    res = caml_callback (*host_cb (-1, "loadfile"), s);
+    is_filter = host_cb (slot, "filter");
     if (Is_block (res))
       nbdkit_error ("%s: loading %s failed: %s", abs, cmxs,
                     String_val (Field (res, 0)));
-    else if (!Bool_val (caml_callback (*host_cb ("registered"), Val_unit)))
-      nbdkit_error ("%s: the script did not call NBDKit.register_plugin", abs);
+    else if (!Bool_val (
+                 caml_callback (*host_cb (-1, "registered"), Val_int (slot))))
+      nbdkit_error ("%s: the script did not call NBDKit.%s", abs,
+                    filter ? "register_filter" : "register_plugin");
+    else if (filter && is_filter == NULL)
+      nbdkit_error ("%s: a plugin script (NBDKit.register_plugin) cannot be"
+                    " used as a filter",
+                    abs);
+    else if (!filter && is_filter != NULL)
+      nbdkit_error ("%s: a filter script (NBDKit.register_filter) cannot be"
+                    " used as a plugin: nbdkit --filter=%s PLUGIN ...",
+                    abs, path);
     else {
-      make_help (src);
+      make_help (slot, src);
       r = 0;
     }
     CAMLdrop;
   }
   host_leave ();
   if (r == -1) {
-    script_path = NULL;
+    script_paths[slot] = NULL;
     free (abs);
   }
   free (src);
@@ -698,7 +787,7 @@ host_load_script (const char *path)
 }
 
 const char *
-host_help (void)
+host_help (int slot)
 {
-  return help_text;
+  return help_texts[slot];
 }

@@ -36,13 +36,18 @@
 #define NBDKIT_API_VERSION 3
 #endif
 
-/* ---- host.c: the runtime and the script ---- */
+/* ---- host.c: the runtime and the scripts ---- */
+
+/* Scripts live in slots: 0 the plugin, 1.. the filters, all in one
+ * runtime.  Each registers its callbacks as "NBDKit.<slot>.<name>".
+ */
+#define HOST_SLOTS 9
 
 /* Start the runtime (once per process); -1 if it cannot start. */
 extern int host_init (void);
-/* True once a script is loaded. */
-extern int host_loaded (void);
-extern const char *host_script_path (void);
+/* True once a script is loaded in SLOT. */
+extern int host_loaded (int slot);
+extern const char *host_script_path (int slot);
 
 /* Take (and give back) the right to run OCaml on this thread. */
 extern void host_enter (void);
@@ -53,16 +58,17 @@ extern void host_leave (void);
 extern int host_suspend (void);
 extern void host_resume (int saved);
 
-/* Compile SCRIPT (unless it is a .cmxs already), load it, and check
- * that it registered a plugin.  Errors are logged.
+/* Compile SCRIPT (unless it is a .cmxs already) into SLOT, load it,
+ * and check that it registered a plugin (FILTER: a filter).  Errors
+ * are logged.
  */
-extern int host_load_script (const char *path);
+extern int host_load_script (int slot, const char *path, int filter);
 
-/* The closure the script's NBDKit.register_plugin set up for NAME
- * ("pread", ...), or NULL if the script has no such callback.  Call
- * with the host entered.
+/* The closure the script in SLOT registered for NAME ("pread", ...),
+ * or NULL if it has no such callback; with SLOT -1, the host's own
+ * NBDKit.NAME.  Call with the host entered.
  */
-extern const value *host_cb (const char *name);
+extern const value *host_cb (int slot, const char *name);
 
 /* Call F with ARGS[0..NARGS) (host entered).  On an exception: logs
  * it (an NBDKit.Error or Unix_error with its message, anything else
@@ -70,16 +76,16 @@ extern const value *host_cb (const char *name);
  * returns -1.  *RESULT (if not NULL) is the result otherwise; it is
  * only valid until the next allocation unless registered as a root.
  */
-extern int host_call (const char *what, const value *f, int nargs, value *args,
-                      value *result);
-/* Log a failure the host found itself in callback WHAT (a bad result),
- * with errno ERR.  Returns -1.
+extern int host_call (int slot, const char *what, const value *f, int nargs,
+                      value *args, value *result);
+/* Log a failure the host found itself in callback WHAT of SLOT (a bad
+ * result), with errno ERR.  Returns -1.
  */
-extern int host_fail (const char *what, int err, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
+extern int host_fail (int slot, const char *what, int err, const char *fmt,
+                      ...) __attribute__ ((format (printf, 4, 5)));
 
-/* The help text of the script (NULL before one is loaded). */
-extern const char *host_help (void);
+/* The help text of the script in SLOT (NULL before one is loaded). */
+extern const char *host_help (int slot);
 /* Where NBDKit.cmi is (scripts compile against it), the cache. */
 extern const char *host_include_dir (void);
 extern const char *host_cache_dir (void);
@@ -88,5 +94,28 @@ extern const char *host_cache_dir (void);
 
 /* The errno that NBDKit.set_error gave during the current callback. */
 extern __thread int module_last_error;
+
+/* The read a plugin's pread answers (NULL outside one), for
+ * NBDKit.read_hole, read_lend and read_error_at.  With TRACK set, the
+ * ranges answered by holes and loans are kept (offsets relative to the
+ * request) for plugin.c, which copies only the rest of the script's
+ * bytes.
+ */
+struct nbdkit_read;
+struct module_read {
+  struct nbdkit_read *rd;
+  uint64_t offset, count;
+  int track;
+  size_t nranges;
+  struct {
+    uint64_t start, end;
+  } ranges[256];
+};
+extern __thread struct module_read *module_read;
+
+/* ---- filter.c: the layer below, for the Next functions ---- */
+
+/* Whether N is the next of a filter callback running on this thread. */
+extern int filter_next_active (void *n);
 
 #endif /* OCAML_HOST_H */

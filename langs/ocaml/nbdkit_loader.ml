@@ -9,16 +9,14 @@ let () =
   Callback.register "NBDKit.loadfile" (fun path ->
       try Dynlink.loadfile path; None with
       | Dynlink.Error (Dynlink.Library's_module_initializers_failed exn) ->
-          let bt =
-            if Printexc.backtrace_status () then
-              "\n" ^ Printexc.get_backtrace ()
-            else ""
-          in
+          let bt = Printexc.get_backtrace () in
+          let bt = if bt = "" then "" else "\n" ^ bt in
           Some ("the script raised " ^ Printexc.to_string exn ^ bt)
       | Dynlink.Error e -> Some (Dynlink.error_message e)
       | exn -> Some (Printexc.to_string exn));
   Callback.register "NBDKit.digest" (fun s -> Digest.to_hex (Digest.string s));
-  (* A compilation unit name the script cannot have: one of ours. *)
+  (* A compilation unit name the script cannot have: one of ours, or
+     another script's. *)
   Callback.register "NBDKit.unit_taken" (fun name ->
-      List.mem name (Dynlink.main_program_units ()));
+      List.mem name (Dynlink.all_units ()));
   Callback.register "NBDKit.ocaml_version" (fun () -> Sys.ocaml_version)

@@ -21,6 +21,7 @@
 #include "host.h"
 #include "values.h"
 
+#include <caml/bigarray.h>
 #include <caml/version.h>
 
 #include <nbdkit-plugin.h>
@@ -43,6 +44,10 @@ static const char *const cb_names[] = {
 
 static const value *cbs[CB_COUNT];
 #define HAS(n) (cbs[CB_##n] != NULL)
+/* pread_buf (the script fills the server's buffer), instead of pread. */
+static const value *cb_pread_buf;
+/* The key a bare value after the script goes to, if the script has one. */
+static char *magic_key;
 
 /* Before the script is loaded, "script" is the only parameter; it
  * stays first afterwards, so the server counts it.
@@ -75,10 +80,10 @@ op_load (void)
 static void
 op_unload (void)
 {
-  if (host_loaded () && HAS (unload)) {
+  if (host_loaded (0) && HAS (unload)) {
     value a[1] = { Val_unit };
     host_enter ();
-    host_call ("unload", cbs[CB_unload], 1, a, NULL);
+    host_call (0, "unload", cbs[CB_unload], 1, a, NULL);
     host_leave ();
   }
 }
@@ -95,7 +100,7 @@ script_params (int *error)
   size_t n;
 
   *error = 0;
-  arr = caml_callback (*host_cb ("params"), Val_unit);
+  arr = caml_callback (*host_cb (-1, "params"), Val_int (0));
   n = Wosize_val (arr);
   if (n == 0)
     CAMLreturnT (const struct nbdkit_param *, NULL);
@@ -147,12 +152,18 @@ load_script (const char *path)
 
   if (init_failed)
     return -1;
-  if (host_load_script (path) == -1)
+  if (host_load_script (0, path, 0) == -1)
     return -1;
   host_enter ();
   for (size_t i = 0; i < CB_COUNT; i++)
-    cbs[i] = host_cb (cb_names[i]);
+    cbs[i] = host_cb (0, cb_names[i]);
+  cb_pread_buf = host_cb (0, "pread_buf");
+  if (host_cb (0, "magic_config_key"))
+    magic_key = strdup (String_val (*host_cb (0, "magic_config_key")));
   p = script_params (&bad);
+  /* A bare value reaches us as script=VALUE: not a file then. */
+  if (p && magic_key)
+    cparams[0].type = NBDKIT_PARAM_STRING;
   host_leave ();
   if (bad)
     return -1;
@@ -167,7 +178,7 @@ op_config (const char *key, const char *val)
 {
   int r;
 
-  if (!host_loaded ()) {
+  if (!host_loaded (0)) {
     if (strcmp (key, "script") != 0) {
       nbdkit_error ("the first parameter must be the OCaml script"
                     " (script=FILE.ml), not %s=%s",
@@ -176,9 +187,11 @@ op_config (const char *key, const char *val)
     }
     return load_script (val);
   }
-  if (strcmp (key, "script") == 0) {
+  if (strcmp (key, "script") == 0 && magic_key)
+    key = magic_key;
+  else if (strcmp (key, "script") == 0) {
     nbdkit_error ("script=%s: a script is already loaded (%s)", val,
-                  host_script_path ());
+                  host_script_path (0));
     return -1;
   }
   host_enter ();
@@ -187,7 +200,7 @@ op_config (const char *key, const char *val)
     CAMLlocalN (a, 2);
     a[0] = caml_copy_string (key);
     a[1] = caml_copy_string (val);
-    r = host_call ("config", cbs[CB_config], 2, a, NULL);
+    r = host_call (0, "config", cbs[CB_config], 2, a, NULL);
     CAMLdrop;
   }
   host_leave ();
@@ -202,7 +215,7 @@ call_unit (size_t cb, const char *what)
   int r;
 
   host_enter ();
-  r = host_call (what, cbs[cb], 1, a, NULL);
+  r = host_call (0, what, cbs[cb], 1, a, NULL);
   host_leave ();
   return r;
 }
@@ -210,7 +223,7 @@ call_unit (size_t cb, const char *what)
 static int
 op_config_complete (void)
 {
-  if (!host_loaded ()) {
+  if (!host_loaded (0)) {
     nbdkit_error ("no script given: nbdkit ocaml SCRIPT.ml [key=value ...]");
     return -1;
   }
@@ -220,7 +233,7 @@ op_config_complete (void)
 static const char *
 op_config_help (void)
 {
-  const char *h = host_help ();
+  const char *h = host_help (0);
 
   if (h)
     return h;
@@ -236,10 +249,10 @@ op_dump_plugin (void)
   printf ("ocaml_version=%s\n", OCAML_VERSION_STRING);
   printf ("ocaml_include=%s\n", host_include_dir ());
   printf ("ocaml_cache=%s\n", host_cache_dir ());
-  if (host_loaded ())
-    printf ("ocaml_script=%s\n", host_script_path ());
+  if (host_loaded (0))
+    printf ("ocaml_script=%s\n", host_script_path (0));
   fflush (stdout);
-  if (host_loaded () && HAS (dump_plugin))
+  if (host_loaded (0) && HAS (dump_plugin))
     call_unit (CB_dump_plugin, "dump_plugin");
 }
 
@@ -249,10 +262,10 @@ op_thread_model (void)
   value a[1] = { Val_unit }, r;
   int m = NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS;
 
-  if (!host_loaded () || !HAS (thread_model))
+  if (!host_loaded (0) || !HAS (thread_model))
     return m;
   host_enter ();
-  if (host_call ("thread_model", cbs[CB_thread_model], 1, a, &r) == 0)
+  if (host_call (0, "thread_model", cbs[CB_thread_model], 1, a, &r) == 0)
     m = Int_val (r);
   else
     m = -1;
@@ -267,7 +280,7 @@ op_get_ready (int model)
   int r;
 
   host_enter ();
-  r = host_call ("get_ready", cbs[CB_get_ready], 1, a, NULL);
+  r = host_call (0, "get_ready", cbs[CB_get_ready], 1, a, NULL);
   host_leave ();
   return r;
 }
@@ -291,7 +304,7 @@ op_preconnect (int readonly)
   int r;
 
   host_enter ();
-  r = host_call ("preconnect", cbs[CB_preconnect], 1, a, NULL);
+  r = host_call (0, "preconnect", cbs[CB_preconnect], 1, a, NULL);
   host_leave ();
   return r;
 }
@@ -306,7 +319,7 @@ interned (const char *what, value s)
       = host_string_problem (String_val (s), caml_string_length (s));
 
   if (why) {
-    host_fail (what, EIO, "returned a string that %s", why);
+    host_fail (0, what, EIO, "returned a string that %s", why);
     return NULL;
   }
   return nbdkit_strdup_intern (String_val (s));
@@ -319,7 +332,7 @@ op_list_exports (int readonly, int is_tls, struct nbdkit_exports *x)
   int r;
 
   host_enter ();
-  r = host_call ("list_exports", cbs[CB_list_exports], 2, a, &res);
+  r = host_call (0, "list_exports", cbs[CB_list_exports], 2, a, &res);
   /* An array of (name, description option); no allocation below. */
   for (size_t i = 0; r == 0 && i < Wosize_val (res); i++) {
     value e = Field (res, i), d = Field (e, 1);
@@ -342,7 +355,7 @@ op_default_export (int readonly, int is_tls)
   const char *r = NULL;
 
   host_enter ();
-  if (host_call ("default_export", cbs[CB_default_export], 2, a, &res) == 0)
+  if (host_call (0, "default_export", cbs[CB_default_export], 2, a, &res) == 0)
     r = interned ("default_export", res);
   host_leave ();
   return r;
@@ -366,7 +379,7 @@ op_open (int readonly, const char *exportname, int is_tls)
     a[0] = Val_bool (readonly);
     a[1] = caml_copy_string (exportname);
     a[2] = Val_bool (is_tls);
-    r = host_call ("open", cbs[CB_open], 3, a, &res);
+    r = host_call (0, "open", cbs[CB_open], 3, a, &res);
     if (r == 0)
       h->id = Long_val (res);
     CAMLdrop;
@@ -386,7 +399,7 @@ op_close (void *handle)
   value a[1] = { Val_long (h->id) };
 
   host_enter ();
-  host_call ("close", cbs[CB_close], 1, a, NULL);
+  host_call (0, "close", cbs[CB_close], 1, a, NULL);
   host_leave ();
   free (h);
 }
@@ -398,10 +411,10 @@ op_get_size (void *handle)
   int64_t size = -1;
 
   host_enter ();
-  if (host_call ("get_size", cbs[CB_get_size], 1, a, &res) == 0) {
+  if (host_call (0, "get_size", cbs[CB_get_size], 1, a, &res) == 0) {
     size = Int64_val (res);
     if (size < 0)
-      size = host_fail ("get_size", EINVAL, "negative size %" PRId64, size);
+      size = host_fail (0, "get_size", EINVAL, "negative size %" PRId64, size);
   }
   host_leave ();
   return size;
@@ -414,7 +427,7 @@ op_export_description (void *handle)
   const char *r = NULL;
 
   host_enter ();
-  if (host_call ("export_description", cbs[CB_export_description], 1, a, &res)
+  if (host_call (0, "export_description", cbs[CB_export_description], 1, a, &res)
       == 0)
     r = host_description (interned ("export_description", res));
   host_leave ();
@@ -430,13 +443,13 @@ op_block_size (void *handle, struct nbdkit_block_size *bs)
   int r;
 
   host_enter ();
-  r = host_call ("block_size", cbs[CB_block_size], 2, a, &res);
+  r = host_call (0, "block_size", cbs[CB_block_size], 2, a, &res);
   if (r == 0) {
     int64_t v[4] = { Long_val (Field (res, 0)), Long_val (Field (res, 1)),
                      Long_val (Field (res, 2)), Int64_val (Field (res, 3)) };
     if (!host_block_size_ok (v[0]) || !host_block_size_ok (v[1])
         || !host_block_size_ok (v[2]) || v[3] < 0)
-      r = host_fail ("block_size", EIO,
+      r = host_fail (0, "block_size", EIO,
                      "sizes out of range (minimum, preferred and maximum"
                      " are 0 to 2^32-1, maximum_virtual >= 0)");
     else {
@@ -457,7 +470,7 @@ op_block_size (void *handle, struct nbdkit_block_size *bs)
     value a[1] = { Val_long (((struct handle *)handle)->id) }, res;            \
     int r;                                                                     \
     host_enter ();                                                             \
-    r = host_call (#fn, cbs[CB_##fn], 1, a, &res);                             \
+    r = host_call (0, #fn, cbs[CB_##fn], 1, a, &res);                             \
     if (r == 0)                                                                \
       r = Int_val (res);                                                       \
     host_leave ();                                                             \
@@ -475,30 +488,73 @@ CAN (can_extents)
 CAN (can_cache)
 #undef CAN
 
-/* pread fills an OCaml bytes of COUNT bytes, copied out afterwards. */
+/* Copy the script's bytes to BUF, except the ranges it answered with
+ * holes and loans (the server may count on finding BUF untouched
+ * there).
+ */
+static void
+copy_unanswered (char *buf, const char *src, uint64_t count,
+                 struct module_read *m)
+{
+  uint64_t at = 0;
+
+  /* Few ranges, usually none: a simple sort. */
+  for (size_t i = 1; i < m->nranges; i++)
+    for (size_t j = i; j > 0 && m->ranges[j].start < m->ranges[j - 1].start;
+         j--) {
+      __typeof__ (m->ranges[0]) t = m->ranges[j];
+      m->ranges[j] = m->ranges[j - 1];
+      m->ranges[j - 1] = t;
+    }
+  for (size_t i = 0; i <= m->nranges; i++) {
+    uint64_t start = i < m->nranges ? m->ranges[i].start : count;
+    if (start > at)
+      memcpy (buf + at, src + at, start - at);
+    if (i < m->nranges && m->ranges[i].end > at)
+      at = m->ranges[i].end;
+  }
+}
+
+/* pread fills an OCaml bytes of COUNT bytes, copied out afterwards;
+ * pread_buf fills a Bigarray over BUF itself.
+ */
 static int
 op_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
           uint32_t flags, struct nbdkit_read *rd)
 {
+  struct module_read m = { .rd = rd, .offset = offset, .count = count };
   int r;
 
   host_enter ();
+  module_read = &m;
   {
     CAMLparam0 ();
     CAMLlocalN (a, 4);
     a[0] = Val_long (((struct handle *)handle)->id);
-    a[1] = caml_alloc_string (count);
-    /* Fresh OCaml memory holds old heap data: what the script does
-     * not write must reach the client as zeroes.
-     */
-    memset (Bytes_val (a[1]), 0, count);
+    if (cb_pread_buf) {
+      a[1] = caml_ba_alloc_dims (CAML_BA_UINT8 | CAML_BA_C_LAYOUT, 1, buf,
+                                 (intnat)count);
+    } else {
+      a[1] = caml_alloc_string (count);
+      /* Fresh OCaml memory holds old heap data: what the script does
+       * not write must reach the client as zeroes.
+       */
+      memset (Bytes_val (a[1]), 0, count);
+      m.track = 1;
+    }
     a[2] = caml_copy_int64 (offset);
     a[3] = Val_int (flags);
-    r = host_call ("pread", cbs[CB_pread], 4, a, NULL);
-    if (r == 0)
-      memcpy (buf, Bytes_val (a[1]), count);
+    r = host_call (0, "pread", cb_pread_buf ? cb_pread_buf : cbs[CB_pread], 4,
+                   a, NULL);
+    if (cb_pread_buf) {
+      /* The Bigarray may outlive the call: leave it empty. */
+      Caml_ba_array_val (a[1])->dim[0] = 0;
+      Caml_ba_array_val (a[1])->data = NULL;
+    } else /* even on failure: a partial read's first bytes count */
+      copy_unanswered (buf, (const char *)Bytes_val (a[1]), count, &m);
     CAMLdrop;
   }
+  module_read = NULL;
   host_leave ();
   return r;
 }
@@ -517,7 +573,7 @@ op_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
     a[1] = caml_alloc_initialized_string (count, buf);
     a[2] = caml_copy_int64 (offset);
     a[3] = Val_int (flags);
-    r = host_call ("pwrite", cbs[CB_pwrite], 4, a, NULL);
+    r = host_call (0, "pwrite", cbs[CB_pwrite], 4, a, NULL);
     CAMLdrop;
   }
   host_leave ();
@@ -531,7 +587,7 @@ op_flush (void *handle, uint32_t flags)
   int r;
 
   host_enter ();
-  r = host_call ("flush", cbs[CB_flush], 2, a, NULL);
+  r = host_call (0, "flush", cbs[CB_flush], 2, a, NULL);
   host_leave ();
   return r;
 }
@@ -552,13 +608,13 @@ call_range (size_t cb, const char *what, void *handle, uint64_t count,
     a[1] = caml_copy_int64 (count);
     a[2] = caml_copy_int64 (offset);
     a[3] = Val_int (flags);
-    r = host_call (what, cbs[cb], 4, a, &res);
+    r = host_call (0, what, cbs[cb], 4, a, &res);
     /* extents: an array of (offset, length, type). */
     for (size_t i = 0; e && r == 0 && i < Wosize_val (res); i++) {
       value x = Field (res, i);
       int64_t off = Int64_val (Field (x, 0)), len = Int64_val (Field (x, 1));
       if (off < 0 || len < 0)
-        r = host_fail (what, EIO,
+        r = host_fail (0, what, EIO,
                        "extent {offset = %" PRId64 "; length = %" PRId64
                        "} is out of range (both must be >= 0)",
                        off, len);

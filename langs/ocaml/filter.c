@@ -1,0 +1,824 @@
+/* filter.c: the ocaml filter, which runs filters written in OCaml.
+ *
+ *   nbdkit --filter=./myfilter.ml PLUGIN ...
+ *
+ * The same object as the ocaml plugin (build/filters/nbdkit-ocaml-
+ * filter.so links to it), so a plugin and filters in OCaml share one
+ * runtime.  Each --filter=SCRIPT.ml gets a layer of its own (slot 1,
+ * 2, ... in host.c); the server-wide callbacks, which carry no handle,
+ * reach it through small per-layer functions.  A callback the script
+ * lacks is taken out of the layer's struct, so the call passes
+ * through.  The Next functions of NBDKit (the ocaml_nbdkit_next_*
+ * below) call the layer below with the host's locks let go.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "callbacks.h"
+#include "host.h"
+#include "values.h"
+
+#include <caml/fail.h>
+#include <caml/unixsupport.h>
+
+#include <nbdkit-filter.h>
+
+/* clang-format off */
+#define CALLBACKS(X) FILTER_CALLBACKS (X)
+
+enum {
+#define E(n) CB_##n,
+  CALLBACKS (E)
+#undef E
+  CB_COUNT
+};
+static const char *const cb_names[] = {
+#define N(n) #n,
+  CALLBACKS (N)
+#undef N
+};
+/* clang-format on */
+
+#define MAX_LAYERS (HOST_SLOTS - 1)
+
+struct layer {
+  struct nbdkit_filter f;
+  int slot;
+  int init_failed;
+  const value *cbs[CB_COUNT];
+  struct nbdkit_param *params;
+};
+static struct layer layers[MAX_LAYERS];
+static int nlayers;
+
+#define LHAS(l, n) ((l)->cbs[CB_##n] != NULL)
+
+static const struct nbdkit_param script_param[] = {
+  { .name = "script",
+    .type = NBDKIT_PARAM_FILE,
+    .flags = NBDKIT_PARAM_REQUIRED,
+    .doc = "the OCaml filter script (.ml) or compiled filter (.cmxs)" },
+  { 0 },
+};
+
+/* A connection's handle: the layer, and the number NBDKit.ml files
+ * the script's handle under.
+ */
+struct handle {
+  struct layer *l;
+  intnat id;
+};
+
+/* The nexts of the filter callbacks running on this thread (they nest
+ * when OCaml filters sit on each other): a script's Next call with any
+ * other value is refused, not a use after free.
+ */
+static __thread void *active[HOST_SLOTS];
+static __thread int nactive;
+
+int
+filter_next_active (void *n)
+{
+  for (int i = 0; i < nactive; i++)
+    if (active[i] == n)
+      return 1;
+  return 0;
+}
+
+/* Call callback CB of handle H's layer with (next, id, ARGS...). */
+static int
+call (struct handle *h, size_t cb, nbdkit_next *next, int nargs, value *args,
+      value *result, int *err)
+{
+  struct layer *l = h->l;
+  int r;
+
+  args[0] = caml_copy_nativeint ((intnat)next);
+  args[1] = Val_long (h->id);
+  active[nactive++] = next;
+  r = host_call (l->slot, cb_names[cb], l->cbs[cb], nargs, args, result);
+  nactive--;
+  if (r == -1 && err)
+    *err = errno;
+  return r;
+}
+
+/* ---- server-wide callbacks, per layer ---- */
+
+static void
+l_load (struct layer *l)
+{
+  l->init_failed = host_init () == -1;
+}
+
+static const struct nbdkit_param *
+layer_params (struct layer *l, int *error)
+{
+  CAMLparam0 ();
+  CAMLlocal2 (arr, d);
+  size_t n;
+
+  *error = 0;
+  arr = caml_callback (*host_cb (-1, "params"), Val_int (l->slot));
+  n = Wosize_val (arr);
+  l->params = calloc (n + 2, sizeof *l->params);
+  if (l->params == NULL) {
+    nbdkit_error ("calloc: %m");
+    *error = 1;
+    CAMLreturnT (const struct nbdkit_param *, NULL);
+  }
+  l->params[0] = script_param[0];
+  for (size_t i = 0; i < n; i++) {
+    struct nbdkit_param *p = &l->params[i + 1];
+    d = Field (arr, i);
+    p->name = strdup (String_val (Field (d, 0)));
+    p->type = Int_val (Field (d, 1));
+    p->flags = Int_val (Field (d, 2));
+    if (Is_block (Field (d, 3)))
+      p->default_value = strdup (String_val (Field (Field (d, 3), 0)));
+    if (Is_block (Field (d, 4)))
+      p->doc = strdup (String_val (Field (Field (d, 4), 0)));
+    if (Is_block (Field (d, 5)))
+      p->choices = strdup (String_val (Field (Field (d, 5), 0)));
+    if (p->name == NULL) {
+      *error = 1;
+      CAMLreturnT (const struct nbdkit_param *, NULL);
+    }
+  }
+  CAMLreturnT (const struct nbdkit_param *, l->params);
+}
+
+/* Callbacks the script lacks leave the struct: the call passes through. */
+static void
+drop_missing (struct layer *l)
+{
+  /* clang-format off */
+#define DROP(n) if (!LHAS (l, n)) l->f.n = NULL;
+  FILTER_OPTIONAL_CALLBACKS (DROP)
+#undef DROP
+  /* clang-format on */
+  /* Not offered to OCaml filters: the layer below answers. */
+  l->f.preconnect = NULL;
+  l->f.list_exports = NULL;
+  l->f.default_export = NULL;
+  l->f.prepare = NULL;
+  l->f.finalize = NULL;
+  l->f.after_fork = NULL;
+  l->f.cleanup = NULL;
+}
+
+static int
+l_config (struct layer *l, const char *key, const char *val)
+{
+  const struct nbdkit_param *p;
+  int r, bad;
+
+  if (!host_loaded (l->slot)) {
+    if (strcmp (key, "script") != 0) {
+      nbdkit_error ("the first parameter must be the OCaml filter script"
+                    " (script=FILE.ml), not %s=%s",
+                    key, val);
+      return -1;
+    }
+    if (l->init_failed || host_load_script (l->slot, val, 1) == -1)
+      return -1;
+    host_enter ();
+    for (size_t i = 0; i < CB_COUNT; i++)
+      l->cbs[i] = host_cb (l->slot, cb_names[i]);
+    p = layer_params (l, &bad);
+    host_leave ();
+    if (bad)
+      return -1;
+    l->f.params = p;
+    drop_missing (l);
+    return 0;
+  }
+  if (strcmp (key, "script") == 0) {
+    nbdkit_error ("script=%s: a script is already loaded (%s)", val,
+                  host_script_path (l->slot));
+    return -1;
+  }
+  host_enter ();
+  {
+    CAMLparam0 ();
+    CAMLlocalN (a, 2);
+    a[0] = caml_copy_string (key);
+    a[1] = caml_copy_string (val);
+    r = host_call (l->slot, "config", l->cbs[CB_config], 2, a, NULL);
+    CAMLdrop;
+  }
+  host_leave ();
+  return r;
+}
+
+static int
+l_call_unit (struct layer *l, size_t cb)
+{
+  value a[1] = { Val_unit };
+  int r = 0;
+
+  if (!host_loaded (l->slot) || l->cbs[cb] == NULL)
+    return 0;
+  host_enter ();
+  r = host_call (l->slot, cb_names[cb], l->cbs[cb], 1, a, NULL);
+  host_leave ();
+  return r;
+}
+
+static int
+l_config_complete (struct layer *l)
+{
+  if (!host_loaded (l->slot)) {
+    nbdkit_error ("no script given: nbdkit --filter=SCRIPT.ml PLUGIN ...");
+    return -1;
+  }
+  return l_call_unit (l, CB_config_complete);
+}
+
+static const char *
+l_config_help (struct layer *l)
+{
+  const char *h = host_loaded (l->slot) ? host_help (l->slot) : NULL;
+
+  return h ? h
+           : "Runs a filter written in OCaml: nbdkit --filter=./SCRIPT.ml"
+             " PLUGIN ...\nSee langs/ocaml/README.md for how to write one.";
+}
+
+static int
+l_thread_model (struct layer *l)
+{
+  value a[1] = { Val_unit }, r;
+  int m = NBDKIT_THREAD_MODEL_PARALLEL;
+
+  if (!host_loaded (l->slot) || !LHAS (l, thread_model))
+    return m;
+  host_enter ();
+  if (host_call (l->slot, "thread_model", l->cbs[CB_thread_model], 1, a, &r)
+      == 0)
+    m = Int_val (r);
+  else
+    m = -1;
+  host_leave ();
+  return m;
+}
+
+static int
+l_get_ready (struct layer *l, int model)
+{
+  value a[1] = { Val_int (model) };
+  int r;
+
+  if (!LHAS (l, get_ready))
+    return 0;
+  host_enter ();
+  r = host_call (l->slot, "get_ready", l->cbs[CB_get_ready], 1, a, NULL);
+  host_leave ();
+  return r;
+}
+
+static void *
+l_open (struct layer *l, int readonly, const char *exportname, int is_tls)
+{
+  struct handle *h = malloc (sizeof *h);
+  value res;
+  int r;
+
+  if (h == NULL) {
+    nbdkit_error ("malloc: %m");
+    return NULL;
+  }
+  h->l = l;
+  host_enter ();
+  {
+    CAMLparam0 ();
+    CAMLlocalN (a, 3);
+    a[0] = Val_bool (readonly);
+    a[1] = caml_copy_string (exportname);
+    a[2] = Val_bool (is_tls);
+    r = host_call (l->slot, "open", l->cbs[CB_open], 3, a, &res);
+    if (r == 0)
+      h->id = Long_val (res);
+    CAMLdrop;
+  }
+  host_leave ();
+  if (r == -1) {
+    free (h);
+    return NULL;
+  }
+  return h;
+}
+
+/* clang-format off */
+#define LAYER(i)                                                               \
+  static void load_##i (void) { l_load (&layers[i]); }                         \
+  static void unload_##i (void) { l_call_unit (&layers[i], CB_unload); }       \
+  static void dump_plugin_##i (void)                                           \
+  { l_call_unit (&layers[i], CB_dump_plugin); }                                \
+  static int config_##i (const char *k, const char *v)                         \
+  { return l_config (&layers[i], k, v); }                                      \
+  static int config_complete_##i (void)                                        \
+  { return l_config_complete (&layers[i]); }                                   \
+  static const char *config_help_##i (void)                                    \
+  { return l_config_help (&layers[i]); }                                       \
+  static int thread_model_##i (void) { return l_thread_model (&layers[i]); }   \
+  static int get_ready_##i (int m) { return l_get_ready (&layers[i], m); }     \
+  static void *open_##i (nbdkit_context *c, int ro, const char *n, int tls)    \
+  { return l_open (&layers[i], ro, n, tls); }
+#define LAYERS(X) X (0) X (1) X (2) X (3) X (4) X (5) X (6) X (7)
+LAYERS (LAYER)
+#undef LAYER
+/* clang-format on */
+
+/* ---- per connection ---- */
+
+static void
+f_close (void *handle)
+{
+  struct handle *h = handle;
+  value a[1] = { Val_long (h->id) };
+
+  host_enter ();
+  host_call (h->l->slot, "close", h->l->cbs[CB_close], 1, a, NULL);
+  host_leave ();
+  free (h);
+}
+
+static int64_t
+f_get_size (nbdkit_next *next, void *handle)
+{
+  value a[2], res;
+  int64_t r = -1;
+
+  host_enter ();
+  if (call (handle, CB_get_size, next, 2, a, &res, NULL) == 0) {
+    r = Int64_val (res);
+    if (r < 0)
+      r = host_fail (((struct handle *)handle)->l->slot, "get_size", EINVAL,
+                     "negative size %" PRId64, r);
+  }
+  host_leave ();
+  return r;
+}
+
+static const char *
+f_export_description (nbdkit_next *next, void *handle)
+{
+  struct handle *h = handle;
+  value a[2], res;
+  const char *r = NULL;
+
+  host_enter ();
+  if (call (h, CB_export_description, next, 2, a, &res, NULL) == 0) {
+    const char *why
+        = host_string_problem (String_val (res), caml_string_length (res));
+    if (why)
+      host_fail (h->l->slot, "export_description", EIO,
+                 "returned a string that %s", why);
+    else
+      r = host_description (nbdkit_strdup_intern (String_val (res)));
+  }
+  host_leave ();
+  return r;
+}
+
+static int
+f_block_size (nbdkit_next *next, void *handle, struct nbdkit_block_size *bs)
+{
+  struct handle *h = handle;
+  value a[3], res;
+  int r;
+
+  host_enter ();
+  a[2] = Val_bool (bs->client_requested);
+  r = call (h, CB_block_size, next, 3, a, &res, NULL);
+  if (r == 0) {
+    int64_t v[4] = { Long_val (Field (res, 0)), Long_val (Field (res, 1)),
+                     Long_val (Field (res, 2)), Int64_val (Field (res, 3)) };
+    if (!host_block_size_ok (v[0]) || !host_block_size_ok (v[1])
+        || !host_block_size_ok (v[2]) || v[3] < 0)
+      r = host_fail (h->l->slot, "block_size", EIO,
+                     "sizes out of range (minimum, preferred and maximum"
+                     " are 0 to 2^32-1, maximum_virtual >= 0)");
+    else {
+      bs->minimum = v[0];
+      bs->preferred = v[1];
+      bs->maximum = v[2];
+      bs->maximum_virtual = v[3];
+    }
+  }
+  host_leave ();
+  return r;
+}
+
+#define CAN(fn)                                                                \
+  static int f_##fn (nbdkit_next *next, void *handle)                          \
+  {                                                                            \
+    value a[2], res;                                                           \
+    int r;                                                                     \
+    host_enter ();                                                             \
+    r = call (handle, CB_##fn, next, 2, a, &res, NULL);                        \
+    if (r == 0)                                                                \
+      r = Int_val (res);                                                       \
+    host_leave ();                                                             \
+    return r;                                                                  \
+  }
+CAN (can_write)
+CAN (can_flush)
+CAN (is_rotational)
+CAN (can_trim)
+CAN (can_zero)
+CAN (can_fast_zero)
+CAN (can_fua)
+CAN (can_multi_conn)
+CAN (can_extents)
+CAN (can_cache)
+#undef CAN
+
+static int
+f_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
+         uint64_t offset, uint32_t flags, struct nbdkit_read *rd, int *err)
+{
+  int r;
+
+  host_enter ();
+  {
+    CAMLparam0 ();
+    CAMLlocalN (a, 5);
+    a[2] = caml_alloc_string (count);
+    memset (Bytes_val (a[2]), 0, count);
+    a[3] = caml_copy_int64 (offset);
+    a[4] = Val_int (flags);
+    r = call (handle, CB_pread, next, 5, a, NULL, err);
+    if (r == 0)
+      memcpy (buf, Bytes_val (a[2]), count);
+    CAMLdrop;
+  }
+  host_leave ();
+  return r;
+}
+
+static int
+f_pwrite (nbdkit_next *next, void *handle, const void *buf, uint64_t count,
+          uint64_t offset, uint32_t flags, int *err)
+{
+  int r;
+
+  host_enter ();
+  {
+    CAMLparam0 ();
+    CAMLlocalN (a, 5);
+    a[2] = caml_alloc_initialized_string (count, buf);
+    a[3] = caml_copy_int64 (offset);
+    a[4] = Val_int (flags);
+    r = call (handle, CB_pwrite, next, 5, a, NULL, err);
+    CAMLdrop;
+  }
+  host_leave ();
+  return r;
+}
+
+static int
+f_flush (nbdkit_next *next, void *handle, uint32_t flags, int *err)
+{
+  value a[3];
+  int r;
+
+  host_enter ();
+  a[2] = Val_int (flags);
+  r = call (handle, CB_flush, next, 3, a, NULL, err);
+  host_leave ();
+  return r;
+}
+
+/* trim, zero, cache, extents: (next, h, count, offset, flags). */
+static int
+range (size_t cb, nbdkit_next *next, void *handle, uint64_t count,
+       uint64_t offset, uint32_t flags, struct nbdkit_extents *e, int *err)
+{
+  struct handle *h = handle;
+  value res;
+  int r;
+
+  host_enter ();
+  {
+    CAMLparam0 ();
+    CAMLlocalN (a, 5);
+    a[2] = caml_copy_int64 (count);
+    a[3] = caml_copy_int64 (offset);
+    a[4] = Val_int (flags);
+    r = call (h, cb, next, 5, a, &res, err);
+    for (size_t i = 0; e && r == 0 && i < Wosize_val (res); i++) {
+      value x = Field (res, i);
+      int64_t off = Int64_val (Field (x, 0)), len = Int64_val (Field (x, 1));
+      if (off < 0 || len < 0) {
+        r = host_fail (h->l->slot, "extents", EIO,
+                       "extent {offset = %" PRId64 "; length = %" PRId64
+                       "} is out of range (both must be >= 0)",
+                       off, len);
+        *err = EIO;
+      } else if ((r = nbdkit_add_extent (e, off, len, Int_val (Field (x, 2))))
+                 == -1)
+        *err = errno;
+    }
+    CAMLdrop;
+  }
+  host_leave ();
+  return r;
+}
+
+static int
+f_trim (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+        uint32_t flags, int *err)
+{
+  return range (CB_trim, next, handle, count, offset, flags, NULL, err);
+}
+
+static int
+f_zero (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+        uint32_t flags, int *err)
+{
+  return range (CB_zero, next, handle, count, offset, flags, NULL, err);
+}
+
+static int
+f_cache (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+         uint32_t flags, int *err)
+{
+  return range (CB_cache, next, handle, count, offset, flags, NULL, err);
+}
+
+static int
+f_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+           uint32_t flags, struct nbdkit_extents *e, int *err)
+{
+  return range (CB_extents, next, handle, count, offset, flags, e, err);
+}
+
+/* clang-format off */
+#define FILTER(i)                                                              \
+  { .name = "ocaml",                                                           \
+    .longname = "nbdkit OCaml filter",                                         \
+    .version = NBDKIT_VERSION,                                                 \
+    .description = "Runs a filter written in OCaml: "                          \
+                   "nbdkit --filter=./SCRIPT.ml PLUGIN ...",                   \
+    .params = script_param,                                                    \
+    .config = config_##i, .config_complete = config_complete_##i,              \
+    .config_help = config_help_##i, .load = load_##i,                          \
+    .unload = unload_##i, .dump_plugin = dump_plugin_##i,                      \
+    .thread_model = thread_model_##i, .get_ready = get_ready_##i,              \
+    .open = open_##i, .close = f_close,                                        \
+    .get_size = f_get_size, .export_description = f_export_description,        \
+    .block_size = f_block_size, .can_write = f_can_write,                      \
+    .can_flush = f_can_flush, .is_rotational = f_is_rotational,                \
+    .can_trim = f_can_trim, .can_zero = f_can_zero,                            \
+    .can_fast_zero = f_can_fast_zero, .can_fua = f_can_fua,                    \
+    .can_multi_conn = f_can_multi_conn, .can_extents = f_can_extents,          \
+    .can_cache = f_can_cache, .pread = f_pread, .pwrite = f_pwrite,            \
+    .flush = f_flush, .trim = f_trim, .zero = f_zero,                          \
+    .extents = f_extents, .cache = f_cache },
+static const struct nbdkit_filter templates[MAX_LAYERS] = { LAYERS (FILTER) };
+#undef FILTER
+/* clang-format on */
+
+NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_filter *filter_init (void);
+
+/* Called once per --filter=SCRIPT.ml: the next free layer. */
+NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_filter *
+filter_init (void)
+{
+  struct layer *l;
+
+  if (nlayers >= MAX_LAYERS) {
+    fprintf (stderr, "nbdkit: ocaml: at most %d OCaml filters can be stacked\n",
+             MAX_LAYERS);
+    return NULL;
+  }
+  l = &layers[nlayers];
+  l->f = templates[nlayers];
+  l->slot = nlayers + 1;
+  nlayers++;
+  l->f._struct_size = sizeof l->f;
+  l->f._api_version = NBDKIT_API_VERSION;
+  l->f._unused = 0;
+  return &l->f;
+}
+
+/* ---- NBDKit.Next: calls to the layer below ---- */
+
+static nbdkit_next *
+next_of (value v)
+{
+  nbdkit_next *n = (nbdkit_next *)Nativeint_val (v);
+
+  if (!filter_next_active (n))
+    caml_invalid_argument ("NBDKit.Next: this next belongs to a callback"
+                           " that has returned");
+  return n;
+}
+
+/* The layer below failed (and logged why): NBDKit.Error (errno, WHAT). */
+static void
+next_failed (int err, const char *what)
+{
+  value args[2];
+  char msg[80];
+
+  snprintf (msg, sizeof msg, "the layer below failed in %s", what);
+  args[0] = unix_error_of_code (err ? err : EIO);
+  args[1] = caml_copy_string (msg);
+  caml_raise_with_args (*caml_named_value ("NBDKit.Error"), 2, args);
+}
+
+value
+ocaml_nbdkit_next_get_size (value nv)
+{
+  nbdkit_next *n = next_of (nv);
+  int64_t r;
+  int saved;
+
+  saved = host_suspend ();
+  r = nbdkit_next_get_size (n);
+  host_resume (saved);
+  if (r == -1)
+    next_failed (EIO, "get_size");
+  return caml_copy_int64 (r);
+}
+
+value
+ocaml_nbdkit_next_export_description (value nv)
+{
+  CAMLparam1 (nv);
+  CAMLlocal2 (s, r);
+  nbdkit_next *n = next_of (nv);
+  const char *d;
+  int saved;
+
+  saved = host_suspend ();
+  d = nbdkit_next_export_description (n);
+  host_resume (saved);
+  if (d == NULL)
+    CAMLreturn (Val_int (0));
+  s = caml_copy_string (d);
+  r = caml_alloc_small (1, 0);
+  Field (r, 0) = s;
+  CAMLreturn (r);
+}
+
+value
+ocaml_nbdkit_next_can (value nv, value which)
+{
+  static int (*const fns[]) (nbdkit_next *) = {
+    nbdkit_next_can_write,     nbdkit_next_can_flush, nbdkit_next_is_rotational,
+    nbdkit_next_can_trim,      nbdkit_next_can_zero,  nbdkit_next_can_fast_zero,
+    nbdkit_next_can_fua,       nbdkit_next_can_multi_conn,
+    nbdkit_next_can_extents,   nbdkit_next_can_cache,
+  };
+  nbdkit_next *n = next_of (nv);
+  long w = Long_val (which);
+  int r, saved;
+
+  if (w < 0 || w >= (long)(sizeof fns / sizeof fns[0]))
+    caml_invalid_argument ("NBDKit.Next: no such capability");
+  saved = host_suspend ();
+  r = fns[w](n);
+  host_resume (saved);
+  if (r == -1)
+    next_failed (EIO, "a capability");
+  return Val_int (r);
+}
+
+value
+ocaml_nbdkit_next_pread (value nv, value buf, value offset, value flags)
+{
+  CAMLparam4 (nv, buf, offset, flags);
+  nbdkit_next *n = next_of (nv);
+  size_t count = caml_string_length (buf);
+  uint64_t off = Int64_val (offset);
+  uint32_t fl = Int_val (flags);
+  char *tmp;
+  int r, err = 0, saved;
+
+  if (Int64_val (offset) < 0)
+    caml_invalid_argument ("NBDKit.Next.pread: negative offset");
+  /* The OCaml buffer may move while the locks are let go. */
+  tmp = malloc (count ? count : 1);
+  if (tmp == NULL)
+    caml_raise_out_of_memory ();
+  saved = host_suspend ();
+  r = nbdkit_next_pread (n, tmp, count, off, fl, NULL, &err);
+  host_resume (saved);
+  if (r == 0)
+    memcpy (Bytes_val (buf), tmp, count);
+  free (tmp);
+  if (r == -1)
+    next_failed (err, "pread");
+  CAMLreturn (Val_unit);
+}
+
+value
+ocaml_nbdkit_next_pwrite (value nv, value data, value offset, value flags)
+{
+  CAMLparam4 (nv, data, offset, flags);
+  nbdkit_next *n = next_of (nv);
+  size_t count = caml_string_length (data);
+  uint64_t off = Int64_val (offset);
+  uint32_t fl = Int_val (flags);
+  char *tmp;
+  int r, err = 0, saved;
+
+  if (Int64_val (offset) < 0)
+    caml_invalid_argument ("NBDKit.Next.pwrite: negative offset");
+  tmp = malloc (count ? count : 1);
+  if (tmp == NULL)
+    caml_raise_out_of_memory ();
+  memcpy (tmp, String_val (data), count);
+  saved = host_suspend ();
+  r = nbdkit_next_pwrite (n, tmp, count, off, fl, &err);
+  host_resume (saved);
+  free (tmp);
+  if (r == -1)
+    next_failed (err, "pwrite");
+  CAMLreturn (Val_unit);
+}
+
+value
+ocaml_nbdkit_next_flush (value nv, value flags)
+{
+  nbdkit_next *n = next_of (nv);
+  uint32_t fl = Int_val (flags);
+  int r, err = 0, saved;
+
+  saved = host_suspend ();
+  r = nbdkit_next_flush (n, fl, &err);
+  host_resume (saved);
+  if (r == -1)
+    next_failed (err, "flush");
+  return Val_unit;
+}
+
+value
+ocaml_nbdkit_next_range (value nv, value which, value count, value offset,
+                         value flags)
+{
+  nbdkit_next *n = next_of (nv);
+  int64_t c = Int64_val (count), o = Int64_val (offset);
+  uint32_t fl = Int_val (flags);
+  int r, err = 0, saved;
+  long w = Long_val (which);
+
+  if (c < 0 || o < 0)
+    caml_invalid_argument ("NBDKit.Next: negative count or offset");
+  saved = host_suspend ();
+  r = w == 0   ? nbdkit_next_trim (n, c, o, fl, &err)
+      : w == 1 ? nbdkit_next_zero (n, c, o, fl, &err)
+               : nbdkit_next_cache (n, c, o, fl, &err);
+  host_resume (saved);
+  if (r == -1)
+    next_failed (err, w == 0 ? "trim" : w == 1 ? "zero" : "cache");
+  return Val_unit;
+}
+
+value
+ocaml_nbdkit_next_extents (value nv, value count, value offset, value flags)
+{
+  CAMLparam4 (nv, count, offset, flags);
+  CAMLlocal3 (arr, t, v);
+  nbdkit_next *n = next_of (nv);
+  int64_t c = Int64_val (count), o = Int64_val (offset);
+  uint32_t fl = Int_val (flags);
+  struct nbdkit_extents *e;
+  int r, err = 0, saved;
+  size_t k;
+
+  if (c < 0 || o < 0 || c > INT64_MAX - o)
+    caml_invalid_argument ("NBDKit.Next.extents: bad count or offset");
+  e = nbdkit_extents_new (o, o + c);
+  if (e == NULL)
+    next_failed (errno, "extents");
+  saved = host_suspend ();
+  r = nbdkit_next_extents (n, c, o, fl, e, &err);
+  host_resume (saved);
+  if (r == -1) {
+    nbdkit_extents_free (e);
+    next_failed (err, "extents");
+  }
+  k = nbdkit_extents_count (e);
+  arr = caml_alloc (k, 0);
+  for (size_t i = 0; i < k; i++) {
+    struct nbdkit_extent x = nbdkit_get_extent (e, i);
+    t = caml_alloc (3, 0);
+    v = caml_copy_int64 (x.offset);
+    Store_field (t, 0, v);
+    v = caml_copy_int64 (x.length);
+    Store_field (t, 1, v);
+    Store_field (t, 2, Val_int (x.type));
+    Store_field (arr, i, t);
+  }
+  nbdkit_extents_free (e);
+  CAMLreturn (arr);
+}
