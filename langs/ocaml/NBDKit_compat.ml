@@ -104,7 +104,12 @@ module NBDKit = struct
                  Printf.sprintf "pread returned %d bytes, %d were asked for"
                    (String.length s) want ));
         Bytes.blit_string s 0 buf 0 want)
-      ?pwrite ?flush ?trim ?zero ?extents ?cache ()
+      ?pwrite ?flush ?trim ?zero ?extents
+      ?cache:
+        (match (cache, can_cache) with
+         | None, Some _ -> Some (fun _ _ _ _ -> ()) (* CacheNop: nothing *)
+         | _ -> cache)
+      ()
 
   let set_error = Ours.set_error
 
