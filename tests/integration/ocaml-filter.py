@@ -1,0 +1,149 @@
+"""OCaml filters: filters/ocaml/xor.ml over a file XORs every byte
+written (the file holds data ^ key) and read (clients see the plain
+bytes), zeroes become the key, bad keys are refused naming xorkey; an
+OCaml filter over an OCaml plugin, and two OCaml filters stacked on it,
+share one runtime; errors of the layer below reach the client with
+their errno through a filter."""
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nbdtest  # noqa: E402
+from nbdtest import nbd  # noqa: E402
+
+nbdtest.require_ours()
+if shutil.which("ocamlfind") is None:
+    nbdtest.skip("ocamlfind is not installed")
+BUILDDIR = os.environ.get("BUILDDIR", ".")
+SRCDIR = os.environ.get("SRCDIR", ".")
+NBDKIT = os.environ["NBDKIT"]
+if not os.path.exists(os.path.join(BUILDDIR, "filters",
+                                   "nbdkit-ocaml-filter.so")):
+    raise AssertionError("ocamlfind is here but the OCaml filter is not built")
+
+t = nbdtest.Test()
+os.environ["XDG_CACHE_HOME"] = t.path("cache")
+XOR = os.path.join(SRCDIR, "filters", "ocaml", "xor.ml")
+RAMDISK = os.path.join(SRCDIR, "plugins", "ocaml", "ramdisk.ml")
+KEY = 0x5A
+
+# --- xor over the file plugin: the bytes on disk are XORed ---
+disk = t.path("disk.img")
+with open(disk, "wb") as f:
+    f.truncate(1 << 20)
+uri = t.start("xor", "--filter=" + XOR, "file", disk, "xorkey=%d" % KEY)
+h = t.connect(uri)
+data = os.urandom(65536)
+h.pwrite(data, 4096)
+assert h.pread(65536, 4096) == data, "read back through xor differs"
+h.flush()
+with open(disk, "rb") as f:
+    raw = f.read()
+assert raw[4096:4096 + 65536] == bytes(b ^ KEY for b in data), \
+    "the file does not hold the XORed bytes"
+# Untouched zeroes below read as the key.
+assert h.pread(16, 0) == bytes([KEY]) * 16
+# Zeroing through the filter stores the key, so it reads back as 0.
+h.zero(8192, 4096)
+assert h.pread(8192, 4096) == bytes(8192)
+with open(disk, "rb") as f:
+    f.seek(4096)
+    assert f.read(8192) == bytes([KEY]) * 8192, "zero did not store the key"
+# Holes below are not holes above: every extent is data.
+ext = nbdtest.check_extents(h, 0, 1 << 20)
+assert all(e[2] == 0 for e in ext), ext
+h.shutdown()
+t.handles.remove(h)
+
+# nbdcopy through the filter, a whole disk.
+src = t.path("src.bin")
+with open(src, "wb") as f:
+    f.write(os.urandom(1 << 20))
+if shutil.which("nbdcopy"):
+    subprocess.run(["nbdcopy", src, uri], check=True, timeout=30)
+    with open(disk, "rb") as f:
+        raw = f.read()
+    with open(src, "rb") as f:
+        want = f.read()
+    assert raw == bytes(b ^ KEY for b in want), "nbdcopy: not XORed on disk"
+    out = t.path("out.bin")
+    subprocess.run(["nbdcopy", uri, out], check=True, timeout=30)
+    with open(out, "rb") as f:
+        assert f.read() == want, "nbdcopy: read back differs"
+
+# --- bad keys are refused, naming the key ---
+for bad in ("300", "-1", "abc"):
+    p = subprocess.run([NBDKIT, "-U", t.path("bad.sock"), "--filter=" + XOR,
+                        "memory", "1M", "xorkey=" + bad, "--run", "true"],
+                       stderr=subprocess.PIPE, timeout=30)
+    err = p.stderr.decode()
+    assert p.returncode != 0, "xorkey=%s was accepted" % bad
+    assert "xorkey" in err, err
+
+# --- two OCaml filters over an OCaml plugin, in one runtime ---
+half = t.path("half.ml")
+with open(half, "w") as f:
+    f.write(r'''
+(* The first half of the disk below, and a failing region. *)
+let get_size next () = Int64.div (NBDKit.Next.get_size next) 2L
+let pwrite next () data offset flags =
+  if offset = 12345L then raise (NBDKit.Error (Unix.ENOSPC, "no room here"));
+  NBDKit.Next.pwrite next data offset flags
+let () =
+  NBDKit.register_filter ~name:"half"
+    ~open_connection:(fun _ _ _ -> ())
+    ~get_size ~pwrite
+    ~export_description:(fun next () ->
+      match NBDKit.Next.export_description next with
+      | Some d -> "half of " ^ d
+      | None -> "half")
+    ()
+''')
+buggy = t.path("buggy.ml")
+with open(buggy, "w") as f:
+    f.write(r'''
+(* An OCaml plugin that refuses writes at 65536 with EPERM. *)
+let disk = Bytes.make (1 lsl 20) '\000'
+let () =
+  NBDKit.register_plugin ~name:"buggy"
+    ~open_connection:(fun _ _ _ -> ())
+    ~get_size:(fun () -> Int64.of_int (Bytes.length disk))
+    ~export_description:(fun () -> "buggy disk")
+    ~pread:(fun () buf off _ ->
+      Bytes.blit disk (Int64.to_int off) buf 0 (Bytes.length buf))
+    ~pwrite:(fun () s off _ ->
+      if off = 65536L then raise (NBDKit.Error (Unix.EPERM, "read-only here"));
+      Bytes.blit_string s 0 disk (Int64.to_int off) (String.length s))
+    ()
+''')
+uri = t.start("stack", "--filter=" + XOR, "--filter=" + half,
+              "ocaml", buggy, "xorkey=7")
+h = t.connect(uri)
+assert h.get_size() == 1 << 19
+h.pwrite(b"abc", 100)
+assert h.pread(3, 100) == b"abc"
+assert h.pread(2, 0) == b"\x07\x07"
+e = nbdtest.expect_error(lambda: h.pwrite(b"x" * 512, 65536), errno.EPERM,
+                         "plugin error through two filters")
+e = nbdtest.expect_error(lambda: h.pwrite(b"x", 12345), errno.ENOSPC,
+                         "filter error")
+h.shutdown()
+t.handles.remove(h)
+h = nbd.NBD()
+h.set_full_info(True)
+h.connect_uri(uri)
+t.handles.append(h)
+assert h.get_export_description() == "half of buggy disk", \
+    h.get_export_description()
+
+# xor.ml over plugins/ocaml/ramdisk.ml.
+uri = t.start("rd", "--filter=" + XOR, "ocaml", RAMDISK, "size=1M",
+              "xorkey=255")
+h = t.connect(uri)
+h.pwrite(b"\x00\xff\x0f", 0)
+assert h.pread(4, 0) == b"\x00\xff\x0f\xff"
+print("PASS")
