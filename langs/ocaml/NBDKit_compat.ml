@@ -62,9 +62,10 @@ module NBDKit = struct
         (map
            (fun f h _ ->
              let minimum, preferred, maximum = f h in
-             (* A v2 maximum bounds data requests only. *)
+             (* nbdkit keeps the low 32 bits (-1L: 2^32-1); a v2
+                maximum bounds data requests only. *)
              { Ours.minimum; preferred;
-               maximum = Int64.to_int (Int64.min maximum 0xffff_ffffL);
+               maximum = Int64.to_int (Int64.logand maximum 0xffff_ffffL);
                maximum_virtual = 0L })
            block_size)
       ?can_write ?can_flush ?is_rotational ?can_trim
@@ -126,7 +127,10 @@ module NBDKit = struct
   let shutdown = Ours.shutdown
   let disconnect = Ours.disconnect
   let debug = Ours.debug
-  let version () = Ours.version
+  external compat_version : unit -> string = "ocaml_nbdkit_compat_version"
+
+  (* The nbdkit version whose interface the server offers. *)
+  let version () = compat_version ()
   let api_version () = 2
   let peer_pid = Ours.peer_pid
   let peer_uid = Ours.peer_uid

@@ -599,13 +599,33 @@ compile_cached (const char *abs, const char *src, size_t len)
     nbdkit_error ("ocaml: out of memory");
     return NULL;
   }
-  if (asprintf (&cmi_path, "%s/NBDKit.cmi", inc) == -1)
-    return NULL;
-  cmi = read_file (cmi_path, &cmi_len);
-  if (cmi == NULL) {
-    nbdkit_error ("ocaml: cannot read %s, which scripts compile against: %m",
-                  cmi_path);
-    goto out;
+  /* The key covers both interfaces a script may be compiled against. */
+  for (int i = 0; i < 2; i++) {
+    char *part;
+    size_t part_len;
+    free (cmi_path);
+    if (asprintf (&cmi_path, "%s/%s.cmi", inc,
+                  i == 0 ? "NBDKit" : "NBDKit_compat")
+        == -1) {
+      cmi_path = NULL;
+      goto out;
+    }
+    part = read_file (cmi_path, &part_len);
+    if (part == NULL) {
+      nbdkit_error ("ocaml: cannot read %s, which scripts compile against:"
+                    " %m",
+                    cmi_path);
+      goto out;
+    }
+    char *both = realloc (cmi, cmi_len + part_len + 1);
+    if (both == NULL) {
+      free (part);
+      goto out;
+    }
+    memcpy (both + cmi_len, part, part_len);
+    cmi = both;
+    cmi_len += part_len;
+    free (part);
   }
   {
     char *c = strdup (cache);

@@ -182,6 +182,13 @@ ocaml_nbdkit_version (value unit)
   return caml_copy_string (NBDKIT_VERSION);
 }
 
+/* The nbdkit version whose interface the server offers (1.x). */
+value
+ocaml_nbdkit_compat_version (value unit)
+{
+  return caml_copy_string (NBDKIT_COMPAT_VERSION);
+}
+
 value
 ocaml_nbdkit_absolute_path (value s)
 {
