@@ -512,8 +512,8 @@ module Next = struct
 end
 
 let register_filter ~name ?longname ?version ?description ?config_help ?unload
-    ?config ?config_complete ?dump_plugin ?thread_model ?get_ready
-    ~open_connection ?close ?get_size ?export_description ?block_size
+    ?config ?config_complete ?dump_plugin ?thread_model ?get_ready ?after_fork
+    ?cleanup ?preconnect ~open_connection ?close ?get_size ?export_description ?block_size
     ?can_write ?can_flush ?is_rotational ?can_trim ?can_zero ?can_fast_zero
     ?can_fua ?can_multi_conn ?can_extents ?can_cache ?pread ?pwrite ?flush
     ?trim ?zero ?extents ?cache () =
@@ -522,6 +522,9 @@ let register_filter ~name ?longname ?version ?description ?config_help ?unload
   register_common ~name ?longname ?version ?description ?config_help ?unload
     ?config ?config_complete ?dump_plugin ?thread_model ?get_ready ();
   reg "filter" true;
+  opt "after_fork" (fun f () -> f ()) after_fork;
+  opt "cleanup" (fun f () -> f ()) cleanup;
+  opt "preconnect" (fun f ro -> f ro) preconnect;
   reg "open" (fun ro exportname tls -> add (open_connection ro exportname tls));
   reg "close" (fun id ->
       match remove id with

@@ -219,6 +219,9 @@ val register_filter :
   ?dump_plugin:(unit -> unit) ->
   ?thread_model:(unit -> thread_model) ->
   ?get_ready:(thread_model -> unit) ->
+  ?after_fork:(unit -> unit) ->
+  ?cleanup:(unit -> unit) ->
+  ?preconnect:(bool -> unit) ->
   open_connection:(bool -> string -> bool -> 'a) ->
   ?close:('a -> unit) ->
   ?get_size:(next -> 'a -> int64) ->
@@ -247,7 +250,8 @@ val register_filter :
     [pread next h buf offset flags] fills all of [buf], usually with
     [Next.pread next buf offset flags] and a change.  Parameters are
     declared with [param] as for plugins; only those keys reach the
-    filter. *)
+    filter.  [preconnect readonly] may refuse a client by raising
+    (the server asks every layer itself). *)
 
 (** {1 Functions of the server} *)
 

@@ -162,13 +162,10 @@ drop_missing (struct layer *l)
 #undef DROP
   /* clang-format on */
   /* Not offered to OCaml filters: the layer below answers. */
-  l->f.preconnect = NULL;
   l->f.list_exports = NULL;
   l->f.default_export = NULL;
   l->f.prepare = NULL;
   l->f.finalize = NULL;
-  l->f.after_fork = NULL;
-  l->f.cleanup = NULL;
 }
 
 static int
@@ -281,6 +278,18 @@ l_get_ready (struct layer *l, int model)
   return r;
 }
 
+static int
+l_preconnect (struct layer *l, int readonly)
+{
+  value a[1] = { Val_bool (readonly) };
+  int r;
+
+  host_enter ();
+  r = host_call (l->slot, "preconnect", l->cbs[CB_preconnect], 1, a, NULL);
+  host_leave ();
+  return r;
+}
+
 static void *
 l_open (struct layer *l, int readonly, const char *exportname, int is_tls)
 {
@@ -327,6 +336,12 @@ l_open (struct layer *l, int readonly, const char *exportname, int is_tls)
   { return l_config_help (&layers[i]); }                                       \
   static int thread_model_##i (void) { return l_thread_model (&layers[i]); }   \
   static int get_ready_##i (int m) { return l_get_ready (&layers[i], m); }     \
+  static int after_fork_##i (nbdkit_backend *b)                                \
+  { return l_call_unit (&layers[i], CB_after_fork); }                          \
+  static void cleanup_##i (nbdkit_backend *b)                                  \
+  { l_call_unit (&layers[i], CB_cleanup); }                                    \
+  static int preconnect_##i (nbdkit_backend *b, int ro)                        \
+  { return l_preconnect (&layers[i], ro); }                                    \
   static void *open_##i (nbdkit_context *c, int ro, const char *n, int tls)    \
   { return l_open (&layers[i], ro, n, tls); }
 #define LAYERS(X) X (0) X (1) X (2) X (3) X (4) X (5) X (6) X (7)
@@ -571,6 +586,8 @@ f_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
     .config_help = config_help_##i, .load = load_##i,                          \
     .unload = unload_##i, .dump_plugin = dump_plugin_##i,                      \
     .thread_model = thread_model_##i, .get_ready = get_ready_##i,              \
+    .after_fork = after_fork_##i, .cleanup = cleanup_##i,                      \
+    .preconnect = preconnect_##i,                                              \
     .open = open_##i, .close = f_close,                                        \
     .get_size = f_get_size, .export_description = f_export_description,        \
     .block_size = f_block_size, .can_write = f_can_write,                      \

@@ -3,7 +3,8 @@ written (the file holds data ^ key) and read (clients see the plain
 bytes), zeroes become the key, bad keys are refused naming xorkey; an
 OCaml filter over an OCaml plugin, and two OCaml filters stacked on it,
 share one runtime; errors of the layer below reach the client with
-their errno through a filter."""
+their errno through a filter; a filter's preconnect can refuse
+clients."""
 
 import errno
 import os
@@ -95,6 +96,8 @@ let pwrite next () data offset flags =
   NBDKit.Next.pwrite next data offset flags
 let () =
   NBDKit.register_filter ~name:"half"
+    ~preconnect:(fun ro ->
+      if ro then raise (NBDKit.Error (Unix.EPERM, "no read-only servers")))
     ~open_connection:(fun _ _ _ -> ())
     ~get_size ~pwrite
     ~export_description:(fun next () ->
@@ -139,6 +142,14 @@ h.connect_uri(uri)
 t.handles.append(h)
 assert h.get_export_description() == "half of buggy disk", \
     h.get_export_description()
+
+# The filter's preconnect refuses clients of a read-only server.
+uri = t.start("stack-ro", "-r", "--filter=" + half, "ocaml", buggy)
+try:
+    t.connect(uri)
+    raise AssertionError("preconnect did not refuse the client")
+except nbd.Error:
+    pass
 
 # xor.ml over plugins/ocaml/ramdisk.ml.
 uri = t.start("rd", "--filter=" + XOR, "ocaml", RAMDISK, "size=1M",
