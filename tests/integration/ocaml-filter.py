@@ -101,8 +101,15 @@ let () =
     ~open_connection:(fun _ _ _ -> ())
     ~get_size ~pwrite
     ~export_description:(fun next () ->
+      (* A next used outside its callback (here from a thread of the
+         script's own) is refused. *)
+      let r = ref "" in
+      let th = Thread.create (fun () ->
+          r := (try ignore (NBDKit.Next.get_size next); "used"
+                with Invalid_argument _ -> "refused")) () in
+      Thread.join th;
       match NBDKit.Next.export_description next with
-      | Some d -> "half of " ^ d
+      | Some d -> "half of " ^ d ^ ", " ^ !r
       | None -> "half")
     ()
 ''')
@@ -140,7 +147,7 @@ h = nbd.NBD()
 h.set_full_info(True)
 h.connect_uri(uri)
 t.handles.append(h)
-assert h.get_export_description() == "half of buggy disk", \
+assert h.get_export_description() == "half of buggy disk, refused", \
     h.get_export_description()
 
 # The filter's preconnect refuses clients of a read-only server.
