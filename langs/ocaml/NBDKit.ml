@@ -486,6 +486,12 @@ module Next = struct
     (int64 * int64 * int) array = "ocaml_nbdkit_next_extents"
   external export_description : next -> string option
     = "ocaml_nbdkit_next_export_description"
+  external c_block_size : next -> int * int * int * int64
+    = "ocaml_nbdkit_next_block_size"
+
+  let block_size n =
+    let minimum, preferred, maximum, maximum_virtual = c_block_size n in
+    { minimum; preferred; maximum; maximum_virtual }
 
   (* The order of ocaml_nbdkit_next_can's table in filter.c. *)
   let can_write n = c_can n 0 <> 0

@@ -185,6 +185,7 @@ type next
 module Next : sig
   val get_size : next -> int64
   val export_description : next -> string option
+  val block_size : next -> block_size
   val can_write : next -> bool
   val can_flush : next -> bool
   val is_rotational : next -> bool

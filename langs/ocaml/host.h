@@ -2,9 +2,10 @@
  *
  * host.c runs the OCaml native runtime (linked into this object, with
  * the NBDKit module, the whole standard library, Unix, Str, threads
- * and Dynlink), compiles and loads the script, module.c holds the C side
- * of the NBDKit module, plugin.c maps the plugin ABI onto the
- * callbacks the script registered.
+ * and Dynlink), compiles and loads the scripts, module.c holds the C
+ * side of the NBDKit module, plugin.c and filter.c map the plugin and
+ * filter ABIs onto the callbacks the scripts registered, next.c holds
+ * NBDKit.Next (a filter's calls to the layer below).
  *
  * Threads: the runtime (OCaml 4.13) lets one thread at a time run
  * OCaml code, under its master lock, and a C thread must be known to
@@ -113,7 +114,7 @@ struct module_read {
 };
 extern __thread struct module_read *module_read;
 
-/* ---- filter.c: the layer below, for the Next functions ---- */
+/* ---- filter.c, for next.c ---- */
 
 /* Whether N is the next of a filter callback running on this thread. */
 extern int filter_next_active (void *n);

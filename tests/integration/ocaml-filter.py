@@ -113,8 +113,10 @@ let () =
             (try ignore (NBDKit.Next.get_size n); "used"
              with Invalid_argument _ -> "refused")
       in
+      let bs = NBDKit.Next.block_size next in
       match NBDKit.Next.export_description next with
-      | Some d -> "half of " ^ d ^ ", " ^ r
+      | Some d ->
+          Printf.sprintf "half of %s, %s, %d" d r bs.NBDKit.preferred
       | None -> "half")
     ()
 ''')
@@ -128,6 +130,9 @@ let () =
     ~open_connection:(fun _ _ _ -> ())
     ~get_size:(fun () -> Int64.of_int (Bytes.length disk))
     ~export_description:(fun () -> "buggy disk")
+    ~block_size:(fun () _ ->
+      { NBDKit.minimum = 1; preferred = 8192; maximum = 65536;
+        maximum_virtual = 0L })
     ~pread:(fun () buf off _ ->
       Bytes.blit disk (Int64.to_int off) buf 0 (Bytes.length buf))
     ~pwrite:(fun () s off _ ->
@@ -151,7 +156,7 @@ h = nbd.NBD()
 h.set_full_info(True)
 h.connect_uri(uri)
 t.handles.append(h)
-assert h.get_export_description() == "half of buggy disk, refused", \
+assert h.get_export_description() == "half of buggy disk, refused, 8192", \
     h.get_export_description()
 
 # The filter's preconnect refuses clients of a read-only server.
