@@ -505,6 +505,11 @@ module Next = struct
   let can_extents n = extents_of_code (c_can n 8)
   let can_cache n = cache_of_code (c_can n 9)
   let pread n buf offset flags = c_pread n buf offset (int_of_flags flags)
+
+  external c_pread_request : next -> int -> unit
+    = "ocaml_nbdkit_next_pread_request"
+
+  let pread_request n flags = c_pread_request n (int_of_flags flags)
   let pwrite n data offset flags = c_pwrite n data offset (int_of_flags flags)
   let flush n flags = c_flush n (int_of_flags flags)
   let trim n count offset flags = c_range n 0 count offset (int_of_flags flags)

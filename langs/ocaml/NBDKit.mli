@@ -198,6 +198,11 @@ module Next : sig
   val can_cache : next -> cache_mode
   val pread : next -> bytes -> int64 -> flags -> unit
   (** [pread next buf offset flags] fills all of [buf]. *)
+  val pread_request : next -> flags -> unit
+  (** From the filter's [pread]: answer the whole request from the
+      layer below, unchanged and unseen (the [buf] the filter got is
+      then ignored).  Holes and lent memory of the layer below reach
+      the client as they are, without copies.  Once per [pread]. *)
   val pwrite : next -> string -> int64 -> flags -> unit
   val flush : next -> flags -> unit
   val trim : next -> int64 -> int64 -> flags -> unit

@@ -76,6 +76,8 @@ struct handle {
 static __thread void *active[HOST_SLOTS];
 static __thread int nactive;
 
+__thread struct filter_read *filter_read;
+
 int
 filter_next_active (void *n)
 {
@@ -454,9 +456,13 @@ static int
 f_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
          uint64_t offset, uint32_t flags, struct nbdkit_read *rd, int *err)
 {
+  struct filter_read fr = { .next = next, .buf = buf, .count = count,
+                            .offset = offset, .rd = rd };
   int r;
 
   host_enter ();
+  fr.outer = filter_read;
+  filter_read = &fr;
   {
     CAMLparam0 ();
     CAMLlocalN (a, 5);
@@ -465,10 +471,12 @@ f_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
     a[3] = caml_copy_int64 (offset);
     a[4] = Val_int (flags);
     r = call (handle, CB_pread, next, 5, a, NULL, err);
-    if (r == 0)
+    /* Answered by Next.pread_request: BUF holds the answer already. */
+    if (r == 0 && !fr.forwarded)
       memcpy (buf, Bytes_val (a[2]), count);
     CAMLdrop;
   }
+  filter_read = fr.outer;
   host_leave ();
   return r;
 }

@@ -119,4 +119,17 @@ extern __thread struct module_read *module_read;
 /* Whether N is the next of a filter callback running on this thread. */
 extern int filter_next_active (void *n);
 
+/* The request of the OCaml filter pread running on this thread, for
+ * Next.pread_request (innermost first, OUTER the one it runs inside).
+ */
+struct filter_read {
+  void *next;
+  void *buf;
+  uint64_t count, offset;
+  struct nbdkit_read *rd;
+  int forwarded;
+  struct filter_read *outer;
+};
+extern __thread struct filter_read *filter_read;
+
 #endif /* OCAML_HOST_H */

@@ -256,3 +256,27 @@ ocaml_nbdkit_next_block_size (value nv)
   Store_field (r, 3, v);
   CAMLreturn (r);
 }
+
+/* The filter's own read, answered by the layer below into the
+ * server's buffer with the server's read: holes and loans travel up
+ * untouched, and nothing is copied.
+ */
+value
+ocaml_nbdkit_next_pread_request (value nv, value flags)
+{
+  nbdkit_next *n = next_of (nv);
+  struct filter_read *fr = filter_read;
+  uint32_t fl = Int_val (flags);
+  int r, err = 0, saved;
+
+  if (fr == NULL || fr->next != n || fr->forwarded)
+    caml_invalid_argument ("NBDKit.Next.pread_request: only once, from the"
+                           " filter's own pread with its next");
+  saved = host_suspend ();
+  r = nbdkit_next_pread (n, fr->buf, fr->count, fr->offset, fl, fr->rd, &err);
+  host_resume (saved);
+  if (r == -1)
+    next_failed (err, "pread");
+  fr->forwarded = 1;
+  return Val_unit;
+}

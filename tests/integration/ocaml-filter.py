@@ -1,6 +1,8 @@
 """OCaml filters: filters/ocaml/xor.ml over a file XORs every byte
 written (the file holds data ^ key) and read (clients see the plain
-bytes), zeroes become the key, bad keys are refused naming xorkey; an
+bytes), zeroes become the key, with key 0 the holes of the plugin
+reach the client (Next.pread_request), bad keys are refused naming
+xorkey; an
 OCaml filter over an OCaml plugin, and two OCaml filters stacked on it,
 share one runtime; errors of the layer below reach the client with
 their errno through a filter; a filter's preconnect can refuse
@@ -75,6 +77,26 @@ if shutil.which("nbdcopy"):
     subprocess.run(["nbdcopy", uri, out], check=True, timeout=30)
     with open(out, "rb") as f:
         assert f.read() == want, "nbdcopy: read back differs"
+
+# --- key 0: reads pass through Next.pread_request, holes included ---
+uri = t.start("xor0", "--filter=" + XOR, "memory", "1M")
+h = t.connect(uri)
+h.pwrite(b"data" * 1024, 0)
+assert h.pread(4096, 0) == b"data" * 1024
+seen = []
+
+
+def chunk(subbuf, offset, status, error):
+    seen.append((status, offset, len(subbuf)))
+    return 0
+
+
+h.pread_structured(64 * 1024, 0, chunk)
+# The memory plugin answers in pages: data first, then a hole.
+assert seen[0][:2] == (nbd.READ_DATA, 0) and \
+    any(c[0] == nbd.READ_HOLE for c in seen), seen
+h.shutdown()
+t.handles.remove(h)
 
 # --- bad keys are refused, naming the key ---
 for bad in ("300", "-1", "abc"):
