@@ -2,10 +2,13 @@
 
    The script's callbacks are wrapped here into functions of plain
    types (ints for handles and flags, int64 for offsets) registered
-   with Callback.register under "NBDKit.<callback>"; plugin.c looks
-   them up by name and calls them under the host's lock.  A callback
-   the script leaves out is never registered, so plugin.c can take it
-   out of the plugin struct. *)
+   with Callback.register under "NBDKit.<slot>.<callback>" (the slot
+   of the script: 0 the plugin, 1.. the filters); plugin.c and
+   filter.c look them up by name and call them under the host's lock.
+   A callback the script leaves out is never registered, so the C side
+   can take it out of its struct.  Every number of the C ABI (flags,
+   thread models, modes, parameter types) comes from the C headers
+   through [abi]. *)
 
 exception Error of Unix.error * string
 
