@@ -456,8 +456,9 @@ static int
 f_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
          uint64_t offset, uint32_t flags, struct nbdkit_read *rd, int *err)
 {
-  struct filter_read fr = { .next = next, .buf = buf, .count = count,
-                            .offset = offset, .rd = rd };
+  struct filter_read fr = {
+    .next = next, .buf = buf, .count = count, .offset = offset, .rd = rd
+  };
   int r;
 
   host_enter ();

@@ -482,13 +482,14 @@ cache_path (const char *cache, const char *cmi, size_t cmi_len,
   char *key, *v, *path = NULL;
 
   host_enter ();
-  v = strdup (String_val (
-      caml_callback (*host_cb (-1, "ocaml_version"), Val_unit)));
+  v = strdup (
+      String_val (caml_callback (*host_cb (-1, "ocaml_version"), Val_unit)));
   {
     const char *apis = api == API_OURS ? "ours" : "nbdkit";
     const char *parts[] = { v ? v : "", COMPILE_FLAGS, apis, unit, cmi, src };
     size_t lens[] = { strlen (parts[0]), strlen (COMPILE_FLAGS),
-                      strlen (apis), strlen (unit), cmi_len, len };
+                      strlen (apis),     strlen (unit),
+                      cmi_len,           len };
     key = digest (parts, lens, 6);
   }
   host_leave ();
@@ -715,9 +716,9 @@ make_help (int slot, const char *src)
     extra = strdup (String_val (Field (Field (id, 4), 0)));
   if (extra == NULL && src)
     extra = leading_comment (src);
-  if (asprintf (&help_texts[slot], "Script %s (%s)%s%s%s%s",
-                name ? name : "?", script_paths[slot], desc ? ":\n" : "",
-                desc ? desc : "", extra ? "\n\n" : "", extra ? extra : "")
+  if (asprintf (&help_texts[slot], "Script %s (%s)%s%s%s%s", name ? name : "?",
+                script_paths[slot], desc ? ":\n" : "", desc ? desc : "",
+                extra ? "\n\n" : "", extra ? extra : "")
       == -1)
     help_texts[slot] = NULL;
   free (name);

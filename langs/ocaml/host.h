@@ -82,8 +82,8 @@ extern int host_call (int slot, const char *what, const value *f, int nargs,
 /* Log a failure the host found itself in callback WHAT of SLOT (a bad
  * result), with errno ERR.  Returns -1.
  */
-extern int host_fail (int slot, const char *what, int err, const char *fmt,
-                      ...) __attribute__ ((format (printf, 4, 5)));
+extern int host_fail (int slot, const char *what, int err, const char *fmt, ...)
+    __attribute__ ((format (printf, 4, 5)));
 
 /* The help text of the script in SLOT (NULL before one is loaded). */
 extern const char *host_help (int slot);

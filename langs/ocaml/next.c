@@ -84,8 +84,9 @@ value
 ocaml_nbdkit_next_can (value nv, value which)
 {
   static int (*const fns[]) (nbdkit_next *) = {
-    nbdkit_next_can_write,     nbdkit_next_can_flush, nbdkit_next_is_rotational,
-    nbdkit_next_can_trim,      nbdkit_next_can_zero,  nbdkit_next_can_fast_zero,
+    nbdkit_next_can_write,     nbdkit_next_can_flush,
+    nbdkit_next_is_rotational, nbdkit_next_can_trim,
+    nbdkit_next_can_zero,      nbdkit_next_can_fast_zero,
     nbdkit_next_can_fua,       nbdkit_next_can_multi_conn,
     nbdkit_next_can_extents,   nbdkit_next_can_cache,
   };

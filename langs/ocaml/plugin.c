@@ -427,7 +427,8 @@ op_export_description (void *handle)
   const char *r = NULL;
 
   host_enter ();
-  if (host_call (0, "export_description", cbs[CB_export_description], 1, a, &res)
+  if (host_call (0, "export_description", cbs[CB_export_description], 1, a,
+                 &res)
       == 0)
     r = host_description (interned ("export_description", res));
   host_leave ();
@@ -470,7 +471,7 @@ op_block_size (void *handle, struct nbdkit_block_size *bs)
     value a[1] = { Val_long (((struct handle *)handle)->id) }, res;            \
     int r;                                                                     \
     host_enter ();                                                             \
-    r = host_call (0, #fn, cbs[CB_##fn], 1, a, &res);                             \
+    r = host_call (0, #fn, cbs[CB_##fn], 1, a, &res);                          \
     if (r == 0)                                                                \
       r = Int_val (res);                                                       \
     host_leave ();                                                             \
