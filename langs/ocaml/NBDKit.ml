@@ -525,9 +525,24 @@ module Next = struct
          (c_extents n count offset (int_of_flags flags)))
 end
 
+external next_open : bool -> string -> unit = "ocaml_nbdkit_next_open"
+
+external c_list_exports_below : bool -> bool -> (string * string option) array
+  = "ocaml_nbdkit_list_exports_below"
+
+external default_export_below : bool -> bool -> string
+  = "ocaml_nbdkit_default_export_below"
+
+let list_exports_below ro tls =
+  Array.to_list
+    (Array.map
+       (fun (name, description) -> { name; description })
+       (c_list_exports_below ro tls))
+
 let register_filter ~name ?longname ?version ?description ?config_help ?unload
     ?config ?config_complete ?dump_plugin ?thread_model ?get_ready ?after_fork
-    ?cleanup ?preconnect ~open_connection ?close ?get_size ?export_description ?block_size
+    ?cleanup ?preconnect ?list_exports ?default_export ~open_connection ?close
+    ?prepare ?finalize ?get_size ?export_description ?block_size
     ?can_write ?can_flush ?is_rotational ?can_trim ?can_zero ?can_fast_zero
     ?can_fua ?can_multi_conn ?can_extents ?can_cache ?pread ?pwrite ?flush
     ?trim ?zero ?extents ?cache () =
@@ -539,11 +554,15 @@ let register_filter ~name ?longname ?version ?description ?config_help ?unload
   opt "after_fork" (fun f () -> f ()) after_fork;
   opt "cleanup" (fun f () -> f ()) cleanup;
   opt "preconnect" (fun f ro -> f ro) preconnect;
+  opt "list_exports" (fun f ro tls -> exports_array (f ro tls)) list_exports;
+  opt "default_export" (fun f ro tls -> f ro tls) default_export;
   reg "open" (fun ro exportname tls -> add (open_connection ro exportname tls));
   reg "close" (fun id ->
       match remove id with
       | None -> ()
       | Some hd -> Option.iter (fun f -> f hd) close);
+  opt "prepare" (fun f (n : next) id ro -> f n (h id) ro) prepare;
+  opt "finalize" (fun f (n : next) id -> f n (h id)) finalize;
   let cb name f = opt name (fun g (n : next) id -> f g n (h id)) in
   cb "get_size" (fun f n hd -> f n hd) get_size;
   cb "export_description" (fun f n hd -> f n hd) export_description;

@@ -228,8 +228,12 @@ val register_filter :
   ?after_fork:(unit -> unit) ->
   ?cleanup:(unit -> unit) ->
   ?preconnect:(bool -> unit) ->
+  ?list_exports:(bool -> bool -> export list) ->
+  ?default_export:(bool -> bool -> string) ->
   open_connection:(bool -> string -> bool -> 'a) ->
   ?close:('a -> unit) ->
+  ?prepare:(next -> 'a -> bool -> unit) ->
+  ?finalize:(next -> 'a -> unit) ->
   ?get_size:(next -> 'a -> int64) ->
   ?export_description:(next -> 'a -> string) ->
   ?block_size:(next -> 'a -> bool -> block_size) ->
@@ -257,7 +261,21 @@ val register_filter :
     [Next.pread next buf offset flags] and a change.  Parameters are
     declared with [param] as for plugins; only those keys reach the
     filter.  [preconnect readonly] may refuse a client by raising
-    (the server asks every layer itself). *)
+    (the server asks every layer itself).  [list_exports readonly
+    is_tls] and [default_export] answer for the layers below, which
+    [list_exports_below] and [default_export_below] ask.  [prepare next
+    h readonly] runs once every layer is open, [finalize] before any
+    closes. *)
+
+val next_open : bool -> string -> unit
+(** [next_open readonly exportname], from a filter's
+    [open_connection]: open the layer below now, with these arguments
+    (else it is opened with the client's). *)
+
+val list_exports_below : bool -> bool -> export list
+val default_export_below : bool -> bool -> string
+(** From a filter's [list_exports] or [default_export]: the answer of
+    the layers below. *)
 
 (** {1 Functions of the server} *)
 

@@ -77,6 +77,8 @@ static __thread void *active[HOST_SLOTS];
 static __thread int nactive;
 
 __thread struct filter_read *filter_read;
+__thread nbdkit_context *filter_open_ctx;
+__thread nbdkit_backend *filter_backend;
 
 int
 filter_next_active (void *n)
@@ -159,11 +161,6 @@ drop_missing (struct layer *l)
   FILTER_OPTIONAL_CALLBACKS (DROP)
 #undef DROP
   /* clang-format on */
-  /* Not offered to OCaml filters: the layer below answers. */
-  l->f.list_exports = NULL;
-  l->f.default_export = NULL;
-  l->f.prepare = NULL;
-  l->f.finalize = NULL;
 }
 
 static int
@@ -288,10 +285,73 @@ l_preconnect (struct layer *l, int readonly)
   return r;
 }
 
+/* A string the script returned, for the server, or NULL (logged). */
+static const char *
+interned (struct layer *l, const char *what, value s)
+{
+  const char *why
+      = host_string_problem (String_val (s), caml_string_length (s));
+
+  if (why) {
+    host_fail (l->slot, what, EIO, "returned a string that %s", why);
+    return NULL;
+  }
+  return nbdkit_strdup_intern (String_val (s));
+}
+
+static int
+l_list_exports (struct layer *l, nbdkit_backend *b, int readonly, int is_tls,
+                struct nbdkit_exports *x)
+{
+  value a[2] = { Val_bool (readonly), Val_bool (is_tls) }, res;
+  nbdkit_backend *outer;
+  int r;
+
+  host_enter ();
+  outer = filter_backend;
+  filter_backend = b;
+  r = host_call (l->slot, "list_exports", l->cbs[CB_list_exports], 2, a, &res);
+  filter_backend = outer;
+  /* An array of (name, description option); no allocation below. */
+  for (size_t i = 0; r == 0 && i < Wosize_val (res); i++) {
+    value e = Field (res, i), d = Field (e, 1);
+    const char *n = interned (l, "list_exports", Field (e, 0));
+    const char *ds
+        = Is_block (d) ? interned (l, "list_exports", Field (d, 0)) : NULL;
+    if (n == NULL || (Is_block (d) && ds == NULL))
+      r = -1;
+    else
+      r = nbdkit_add_export (x, n, ds);
+  }
+  host_leave ();
+  return r;
+}
+
+static const char *
+l_default_export (struct layer *l, nbdkit_backend *b, int readonly, int is_tls)
+{
+  value a[2] = { Val_bool (readonly), Val_bool (is_tls) }, res;
+  nbdkit_backend *outer;
+  const char *r = NULL;
+
+  host_enter ();
+  outer = filter_backend;
+  filter_backend = b;
+  if (host_call (l->slot, "default_export", l->cbs[CB_default_export], 2, a,
+                 &res)
+      == 0)
+    r = interned (l, "default_export", res);
+  filter_backend = outer;
+  host_leave ();
+  return r;
+}
+
 static void *
-l_open (struct layer *l, int readonly, const char *exportname, int is_tls)
+l_open (struct layer *l, nbdkit_context *ctx, int readonly,
+        const char *exportname, int is_tls)
 {
   struct handle *h = malloc (sizeof *h);
+  nbdkit_context *outer;
   value res;
   int r;
 
@@ -307,7 +367,11 @@ l_open (struct layer *l, int readonly, const char *exportname, int is_tls)
     a[0] = Val_bool (readonly);
     a[1] = caml_copy_string (exportname);
     a[2] = Val_bool (is_tls);
+    /* For NBDKit.next_open, and the backend for the _below functions. */
+    outer = filter_open_ctx;
+    filter_open_ctx = ctx;
     r = host_call (l->slot, "open", l->cbs[CB_open], 3, a, &res);
+    filter_open_ctx = outer;
     if (r == 0)
       h->id = Long_val (res);
     CAMLdrop;
@@ -340,8 +404,13 @@ l_open (struct layer *l, int readonly, const char *exportname, int is_tls)
   { l_call_unit (&layers[i], CB_cleanup); }                                    \
   static int preconnect_##i (nbdkit_backend *b, int ro)                        \
   { return l_preconnect (&layers[i], ro); }                                    \
+  static int list_exports_##i (nbdkit_backend *b, int ro, int tls,             \
+                               struct nbdkit_exports *e)                       \
+  { return l_list_exports (&layers[i], b, ro, tls, e); }                       \
+  static const char *default_export_##i (nbdkit_backend *b, int ro, int tls)   \
+  { return l_default_export (&layers[i], b, ro, tls); }                        \
   static void *open_##i (nbdkit_context *c, int ro, const char *n, int tls)    \
-  { return l_open (&layers[i], ro, n, tls); }
+  { return l_open (&layers[i], c, ro, n, tls); }
 #define LAYERS(X) X (0) X (1) X (2) X (3) X (4) X (5) X (6) X (7)
 LAYERS (LAYER)
 #undef LAYER
@@ -359,6 +428,31 @@ f_close (void *handle)
   host_call (h->l->slot, "close", h->l->cbs[CB_close], 1, a, NULL);
   host_leave ();
   free (h);
+}
+
+static int
+f_prepare (nbdkit_next *next, void *handle, int readonly)
+{
+  value a[3];
+  int r;
+
+  host_enter ();
+  a[2] = Val_bool (readonly);
+  r = call (handle, CB_prepare, next, 3, a, NULL, NULL);
+  host_leave ();
+  return r;
+}
+
+static int
+f_finalize (nbdkit_next *next, void *handle)
+{
+  value a[2];
+  int r;
+
+  host_enter ();
+  r = call (handle, CB_finalize, next, 2, a, NULL, NULL);
+  host_leave ();
+  return r;
 }
 
 static int64_t
@@ -592,7 +686,9 @@ f_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
     .unload = unload_##i, .dump_plugin = dump_plugin_##i,                      \
     .thread_model = thread_model_##i, .get_ready = get_ready_##i,              \
     .after_fork = after_fork_##i, .cleanup = cleanup_##i,                      \
-    .preconnect = preconnect_##i,                                              \
+    .preconnect = preconnect_##i, .list_exports = list_exports_##i,            \
+    .default_export = default_export_##i,                                      \
+    .prepare = f_prepare, .finalize = f_finalize,                              \
     .open = open_##i, .close = f_close,                                        \
     .get_size = f_get_size, .export_description = f_export_description,        \
     .block_size = f_block_size, .can_write = f_can_write,                      \

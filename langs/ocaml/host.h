@@ -132,4 +132,13 @@ struct filter_read {
 };
 extern __thread struct filter_read *filter_read;
 
+/* During a filter's open: its context (for NBDKit.next_open); during
+ * its list_exports and default_export: the layer below (for
+ * NBDKit.list_exports_below and default_export_below).  NULL else.
+ */
+struct nbdkit_context;
+struct nbdkit_backend;
+extern __thread struct nbdkit_context *filter_open_ctx;
+extern __thread struct nbdkit_backend *filter_backend;
+
 #endif /* OCAML_HOST_H */

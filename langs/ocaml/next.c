@@ -281,3 +281,89 @@ ocaml_nbdkit_next_pread_request (value nv, value flags)
   fr->forwarded = 1;
   return Val_unit;
 }
+
+/* ---- from a filter's open, list_exports and default_export ---- */
+
+value
+ocaml_nbdkit_next_open (value readonly, value name)
+{
+  nbdkit_context *ctx = filter_open_ctx;
+  char *n;
+  int r, saved;
+
+  if (ctx == NULL)
+    caml_invalid_argument ("NBDKit.next_open: only from a filter's"
+                           " open_connection");
+  n = strdup (String_val (name));
+  if (n == NULL)
+    caml_raise_out_of_memory ();
+  saved = host_suspend ();
+  r = nbdkit_next_open (ctx, Bool_val (readonly), n);
+  host_resume (saved);
+  free (n);
+  if (r == -1)
+    next_failed (EIO, "open");
+  return Val_unit;
+}
+
+value
+ocaml_nbdkit_list_exports_below (value readonly, value is_tls)
+{
+  CAMLparam2 (readonly, is_tls);
+  CAMLlocal4 (arr, t, s, d);
+  nbdkit_backend *b = filter_backend;
+  struct nbdkit_exports *e;
+  int r, saved;
+  size_t k;
+
+  if (b == NULL)
+    caml_invalid_argument ("NBDKit.list_exports_below: only from a filter's"
+                           " list_exports or default_export");
+  e = nbdkit_exports_new ();
+  if (e == NULL)
+    caml_raise_out_of_memory ();
+  saved = host_suspend ();
+  r = nbdkit_backend_list_exports (b, Bool_val (readonly), Bool_val (is_tls),
+                                   e);
+  host_resume (saved);
+  if (r == -1) {
+    nbdkit_exports_free (e);
+    next_failed (EIO, "list_exports");
+  }
+  k = nbdkit_exports_count (e);
+  arr = caml_alloc (k, 0);
+  for (size_t i = 0; i < k; i++) {
+    struct nbdkit_export x = nbdkit_get_export (e, i);
+    s = caml_copy_string (x.name);
+    d = Val_int (0);
+    if (x.description) {
+      d = caml_alloc (1, 0);
+      t = caml_copy_string (x.description);
+      Store_field (d, 0, t);
+    }
+    t = caml_alloc_tuple (2);
+    Store_field (t, 0, s);
+    Store_field (t, 1, d);
+    Store_field (arr, i, t);
+  }
+  nbdkit_exports_free (e);
+  CAMLreturn (arr);
+}
+
+value
+ocaml_nbdkit_default_export_below (value readonly, value is_tls)
+{
+  nbdkit_backend *b = filter_backend;
+  const char *d;
+  int saved;
+
+  if (b == NULL)
+    caml_invalid_argument ("NBDKit.default_export_below: only from a"
+                           " filter's list_exports or default_export");
+  saved = host_suspend ();
+  d = nbdkit_backend_default_export (b, Bool_val (readonly), Bool_val (is_tls));
+  host_resume (saved);
+  if (d == NULL)
+    next_failed (EIO, "default_export");
+  return caml_copy_string (d);
+}

@@ -6,13 +6,16 @@ xorkey; an
 OCaml filter over an OCaml plugin, and two OCaml filters stacked on it,
 share one runtime; errors of the layer below reach the client with
 their errno through a filter; a filter's preconnect can refuse
-clients."""
+clients; a filter lists and renames the plugin's exports (next_open,
+list_exports_below) and sees prepare and finalize."""
 
 import errno
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nbdtest  # noqa: E402
@@ -188,6 +191,78 @@ try:
     raise AssertionError("preconnect did not refuse the client")
 except nbd.Error:
     pass
+
+# Exports: a filter renames "outer" to the plugin's "inner" (next_open),
+# lists the plugin's exports through list_exports_below, and counts
+# prepare and finalize.
+named = t.path("named.ml")
+with open(named, "w") as f:
+    f.write(r'''
+let () =
+  NBDKit.register_plugin ~name:"named"
+    ~list_exports:(fun _ _ ->
+      [ { NBDKit.name = "inner"; description = Some "the inner one" };
+        { NBDKit.name = "other"; description = None } ])
+    ~default_export:(fun _ _ -> "other")
+    ~open_connection:(fun _ name _ -> name)
+    ~get_size:(fun _ -> 4096L)
+    ~export_description:(fun name -> "plugin sees " ^ name)
+    ~pread:(fun _ buf _ _ -> Bytes.fill buf 0 (Bytes.length buf) 'n')
+    ()
+''')
+rename = t.path("rename.ml")
+with open(rename, "w") as f:
+    f.write(r'''
+let prepared = ref 0 and finalized = ref 0
+let () =
+  NBDKit.register_filter ~name:"rename"
+    ~list_exports:(fun ro tls ->
+      List.map (fun (e : NBDKit.export) ->
+          if e.name = "inner" then { e with name = "outer" } else e)
+        (NBDKit.list_exports_below ro tls))
+    ~default_export:(fun ro tls ->
+      "below:" ^ NBDKit.default_export_below ro tls)
+    ~open_connection:(fun ro name _ ->
+      if name = "outer" then NBDKit.next_open ro "inner")
+    ~prepare:(fun _ () _ -> incr prepared)
+    ~finalize:(fun _ () -> incr finalized)
+    ~export_description:(fun next () ->
+      Printf.sprintf "%s; %d prepared, %d finalized"
+        (Option.value ~default:"" (NBDKit.Next.export_description next))
+        !prepared !finalized)
+    ()
+''')
+uri = t.start("exports", "--filter=" + rename, "ocaml", named)
+h = nbd.NBD()
+h.set_opt_mode(True)
+h.connect_unix(t.sock)
+names = []
+h.opt_list(lambda name, desc: names.append((name, desc)) or 0)
+assert names == [("outer", "the inner one"), ("other", "")], names
+h.opt_abort()
+
+
+def description(export):
+    h = nbd.NBD()
+    h.set_full_info(True)
+    h.set_export_name(export)
+    h.connect_unix(t.sock)
+    d = h.get_export_description()
+    assert h.pread(2, 0) == b"nn"
+    h.shutdown()
+    return d
+
+
+d = description("outer")
+assert d.startswith("plugin sees inner; 1 prepared, "), d
+d = description("other")
+assert d.startswith("plugin sees other; 2 prepared, "), d
+# Finalize runs as each client leaves: wait for the first two.
+deadline = time.time() + 10
+while not re.search(r"prepared, ([2-9]|\d\d+) finalized", d):
+    assert time.time() < deadline, d
+    time.sleep(0.1)
+    d = description("other")
 
 # xor.ml over plugins/ocaml/ramdisk.ml.
 uri = t.start("rd", "--filter=" + XOR, "ocaml", RAMDISK, "size=1M",
