@@ -527,6 +527,11 @@ end
 
 external next_open : bool -> string -> unit = "ocaml_nbdkit_next_open"
 
+external next_context_open : bool -> string -> next
+  = "ocaml_nbdkit_next_context_open"
+
+external next_context_close : next -> unit = "ocaml_nbdkit_next_context_close"
+
 external c_list_exports_below : bool -> bool -> (string * string option) array
   = "ocaml_nbdkit_list_exports_below"
 

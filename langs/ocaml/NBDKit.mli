@@ -272,6 +272,16 @@ val next_open : bool -> string -> unit
     [open_connection]: open the layer below now, with these arguments
     (else it is opened with the client's). *)
 
+val next_context_open : bool -> string -> next
+(** [next_context_open readonly exportname]: a context of the filter's
+    own on the layer below, independent of any client (e.g. one shared
+    by every connection).  Call it from a callback of the filter once
+    a client has connected (from [open_connection] on).  The [next]
+    works with every [Next] function, from any callback or thread of
+    the script, until [next_context_close]. *)
+
+val next_context_close : next -> unit
+
 val list_exports_below : bool -> bool -> export list
 val default_export_below : bool -> bool -> string
 (** From a filter's [list_exports] or [default_export]: the answer of

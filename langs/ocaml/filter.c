@@ -44,6 +44,7 @@ static const char *const cb_names[] = {
 struct layer {
   struct nbdkit_filter f;
   int slot;
+  nbdkit_backend *backend; /* the layer below, once the server shows it */
   int init_failed;
   const value *cbs[CB_COUNT];
   struct nbdkit_param *params;
@@ -89,6 +90,40 @@ filter_next_active (void *n)
   return 0;
 }
 
+/* The layer whose callback runs on this thread, for
+ * NBDKit.next_context_open.
+ */
+static __thread struct layer *filter_layer;
+
+void *
+filter_backend_now (void)
+{
+  return filter_layer
+             ? __atomic_load_n (&filter_layer->backend, __ATOMIC_ACQUIRE)
+             : NULL;
+}
+
+static void
+seen_backend (struct layer *l, nbdkit_backend *b)
+{
+  if (b)
+    __atomic_store_n (&l->backend, b, __ATOMIC_RELEASE);
+}
+
+/* host_call for a callback of layer L. */
+static int
+lcall (struct layer *l, const char *what, const value *f, int nargs,
+       value *args, value *result)
+{
+  struct layer *outer = filter_layer;
+  int r;
+
+  filter_layer = l;
+  r = host_call (l->slot, what, f, nargs, args, result);
+  filter_layer = outer;
+  return r;
+}
+
 /* Call callback CB of handle H's layer with (next, id, ARGS...). */
 static int
 call (struct handle *h, size_t cb, nbdkit_next *next, int nargs, value *args,
@@ -100,7 +135,7 @@ call (struct handle *h, size_t cb, nbdkit_next *next, int nargs, value *args,
   args[0] = caml_copy_nativeint ((intnat)next);
   args[1] = Val_long (h->id);
   active[nactive++] = next;
-  r = host_call (l->slot, cb_names[cb], l->cbs[cb], nargs, args, result);
+  r = lcall (l, cb_names[cb], l->cbs[cb], nargs, args, result);
   nactive--;
   if (r == -1 && err)
     *err = errno;
@@ -200,7 +235,7 @@ l_config (struct layer *l, const char *key, const char *val)
     CAMLlocalN (a, 2);
     a[0] = caml_copy_string (key);
     a[1] = caml_copy_string (val);
-    r = host_call (l->slot, "config", l->cbs[CB_config], 2, a, NULL);
+    r = lcall (l, "config", l->cbs[CB_config], 2, a, NULL);
     CAMLdrop;
   }
   host_leave ();
@@ -216,7 +251,7 @@ l_call_unit (struct layer *l, size_t cb)
   if (!host_loaded (l->slot) || l->cbs[cb] == NULL)
     return 0;
   host_enter ();
-  r = host_call (l->slot, cb_names[cb], l->cbs[cb], 1, a, NULL);
+  r = lcall (l, cb_names[cb], l->cbs[cb], 1, a, NULL);
   host_leave ();
   return r;
 }
@@ -250,8 +285,7 @@ l_thread_model (struct layer *l)
   if (!host_loaded (l->slot) || !LHAS (l, thread_model))
     return m;
   host_enter ();
-  if (host_call (l->slot, "thread_model", l->cbs[CB_thread_model], 1, a, &r)
-      == 0)
+  if (lcall (l, "thread_model", l->cbs[CB_thread_model], 1, a, &r) == 0)
     m = Int_val (r);
   else
     m = -1;
@@ -268,19 +302,20 @@ l_get_ready (struct layer *l, int model)
   if (!LHAS (l, get_ready))
     return 0;
   host_enter ();
-  r = host_call (l->slot, "get_ready", l->cbs[CB_get_ready], 1, a, NULL);
+  r = lcall (l, "get_ready", l->cbs[CB_get_ready], 1, a, NULL);
   host_leave ();
   return r;
 }
 
 static int
-l_preconnect (struct layer *l, int readonly)
+l_preconnect (struct layer *l, nbdkit_backend *b, int readonly)
 {
   value a[1] = { Val_bool (readonly) };
   int r;
 
+  seen_backend (l, b);
   host_enter ();
-  r = host_call (l->slot, "preconnect", l->cbs[CB_preconnect], 1, a, NULL);
+  r = lcall (l, "preconnect", l->cbs[CB_preconnect], 1, a, NULL);
   host_leave ();
   return r;
 }
@@ -307,10 +342,11 @@ l_list_exports (struct layer *l, nbdkit_backend *b, int readonly, int is_tls,
   nbdkit_backend *outer;
   int r;
 
+  seen_backend (l, b);
   host_enter ();
   outer = filter_backend;
   filter_backend = b;
-  r = host_call (l->slot, "list_exports", l->cbs[CB_list_exports], 2, a, &res);
+  r = lcall (l, "list_exports", l->cbs[CB_list_exports], 2, a, &res);
   filter_backend = outer;
   /* An array of (name, description option); no allocation below. */
   for (size_t i = 0; r == 0 && i < Wosize_val (res); i++) {
@@ -334,12 +370,11 @@ l_default_export (struct layer *l, nbdkit_backend *b, int readonly, int is_tls)
   nbdkit_backend *outer;
   const char *r = NULL;
 
+  seen_backend (l, b);
   host_enter ();
   outer = filter_backend;
   filter_backend = b;
-  if (host_call (l->slot, "default_export", l->cbs[CB_default_export], 2, a,
-                 &res)
-      == 0)
+  if (lcall (l, "default_export", l->cbs[CB_default_export], 2, a, &res) == 0)
     r = interned (l, "default_export", res);
   filter_backend = outer;
   host_leave ();
@@ -360,6 +395,7 @@ l_open (struct layer *l, nbdkit_context *ctx, int readonly,
     return NULL;
   }
   h->l = l;
+  seen_backend (l, nbdkit_context_get_backend (ctx));
   host_enter ();
   {
     CAMLparam0 ();
@@ -370,7 +406,7 @@ l_open (struct layer *l, nbdkit_context *ctx, int readonly,
     /* For NBDKit.next_open, and the backend for the _below functions. */
     outer = filter_open_ctx;
     filter_open_ctx = ctx;
-    r = host_call (l->slot, "open", l->cbs[CB_open], 3, a, &res);
+    r = lcall (l, "open", l->cbs[CB_open], 3, a, &res);
     filter_open_ctx = outer;
     if (r == 0)
       h->id = Long_val (res);
@@ -399,11 +435,12 @@ l_open (struct layer *l, nbdkit_context *ctx, int readonly,
   static int thread_model_##i (void) { return l_thread_model (&layers[i]); }   \
   static int get_ready_##i (int m) { return l_get_ready (&layers[i], m); }     \
   static int after_fork_##i (nbdkit_backend *b)                                \
-  { return l_call_unit (&layers[i], CB_after_fork); }                          \
+  { seen_backend (&layers[i], b);                                              \
+    return l_call_unit (&layers[i], CB_after_fork); }                          \
   static void cleanup_##i (nbdkit_backend *b)                                  \
-  { l_call_unit (&layers[i], CB_cleanup); }                                    \
+  { seen_backend (&layers[i], b); l_call_unit (&layers[i], CB_cleanup); }      \
   static int preconnect_##i (nbdkit_backend *b, int ro)                        \
-  { return l_preconnect (&layers[i], ro); }                                    \
+  { return l_preconnect (&layers[i], b, ro); }                                 \
   static int list_exports_##i (nbdkit_backend *b, int ro, int tls,             \
                                struct nbdkit_exports *e)                       \
   { return l_list_exports (&layers[i], b, ro, tls, e); }                       \

@@ -141,4 +141,9 @@ struct nbdkit_backend;
 extern __thread struct nbdkit_context *filter_open_ctx;
 extern __thread struct nbdkit_backend *filter_backend;
 
+/* The layer below the filter whose callback runs on this thread, if
+ * the server has shown it to that filter yet (NULL else).
+ */
+extern void *filter_backend_now (void);
+
 #endif /* OCAML_HOST_H */

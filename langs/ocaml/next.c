@@ -2,13 +2,15 @@
  *
  * A next is the nbdkit_next pointer of a filter callback, as a
  * nativeint; it is accepted only while that callback runs on this
- * thread (filter_next_active).  Each call lets go of the host's locks
- * while the layer below works (it may be an OCaml plugin or filter
+ * thread (filter_next_active), or, for a context the script opened
+ * itself, from any thread until it closes it.  Each call lets go of the host's
+ * locks while the layer below works (it may be an OCaml plugin or filter
  * itself), with data in C memory, since OCaml values may move
  * meanwhile.  A failure below raises NBDKit.Error with its errno.
  */
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +23,36 @@
 
 #include <nbdkit-filter.h>
 
+/* Contexts the scripts opened (next_context_open), valid on any thread
+ * until next_context_close.
+ */
+static pthread_mutex_t owned_lock = PTHREAD_MUTEX_INITIALIZER;
+static nbdkit_next **owned;
+static size_t nowned;
+
+static int
+is_owned (nbdkit_next *n, int remove)
+{
+  int r = 0;
+
+  pthread_mutex_lock (&owned_lock);
+  for (size_t i = 0; i < nowned; i++)
+    if (owned[i] == n) {
+      r = 1;
+      if (remove)
+        owned[i] = owned[--nowned];
+      break;
+    }
+  pthread_mutex_unlock (&owned_lock);
+  return r;
+}
+
 static nbdkit_next *
 next_of (value v)
 {
   nbdkit_next *n = (nbdkit_next *)Nativeint_val (v);
 
-  if (!filter_next_active (n))
+  if (!filter_next_active (n) && !is_owned (n, 0))
     caml_invalid_argument ("NBDKit.Next: this next belongs to a callback"
                            " that has returned");
   return n;
@@ -366,4 +392,56 @@ ocaml_nbdkit_default_export_below (value readonly, value is_tls)
   if (d == NULL)
     next_failed (EIO, "default_export");
   return caml_copy_string (d);
+}
+
+/* ---- contexts of the filter's own ---- */
+
+value
+ocaml_nbdkit_next_context_open (value readonly, value name)
+{
+  CAMLparam2 (readonly, name);
+  nbdkit_backend *b = filter_backend_now ();
+  nbdkit_next *n, **grown;
+  char *s;
+  int saved;
+
+  if (b == NULL)
+    caml_invalid_argument ("NBDKit.next_context_open: only from a filter's"
+                           " callbacks, once it has opened a connection");
+  s = strdup (String_val (name));
+  if (s == NULL)
+    caml_raise_out_of_memory ();
+  saved = host_suspend ();
+  n = nbdkit_next_context_open (b, Bool_val (readonly), s);
+  host_resume (saved);
+  free (s);
+  if (n == NULL)
+    next_failed (EIO, "next_context_open");
+  pthread_mutex_lock (&owned_lock);
+  grown = realloc (owned, (nowned + 1) * sizeof *owned);
+  if (grown) {
+    owned = grown;
+    owned[nowned++] = n;
+  }
+  pthread_mutex_unlock (&owned_lock);
+  if (grown == NULL) {
+    nbdkit_next_context_close (n);
+    caml_raise_out_of_memory ();
+  }
+  CAMLreturn (caml_copy_nativeint ((intnat)n));
+}
+
+value
+ocaml_nbdkit_next_context_close (value nv)
+{
+  nbdkit_next *n = (nbdkit_next *)Nativeint_val (nv);
+  int saved;
+
+  if (!is_owned (n, 1))
+    caml_invalid_argument ("NBDKit.next_context_close: not a context opened"
+                           " by next_context_open, or closed already");
+  saved = host_suspend ();
+  nbdkit_next_context_close (n);
+  host_resume (saved);
+  return Val_unit;
 }

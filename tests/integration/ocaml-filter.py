@@ -7,7 +7,8 @@ OCaml filter over an OCaml plugin, and two OCaml filters stacked on it,
 share one runtime; errors of the layer below reach the client with
 their errno through a filter; a filter's preconnect can refuse
 clients; a filter lists and renames the plugin's exports (next_open,
-list_exports_below) and sees prepare and finalize."""
+list_exports_below) and sees prepare and finalize; a filter reads
+through a context of its own (next_context_open), closed once."""
 
 import errno
 import os
@@ -263,6 +264,48 @@ while not re.search(r"prepared, ([2-9]|\d\d+) finalized", d):
     assert time.time() < deadline, d
     time.sleep(0.1)
     d = description("other")
+
+# A context of the filter's own, shared by every client: reads go
+# through it; an export named "close" closes it (twice: refused).
+shared = t.path("shared.ml")
+with open(shared, "w") as f:
+    f.write(r'''
+let ctx = ref None
+let reads = ref 0
+let open_connection _ name _ =
+  if !ctx = None then ctx := Some (NBDKit.next_context_open false "");
+  name
+let pread _next _name buf offset flags =
+  match !ctx with
+  | Some c -> incr reads; NBDKit.Next.pread c buf offset flags
+  | None -> raise (NBDKit.Error (Unix.EIO, "no context"))
+let export_description _next name =
+  if name <> "close" then Printf.sprintf "%d reads" !reads
+  else
+    match !ctx with
+    | None -> "none"
+    | Some c ->
+        NBDKit.next_context_close c;
+        ctx := None;
+        (try NBDKit.next_context_close c; "closed twice"
+         with Invalid_argument _ -> "closed once")
+let () =
+  NBDKit.register_filter ~name:"shared" ~open_connection ~pread
+    ~export_description ()
+''')
+uri = t.start("shared", "--filter=" + shared, "memory", "1M")
+h = t.connect(uri)
+h.pwrite(b"through next", 1000)
+assert h.pread(12, 1000) == b"through next"
+h2 = t.connect(uri)
+assert h2.pread(12, 1000) == b"through next"
+for export, want in (("", "2 reads"), ("close", "closed once")):
+    h3 = nbd.NBD()
+    h3.set_full_info(True)
+    h3.set_export_name(export)
+    h3.connect_unix(t.sock)
+    assert h3.get_export_description() == want, h3.get_export_description()
+    h3.shutdown()
 
 # xor.ml over plugins/ocaml/ramdisk.ml.
 uri = t.start("rd", "--filter=" + XOR, "ocaml", RAMDISK, "size=1M",
