@@ -307,6 +307,38 @@ for export, want in (("", "2 reads"), ("close", "closed once")):
     assert h3.get_export_description() == want, h3.get_export_description()
     h3.shutdown()
 
+# Through an OCaml filter, four reads, each sleeping 1 s in a parallel
+# OCaml plugin below, overlap: the host's lock is not held across the
+# layers while a request waits.
+slow = t.path("slow.ml")
+with open(slow, "w") as f:
+    f.write(r'''
+let () =
+  NBDKit.register_plugin ~name:"slow"
+    ~thread_model:(fun () -> NBDKit.Parallel)
+    ~open_connection:(fun _ _ _ -> ())
+    ~get_size:(fun () -> 1048576L)
+    ~pread:(fun () buf _ _ ->
+      NBDKit.nanosleep 1 0; Bytes.fill buf 0 (Bytes.length buf) 's')
+    ()
+''')
+# With key 0 (Next.pread_request) and key 3 (Next.pread).
+for key, byte in ((0, b"s"), (3, b"p")):
+    uri = t.start("slow%d" % key, "--filter=" + XOR, "ocaml", slow,
+                  "xorkey=%d" % key)
+    h = t.connect(uri)
+    start = time.time()
+    bufs = [nbd.Buffer(512) for _ in range(4)]
+    for i, b in enumerate(bufs):
+        h.aio_pread(b, i * 4096)
+    while h.aio_in_flight() > 0:
+        h.poll(-1)
+    elapsed = time.time() - start
+    assert all(b.to_bytearray() == byte * 512 for b in bufs)
+    assert elapsed < 3, "reads did not overlap: %.1f s" % elapsed
+    h.shutdown()
+    t.handles.remove(h)
+
 # xor.ml over plugins/ocaml/ramdisk.ml.
 uri = t.start("rd", "--filter=" + XOR, "ocaml", RAMDISK, "size=1M",
               "xorkey=255")
