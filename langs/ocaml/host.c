@@ -50,16 +50,38 @@ thread_gone (void *p)
   caml_c_thread_unregister ();
 }
 
-/* fork() in the threads library leaves the runtime's master lock
- * taken in the child, for the thread that forked, as if it had forked
- * from OCaml (Unix.fork).  The server forks from C (to daemonize,
- * before any client), holding nothing: give the lock back.
+/* Forks.  The threads library's own fork handler rebuilds the
+ * runtime in the child around the thread that last held the master
+ * lock, and leaves the lock taken, as if the child had forked from
+ * OCaml (Unix.fork).  That thread may have exited since (a server
+ * thread unregisters as it exits), and the fork may come from any
+ * thread of the process (the server daemonizing, the sh plugin running
+ * a script under an OCaml filter).  So every fork takes the host first
+ * (the forking thread then is that thread); the parent gives it back,
+ * and so does the child, unless it forked from OCaml code (depth > 1:
+ * the script goes on in the child).
  */
+static void
+before_fork (void)
+{
+  host_enter ();
+}
+
+static void
+parent_after_fork (void)
+{
+  host_leave ();
+}
+
 static void
 child_after_fork (void)
 {
-  if (depth == 0)
+  if (depth == 1) {
+    depth = 0;
     caml_release_runtime_system ();
+    pthread_mutex_unlock (&lock);
+  } else
+    depth--;
 }
 
 int
@@ -84,7 +106,7 @@ host_init (void)
     return -1;
   }
   caml_release_runtime_system ();
-  pthread_atfork (NULL, NULL, child_after_fork);
+  pthread_atfork (before_fork, parent_after_fork, child_after_fork);
   return 0;
 }
 

@@ -339,6 +339,29 @@ for key, byte in ((0, b"s"), (3, b"p")):
     h.shutdown()
     t.handles.remove(h)
 
+# Over the sh plugin, which forks for every call from any thread: the
+# forks (and the scripts they run, unload last) survive the OCaml
+# runtime in the same process.
+if os.path.exists(os.path.join(BUILDDIR, "plugins", "nbdkit-sh-plugin.so")):
+    sh = t.path("disk.sh")
+    with open(sh, "w") as f:
+        f.write('''#!/bin/bash
+case "$1" in
+  get_size) echo 1048576 ;;
+  thread_model) echo parallel ;;
+  pread) head -c "$3" /dev/zero ;;
+  *) exit 2 ;;
+esac
+''')
+    os.chmod(sh, 0o755)
+    p = subprocess.run([NBDKIT, "-U", "-", "--filter=" + XOR, "sh", sh,
+                        "xorkey=3", "--run",
+                        "nbdsh -u \"$uri\" -c 'assert h.pread(8, 0) == "
+                        "b\"\\x03\" * 8'"],
+                       stderr=subprocess.PIPE, timeout=30)
+    err = p.stderr.decode()
+    assert p.returncode == 0 and "signal" not in err, err
+
 # xor.ml over plugins/ocaml/ramdisk.ml.
 uri = t.start("rd", "--filter=" + XOR, "ocaml", RAMDISK, "size=1M",
               "xorkey=255")
