@@ -74,7 +74,7 @@ struct handle {
  * when OCaml filters sit on each other): a script's Next call with any
  * other value is refused, not a use after free.
  */
-static __thread void *active[HOST_SLOTS];
+static __thread void *active[4 * HOST_SLOTS];
 static __thread int nactive;
 
 __thread struct filter_read *filter_read;
@@ -132,6 +132,14 @@ call (struct handle *h, size_t cb, nbdkit_next *next, int nargs, value *args,
   struct layer *l = h->l;
   int r;
 
+  /* Nesting deeper than the layers there are: a script loops. */
+  if (nactive >= (int)(sizeof active / sizeof active[0])) {
+    r = host_fail (l->slot, cb_names[cb], EIO,
+                   "OCaml filter calls nested too deeply");
+    if (err)
+      *err = EIO;
+    return r;
+  }
   args[0] = caml_copy_nativeint ((intnat)next);
   args[1] = Val_long (h->id);
   active[nactive++] = next;
