@@ -22,7 +22,7 @@
 
 const char *const filter_cb_names[] = {
 #define N(n) #n,
-  FILTER_CALLBACKS (N)
+  PY_FILTER_CALLBACKS (N)
 #undef N
 };
 
@@ -349,6 +349,26 @@ l_default_export (struct layer *l, nbdkit_backend *b, int readonly, int is_tls)
   return ret;
 }
 
+/* meta_context(): the name of a metadata context of the filter's own
+ * (e.g. "qemu:dirty-bitmap:NAME"), or None; asked once.
+ */
+static const char *
+l_meta_context (struct layer *l)
+{
+  PyObject *r;
+  const char *ret = NULL;
+
+  host_enter ();
+  r = PyObject_CallNoArgs (LCB (l, meta_context));
+  if (r == NULL)
+    host_report (&l->script, "meta_context");
+  else if (r != Py_None)
+    ret = host_as_interned (&l->script, "meta_context", r);
+  Py_XDECREF (r);
+  host_leave ();
+  return ret;
+}
+
 /* The handle is a struct handle; the script's own handle is what its
  * open returned (None without open).
  */
@@ -450,19 +470,25 @@ l_open (struct layer *l, nbdkit_context *ctx, int readonly,
   static void *open_##i (nbdkit_context *c, int ro, const char *n, int tls)    \
   {                                                                            \
     return l_open (&layers[i], c, ro, n, tls);                                 \
+  }                                                                            \
+  static const char *meta_context_##i (void)                                   \
+  {                                                                            \
+    return l_meta_context (&layers[i]);                                        \
   }
 #define LAYERS(X) X (0) X (1) X (2) X (3) X (4) X (5) X (6) X (7)
 LAYERS (LAYER)
 #undef LAYER
 
 /* Until its script is loaded, a layer has only these; preconnect,
- * list_exports and default_export join if the script defines them.
+ * list_exports, default_export and meta_context join if the script
+ * defines them.
  */
 struct bound {
   struct nbdkit_filter f;
   int (*preconnect) (nbdkit_backend *, int);
   int (*list_exports) (nbdkit_backend *, int, int, struct nbdkit_exports *);
   const char *(*default_export) (nbdkit_backend *, int, int);
+  const char *(*meta_context) (void);
 };
 #define BOUND(i)                                                               \
   { .f = { .name = "python",                                                   \
@@ -485,7 +511,8 @@ struct bound {
            .close = filter_io_close },                                         \
     .preconnect = preconnect_##i,                                              \
     .list_exports = list_exports_##i,                                          \
-    .default_export = default_export_##i },
+    .default_export = default_export_##i,                                      \
+    .meta_context = meta_context_##i },
 static const struct bound bound[MAX_LAYERS] = { LAYERS (BOUND) };
 #undef BOUND
 
@@ -500,6 +527,8 @@ bind_server_wide (struct layer *l)
     l->filter.list_exports = b->list_exports;
   if (LCB (l, default_export))
     l->filter.default_export = b->default_export;
+  if (LCB (l, meta_context))
+    l->filter.meta_context = b->meta_context;
 }
 
 NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_filter *filter_init (void);

@@ -14,9 +14,13 @@
 #include "callbacks.h"
 #include "host.h"
 
+/* The filter ABI's callbacks, with the meta-context pair. */
+#define PY_FILTER_CALLBACKS(X)                                                 \
+  FILTER_CALLBACKS (X) X (meta_context) X (meta_extents)
+
 enum {
 #define E(n) FCB_##n,
-  FILTER_CALLBACKS (E)
+  PY_FILTER_CALLBACKS (E)
 #undef E
       FCB_COUNT
 };

@@ -204,23 +204,39 @@ CAP (can_cache, CAP_TRI)
 #undef CAP
 #undef HAS
 
+/* pread(next, h, buf, offset, flags) fills buf.  If it returns what
+ * next.pread(buf, offset, flags) returned (the read passed through),
+ * the holes and loans of the layer below reach the client as they
+ * came; next.pread also filled buf with them, for a script that looks,
+ * and any other answer drops them so that buf alone counts.
+ */
 static int
 f_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
          uint64_t offset, uint32_t flags, struct nbdkit_read *rd, int *err)
 {
   PyObject *a[6], *r = NULL;
+  struct host_thread *t;
+  struct host_forward fwd = { rd, buf, count, offset, NULL }, *saved_fwd;
+  struct nbdkit_read *saved_read;
   int ret = -1;
 
-  host_enter ();
+  t = host_enter_t ();
   a[3] = PyMemoryView_FromMemory (buf, count, PyBUF_WRITE);
   a[4] = PyLong_FromUnsignedLongLong (offset);
   a[5] = PyLong_FromUnsignedLong (flags);
-  host_thread ()->cur_read = rd;
+  saved_read = t->cur_read;
+  saved_fwd = t->cur_forward;
+  t->cur_read = rd;
+  t->cur_forward = rd ? &fwd : NULL;
   if (a[3] && a[4] && a[5])
     r = call_nh (FCB_pread, next, handle, a, 3, err);
   else
     *err = host_report_errno (S (handle), "pread");
-  host_thread ()->cur_read = NULL;
+  if (fwd.token && r != fwd.token)
+    host_forward_drop (t);
+  Py_CLEAR (fwd.token);
+  t->cur_read = saved_read;
+  t->cur_forward = saved_fwd;
   Py_XDECREF (a[4]);
   Py_XDECREF (a[5]);
   if (r)
@@ -230,7 +246,7 @@ f_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
     *err = EIO;
     ret = -1;
   }
-  host_leave ();
+  host_leave_t (t);
   return ret;
 }
 
@@ -337,12 +353,12 @@ f_cache (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
   return range_op (FCB_cache, next, handle, count, offset, flags, err);
 }
 
-/* extents returns an iterable of (offset, length, type), or calls
- * nbdkit.add_extent and returns None.
+/* extents and meta_extents return an iterable of (offset, length,
+ * type), or call nbdkit.add_extent and return None.
  */
 static int
-f_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
-           uint32_t flags, struct nbdkit_extents *e, int *err)
+extents_cb (int idx, nbdkit_next *next, void *handle, uint64_t count,
+            uint64_t offset, uint32_t flags, struct nbdkit_extents *e, int *err)
 {
   PyObject *a[6], *r = NULL;
   int ret = -1;
@@ -353,9 +369,9 @@ f_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
   a[5] = PyLong_FromUnsignedLong (flags);
   host_thread ()->cur_extents = e;
   if (a[3] && a[4] && a[5])
-    r = call_nh (FCB_extents, next, handle, a, 3, err);
+    r = call_nh (idx, next, handle, a, 3, err);
   else
-    *err = host_report_errno (S (handle), "extents");
+    *err = host_report_errno (S (handle), filter_cb_names[idx]);
   host_thread ()->cur_extents = NULL;
   Py_XDECREF (a[3]);
   Py_XDECREF (a[4]);
@@ -365,6 +381,23 @@ f_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
   Py_XDECREF (r);
   host_leave ();
   return ret;
+}
+
+static int
+f_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+           uint32_t flags, struct nbdkit_extents *e, int *err)
+{
+  return extents_cb (FCB_extents, next, handle, count, offset, flags, e, err);
+}
+
+/* The filter's own metadata context (see meta_context in filter.c). */
+static int
+f_meta_extents (nbdkit_next *next, void *handle, uint64_t count,
+                uint64_t offset, uint32_t flags, struct nbdkit_extents *e,
+                int *err)
+{
+  return extents_cb (FCB_meta_extents, next, handle, count, offset, flags, e,
+                     err);
 }
 
 void
@@ -398,5 +431,6 @@ filter_io_setup (struct layer *l)
   SET (zero)
   SET (extents)
   SET (cache)
+  SET (meta_extents)
 #undef SET
 }

@@ -188,9 +188,16 @@ py_pread (void *h, void *buf, uint64_t count, uint64_t offset, uint32_t flags,
   a[2] = host_view (t, buf, count, 1);
   a[3] = PyLong_FromUnsignedLongLong (offset);
   a[4] = PyLong_FromUnsignedLong (flags);
+  /* Under a Python filter on the same thread, the filter's read is
+   * what its script acts on again once this returns.
+   */
+  struct nbdkit_read *saved_read = t->cur_read;
+  struct host_forward *saved_fwd = t->cur_forward;
   t->cur_read = rd;
+  t->cur_forward = NULL;
   r = a[2] && a[3] && a[4] ? host_call (CB (pread), a, 4) : NULL;
-  t->cur_read = NULL;
+  t->cur_read = saved_read;
+  t->cur_forward = saved_fwd;
   Py_XDECREF (a[3]);
   Py_XDECREF (a[4]);
   if (r == NULL)
