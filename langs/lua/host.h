@@ -6,10 +6,11 @@
  * what they do alike, and next.c holds the objects a filter script
  * calls the layer below with.  The plugin
  * (nbdkit-lua-plugin.so) and the filter (nbdkit-lua-filter.so) are
- * separate objects, each with its own copy of this state: one script
- * and one Lua state per object.
+ * separate objects, each with its own copy of this state: the plugin
+ * has one script and Lua state, the filter one per --filter=X.lua
+ * (struct lhost).
  *
- * Threads: a Lua state is not thread-safe, so one lock guards it (as
+ * Threads: a Lua state is not thread-safe, so a lock guards each (as
  * Python's GIL does).  Each server thread runs its calls on a Lua
  * thread (lua_newthread) of its own, made the first time it calls in,
  * so a call that waits (nbdkit.nanosleep, a call to the layer below
@@ -41,6 +42,33 @@ struct nbdkit_extents;
 struct nbdkit_exports;
 
 /* ---- host.c: the interpreter ---- */
+
+/* One script and its Lua state.  The plugin object has one; the
+ * filter object one per --filter=X.lua, so that any number of Lua
+ * filters stack, each with its own globals and parameters.  Every
+ * host_* function below acts on the current one: the object's only
+ * one (the first made, or the one given to host_set_default), or the
+ * one an entry point chose with HOST_USE for the length of the call.
+ */
+struct lhost;
+extern struct lhost *host_new (void);
+extern void host_set_default (struct lhost *h);
+extern struct lhost *host_current (void);
+/* Make H current on this thread; returns the one it replaces. */
+extern struct lhost *host_switch (struct lhost *h);
+extern void host_switch_back (struct lhost **prev);
+/* Make H current until the enclosing block ends (on any return):
+ * calls nest, e.g. a filter's list_exports calling the one below.
+ */
+#define HOST_USE(h)                                                            \
+  struct lhost *host_prev_ __attribute__ ((cleanup (host_switch_back)))        \
+  = host_switch (h)
+
+/* After ctx:open_none() the filter script answers alone: whether it
+ * defines get_size and pread (set once it is loaded).
+ */
+extern int host_answers_alone (void);
+extern void host_set_answers_alone (int yes);
 
 /* Start and stop the interpreter; HOSTNAME is "lua" in messages. */
 extern int host_init (void);

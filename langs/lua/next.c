@@ -381,7 +381,6 @@ c_next_open (lua_State *L)
   return 0;
 }
 
-int next_script_answers_alone;
 
 static int
 c_open_none (lua_State *L)
@@ -389,7 +388,7 @@ c_open_none (lua_State *L)
   nbdkit_context *ctx = check_context (L);
 
   /* Nothing below could answer these for the filter. */
-  if (!next_script_answers_alone)
+  if (!host_answers_alone ())
     luaL_error (L, "ctx:open_none(): the filter must then define get_size"
                    " and pread itself");
   nbdkit_next_open_none (ctx);
