@@ -453,6 +453,7 @@ lf_block_size (nbdkit_next *n, void *handle, struct nbdkit_block_size *bs)
 }
 
 #define HAS(fn) host_has (CB_##fn)
+#define HOST_CAN_ZERO lf_can_zero (NULL, handle)
 #define CAN(fn, tri)                                                           \
   static int lf_##fn (nbdkit_next *n, void *handle)                            \
   {                                                                            \
@@ -477,6 +478,7 @@ CAN (can_multi_conn, 0)
 CAN (can_extents, NBDKIT_EXTENTS_NATIVE)
 CAN (can_cache, NBDKIT_CACHE_NATIVE)
 #undef CAN
+#undef HOST_CAN_ZERO
 #undef HAS
 
 static int

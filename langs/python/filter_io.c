@@ -184,6 +184,7 @@ cap (int idx, nbdkit_next *next, void *handle, enum cap_kind kind)
 }
 
 #define HAS(fn) (LCB (L (handle), fn) != NULL)
+#define HOST_CAN_ZERO f_can_zero (NULL, handle)
 #define CAP(fn, kind)                                                          \
   static int f_##fn (nbdkit_next *next, void *handle)                          \
   {                                                                            \
@@ -202,6 +203,7 @@ CAP (can_multi_conn, CAP_BOOL)
 CAP (can_extents, CAP_TRI)
 CAP (can_cache, CAP_TRI)
 #undef CAP
+#undef HOST_CAN_ZERO
 #undef HAS
 
 /* pread(next, h, buf, offset, flags) fills buf.  If it returns what

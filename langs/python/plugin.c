@@ -95,6 +95,11 @@ load_script (const char *path)
     plugin.params = script.cparams;
   } else
     plugin.params = NULL;
+  /* Without the script's own answer, the server's rule (nbdkit's):
+   * fast zeroes unless zeroing is native.
+   */
+  if (CB (can_fast_zero) == NULL)
+    plugin.can_fast_zero = NULL;
   loaded = 1;
   nbdkit_debug ("%s: API_VERSION %d", path, API);
 
