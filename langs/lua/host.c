@@ -39,6 +39,21 @@ struct lhost {
   size_t n_cparams;
   int params_ref; /* the script's `params` table */
   int answers_alone;
+  /* One Lua state per server thread (plugins in the parallel model):
+   * the script's text, its callbacks' names and the configuration,
+   * to make each thread's state as the main one was made.
+   */
+  int per_thread;
+  pthread_t main_thread;
+  char *src;
+  size_t src_len;
+  const char *const *names;
+  struct config_item {
+    char *key, *value;
+  } *config;
+  size_t n_config;
+  size_t cb_load, cb_config, cb_config_complete, cb_get_ready;
+  int model;
 };
 
 /* This thread's Lua thread in one interpreter, its registry reference,
@@ -49,6 +64,11 @@ struct lslot {
   lua_State *tL;
   int ref;
   int depth;
+  /* This thread's own state, when the host has one per thread. */
+  lua_State *own;
+  int *own_refs;
+  int own_params_ref;
+  int own_failed;
 };
 
 /* The interpreter the current call is for (see host_switch), else the
@@ -138,6 +158,10 @@ thread_gone (void *p)
   struct lslot *t = p;
   struct lhost *h = t->host;
 
+  if (t->own) {
+    lua_close (t->own);
+    free (t->own_refs);
+  }
   pthread_mutex_lock (&h->lock);
   if (!h->closed && h->mainL && t->ref != LUA_NOREF)
     luaL_unref (h->mainL, LUA_REGISTRYINDEX, t->ref);
@@ -145,12 +169,22 @@ thread_gone (void *p)
   free (t);
 }
 
+static lua_State *own_state (struct lhost *h, struct lslot *t);
+
 lua_State *
 host_enter (void)
 {
   struct lhost *h = cur ();
   struct lslot *t = slot ();
 
+  /* A thread of its own state needs no lock. */
+  if (t->own
+      || (h->per_thread && !t->own_failed
+          && !pthread_equal (pthread_self (), h->main_thread)
+          && own_state (h, t))) {
+    t->depth++;
+    return t->own;
+  }
   if (t->depth++ == 0)
     pthread_mutex_lock (&h->lock);
   if (t->tL == NULL) {
@@ -165,7 +199,7 @@ host_leave (void)
 {
   struct lslot *t = slot ();
 
-  if (--t->depth == 0)
+  if (--t->depth == 0 && !t->own)
     pthread_mutex_unlock (&cur ()->lock);
 }
 
@@ -176,15 +210,19 @@ host_suspend (void)
   int saved = t->depth;
 
   t->depth = 0;
-  pthread_mutex_unlock (&cur ()->lock);
+  if (!t->own)
+    pthread_mutex_unlock (&cur ()->lock);
   return saved;
 }
 
 void
 host_resume (int saved)
 {
-  pthread_mutex_lock (&cur ()->lock);
-  slot ()->depth = saved;
+  struct lslot *t = slot ();
+
+  if (!t->own)
+    pthread_mutex_lock (&cur ()->lock);
+  t->depth = saved;
 }
 
 int
@@ -285,7 +323,10 @@ host_has (size_t i)
 void
 host_push_cb (lua_State *L, size_t i)
 {
-  lua_rawgeti (L, LUA_REGISTRYINDEX, cur ()->cb_refs[i]);
+  struct lslot *t = slot ();
+
+  lua_rawgeti (L, LUA_REGISTRYINDEX,
+               t->own ? t->own_refs[i] : cur ()->cb_refs[i]);
 }
 
 /* The message handler of every call: an nbdkit error (a table with
@@ -504,6 +545,13 @@ host_load_script (const char *path, const char *const *names, size_t n)
     }
     lua_remove (L, -2);
   }
+  /* Kept for the states of other threads (host_per_thread). */
+  cur ()->src = malloc (len + 1);
+  if (cur ()->src) {
+    memcpy (cur ()->src, src, len + 1);
+    cur ()->src_len = len;
+  }
+  cur ()->names = names;
   if (host_call (L, 0, 0, "loading the script", NULL) == -1)
     goto out;
 
@@ -722,7 +770,9 @@ push_decl (lua_State *L, const char *key)
 {
   for (size_t i = 0; i < cur ()->n_cparams; i++)
     if (strcmp (cur ()->cparams[i].name, key) == 0) {
-      lua_rawgeti (L, LUA_REGISTRYINDEX, cur ()->params_ref);
+      lua_rawgeti (L, LUA_REGISTRYINDEX,
+                   slot ()->own ? slot ()->own_params_ref
+                                : cur ()->params_ref);
       lua_Integer n = luaL_len (L, -1);
       for (lua_Integer j = 1; j <= n; j++) {
         lua_geti (L, -1, j);
@@ -740,10 +790,29 @@ push_decl (lua_State *L, const char *key)
   return 0;
 }
 
+/* Each key=value, for the states of other threads. */
+static void
+remember_config (struct lhost *h, const char *key, const char *value)
+{
+  struct config_item *n
+      = realloc (h->config, (h->n_config + 1) * sizeof *h->config);
+
+  if (n == NULL)
+    return;
+  h->config = n;
+  n[h->n_config].key = strdup (key);
+  n[h->n_config].value = strdup (value);
+  if (n[h->n_config].key && n[h->n_config].value)
+    h->n_config++;
+}
+
 int
 host_config (const char *key, const char *value, size_t cb_config)
 {
   lua_State *L = host_enter ();
+
+  if (!slot ()->own)
+    remember_config (cur (), key, value);
   int type = push_decl (L, key);
   int r = 0;
 
@@ -1090,4 +1159,136 @@ host_to_exports (lua_State *L, int idx, const char *what,
     lua_settop (L, idx);
   }
   return 0;
+}
+
+/* ---- one Lua state per thread ----
+ *
+ * For a plugin in the parallel model, each server thread but the
+ * main one gets a state of its own, made the first time the thread
+ * calls in, as the main one was: the script run, then load, each
+ * key=value the server gave (into params and config), config_complete
+ * and get_ready.  No lock: requests on different threads run at
+ * once, whatever they do.  Nothing is shared between the states but
+ * what the script keeps outside Lua (files, the layer below).
+ */
+void
+host_per_thread (int model, size_t cb_load, size_t cb_config,
+                 size_t cb_config_complete, size_t cb_get_ready)
+{
+  struct lhost *h = cur ();
+
+  h->model = model;
+  h->cb_load = cb_load;
+  h->cb_config = cb_config;
+  h->cb_config_complete = cb_config_complete;
+  h->cb_get_ready = cb_get_ready;
+  h->main_thread = pthread_self ();
+  h->per_thread = h->src != NULL;
+}
+
+int
+host_is_per_thread (void)
+{
+  return cur ()->per_thread;
+}
+
+/* Run the script in T's new state and configure it; 0 or -1 (logged,
+ * and the thread then shares the main state).
+ */
+static lua_State *
+own_state (struct lhost *h, struct lslot *t)
+{
+  lua_State *L = luaL_newstate ();
+  int *refs = calloc (h->n_cbs, sizeof *refs);
+  int ok = 0;
+
+  if (L == NULL || refs == NULL) {
+    nbdkit_error ("%s: no Lua state for this thread: out of memory",
+                  h->script_path);
+    goto fail;
+  }
+  luaL_openlibs (L);
+  lua_pushcfunction (L, l_print);
+  lua_setglobal (L, "print");
+  module_open (L);
+  set_package_path (L, h->script_path);
+  lua_pushstring (L, h->script_path);
+  lua_setfield (L, LUA_REGISTRYINDEX, "nbdkit.script");
+  t->own = L;
+  t->own_refs = refs;
+  t->depth++;
+
+  /* What the standard library defines under a callback's name (load)
+   * counts only if the script defines it, as in host_load_script.
+   */
+  lua_createtable (L, h->n_cbs, 0);
+  for (size_t i = 0; i < h->n_cbs; i++) {
+    lua_getglobal (L, h->names[i]);
+    lua_rawseti (L, -2, i + 1);
+  }
+  if (luaL_loadbuffer (L, h->src, h->src_len,
+                       lua_pushfstring (L, "@%s", h->script_path))
+      != LUA_OK) {
+    nbdkit_error ("%s", lua_tostring (L, -1));
+    goto out;
+  }
+  lua_remove (L, -2);
+  if (host_call (L, 0, 0, "loading the script", NULL) == -1)
+    goto out;
+  for (size_t i = 0; i < h->n_cbs; i++) {
+    lua_getglobal (L, h->names[i]);
+    lua_rawgeti (L, -2, i + 1);
+    int same = lua_rawequal (L, -1, -2);
+    lua_pop (L, 1);
+    if (!same && lua_isfunction (L, -1))
+      refs[i] = luaL_ref (L, LUA_REGISTRYINDEX);
+    else {
+      lua_pop (L, 1);
+      refs[i] = LUA_NOREF;
+    }
+  }
+  lua_pop (L, 1);
+  lua_getglobal (L, "params");
+  t->own_params_ref = luaL_ref (L, LUA_REGISTRYINDEX);
+
+  if (host_has (h->cb_load) && refs[h->cb_load] != LUA_NOREF) {
+    host_push_cb (L, h->cb_load);
+    if (host_call (L, 0, 0, "load", NULL) == -1)
+      goto out;
+  }
+  for (size_t i = 0; i < h->n_config; i++) {
+    t->depth--;
+    int r = host_config (h->config[i].key, h->config[i].value, h->cb_config);
+    t->depth++;
+    if (r == -1)
+      goto out;
+  }
+  if (refs[h->cb_config_complete] != LUA_NOREF) {
+    host_push_cb (L, h->cb_config_complete);
+    if (host_call (L, 0, 0, "config_complete", NULL) == -1)
+      goto out;
+  }
+  if (refs[h->cb_get_ready] != LUA_NOREF) {
+    host_push_cb (L, h->cb_get_ready);
+    lua_pushstring (L, host_thread_model_name (h->model));
+    if (host_call (L, 1, 0, "get_ready", NULL) == -1)
+      goto out;
+  }
+  ok = 1;
+out:
+  t->depth--;
+  lua_settop (L, 0);
+  if (ok)
+    return L;
+  nbdkit_error ("%s: this thread's Lua state could not be made: it shares"
+                " the main one",
+                h->script_path);
+fail:
+  t->own = NULL;
+  t->own_refs = NULL;
+  t->own_failed = 1;
+  if (L)
+    lua_close (L);
+  free (refs);
+  return NULL;
 }

@@ -64,6 +64,21 @@ extern void host_switch_back (struct lhost **prev);
   struct lhost *host_prev_ __attribute__ ((cleanup (host_switch_back)))        \
   = host_switch (h)
 
+/* From get_ready of a plugin in the parallel model: from now on each
+ * server thread but this one runs the script in a Lua state of its
+ * own (see host.c), made with the callbacks of these numbers.
+ */
+extern void host_per_thread (int model, size_t cb_load, size_t cb_config,
+                             size_t cb_config_complete, size_t cb_get_ready);
+extern int host_is_per_thread (void);
+/* A connection's handle copied between states: only plain data (nil,
+ * booleans, numbers, strings, tables of them).  handle_save stores the
+ * value at IDX (malloc'd, *LEN bytes), or fails (-1, logged);
+ * handle_push pushes a new copy.
+ */
+extern int handle_save (lua_State *L, int idx, char **data, size_t *len);
+extern void handle_push (lua_State *L, const char *data, size_t len);
+
 /* After ctx:open_none() the filter script answers alone: whether it
  * defines get_size and pread (set once it is loaded).
  */

@@ -49,10 +49,24 @@ static const struct nbdkit_param script_param[] = {
 static struct nbdkit_plugin plugin;
 static int init_failed;
 
-/* A connection's handle: the value the script's open returned. */
+/* A connection's handle: the value the script's open returned, in
+ * the registry of the one Lua state, or copied (DATA) when each
+ * thread has its own state.
+ */
 struct handle {
   int ref;
+  char *data;
+  size_t len;
 };
+
+static void
+push_handle (lua_State *L, struct handle *h)
+{
+  if (h->data)
+    handle_push (L, h->data, h->len);
+  else
+    lua_rawgeti (L, LUA_REGISTRYINDEX, h->ref);
+}
 
 /* Start a call of callback CB on a connection: the function and the
  * handle's value pushed.  The caller ends with host_leave.
@@ -63,7 +77,7 @@ begin (size_t cb, void *handle)
   lua_State *L = host_enter ();
 
   host_push_cb (L, cb);
-  lua_rawgeti (L, LUA_REGISTRYINDEX, ((struct handle *)handle)->ref);
+  push_handle (L, handle);
   return L;
 }
 
@@ -201,7 +215,13 @@ lp_thread_model (void)
 static int
 lp_get_ready (int model)
 {
-  return call_get_ready (CB_get_ready, model);
+  int r = call_get_ready (CB_get_ready, model);
+
+  /* Parallel: a Lua state per thread, so requests run at once. */
+  if (r == 0 && model == NBDKIT_THREAD_MODEL_PARALLEL)
+    host_per_thread (model, CB_load, CB_config, CB_config_complete,
+                     CB_get_ready);
+  return r;
 }
 
 static int
@@ -268,6 +288,8 @@ lp_open (int readonly, const char *exportname, int is_tls)
     return NULL;
   }
   h->ref = LUA_REFNIL;
+  h->data = NULL;
+  h->len = 0;
   if (!host_has (CB_open))
     return h;
   L = host_enter ();
@@ -280,7 +302,16 @@ lp_open (int readonly, const char *exportname, int is_tls)
     free (h);
     return NULL;
   }
-  h->ref = luaL_ref (L, LUA_REGISTRYINDEX);
+  if (host_is_per_thread ()) {
+    int bad = handle_save (L, -1, &h->data, &h->len);
+    lua_pop (L, 1);
+    if (bad) {
+      host_leave ();
+      free (h);
+      return NULL;
+    }
+  } else
+    h->ref = luaL_ref (L, LUA_REGISTRYINDEX);
   host_leave ();
   return h;
 }
@@ -293,11 +324,13 @@ lp_close (void *handle)
 
   if (host_has (CB_close)) {
     host_push_cb (L, CB_close);
-    lua_rawgeti (L, LUA_REGISTRYINDEX, h->ref);
+    push_handle (L, h);
     host_call (L, 1, 0, "close", NULL);
   }
-  luaL_unref (L, LUA_REGISTRYINDEX, h->ref);
+  if (h->data == NULL)
+    luaL_unref (L, LUA_REGISTRYINDEX, h->ref);
   host_leave ();
+  free (h->data);
   free (h);
 }
 
