@@ -61,7 +61,8 @@ extern void host_switch_back (struct lhost **prev);
  * calls nest, e.g. a filter's list_exports calling the one below.
  */
 #define HOST_USE(h)                                                            \
-  struct lhost *host_prev_ __attribute__ ((cleanup (host_switch_back)))        \
+  struct lhost *host_prev_                                                     \
+      __attribute__ ((cleanup (host_switch_back), unused))                     \
   = host_switch (h)
 
 /* From get_ready of a plugin in the parallel model: from now on each
