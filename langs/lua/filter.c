@@ -72,7 +72,7 @@ struct handle {
 };
 
 /* In each callback of a connection: its layer's interpreter. */
-#define USE_HANDLE(handle) HOST_USE (((struct handle *)(handle))->layer->host)
+#define USE_HANDLE(hd) HOST_USE (((struct handle *)(hd))->layer->host)
 
 /* Push the `next` object for N, made again if the server's next
  * pointer changed, then the handle's value.

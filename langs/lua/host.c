@@ -54,6 +54,11 @@ struct lhost {
   size_t n_config;
   size_t cb_load, cb_config, cb_config_complete, cb_get_ready;
   int model;
+  /* Connections open on this interpreter, and whether a reload has
+   * replaced it (it is closed when the last of them goes).
+   */
+  int users;
+  int retired;
 };
 
 /* This thread's Lua thread in one interpreter, its registry reference,
@@ -94,7 +99,7 @@ host_new (void)
 void
 host_set_default (struct lhost *h)
 {
-  default_host = h;
+  __atomic_store_n (&default_host, h, __ATOMIC_RELEASE);
 }
 
 struct lhost *
@@ -115,14 +120,19 @@ host_switch_back (struct lhost **prev)
 static inline struct lhost *
 cur (void)
 {
+  struct lhost *h;
+
   if (cur_host)
     return cur_host;
-  /* The plugin's, made the first time it is needed. */
-  if (default_host == NULL && host_new () == NULL) {
+  /* The plugin's, made the first time it is needed (a reload replaces
+   * it while other threads read it).
+   */
+  h = __atomic_load_n (&default_host, __ATOMIC_ACQUIRE);
+  if (h == NULL && (h = host_new ()) == NULL) {
     nbdkit_error ("lua: out of memory");
     abort ();
   }
-  return default_host;
+  return h;
 }
 
 struct lhost *
@@ -1177,11 +1187,8 @@ host_per_thread (int model, size_t cb_load, size_t cb_config,
 {
   struct lhost *h = cur ();
 
-  h->model = model;
-  h->cb_load = cb_load;
-  h->cb_config = cb_config;
-  h->cb_config_complete = cb_config_complete;
-  h->cb_get_ready = cb_get_ready;
+  host_set_model (model, cb_load, cb_config, cb_config_complete,
+                  cb_get_ready);
   h->main_thread = pthread_self ();
   h->per_thread = h->src != NULL;
 }
@@ -1291,4 +1298,97 @@ fail:
     lua_close (L);
   free (refs);
   return NULL;
+}
+
+/* ---- reloading (SIGHUP) ----
+ *
+ * A new interpreter from the current one's script, read again, and
+ * its configuration: the script run, load, every key=value again,
+ * config_complete, get_ready.  New connections then use it; those
+ * open on the old one keep it until they close.
+ */
+struct lhost *
+host_reload (const struct nbdkit_param *first, size_t nfirst)
+{
+  struct lhost *old = cur (), *h = calloc (1, sizeof *h);
+  int bad = 0, ok = 0;
+
+  if (h == NULL)
+    return NULL;
+  pthread_mutex_init (&h->lock, NULL);
+  h->params_ref = LUA_NOREF;
+  {
+    HOST_USE (h);
+    if (host_init () == -1
+        || host_load_script (old->script_path, old->names, old->n_cbs) == -1)
+      goto out;
+    host_params (first, nfirst, &bad);
+    if (bad)
+      goto out;
+    if (host_has (old->cb_load) && call0 (old->cb_load, "load") == -1)
+      goto out;
+    for (size_t i = 0; i < old->n_config; i++)
+      if (host_config (old->config[i].key, old->config[i].value,
+                       old->cb_config)
+          == -1)
+        goto out;
+    if (host_has (old->cb_config_complete)
+        && call0 (old->cb_config_complete, "config_complete") == -1)
+      goto out;
+    if (host_has (old->cb_get_ready)
+        && call_get_ready (old->cb_get_ready, old->model) == -1)
+      goto out;
+    host_set_model (old->model, old->cb_load, old->cb_config,
+                    old->cb_config_complete, old->cb_get_ready);
+    if (old->per_thread)
+      host_per_thread (old->model, old->cb_load, old->cb_config,
+                       old->cb_config_complete, old->cb_get_ready);
+    ok = 1;
+  out:
+    if (!ok)
+      host_fini ();
+  }
+  if (ok)
+    return h;
+  /* The struct may still be named by this thread's key: keep it. */
+  return NULL;
+}
+
+void
+host_set_model (int model, size_t cb_load, size_t cb_config,
+                size_t cb_config_complete, size_t cb_get_ready)
+{
+  struct lhost *h = cur ();
+
+  h->model = model;
+  h->cb_load = cb_load;
+  h->cb_config = cb_config;
+  h->cb_config_complete = cb_config_complete;
+  h->cb_get_ready = cb_get_ready;
+}
+
+void
+host_retire (struct lhost *h)
+{
+  pthread_mutex_lock (&h->lock);
+  h->retired = 1;
+  int last = h->users == 0;
+  pthread_mutex_unlock (&h->lock);
+  if (last) {
+    HOST_USE (h);
+    host_fini ();
+  }
+}
+
+void
+host_use_count (struct lhost *h, int delta)
+{
+  pthread_mutex_lock (&h->lock);
+  h->users += delta;
+  int last = h->retired && h->users == 0;
+  pthread_mutex_unlock (&h->lock);
+  if (last) {
+    HOST_USE (h);
+    host_fini ();
+  }
 }

@@ -72,6 +72,21 @@ extern void host_switch_back (struct lhost **prev);
 extern void host_per_thread (int model, size_t cb_load, size_t cb_config,
                              size_t cb_config_complete, size_t cb_get_ready);
 extern int host_is_per_thread (void);
+/* What get_ready was told, and the numbers of the callbacks that make
+ * an interpreter (for host_per_thread and host_reload).
+ */
+extern void host_set_model (int model, size_t cb_load, size_t cb_config,
+                            size_t cb_config_complete, size_t cb_get_ready);
+/* A new interpreter made as the current one was, from its script read
+ * again (see host.c), or NULL (logged) if the script fails anywhere.
+ */
+extern struct lhost *host_reload (const struct nbdkit_param *first,
+                                  size_t nfirst);
+/* Connections on H: counted so that a retired (replaced) interpreter
+ * closes once the last goes.
+ */
+extern void host_use_count (struct lhost *h, int delta);
+extern void host_retire (struct lhost *h);
 /* A connection's handle copied between states: only plain data (nil,
  * booleans, numbers, strings, tables of them).  handle_save stores the
  * value at IDX (malloc'd, *LEN bytes), or fails (-1, logged);
