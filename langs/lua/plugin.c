@@ -23,6 +23,8 @@
 
 #include <nbdkit-plugin.h>
 
+#include "reload.h"
+
 /* clang-format off */
 enum {
 #define E(n) CB_##n,
@@ -224,52 +226,23 @@ lp_thread_model (void)
                             NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS);
 }
 
-/* Reloading: SIGHUP asks for it; the next connection to open reloads
- * the script (host_reload) and, if it loaded, opens on it, as do all
- * later ones.  Connections already open stay on the interpreter they
- * opened on.  A script that fails to load is reported and changes
+/* Reloading (see reload.h): the next connection to open after SIGHUP
+ * reloads the script (host_reload) and, if it loaded, opens on it, as
+ * do all later ones.  Connections already open stay on the interpreter
+ * they opened on.  A script that fails to load is reported and changes
  * nothing.
  */
-static volatile sig_atomic_t hup;
-static struct sigaction old_hup;
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void
-on_sighup (int sig, siginfo_t *info, void *uc)
-{
-  hup = 1;
-  if (old_hup.sa_flags & SA_SIGINFO) {
-    if (old_hup.sa_sigaction)
-      old_hup.sa_sigaction (sig, info, uc);
-  } else if (old_hup.sa_handler != SIG_DFL && old_hup.sa_handler != SIG_IGN)
-    old_hup.sa_handler (sig);
-}
-
-static void
-watch_sighup (void)
-{
-  struct sigaction sa = { 0 };
-  static int done;
-
-  if (done++)
-    return;
-  sa.sa_sigaction = on_sighup;
-  sa.sa_flags = SA_SIGINFO | SA_RESTART;
-  sigemptyset (&sa.sa_mask);
-  if (sigaction (SIGHUP, &sa, &old_hup) == -1)
-    nbdkit_debug ("lua: cannot watch SIGHUP: %m");
-}
 
 static void
 maybe_reload (void)
 {
   struct lhost *old, *n;
 
-  if (!hup)
+  if (!reload_hup)
     return;
   pthread_mutex_lock (&reload_lock);
-  if (hup) {
-    hup = 0;
+  if (reload_wanted ()) {
     old = host_current ();
     nbdkit_debug ("%s: SIGHUP: reloading", host_script_path ());
     n = host_reload (script_param, 1);
@@ -297,7 +270,7 @@ lp_get_ready (int model)
     host_per_thread (model, CB_load, CB_config, CB_config_complete,
                      CB_get_ready);
   if (r == 0)
-    watch_sighup ();
+    reload_watch ();
   return r;
 }
 
