@@ -3,7 +3,8 @@
  * The server does not use SIGHUP (whose default would end it): a host
  * that can reload watches it once it serves (reload_watch, from
  * get_ready), and the next connection to open reloads (reload_wanted
- * tells whether one was asked for since the last).  Hosts in one
+ * tells whether one was asked for since the caller last looked: each
+ * script of the host keeps its own count).  Hosts in one
  * process chain to each other's handlers.  Include it after the ABI
  * header.
  */
@@ -14,13 +15,14 @@
 #include <signal.h>
 #include <string.h>
 
+/* SIGHUPs received. */
 static volatile sig_atomic_t reload_hup;
 static struct sigaction reload_old;
 
 static void
 reload_on_sighup (int sig, siginfo_t *info, void *uc)
 {
-  reload_hup = 1;
+  reload_hup++;
   if (reload_old.sa_flags & SA_SIGINFO) {
     if (reload_old.sa_sigaction)
       reload_old.sa_sigaction (sig, info, uc);
@@ -45,13 +47,15 @@ reload_watch (void)
     nbdkit_debug ("cannot watch SIGHUP: %m");
 }
 
-/* Whether a reload was asked for; clears the request. */
+/* Whether a reload was asked for since *SEEN was updated (it is). */
 static inline int
-reload_wanted (void)
+reload_wanted (int *seen)
 {
-  if (!reload_hup)
+  int n = reload_hup;
+
+  if (n == *seen)
     return 0;
-  reload_hup = 0;
+  *seen = n;
   return 1;
 }
 

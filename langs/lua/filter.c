@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include <nbdkit-filter.h>
 
 #include "next.h"
+#include "reload.h"
 
 /* clang-format off */
 /* The filter ABI's callbacks, with the meta-context pair. */
@@ -55,8 +57,9 @@ static const char *const cb_names[] = {
 #define MAX_LAYERS 16
 struct layer {
   struct nbdkit_filter filter;
-  struct lhost *host;
+  struct lhost *host; /* the newest script's */
   int init_failed;
+  int reload_seen; /* SIGHUPs acted on */
 };
 static struct layer layers[MAX_LAYERS];
 static int nlayers;
@@ -66,13 +69,14 @@ static int nlayers;
  */
 struct handle {
   struct layer *layer;
+  struct lhost *host; /* the layer's interpreter when it opened */
   int ref;
   int next_ref;
   nbdkit_next *next;
 };
 
 /* In each callback of a connection: its layer's interpreter. */
-#define USE_HANDLE(hd) HOST_USE (((struct handle *)(hd))->layer->host)
+#define USE_HANDLE(hd) HOST_USE (((struct handle *)(hd))->host)
 
 /* Push the `next` object for N, made again if the server's next
  * pointer changed, then the handle's value.
@@ -111,11 +115,8 @@ begin (size_t cb, nbdkit_next *n, void *handle)
 static void
 lf_load (struct layer *l)
 {
+  host_init_hook = next_open_classes;
   l->init_failed = host_init () == -1;
-  if (!l->init_failed) {
-    next_open_classes (host_enter ());
-    host_leave ();
-  }
 }
 
 static void
@@ -136,9 +137,12 @@ static void
 drop_missing (struct layer *l)
 {
   /* clang-format off */
+  int (*get_ready) (int) = l->filter.get_ready;
 #define DROP(n) if (!host_has (CB_##n) && !asked_once (CB_##n)) l->filter.n = NULL;
   FILTER_OPTIONAL_CALLBACKS (DROP) DROP (meta_context) DROP (meta_extents)
 #undef DROP
+  /* Always: it starts watching for reloads. */
+  l->filter.get_ready = get_ready;
   /* clang-format on */
 }
 
@@ -220,7 +224,47 @@ lf_thread_model (struct layer *l)
 static int
 lf_get_ready (struct layer *l, int model)
 {
-  return call_get_ready (CB_get_ready, model);
+  host_set_model (model, CB_load, CB_config, CB_config_complete,
+                  CB_get_ready);
+  reload_watch ();
+  return host_has (CB_get_ready) ? call_get_ready (CB_get_ready, model) : 0;
+}
+
+/* Reloading (see reload.h): the next connection to open after SIGHUP
+ * reloads each layer's script (host_reload); if it loads, that
+ * connection and later ones use it, while open ones keep theirs.  A
+ * script that fails is reported and changes nothing.
+ */
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+maybe_reload (struct layer *l)
+{
+  struct lhost *n;
+
+  if (reload_hup == l->reload_seen)
+    return;
+  pthread_mutex_lock (&reload_lock);
+  if (reload_wanted (&l->reload_seen)) {
+    HOST_USE (l->host);
+    nbdkit_debug ("%s: SIGHUP: reloading", host_script_path ());
+    n = host_reload (NULL, 0);
+    if (n) {
+      struct lhost *old = l->host;
+      {
+        HOST_USE (n);
+        host_set_answers_alone (host_has (CB_get_size)
+                                && host_has (CB_pread));
+      }
+      __atomic_store_n (&l->host, n, __ATOMIC_RELEASE);
+      host_retire (old);
+      nbdkit_debug ("%s: reloaded", host_script_path ());
+    } else
+      nbdkit_error ("%s: reloading failed: the script loaded before"
+                    " keeps serving",
+                    host_script_path ());
+  }
+  pthread_mutex_unlock (&reload_lock);
 }
 
 static int
@@ -316,6 +360,8 @@ lf_open (struct layer *l, nbdkit_context *ctx, int readonly,
     return NULL;
   }
   h->layer = l;
+  h->host = host_current ();
+  host_use_count (h->host, 1);
   h->ref = LUA_REFNIL;
   h->next_ref = LUA_NOREF;
   h->next = NULL;
@@ -337,6 +383,7 @@ lf_open (struct layer *l, nbdkit_context *ctx, int readonly,
   lua_pop (L, 1);
   host_leave ();
   if (r == -1) {
+    host_use_count (h->host, -1);
     free (h);
     return NULL;
   }
@@ -364,6 +411,8 @@ lf_close (void *handle)
   }
   luaL_unref (L, LUA_REGISTRYINDEX, h->ref);
   host_leave ();
+  /* The last connection on a replaced script closes it. */
+  host_use_count (h->host, -1);
   free (h);
 }
 
@@ -681,22 +730,26 @@ static const struct nbdkit_filter template = {
   }                                                                            \
   static int preconnect_##i (nbdkit_backend *b, int ro)                        \
   {                                                                            \
+    maybe_reload (&layers[i]);                                                 \
     HOST_USE (layers[i].host);                                                 \
     return lf_preconnect (&layers[i], b, ro);                                  \
   }                                                                            \
   static int list_exports_##i (nbdkit_backend *b, int ro, int tls,             \
                                struct nbdkit_exports *e)                       \
   {                                                                            \
+    maybe_reload (&layers[i]);                                                 \
     HOST_USE (layers[i].host);                                                 \
     return lf_list_exports (&layers[i], b, ro, tls, e);                        \
   }                                                                            \
   static const char *default_export_##i (nbdkit_backend *b, int ro, int tls)   \
   {                                                                            \
+    maybe_reload (&layers[i]);                                                 \
     HOST_USE (layers[i].host);                                                 \
     return lf_default_export (&layers[i], b, ro, tls);                         \
   }                                                                            \
   static void *open_##i (nbdkit_context *c, int ro, const char *n, int tls)    \
   {                                                                            \
+    maybe_reload (&layers[i]);                                                 \
     HOST_USE (layers[i].host);                                                 \
     return lf_open (&layers[i], c, ro, n, tls);                                \
   }                                                                            \

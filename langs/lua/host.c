@@ -81,6 +81,7 @@ struct lslot {
  */
 static __thread struct lhost *cur_host;
 static struct lhost *default_host;
+void (*host_init_hook) (lua_State *L);
 
 struct lhost *
 host_new (void)
@@ -290,6 +291,8 @@ host_init (void)
   lua_pushcfunction (h->mainL, l_print);
   lua_setglobal (h->mainL, "print");
   module_open (h->mainL);
+  if (host_init_hook)
+    host_init_hook (h->mainL);
   return 0;
 }
 

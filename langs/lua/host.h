@@ -101,6 +101,8 @@ extern void handle_push (lua_State *L, const char *data, size_t len);
 extern int host_answers_alone (void);
 extern void host_set_answers_alone (int yes);
 
+/* What the object adds to each new interpreter (the filter's classes). */
+extern void (*host_init_hook) (lua_State *L);
 /* Start and stop the interpreter; HOSTNAME is "lua" in messages. */
 extern int host_init (void);
 extern void host_fini (void);

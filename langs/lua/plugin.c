@@ -233,16 +233,17 @@ lp_thread_model (void)
  * nothing.
  */
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+static int reload_seen;
 
 static void
 maybe_reload (void)
 {
   struct lhost *old, *n;
 
-  if (!reload_hup)
+  if (reload_hup == reload_seen)
     return;
   pthread_mutex_lock (&reload_lock);
-  if (reload_wanted ()) {
+  if (reload_wanted (&reload_seen)) {
     old = host_current ();
     nbdkit_debug ("%s: SIGHUP: reloading", host_script_path ());
     n = host_reload (script_param, 1);

@@ -52,6 +52,7 @@ static const struct nbdkit_param script_param[] = {
 
 static struct nbdkit_plugin plugin;
 static void maybe_reload (void);
+static int reload_seen; /* SIGHUPs acted on */
 
 static void
 py_load (void)
@@ -281,7 +282,7 @@ py_preconnect (int readonly)
   PyObject *a[2], *r;
   int ret = 0;
 
-  if (reload_hup)
+  if (reload_hup != reload_seen)
     maybe_reload ();
   if (CB (preconnect) == NULL)
     return 0;
@@ -303,7 +304,7 @@ py_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
   size_t before = nbdkit_exports_count (exports);
   int ret = 0;
 
-  if (reload_hup)
+  if (reload_hup != reload_seen)
     maybe_reload ();
   if (CB (list_exports) == NULL)
     return nbdkit_use_default_export (exports);
@@ -330,7 +331,7 @@ py_default_export (int readonly, int is_tls)
   PyObject *a[3], *r;
   const char *ret = NULL;
 
-  if (reload_hup)
+  if (reload_hup != reload_seen)
     maybe_reload ();
   if (CB (default_export) == NULL)
     return "";
@@ -400,7 +401,7 @@ static void
 maybe_reload (void)
 {
   pthread_mutex_lock (&reload_lock);
-  if (reload_wanted ())
+  if (reload_wanted (&reload_seen))
     reload ();
   pthread_mutex_unlock (&reload_lock);
 }
@@ -421,7 +422,7 @@ py_open (int readonly, const char *exportname, int is_tls)
     nbdkit_error ("malloc: %m");
     return NULL;
   }
-  if (reload_hup)
+  if (reload_hup != reload_seen)
     maybe_reload ();
   ps = __atomic_load_n (&cur_script, __ATOMIC_ACQUIRE);
   hd->ps = ps;
