@@ -19,7 +19,7 @@
 
 #define H(handle) ((struct handle *)(handle))
 #define L(handle) (H (handle)->layer)
-#define S(handle) (&L (handle)->script)
+#define S(handle) (&H (handle)->v->script)
 
 /* The first two arguments of every call: next and the handle. */
 static int
@@ -35,13 +35,12 @@ filter_io_close (void *handle)
 {
   struct handle *h = handle;
   PyObject *a[2] = { NULL, h->h }, *r;
-  struct layer *l = h->layer;
 
   host_enter ();
-  if (LCB (l, close)) {
-    r = host_call (LCB (l, close), a, 1);
+  if (HCB (h, close)) {
+    r = host_call (HCB (h, close), a, 1);
     if (r == NULL)
-      host_report (&l->script, "close");
+      host_report (&h->v->script, "close");
     Py_XDECREF (r);
   }
   /* The script may have kept next: it must not reach a closed layer. */
@@ -59,14 +58,14 @@ static PyObject *
 call_nh (int idx, nbdkit_next *next, void *handle, PyObject **a, size_t n,
          int *err)
 {
-  struct layer *l = L (handle);
+  struct version *v = H (handle)->v;
   PyObject *r = NULL;
 
   host_thread ()->last_error = 0;
   if (args2 (a, handle, next) == 0)
-    r = host_call (l->script.cb[idx], a, 2 + n);
+    r = host_call (v->script.cb[idx], a, 2 + n);
   if (r == NULL) {
-    int e = host_report_errno (&l->script, filter_cb_names[idx]);
+    int e = host_report_errno (&v->script, filter_cb_names[idx]);
     if (err)
       *err = e;
   }
@@ -123,7 +122,7 @@ f_export_description (nbdkit_next *next, void *handle)
   PyObject *a[3], *r;
   const char *ret = NULL;
 
-  if (LCB (L (handle), export_description) == NULL)
+  if (HCB (H (handle), export_description) == NULL)
     return next ? nbdkit_next_export_description (next) : NULL;
   host_enter ();
   r = call_nh (FCB_export_description, next, handle, a, 0, NULL);
@@ -148,12 +147,12 @@ f_block_size (nbdkit_next *next, void *handle, struct nbdkit_block_size *bs)
   PyObject *a[4], *r;
   int ret = -1;
 
-  if (LCB (L (handle), block_size) == NULL)
+  if (HCB (H (handle), block_size) == NULL)
     return next ? nbdkit_next_block_size (next, bs) : 0;
   host_enter ();
   a[3] = PyBool_FromLong (bs->client_requested);
   r = call_nh (FCB_block_size, next, handle, a,
-               L (handle)->block_size_args >= 3, NULL);
+               H (handle)->v->block_size_args >= 3, NULL);
   Py_DECREF (a[3]);
   if (r == Py_None && next) {
     int depth = host_allow ();
@@ -183,7 +182,7 @@ cap (int idx, nbdkit_next *next, void *handle, enum cap_kind kind)
   return ret;
 }
 
-#define HAS(fn) (LCB (L (handle), fn) != NULL)
+#define HAS(fn) (HCB (H (handle), fn) != NULL)
 #define HOST_CAN_ZERO f_can_zero (NULL, handle)
 #define CAP(fn, kind)                                                          \
   static int f_##fn (nbdkit_next *next, void *handle)                          \
@@ -313,7 +312,7 @@ range_op (int idx, nbdkit_next *next, void *handle, uint64_t count,
      */
     host_thread ()->last_error = 0;
     if (args2 (a, handle, next) == 0)
-      r = host_call (L (handle)->script.cb[idx], a, 5);
+      r = host_call (H (handle)->v->script.cb[idx], a, 5);
     e = r ? 0 : host_exception_errno ();
     if (e == EOPNOTSUPP || e == ENOTSUP) {
       PyErr_Clear ();
