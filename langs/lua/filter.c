@@ -224,8 +224,7 @@ lf_thread_model (struct layer *l)
 static int
 lf_get_ready (struct layer *l, int model)
 {
-  host_set_model (model, CB_load, CB_config, CB_config_complete,
-                  CB_get_ready);
+  host_set_model (model, CB_load, CB_config, CB_config_complete, CB_get_ready);
   reload_watch ();
   return host_has (CB_get_ready) ? call_get_ready (CB_get_ready, model) : 0;
 }
@@ -253,8 +252,7 @@ maybe_reload (struct layer *l)
       struct lhost *old = l->host;
       {
         HOST_USE (n);
-        host_set_answers_alone (host_has (CB_get_size)
-                                && host_has (CB_pread));
+        host_set_answers_alone (host_has (CB_get_size) && host_has (CB_pread));
       }
       __atomic_store_n (&l->host, n, __ATOMIC_RELEASE);
       host_retire (old);
@@ -306,8 +304,8 @@ lf_preconnect (struct layer *l, nbdkit_backend *b, int readonly)
 }
 
 static int
-lf_list_exports (struct layer *l, nbdkit_backend *b, int readonly,
-                 int is_tls, struct nbdkit_exports *x)
+lf_list_exports (struct layer *l, nbdkit_backend *b, int readonly, int is_tls,
+                 struct nbdkit_exports *x)
 {
   lua_State *L = host_enter ();
   int r;
@@ -322,8 +320,7 @@ lf_list_exports (struct layer *l, nbdkit_backend *b, int readonly,
 }
 
 static const char *
-lf_default_export (struct layer *l, nbdkit_backend *b, int readonly,
-                   int is_tls)
+lf_default_export (struct layer *l, nbdkit_backend *b, int readonly, int is_tls)
 {
   lua_State *L = host_enter ();
   const char *r = NULL;
@@ -675,7 +672,6 @@ static const struct nbdkit_filter template = {
   .meta_extents = lf_meta_extents,
 };
 
-
 /* Each layer's callbacks that get no handle, bound to it. */
 #define LAYER(i)                                                               \
   static void load_##i (void)                                                  \
@@ -810,7 +806,7 @@ filter_init (void)
     return NULL;
   }
   l->filter = template;
-  binders[nlayers] (&l->filter);
+  binders[nlayers](&l->filter);
   nlayers++;
   l->filter._struct_size = sizeof l->filter;
   l->filter._api_version = NBDKIT_API_VERSION;

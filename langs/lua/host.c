@@ -50,7 +50,7 @@ struct lhost {
   const char *const *names;
   struct config_item {
     char *key, *value;
-  } *config;
+  } * config;
   size_t n_config;
   size_t cb_load, cb_config, cb_config_complete, cb_get_ready;
   int model;
@@ -330,7 +330,8 @@ host_script_path (void)
 int
 host_has (size_t i)
 {
-  return cur ()->cb_refs && i < cur ()->n_cbs && cur ()->cb_refs[i] != LUA_NOREF;
+  return cur ()->cb_refs && i < cur ()->n_cbs
+         && cur ()->cb_refs[i] != LUA_NOREF;
 }
 
 void
@@ -370,7 +371,8 @@ host_fail (const char *what, int err, const char *fmt, ...)
   int r;
 
   va_start (ap, fmt);
-  r = host_vfail (cur ()->script_path ? cur ()->script_path : "lua", what, err, fmt, ap);
+  r = host_vfail (cur ()->script_path ? cur ()->script_path : "lua", what, err,
+                  fmt, ap);
   va_end (ap);
   return r;
 }
@@ -396,14 +398,17 @@ host_call (lua_State *L, int nargs, int nresults, const char *what, int *err)
     lua_getfield (L, -2, "message");
     const char *m = lua_tostring (L, -1);
     if (below)
-      nbdkit_debug ("%s: %s: %s", cur ()->script_path ? cur ()->script_path : "lua", what,
+      nbdkit_debug ("%s: %s: %s",
+                    cur ()->script_path ? cur ()->script_path : "lua", what,
                     m && *m ? m : module_errno_name (e));
     else
-      nbdkit_error ("%s: %s: %s", cur ()->script_path ? cur ()->script_path : "lua", what,
+      nbdkit_error ("%s: %s: %s",
+                    cur ()->script_path ? cur ()->script_path : "lua", what,
                     m && *m ? m : module_errno_name (e));
     lua_pop (L, 2);
   } else {
-    nbdkit_error ("%s: %s: %s", cur ()->script_path ? cur ()->script_path : "lua", what,
+    nbdkit_error ("%s: %s: %s",
+                  cur ()->script_path ? cur ()->script_path : "lua", what,
                   lua_tostring (L, -1));
     e = module_last_error ? module_last_error : EIO;
   }
@@ -738,8 +743,8 @@ host_params (const struct nbdkit_param *first, size_t nfirst, int *error)
       goto fail;
     }
     if (p->type == NBDKIT_PARAM_ENUM && p->choices == NULL) {
-      nbdkit_error ("%s: parameter '%s': an enum needs choices", cur ()->script_path,
-                    p->name);
+      nbdkit_error ("%s: parameter '%s': an enum needs choices",
+                    cur ()->script_path, p->name);
       goto fail;
     }
     lua_getfield (L, -1, "required");
@@ -784,8 +789,7 @@ push_decl (lua_State *L, const char *key)
   for (size_t i = 0; i < cur ()->n_cparams; i++)
     if (strcmp (cur ()->cparams[i].name, key) == 0) {
       lua_rawgeti (L, LUA_REGISTRYINDEX,
-                   slot ()->own ? slot ()->own_params_ref
-                                : cur ()->params_ref);
+                   slot ()->own ? slot ()->own_params_ref : cur ()->params_ref);
       lua_Integer n = luaL_len (L, -1);
       for (lua_Integer j = 1; j <= n; j++) {
         lua_geti (L, -1, j);
@@ -1190,8 +1194,7 @@ host_per_thread (int model, size_t cb_load, size_t cb_config,
 {
   struct lhost *h = cur ();
 
-  host_set_model (model, cb_load, cb_config, cb_config_complete,
-                  cb_get_ready);
+  host_set_model (model, cb_load, cb_config, cb_config_complete, cb_get_ready);
   h->main_thread = pthread_self ();
   h->per_thread = h->src != NULL;
 }
@@ -1331,8 +1334,7 @@ host_reload (const struct nbdkit_param *first, size_t nfirst)
     if (host_has (old->cb_load) && call0 (old->cb_load, "load") == -1)
       goto out;
     for (size_t i = 0; i < old->n_config; i++)
-      if (host_config (old->config[i].key, old->config[i].value,
-                       old->cb_config)
+      if (host_config (old->config[i].key, old->config[i].value, old->cb_config)
           == -1)
         goto out;
     if (host_has (old->cb_config_complete)

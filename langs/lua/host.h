@@ -63,7 +63,7 @@ extern void host_switch_back (struct lhost **prev);
 #define HOST_USE(h)                                                            \
   struct lhost *host_prev_                                                     \
       __attribute__ ((cleanup (host_switch_back), unused))                     \
-  = host_switch (h)
+      = host_switch (h)
 
 /* From get_ready of a plugin in the parallel model: from now on each
  * server thread but this one runs the script in a Lua state of its

@@ -423,7 +423,6 @@ c_next_open (lua_State *L)
   return 0;
 }
 
-
 static int
 c_open_none (lua_State *L)
 {

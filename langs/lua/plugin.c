@@ -264,8 +264,7 @@ lp_get_ready (int model)
 {
   int r = host_has (CB_get_ready) ? call_get_ready (CB_get_ready, model) : 0;
 
-  host_set_model (model, CB_load, CB_config, CB_config_complete,
-                  CB_get_ready);
+  host_set_model (model, CB_load, CB_config, CB_config_complete, CB_get_ready);
   /* Parallel: a Lua state per thread, so requests run at once. */
   if (r == 0 && model == NBDKIT_THREAD_MODEL_PARALLEL)
     host_per_thread (model, CB_load, CB_config, CB_config_complete,

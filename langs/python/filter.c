@@ -107,7 +107,8 @@ load_script (struct layer *l, const char *path, int reloading)
   PyObject *r;
 
   module_name (path, (int)(l - layers), modname, sizeof modname);
-  if (host_script_load (&l->v->script, path, modname, filter_cb_names, FCB_COUNT)
+  if (host_script_load (&l->v->script, path, modname, filter_cb_names,
+                        FCB_COUNT)
       == -1)
     return -1;
   if (l->v->script.api_version != 1 && l->v->script.api_version != 3) {
@@ -117,7 +118,8 @@ load_script (struct layer *l, const char *path, int reloading)
   }
   l->v->script.api_version = 3;
   l->v->open_args = LCB (l, open) ? host_arity (LCB (l, open)) : 4;
-  l->v->get_ready_args = LCB (l, get_ready) ? host_arity (LCB (l, get_ready)) : 0;
+  l->v->get_ready_args
+      = LCB (l, get_ready) ? host_arity (LCB (l, get_ready)) : 0;
   l->v->block_size_args
       = LCB (l, block_size) ? host_arity (LCB (l, block_size)) : 2;
 
@@ -268,7 +270,8 @@ l_get_ready (struct layer *l, int thread_model)
     return 0;
   host_enter ();
   a[1] = PyLong_FromLong (thread_model);
-  r = a[1] ? host_call (LCB (l, get_ready), a, l->v->get_ready_args >= 1) : NULL;
+  r = a[1] ? host_call (LCB (l, get_ready), a, l->v->get_ready_args >= 1)
+           : NULL;
   Py_XDECREF (a[1]);
   if (r == NULL)
     ret = host_report (&l->v->script, "get_ready");
@@ -459,7 +462,9 @@ l_open (struct layer *l, nbdkit_context *ctx, int readonly,
 {
   struct handle *h = calloc (1, sizeof *h);
   PyObject *a[5], *r;
-  size_t n = l->v->open_args < 1 ? 1 : l->v->open_args > 4 ? 4 : l->v->open_args;
+  size_t n = l->v->open_args < 1   ? 1
+             : l->v->open_args > 4 ? 4
+                                   : l->v->open_args;
 
   if (h == NULL) {
     nbdkit_error ("%s: open: out of memory", l->v->script.path);

@@ -202,8 +202,7 @@ m_parse_int (PyObject *self, PyObject *args)
   if (!PyArg_ParseTuple (args, "ss:parse_int", &what, &s))
     return NULL;
   if (nbdkit_parse_int (what, s, &r) == -1) {
-    PyErr_Format (PyExc_ValueError, "%s: cannot parse '%s' as an int", what,
-                  s);
+    PyErr_Format (PyExc_ValueError, "%s: cannot parse '%s' as an int", what, s);
     return NULL;
   }
   return PyLong_FromLong (r);

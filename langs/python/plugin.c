@@ -37,7 +37,7 @@ static int loaded;
 /* For reloading: each key=value given, and the thread model. */
 static struct config_item {
   char *key, *value;
-} *config_items;
+} * config_items;
 static size_t n_config_items;
 static int final_model = -1;
 
@@ -93,7 +93,8 @@ load_script (const char *path, int reloading)
     return host_report (&script, "loading");
   cur_script->open_args = CB (open) ? host_arity (CB (open)) : 3;
   cur_script->get_ready_args = CB (get_ready) ? host_arity (CB (get_ready)) : 0;
-  cur_script->block_size_args = CB (block_size) ? host_arity (CB (block_size)) : 1;
+  cur_script->block_size_args
+      = CB (block_size) ? host_arity (CB (block_size)) : 1;
 
   /* The server checks the script's declared parameters from now on;
    * without declarations, every key goes to its config unchecked.
@@ -123,8 +124,8 @@ load_script (const char *path, int reloading)
 static void
 remember (const char *key, const char *value)
 {
-  struct config_item *n = realloc (
-      config_items, (n_config_items + 1) * sizeof *config_items);
+  struct config_item *n
+      = realloc (config_items, (n_config_items + 1) * sizeof *config_items);
 
   if (n == NULL)
     return;

@@ -47,7 +47,7 @@ struct handle {
 /* At the top of each callback of a connection: PS and H as above. */
 #define PLUGIN_HANDLE(hd)                                                      \
   struct plugin_script *ps __attribute__ ((unused))                            \
-      = ((struct handle *)(hd))->ps;                                           \
+  = ((struct handle *)(hd))->ps;                                               \
   PyObject *h __attribute__ ((unused)) = ((struct handle *)(hd))->h
 
 /* plugin_io.c */

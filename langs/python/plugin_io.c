@@ -136,10 +136,10 @@ cap (int idx, void *hd, int kind, int dflt)
 }
 
 #define CAP(fn, kind, dflt)                                                    \
-  int py_##fn (void *hd)                                                        \
+  int py_##fn (void *hd)                                                       \
   {                                                                            \
     PLUGIN_HANDLE (hd);                                                        \
-    return cap (CB_##fn, hd, kind, dflt);                                       \
+    return cap (CB_##fn, hd, kind, dflt);                                      \
   }
 CAP (can_write, CAP_BOOL, CB (pwrite) != NULL)
 CAP (can_flush, CAP_BOOL, CB (flush) != NULL)
