@@ -321,6 +321,17 @@ extern int nbdkit_read_lend (struct nbdkit_read *rd, uint64_t offset,
                              void (*release) (void *opaque), void *opaque);
 extern int nbdkit_read_error_at (struct nbdkit_read *rd, uint64_t offset);
 
+/* For a filter that passed RD down to nbdkit_next_pread and decides
+ * only afterwards whether to answer with what came up (a language
+ * host, whose script may still read BUF or change it):
+ * nbdkit_read_fill writes into BUF the bytes that the holes and loans
+ * recorded in RD so far stand for, keeping them, so the reply still
+ * sends them as holes and from the loans; nbdkit_read_forget drops
+ * them (returning the loans), so that BUF alone answers.
+ */
+extern void nbdkit_read_fill (struct nbdkit_read *rd);
+extern void nbdkit_read_forget (struct nbdkit_read *rd);
+
 #ifdef __cplusplus
 }
 #endif

@@ -270,6 +270,14 @@ v3_block_size (struct context *c, struct nbdkit_block_size *bs)
   return 0;
 }
 
+static int
+fast_zero_default (struct context *c)
+{
+  int z = backend_can_zero (c);
+
+  return z == -1 ? -1 : z != NBDKIT_ZERO_NATIVE;
+}
+
 /* Capabilities: an absent callback answers from whether the matching
  * data callback exists.
  */
@@ -283,7 +291,11 @@ CAN (can_flush, PC (c)->flush != NULL)
 CAN (is_rotational, 0)
 CAN (can_trim, PC (c)->trim != NULL)
 CAN (can_zero, PC (c)->zero ? NBDKIT_ZERO_NATIVE : NBDKIT_ZERO_EMULATE)
-CAN (can_fast_zero, 1)
+/* As nbdkit documents: fast zeroes are offered unless the plugin
+ * zeroes natively (then only it could say whether it is fast): where
+ * zeroing is emulated by writes, the server fails them fast itself.
+ */
+CAN (can_fast_zero, fast_zero_default (c))
 CAN (can_fua, PC (c)->flush ? NBDKIT_FUA_EMULATE : NBDKIT_FUA_NONE)
 CAN (can_multi_conn, 0)
 CAN (can_extents,

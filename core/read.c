@@ -34,14 +34,7 @@ read_release (struct nbdkit_read *rd)
 void
 read_flatten (struct nbdkit_read *rd)
 {
-  for (size_t i = 0; i < rd->nsegs; i++) {
-    struct read_seg *g = &rd->segs[i];
-    char *dst = (char *)rd->buf + g->offset;
-    if (g->data)
-      memcpy (dst, g->data, g->length);
-    else
-      memset (dst, 0, g->length);
-  }
+  nbdkit_read_fill (rd);
   read_release (rd);
 }
 
@@ -153,4 +146,23 @@ nbdkit_read_error_at (struct nbdkit_read *rd, uint64_t offset)
     return -1;
   rd->error_at = offset;
   return 0;
+}
+
+NBDKIT_EXTERN_C void
+nbdkit_read_fill (struct nbdkit_read *rd)
+{
+  for (size_t i = 0; i < rd->nsegs; i++) {
+    struct read_seg *g = &rd->segs[i];
+    char *dst = (char *)rd->buf + g->offset;
+    if (g->data)
+      memcpy (dst, g->data, g->length);
+    else
+      memset (dst, 0, g->length);
+  }
+}
+
+NBDKIT_EXTERN_C void
+nbdkit_read_forget (struct nbdkit_read *rd)
+{
+  read_release (rd);
 }

@@ -57,7 +57,11 @@ host_block_size_ok (int64_t v)
 #define HOST_DEFAULT_can_trim (HAS (trim))
 #define HOST_DEFAULT_can_zero                                                  \
   (HAS (zero) ? NBDKIT_ZERO_NATIVE : NBDKIT_ZERO_EMULATE)
-#define HOST_DEFAULT_can_fast_zero 1
+/* nbdkit's rule: fast zeroes unless zeroing is native; the host
+ * defines HOST_CAN_ZERO as the layer's own can_zero answer.
+ */
+#define HOST_DEFAULT_can_fast_zero                                             \
+  ((HOST_CAN_ZERO) >= 0 && (HOST_CAN_ZERO) != NBDKIT_ZERO_NATIVE)
 #define HOST_DEFAULT_can_fua                                                   \
   (HAS (flush) ? NBDKIT_FUA_EMULATE : NBDKIT_FUA_NONE)
 #define HOST_DEFAULT_can_multi_conn 0

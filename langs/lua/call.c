@@ -93,11 +93,12 @@ int
 call_exports (lua_State *L, int nargs, struct nbdkit_exports *x)
 {
   size_t before = nbdkit_exports_count (x);
+  struct nbdkit_exports *saved = module_cur_exports;
   int r;
 
   module_cur_exports = x;
   r = host_call (L, nargs, 1, "list_exports", NULL);
-  module_cur_exports = NULL;
+  module_cur_exports = saved;
   if (r == 0) {
     /* Nothing returned and nothing added: the default export alone,
      * as in the Python host.

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include <nbdkit-filter.h>
 
 #include "next.h"
+#include "reload.h"
 
 /* clang-format off */
 /* The filter ABI's callbacks, with the meta-context pair. */
@@ -46,17 +48,35 @@ static const char *const cb_names[] = {
 };
 /* clang-format on */
 
-static struct nbdkit_filter filter;
-static int init_failed;
+/* The server calls filter_init once per --filter=X.lua: each gets a
+ * layer of its own, with its own struct (the callbacks its script
+ * lacks taken out) and its own Lua state and script.  Callbacks
+ * without a handle reach their layer through per-layer trampolines
+ * (LAYER below), the others through the handle.
+ */
+#define MAX_LAYERS 16
+struct layer {
+  struct nbdkit_filter filter;
+  struct lhost *host; /* the newest script's */
+  int init_failed;
+  int reload_seen; /* SIGHUPs acted on */
+};
+static struct layer layers[MAX_LAYERS];
+static int nlayers;
 
 /* A connection's handle: the script's value, and the `next` object
  * made for it (made again if the server's next pointer changes).
  */
 struct handle {
+  struct layer *layer;
+  struct lhost *host; /* the layer's interpreter when it opened */
   int ref;
   int next_ref;
   nbdkit_next *next;
 };
+
+/* In each callback of a connection: its layer's interpreter. */
+#define USE_HANDLE(hd) HOST_USE (((struct handle *)(hd))->host)
 
 /* Push the `next` object for N, made again if the server's next
  * pointer changed, then the handle's value.
@@ -93,29 +113,14 @@ begin (size_t cb, nbdkit_next *n, void *handle)
 /* ---- the filter's callbacks ---- */
 
 static void
-lf_load (void)
+lf_load (struct layer *l)
 {
-  static int loads;
-
-  /* The server loads this object once however many --filter=X.lua
-   * there are, and our callbacks cannot tell the instances apart.
-   */
-  if (loads++ > 0) {
-    nbdkit_error ("only one Lua filter script per server: %s is already"
-                  " loaded (combine the scripts into one)",
-                  host_loaded () ? host_script_path () : "another");
-    init_failed = 1;
-    return;
-  }
-  init_failed = host_init () == -1;
-  if (!init_failed) {
-    next_open_classes (host_enter ());
-    host_leave ();
-  }
+  host_init_hook = next_open_classes;
+  l->init_failed = host_init () == -1;
 }
 
 static void
-lf_unload (void)
+lf_unload (struct layer *l)
 {
   call_unload (CB_unload);
 }
@@ -129,36 +134,39 @@ asked_once (size_t cb)
 }
 
 static void
-drop_missing (void)
+drop_missing (struct layer *l)
 {
   /* clang-format off */
-#define DROP(n) if (!host_has (CB_##n) && !asked_once (CB_##n)) filter.n = NULL;
+  int (*get_ready) (int) = l->filter.get_ready;
+#define DROP(n) if (!host_has (CB_##n) && !asked_once (CB_##n)) l->filter.n = NULL;
   FILTER_OPTIONAL_CALLBACKS (DROP) DROP (meta_context) DROP (meta_extents)
 #undef DROP
+  /* Always: it starts watching for reloads. */
+  l->filter.get_ready = get_ready;
   /* clang-format on */
 }
 
 static int
-load_script (const char *path)
+load_script (struct layer *l, const char *path)
 {
   const struct nbdkit_param *p;
   int bad;
 
-  if (init_failed)
+  if (l->init_failed)
     return -1;
   if (host_load_script (path, cb_names, CB_COUNT) == -1)
     return -1;
   p = host_params (NULL, 0, &bad);
   if (bad)
     return -1;
-  filter.params = p;
-  drop_missing ();
-  next_script_answers_alone = host_has (CB_get_size) && host_has (CB_pread);
+  l->filter.params = p;
+  drop_missing (l);
+  host_set_answers_alone (host_has (CB_get_size) && host_has (CB_pread));
   return host_has (CB_load) ? call0 (CB_load, "load") : 0;
 }
 
 static int
-lf_config (const char *key, const char *value)
+lf_config (struct layer *l, const char *key, const char *value)
 {
   if (!host_loaded ()) {
     if (strcmp (key, "script") != 0) {
@@ -167,13 +175,13 @@ lf_config (const char *key, const char *value)
                     key, value);
       return -1;
     }
-    return load_script (value);
+    return load_script (l, value);
   }
   return host_config (key, value, CB_config);
 }
 
 static int
-lf_config_complete (void)
+lf_config_complete (struct layer *l)
 {
   if (!host_loaded ()) {
     nbdkit_error ("the lua filter was given no script: use"
@@ -186,7 +194,7 @@ lf_config_complete (void)
 }
 
 static const char *
-lf_config_help (void)
+lf_config_help (struct layer *l)
 {
   const char *h = host_help ();
 
@@ -197,7 +205,7 @@ lf_config_help (void)
 }
 
 static void
-lf_dump_plugin (void)
+lf_dump_plugin (struct layer *l)
 {
   lua_State *L = host_enter ();
   host_push_cb (L, CB_dump_plugin);
@@ -207,20 +215,58 @@ lf_dump_plugin (void)
 }
 
 static int
-lf_thread_model (void)
+lf_thread_model (struct layer *l)
 {
   return host_thread_model (CB_thread_model,
                             NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS);
 }
 
 static int
-lf_get_ready (int model)
+lf_get_ready (struct layer *l, int model)
 {
-  return call_get_ready (CB_get_ready, model);
+  host_set_model (model, CB_load, CB_config, CB_config_complete, CB_get_ready);
+  reload_watch ();
+  return host_has (CB_get_ready) ? call_get_ready (CB_get_ready, model) : 0;
+}
+
+/* Reloading (see reload.h): the next connection to open after SIGHUP
+ * reloads each layer's script (host_reload); if it loads, that
+ * connection and later ones use it, while open ones keep theirs.  A
+ * script that fails is reported and changes nothing.
+ */
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+maybe_reload (struct layer *l)
+{
+  struct lhost *n;
+
+  if (reload_hup == l->reload_seen)
+    return;
+  pthread_mutex_lock (&reload_lock);
+  if (reload_wanted (&l->reload_seen)) {
+    HOST_USE (l->host);
+    nbdkit_debug ("%s: SIGHUP: reloading", host_script_path ());
+    n = host_reload (NULL, 0);
+    if (n) {
+      struct lhost *old = l->host;
+      {
+        HOST_USE (n);
+        host_set_answers_alone (host_has (CB_get_size) && host_has (CB_pread));
+      }
+      __atomic_store_n (&l->host, n, __ATOMIC_RELEASE);
+      host_retire (old);
+      nbdkit_debug ("%s: reloaded", host_script_path ());
+    } else
+      nbdkit_error ("%s: reloading failed: the script loaded before"
+                    " keeps serving",
+                    host_script_path ());
+  }
+  pthread_mutex_unlock (&reload_lock);
 }
 
 static int
-lf_after_fork (nbdkit_backend *b)
+lf_after_fork (struct layer *l, nbdkit_backend *b)
 {
   lua_State *L = host_enter ();
   int r;
@@ -233,7 +279,7 @@ lf_after_fork (nbdkit_backend *b)
 }
 
 static void
-lf_cleanup (nbdkit_backend *b)
+lf_cleanup (struct layer *l, nbdkit_backend *b)
 {
   lua_State *L = host_enter ();
 
@@ -244,7 +290,7 @@ lf_cleanup (nbdkit_backend *b)
 }
 
 static int
-lf_preconnect (nbdkit_backend *b, int readonly)
+lf_preconnect (struct layer *l, nbdkit_backend *b, int readonly)
 {
   lua_State *L = host_enter ();
   int r;
@@ -258,7 +304,7 @@ lf_preconnect (nbdkit_backend *b, int readonly)
 }
 
 static int
-lf_list_exports (nbdkit_backend *b, int readonly, int is_tls,
+lf_list_exports (struct layer *l, nbdkit_backend *b, int readonly, int is_tls,
                  struct nbdkit_exports *x)
 {
   lua_State *L = host_enter ();
@@ -274,7 +320,7 @@ lf_list_exports (nbdkit_backend *b, int readonly, int is_tls,
 }
 
 static const char *
-lf_default_export (nbdkit_backend *b, int readonly, int is_tls)
+lf_default_export (struct layer *l, nbdkit_backend *b, int readonly, int is_tls)
 {
   lua_State *L = host_enter ();
   const char *r = NULL;
@@ -298,7 +344,8 @@ lf_default_export (nbdkit_backend *b, int readonly, int is_tls)
 }
 
 static void *
-lf_open (nbdkit_context *ctx, int readonly, const char *exportname, int is_tls)
+lf_open (struct layer *l, nbdkit_context *ctx, int readonly,
+         const char *exportname, int is_tls)
 {
   struct handle *h = malloc (sizeof *h);
   nbdkit_context **slot;
@@ -309,6 +356,9 @@ lf_open (nbdkit_context *ctx, int readonly, const char *exportname, int is_tls)
     nbdkit_error ("malloc: %m");
     return NULL;
   }
+  h->layer = l;
+  h->host = host_current ();
+  host_use_count (h->host, 1);
   h->ref = LUA_REFNIL;
   h->next_ref = LUA_NOREF;
   h->next = NULL;
@@ -330,6 +380,7 @@ lf_open (nbdkit_context *ctx, int readonly, const char *exportname, int is_tls)
   lua_pop (L, 1);
   host_leave ();
   if (r == -1) {
+    host_use_count (h->host, -1);
     free (h);
     return NULL;
   }
@@ -339,6 +390,7 @@ lf_open (nbdkit_context *ctx, int readonly, const char *exportname, int is_tls)
 static void
 lf_close (void *handle)
 {
+  USE_HANDLE (handle);
   struct handle *h = handle;
   lua_State *L = host_enter ();
 
@@ -356,12 +408,15 @@ lf_close (void *handle)
   }
   luaL_unref (L, LUA_REGISTRYINDEX, h->ref);
   host_leave ();
+  /* The last connection on a replaced script closes it. */
+  host_use_count (h->host, -1);
   free (h);
 }
 
 static int
 lf_prepare (nbdkit_next *n, void *handle, int readonly)
 {
+  USE_HANDLE (handle);
   lua_State *L = begin (CB_prepare, n, handle);
   int r;
 
@@ -374,6 +429,7 @@ lf_prepare (nbdkit_next *n, void *handle, int readonly)
 static int
 lf_finalize (nbdkit_next *n, void *handle)
 {
+  USE_HANDLE (handle);
   lua_State *L = begin (CB_finalize, n, handle);
   int r = host_call (L, 2, 0, "finalize", NULL);
 
@@ -384,6 +440,7 @@ lf_finalize (nbdkit_next *n, void *handle)
 static int64_t
 lf_get_size (nbdkit_next *n, void *handle)
 {
+  USE_HANDLE (handle);
   lua_State *L = begin (CB_get_size, n, handle);
   int64_t r = call_size (L, 2, "get_size");
 
@@ -395,6 +452,7 @@ lf_get_size (nbdkit_next *n, void *handle)
 static const char *
 lf_export_description (nbdkit_next *n, void *handle)
 {
+  USE_HANDLE (handle);
   lua_State *L;
   const char *r = NULL;
   int bad = 0, below = 0;
@@ -419,6 +477,7 @@ lf_export_description (nbdkit_next *n, void *handle)
 static int
 lf_block_size (nbdkit_next *n, void *handle, struct nbdkit_block_size *bs)
 {
+  USE_HANDLE (handle);
   lua_State *L;
   int r, below = 0;
 
@@ -440,9 +499,11 @@ lf_block_size (nbdkit_next *n, void *handle, struct nbdkit_block_size *bs)
 }
 
 #define HAS(fn) host_has (CB_##fn)
+#define HOST_CAN_ZERO lf_can_zero (NULL, handle)
 #define CAN(fn, tri)                                                           \
   static int lf_##fn (nbdkit_next *n, void *handle)                            \
   {                                                                            \
+    USE_HANDLE (handle);                                                       \
     lua_State *L;                                                              \
     int r;                                                                     \
     if (!HAS (fn))                                                             \
@@ -463,12 +524,14 @@ CAN (can_multi_conn, 0)
 CAN (can_extents, NBDKIT_EXTENTS_NATIVE)
 CAN (can_cache, NBDKIT_CACHE_NATIVE)
 #undef CAN
+#undef HOST_CAN_ZERO
 #undef HAS
 
 static int
 lf_pread (nbdkit_next *n, void *handle, void *buf, uint64_t count,
           uint64_t offset, uint32_t flags, struct nbdkit_read *rd, int *err)
 {
+  USE_HANDLE (handle);
   lua_State *L = begin (CB_pread, n, handle);
   struct module_read cur = { rd, buf, count, offset, 0 };
   int r;
@@ -485,6 +548,7 @@ static int
 lf_pwrite (nbdkit_next *n, void *handle, const void *buf, uint64_t count,
            uint64_t offset, uint32_t flags, int *err)
 {
+  USE_HANDLE (handle);
   lua_State *L = begin (CB_pwrite, n, handle);
   int r;
 
@@ -500,6 +564,7 @@ lf_pwrite (nbdkit_next *n, void *handle, const void *buf, uint64_t count,
 static int
 lf_flush (nbdkit_next *n, void *handle, uint32_t flags, int *err)
 {
+  USE_HANDLE (handle);
   lua_State *L = begin (CB_flush, n, handle);
   int r;
 
@@ -513,6 +578,7 @@ lf_flush (nbdkit_next *n, void *handle, uint32_t flags, int *err)
   static int lf_##fn (nbdkit_next *n, void *handle, uint64_t count,            \
                       uint64_t offset, uint32_t flags, int *err)               \
   {                                                                            \
+    USE_HANDLE (handle);                                                       \
     lua_State *L = begin (CB_##fn, n, handle);                                 \
     int r;                                                                     \
     lua_pushinteger (L, count);                                                \
@@ -532,6 +598,7 @@ extents_cb (size_t cb, const char *what, nbdkit_next *n, void *handle,
             uint64_t count, uint64_t offset, uint32_t flags,
             struct nbdkit_extents *e, int *err)
 {
+  USE_HANDLE (handle);
   lua_State *L = begin (cb, n, handle);
   int r;
 
@@ -560,7 +627,7 @@ lf_meta_extents (nbdkit_next *n, void *handle, uint64_t count, uint64_t offset,
 }
 
 static const char *
-lf_meta_context (void)
+lf_meta_context (struct layer *l)
 {
   lua_State *L = host_enter ();
   const char *r;
@@ -571,25 +638,14 @@ lf_meta_context (void)
   return r;
 }
 
-static struct nbdkit_filter filter = {
+/* What every layer starts from; its trampolines replace the callbacks
+ * that have no handle.
+ */
+static const struct nbdkit_filter template = {
   .name = "lua",
   .longname = "nbdkit Lua filter",
   .version = NBDKIT_VERSION,
   .description = "Runs a filter written in Lua 5.4.",
-  .load = lf_load,
-  .unload = lf_unload,
-  .config = lf_config,
-  .config_complete = lf_config_complete,
-  .config_help = lf_config_help,
-  .dump_plugin = lf_dump_plugin,
-  .thread_model = lf_thread_model,
-  .get_ready = lf_get_ready,
-  .after_fork = lf_after_fork,
-  .cleanup = lf_cleanup,
-  .preconnect = lf_preconnect,
-  .list_exports = lf_list_exports,
-  .default_export = lf_default_export,
-  .open = lf_open,
   .close = lf_close,
   .prepare = lf_prepare,
   .finalize = lf_finalize,
@@ -613,8 +669,147 @@ static struct nbdkit_filter filter = {
   .zero = lf_zero,
   .extents = lf_extents,
   .cache = lf_cache,
-  .meta_context = lf_meta_context,
   .meta_extents = lf_meta_extents,
 };
 
-NBDKIT_REGISTER_FILTER (filter)
+/* Each layer's callbacks that get no handle, bound to it. */
+#define LAYER(i)                                                               \
+  static void load_##i (void)                                                  \
+  {                                                                            \
+    HOST_USE (layers[i].host);                                                 \
+    lf_load (&layers[i]);                                                      \
+  }                                                                            \
+  static void unload_##i (void)                                                \
+  {                                                                            \
+    HOST_USE (layers[i].host);                                                 \
+    lf_unload (&layers[i]);                                                    \
+  }                                                                            \
+  static int config_##i (const char *k, const char *v)                         \
+  {                                                                            \
+    HOST_USE (layers[i].host);                                                 \
+    return lf_config (&layers[i], k, v);                                       \
+  }                                                                            \
+  static int config_complete_##i (void)                                        \
+  {                                                                            \
+    HOST_USE (layers[i].host);                                                 \
+    return lf_config_complete (&layers[i]);                                    \
+  }                                                                            \
+  static const char *config_help_##i (void)                                    \
+  {                                                                            \
+    HOST_USE (layers[i].host);                                                 \
+    return lf_config_help (&layers[i]);                                        \
+  }                                                                            \
+  static void dump_plugin_##i (void)                                           \
+  {                                                                            \
+    HOST_USE (layers[i].host);                                                 \
+    lf_dump_plugin (&layers[i]);                                               \
+  }                                                                            \
+  static int thread_model_##i (void)                                           \
+  {                                                                            \
+    HOST_USE (layers[i].host);                                                 \
+    return lf_thread_model (&layers[i]);                                       \
+  }                                                                            \
+  static int get_ready_##i (int m)                                             \
+  {                                                                            \
+    HOST_USE (layers[i].host);                                                 \
+    return lf_get_ready (&layers[i], m);                                       \
+  }                                                                            \
+  static int after_fork_##i (nbdkit_backend *b)                                \
+  {                                                                            \
+    HOST_USE (layers[i].host);                                                 \
+    return lf_after_fork (&layers[i], b);                                      \
+  }                                                                            \
+  static void cleanup_##i (nbdkit_backend *b)                                  \
+  {                                                                            \
+    HOST_USE (layers[i].host);                                                 \
+    lf_cleanup (&layers[i], b);                                                \
+  }                                                                            \
+  static int preconnect_##i (nbdkit_backend *b, int ro)                        \
+  {                                                                            \
+    maybe_reload (&layers[i]);                                                 \
+    HOST_USE (layers[i].host);                                                 \
+    return lf_preconnect (&layers[i], b, ro);                                  \
+  }                                                                            \
+  static int list_exports_##i (nbdkit_backend *b, int ro, int tls,             \
+                               struct nbdkit_exports *e)                       \
+  {                                                                            \
+    maybe_reload (&layers[i]);                                                 \
+    HOST_USE (layers[i].host);                                                 \
+    return lf_list_exports (&layers[i], b, ro, tls, e);                        \
+  }                                                                            \
+  static const char *default_export_##i (nbdkit_backend *b, int ro, int tls)   \
+  {                                                                            \
+    maybe_reload (&layers[i]);                                                 \
+    HOST_USE (layers[i].host);                                                 \
+    return lf_default_export (&layers[i], b, ro, tls);                         \
+  }                                                                            \
+  static void *open_##i (nbdkit_context *c, int ro, const char *n, int tls)    \
+  {                                                                            \
+    maybe_reload (&layers[i]);                                                 \
+    HOST_USE (layers[i].host);                                                 \
+    return lf_open (&layers[i], c, ro, n, tls);                                \
+  }                                                                            \
+  static const char *meta_context_##i (void)                                   \
+  {                                                                            \
+    HOST_USE (layers[i].host);                                                 \
+    return lf_meta_context (&layers[i]);                                       \
+  }                                                                            \
+  static void bind_##i (struct nbdkit_filter *f)                               \
+  {                                                                            \
+    f->load = load_##i;                                                        \
+    f->unload = unload_##i;                                                    \
+    f->config = config_##i;                                                    \
+    f->config_complete = config_complete_##i;                                  \
+    f->config_help = config_help_##i;                                          \
+    f->dump_plugin = dump_plugin_##i;                                          \
+    f->thread_model = thread_model_##i;                                        \
+    f->get_ready = get_ready_##i;                                              \
+    f->after_fork = after_fork_##i;                                            \
+    f->cleanup = cleanup_##i;                                                  \
+    f->preconnect = preconnect_##i;                                            \
+    f->list_exports = list_exports_##i;                                        \
+    f->default_export = default_export_##i;                                    \
+    f->open = open_##i;                                                        \
+    f->meta_context = meta_context_##i;                                        \
+  }
+/* clang-format off */
+#define LAYERS(X)                                                       \
+  X (0) X (1) X (2) X (3) X (4) X (5) X (6) X (7)                       \
+  X (8) X (9) X (10) X (11) X (12) X (13) X (14) X (15)
+/* clang-format on */
+LAYERS (LAYER)
+#undef LAYER
+
+static void (*const binders[MAX_LAYERS]) (struct nbdkit_filter *) = {
+#define B(i) bind_##i,
+  LAYERS (B)
+#undef B
+};
+
+NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_filter *filter_init (void);
+
+/* Called once per --filter=X.lua: the next free layer. */
+NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_filter *
+filter_init (void)
+{
+  struct layer *l;
+
+  if (nlayers >= MAX_LAYERS) {
+    fprintf (stderr, "nbdkit: lua: at most %d Lua filters can be stacked\n",
+             MAX_LAYERS);
+    return NULL;
+  }
+  l = &layers[nlayers];
+  l->host = host_new ();
+  if (l->host == NULL) {
+    fprintf (stderr, "nbdkit: lua: out of memory\n");
+    return NULL;
+  }
+  l->filter = template;
+  binders[nlayers](&l->filter);
+  nlayers++;
+  l->filter._struct_size = sizeof l->filter;
+  l->filter._api_version = NBDKIT_API_VERSION;
+  l->filter._unused = 0;
+  return &l->filter;
+}

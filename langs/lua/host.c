@@ -22,73 +22,230 @@
 #include "fail.h"
 #include "values.h"
 
-static lua_State *mainL;
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_key_t thread_key;
-static int closed;
-
-/* This thread's Lua thread, its registry reference, and how deep its
- * calls into the host nest.
+/* One script's interpreter: the plugin has one, each --filter=X.lua
+ * one of its own (see struct lhost in host.h).
  */
-static __thread lua_State *tL;
-static __thread int tref = LUA_NOREF;
-static __thread int depth;
+struct lhost {
+  lua_State *mainL;
+  pthread_mutex_t lock;
+  pthread_key_t thread_key;
+  int key_made;
+  int closed;
+  char *script_path;
+  int *cb_refs;
+  size_t n_cbs;
+  char *help_text;
+  struct nbdkit_param *cparams;
+  size_t n_cparams;
+  int params_ref; /* the script's `params` table */
+  int answers_alone;
+  /* One Lua state per server thread (plugins in the parallel model):
+   * the script's text, its callbacks' names and the configuration,
+   * to make each thread's state as the main one was made.
+   */
+  int per_thread;
+  pthread_t main_thread;
+  char *src;
+  size_t src_len;
+  const char *const *names;
+  struct config_item {
+    char *key, *value;
+  } * config;
+  size_t n_config;
+  size_t cb_load, cb_config, cb_config_complete, cb_get_ready;
+  int model;
+  /* Connections open on this interpreter, and whether a reload has
+   * replaced it (it is closed when the last of them goes).
+   */
+  int users;
+  int retired;
+};
 
-static char *script_path;
-static int *cb_refs;
-static size_t n_cbs;
-static char *help_text;
-static struct nbdkit_param *cparams;
-static size_t n_cparams;
-static int params_ref = LUA_NOREF; /* the script's `params` table */
+/* This thread's Lua thread in one interpreter, its registry reference,
+ * and how deep its calls into that interpreter nest.
+ */
+struct lslot {
+  struct lhost *host;
+  lua_State *tL;
+  int ref;
+  int depth;
+  /* This thread's own state, when the host has one per thread. */
+  lua_State *own;
+  int *own_refs;
+  int own_params_ref;
+  int own_failed;
+};
+
+/* The interpreter the current call is for (see host_switch), else the
+ * object's only one (the plugin's).
+ */
+static __thread struct lhost *cur_host;
+static struct lhost *default_host;
+void (*host_init_hook) (lua_State *L);
+
+struct lhost *
+host_new (void)
+{
+  struct lhost *h = calloc (1, sizeof *h);
+
+  if (h == NULL)
+    return NULL;
+  pthread_mutex_init (&h->lock, NULL);
+  h->params_ref = LUA_NOREF;
+  if (default_host == NULL)
+    default_host = h;
+  return h;
+}
+
+void
+host_set_default (struct lhost *h)
+{
+  __atomic_store_n (&default_host, h, __ATOMIC_RELEASE);
+}
+
+struct lhost *
+host_switch (struct lhost *h)
+{
+  struct lhost *prev = cur_host;
+
+  cur_host = h;
+  return prev;
+}
+
+void
+host_switch_back (struct lhost **prev)
+{
+  cur_host = *prev;
+}
+
+static inline struct lhost *
+cur (void)
+{
+  struct lhost *h;
+
+  if (cur_host)
+    return cur_host;
+  /* The plugin's, made the first time it is needed (a reload replaces
+   * it while other threads read it).
+   */
+  h = __atomic_load_n (&default_host, __ATOMIC_ACQUIRE);
+  if (h == NULL && (h = host_new ()) == NULL) {
+    nbdkit_error ("lua: out of memory");
+    abort ();
+  }
+  return h;
+}
+
+struct lhost *
+host_current (void)
+{
+  return cur ();
+}
+
+static struct lslot *
+slot (void)
+{
+  struct lhost *h = cur ();
+  struct lslot *t = pthread_getspecific (h->thread_key);
+
+  if (t == NULL) {
+    t = calloc (1, sizeof *t);
+    if (t == NULL) {
+      /* Without it there is no way into Lua at all. */
+      nbdkit_error ("lua: out of memory");
+      abort ();
+    }
+    t->host = h;
+    t->ref = LUA_NOREF;
+    pthread_setspecific (h->thread_key, t);
+  }
+  return t;
+}
 
 /* A server thread that exits drops its Lua thread. */
 static void
 thread_gone (void *p)
 {
-  int ref = (int)(intptr_t)p - 1;
+  struct lslot *t = p;
+  struct lhost *h = t->host;
 
-  pthread_mutex_lock (&lock);
-  if (!closed && mainL)
-    luaL_unref (mainL, LUA_REGISTRYINDEX, ref);
-  pthread_mutex_unlock (&lock);
+  if (t->own) {
+    lua_close (t->own);
+    free (t->own_refs);
+  }
+  pthread_mutex_lock (&h->lock);
+  if (!h->closed && h->mainL && t->ref != LUA_NOREF)
+    luaL_unref (h->mainL, LUA_REGISTRYINDEX, t->ref);
+  pthread_mutex_unlock (&h->lock);
+  free (t);
 }
+
+static lua_State *own_state (struct lhost *h, struct lslot *t);
 
 lua_State *
 host_enter (void)
 {
-  if (depth++ == 0)
-    pthread_mutex_lock (&lock);
-  if (tL == NULL) {
-    tL = lua_newthread (mainL);
-    tref = luaL_ref (mainL, LUA_REGISTRYINDEX);
-    pthread_setspecific (thread_key, (void *)(intptr_t)(tref + 1));
+  struct lhost *h = cur ();
+  struct lslot *t = slot ();
+
+  /* A thread of its own state needs no lock. */
+  if (t->own
+      || (h->per_thread && !t->own_failed
+          && !pthread_equal (pthread_self (), h->main_thread)
+          && own_state (h, t))) {
+    t->depth++;
+    return t->own;
   }
-  return tL;
+  if (t->depth++ == 0)
+    pthread_mutex_lock (&h->lock);
+  if (t->tL == NULL) {
+    t->tL = lua_newthread (h->mainL);
+    t->ref = luaL_ref (h->mainL, LUA_REGISTRYINDEX);
+  }
+  return t->tL;
 }
 
 void
 host_leave (void)
 {
-  if (--depth == 0)
-    pthread_mutex_unlock (&lock);
+  struct lslot *t = slot ();
+
+  if (--t->depth == 0 && !t->own)
+    pthread_mutex_unlock (&cur ()->lock);
 }
 
 int
 host_suspend (void)
 {
-  int saved = depth;
+  struct lslot *t = slot ();
+  int saved = t->depth;
 
-  depth = 0;
-  pthread_mutex_unlock (&lock);
+  t->depth = 0;
+  if (!t->own)
+    pthread_mutex_unlock (&cur ()->lock);
   return saved;
 }
 
 void
 host_resume (int saved)
 {
-  pthread_mutex_lock (&lock);
-  depth = saved;
+  struct lslot *t = slot ();
+
+  if (!t->own)
+    pthread_mutex_lock (&cur ()->lock);
+  t->depth = saved;
+}
+
+int
+host_answers_alone (void)
+{
+  return cur ()->answers_alone;
+}
+
+void
+host_set_answers_alone (int yes)
+{
+  cur ()->answers_alone = yes;
 }
 
 /* print() writes to stderr when stdout carries the protocol (-s). */
@@ -114,61 +271,76 @@ l_print (lua_State *L)
 int
 host_init (void)
 {
-  if (mainL)
+  struct lhost *h = cur ();
+
+  if (h->mainL)
     return 0;
-  if (pthread_key_create (&thread_key, thread_gone) != 0) {
-    nbdkit_error ("lua: pthread_key_create failed");
-    return -1;
+  if (!h->key_made) {
+    if (pthread_key_create (&h->thread_key, thread_gone) != 0) {
+      nbdkit_error ("lua: pthread_key_create failed");
+      return -1;
+    }
+    h->key_made = 1;
   }
-  mainL = luaL_newstate ();
-  if (mainL == NULL) {
+  h->mainL = luaL_newstate ();
+  if (h->mainL == NULL) {
     nbdkit_error ("lua: cannot create a Lua state: out of memory");
     return -1;
   }
-  luaL_openlibs (mainL);
-  lua_pushcfunction (mainL, l_print);
-  lua_setglobal (mainL, "print");
-  module_open (mainL);
+  luaL_openlibs (h->mainL);
+  lua_pushcfunction (h->mainL, l_print);
+  lua_setglobal (h->mainL, "print");
+  module_open (h->mainL);
+  if (host_init_hook)
+    host_init_hook (h->mainL);
   return 0;
 }
 
 void
 host_fini (void)
 {
-  if (mainL == NULL || closed)
+  struct lhost *h = cur ();
+  struct lslot *t;
+
+  if (h->mainL == NULL || h->closed)
     return;
   module_stop ();
-  pthread_mutex_lock (&lock);
-  closed = 1;
-  lua_close (mainL);
-  mainL = NULL;
-  tL = NULL;
-  pthread_mutex_unlock (&lock);
-  pthread_key_delete (thread_key);
+  pthread_mutex_lock (&h->lock);
+  h->closed = 1;
+  lua_close (h->mainL);
+  h->mainL = NULL;
+  t = pthread_getspecific (h->thread_key);
+  if (t)
+    t->tL = NULL;
+  pthread_mutex_unlock (&h->lock);
 }
 
 int
 host_loaded (void)
 {
-  return script_path != NULL;
+  return cur ()->script_path != NULL;
 }
 
 const char *
 host_script_path (void)
 {
-  return script_path;
+  return cur ()->script_path;
 }
 
 int
 host_has (size_t i)
 {
-  return cb_refs && i < n_cbs && cb_refs[i] != LUA_NOREF;
+  return cur ()->cb_refs && i < cur ()->n_cbs
+         && cur ()->cb_refs[i] != LUA_NOREF;
 }
 
 void
 host_push_cb (lua_State *L, size_t i)
 {
-  lua_rawgeti (L, LUA_REGISTRYINDEX, cb_refs[i]);
+  struct lslot *t = slot ();
+
+  lua_rawgeti (L, LUA_REGISTRYINDEX,
+               t->own ? t->own_refs[i] : cur ()->cb_refs[i]);
 }
 
 /* The message handler of every call: an nbdkit error (a table with
@@ -199,7 +371,8 @@ host_fail (const char *what, int err, const char *fmt, ...)
   int r;
 
   va_start (ap, fmt);
-  r = host_vfail (script_path ? script_path : "lua", what, err, fmt, ap);
+  r = host_vfail (cur ()->script_path ? cur ()->script_path : "lua", what, err,
+                  fmt, ap);
   va_end (ap);
   return r;
 }
@@ -225,14 +398,17 @@ host_call (lua_State *L, int nargs, int nresults, const char *what, int *err)
     lua_getfield (L, -2, "message");
     const char *m = lua_tostring (L, -1);
     if (below)
-      nbdkit_debug ("%s: %s: %s", script_path ? script_path : "lua", what,
+      nbdkit_debug ("%s: %s: %s",
+                    cur ()->script_path ? cur ()->script_path : "lua", what,
                     m && *m ? m : module_errno_name (e));
     else
-      nbdkit_error ("%s: %s: %s", script_path ? script_path : "lua", what,
+      nbdkit_error ("%s: %s: %s",
+                    cur ()->script_path ? cur ()->script_path : "lua", what,
                     m && *m ? m : module_errno_name (e));
     lua_pop (L, 2);
   } else {
-    nbdkit_error ("%s: %s: %s", script_path ? script_path : "lua", what,
+    nbdkit_error ("%s: %s: %s",
+                  cur ()->script_path ? cur ()->script_path : "lua", what,
                   lua_tostring (L, -1));
     e = module_last_error ? module_last_error : EIO;
   }
@@ -318,10 +494,10 @@ host_load_script (const char *path, const char *const *names, size_t n)
   size_t len = 0;
   int r = -1;
 
-  if (script_path) {
+  if (cur ()->script_path) {
     nbdkit_error ("lua: a script is already loaded (%s); the second, %s,"
                   " cannot be (one Lua script per plugin or filter)",
-                  script_path, path);
+                  cur ()->script_path, path);
     return -1;
   }
   abs = nbdkit_realpath (path);
@@ -358,7 +534,7 @@ host_load_script (const char *path, const char *const *names, size_t n)
   src[len] = '\0';
 
   L = host_enter ();
-  script_path = abs;
+  cur ()->script_path = abs;
   set_package_path (L, abs);
   lua_pushstring (L, abs);
   lua_setfield (L, LUA_REGISTRYINDEX, "nbdkit.script");
@@ -387,24 +563,31 @@ host_load_script (const char *path, const char *const *names, size_t n)
     }
     lua_remove (L, -2);
   }
+  /* Kept for the states of other threads (host_per_thread). */
+  cur ()->src = malloc (len + 1);
+  if (cur ()->src) {
+    memcpy (cur ()->src, src, len + 1);
+    cur ()->src_len = len;
+  }
+  cur ()->names = names;
   if (host_call (L, 0, 0, "loading the script", NULL) == -1)
     goto out;
 
   {
     lua_getglobal (L, "help");
     if (lua_type (L, -1) == LUA_TSTRING)
-      help_text = strdup (lua_tostring (L, -1));
+      cur ()->help_text = strdup (lua_tostring (L, -1));
     else {
       /* The text before blanking the "#!" line is not needed. */
-      help_text = leading_comment (src);
+      cur ()->help_text = leading_comment (src);
     }
     lua_pop (L, 1);
   }
 
-  cb_refs = malloc (n * sizeof *cb_refs);
-  if (cb_refs == NULL)
+  cur ()->cb_refs = malloc (n * sizeof *cur ()->cb_refs);
+  if (cur ()->cb_refs == NULL)
     goto out;
-  n_cbs = n;
+  cur ()->n_cbs = n;
   lua_getfield (L, LUA_REGISTRYINDEX, "nbdkit.before");
   for (size_t i = 0; i < n; i++) {
     lua_getglobal (L, names[i]);
@@ -413,15 +596,15 @@ host_load_script (const char *path, const char *const *names, size_t n)
     lua_pop (L, 1);
     if (same && !lua_isnil (L, -1)) {
       lua_pop (L, 1);
-      cb_refs[i] = LUA_NOREF;
+      cur ()->cb_refs[i] = LUA_NOREF;
     } else if (lua_isfunction (L, -1))
-      cb_refs[i] = luaL_ref (L, LUA_REGISTRYINDEX);
+      cur ()->cb_refs[i] = luaL_ref (L, LUA_REGISTRYINDEX);
     else {
       if (!lua_isnil (L, -1))
         nbdkit_debug ("%s: global '%s' is not a function: ignored", abs,
                       names[i]);
       lua_pop (L, 1);
-      cb_refs[i] = LUA_NOREF;
+      cur ()->cb_refs[i] = LUA_NOREF;
     }
   }
   lua_pop (L, 1);
@@ -512,27 +695,27 @@ host_params (const struct nbdkit_param *first, size_t nfirst, int *error)
   if (!lua_istable (L, -1)) {
     nbdkit_error ("%s: `params` must be a list of parameter declarations"
                   " ({name=, type=, ...}), not a %s",
-                  script_path, luaL_typename (L, -1));
+                  cur ()->script_path, luaL_typename (L, -1));
     goto fail;
   }
   n = luaL_len (L, -1);
-  cparams = calloc (nfirst + n + 1, sizeof *cparams);
-  if (cparams == NULL) {
+  cur ()->cparams = calloc (nfirst + n + 1, sizeof *cur ()->cparams);
+  if (cur ()->cparams == NULL) {
     nbdkit_error ("calloc: %m");
     goto fail;
   }
   if (nfirst)
-    memcpy (cparams, first, nfirst * sizeof *first);
-  n_cparams = nfirst;
+    memcpy (cur ()->cparams, first, nfirst * sizeof *first);
+  cur ()->n_cparams = nfirst;
   for (lua_Integer i = 1; i <= n; i++) {
-    struct nbdkit_param *p = &cparams[n_cparams];
+    struct nbdkit_param *p = &cur ()->cparams[cur ()->n_cparams];
     const char *type;
     int bad = 0;
 
     lua_geti (L, -1, i);
     if (!lua_istable (L, -1)) {
       nbdkit_error ("%s: params[%lld] must be a table {name=, type=, ...}",
-                    script_path, (long long)i);
+                    cur ()->script_path, (long long)i);
       goto fail;
     }
     p->name = decl_string (L, "name", &bad);
@@ -544,7 +727,7 @@ host_params (const struct nbdkit_param *first, size_t nfirst, int *error)
       nbdkit_error ("%s: params[%lld]: name must be a non-empty string, and"
                     " doc, default and choices strings (choices may be a"
                     " list)",
-                    script_path, (long long)i);
+                    cur ()->script_path, (long long)i);
       goto fail;
     }
     if (type == NULL)
@@ -556,12 +739,12 @@ host_params (const struct nbdkit_param *first, size_t nfirst, int *error)
       nbdkit_error ("%s: parameter '%s': unknown type '%s' (expected string,"
                     " bool, int, size, enum, file, directory, password or"
                     " list)",
-                    script_path, p->name, type);
+                    cur ()->script_path, p->name, type);
       goto fail;
     }
     if (p->type == NBDKIT_PARAM_ENUM && p->choices == NULL) {
-      nbdkit_error ("%s: parameter '%s': an enum needs choices", script_path,
-                    p->name);
+      nbdkit_error ("%s: parameter '%s': an enum needs choices",
+                    cur ()->script_path, p->name);
       goto fail;
     }
     lua_getfield (L, -1, "required");
@@ -583,10 +766,10 @@ host_params (const struct nbdkit_param *first, size_t nfirst, int *error)
       lua_setfield (L, -2, "value");
     }
     lua_pop (L, 1);
-    n_cparams++;
+    cur ()->n_cparams++;
   }
-  params_ref = luaL_ref (L, LUA_REGISTRYINDEX);
-  ret = cparams;
+  cur ()->params_ref = luaL_ref (L, LUA_REGISTRYINDEX);
+  ret = cur ()->cparams;
   host_leave ();
   return ret;
 
@@ -603,9 +786,10 @@ fail:
 static int
 push_decl (lua_State *L, const char *key)
 {
-  for (size_t i = 0; i < n_cparams; i++)
-    if (strcmp (cparams[i].name, key) == 0) {
-      lua_rawgeti (L, LUA_REGISTRYINDEX, params_ref);
+  for (size_t i = 0; i < cur ()->n_cparams; i++)
+    if (strcmp (cur ()->cparams[i].name, key) == 0) {
+      lua_rawgeti (L, LUA_REGISTRYINDEX,
+                   slot ()->own ? slot ()->own_params_ref : cur ()->params_ref);
       lua_Integer n = luaL_len (L, -1);
       for (lua_Integer j = 1; j <= n; j++) {
         lua_geti (L, -1, j);
@@ -614,7 +798,7 @@ push_decl (lua_State *L, const char *key)
         lua_pop (L, 1);
         if (same) {
           lua_remove (L, -2);
-          return cparams[i].type;
+          return cur ()->cparams[i].type;
         }
         lua_pop (L, 1);
       }
@@ -623,17 +807,36 @@ push_decl (lua_State *L, const char *key)
   return 0;
 }
 
+/* Each key=value, for the states of other threads. */
+static void
+remember_config (struct lhost *h, const char *key, const char *value)
+{
+  struct config_item *n
+      = realloc (h->config, (h->n_config + 1) * sizeof *h->config);
+
+  if (n == NULL)
+    return;
+  h->config = n;
+  n[h->n_config].key = strdup (key);
+  n[h->n_config].value = strdup (value);
+  if (n[h->n_config].key && n[h->n_config].value)
+    h->n_config++;
+}
+
 int
 host_config (const char *key, const char *value, size_t cb_config)
 {
   lua_State *L = host_enter ();
+
+  if (!slot ()->own)
+    remember_config (cur (), key, value);
   int type = push_decl (L, key);
   int r = 0;
 
   if (!type && !host_has (cb_config)) {
     nbdkit_error ("%s: this script takes no parameters (it declares no"
                   " params and has no config function): %s=%s",
-                  script_path, key, value);
+                  cur ()->script_path, key, value);
     host_leave ();
     return -1;
   }
@@ -675,7 +878,7 @@ host_config (const char *key, const char *value, size_t cb_config)
 const char *
 host_help (void)
 {
-  return help_text;
+  return cur ()->help_text;
 }
 
 static const struct {
@@ -973,4 +1176,224 @@ host_to_exports (lua_State *L, int idx, const char *what,
     lua_settop (L, idx);
   }
   return 0;
+}
+
+/* ---- one Lua state per thread ----
+ *
+ * For a plugin in the parallel model, each server thread but the
+ * main one gets a state of its own, made the first time the thread
+ * calls in, as the main one was: the script run, then load, each
+ * key=value the server gave (into params and config), config_complete
+ * and get_ready.  No lock: requests on different threads run at
+ * once, whatever they do.  Nothing is shared between the states but
+ * what the script keeps outside Lua (files, the layer below).
+ */
+void
+host_per_thread (int model, size_t cb_load, size_t cb_config,
+                 size_t cb_config_complete, size_t cb_get_ready)
+{
+  struct lhost *h = cur ();
+
+  host_set_model (model, cb_load, cb_config, cb_config_complete, cb_get_ready);
+  h->main_thread = pthread_self ();
+  h->per_thread = h->src != NULL;
+}
+
+int
+host_is_per_thread (void)
+{
+  return cur ()->per_thread;
+}
+
+/* Run the script in T's new state and configure it; 0 or -1 (logged,
+ * and the thread then shares the main state).
+ */
+static lua_State *
+own_state (struct lhost *h, struct lslot *t)
+{
+  lua_State *L = luaL_newstate ();
+  int *refs = calloc (h->n_cbs, sizeof *refs);
+  int ok = 0;
+
+  if (L == NULL || refs == NULL) {
+    nbdkit_error ("%s: no Lua state for this thread: out of memory",
+                  h->script_path);
+    goto fail;
+  }
+  luaL_openlibs (L);
+  lua_pushcfunction (L, l_print);
+  lua_setglobal (L, "print");
+  module_open (L);
+  set_package_path (L, h->script_path);
+  lua_pushstring (L, h->script_path);
+  lua_setfield (L, LUA_REGISTRYINDEX, "nbdkit.script");
+  t->own = L;
+  t->own_refs = refs;
+  t->depth++;
+
+  /* What the standard library defines under a callback's name (load)
+   * counts only if the script defines it, as in host_load_script.
+   */
+  lua_createtable (L, h->n_cbs, 0);
+  for (size_t i = 0; i < h->n_cbs; i++) {
+    lua_getglobal (L, h->names[i]);
+    lua_rawseti (L, -2, i + 1);
+  }
+  if (luaL_loadbuffer (L, h->src, h->src_len,
+                       lua_pushfstring (L, "@%s", h->script_path))
+      != LUA_OK) {
+    nbdkit_error ("%s", lua_tostring (L, -1));
+    goto out;
+  }
+  lua_remove (L, -2);
+  if (host_call (L, 0, 0, "loading the script", NULL) == -1)
+    goto out;
+  for (size_t i = 0; i < h->n_cbs; i++) {
+    lua_getglobal (L, h->names[i]);
+    lua_rawgeti (L, -2, i + 1);
+    int same = lua_rawequal (L, -1, -2);
+    lua_pop (L, 1);
+    if (!same && lua_isfunction (L, -1))
+      refs[i] = luaL_ref (L, LUA_REGISTRYINDEX);
+    else {
+      lua_pop (L, 1);
+      refs[i] = LUA_NOREF;
+    }
+  }
+  lua_pop (L, 1);
+  lua_getglobal (L, "params");
+  t->own_params_ref = luaL_ref (L, LUA_REGISTRYINDEX);
+
+  if (host_has (h->cb_load) && refs[h->cb_load] != LUA_NOREF) {
+    host_push_cb (L, h->cb_load);
+    if (host_call (L, 0, 0, "load", NULL) == -1)
+      goto out;
+  }
+  for (size_t i = 0; i < h->n_config; i++) {
+    t->depth--;
+    int r = host_config (h->config[i].key, h->config[i].value, h->cb_config);
+    t->depth++;
+    if (r == -1)
+      goto out;
+  }
+  if (refs[h->cb_config_complete] != LUA_NOREF) {
+    host_push_cb (L, h->cb_config_complete);
+    if (host_call (L, 0, 0, "config_complete", NULL) == -1)
+      goto out;
+  }
+  if (refs[h->cb_get_ready] != LUA_NOREF) {
+    host_push_cb (L, h->cb_get_ready);
+    lua_pushstring (L, host_thread_model_name (h->model));
+    if (host_call (L, 1, 0, "get_ready", NULL) == -1)
+      goto out;
+  }
+  ok = 1;
+out:
+  t->depth--;
+  lua_settop (L, 0);
+  if (ok)
+    return L;
+  nbdkit_error ("%s: this thread's Lua state could not be made: it shares"
+                " the main one",
+                h->script_path);
+fail:
+  t->own = NULL;
+  t->own_refs = NULL;
+  t->own_failed = 1;
+  if (L)
+    lua_close (L);
+  free (refs);
+  return NULL;
+}
+
+/* ---- reloading (SIGHUP) ----
+ *
+ * A new interpreter from the current one's script, read again, and
+ * its configuration: the script run, load, every key=value again,
+ * config_complete, get_ready.  New connections then use it; those
+ * open on the old one keep it until they close.
+ */
+struct lhost *
+host_reload (const struct nbdkit_param *first, size_t nfirst)
+{
+  struct lhost *old = cur (), *h = calloc (1, sizeof *h);
+  int bad = 0, ok = 0;
+
+  if (h == NULL)
+    return NULL;
+  pthread_mutex_init (&h->lock, NULL);
+  h->params_ref = LUA_NOREF;
+  {
+    HOST_USE (h);
+    if (host_init () == -1
+        || host_load_script (old->script_path, old->names, old->n_cbs) == -1)
+      goto out;
+    host_params (first, nfirst, &bad);
+    if (bad)
+      goto out;
+    if (host_has (old->cb_load) && call0 (old->cb_load, "load") == -1)
+      goto out;
+    for (size_t i = 0; i < old->n_config; i++)
+      if (host_config (old->config[i].key, old->config[i].value, old->cb_config)
+          == -1)
+        goto out;
+    if (host_has (old->cb_config_complete)
+        && call0 (old->cb_config_complete, "config_complete") == -1)
+      goto out;
+    if (host_has (old->cb_get_ready)
+        && call_get_ready (old->cb_get_ready, old->model) == -1)
+      goto out;
+    host_set_model (old->model, old->cb_load, old->cb_config,
+                    old->cb_config_complete, old->cb_get_ready);
+    if (old->per_thread)
+      host_per_thread (old->model, old->cb_load, old->cb_config,
+                       old->cb_config_complete, old->cb_get_ready);
+    ok = 1;
+  out:
+    if (!ok)
+      host_fini ();
+  }
+  if (ok)
+    return h;
+  /* The struct may still be named by this thread's key: keep it. */
+  return NULL;
+}
+
+void
+host_set_model (int model, size_t cb_load, size_t cb_config,
+                size_t cb_config_complete, size_t cb_get_ready)
+{
+  struct lhost *h = cur ();
+
+  h->model = model;
+  h->cb_load = cb_load;
+  h->cb_config = cb_config;
+  h->cb_config_complete = cb_config_complete;
+  h->cb_get_ready = cb_get_ready;
+}
+
+void
+host_retire (struct lhost *h)
+{
+  pthread_mutex_lock (&h->lock);
+  h->retired = 1;
+  int last = h->users == 0;
+  pthread_mutex_unlock (&h->lock);
+  if (last) {
+    HOST_USE (h);
+    host_fini ();
+  }
+}
+
+void
+host_use_count (struct lhost *h, int delta)
+{
+  pthread_mutex_lock (&h->lock);
+  h->users += delta;
+  int last = h->retired && h->users == 0;
+  pthread_mutex_unlock (&h->lock);
+  if (last) {
+    HOST_USE (h);
+    host_fini ();
+  }
 }

@@ -6,10 +6,11 @@
  * what they do alike, and next.c holds the objects a filter script
  * calls the layer below with.  The plugin
  * (nbdkit-lua-plugin.so) and the filter (nbdkit-lua-filter.so) are
- * separate objects, each with its own copy of this state: one script
- * and one Lua state per object.
+ * separate objects, each with its own copy of this state: the plugin
+ * has one script and Lua state, the filter one per --filter=X.lua
+ * (struct lhost).
  *
- * Threads: a Lua state is not thread-safe, so one lock guards it (as
+ * Threads: a Lua state is not thread-safe, so a lock guards each (as
  * Python's GIL does).  Each server thread runs its calls on a Lua
  * thread (lua_newthread) of its own, made the first time it calls in,
  * so a call that waits (nbdkit.nanosleep, a call to the layer below
@@ -42,6 +43,66 @@ struct nbdkit_exports;
 
 /* ---- host.c: the interpreter ---- */
 
+/* One script and its Lua state.  The plugin object has one; the
+ * filter object one per --filter=X.lua, so that any number of Lua
+ * filters stack, each with its own globals and parameters.  Every
+ * host_* function below acts on the current one: the object's only
+ * one (the first made, or the one given to host_set_default), or the
+ * one an entry point chose with HOST_USE for the length of the call.
+ */
+struct lhost;
+extern struct lhost *host_new (void);
+extern void host_set_default (struct lhost *h);
+extern struct lhost *host_current (void);
+/* Make H current on this thread; returns the one it replaces. */
+extern struct lhost *host_switch (struct lhost *h);
+extern void host_switch_back (struct lhost **prev);
+/* Make H current until the enclosing block ends (on any return):
+ * calls nest, e.g. a filter's list_exports calling the one below.
+ */
+#define HOST_USE(h)                                                            \
+  struct lhost *host_prev_                                                     \
+      __attribute__ ((cleanup (host_switch_back), unused))                     \
+      = host_switch (h)
+
+/* From get_ready of a plugin in the parallel model: from now on each
+ * server thread but this one runs the script in a Lua state of its
+ * own (see host.c), made with the callbacks of these numbers.
+ */
+extern void host_per_thread (int model, size_t cb_load, size_t cb_config,
+                             size_t cb_config_complete, size_t cb_get_ready);
+extern int host_is_per_thread (void);
+/* What get_ready was told, and the numbers of the callbacks that make
+ * an interpreter (for host_per_thread and host_reload).
+ */
+extern void host_set_model (int model, size_t cb_load, size_t cb_config,
+                            size_t cb_config_complete, size_t cb_get_ready);
+/* A new interpreter made as the current one was, from its script read
+ * again (see host.c), or NULL (logged) if the script fails anywhere.
+ */
+extern struct lhost *host_reload (const struct nbdkit_param *first,
+                                  size_t nfirst);
+/* Connections on H: counted so that a retired (replaced) interpreter
+ * closes once the last goes.
+ */
+extern void host_use_count (struct lhost *h, int delta);
+extern void host_retire (struct lhost *h);
+/* A connection's handle copied between states: only plain data (nil,
+ * booleans, numbers, strings, tables of them).  handle_save stores the
+ * value at IDX (malloc'd, *LEN bytes), or fails (-1, logged);
+ * handle_push pushes a new copy.
+ */
+extern int handle_save (lua_State *L, int idx, char **data, size_t *len);
+extern void handle_push (lua_State *L, const char *data, size_t len);
+
+/* After ctx:open_none() the filter script answers alone: whether it
+ * defines get_size and pread (set once it is loaded).
+ */
+extern int host_answers_alone (void);
+extern void host_set_answers_alone (int yes);
+
+/* What the object adds to each new interpreter (the filter's classes). */
+extern void (*host_init_hook) (lua_State *L);
 /* Start and stop the interpreter; HOSTNAME is "lua" in messages. */
 extern int host_init (void);
 extern void host_fini (void);

@@ -657,13 +657,16 @@ struct listener {
   int stop[2]; /* a pipe: written to stop the thread */
   int fn_ref;
   pthread_t thread;
+  struct lhost *host; /* the interpreter fn belongs to */
 };
 static struct listener *listeners;
+static pthread_mutex_t listeners_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
 serve_client (struct listener *ls, int fd)
 {
   char buf[4096];
+  HOST_USE (ls->host);
 
   for (;;) {
     struct pollfd p[2] = { { fd, POLLIN, 0 }, { ls->stop[0], POLLIN, 0 } };
@@ -762,22 +765,36 @@ l_listen_unix (lua_State *L)
   ls->path = strdup (path);
   lua_pushvalue (L, 2);
   ls->fn_ref = luaL_ref (L, LUA_REGISTRYINDEX);
+  ls->host = host_current ();
   if (pthread_create (&ls->thread, NULL, listener_thread, ls) != 0) {
     close (ls->fd);
     unlink (path);
     return module_raise (L, EAGAIN, "listen_unix: cannot start a thread");
   }
+  pthread_mutex_lock (&listeners_lock);
   ls->next = listeners;
   listeners = ls;
+  pthread_mutex_unlock (&listeners_lock);
   return 0;
 }
 
+/* The current interpreter's listeners (each filter has its own). */
 void
 module_stop (void)
 {
-  while (listeners) {
-    struct listener *ls = listeners;
-    listeners = ls->next;
+  struct lhost *h = host_current ();
+
+  for (;;) {
+    struct listener **p, *ls;
+    pthread_mutex_lock (&listeners_lock);
+    for (p = &listeners; *p && (*p)->host != h; p = &(*p)->next)
+      ;
+    ls = *p;
+    if (ls)
+      *p = ls->next;
+    pthread_mutex_unlock (&listeners_lock);
+    if (ls == NULL)
+      break;
     if (write (ls->stop[1], "x", 1) != 1)
       nbdkit_debug ("lua: cannot stop the control socket thread");
     pthread_join (ls->thread, NULL);

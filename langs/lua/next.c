@@ -21,6 +21,7 @@
 
 struct ud_next {
   nbdkit_next *next;
+  int owned; /* from backend:next_context_open: next:close() closes it */
 };
 struct ud_backend {
   nbdkit_backend *backend;
@@ -274,7 +275,25 @@ n_extents_full (lua_State *L)
   return extents_common (L, 1);
 }
 
+/* next:close(): close a context the script opened itself. */
+static int
+n_close (lua_State *L)
+{
+  struct ud_next *u = luaL_checkudata (L, 1, NEXT_MT);
+  nbdkit_next *n = u->next;
+
+  if (!u->owned)
+    return luaL_error (L, "next:close(): only contexts from"
+                          " backend:next_context_open are closed by the"
+                          " script");
+  u->next = NULL;
+  if (n)
+    BELOW ((nbdkit_next_context_close (n), 0));
+  return 0;
+}
+
 static const luaL_Reg next_methods[] = {
+  { "close", n_close },
   { "get_size", n_get_size },
   { "export_description", n_export_description },
   { "block_size", n_block_size },
@@ -353,7 +372,30 @@ b_default_export (lua_State *L)
   return 1;
 }
 
+/* backend:next_context_open([readonly [, exportname]]): a `next` of
+ * the filter's own on the layer below, independent of any client and
+ * usable from any callback until next:close().
+ */
+static int
+b_next_context_open (lua_State *L)
+{
+  nbdkit_backend *b = check_backend (L);
+  int ro = lua_toboolean (L, 2);
+  const char *name = luaL_optstring (L, 3, "");
+  nbdkit_next *n = BELOW (nbdkit_next_context_open (b, ro, name));
+  struct ud_next *u;
+
+  if (n == NULL)
+    return raise_below (L, EIO, "next_context_open");
+  u = lua_newuserdatauv (L, sizeof *u, 0);
+  u->next = n;
+  u->owned = 1;
+  luaL_setmetatable (L, NEXT_MT);
+  return 1;
+}
+
 static const luaL_Reg backend_methods[] = {
+  { "next_context_open", b_next_context_open },
   { "list_exports", b_list_exports },
   { "default_export", b_default_export },
   { NULL, NULL },
@@ -381,15 +423,13 @@ c_next_open (lua_State *L)
   return 0;
 }
 
-int next_script_answers_alone;
-
 static int
 c_open_none (lua_State *L)
 {
   nbdkit_context *ctx = check_context (L);
 
   /* Nothing below could answer these for the filter. */
-  if (!next_script_answers_alone)
+  if (!host_answers_alone ())
     luaL_error (L, "ctx:open_none(): the filter must then define get_size"
                    " and pread itself");
   nbdkit_next_open_none (ctx);
@@ -435,6 +475,7 @@ next_push (lua_State *L, nbdkit_next *n)
 {
   struct ud_next *u = lua_newuserdatauv (L, sizeof *u, 0);
   u->next = n;
+  u->owned = 0;
   luaL_setmetatable (L, NEXT_MT);
 }
 

@@ -22,11 +22,6 @@ extern void next_detach (lua_State *L, int idx);
 /* Push a `backend` object for B. */
 extern void next_push_backend (lua_State *L, nbdkit_backend *b);
 
-/* Whether the script defines get_size and pread, which it must answer
- * itself after ctx:open_none() (set by filter.c once it is loaded).
- */
-extern int next_script_answers_alone;
-
 /* Push a `ctx` object for CTX.  Returns its slot: set it to NULL when
  * open returns, as the context is usable during open only.
  */

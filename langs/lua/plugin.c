@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,8 @@
 #include "values.h"
 
 #include <nbdkit-plugin.h>
+
+#include "reload.h"
 
 /* clang-format off */
 enum {
@@ -49,10 +53,30 @@ static const struct nbdkit_param script_param[] = {
 static struct nbdkit_plugin plugin;
 static int init_failed;
 
-/* A connection's handle: the value the script's open returned. */
+/* A connection's handle: the value the script's open returned, in
+ * the registry of the one Lua state, or copied (DATA) when each
+ * thread has its own state.
+ */
 struct handle {
+  struct lhost *host; /* the interpreter it was opened on */
   int ref;
+  char *data;
+  size_t len;
 };
+
+/* In each callback of a connection: the interpreter it opened on,
+ * which a reload (SIGHUP) does not change.
+ */
+#define USE_HANDLE(hd) HOST_USE (((struct handle *)(hd))->host)
+
+static void
+push_handle (lua_State *L, struct handle *h)
+{
+  if (h->data)
+    handle_push (L, h->data, h->len);
+  else
+    lua_rawgeti (L, LUA_REGISTRYINDEX, h->ref);
+}
 
 /* Start a call of callback CB on a connection: the function and the
  * handle's value pushed.  The caller ends with host_leave.
@@ -63,7 +87,7 @@ begin (size_t cb, void *handle)
   lua_State *L = host_enter ();
 
   host_push_cb (L, cb);
-  lua_rawgeti (L, LUA_REGISTRYINDEX, ((struct handle *)handle)->ref);
+  push_handle (L, handle);
   return L;
 }
 
@@ -82,6 +106,8 @@ lp_unload (void)
 /* Callbacks the script lacks leave the struct: the server's defaults
  * apply (e.g. can_write is true only with a pwrite).
  */
+static int lp_get_ready (int model);
+
 static void
 drop_missing (void)
 {
@@ -89,6 +115,8 @@ drop_missing (void)
 #define DROP(n) if (!host_has (CB_##n)) plugin.n = NULL;
   PLUGIN_OPTIONAL_CALLBACKS (DROP)
 #undef DROP
+  /* Always: it turns on a state per thread (parallel) and reloading. */
+  plugin.get_ready = lp_get_ready;
   /* clang-format on */
 }
 
@@ -198,10 +226,52 @@ lp_thread_model (void)
                             NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS);
 }
 
+/* Reloading (see reload.h): the next connection to open after SIGHUP
+ * reloads the script (host_reload) and, if it loaded, opens on it, as
+ * do all later ones.  Connections already open stay on the interpreter
+ * they opened on.  A script that fails to load is reported and changes
+ * nothing.
+ */
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+static int reload_seen;
+
+static void
+maybe_reload (void)
+{
+  struct lhost *old, *n;
+
+  if (reload_hup == reload_seen)
+    return;
+  pthread_mutex_lock (&reload_lock);
+  if (reload_wanted (&reload_seen)) {
+    old = host_current ();
+    nbdkit_debug ("%s: SIGHUP: reloading", host_script_path ());
+    n = host_reload (script_param, 1);
+    if (n) {
+      host_set_default (n);
+      host_retire (old);
+      nbdkit_debug ("%s: reloaded", host_script_path ());
+    } else
+      nbdkit_error ("%s: reloading failed: the script loaded before"
+                    " keeps serving",
+                    host_script_path ());
+  }
+  pthread_mutex_unlock (&reload_lock);
+}
+
 static int
 lp_get_ready (int model)
 {
-  return call_get_ready (CB_get_ready, model);
+  int r = host_has (CB_get_ready) ? call_get_ready (CB_get_ready, model) : 0;
+
+  host_set_model (model, CB_load, CB_config, CB_config_complete, CB_get_ready);
+  /* Parallel: a Lua state per thread, so requests run at once. */
+  if (r == 0 && model == NBDKIT_THREAD_MODEL_PARALLEL)
+    host_per_thread (model, CB_load, CB_config, CB_config_complete,
+                     CB_get_ready);
+  if (r == 0)
+    reload_watch ();
+  return r;
 }
 
 static int
@@ -219,6 +289,7 @@ lp_cleanup (void)
 static int
 lp_preconnect (int readonly)
 {
+  maybe_reload ();
   lua_State *L = host_enter ();
   int r;
 
@@ -232,6 +303,7 @@ lp_preconnect (int readonly)
 static int
 lp_list_exports (int readonly, int is_tls, struct nbdkit_exports *x)
 {
+  maybe_reload ();
   lua_State *L = host_enter ();
   int r;
 
@@ -246,6 +318,7 @@ lp_list_exports (int readonly, int is_tls, struct nbdkit_exports *x)
 static const char *
 lp_default_export (int readonly, int is_tls)
 {
+  maybe_reload ();
   lua_State *L = host_enter ();
   const char *r;
 
@@ -267,7 +340,13 @@ lp_open (int readonly, const char *exportname, int is_tls)
     nbdkit_error ("malloc: %m");
     return NULL;
   }
+  maybe_reload ();
+  h->host = host_current ();
   h->ref = LUA_REFNIL;
+  h->data = NULL;
+  h->len = 0;
+  host_use_count (h->host, 1);
+  USE_HANDLE (h);
   if (!host_has (CB_open))
     return h;
   L = host_enter ();
@@ -277,10 +356,21 @@ lp_open (int readonly, const char *exportname, int is_tls)
   lua_pushboolean (L, is_tls);
   if (host_call (L, 3, 1, "open", NULL) == -1) {
     host_leave ();
+    host_use_count (h->host, -1);
     free (h);
     return NULL;
   }
-  h->ref = luaL_ref (L, LUA_REGISTRYINDEX);
+  if (host_is_per_thread ()) {
+    int bad = handle_save (L, -1, &h->data, &h->len);
+    lua_pop (L, 1);
+    if (bad) {
+      host_leave ();
+      host_use_count (h->host, -1);
+      free (h);
+      return NULL;
+    }
+  } else
+    h->ref = luaL_ref (L, LUA_REGISTRYINDEX);
   host_leave ();
   return h;
 }
@@ -289,21 +379,31 @@ static void
 lp_close (void *handle)
 {
   struct handle *h = handle;
-  lua_State *L = host_enter ();
+  struct lhost *host = h->host;
 
-  if (host_has (CB_close)) {
-    host_push_cb (L, CB_close);
-    lua_rawgeti (L, LUA_REGISTRYINDEX, h->ref);
-    host_call (L, 1, 0, "close", NULL);
+  {
+    USE_HANDLE (h);
+    lua_State *L = host_enter ();
+
+    if (host_has (CB_close)) {
+      host_push_cb (L, CB_close);
+      push_handle (L, h);
+      host_call (L, 1, 0, "close", NULL);
+    }
+    if (h->data == NULL)
+      luaL_unref (L, LUA_REGISTRYINDEX, h->ref);
+    host_leave ();
   }
-  luaL_unref (L, LUA_REGISTRYINDEX, h->ref);
-  host_leave ();
+  free (h->data);
   free (h);
+  /* The last connection on a replaced script closes it. */
+  host_use_count (host, -1);
 }
 
 static int64_t
 lp_get_size (void *handle)
 {
+  USE_HANDLE (handle);
   lua_State *L = begin (CB_get_size, handle);
   int64_t r = call_size (L, 1, "get_size");
 
@@ -314,6 +414,7 @@ lp_get_size (void *handle)
 static const char *
 lp_export_description (void *handle)
 {
+  USE_HANDLE (handle);
   lua_State *L = begin (CB_export_description, handle);
   const char *r = call_string (L, 1, "export_description");
 
@@ -324,6 +425,7 @@ lp_export_description (void *handle)
 static int
 lp_block_size (void *handle, struct nbdkit_block_size *bs)
 {
+  USE_HANDLE (handle);
   lua_State *L = begin (CB_block_size, handle);
   int r;
 
@@ -337,6 +439,7 @@ lp_block_size (void *handle, struct nbdkit_block_size *bs)
 #define CAN(fn, tri)                                                           \
   static int lp_##fn (void *handle)                                            \
   {                                                                            \
+    USE_HANDLE (handle);                                                       \
     lua_State *L = begin (CB_##fn, handle);                                    \
     int r = call_can (L, 1, #fn, tri);                                         \
     host_leave ();                                                             \
@@ -361,6 +464,7 @@ static int
 lp_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
           uint32_t flags, struct nbdkit_read *rd)
 {
+  USE_HANDLE (handle);
   lua_State *L = begin (CB_pread, handle);
   struct module_read cur = { rd, buf, count, offset, 0 };
   int r;
@@ -377,6 +481,7 @@ static int
 lp_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
            uint32_t flags)
 {
+  USE_HANDLE (handle);
   lua_State *L = begin (CB_pwrite, handle);
   int r;
 
@@ -392,6 +497,7 @@ lp_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
 static int
 lp_flush (void *handle, uint32_t flags)
 {
+  USE_HANDLE (handle);
   lua_State *L = begin (CB_flush, handle);
   int r;
 
@@ -406,6 +512,7 @@ lp_flush (void *handle, uint32_t flags)
   static int lp_##fn (void *handle, uint64_t count, uint64_t offset,           \
                       uint32_t flags)                                          \
   {                                                                            \
+    USE_HANDLE (handle);                                                       \
     lua_State *L = begin (CB_##fn, handle);                                    \
     int r;                                                                     \
     lua_pushinteger (L, count);                                                \
@@ -424,6 +531,7 @@ static int
 lp_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
             struct nbdkit_extents *e)
 {
+  USE_HANDLE (handle);
   lua_State *L = begin (CB_extents, handle);
   int r;
 

@@ -14,15 +14,18 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "filter.h"
 
+#include "reload.h"
+
 const char *const filter_cb_names[] = {
 #define N(n) #n,
-  FILTER_CALLBACKS (N)
+  PY_FILTER_CALLBACKS (N)
 #undef N
 };
 
@@ -66,7 +69,7 @@ l_unload (struct layer *l)
     host_enter ();
     r = PyObject_CallNoArgs (LCB (l, unload));
     if (r == NULL)
-      host_report (&l->script, "unload");
+      host_report (&l->v->script, "unload");
     Py_XDECREF (r);
     host_leave ();
   }
@@ -98,46 +101,73 @@ module_name (const char *path, int index, char *name, size_t len)
 }
 
 static int
-load_script (struct layer *l, const char *path)
+load_script (struct layer *l, const char *path, int reloading)
 {
   char modname[128];
   PyObject *r;
 
   module_name (path, (int)(l - layers), modname, sizeof modname);
-  if (host_script_load (&l->script, path, modname, filter_cb_names, FCB_COUNT)
+  if (host_script_load (&l->v->script, path, modname, filter_cb_names,
+                        FCB_COUNT)
       == -1)
     return -1;
-  if (l->script.api_version != 1 && l->script.api_version != 3) {
+  if (l->v->script.api_version != 1 && l->v->script.api_version != 3) {
     /* (1 is "not given".) */
     nbdkit_error ("%s: filters are written against API_VERSION 3", path);
     return -1;
   }
-  l->script.api_version = 3;
-  l->open_args = LCB (l, open) ? host_arity (LCB (l, open)) : 4;
-  l->get_ready_args = LCB (l, get_ready) ? host_arity (LCB (l, get_ready)) : 0;
-  l->block_size_args
+  l->v->script.api_version = 3;
+  l->v->open_args = LCB (l, open) ? host_arity (LCB (l, open)) : 4;
+  l->v->get_ready_args
+      = LCB (l, get_ready) ? host_arity (LCB (l, get_ready)) : 0;
+  l->v->block_size_args
       = LCB (l, block_size) ? host_arity (LCB (l, block_size)) : 2;
 
   /* Only the keys the script declares come to it; the rest go on to
    * the layers below.
    */
-  if (l->script.params) {
-    if (host_script_params (&l->script) == -1)
-      return -1;
-    l->filter.params = l->script.cparams;
-  } else
-    l->filter.params = no_params;
-  filter_io_setup (l);
-  bind_server_wide (l);
+  if (l->v->script.params && host_script_params (&l->v->script) == -1)
+    return -1;
+  if (!reloading) {
+    l->filter.params = l->v->script.params ? l->v->script.cparams : no_params;
+    filter_io_setup (l);
+    bind_server_wide (l);
+  }
   l->loaded = 1;
 
   if (LCB (l, load)) {
     r = PyObject_CallNoArgs (LCB (l, load));
     if (r == NULL)
-      return host_report (&l->script, "load");
+      return host_report (&l->v->script, "load");
     Py_DECREF (r);
   }
   return 0;
+}
+
+/* For reloading: each key=value given to a layer, its thread model. */
+struct config_item {
+  char *key, *value;
+};
+static struct {
+  struct config_item *items;
+  size_t n;
+  int model;
+} configs[MAX_LAYERS];
+
+static void
+remember (struct layer *l, const char *key, const char *value)
+{
+  int i = l - layers;
+  struct config_item *n
+      = realloc (configs[i].items, (configs[i].n + 1) * sizeof *n);
+
+  if (n == NULL)
+    return;
+  configs[i].items = n;
+  n[configs[i].n].key = strdup (key);
+  n[configs[i].n].value = strdup (value);
+  if (n[configs[i].n].key && n[configs[i].n].value)
+    configs[i].n++;
 }
 
 static int
@@ -148,10 +178,11 @@ l_config (struct layer *l, const char *key, const char *value)
   if (host_shared == NULL)
     return -1;
   host_enter ();
-  if (l->loaded)
-    r = host_config (&l->script, LCB (l, config), key, value);
-  else if (strcmp (key, "script") == 0)
-    r = load_script (l, value);
+  if (l->loaded) {
+    r = host_config (&l->v->script, LCB (l, config), key, value);
+    remember (l, key, value);
+  } else if (strcmp (key, "script") == 0)
+    r = load_script (l, value, 0);
   else {
     nbdkit_error ("the python filter needs its script first:"
                   " --filter=./SCRIPT.py");
@@ -168,12 +199,12 @@ call_void (struct layer *l, int idx)
   PyObject *r;
   int ret = 0;
 
-  if (!l->loaded || l->script.cb[idx] == NULL)
+  if (!l->loaded || l->v->script.cb[idx] == NULL)
     return 0;
   host_enter ();
-  r = PyObject_CallNoArgs (l->script.cb[idx]);
+  r = PyObject_CallNoArgs (l->v->script.cb[idx]);
   if (r == NULL)
-    ret = host_report (&l->script, filter_cb_names[idx]);
+    ret = host_report (&l->v->script, filter_cb_names[idx]);
   Py_XDECREF (r);
   host_leave ();
   return ret;
@@ -194,7 +225,7 @@ static const char *
 l_config_help (struct layer *l)
 {
   if (l->loaded)
-    return l->script.doc;
+    return l->v->script.doc;
   return "script=SCRIPT.py names a Python script that defines the filter's\n"
          "callbacks: use --filter=./SCRIPT.py.";
 }
@@ -205,9 +236,9 @@ l_dump_plugin (struct layer *l)
   printf ("python_version=%s\n", PY_VERSION);
   if (!l->loaded)
     return;
-  host_dump_script (&l->script);
+  host_dump_script (&l->v->script);
   if (LCB (l, dump_plugin))
-    host_call_dump (&l->script, LCB (l, dump_plugin));
+    host_call_dump (&l->v->script, LCB (l, dump_plugin));
 }
 
 static int
@@ -220,8 +251,8 @@ l_thread_model (struct layer *l)
     return m;
   host_enter ();
   r = PyObject_CallNoArgs (LCB (l, thread_model));
-  m = r ? host_thread_model (&l->script, r)
-        : host_report (&l->script, "thread_model");
+  m = r ? host_thread_model (&l->v->script, r)
+        : host_report (&l->v->script, "thread_model");
   Py_XDECREF (r);
   host_leave ();
   return m;
@@ -233,14 +264,17 @@ l_get_ready (struct layer *l, int thread_model)
   PyObject *a[2], *r;
   int ret = 0;
 
+  configs[l - layers].model = thread_model;
+  reload_watch ();
   if (!l->loaded || LCB (l, get_ready) == NULL)
     return 0;
   host_enter ();
   a[1] = PyLong_FromLong (thread_model);
-  r = a[1] ? host_call (LCB (l, get_ready), a, l->get_ready_args >= 1) : NULL;
+  r = a[1] ? host_call (LCB (l, get_ready), a, l->v->get_ready_args >= 1)
+           : NULL;
   Py_XDECREF (a[1]);
   if (r == NULL)
-    ret = host_report (&l->script, "get_ready");
+    ret = host_report (&l->v->script, "get_ready");
   Py_XDECREF (r);
   host_leave ();
   return ret;
@@ -250,7 +284,7 @@ l_get_ready (struct layer *l, int thread_model)
 static int
 call_backend (struct layer *l, int idx, nbdkit_backend *b)
 {
-  PyObject *a[2], *fn = l->script.cb[idx], *r;
+  PyObject *a[2], *fn = l->v->script.cb[idx], *r;
   int ret = 0;
 
   if (!l->loaded || fn == NULL)
@@ -259,7 +293,7 @@ call_backend (struct layer *l, int idx, nbdkit_backend *b)
   a[1] = backend_of (l, b);
   r = a[1] ? host_call (fn, a, host_arity (fn) >= 1) : NULL;
   if (r == NULL)
-    ret = host_report (&l->script, filter_cb_names[idx]);
+    ret = host_report (&l->v->script, filter_cb_names[idx]);
   Py_XDECREF (r);
   host_leave ();
   return ret;
@@ -291,7 +325,7 @@ l_preconnect (struct layer *l, nbdkit_backend *b, int readonly)
   r = a[1] ? host_call (LCB (l, preconnect), a, 2) : NULL;
   Py_DECREF (a[2]);
   if (r == NULL)
-    ret = host_report (&l->script, "preconnect");
+    ret = host_report (&l->v->script, "preconnect");
   Py_XDECREF (r);
   host_leave ();
   return ret;
@@ -315,9 +349,9 @@ l_list_exports (struct layer *l, nbdkit_backend *b, int readonly, int is_tls,
   Py_DECREF (a[2]);
   Py_DECREF (a[3]);
   if (r == NULL)
-    ret = host_report (&l->script, "list_exports");
+    ret = host_report (&l->v->script, "list_exports");
   else
-    ret = host_exports_result (&l->script, r, exports, before);
+    ret = host_exports_result (&l->v->script, r, exports, before);
   Py_XDECREF (r);
   host_leave ();
   return ret;
@@ -337,16 +371,86 @@ l_default_export (struct layer *l, nbdkit_backend *b, int readonly, int is_tls)
   Py_DECREF (a[2]);
   Py_DECREF (a[3]);
   if (r == NULL)
-    host_report (&l->script, "default_export");
+    host_report (&l->v->script, "default_export");
   else if (r == Py_None) {
     int depth = host_allow ();
     ret = nbdkit_backend_default_export (b, readonly, is_tls);
     host_disallow (depth);
   } else
-    ret = host_as_interned (&l->script, "default_export", r);
+    ret = host_as_interned (&l->v->script, "default_export", r);
   Py_XDECREF (r);
   host_leave ();
   return ret;
+}
+
+/* meta_context(): the name of a metadata context of the filter's own
+ * (e.g. "qemu:dirty-bitmap:NAME"), or None; asked once.
+ */
+static const char *
+l_meta_context (struct layer *l)
+{
+  PyObject *r;
+  const char *ret = NULL;
+
+  host_enter ();
+  r = PyObject_CallNoArgs (LCB (l, meta_context));
+  if (r == NULL)
+    host_report (&l->v->script, "meta_context");
+  else if (r != Py_None)
+    ret = host_as_interned (&l->v->script, "meta_context", r);
+  Py_XDECREF (r);
+  host_leave ();
+  return ret;
+}
+
+/* Reloading (see reload.h): the next connection to open after SIGHUP
+ * runs each layer's script again as a new module, with the same keys,
+ * config_complete and get_ready; if that works, it and later
+ * connections use the new version, while open ones keep theirs (their
+ * functions keep their module's globals).  A script that fails is
+ * reported and its layer keeps the version before.  Old versions stay.
+ */
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+maybe_reload (struct layer *l)
+{
+  struct version *old, *n;
+  int i = l - layers, ok;
+
+  pthread_mutex_lock (&reload_lock);
+  if (!reload_wanted (&l->reload_seen) || (n = calloc (1, sizeof *n)) == NULL) {
+    pthread_mutex_unlock (&reload_lock);
+    return;
+  }
+  old = l->v;
+  host_enter ();
+  nbdkit_debug ("%s: SIGHUP: reloading", old->script.path);
+  l->v = n;
+  ok = load_script (l, old->script.path, 1) == 0;
+  for (size_t k = 0; ok && k < configs[i].n; k++)
+    ok = host_config (&n->script, LCB (l, config), configs[i].items[k].key,
+                      configs[i].items[k].value)
+         == 0;
+  ok = ok && call_void (l, FCB_config_complete) == 0;
+  ok = ok && l_get_ready (l, configs[i].model) == 0;
+  PyErr_Clear ();
+  if (ok)
+    nbdkit_debug ("%s: reloaded", old->script.path);
+  else {
+    nbdkit_error ("%s: reloading failed: the script loaded before keeps"
+                  " serving",
+                  old->script.path);
+    l->v = old;
+    /* Its module back under its name, for tracebacks and pickles. */
+    if (old->script.module)
+      PyDict_SetItemString (PyImport_GetModuleDict (),
+                            PyModule_GetName (old->script.module),
+                            old->script.module);
+    PyErr_Clear ();
+  }
+  host_leave ();
+  pthread_mutex_unlock (&reload_lock);
 }
 
 /* The handle is a struct handle; the script's own handle is what its
@@ -358,13 +462,18 @@ l_open (struct layer *l, nbdkit_context *ctx, int readonly,
 {
   struct handle *h = calloc (1, sizeof *h);
   PyObject *a[5], *r;
-  size_t n = l->open_args < 1 ? 1 : l->open_args > 4 ? 4 : l->open_args;
+  size_t n = l->v->open_args < 1   ? 1
+             : l->v->open_args > 4 ? 4
+                                   : l->v->open_args;
 
   if (h == NULL) {
-    nbdkit_error ("%s: open: out of memory", l->script.path);
+    nbdkit_error ("%s: open: out of memory", l->v->script.path);
     return NULL;
   }
   h->layer = l;
+  if (reload_hup != l->reload_seen)
+    maybe_reload (l);
+  h->v = __atomic_load_n (&l->v, __ATOMIC_ACQUIRE);
   host_enter ();
   if (LCB (l, open) == NULL) {
     Py_INCREF (Py_None);
@@ -376,7 +485,7 @@ l_open (struct layer *l, nbdkit_context *ctx, int readonly,
     a[4] = PyBool_FromLong (is_tls);
     r = a[1] && a[3] ? host_call (LCB (l, open), a, n) : NULL;
     if (r == NULL)
-      host_report (&l->script, "open");
+      host_report (&l->v->script, "open");
     next_invalidate (a[1]);
     Py_XDECREF (a[1]);
     Py_DECREF (a[2]);
@@ -450,19 +559,25 @@ l_open (struct layer *l, nbdkit_context *ctx, int readonly,
   static void *open_##i (nbdkit_context *c, int ro, const char *n, int tls)    \
   {                                                                            \
     return l_open (&layers[i], c, ro, n, tls);                                 \
+  }                                                                            \
+  static const char *meta_context_##i (void)                                   \
+  {                                                                            \
+    return l_meta_context (&layers[i]);                                        \
   }
 #define LAYERS(X) X (0) X (1) X (2) X (3) X (4) X (5) X (6) X (7)
 LAYERS (LAYER)
 #undef LAYER
 
 /* Until its script is loaded, a layer has only these; preconnect,
- * list_exports and default_export join if the script defines them.
+ * list_exports, default_export and meta_context join if the script
+ * defines them.
  */
 struct bound {
   struct nbdkit_filter f;
   int (*preconnect) (nbdkit_backend *, int);
   int (*list_exports) (nbdkit_backend *, int, int, struct nbdkit_exports *);
   const char *(*default_export) (nbdkit_backend *, int, int);
+  const char *(*meta_context) (void);
 };
 #define BOUND(i)                                                               \
   { .f = { .name = "python",                                                   \
@@ -485,7 +600,8 @@ struct bound {
            .close = filter_io_close },                                         \
     .preconnect = preconnect_##i,                                              \
     .list_exports = list_exports_##i,                                          \
-    .default_export = default_export_##i },
+    .default_export = default_export_##i,                                      \
+    .meta_context = meta_context_##i },
 static const struct bound bound[MAX_LAYERS] = { LAYERS (BOUND) };
 #undef BOUND
 
@@ -500,6 +616,8 @@ bind_server_wide (struct layer *l)
     l->filter.list_exports = b->list_exports;
   if (LCB (l, default_export))
     l->filter.default_export = b->default_export;
+  if (LCB (l, meta_context))
+    l->filter.meta_context = b->meta_context;
 }
 
 NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_filter *filter_init (void);
@@ -518,6 +636,7 @@ filter_init (void)
   }
   l = &layers[nlayers];
   l->filter = bound[nlayers].f;
+  l->v = &l->first;
   nlayers++;
   l->filter._struct_size = sizeof l->filter;
   l->filter._api_version = NBDKIT_API_VERSION;

@@ -14,9 +14,13 @@
 #include "callbacks.h"
 #include "host.h"
 
+/* The filter ABI's callbacks, with the meta-context pair. */
+#define PY_FILTER_CALLBACKS(X)                                                 \
+  FILTER_CALLBACKS (X) X (meta_context) X (meta_extents)
+
 enum {
 #define E(n) FCB_##n,
-  FILTER_CALLBACKS (E)
+  PY_FILTER_CALLBACKS (E)
 #undef E
       FCB_COUNT
 };
@@ -27,22 +31,34 @@ extern const char *const filter_cb_names[];
  */
 #define MAX_LAYERS 8
 
+/* One version of a layer's script: SIGHUP loads a new one (filter.c);
+ * each connection keeps the one it opened on.
+ */
+struct version {
+  struct script script;
+  int open_args, get_ready_args, block_size_args;
+};
+
 struct layer {
   struct nbdkit_filter filter; /* what the server calls */
-  struct script script;
+  struct version first;
+  struct version *v; /* the newest, which new connections open on */
   int loaded;
-  int open_args, get_ready_args, block_size_args;
   PyObject *backend; /* the layer below, server-wide (Backend) */
+  int reload_seen;   /* SIGHUPs acted on */
 };
 
 /* A connection's handle: the script's, and the layer below. */
 struct handle {
   struct layer *layer;
-  PyObject *h;    /* what the script's open returned */
-  PyObject *next; /* a Next object over the layer below, or NULL */
+  struct version *v; /* the script it opened on */
+  PyObject *h;       /* what the script's open returned */
+  PyObject *next;    /* a Next object over the layer below, or NULL */
 };
 
-#define LCB(l, n) ((l)->script.cb[FCB_##n])
+/* The newest script's callback N, and the one of connection H's. */
+#define LCB(l, n) ((l)->v->script.cb[FCB_##n])
+#define HCB(h, n) ((h)->v->script.cb[FCB_##n])
 
 /* filter_io.c: sets the callbacks the script defines into L->filter. */
 extern void filter_io_setup (struct layer *l);

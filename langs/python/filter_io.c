@@ -19,7 +19,7 @@
 
 #define H(handle) ((struct handle *)(handle))
 #define L(handle) (H (handle)->layer)
-#define S(handle) (&L (handle)->script)
+#define S(handle) (&H (handle)->v->script)
 
 /* The first two arguments of every call: next and the handle. */
 static int
@@ -35,13 +35,12 @@ filter_io_close (void *handle)
 {
   struct handle *h = handle;
   PyObject *a[2] = { NULL, h->h }, *r;
-  struct layer *l = h->layer;
 
   host_enter ();
-  if (LCB (l, close)) {
-    r = host_call (LCB (l, close), a, 1);
+  if (HCB (h, close)) {
+    r = host_call (HCB (h, close), a, 1);
     if (r == NULL)
-      host_report (&l->script, "close");
+      host_report (&h->v->script, "close");
     Py_XDECREF (r);
   }
   /* The script may have kept next: it must not reach a closed layer. */
@@ -59,14 +58,14 @@ static PyObject *
 call_nh (int idx, nbdkit_next *next, void *handle, PyObject **a, size_t n,
          int *err)
 {
-  struct layer *l = L (handle);
+  struct version *v = H (handle)->v;
   PyObject *r = NULL;
 
   host_thread ()->last_error = 0;
   if (args2 (a, handle, next) == 0)
-    r = host_call (l->script.cb[idx], a, 2 + n);
+    r = host_call (v->script.cb[idx], a, 2 + n);
   if (r == NULL) {
-    int e = host_report_errno (&l->script, filter_cb_names[idx]);
+    int e = host_report_errno (&v->script, filter_cb_names[idx]);
     if (err)
       *err = e;
   }
@@ -123,7 +122,7 @@ f_export_description (nbdkit_next *next, void *handle)
   PyObject *a[3], *r;
   const char *ret = NULL;
 
-  if (LCB (L (handle), export_description) == NULL)
+  if (HCB (H (handle), export_description) == NULL)
     return next ? nbdkit_next_export_description (next) : NULL;
   host_enter ();
   r = call_nh (FCB_export_description, next, handle, a, 0, NULL);
@@ -148,12 +147,12 @@ f_block_size (nbdkit_next *next, void *handle, struct nbdkit_block_size *bs)
   PyObject *a[4], *r;
   int ret = -1;
 
-  if (LCB (L (handle), block_size) == NULL)
+  if (HCB (H (handle), block_size) == NULL)
     return next ? nbdkit_next_block_size (next, bs) : 0;
   host_enter ();
   a[3] = PyBool_FromLong (bs->client_requested);
   r = call_nh (FCB_block_size, next, handle, a,
-               L (handle)->block_size_args >= 3, NULL);
+               H (handle)->v->block_size_args >= 3, NULL);
   Py_DECREF (a[3]);
   if (r == Py_None && next) {
     int depth = host_allow ();
@@ -183,7 +182,8 @@ cap (int idx, nbdkit_next *next, void *handle, enum cap_kind kind)
   return ret;
 }
 
-#define HAS(fn) (LCB (L (handle), fn) != NULL)
+#define HAS(fn) (HCB (H (handle), fn) != NULL)
+#define HOST_CAN_ZERO f_can_zero (NULL, handle)
 #define CAP(fn, kind)                                                          \
   static int f_##fn (nbdkit_next *next, void *handle)                          \
   {                                                                            \
@@ -202,25 +202,42 @@ CAP (can_multi_conn, CAP_BOOL)
 CAP (can_extents, CAP_TRI)
 CAP (can_cache, CAP_TRI)
 #undef CAP
+#undef HOST_CAN_ZERO
 #undef HAS
 
+/* pread(next, h, buf, offset, flags) fills buf.  If it returns what
+ * next.pread(buf, offset, flags) returned (the read passed through),
+ * the holes and loans of the layer below reach the client as they
+ * came; next.pread also filled buf with them, for a script that looks,
+ * and any other answer drops them so that buf alone counts.
+ */
 static int
 f_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
          uint64_t offset, uint32_t flags, struct nbdkit_read *rd, int *err)
 {
   PyObject *a[6], *r = NULL;
+  struct host_thread *t;
+  struct host_forward fwd = { rd, buf, count, offset, NULL }, *saved_fwd;
+  struct nbdkit_read *saved_read;
   int ret = -1;
 
-  host_enter ();
+  t = host_enter_t ();
   a[3] = PyMemoryView_FromMemory (buf, count, PyBUF_WRITE);
   a[4] = PyLong_FromUnsignedLongLong (offset);
   a[5] = PyLong_FromUnsignedLong (flags);
-  host_thread ()->cur_read = rd;
+  saved_read = t->cur_read;
+  saved_fwd = t->cur_forward;
+  t->cur_read = rd;
+  t->cur_forward = rd ? &fwd : NULL;
   if (a[3] && a[4] && a[5])
     r = call_nh (FCB_pread, next, handle, a, 3, err);
   else
     *err = host_report_errno (S (handle), "pread");
-  host_thread ()->cur_read = NULL;
+  if (fwd.token && r != fwd.token)
+    host_forward_drop (t);
+  Py_CLEAR (fwd.token);
+  t->cur_read = saved_read;
+  t->cur_forward = saved_fwd;
   Py_XDECREF (a[4]);
   Py_XDECREF (a[5]);
   if (r)
@@ -230,7 +247,7 @@ f_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
     *err = EIO;
     ret = -1;
   }
-  host_leave ();
+  host_leave_t (t);
   return ret;
 }
 
@@ -295,7 +312,7 @@ range_op (int idx, nbdkit_next *next, void *handle, uint64_t count,
      */
     host_thread ()->last_error = 0;
     if (args2 (a, handle, next) == 0)
-      r = host_call (L (handle)->script.cb[idx], a, 5);
+      r = host_call (H (handle)->v->script.cb[idx], a, 5);
     e = r ? 0 : host_exception_errno ();
     if (e == EOPNOTSUPP || e == ENOTSUP) {
       PyErr_Clear ();
@@ -337,12 +354,12 @@ f_cache (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
   return range_op (FCB_cache, next, handle, count, offset, flags, err);
 }
 
-/* extents returns an iterable of (offset, length, type), or calls
- * nbdkit.add_extent and returns None.
+/* extents and meta_extents return an iterable of (offset, length,
+ * type), or call nbdkit.add_extent and return None.
  */
 static int
-f_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
-           uint32_t flags, struct nbdkit_extents *e, int *err)
+extents_cb (int idx, nbdkit_next *next, void *handle, uint64_t count,
+            uint64_t offset, uint32_t flags, struct nbdkit_extents *e, int *err)
 {
   PyObject *a[6], *r = NULL;
   int ret = -1;
@@ -353,9 +370,9 @@ f_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
   a[5] = PyLong_FromUnsignedLong (flags);
   host_thread ()->cur_extents = e;
   if (a[3] && a[4] && a[5])
-    r = call_nh (FCB_extents, next, handle, a, 3, err);
+    r = call_nh (idx, next, handle, a, 3, err);
   else
-    *err = host_report_errno (S (handle), "extents");
+    *err = host_report_errno (S (handle), filter_cb_names[idx]);
   host_thread ()->cur_extents = NULL;
   Py_XDECREF (a[3]);
   Py_XDECREF (a[4]);
@@ -365,6 +382,23 @@ f_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
   Py_XDECREF (r);
   host_leave ();
   return ret;
+}
+
+static int
+f_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
+           uint32_t flags, struct nbdkit_extents *e, int *err)
+{
+  return extents_cb (FCB_extents, next, handle, count, offset, flags, e, err);
+}
+
+/* The filter's own metadata context (see meta_context in filter.c). */
+static int
+f_meta_extents (nbdkit_next *next, void *handle, uint64_t count,
+                uint64_t offset, uint32_t flags, struct nbdkit_extents *e,
+                int *err)
+{
+  return extents_cb (FCB_meta_extents, next, handle, count, offset, flags, e,
+                     err);
 }
 
 void
@@ -398,5 +432,6 @@ filter_io_setup (struct layer *l)
   SET (zero)
   SET (extents)
   SET (cache)
+  SET (meta_extents)
 #undef SET
 }

@@ -84,6 +84,7 @@ join (void)
   module_nbdkit = mod;
   module_error_type = PyObject_GetAttrString (mod, "Error");
   module_param_type = PyObject_GetAttrString (mod, "Param");
+  module_read_type = PyObject_GetAttrString (mod, "Read");
   tb = PyImport_ImportModule ("traceback");
   if (tb)
     host_format_exception = PyObject_GetAttrString (tb, "format_exception");
@@ -92,7 +93,7 @@ join (void)
   sh->users++;
   host_shared = sh;
   PyGILState_Release (g);
-  return module_error_type && module_param_type ? 0 : -1;
+  return module_error_type && module_param_type && module_read_type ? 0 : -1;
 }
 
 int

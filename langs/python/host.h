@@ -35,6 +35,18 @@
 
 /* ---- host.c: the interpreter ---- */
 
+/* A filter's pread in progress, for next.pread to pass its holes and
+ * loans through (see f_pread in filter_io.c).  TOKEN is what next.pread
+ * returned after passing RD down, until the script returns it or does
+ * something else with the read.
+ */
+struct host_forward {
+  struct nbdkit_read *rd;
+  void *buf;
+  uint64_t count, offset;
+  PyObject *token;
+};
+
 /* One server thread's state in Python, shared by every host. */
 struct host_thread {
   PyThreadState *tstate;
@@ -43,6 +55,7 @@ struct host_thread {
   struct nbdkit_extents *cur_extents; /* ... in pread, extents, */
   struct nbdkit_exports *cur_exports; /* ... list_exports */
   int last_error;                     /* the last nbdkit.set_error */
+  struct host_forward *cur_forward;   /* in a filter's pread */
   /* Each data callback hands the script a memoryview; the one given
    * last, if the script kept no reference to it, is kept here for the
    * next call (read-only [0] for pwrite, writable [1] for pread): see
@@ -52,7 +65,7 @@ struct host_thread {
 };
 
 /* What the host that started the interpreter shares with the other. */
-#define HOST_SHARED_VERSION 2
+#define HOST_SHARED_VERSION 3
 struct host_shared {
   int version;
   struct host_thread *(*thread) (void); /* this thread's, made if needed */
@@ -262,8 +275,25 @@ extern int host_view_done (struct host_thread *t, struct script *s,
 extern PyObject *module_init (void);
 /* The module object, and its Error and Param classes. */
 extern PyObject *module_nbdkit, *module_error_type, *module_param_type;
+/* nbdkit.Read, the token of a read passed through (next.c). */
+extern PyObject *module_read_type;
 /* Give the thread-model constants the numbers API 1 and 2 use. */
 extern int module_old_thread_models (void);
+/* A filter's pread: the script is about to act on the read itself
+ * (nbdkit.read_hole, ...), so holes and loans passed up by an earlier
+ * next.pread no longer answer it.
+ */
+static inline void
+host_forward_drop (struct host_thread *t)
+{
+  struct host_forward *f = t->cur_forward;
+
+  if (f && f->token) {
+    nbdkit_read_forget (f->rd);
+    Py_CLEAR (f->token);
+  }
+}
+
 /* The capsule that carries struct host_shared, named "nbdkit._host". */
 #define MODULE_CAPSULE "nbdkit._host"
 

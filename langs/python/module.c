@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
@@ -18,6 +19,7 @@
 #include "host.h"
 
 PyObject *module_nbdkit, *module_error_type, *module_param_type;
+PyObject *module_read_type;
 
 /* Raise nbdkit.Error (ERR, MSG) and return NULL. */
 static PyObject *
@@ -49,6 +51,17 @@ m_debug (PyObject *self, PyObject *args)
   if (!PyArg_ParseTuple (args, "s:debug", &msg))
     return NULL;
   nbdkit_debug ("%s", msg);
+  Py_RETURN_NONE;
+}
+
+static PyObject *
+m_error (PyObject *self, PyObject *args)
+{
+  const char *msg;
+
+  if (!PyArg_ParseTuple (args, "s:error", &msg))
+    return NULL;
+  nbdkit_error ("%s", msg);
   Py_RETURN_NONE;
 }
 
@@ -181,6 +194,48 @@ m_parse_probability (PyObject *self, PyObject *args)
 }
 
 static PyObject *
+m_parse_int (PyObject *self, PyObject *args)
+{
+  const char *what, *s;
+  int r;
+
+  if (!PyArg_ParseTuple (args, "ss:parse_int", &what, &s))
+    return NULL;
+  if (nbdkit_parse_int (what, s, &r) == -1) {
+    PyErr_Format (PyExc_ValueError, "%s: cannot parse '%s' as an int", what, s);
+    return NULL;
+  }
+  return PyLong_FromLong (r);
+}
+
+static PyObject *
+m_realpath (PyObject *self, PyObject *args)
+{
+  const char *path;
+  char *r, msg[512];
+  PyObject *ret;
+
+  if (!PyArg_ParseTuple (args, "s:realpath", &path))
+    return NULL;
+  errno = 0;
+  r = nbdkit_realpath (path);
+  if (r == NULL) {
+    int err = errno ? errno : ENOENT;
+    snprintf (msg, sizeof msg, "realpath: %s: %s", path, strerror (err));
+    return raise_errno (err, msg);
+  }
+  ret = PyUnicode_DecodeFSDefault (r);
+  free (r);
+  return ret;
+}
+
+static PyObject *
+m_stdio_safe (PyObject *self, PyObject *noargs)
+{
+  return PyBool_FromLong (nbdkit_stdio_safe ());
+}
+
+static PyObject *
 m_read_password (PyObject *self, PyObject *args)
 {
   const char *value;
@@ -258,6 +313,7 @@ m_read_hole (PyObject *self, PyObject *args)
     return NULL;
   if (host_thread ()->cur_read == NULL)
     return not_here ("read_hole", "pread");
+  host_forward_drop (host_thread ());
   if (nbdkit_read_hole (host_thread ()->cur_read, off, len) == -1)
     return raise_errno (errno ? errno : EINVAL,
                         "read_hole: the range is outside the request");
@@ -302,6 +358,7 @@ m_read_lend (PyObject *self, PyObject *args)
     return NULL;
   if (host_thread ()->cur_read == NULL)
     return not_here ("read_lend", "pread");
+  host_forward_drop (host_thread ());
   view = malloc (sizeof *view);
   if (view == NULL)
     return PyErr_NoMemory ();
@@ -363,6 +420,8 @@ m_use_default_export (PyObject *self, PyObject *noargs)
 
 static PyMethodDef methods[] = {
   { "debug", m_debug, METH_VARARGS, "debug(msg): a message shown with -v" },
+  { "error", m_error, METH_VARARGS,
+    "error(msg): log an error message (does not raise)" },
   { "set_error", m_set_error, METH_VARARGS,
     "set_error(errno): the errno the client gets if this callback fails" },
   { "export_name", m_export_name, METH_NOARGS,
@@ -379,6 +438,14 @@ static PyMethodDef methods[] = {
     "parse_bool(str): 'on', 'yes', '1', ... -> bool; ValueError if bad" },
   { "parse_probability", m_parse_probability, METH_VARARGS,
     "parse_probability(what, str): '10%', '1:8', '0.1' -> float" },
+  { "parse_int", m_parse_int, METH_VARARGS,
+    "parse_int(what, str): '42', '-1', '0x10' -> int; ValueError if bad" },
+  { "realpath", m_realpath, METH_VARARGS,
+    "realpath(path): the canonical absolute path of an existing file;"
+    " nbdkit.Error if it does not exist" },
+  { "stdio_safe", m_stdio_safe, METH_NOARGS,
+    "stdio_safe(): whether the script may use stdin and stdout (not with"
+    " -s)" },
   { "read_password", m_read_password, METH_VARARGS,
     "read_password(value): the password given as value ('-', '-FD', '+FILE'"
     " or the text)" },
@@ -414,6 +481,11 @@ static const char classes[]
       "        message = message or _os.strerror(errno)\n"
       "        super().__init__(errno, message)\n"
       "        self.errno, self.strerror = errno, message\n"
+      "class Read:\n"
+      "    '''What next.pread(buf, offset, flags) returns when buf and offset\n"
+      "    are the filter's own: return it from pread to pass the read up\n"
+      "    as it came (holes and lent data included).'''\n"
+      "    __slots__ = ()\n"
       "class Param:\n"
       "    '''A typed parameter: Param(name, type=STRING, *, required=False,\n"
       "    default=None, doc='', choices=None, multiple=False).  Once the\n"
@@ -509,10 +581,13 @@ module_init (void)
   Py_DECREF (r);
   module_error_type = PyDict_GetItemString (d, "Error");
   module_param_type = PyDict_GetItemString (d, "Param");
-  if (module_error_type == NULL || module_param_type == NULL)
+  module_read_type = PyDict_GetItemString (d, "Read");
+  if (module_error_type == NULL || module_param_type == NULL
+      || module_read_type == NULL)
     goto err;
   Py_INCREF (module_error_type);
   Py_INCREF (module_param_type);
+  Py_INCREF (module_read_type);
   module_nbdkit = m;
   Py_INCREF (m);
   return m;

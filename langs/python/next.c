@@ -191,6 +191,22 @@ check_below (nbdkit_next *n, uint64_t count, uint64_t offset)
   return 0;
 }
 
+/* Into the buffer the filter's own pread got, at its offset: the read
+ * is passed down with the request's nbdkit_read, so the holes and
+ * loans of the layer below can reach the client as they are (see
+ * f_pread); buf is filled with them too, and the token returned says
+ * "this read, as it came".
+ */
+static struct host_forward *
+forward_of (struct host_thread *t, void *buf, uint64_t count, uint64_t offset)
+{
+  struct host_forward *f = t->cur_forward;
+
+  if (f && f->buf == buf && f->count == count && f->offset == offset)
+    return f;
+  return NULL;
+}
+
 static PyObject *
 n_pread (PyObject *self, PyObject *args)
 {
@@ -201,6 +217,7 @@ n_pread (PyObject *self, PyObject *args)
   unsigned flags = 0;
   void *buf;
   int r, err = 0;
+  struct host_forward *fwd = NULL;
 
   if (n == NULL
       || !PyArg_ParseTuple (args, "OO&|I:pread", &obj, u64_arg, &offset,
@@ -218,13 +235,32 @@ n_pread (PyObject *self, PyObject *args)
       return NULL;
     buf = view.buf;
     count = view.len;
+    fwd = forward_of (host_thread (), buf, count, offset);
+    if (fwd) {
+      /* Asked again: what an earlier call passed up is stale. */
+      host_forward_drop (host_thread ());
+      ret = PyObject_CallNoArgs (module_read_type);
+      if (ret == NULL) {
+        PyBuffer_Release (&view);
+        return NULL;
+      }
+    }
   }
-  BELOW (r = nbdkit_next_pread (n, buf, count, offset, flags, NULL, &err));
+  BELOW (r = nbdkit_next_pread (n, buf, count, offset, flags,
+                                fwd ? fwd->rd : NULL, &err));
+  if (fwd && r == 0)
+    nbdkit_read_fill (fwd->rd);
   if (view.obj)
     PyBuffer_Release (&view);
   if (r == -1) {
+    if (fwd)
+      nbdkit_read_forget (fwd->rd);
     Py_XDECREF (ret);
     return raise_below (err, "pread");
+  }
+  if (fwd) {
+    Py_INCREF (ret);
+    fwd->token = ret;
   }
   if (ret == NULL)
     Py_RETURN_NONE;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,19 +21,25 @@
 
 #include "plugin.h"
 
+#include "reload.h"
+
 static const char *const cb_names[] = {
 #define N(n) #n,
   PLUGIN_CALLBACKS (N)
 #undef N
 };
 
-struct script script;
-int block_size_args;
+static struct plugin_script first_script;
+struct plugin_script *cur_script = &first_script;
+/* In this file, the newest script. */
+#define script (cur_script->s)
 static int loaded;
-/* How many arguments open and get_ready take: they have an old and a
- * new form.
- */
-static int open_args, get_ready_args;
+/* For reloading: each key=value given, and the thread model. */
+static struct config_item {
+  char *key, *value;
+} * config_items;
+static size_t n_config_items;
+static int final_model = -1;
 
 /* Before the script is loaded, "script" is the only parameter. */
 static const struct nbdkit_param script_param[] = {
@@ -44,6 +51,8 @@ static const struct nbdkit_param script_param[] = {
 };
 
 static struct nbdkit_plugin plugin;
+static void maybe_reload (void);
+static int reload_seen; /* SIGHUPs acted on */
 
 static void
 py_load (void)
@@ -68,7 +77,7 @@ py_unload (void)
 }
 
 static int
-load_script (const char *path)
+load_script (const char *path, int reloading)
 {
   PyObject *r;
 
@@ -82,19 +91,24 @@ load_script (const char *path)
   }
   if (API < 3 && module_old_thread_models () == -1)
     return host_report (&script, "loading");
-  open_args = CB (open) ? host_arity (CB (open)) : 3;
-  get_ready_args = CB (get_ready) ? host_arity (CB (get_ready)) : 0;
-  block_size_args = CB (block_size) ? host_arity (CB (block_size)) : 1;
+  cur_script->open_args = CB (open) ? host_arity (CB (open)) : 3;
+  cur_script->get_ready_args = CB (get_ready) ? host_arity (CB (get_ready)) : 0;
+  cur_script->block_size_args
+      = CB (block_size) ? host_arity (CB (block_size)) : 1;
 
   /* The server checks the script's declared parameters from now on;
    * without declarations, every key goes to its config unchecked.
    */
-  if (script.params) {
-    if (host_script_params (&script) == -1)
-      return -1;
-    plugin.params = script.cparams;
-  } else
-    plugin.params = NULL;
+  if (script.params && host_script_params (&script) == -1)
+    return -1;
+  if (!reloading) {
+    plugin.params = script.params ? script.cparams : NULL;
+    /* Without the script's own answer, the server's rule (nbdkit's):
+     * fast zeroes unless zeroing is native.
+     */
+    if (CB (can_fast_zero) == NULL)
+      plugin.can_fast_zero = NULL;
+  }
   loaded = 1;
   nbdkit_debug ("%s: API_VERSION %d", path, API);
 
@@ -107,16 +121,32 @@ load_script (const char *path)
   return 0;
 }
 
+static void
+remember (const char *key, const char *value)
+{
+  struct config_item *n
+      = realloc (config_items, (n_config_items + 1) * sizeof *config_items);
+
+  if (n == NULL)
+    return;
+  config_items = n;
+  n[n_config_items].key = strdup (key);
+  n[n_config_items].value = strdup (value);
+  if (n[n_config_items].key && n[n_config_items].value)
+    n_config_items++;
+}
+
 static int
 py_config (const char *key, const char *value)
 {
   int r;
 
   host_enter ();
-  if (loaded)
+  if (loaded) {
     r = host_config (&script, CB (config), key, value);
-  else if (strcmp (key, "script") == 0 && host_shared)
-    r = load_script (value);
+    remember (key, value);
+  } else if (strcmp (key, "script") == 0 && host_shared)
+    r = load_script (value, 0);
   else {
     nbdkit_error ("the first parameter must be the script:"
                   " nbdkit python SCRIPT.py [key=value ...]");
@@ -210,6 +240,8 @@ py_get_ready (int thread_model)
   PyObject *a[2], *r;
   int m = thread_model, ret = 0;
 
+  final_model = thread_model;
+  reload_watch ();
   if (!loaded || CB (get_ready) == NULL)
     return 0;
   host_enter ();
@@ -217,7 +249,7 @@ py_get_ready (int thread_model)
     for (int i = 0; i < 4; i++)
       if (models[i] == thread_model)
         m = i;
-  if (get_ready_args == 0)
+  if (cur_script->get_ready_args == 0)
     r = PyObject_CallNoArgs (CB (get_ready));
   else {
     a[1] = PyLong_FromLong (m);
@@ -251,6 +283,8 @@ py_preconnect (int readonly)
   PyObject *a[2], *r;
   int ret = 0;
 
+  if (reload_hup != reload_seen)
+    maybe_reload ();
   if (CB (preconnect) == NULL)
     return 0;
   host_enter ();
@@ -271,6 +305,8 @@ py_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
   size_t before = nbdkit_exports_count (exports);
   int ret = 0;
 
+  if (reload_hup != reload_seen)
+    maybe_reload ();
   if (CB (list_exports) == NULL)
     return nbdkit_use_default_export (exports);
   host_enter ();
@@ -296,6 +332,8 @@ py_default_export (int readonly, int is_tls)
   PyObject *a[3], *r;
   const char *ret = NULL;
 
+  if (reload_hup != reload_seen)
+    maybe_reload ();
   if (CB (default_export) == NULL)
     return "";
   host_enter ();
@@ -313,49 +351,128 @@ py_default_export (int readonly, int is_tls)
   return ret;
 }
 
-/* The handle is the Python object open returned.  Without open it is
- * None, not counted (a connection then costs the script no call and
- * takes no GIL until get_size).
+/* Reloading (see reload.h): the next connection to open after SIGHUP
+ * runs the script again, as a new __main__ module, with the same
+ * parameters, config_complete and get_ready; if all of that works it
+ * and later connections use the new script, while connections already
+ * open keep theirs (its functions keep their module's globals).  A
+ * script that fails is reported and changes nothing.  Old scripts are
+ * kept (a module and its functions), not freed.
+ */
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+reload (void)
+{
+  struct plugin_script *old = cur_script, *n = calloc (1, sizeof *n);
+  PyObject *modules, *m;
+  int ok = 0;
+
+  if (n == NULL)
+    return;
+  host_enter ();
+  nbdkit_debug ("%s: SIGHUP: reloading", old->s.path);
+  modules = PyImport_GetModuleDict ();
+  m = PyModule_New ("__main__");
+  if (m && PyDict_SetItemString (modules, "__main__", m) == 0) {
+    __atomic_store_n (&cur_script, n, __ATOMIC_RELEASE);
+    ok = load_script (old->s.path, 1) == 0;
+    for (size_t i = 0; ok && i < n_config_items; i++)
+      ok = host_config (&script, CB (config), config_items[i].key,
+                        config_items[i].value)
+           == 0;
+    ok = ok && call_void (CB_config_complete) == 0;
+    ok = ok && (final_model == -1 || py_get_ready (final_model) == 0);
+  }
+  Py_XDECREF (m);
+  PyErr_Clear ();
+  if (ok)
+    nbdkit_debug ("%s: reloaded", old->s.path);
+  else {
+    nbdkit_error ("%s: reloading failed: the script loaded before keeps"
+                  " serving",
+                  old->s.path);
+    __atomic_store_n (&cur_script, old, __ATOMIC_RELEASE);
+    PyDict_SetItemString (modules, "__main__", old->s.module);
+  }
+  host_leave ();
+}
+
+static void
+maybe_reload (void)
+{
+  pthread_mutex_lock (&reload_lock);
+  if (reload_wanted (&reload_seen))
+    reload ();
+  pthread_mutex_unlock (&reload_lock);
+}
+
+/* The handle wraps the Python object open returned (None without
+ * open: then a connection costs the script no call and takes no GIL
+ * until get_size).
  */
 static void *
 py_open (int readonly, const char *exportname, int is_tls)
 {
   PyObject *a[4], *r;
-  size_t n = open_args < 3 ? (open_args < 1 ? 1 : open_args) : 3;
+  struct handle *hd = malloc (sizeof *hd);
+  struct plugin_script *ps;
+  size_t n;
 
-  if (CB (open) == NULL)
-    return Py_None;
+  if (hd == NULL) {
+    nbdkit_error ("malloc: %m");
+    return NULL;
+  }
+  if (reload_hup != reload_seen)
+    maybe_reload ();
+  ps = __atomic_load_n (&cur_script, __ATOMIC_ACQUIRE);
+  hd->ps = ps;
+  hd->h = Py_None;
+  if (ps->s.cb[CB_open] == NULL)
+    return hd;
+  n = ps->open_args;
+  n = n < 3 ? (n < 1 ? 1 : n) : 3;
   host_enter ();
   a[1] = PyBool_FromLong (readonly);
   a[2] = PyUnicode_DecodeFSDefault (exportname);
   a[3] = PyBool_FromLong (is_tls);
-  r = a[2] ? host_call (CB (open), a, n) : NULL;
+  r = a[2] ? host_call (ps->s.cb[CB_open], a, n) : NULL;
   Py_DECREF (a[1]);
   Py_XDECREF (a[2]);
   Py_DECREF (a[3]);
   if (r == NULL)
-    host_report (&script, "open");
+    host_report (&ps->s, "open");
   host_leave ();
-  return r;
+  if (r == NULL) {
+    free (hd);
+    return NULL;
+  }
+  hd->h = r;
+  return hd;
 }
 
 static void
-py_close (void *h)
+py_close (void *handle)
 {
-  PyObject *a[2] = { NULL, h }, *r;
+  struct handle *hd = handle;
+  struct plugin_script *ps = hd->ps;
+  PyObject *a[2] = { NULL, hd->h }, *r;
 
-  if (CB (close) == NULL && CB (open) == NULL)
+  if (ps->s.cb[CB_close] == NULL && ps->s.cb[CB_open] == NULL) {
+    free (hd);
     return;
+  }
   host_enter ();
-  if (CB (close)) {
-    r = host_call (CB (close), a, 1);
+  if (ps->s.cb[CB_close]) {
+    r = host_call (ps->s.cb[CB_close], a, 1);
     if (r == NULL)
-      host_report (&script, "close");
+      host_report (&ps->s, "close");
     Py_XDECREF (r);
   }
-  if (CB (open))
-    Py_DECREF ((PyObject *)h);
+  if (ps->s.cb[CB_open])
+    Py_DECREF (hd->h);
   host_leave ();
+  free (hd);
 }
 
 static struct nbdkit_plugin plugin = {

@@ -18,14 +18,37 @@ enum {
       CB_COUNT
 };
 
-/* The script, and how many arguments block_size takes (it has an old
- * and a new form).
+/* The script, and how many arguments its open, get_ready and
+ * block_size take (they have an old and a new form).  SIGHUP loads the
+ * script again as a new one (see plugin.c); each connection keeps the
+ * one it opened on.
  */
-extern struct script script;
-extern int block_size_args;
+struct plugin_script {
+  struct script s;
+  int open_args, get_ready_args, block_size_args;
+};
+/* The newest, which new connections open on. */
+extern struct plugin_script *cur_script;
 
+/* A connection's handle: its script, and what the script's open
+ * returned (None without open).
+ */
+struct handle {
+  struct plugin_script *ps;
+  PyObject *h;
+};
+
+/* SCRIPT is defined by each file: the newest (plugin.c) or the
+ * connection's (plugin_io.c).
+ */
 #define CB(n) (script.cb[CB_##n])
 #define API (script.api_version)
+
+/* At the top of each callback of a connection: PS and H as above. */
+#define PLUGIN_HANDLE(hd)                                                      \
+  struct plugin_script *ps __attribute__ ((unused))                            \
+  = ((struct handle *)(hd))->ps;                                               \
+  PyObject *h __attribute__ ((unused)) = ((struct handle *)(hd))->h
 
 /* plugin_io.c */
 extern int64_t py_get_size (void *h);

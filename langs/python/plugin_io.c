@@ -14,6 +14,10 @@
 #include "plugin.h"
 #include "values.h"
 
+/* The connection's script (PS, from PLUGIN_HANDLE). */
+#define script (ps->s)
+#define block_size_args (ps->block_size_args)
+
 static const char *const cb_names[] = {
 #define N(n) #n,
   PLUGIN_CALLBACKS (N)
@@ -24,8 +28,9 @@ static const char *const cb_names[] = {
  * (reported).
  */
 static PyObject *
-call_h (int idx, void *h)
+call_h (int idx, void *hd)
 {
+  PLUGIN_HANDLE (hd);
   PyObject *a[2] = { NULL, h }, *r;
 
   r = host_call (script.cb[idx], a, 1);
@@ -35,13 +40,14 @@ call_h (int idx, void *h)
 }
 
 int64_t
-py_get_size (void *h)
+py_get_size (void *hd)
 {
+  PLUGIN_HANDLE (hd);
   PyObject *r;
   int64_t size = -1;
 
   host_enter ();
-  r = call_h (CB_get_size, h);
+  r = call_h (CB_get_size, hd);
   if (r && host_as_size (&script, "get_size", r, &size) == -1)
     size = -1;
   Py_XDECREF (r);
@@ -50,15 +56,16 @@ py_get_size (void *h)
 }
 
 const char *
-py_export_description (void *h)
+py_export_description (void *hd)
 {
+  PLUGIN_HANDLE (hd);
   PyObject *r;
   const char *ret = NULL;
 
   if (CB (export_description) == NULL)
     return NULL;
   host_enter ();
-  r = call_h (CB_export_description, h);
+  r = call_h (CB_export_description, hd);
   if (r && r != Py_None)
     ret = host_description (
         host_as_interned (&script, "export_description", r));
@@ -71,8 +78,9 @@ py_export_description (void *h)
  * maximum[, maximum_virtual]), or None for no constraints.
  */
 int
-py_block_size (void *h, struct nbdkit_block_size *bs)
+py_block_size (void *hd, struct nbdkit_block_size *bs)
 {
+  PLUGIN_HANDLE (hd);
   PyObject *a[3] = { NULL, h, NULL }, *r;
   int ret = -1;
 
@@ -101,15 +109,16 @@ py_block_size (void *h, struct nbdkit_block_size *bs)
 enum { CAP_TRI_OLD = CAP_TRI + 1 };
 
 static int
-cap (int idx, void *h, int kind, int dflt)
+cap (int idx, void *hd, int kind, int dflt)
 {
+  PLUGIN_HANDLE (hd);
   PyObject *r;
   int ret;
 
   if (script.cb[idx] == NULL)
     return dflt;
   host_enter ();
-  r = call_h (idx, h);
+  r = call_h (idx, hd);
   if (r == NULL)
     ret = -1;
   else if (kind == CAP_TRI_OLD && API < 3) {
@@ -127,9 +136,10 @@ cap (int idx, void *h, int kind, int dflt)
 }
 
 #define CAP(fn, kind, dflt)                                                    \
-  int py_##fn (void *h)                                                        \
+  int py_##fn (void *hd)                                                       \
   {                                                                            \
-    return cap (CB_##fn, h, kind, dflt);                                       \
+    PLUGIN_HANDLE (hd);                                                        \
+    return cap (CB_##fn, hd, kind, dflt);                                      \
   }
 CAP (can_write, CAP_BOOL, CB (pwrite) != NULL)
 CAP (can_flush, CAP_BOOL, CB (flush) != NULL)
@@ -146,9 +156,10 @@ CAP (can_cache, CAP_TRI, CB (cache) ? NBDKIT_CACHE_NATIVE : NBDKIT_CACHE_NONE)
 #undef CAP
 
 int
-py_pread (void *h, void *buf, uint64_t count, uint64_t offset, uint32_t flags,
+py_pread (void *hd, void *buf, uint64_t count, uint64_t offset, uint32_t flags,
           struct nbdkit_read *rd)
 {
+  PLUGIN_HANDLE (hd);
   PyObject *a[5] = { NULL, h }, *r;
   struct host_thread *t;
   Py_buffer view;
@@ -188,9 +199,16 @@ py_pread (void *h, void *buf, uint64_t count, uint64_t offset, uint32_t flags,
   a[2] = host_view (t, buf, count, 1);
   a[3] = PyLong_FromUnsignedLongLong (offset);
   a[4] = PyLong_FromUnsignedLong (flags);
+  /* Under a Python filter on the same thread, the filter's read is
+   * what its script acts on again once this returns.
+   */
+  struct nbdkit_read *saved_read = t->cur_read;
+  struct host_forward *saved_fwd = t->cur_forward;
   t->cur_read = rd;
+  t->cur_forward = NULL;
   r = a[2] && a[3] && a[4] ? host_call (CB (pread), a, 4) : NULL;
-  t->cur_read = NULL;
+  t->cur_read = saved_read;
+  t->cur_forward = saved_fwd;
   Py_XDECREF (a[3]);
   Py_XDECREF (a[4]);
   if (r == NULL)
@@ -203,9 +221,10 @@ py_pread (void *h, void *buf, uint64_t count, uint64_t offset, uint32_t flags,
 }
 
 int
-py_pwrite (void *h, const void *buf, uint64_t count, uint64_t offset,
+py_pwrite (void *hd, const void *buf, uint64_t count, uint64_t offset,
            uint32_t flags)
 {
+  PLUGIN_HANDLE (hd);
   PyObject *a[5] = { NULL, h }, *r;
   struct host_thread *t;
   int ret = 0;
@@ -232,8 +251,9 @@ py_pwrite (void *h, const void *buf, uint64_t count, uint64_t offset,
 }
 
 int
-py_flush (void *h, uint32_t flags)
+py_flush (void *hd, uint32_t flags)
 {
+  PLUGIN_HANDLE (hd);
   PyObject *a[3] = { NULL, h }, *r;
   int ret = 0;
 
@@ -254,8 +274,9 @@ py_flush (void *h, uint32_t flags)
  * flags and API 1 zero has may_trim instead.
  */
 static int
-range_op (int idx, void *h, uint64_t count, uint64_t offset, uint32_t flags)
+range_op (int idx, void *hd, uint64_t count, uint64_t offset, uint32_t flags)
 {
+  PLUGIN_HANDLE (hd);
   PyObject *a[5] = { NULL, h }, *r;
   struct host_thread *t;
   size_t n = 4;
@@ -299,40 +320,44 @@ range_op (int idx, void *h, uint64_t count, uint64_t offset, uint32_t flags)
 }
 
 int
-py_trim (void *h, uint64_t count, uint64_t offset, uint32_t flags)
+py_trim (void *hd, uint64_t count, uint64_t offset, uint32_t flags)
 {
+  PLUGIN_HANDLE (hd);
   if (CB (trim) == NULL) {
     errno = EOPNOTSUPP;
     return -1;
   }
-  return range_op (CB_trim, h, count, offset, flags);
+  return range_op (CB_trim, hd, count, offset, flags);
 }
 
 int
-py_zero (void *h, uint64_t count, uint64_t offset, uint32_t flags)
+py_zero (void *hd, uint64_t count, uint64_t offset, uint32_t flags)
 {
+  PLUGIN_HANDLE (hd);
   if (CB (zero) == NULL) {
     errno = EOPNOTSUPP;
     return -1;
   }
-  return range_op (CB_zero, h, count, offset, flags);
+  return range_op (CB_zero, hd, count, offset, flags);
 }
 
 int
-py_cache (void *h, uint64_t count, uint64_t offset, uint32_t flags)
+py_cache (void *hd, uint64_t count, uint64_t offset, uint32_t flags)
 {
+  PLUGIN_HANDLE (hd);
   if (CB (cache) == NULL)
     return 0;
-  return range_op (CB_cache, h, count, offset, flags);
+  return range_op (CB_cache, hd, count, offset, flags);
 }
 
 /* extents returns an iterable of (offset, length, type), or calls
  * nbdkit.add_extent and returns None.
  */
 int
-py_extents (void *h, uint64_t count, uint64_t offset, uint32_t flags,
+py_extents (void *hd, uint64_t count, uint64_t offset, uint32_t flags,
             struct nbdkit_extents *e)
 {
+  PLUGIN_HANDLE (hd);
   PyObject *a[5] = { NULL, h }, *r = NULL;
   struct host_thread *t;
   int ret = 0, err;

@@ -24,10 +24,12 @@ function config(key, value)
   if key == "size" then size = value end
 end
 
--- One Lua state serves every connection, and no function waits with
--- the lock let go, so requests may come from several threads.
+-- The blocks live in this Lua state's globals, which every connection
+-- must share: not "parallel", which gives each thread a state of its
+-- own.  Requests from different clients may still come from several
+-- threads, one at a time in this state.
 function thread_model()
-  return "parallel"
+  return "serialize_requests"
 end
 
 function open(readonly, exportname, is_tls)

@@ -92,6 +92,7 @@ let () =
     ~can_write:(fun _ -> true) ~can_flush:(fun _ -> true)
     ~can_trim:(fun _ -> true) ~can_zero:(fun _ -> Zero_native)
     ~can_fua:(fun _ -> Fua_native) ~can_multi_conn:(fun _ -> true)
+    ~can_fast_zero:(fun _ -> true)
     ~can_extents:(fun _ -> Extents_native) ~can_cache:(fun _ -> Cache_emulate)
     ~block_size:(fun _ _ ->
       { minimum = 1; preferred = 4096; maximum = 1048576;

@@ -550,6 +550,15 @@ testplug_can_zero (void *handle)
                                          : NBDKIT_ZERO_NATIVE;
 }
 
+/* Its zero fails fast when asked (with zero=eopnotsupp always): say
+ * so, as the server's default for a native zero is not to.
+ */
+static int
+testplug_can_fast_zero (void *handle)
+{
+  return 1;
+}
+
 static int
 tri_state (const char *mode, int none, int emulate, int native)
 {
@@ -843,6 +852,7 @@ static struct nbdkit_plugin plugin = {
   .can_flush = testplug_can_flush,
   .can_trim = testplug_can_trim,
   .can_zero = testplug_can_zero,
+  .can_fast_zero = testplug_can_fast_zero,
   .can_fua = testplug_can_fua,
   .can_multi_conn = testplug_can_multi_conn,
   .can_extents = testplug_can_extents,

@@ -1,0 +1,78 @@
+#!/usr/bin/python3
+"""Python host, filters: SIGHUP reloads every Python filter's script,
+each on its own: a connection open across the reload keeps the code
+it opened on (and its module's globals), a new one gets each layer's
+new code with the same keys, and a broken script leaves its layer as
+it was while the others reload."""
+
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nbdtest  # noqa: E402
+
+nbdtest.require_ours()
+BUILDDIR = os.environ.get("BUILDDIR", ".")
+if not os.path.exists(os.path.join(BUILDDIR, "filters",
+                                   "nbdkit-python-filter.so")):
+    nbdtest.skip("the Python host is not built")
+
+t = nbdtest.Test()
+ADD = '''
+import nbdkit
+API_VERSION = 3
+n = nbdkit.Param("%s", nbdkit.INT, required=True)
+params = [n]
+factor = %d
+def pread(next, h, buf, offset, flags):
+    next.pread(buf, offset, flags)
+    buf[:] = bytes((b + n.value * factor) & 0xff for b in buf)
+'''
+
+
+def write(path, text):
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(path + ".tmp", path)
+
+
+top, low = t.path("top.py"), t.path("low.py")
+write(top, ADD % ("a", 1))
+write(low, ADD % ("b", 1))
+log = t.path("f.err")
+err = open(log, "w")
+sock, pidf = t.path("f.sock"), t.path("f.pid")
+p = t.spawn([nbdtest.NBDKIT, "-U", sock, "-P", pidf, "-f",
+             "--filter=" + top, "--filter=" + low, "memory", "1M",
+             "a=1", "b=16"], stderr=err)
+for _ in range(200):
+    if os.path.exists(pidf) and os.path.getsize(pidf):
+        break
+    time.sleep(0.05)
+uri = "nbd+unix:///?socket=" + sock
+
+old = t.connect(uri)
+assert old.pread(1, 0) == bytes([17])
+
+write(top, ADD % ("a", 2))
+write(low, ADD % ("b", 3))
+p.send_signal(signal.SIGHUP)
+time.sleep(0.3)
+assert old.pread(1, 0) == bytes([17]), old.pread(1, 0)
+new = t.connect(uri)
+assert new.pread(1, 0) == bytes([2 + 48]), new.pread(1, 0)
+
+write(top, ADD % ("a", 4))
+write(low, "def pread(next\n")
+p.send_signal(signal.SIGHUP)
+time.sleep(0.3)
+h = t.connect(uri)
+assert h.pread(1, 0) == bytes([4 + 48]), h.pread(1, 0)
+assert old.pread(1, 0) == bytes([17]) and new.pread(1, 0) == bytes([50])
+assert p.poll() is None
+err.close()
+text = open(log).read()
+assert text.count("reloading failed") == 1 and "low.py" in text, text
+print("PASS")
