@@ -373,7 +373,10 @@ send_end (struct connection *c, int sent)
     async_retire_next (c);
 }
 
-static void
+/* Serve R; false if it went to the plugin asynchronously (its
+ * completion replies).
+ */
+static bool
 execute (struct connection *c, struct worker *w, struct request *r, bool hold)
 {
   struct server *s = c->server;
@@ -391,8 +394,7 @@ execute (struct connection *c, struct worker *w, struct request *r, bool hold)
     /* Zero-length requests succeed without reaching the plugin. */
   } else if (err == 0
              && async_execute (c, r, f, &w->wbuf, &w->wbuf_size)) {
-    /* Its completion replies. */
-    return;
+    return false;
   } else if (err == 0) {
     if (serialize)
       pthread_mutex_lock (&s->all_requests_lock);
@@ -474,6 +476,7 @@ execute (struct connection *c, struct worker *w, struct request *r, bool hold)
   read_release (&w->rd);
   for (int i = 0; i < nes; i++)
     extents_free (es[i]);
+  return true;
 }
 
 void
@@ -552,14 +555,20 @@ transmission_loop (struct connection *c)
            && c->service_ns < HOLD_NS && conn_request_buffered (c);
     pthread_mutex_unlock (&c->lock);
 
-    execute (c, &w, &r, hold);
+    bool served = execute (c, &w, &r, hold);
 
     if (unattended)
       atomic_store (&c->unattended_since, 0);
     pthread_mutex_lock (&c->lock);
-    /* A moving average of the time a request takes here. */
-    int64_t dt = monotonic_ns () - t0;
-    c->service_ns += (dt - (int64_t)c->service_ns) / 8;
+    /* A moving average of the time a request takes here.  One started
+     * asynchronously took only the time to start it, and keeps no
+     * thread: handing the reader role on for it would only add
+     * threads.
+     */
+    if (served) {
+      int64_t dt = monotonic_ns () - t0;
+      c->service_ns += (dt - (int64_t)c->service_ns) / 8;
+    }
   }
   pthread_mutex_unlock (&c->lock);
   flush_held (c, &w);
