@@ -62,12 +62,20 @@ static bool use_async = true;
  * which then wait for their completion, so that requests of one
  * client (and, with shared, of all clients) are in flight together.
  */
+struct aop;
 struct conn {
   struct nbd_handle *nbd;
   pthread_t reader;
   int wake[2]; /* a byte written to wake[1] makes the reader look again */
   bool stop;   /* under the handle: read by the reader after a wake-up */
+  /* Asynchronous requests libnbd has completed, to be completed to
+   * the server once out of libnbd (see drain).
+   */
+  pthread_mutex_t done_lock;
+  struct aop *done, **done_tail;
 };
+
+static void drain (struct conn *c);
 
 /* The one connection of shared mode. */
 static struct conn *shared_conn;
@@ -122,7 +130,9 @@ reader (void *arg)
     else if ((dir & LIBNBD_AIO_DIRECTION_WRITE)
              && (fds[0].revents & (POLLOUT | POLLHUP | POLLERR)))
       nbd_aio_notify_write (c->nbd);
+    drain (c);
   }
+  drain (c);
   return NULL;
 }
 
@@ -139,6 +149,8 @@ conn_start (struct nbd_handle *nbd)
     return NULL;
   }
   c->nbd = nbd;
+  pthread_mutex_init (&c->done_lock, NULL);
+  c->done_tail = &c->done;
   if (pipe2 (c->wake, O_CLOEXEC | O_NONBLOCK) == -1) {
     nbdkit_error ("pipe2: %m");
     goto fail;
@@ -155,6 +167,7 @@ conn_start (struct nbd_handle *nbd)
 
 fail:
   nbd_close (nbd);
+  pthread_mutex_destroy (&c->done_lock);
   free (c);
   return NULL;
 }
@@ -180,7 +193,9 @@ conn_stop (struct conn *c)
   pthread_join (c->reader, NULL);
   close (c->wake[0]);
   close (c->wake[1]);
+  drain (c);
   nbd_close (c->nbd);
+  pthread_mutex_destroy (&c->done_lock);
   free (c);
 }
 
@@ -1097,43 +1112,79 @@ nbd_extents_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
 
 /* ---- asynchronous completion ----
  *
- * The same commands, but no server thread waits: libnbd's completion
- * callback, on the reader thread, completes the request with
- * nbdkit_complete.  Holes and extents go to the server as they
- * arrive, from the chunk and extent callbacks (on the same thread,
- * before the completion).
+ * The same commands, but no server thread waits.  libnbd runs its
+ * callbacks with the handle locked, and completing a request sends
+ * its reply, which may wait for our client: so the completion
+ * callback only queues the request on the conn, and whoever called
+ * into libnbd (the reader after each notify, an issuing thread after
+ * its aio call) completes the queue once out.  Holes and extents go to
+ * the server as they arrive, from the chunk and extent callbacks,
+ * before the completion.
  */
 struct aop {
+  struct aop *next;
+  struct conn *c;
   struct nbdkit_completion *done;
   struct nbdkit_read *rd;
   struct nbdkit_extents *e;
   const char *op;
-  int err; /* from a chunk or extent callback */
+  int err;     /* from a chunk or extent callback, then the command's */
+  bool queued; /* completed by libnbd: the queue owns it */
 };
 
 static int
 aop_done (void *user_data, int *error)
 {
   struct aop *a = user_data;
-  int err = *error ? *error : a->err;
+  struct conn *c = a->c;
 
-  if (err) {
-    errno = err;
-    nbdkit_error ("%s: %m", a->op);
-  }
-  nbdkit_complete (a->done, err);
+  if (*error)
+    a->err = *error;
+  a->queued = true;
+  a->next = NULL;
+  pthread_mutex_lock (&c->done_lock);
+  *c->done_tail = a;
+  c->done_tail = &a->next;
+  pthread_mutex_unlock (&c->done_lock);
   return 1;
 }
 
+/* libnbd is done with the aop: not issued, or queued by aop_done. */
 static void
 aop_free (void *user_data)
 {
-  free (user_data);
+  struct aop *a = user_data;
+
+  if (!a->queued)
+    free (a);
+}
+
+/* Complete what libnbd completed, in the order it did. */
+static void
+drain (struct conn *c)
+{
+  struct aop *a;
+
+  pthread_mutex_lock (&c->done_lock);
+  a = c->done;
+  c->done = NULL;
+  c->done_tail = &c->done;
+  pthread_mutex_unlock (&c->done_lock);
+  while (a) {
+    struct aop *next = a->next;
+    if (a->err) {
+      errno = a->err;
+      nbdkit_error ("%s: %m", a->op);
+    }
+    nbdkit_complete (a->done, a->err);
+    free (a);
+    a = next;
+  }
 }
 
 /* A new aop, or NULL (then the request fails at once). */
 static struct aop *
-aop_new (struct nbdkit_completion *done, const char *op)
+aop_new (struct handle *h, struct nbdkit_completion *done, const char *op)
 {
   struct aop *a = calloc (1, sizeof *a);
 
@@ -1141,6 +1192,7 @@ aop_new (struct nbdkit_completion *done, const char *op)
     nbdkit_error ("calloc: %m");
     return NULL;
   }
+  a->c = h->c;
   a->done = done;
   a->op = op;
   return a;
@@ -1156,6 +1208,7 @@ aop_new (struct nbdkit_completion *done, const char *op)
 static int
 issued (struct handle *h, int64_t cookie, const char *op)
 {
+  drain (h->c);
   if (cookie == -1) {
     if (nbd_aio_is_dead (h->nbd) || nbd_aio_is_closed (h->nbd)) {
       nbdkit_error ("%s: the connection to the NBD server at %s is lost", op,
@@ -1187,7 +1240,7 @@ nbd_async_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
                  struct nbdkit_completion *done)
 {
   struct handle *h = handle;
-  struct aop *a = aop_new (done, "pread");
+  struct aop *a = aop_new (h, done, "pread");
 
   if (a == NULL)
     return -1;
@@ -1205,7 +1258,7 @@ nbd_async_pwrite (void *handle, const void *buf, uint64_t count,
                   struct nbdkit_completion *done)
 {
   struct handle *h = handle;
-  struct aop *a = aop_new (done, "pwrite");
+  struct aop *a = aop_new (h, done, "pwrite");
 
   if (a == NULL)
     return -1;
@@ -1219,7 +1272,7 @@ static int
 nbd_async_flush (void *handle, uint32_t flags, struct nbdkit_completion *done)
 {
   struct handle *h = handle;
-  struct aop *a = aop_new (done, "flush");
+  struct aop *a = aop_new (h, done, "flush");
 
   if (a == NULL)
     return -1;
@@ -1231,7 +1284,7 @@ nbd_async_trim (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
                 struct nbdkit_completion *done)
 {
   struct handle *h = handle;
-  struct aop *a = aop_new (done, "trim");
+  struct aop *a = aop_new (h, done, "trim");
 
   if (a == NULL)
     return -1;
@@ -1246,7 +1299,7 @@ nbd_async_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
 {
   struct handle *h = handle;
   uint32_t f = lflags (flags);
-  struct aop *a = aop_new (done, "zero");
+  struct aop *a = aop_new (h, done, "zero");
 
   if (a == NULL)
     return -1;
@@ -1283,7 +1336,7 @@ nbd_async_extents (void *handle, uint64_t count, uint64_t offset,
                    struct nbdkit_completion *done)
 {
   struct handle *h = handle;
-  struct aop *a = aop_new (done, "block_status");
+  struct aop *a = aop_new (h, done, "block_status");
 
   if (a == NULL)
     return -1;
