@@ -519,6 +519,16 @@ reserve (struct connection *c, size_t need)
 }
 
 bool
+async_would_start (const struct connection *c, const struct request *r)
+{
+  const struct async_conn *a = c->async;
+
+  return a && r->err == 0 && (a->ok & (1u << r->type))
+         && (r->count > 0 || r->type == NBD_CMD_FLUSH)
+         && (!(r->flags & NBD_CMD_FLAG_FUA) || a->fua_ok);
+}
+
+bool
 async_execute (struct connection *c, const struct request *r, uint32_t flags,
                char **wbuf, size_t *wbuf_size)
 {
@@ -528,8 +538,7 @@ async_execute (struct connection *c, const struct request *r, uint32_t flags,
   struct areq *q;
   int err = 0;
 
-  if (a == NULL || !(a->ok & (1u << r->type))
-      || ((flags & NBDKIT_FLAG_FUA) && !a->fua_ok))
+  if (!async_would_start (c, r))
     return false;
   q = reserve (c, r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE
                       ? r->count

@@ -22,6 +22,12 @@ extern void async_prepare (struct connection *c);
 /* Whether any request of C may go asynchronously. */
 extern bool async_used (const struct connection *c);
 
+/* Whether R would go asynchronously: then serving it takes only the
+ * time to start it.
+ */
+extern bool async_would_start (const struct connection *c,
+                               const struct request *r);
+
 /* Start R (checked, not refused; FLAGS are its NBDKIT_FLAG_*s)
  * asynchronously if it may go so: true when it was taken, and its
  * completion will reply.  A write's payload is taken from *WBUF, which

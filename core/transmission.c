@@ -534,7 +534,10 @@ transmission_loop (struct connection *c)
      */
     bool unattended = false, hold = false;
     uint64_t t0 = monotonic_ns ();
-    if (c->max_threads > 1) {
+    /* A request started asynchronously takes only the time to start
+     * it: no other thread is needed to read the next one meanwhile.
+     */
+    if (c->max_threads > 1 && !async_would_start (c, &r)) {
       /* On a single CPU another thread cannot run meanwhile: leave slow
        * requests to the watchdog.
        */

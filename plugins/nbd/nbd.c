@@ -1129,34 +1129,38 @@ struct aop {
   struct nbdkit_extents *e;
   const char *op;
   int err;     /* from a chunk or extent callback, then the command's */
-  bool queued; /* completed by libnbd: the queue owns it */
+  bool queued; /* completed by libnbd: to be queued once freed */
 };
 
 static int
 aop_done (void *user_data, int *error)
 {
   struct aop *a = user_data;
-  struct conn *c = a->c;
 
   if (*error)
     a->err = *error;
   a->queued = true;
+  return 1;
+}
+
+/* libnbd is done with the aop (it calls this after aop_done, or alone
+ * for a command it did not take): queue it, or free it.
+ */
+static void
+aop_free (void *user_data)
+{
+  struct aop *a = user_data;
+  struct conn *c = a->c;
+
+  if (!a->queued) {
+    free (a);
+    return;
+  }
   a->next = NULL;
   pthread_mutex_lock (&c->done_lock);
   *c->done_tail = a;
   c->done_tail = &a->next;
   pthread_mutex_unlock (&c->done_lock);
-  return 1;
-}
-
-/* libnbd is done with the aop: not issued, or queued by aop_done. */
-static void
-aop_free (void *user_data)
-{
-  struct aop *a = user_data;
-
-  if (!a->queued)
-    free (a);
 }
 
 /* Complete what libnbd completed, in the order it did. */

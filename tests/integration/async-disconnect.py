@@ -45,11 +45,13 @@ t.handles.remove(h)
 deadline = time.time() + 10
 while True:
     s = ta.stats(st) if os.path.exists(st) else {}
-    if s.get("async_calls", 0) >= 66 and s.get("double_refused", 0) >= 66:
+    if s.get("closes", 0) >= 2:
         break
     assert time.time() < deadline, s
     time.sleep(0.1)
 assert s["close_outstanding"] == 0, s
+# Some of the 64 were started before the server saw the client gone.
+assert s["async_calls"] > 2, s
 
 # Outstanding requests at SIGTERM.
 c = rawnbd.connect(t.sock)

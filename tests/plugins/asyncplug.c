@@ -31,7 +31,7 @@
  * (requests started and not completed, at most at once),
  * close_outstanding (requests outstanding on a handle when it was
  * closed: must be 0), async_calls, sync_calls, double_refused,
- * double_accepted, thread_model.
+ * double_accepted, thread_model, closes.
  */
 
 #include <errno.h>
@@ -63,7 +63,7 @@ static char *disk;
 static bool *written; /* per block */
 static pthread_mutex_t disk_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static atomic_long outstanding, max_outstanding, close_outstanding;
+static atomic_long outstanding, max_outstanding, close_outstanding, closes;
 static atomic_long async_calls, sync_calls, double_refused, double_accepted;
 
 /* A queued request. */
@@ -168,11 +168,11 @@ write_stats (void)
   fprintf (fp,
            "max_outstanding=%ld\nclose_outstanding=%ld\nasync_calls=%ld\n"
            "sync_calls=%ld\ndouble_refused=%ld\ndouble_accepted=%ld\n"
-           "thread_model=%d\n",
+           "thread_model=%d\ncloses=%ld\n",
            atomic_load (&max_outstanding), atomic_load (&close_outstanding),
            atomic_load (&async_calls), atomic_load (&sync_calls),
            atomic_load (&double_refused), atomic_load (&double_accepted),
-           chosen_model);
+           chosen_model, atomic_load (&closes));
   fclose (fp);
 }
 
@@ -397,6 +397,7 @@ asyncplug_close (void *handle)
   struct handle *h = handle;
 
   atomic_fetch_add (&close_outstanding, atomic_load (&h->outstanding));
+  atomic_fetch_add (&closes, 1);
   write_stats ();
   free (h);
 }
