@@ -16,7 +16,11 @@ and some inside the callback (inline=yes).
     failing write (ENOSPC) and a request refused at once (EPERM) get
     their errors; requests around them succeed;
   - when the connection closes no request is outstanding on the
-    plugin's handle."""
+    plugin's handle;
+  - a read whose buffer the plugin leaves partly alone (holes=no) gets
+    zeroes there, though the server's buffers held other data before;
+  - lent memory (lend=yes) reaches the client, and every loan is
+    released."""
 import os
 
 import nbd
@@ -110,4 +114,37 @@ print(s)
 assert s["max_outstanding"] > 16, s
 assert s["sync_calls"] == 0, s
 assert s["close_outstanding"] == 0, s
+
+# Bytes the plugin leaves alone are zeroes.  Blocks 0..63 hold data;
+# reading them first leaves the server's read buffers full of it.
+st2 = t.path("stats2")
+uri = t.start("b", ta.PLUGIN, "size=1M", "delay=2", "holes=no",
+              "stats=" + st2)
+h = t.connect(uri)
+res, _ = ta.run_all(
+    h, [("w", i * 4096, data[i * 4096:(i + 1) * 4096]) for i in range(64)])
+for rnd in range(3):
+    res, _ = ta.run_all(h, [("r", i * 8192, 8192) for i in range(64)])
+    for i, r in enumerate(res):
+        want = data[i * 8192:(i + 1) * 8192] if i < 32 else bytes(8192)
+        assert r == want, "round %d, read %d" % (rnd, i)
+h.shutdown()
+t.handles.remove(h)
+assert ta.stop(t) == 0
+
+# Lent memory.
+uri = t.start("c", ta.PLUGIN, "size=1M", "delay=2", "lend=yes",
+              "stats=" + st2)
+h = t.connect(uri)
+ta.run_all(h, [("w", i * 4096, data[i * 4096:(i + 1) * 4096])
+               for i in range(64)])
+res, _ = ta.run_all(h, [("r", i * 16384, 16384) for i in range(32)])
+for i, r in enumerate(res):
+    want = data[i * 16384:(i + 1) * 16384] if i < 16 else bytes(16384)
+    assert r == want, "lent read %d" % i
+h.shutdown()
+t.handles.remove(h)
+assert ta.stop(t) == 0
+s = ta.stats(st2)
+assert s["lends"] >= 64 and s["releases"] == s["lends"], s
 print("async-data: OK")

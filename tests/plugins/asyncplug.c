@@ -8,6 +8,7 @@
  *          [delay=MS] [threads=N] [sync=yes] [inline=yes] [double=yes]
  *          [fail-read-at=OFFSET] [fail-write-at=OFFSET]
  *          [fail-start-at=OFFSET] [zero=native|eopnotsupp]
+ *          [holes=yes|no] [lend=yes]
  *          [thread-model=parallel|serialize_retirement|...] [stats=FILE]
  *
  * delay=MS: each request waits a random 0..MS ms (default 0).
@@ -25,13 +26,17 @@
  * zero=eopnotsupp: zero completes with EOPNOTSUPP (the server then
  *   writes zeroes).
  * Blocks of 4 KiB never written read as holes and are reported so by
- * extents (hole|zero); written ones as data.
+ * extents (hole|zero); written ones as data.  holes=no: a read leaves
+ * the buffer alone there instead (the server must send zeroes).
+ * lend=yes: written blocks are lent (nbdkit_read_lend) from the disk
+ * rather than copied; counted as lends and releases (a test must not
+ * write a block while a read of it is in flight).
  *
  * stats=FILE is rewritten at each close and at unload: max_outstanding
  * (requests started and not completed, at most at once),
  * close_outstanding (requests outstanding on a handle when it was
  * closed: must be 0), async_calls, sync_calls, double_refused,
- * double_accepted, thread_model, closes.
+ * double_accepted, thread_model, closes, lends, releases.
  */
 
 #include <errno.h>
@@ -54,6 +59,7 @@
 static int64_t size = 1024 * 1024;
 static int64_t delay_ms, nthreads = 2;
 static bool want_sync, want_inline, want_double, zero_eopnotsupp;
+static bool holes = true, lend;
 static uint64_t fail_read_at = NONE, fail_write_at = NONE;
 static uint64_t fail_start_at = NONE;
 static const char *model_name, *stats_file;
@@ -65,6 +71,7 @@ static pthread_mutex_t disk_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static atomic_long outstanding, max_outstanding, close_outstanding, closes;
 static atomic_long async_calls, sync_calls, double_refused, double_accepted;
+static atomic_long lends, releases;
 
 /* A queued request. */
 struct job {
@@ -136,6 +143,10 @@ asyncplug_config (const char *key, const char *value)
     return parse_bool (value, &want_inline);
   if (strcmp (key, "double") == 0)
     return parse_bool (value, &want_double);
+  if (strcmp (key, "holes") == 0)
+    return parse_bool (value, &holes);
+  if (strcmp (key, "lend") == 0)
+    return parse_bool (value, &lend);
   if (strcmp (key, "fail-read-at") == 0)
     return parse_offset (key, value, &fail_read_at);
   if (strcmp (key, "fail-write-at") == 0)
@@ -168,11 +179,12 @@ write_stats (void)
   fprintf (fp,
            "max_outstanding=%ld\nclose_outstanding=%ld\nasync_calls=%ld\n"
            "sync_calls=%ld\ndouble_refused=%ld\ndouble_accepted=%ld\n"
-           "thread_model=%d\ncloses=%ld\n",
+           "thread_model=%d\ncloses=%ld\nlends=%ld\nreleases=%ld\n",
            atomic_load (&max_outstanding), atomic_load (&close_outstanding),
            atomic_load (&async_calls), atomic_load (&sync_calls),
            atomic_load (&double_refused), atomic_load (&double_accepted),
-           chosen_model, atomic_load (&closes));
+           chosen_model, atomic_load (&closes), atomic_load (&lends),
+           atomic_load (&releases));
   fclose (fp);
 }
 
@@ -235,6 +247,12 @@ asyncplug_get_ready (int model)
   return 0;
 }
 
+static void
+released (void *opaque)
+{
+  atomic_fetch_add (&releases, 1);
+}
+
 /* Carry out J on the disk; its errno, or 0. */
 static int
 run (struct job *j)
@@ -257,9 +275,14 @@ run (struct job *j)
         uint64_t next = (off / BLOCK + 1) * BLOCK;
         if (next > end)
           next = end;
-        if (!written[off / BLOCK] && j->rd)
-          nbdkit_read_hole (j->rd, off, next - off);
-        else
+        if (!written[off / BLOCK]) {
+          if (holes && j->rd)
+            nbdkit_read_hole (j->rd, off, next - off);
+        } else if (lend && j->rd) {
+          atomic_fetch_add (&lends, 1);
+          nbdkit_read_lend (j->rd, off, disk + off, next - off, released,
+                            NULL);
+        } else
           memcpy ((char *)j->buf + (off - j->offset), disk + off, next - off);
         off = next;
       }
