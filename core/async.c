@@ -395,7 +395,13 @@ advance (struct connection *c, struct areq *q)
   c->next_retire++;
   if (q)
     finish_locked (a, q);
-  while (a && a->ready && a->ready->r.seq == c->next_retire) {
+  /* Once the connection is dead turns no longer matter (and a
+   * synchronous request may have taken one out of order): nothing may
+   * be left waiting.
+   */
+  while (a && a->ready
+         && (a->ready->r.seq == c->next_retire
+             || atomic_load (&c->status) < 0)) {
     struct areq *n = a->ready;
     a->ready = n->next;
     pthread_mutex_unlock (&c->lock);
@@ -428,7 +434,7 @@ retire (struct areq *q)
   thread_ctx_set (c->server, c, c->server->plugin->name);
   if (c->server->thread_model == TM_SERIALIZE_RETIREMENT) {
     pthread_mutex_lock (&c->lock);
-    if (q->r.seq != c->next_retire) {
+    if (q->r.seq != c->next_retire && atomic_load (&c->status) >= 0) {
       struct areq **p = &a->ready;
       while (*p && (*p)->r.seq < q->r.seq)
         p = &(*p)->next;
