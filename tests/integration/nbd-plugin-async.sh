@@ -6,6 +6,7 @@
 #     same bytes, and the same in the backend;
 #   - 64 reads in flight on one connection: the proxy runs at most 10
 #     threads (one per request in flight before);
+#   - --dump-plugin lists the async callbacks (has_async_pread=1 ...);
 #   - with async=false the same traffic still works (the comparison
 #     path of bench/async.sh);
 #   - an error from the backend (the async test plugin failing one
@@ -19,6 +20,10 @@ asyncplug="$BUILDDIR/tests/plugins/nbdkit-asyncplug-plugin.so"
 [ -e "$asyncplug" ] || skip "async test plugin not built"
 cd "$tmpdir"
 
+dump=$("$NBDKIT" nbd --dump-plugin)
+for f in pread pwrite flush trim zero extents; do
+  grep -qx "has_async_$f=1" <<< "$dump" || fail "--dump-plugin lacks has_async_$f"
+done
 head -c 32M /dev/urandom > in.img
 start_nbdkit mem memory 32M
 mem_uri=$uri
