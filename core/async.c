@@ -211,22 +211,22 @@ struct areq {
 };
 
 struct async_conn {
-  unsigned ok;           /* bit 1 << NBD_CMD_*: may go asynchronously */
-  bool fua_ok;           /* and with FUA too */
+  unsigned ok; /* bit 1 << NBD_CMD_*: may go asynchronously */
+  bool fua_ok; /* and with FUA too */
   struct context *plugin;
-  struct out *out;       /* replies of completions, under send_lock */
-  pthread_cond_t cond;   /* with c->lock: outstanding went down */
-  unsigned outstanding;  /* started and not yet finished (c->lock) */
+  struct out *out;      /* replies of completions, under send_lock */
+  pthread_cond_t cond;  /* with c->lock: outstanding went down */
+  unsigned outstanding; /* started and not yet finished (c->lock) */
   size_t bytes;
-  struct areq *free;     /* for reuse (c->lock) */
+  struct areq *free; /* for reuse (c->lock) */
   unsigned nfree;
-  struct areq *ready;    /* serialize-retirement: completed, waiting for
-                            their turn, in request order (c->lock) */
+  struct areq *ready; /* serialize-retirement: completed, waiting for
+                         their turn, in request order (c->lock) */
 };
 
-static const uint16_t kinds[] = { NBD_CMD_READ, NBD_CMD_WRITE,
-                                  NBD_CMD_FLUSH, NBD_CMD_TRIM,
-                                  NBD_CMD_WRITE_ZEROES, NBD_CMD_BLOCK_STATUS };
+static const uint16_t kinds[]
+    = { NBD_CMD_READ, NBD_CMD_WRITE,        NBD_CMD_FLUSH,
+        NBD_CMD_TRIM, NBD_CMD_WRITE_ZEROES, NBD_CMD_BLOCK_STATUS };
 
 /* Whether every layer of the chain lets TYPE go straight to the
  * plugin, and no layer would have the server emulate it.
@@ -399,9 +399,9 @@ advance (struct connection *c, struct areq *q)
    * synchronous request may have taken one out of order): nothing may
    * be left waiting.
    */
-  while (a && a->ready
-         && (a->ready->r.seq == c->next_retire
-             || atomic_load (&c->status) < 0)) {
+  while (
+      a && a->ready
+      && (a->ready->r.seq == c->next_retire || atomic_load (&c->status) < 0)) {
     struct areq *n = a->ready;
     a->ready = n->next;
     pthread_mutex_unlock (&c->lock);
@@ -546,9 +546,8 @@ async_execute (struct connection *c, const struct request *r, uint32_t flags,
 
   if (!async_would_start (c, r))
     return false;
-  q = reserve (c, r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE
-                      ? r->count
-                      : 0);
+  q = reserve (c, r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE ? r->count
+                                                                      : 0);
   if (q == NULL)
     return false;
   q->t.done = areq_done;
@@ -556,10 +555,9 @@ async_execute (struct connection *c, const struct request *r, uint32_t flags,
   q->r = *r;
   q->flags = flags;
   q->err = 0;
-  op = (struct async_op){ .type = r->type,
-                          .count = r->count,
-                          .offset = r->offset,
-                          .flags = flags };
+  op = (struct async_op){
+    .type = r->type, .count = r->count, .offset = r->offset, .flags = flags
+  };
   switch (r->type) {
     case NBD_CMD_READ:
       if (r->count > q->buf_size) {
@@ -616,8 +614,7 @@ async_execute (struct connection *c, const struct request *r, uint32_t flags,
     goto undo;
   }
   /* From here Q belongs to the completion, which may come at once. */
-  if (backend_start (a->plugin, &op, h, &err) == -1
-      && handle_take (h) == &q->t)
+  if (backend_start (a->plugin, &op, h, &err) == -1 && handle_take (h) == &q->t)
     areq_done (&q->t, err ? err : EIO);
   return true;
 

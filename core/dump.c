@@ -69,10 +69,11 @@ v3_dump_fields (struct backend *b, int own, int chain, FILE *fp)
   static const struct {
     uint16_t type;
     const char *name;
-  } async[] = { { NBD_CMD_READ, "pread" },   { NBD_CMD_WRITE, "pwrite" },
-                { NBD_CMD_FLUSH, "flush" },  { NBD_CMD_TRIM, "trim" },
-                { NBD_CMD_WRITE_ZEROES, "zero" },
-                { NBD_CMD_BLOCK_STATUS, "extents" } };
+  } async[] = {
+    { NBD_CMD_READ, "pread" },        { NBD_CMD_WRITE, "pwrite" },
+    { NBD_CMD_FLUSH, "flush" },       { NBD_CMD_TRIM, "trim" },
+    { NBD_CMD_WRITE_ZEROES, "zero" }, { NBD_CMD_BLOCK_STATUS, "extents" }
+  };
   for (size_t i = 0; i < sizeof async / sizeof async[0]; i++)
     if (b->ops->can_start && b->ops->can_start (b, async[i].type))
       fprintf (fp, "has_async_%s=1\n", async[i].name);

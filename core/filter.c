@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "protocol.h"
 #include "nbdkit-filter.h"
+#include "protocol.h"
 
 #define F(b) ((struct nbdkit_filter *)(b)->impl)
 #define FC(c) F ((c)->b)

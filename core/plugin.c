@@ -22,7 +22,8 @@
  * may drop them in config_complete, a language host bind them late.
  */
 #define ASYNC(b, fn)                                                           \
-  (P (b)->_struct_size >= offsetof (struct nbdkit_plugin, fn) + sizeof P (b)->fn \
+  (P (b)->_struct_size                                                         \
+           >= offsetof (struct nbdkit_plugin, fn) + sizeof P (b)->fn           \
        ? P (b)->fn                                                             \
        : NULL)
 #define ASYNC_C(c, fn) ASYNC ((c)->b, fn)
@@ -294,10 +295,10 @@ CAN (can_flush, PC (c)->flush || ASYNC_C (c, async_flush))
 CAN (is_rotational, 0)
 CAN (can_trim, PC (c)->trim || ASYNC_C (c, async_trim))
 CAN (can_zero, PC (c)->zero || ASYNC_C (c, async_zero) ? NBDKIT_ZERO_NATIVE
-                                                      : NBDKIT_ZERO_EMULATE)
+                                                       : NBDKIT_ZERO_EMULATE)
 CAN (can_fast_zero, 1)
 CAN (can_fua, PC (c)->flush || ASYNC_C (c, async_flush) ? NBDKIT_FUA_EMULATE
-                                                       : NBDKIT_FUA_NONE)
+                                                        : NBDKIT_FUA_NONE)
 CAN (can_multi_conn, 0)
 CAN (can_extents, PC (c)->extents || ASYNC_C (c, async_extents)
                       ? NBDKIT_EXTENTS_NATIVE
@@ -305,19 +306,25 @@ CAN (can_extents, PC (c)->extents || ASYNC_C (c, async_extents)
 CAN (can_cache, PC (c)->cache ? NBDKIT_CACHE_NATIVE : NBDKIT_CACHE_NONE)
 #undef CAN
 
-
 /* A data callback the plugin has only in its async form: start it and
  * wait for its completion.
  */
-#define WAIT_FOR(call)                                                         \
+#define WAIT_FOR(fn, ...)                                                      \
   do {                                                                         \
     struct waiter w_;                                                          \
-    struct nbdkit_completion *h_ = waiter_begin (&w_);                         \
+    struct nbdkit_completion *h_;                                              \
+    if (ASYNC_C (c, fn) == NULL) {                                             \
+      nbdkit_error ("plugin has neither %s nor %s", #fn + 6, #fn);             \
+      *err = EIO;                                                              \
+      return -1;                                                               \
+    }                                                                          \
+    h_ = waiter_begin (&w_);                                                   \
     if (h_ == NULL) {                                                          \
       *err = ENOMEM;                                                           \
       return -1;                                                               \
     }                                                                          \
-    return waiter_end (&w_, h_, (call), err);                                  \
+    return waiter_end (&w_, h_, ASYNC_C (c, fn) (c->handle, __VA_ARGS__, h_),  \
+                       err);                                                   \
   } while (0)
 
 static int
@@ -325,8 +332,7 @@ v3_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
           uint32_t flags, struct nbdkit_read *rd, int *err)
 {
   if (PC (c)->pread == NULL)
-    WAIT_FOR (ASYNC_C (c, async_pread) (c->handle, buf, count, offset, flags,
-                                        rd, h_));
+    WAIT_FOR (async_pread, buf, count, offset, flags, rd);
   if (PC (c)->pread (c->handle, buf, count, offset, flags, rd) == -1) {
     *err = callback_errno ();
     return -1;
@@ -340,8 +346,7 @@ v3_pwrite (struct context *c, const void *buf, uint64_t count, uint64_t offset,
 {
   if (PC (c)->pwrite == NULL) {
     if (ASYNC_C (c, async_pwrite))
-      WAIT_FOR (ASYNC_C (c, async_pwrite) (c->handle, buf, count, offset,
-                                           flags, h_));
+      WAIT_FOR (async_pwrite, buf, count, offset, flags);
     *err = EROFS;
     return -1;
   }
@@ -356,7 +361,7 @@ static int
 v3_flush (struct context *c, uint32_t flags, int *err)
 {
   if (PC (c)->flush == NULL && ASYNC_C (c, async_flush))
-    WAIT_FOR (ASYNC_C (c, async_flush) (c->handle, flags, h_));
+    WAIT_FOR (async_flush, flags);
   if (PC (c)->flush && PC (c)->flush (c->handle, flags) == -1) {
     *err = callback_errno ();
     return -1;
@@ -364,13 +369,13 @@ v3_flush (struct context *c, uint32_t flags, int *err)
   return 0;
 }
 
-#define RANGE_OP(fn, async, missing)                                           \
+#define RANGE_OP(fn, missing)                                                  \
   static int v3_##fn (struct context *c, uint64_t count, uint64_t offset,      \
                       uint32_t flags, int *err)                                \
   {                                                                            \
     if (PC (c)->fn == NULL) {                                                  \
-      if (async)                                                               \
-        WAIT_FOR ((async) (c->handle, count, offset, flags, h_));              \
+      if (ASYNC_C (c, async_##fn))                                             \
+        WAIT_FOR (async_##fn, count, offset, flags);                           \
       *err = (missing);                                                        \
       return -1;                                                               \
     }                                                                          \
@@ -380,8 +385,8 @@ v3_flush (struct context *c, uint32_t flags, int *err)
     }                                                                          \
     return 0;                                                                  \
   }
-RANGE_OP (trim, ASYNC_C (c, async_trim), EOPNOTSUPP)
-RANGE_OP (zero, ASYNC_C (c, async_zero), EOPNOTSUPP)
+RANGE_OP (trim, EOPNOTSUPP)
+RANGE_OP (zero, EOPNOTSUPP)
 #undef RANGE_OP
 
 static int
@@ -404,8 +409,7 @@ v3_extents (struct context *c, uint64_t count, uint64_t offset, uint32_t flags,
             struct nbdkit_extents *e, int *err)
 {
   if (PC (c)->extents == NULL)
-    WAIT_FOR (ASYNC_C (c, async_extents) (c->handle, count, offset, flags, e,
-                                          h_));
+    WAIT_FOR (async_extents, count, offset, flags, e);
   if (PC (c)->extents (c->handle, count, offset, flags, e) == -1) {
     *err = callback_errno ();
     return -1;

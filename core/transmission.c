@@ -392,8 +392,7 @@ execute (struct connection *c, struct worker *w, struct request *r, bool hold)
   w->rd.nsegs = 0;
   if (err == 0 && r->count == 0 && r->type != NBD_CMD_FLUSH) {
     /* Zero-length requests succeed without reaching the plugin. */
-  } else if (err == 0
-             && async_execute (c, r, f, &w->wbuf, &w->wbuf_size)) {
+  } else if (err == 0 && async_execute (c, r, f, &w->wbuf, &w->wbuf_size)) {
     return false;
   } else if (err == 0) {
     if (serialize)

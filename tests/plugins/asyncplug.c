@@ -280,8 +280,7 @@ run (struct job *j)
             nbdkit_read_hole (j->rd, off, next - off);
         } else if (lend && j->rd) {
           atomic_fetch_add (&lends, 1);
-          nbdkit_read_lend (j->rd, off, disk + off, next - off, released,
-                            NULL);
+          nbdkit_read_lend (j->rd, off, disk + off, next - off, released, NULL);
         } else
           memcpy ((char *)j->buf + (off - j->offset), disk + off, next - off);
         off = next;
@@ -458,8 +457,14 @@ start (void *handle, int type, void *buf, uint64_t count, uint64_t offset,
     nbdkit_error ("calloc: %m");
     return -1;
   }
-  *j = (struct job){ .type = type, .h = h, .buf = buf, .count = count,
-                     .offset = offset, .flags = flags, .rd = rd, .e = e,
+  *j = (struct job){ .type = type,
+                     .h = h,
+                     .buf = buf,
+                     .count = count,
+                     .offset = offset,
+                     .flags = flags,
+                     .rd = rd,
+                     .e = e,
                      .c = c };
   atomic_fetch_add (&h->outstanding, 1);
   n = atomic_fetch_add (&outstanding, 1) + 1;
@@ -471,8 +476,8 @@ start (void *handle, int type, void *buf, uint64_t count, uint64_t offset,
   unsigned r = rand_r (&seed);
   bool now = want_inline && (r & 1);
   if (!now) {
-    j->due = now_ns () + (delay_ms ? (uint64_t)(r % (delay_ms * 1000)) * 1000
-                                   : 0);
+    j->due
+        = now_ns () + (delay_ms ? (uint64_t)(r % (delay_ms * 1000)) * 1000 : 0);
     for (p = &queue; *p && (*p)->due <= j->due; p = &(*p)->next)
       ;
     j->next = *p;
@@ -547,8 +552,8 @@ static int
 asyncplug_pread (void *h, void *buf, uint64_t count, uint64_t offset,
                  uint32_t flags, struct nbdkit_read *rd)
 {
-  return sync_run ((struct job){ .type = 'r', .buf = buf, .count = count,
-                                 .offset = offset, .rd = rd });
+  return sync_run ((struct job){
+      .type = 'r', .buf = buf, .count = count, .offset = offset, .rd = rd });
 }
 
 static int
@@ -568,13 +573,15 @@ asyncplug_flush (void *h, uint32_t flags)
 static int
 asyncplug_trim (void *h, uint64_t count, uint64_t offset, uint32_t flags)
 {
-  return sync_run ((struct job){ .type = 't', .count = count, .offset = offset });
+  return sync_run (
+      (struct job){ .type = 't', .count = count, .offset = offset });
 }
 
 static int
 asyncplug_zero (void *h, uint64_t count, uint64_t offset, uint32_t flags)
 {
-  return sync_run ((struct job){ .type = 'z', .count = count, .offset = offset });
+  return sync_run (
+      (struct job){ .type = 'z', .count = count, .offset = offset });
 }
 
 static int
