@@ -314,7 +314,7 @@ CAN (can_cache, PC (c)->cache ? NBDKIT_CACHE_NATIVE : NBDKIT_CACHE_NONE)
     struct waiter w_;                                                          \
     struct nbdkit_completion *h_;                                              \
     if (ASYNC_C (c, fn) == NULL) {                                             \
-      nbdkit_error ("plugin has neither %s nor %s", #fn + 6, #fn);             \
+      nbdkit_error ("plugin has neither %s nor %s", &#fn[6], #fn);             \
       *err = EIO;                                                              \
       return -1;                                                               \
     }                                                                          \
