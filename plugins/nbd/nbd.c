@@ -852,6 +852,18 @@ struct txn {
   int oom;
 };
 
+/* libnbd's errno for a command; a lost connection to the server is an
+ * I/O error for our client (ENOTCONN would reach it as EINVAL).
+ */
+static int
+cmd_errno (int err)
+{
+  if (err == ENOTCONN || err == ECONNRESET || err == EPIPE
+      || err == ESHUTDOWN)
+    return EIO;
+  return err;
+}
+
 static int
 txn_done (void *user_data, int *error)
 {
@@ -909,7 +921,7 @@ txn_wait (struct handle *h, struct txn *t, int64_t cookie, const char *op)
     ;
   if (t->err) {
     nbdkit_error ("%s: %s", op, strerror (t->err));
-    nbdkit_set_error (t->err);
+    nbdkit_set_error (cmd_errno (t->err));
     return -1;
   }
   if (t->oom) {
@@ -1180,7 +1192,7 @@ drain (struct conn *c)
       errno = a->err;
       nbdkit_error ("%s: %m", a->op);
     }
-    nbdkit_complete (a->done, a->err);
+    nbdkit_complete (a->done, cmd_errno (a->err));
     free (a);
     a = next;
   }

@@ -11,7 +11,9 @@
 #     path of bench/async.sh);
 #   - an error from the backend (the async test plugin failing one
 #     read part-way, refusing a write) reaches the client through the
-#     proxy, among good requests in flight.
+#     proxy, among good requests in flight;
+#   - the backend killed with requests in flight: they fail with EIO
+#     (not EINVAL, nor a hang), and the proxy stops cleanly.
 . "$(dirname "$0")/functions.sh"
 requires_ours
 requires_python_nbd
@@ -92,4 +94,41 @@ print(res)
 assert res == {"ok1": 0, "bad": 5, "wbad": 28, "wok": 0, "ok2": 0}, res
 assert h.pread(4096, 4096) == b"y" * 4096
 PY
+
+# The backend dies with requests in flight: they fail with EIO (not
+# hang), later ones too, and the proxy stays up and stops cleanly.
+for a in true false; do
+  start_nbdkit back-$a "$asyncplug" size=1M delay=3000 threads=1
+  back_pid=$pid
+  start_nbdkit lost-$a nbd socket="$sock" async=$a
+  lost_pid=$pid
+  t "$PYTHON" - "$uri" "$back_pid" <<'PY'
+import os, signal, sys, time
+import nbd
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+res = []
+bufs = [nbd.Buffer(4096) for _ in range(16)]
+for i, b in enumerate(bufs):
+    h.aio_pread(b, i * 4096, completion=lambda err: (
+        res.append(getattr(err, "value", err)), 1)[1])
+time.sleep(0.2)
+os.kill(int(sys.argv[2]), signal.SIGKILL)
+t0 = time.monotonic()
+while h.aio_in_flight() > 0:
+    h.poll(-1)
+assert time.monotonic() - t0 < 5
+assert set(res) <= {0, 5} and 5 in res, res
+try:
+    h.pread(4096, 0)
+    raise AssertionError("a read after the backend died succeeded")
+except nbd.Error as e:
+    assert e.errnum == 5, e
+PY
+  kill -0 "$lost_pid" || fail "async=$a: the proxy died with its backend"
+  kill "$lost_pid"
+  st=0
+  wait "$lost_pid" || st=$?
+  [ "$st" = 0 ] || fail "async=$a: the proxy exited with status $st"
+done
 echo "nbd-plugin-async: OK"
