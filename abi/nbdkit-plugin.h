@@ -27,6 +27,9 @@ extern "C" {
 
 #if NBDKIT_API_VERSION >= 3
 
+/* A request started by an async_* callback, to be completed once. */
+struct nbdkit_completion;
+
 struct nbdkit_plugin {
   /* Filled in by NBDKIT_REGISTER_PLUGIN. */
   uint64_t _struct_size;
@@ -106,7 +109,46 @@ struct nbdkit_plugin {
    * clear the buffer first.  Leave it 0 if unsure.
    */
   int pread_fills_buffer;
+
+  /* Asynchronous data callbacks (optional; see "Asynchronous
+   * completion" in abi/README.md).  Each is the matching callback
+   * above with a completion handle H as its last argument.  It may
+   * return at once, having started the request, and end it later, from
+   * any thread, with nbdkit_complete (H, ERR).  It returns 0 when it
+   * took the request (then it must complete H exactly once, perhaps
+   * before returning), or -1 when it failed at once, like the callback
+   * above (nbdkit_error, nbdkit_set_error); then H must not be
+   * completed.  BUF, RD and EXTENTS stay valid until H is completed,
+   * and must not be touched after.  A plugin may have both kinds: the
+   * server uses these where the thread model and the filters allow
+   * (below), the others elsewhere; with only these, the server waits
+   * for the completion where it needs an answer at once.
+   */
+  int (*async_pread) (void *handle, void *buf, uint64_t count, uint64_t offset,
+                      uint32_t flags, struct nbdkit_read *rd,
+                      struct nbdkit_completion *h);
+  int (*async_pwrite) (void *handle, const void *buf, uint64_t count,
+                       uint64_t offset, uint32_t flags,
+                       struct nbdkit_completion *h);
+  int (*async_flush) (void *handle, uint32_t flags,
+                      struct nbdkit_completion *h);
+  int (*async_trim) (void *handle, uint64_t count, uint64_t offset,
+                     uint32_t flags, struct nbdkit_completion *h);
+  int (*async_zero) (void *handle, uint64_t count, uint64_t offset,
+                     uint32_t flags, struct nbdkit_completion *h);
+  int (*async_extents) (void *handle, uint64_t count, uint64_t offset,
+                        uint32_t flags, struct nbdkit_extents *extents,
+                        struct nbdkit_completion *h);
 };
+
+/* End the request of handle H, from any thread: ERR is 0 for success
+ * or an errno (a failed pread may first call nbdkit_read_error_at).
+ * The reply may be sent, and lent memory released, on the calling
+ * thread before this returns.  Returns 0, or -1 (with a message
+ * logged, and no other effect) when H is unknown or already
+ * completed: handles are never reused, so a second call is harmless.
+ */
+extern int nbdkit_complete (struct nbdkit_completion *h, int err);
 
 #define NBDKIT_REGISTER_PLUGIN(plugin)                                         \
   NBDKIT_EXTERN_C NBDKIT_DLL_PUBLIC struct nbdkit_plugin *plugin_init (void);  \

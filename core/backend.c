@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "internal.h"
+#include "protocol.h"
+#include "request.h"
 
 /* With -v every call into a layer is traced, as "NAME: CALL ARGS";
  * -D nbdkit.backend.controlpath=0 and datapath=0 silence the calls
@@ -459,6 +461,21 @@ zero_by_writes (struct context *c, uint64_t count, uint64_t offset, int *err)
 }
 
 int
+backend_zero_fallback (struct context *c, uint64_t count, uint64_t offset,
+                       uint32_t flags, int *err)
+{
+  if (flags & NBDKIT_FLAG_FAST_ZERO) {
+    *err = ENOTSUP;
+    return -1;
+  }
+  if (zero_by_writes (c, count, offset, err) == -1)
+    return -1;
+  if (flags & NBDKIT_FLAG_FUA)
+    return c->b->ops->flush (c, 0, err);
+  return 0;
+}
+
+int
 backend_zero (struct context *c, uint64_t count, uint64_t offset,
               uint32_t flags, int *err)
 {
@@ -478,19 +495,8 @@ backend_zero (struct context *c, uint64_t count, uint64_t offset,
      */
     if (*err != EOPNOTSUPP && *err != ENOTSUP)
       return -1;
-    if (flags & NBDKIT_FLAG_FAST_ZERO) {
-      *err = ENOTSUP;
-      return -1;
-    }
-  } else if (flags & NBDKIT_FLAG_FAST_ZERO) {
-    *err = ENOTSUP;
-    return -1;
   }
-  if (zero_by_writes (c, count, offset, err) == -1)
-    return -1;
-  if (flags & NBDKIT_FLAG_FUA)
-    return c->b->ops->flush (c, 0, err);
-  return 0;
+  return backend_zero_fallback (c, count, offset, flags, err);
 }
 
 int
@@ -550,4 +556,27 @@ backend_cache (struct context *c, uint64_t count, uint64_t offset,
   free (rd.segs);
   free (buf);
   return 0;
+}
+
+int
+backend_start (struct context *c, const struct async_op *op,
+               struct nbdkit_completion *h, int *err)
+{
+  struct async_op o = *op;
+
+  if (o.type != NBD_CMD_FLUSH
+      && check_range (c, "async request", o.count, o.offset, err) == -1)
+    return -1;
+  TRACE_DATA (c, "async %s count=%" PRIu64 " offset=%" PRIu64 " flags=0x%x",
+              cmd_name (o.type), o.count, o.offset, o.flags);
+  /* As backend_pread: a layer that does not promise to fill gets a
+   * clean buffer.
+   */
+  if (o.type == NBD_CMD_READ && !layer_pread_fills (c->b)
+      && !(o.rd && o.rd->buf_zero))
+    memset (o.buf, 0, o.count);
+  if (o.type == NBD_CMD_WRITE || o.type == NBD_CMD_TRIM
+      || o.type == NBD_CMD_WRITE_ZEROES)
+    o.flags = native_flags (c, o.flags);
+  return c->b->ops->start (c, &o, h, err);
 }

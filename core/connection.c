@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "async.h"
 #include "internal.h"
 #include "protocol.h"
 
@@ -259,8 +260,11 @@ connection_free (struct connection *c)
   pthread_mutex_unlock (&s->lock);
 
   thread_ctx_set (s, c, s->plugin->name);
+  /* Completions still to come use the connection and the layers. */
+  async_wait_all (c);
   if (c->top)
     backend_close (c->top);
+  async_conn_free (c);
   tls_close (c);
   if (c->sockin >= 0)
     close (c->sockin);
@@ -437,6 +441,7 @@ connection_main (void *arg)
     pthread_mutex_unlock (&c->lock);
     if (c->max_threads > 1)
       watch (c, true);
+    async_prepare (c);
     transmission_loop (c);
     pthread_mutex_lock (&c->lock);
     c->nthreads--;

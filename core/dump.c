@@ -1,6 +1,7 @@
 /* dump.c: --dump-plugin, nbdkit's key=value description of a plugin:
  * where it is, its versions, its thread model (declared, and as the
- * whole chain of filters makes it), which callbacks it has, its typed
+ * whole chain of filters makes it), which callbacks it has (has_*,
+ * has_async_* for the asynchronous ones), its typed
  * parameters, then whatever the plugin's own dump_plugin adds.
  */
 
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "protocol.h"
 
 #define P(b) ((struct nbdkit_plugin *)(b)->impl)
 
@@ -63,6 +65,18 @@ v3_dump_fields (struct backend *b, int own, int chain, FILE *fp)
   HAS (extents);
   HAS (cache);
 #undef HAS
+  /* The async callbacks, where the plugin's struct reaches them. */
+  static const struct {
+    uint16_t type;
+    const char *name;
+  } async[] = {
+    { NBD_CMD_READ, "pread" },        { NBD_CMD_WRITE, "pwrite" },
+    { NBD_CMD_FLUSH, "flush" },       { NBD_CMD_TRIM, "trim" },
+    { NBD_CMD_WRITE_ZEROES, "zero" }, { NBD_CMD_BLOCK_STATUS, "extents" }
+  };
+  for (size_t i = 0; i < sizeof async / sizeof async[0]; i++)
+    if (b->ops->can_start && b->ops->can_start (b, async[i].type))
+      fprintf (fp, "has_async_%s=1\n", async[i].name);
 }
 
 int

@@ -13,6 +13,7 @@
 
 #include "internal.h"
 #include "nbdkit-filter.h"
+#include "protocol.h"
 
 #define F(b) ((struct nbdkit_filter *)(b)->impl)
 #define FC(c) F ((c)->b)
@@ -363,6 +364,33 @@ f_meta_extents (struct context *c, uint64_t count, uint64_t offset,
   return r;
 }
 
+/* A filter that leaves a kind of request alone lets it go to the
+ * layer below as it is, and so asynchronously; one that handles it
+ * itself calls the layer below and waits.
+ */
+static bool
+f_can_start (struct backend *b, uint16_t type)
+{
+  const struct nbdkit_filter *f = F (b);
+
+  switch (type) {
+    case NBD_CMD_READ:
+      return f->pread == NULL;
+    case NBD_CMD_WRITE:
+      return f->pwrite == NULL;
+    case NBD_CMD_FLUSH:
+      return f->flush == NULL;
+    case NBD_CMD_TRIM:
+      return f->trim == NULL;
+    case NBD_CMD_WRITE_ZEROES:
+      return f->zero == NULL;
+    case NBD_CMD_BLOCK_STATUS:
+      return f->extents == NULL;
+    default:
+      return false;
+  }
+}
+
 static const struct backend_ops filter_ops = {
   .load = f_load,
   .unload = f_unload,
@@ -404,6 +432,7 @@ static const struct backend_ops filter_ops = {
   .cache = f_cache,
   .meta_context = f_meta_context,
   .meta_extents = f_meta_extents,
+  .can_start = f_can_start,
 };
 
 struct backend *

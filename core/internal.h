@@ -36,6 +36,7 @@ struct server;
 struct connection;
 struct backend;
 struct context;
+struct nbdkit_completion;
 
 /* Thread models, in API 3 numbering. */
 #define TM_SERIALIZE_CONNECTIONS 1000
@@ -108,6 +109,19 @@ extern size_t param_count (const struct nbdkit_param *params);
 
 /* ---- backend.c: the chain of filters and the plugin ---- */
 
+/* A data request started asynchronously (async.c), as given to a
+ * plugin's async_* callback.
+ */
+struct async_op {
+  uint16_t type; /* NBD_CMD_READ, _WRITE, _FLUSH, _TRIM, _WRITE_ZEROES,
+                    _BLOCK_STATUS */
+  void *buf;
+  uint64_t count, offset;
+  uint32_t flags;
+  struct nbdkit_read *rd;
+  struct nbdkit_extents *e;
+};
+
 /* What one layer (a filter or the plugin) can do.  Each function gets
  * its layer and, per connection, the handle its open returned.  Data
  * functions return 0 or -1 with *ERR set to an errno.
@@ -164,6 +178,16 @@ struct backend_ops {
                   uint32_t flags, struct nbdkit_extents *e, int *err);
   int (*cache) (struct context *c, uint64_t count, uint64_t offset,
                 uint32_t flags, int *err);
+
+  /* Asynchronous requests (async.c).  can_start: for a filter, whether
+   * it passes requests of TYPE (NBD_CMD_*) through untouched; for a
+   * plugin, whether it has the async callback.  start (plugins only):
+   * start OP, to be ended by nbdkit_complete (H); 0, or -1 with *ERR
+   * if it failed at once (H is then not completed by the plugin).
+   */
+  bool (*can_start) (struct backend *b, uint16_t type);
+  int (*start) (struct context *c, const struct async_op *op,
+                struct nbdkit_completion *h, int *err);
 
   /* A filter's own metadata context (NULL for plugins). */
   const char *(*meta_context) (struct backend *b);
@@ -268,6 +292,17 @@ extern int backend_extents (struct context *c, uint64_t count, uint64_t offset,
                             uint32_t flags, struct nbdkit_extents *e, int *err);
 extern int backend_cache (struct context *c, uint64_t count, uint64_t offset,
                           uint32_t flags, int *err);
+/* Start OP on the plugin's context C (async.c decided it may go
+ * there): the checks and buffer clearing of the calls above, then the
+ * plugin's async callback.  0, or -1 with *ERR (H not completed).
+ */
+extern int backend_start (struct context *c, const struct async_op *op,
+                          struct nbdkit_completion *h, int *err);
+/* What backend_zero does when a native zero answered EOPNOTSUPP:
+ * ENOTSUP for a fast zero, else zeroes written (and FUA by a flush).
+ */
+extern int backend_zero_fallback (struct context *c, uint64_t count,
+                                  uint64_t offset, uint32_t flags, int *err);
 
 /* Every layer's preconnect, top down. */
 extern int backend_preconnect (struct backend *top, int readonly);
@@ -276,6 +311,35 @@ extern int backend_preconnect (struct backend *top, int readonly);
  * else EIO.  Resets the thread's error.
  */
 extern int callback_errno (void);
+
+/* ---- async.c: completion handles ---- */
+
+/* A thread waiting for the completion of a request it started itself
+ * (a plugin with only async callbacks, called where the server needs
+ * the answer at once).
+ */
+struct completion_target {
+  void (*done) (struct completion_target *t, int err);
+};
+struct waiter {
+  struct completion_target t;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool done;
+  int err;
+};
+/* A handle completing W, or NULL (out of memory). */
+extern struct nbdkit_completion *waiter_begin (struct waiter *w);
+/* After the async callback returned R: wait for the completion; 0, or
+ * -1 with *ERR.
+ */
+extern int waiter_end (struct waiter *w, struct nbdkit_completion *h, int r,
+                       int *err);
+/* A handle for T, or NULL; and taking T back (NULL if H is unknown or
+ * was completed already).
+ */
+extern struct nbdkit_completion *handle_new (struct completion_target *t);
+extern struct completion_target *handle_take (struct nbdkit_completion *h);
 
 /* ---- extents.c ---- */
 
@@ -329,5 +393,9 @@ extern void read_init (struct nbdkit_read *rd, void *buf, uint64_t count,
 extern void read_release (struct nbdkit_read *rd);
 /* Copy lent data into the buffer and zero the holes, releasing loans. */
 extern void read_flatten (struct nbdkit_read *rd);
+/* Whether loans and holes answered the whole read (nothing was
+ * written into the buffer).
+ */
+extern bool read_all_segments (const struct nbdkit_read *rd);
 
 #endif /* NBDKIT_INTERNAL_H */

@@ -12,9 +12,21 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "protocol.h"
 
 #define P(b) ((struct nbdkit_plugin *)(b)->impl)
 #define PC(c) P ((c)->b)
+
+/* The async callbacks, or NULL where the plugin's struct ends before
+ * them (built against an older header).  Read at each use: a plugin
+ * may drop them in config_complete, a language host bind them late.
+ */
+#define ASYNC(b, fn)                                                           \
+  (P (b)->_struct_size                                                         \
+           >= offsetof (struct nbdkit_plugin, fn) + sizeof P (b)->fn           \
+       ? P (b)->fn                                                             \
+       : NULL)
+#define ASYNC_C(c, fn) ASYNC ((c)->b, fn)
 
 /* A name is a path if it contains a '/' or ends in ".so". */
 static bool
@@ -286,27 +298,53 @@ fast_zero_default (struct context *c)
   {                                                                            \
     return PC (c)->fn ? PC (c)->fn (c->handle) : (dflt);                       \
   }
-CAN (can_write, PC (c)->pwrite != NULL)
-CAN (can_flush, PC (c)->flush != NULL)
+CAN (can_write, PC (c)->pwrite || ASYNC_C (c, async_pwrite))
+CAN (can_flush, PC (c)->flush || ASYNC_C (c, async_flush))
 CAN (is_rotational, 0)
-CAN (can_trim, PC (c)->trim != NULL)
-CAN (can_zero, PC (c)->zero ? NBDKIT_ZERO_NATIVE : NBDKIT_ZERO_EMULATE)
+CAN (can_trim, PC (c)->trim || ASYNC_C (c, async_trim))
+CAN (can_zero, PC (c)->zero || ASYNC_C (c, async_zero) ? NBDKIT_ZERO_NATIVE
+                                                       : NBDKIT_ZERO_EMULATE)
 /* As nbdkit documents: fast zeroes are offered unless the plugin
  * zeroes natively (then only it could say whether it is fast): where
  * zeroing is emulated by writes, the server fails them fast itself.
  */
 CAN (can_fast_zero, fast_zero_default (c))
-CAN (can_fua, PC (c)->flush ? NBDKIT_FUA_EMULATE : NBDKIT_FUA_NONE)
+CAN (can_fua, PC (c)->flush || ASYNC_C (c, async_flush) ? NBDKIT_FUA_EMULATE
+                                                        : NBDKIT_FUA_NONE)
 CAN (can_multi_conn, 0)
-CAN (can_extents,
-     PC (c)->extents ? NBDKIT_EXTENTS_NATIVE : NBDKIT_EXTENTS_EMULATE)
+CAN (can_extents, PC (c)->extents || ASYNC_C (c, async_extents)
+                      ? NBDKIT_EXTENTS_NATIVE
+                      : NBDKIT_EXTENTS_EMULATE)
 CAN (can_cache, PC (c)->cache ? NBDKIT_CACHE_NATIVE : NBDKIT_CACHE_NONE)
 #undef CAN
+
+/* A data callback the plugin has only in its async form: start it and
+ * wait for its completion.
+ */
+#define WAIT_FOR(fn, ...)                                                      \
+  do {                                                                         \
+    struct waiter w_;                                                          \
+    struct nbdkit_completion *h_;                                              \
+    if (ASYNC_C (c, fn) == NULL) {                                             \
+      nbdkit_error ("plugin has neither %s nor %s", &#fn[6], #fn);             \
+      *err = EIO;                                                              \
+      return -1;                                                               \
+    }                                                                          \
+    h_ = waiter_begin (&w_);                                                   \
+    if (h_ == NULL) {                                                          \
+      *err = ENOMEM;                                                           \
+      return -1;                                                               \
+    }                                                                          \
+    return waiter_end (&w_, h_, ASYNC_C (c, fn) (c->handle, __VA_ARGS__, h_),  \
+                       err);                                                   \
+  } while (0)
 
 static int
 v3_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
           uint32_t flags, struct nbdkit_read *rd, int *err)
 {
+  if (PC (c)->pread == NULL)
+    WAIT_FOR (async_pread, buf, count, offset, flags, rd);
   if (PC (c)->pread (c->handle, buf, count, offset, flags, rd) == -1) {
     *err = callback_errno ();
     return -1;
@@ -319,6 +357,8 @@ v3_pwrite (struct context *c, const void *buf, uint64_t count, uint64_t offset,
            uint32_t flags, int *err)
 {
   if (PC (c)->pwrite == NULL) {
+    if (ASYNC_C (c, async_pwrite))
+      WAIT_FOR (async_pwrite, buf, count, offset, flags);
     *err = EROFS;
     return -1;
   }
@@ -332,6 +372,8 @@ v3_pwrite (struct context *c, const void *buf, uint64_t count, uint64_t offset,
 static int
 v3_flush (struct context *c, uint32_t flags, int *err)
 {
+  if (PC (c)->flush == NULL && ASYNC_C (c, async_flush))
+    WAIT_FOR (async_flush, flags);
   if (PC (c)->flush && PC (c)->flush (c->handle, flags) == -1) {
     *err = callback_errno ();
     return -1;
@@ -344,6 +386,8 @@ v3_flush (struct context *c, uint32_t flags, int *err)
                       uint32_t flags, int *err)                                \
   {                                                                            \
     if (PC (c)->fn == NULL) {                                                  \
+      if (ASYNC_C (c, async_##fn))                                             \
+        WAIT_FOR (async_##fn, count, offset, flags);                           \
       *err = (missing);                                                        \
       return -1;                                                               \
     }                                                                          \
@@ -355,18 +399,90 @@ v3_flush (struct context *c, uint32_t flags, int *err)
   }
 RANGE_OP (trim, EOPNOTSUPP)
 RANGE_OP (zero, EOPNOTSUPP)
-RANGE_OP (cache, EOPNOTSUPP)
 #undef RANGE_OP
+
+static int
+v3_cache (struct context *c, uint64_t count, uint64_t offset, uint32_t flags,
+          int *err)
+{
+  if (PC (c)->cache == NULL) {
+    *err = EOPNOTSUPP;
+    return -1;
+  }
+  if (PC (c)->cache (c->handle, count, offset, flags) == -1) {
+    *err = callback_errno ();
+    return -1;
+  }
+  return 0;
+}
 
 static int
 v3_extents (struct context *c, uint64_t count, uint64_t offset, uint32_t flags,
             struct nbdkit_extents *e, int *err)
 {
+  if (PC (c)->extents == NULL)
+    WAIT_FOR (async_extents, count, offset, flags, e);
   if (PC (c)->extents (c->handle, count, offset, flags, e) == -1) {
     *err = callback_errno ();
     return -1;
   }
   return 0;
+}
+
+static bool
+v3_can_start (struct backend *b, uint16_t type)
+{
+  switch (type) {
+    case NBD_CMD_READ:
+      return ASYNC (b, async_pread) != NULL;
+    case NBD_CMD_WRITE:
+      return ASYNC (b, async_pwrite) != NULL;
+    case NBD_CMD_FLUSH:
+      return ASYNC (b, async_flush) != NULL;
+    case NBD_CMD_TRIM:
+      return ASYNC (b, async_trim) != NULL;
+    case NBD_CMD_WRITE_ZEROES:
+      return ASYNC (b, async_zero) != NULL;
+    case NBD_CMD_BLOCK_STATUS:
+      return ASYNC (b, async_extents) != NULL;
+    default:
+      return false;
+  }
+}
+
+static int
+v3_start (struct context *c, const struct async_op *o,
+          struct nbdkit_completion *h, int *err)
+{
+  void *hd = c->handle;
+  int r = -1;
+
+  switch (o->type) {
+    case NBD_CMD_READ:
+      r = ASYNC_C (c, async_pread) (hd, o->buf, o->count, o->offset, o->flags,
+                                    o->rd, h);
+      break;
+    case NBD_CMD_WRITE:
+      r = ASYNC_C (c, async_pwrite) (hd, o->buf, o->count, o->offset, o->flags,
+                                     h);
+      break;
+    case NBD_CMD_FLUSH:
+      r = ASYNC_C (c, async_flush) (hd, o->flags, h);
+      break;
+    case NBD_CMD_TRIM:
+      r = ASYNC_C (c, async_trim) (hd, o->count, o->offset, o->flags, h);
+      break;
+    case NBD_CMD_WRITE_ZEROES:
+      r = ASYNC_C (c, async_zero) (hd, o->count, o->offset, o->flags, h);
+      break;
+    case NBD_CMD_BLOCK_STATUS:
+      r = ASYNC_C (c, async_extents) (hd, o->count, o->offset, o->flags, o->e,
+                                      h);
+      break;
+  }
+  if (r == -1)
+    *err = callback_errno ();
+  return r;
 }
 
 static const struct backend_ops v3_ops = {
@@ -406,6 +522,8 @@ static const struct backend_ops v3_ops = {
   .zero = v3_zero,
   .extents = v3_extents,
   .cache = v3_cache,
+  .can_start = v3_can_start,
+  .start = v3_start,
 };
 
 int
@@ -432,7 +550,10 @@ plugin_v3_init (struct backend *b, void *pv)
     log_error (b->server, "%s: plugin has no valid name", b->filename);
     return -1;
   }
-  if (p->pread == NULL || p->get_size == NULL) {
+  b->ops = &v3_ops; /* for ASYNC () */
+  b->impl = p;
+  if ((p->pread == NULL && ASYNC (b, async_pread) == NULL)
+      || p->get_size == NULL) {
     log_error (b->server,
                "%s: plugin '%s' lacks a pread or get_size"
                " callback",

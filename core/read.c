@@ -38,6 +38,18 @@ read_flatten (struct nbdkit_read *rd)
   read_release (rd);
 }
 
+bool
+read_all_segments (const struct nbdkit_read *rd)
+{
+  uint64_t pos = 0;
+  for (size_t i = 0; i < rd->nsegs; i++) {
+    if (rd->segs[i].offset != pos)
+      return false;
+    pos += rd->segs[i].length;
+  }
+  return pos == rd->count;
+}
+
 /* Check that [OFFSET, OFFSET+LENGTH) lies in the request; make it
  * relative.
  */

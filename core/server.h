@@ -24,6 +24,7 @@ struct nbdkit_exports;
 struct idle;
 struct captive;
 struct pool_rec;
+struct async_conn;
 
 #define MAX_LISTEN_ADDRS 16
 #define MAX_LISTEN_FDS 64
@@ -202,6 +203,9 @@ struct connection {
   /* Interned strings for this connection. */
   char **interned;
   size_t ninterned, interned_alloc;
+
+  /* Requests the plugin completes later (async.c), or NULL. */
+  struct async_conn *async;
 };
 
 /* ---- server.c ---- */

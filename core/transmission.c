@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "async.h"
 #include "internal.h"
 #include "protocol.h"
 #include "reply.h"
@@ -101,21 +102,6 @@ chain_fills (const struct context *t)
     if (!layer_pread_fills (t->b))
       return false;
   return true;
-}
-
-/* Whether loans and holes answered the whole read: then nothing was
- * written into the buffer.
- */
-static bool
-all_segments (const struct nbdkit_read *rd)
-{
-  uint64_t pos = 0;
-  for (size_t i = 0; i < rd->nsegs; i++) {
-    if (rd->segs[i].offset != pos)
-      return false;
-    pos += rd->segs[i].length;
-  }
-  return pos == rd->count;
 }
 
 /* Read and throw away N payload bytes, to stay in step with a client
@@ -383,15 +369,14 @@ send_end (struct connection *c, int sent)
   pthread_mutex_unlock (&c->send_lock);
   if (sent == -1)
     atomic_store (&c->status, -1);
-  if (c->server->thread_model == TM_SERIALIZE_RETIREMENT) {
-    pthread_mutex_lock (&c->lock);
-    c->next_retire++;
-    pthread_cond_broadcast (&c->cond);
-    pthread_mutex_unlock (&c->lock);
-  }
+  if (c->server->thread_model == TM_SERIALIZE_RETIREMENT)
+    async_retire_next (c);
 }
 
-static void
+/* Serve R; false if it went to the plugin asynchronously (its
+ * completion replies).
+ */
+static bool
 execute (struct connection *c, struct worker *w, struct request *r, bool hold)
 {
   struct server *s = c->server;
@@ -407,6 +392,8 @@ execute (struct connection *c, struct worker *w, struct request *r, bool hold)
   w->rd.nsegs = 0;
   if (err == 0 && r->count == 0 && r->type != NBD_CMD_FLUSH) {
     /* Zero-length requests succeed without reaching the plugin. */
+  } else if (err == 0 && async_execute (c, r, f, &w->wbuf, &w->wbuf_size)) {
+    return false;
   } else if (err == 0) {
     if (serialize)
       pthread_mutex_lock (&s->all_requests_lock);
@@ -424,7 +411,7 @@ execute (struct connection *c, struct worker *w, struct request *r, bool hold)
           w->rd.buf_zero = true;
         }
         ret = backend_pread (top, w->buf, r->count, r->offset, 0, &w->rd, &err);
-        if (!all_segments (&w->rd) && w->dirty < r->count)
+        if (!read_all_segments (&w->rd) && w->dirty < r->count)
           w->dirty = r->count;
         if (ret == -1 && !c->structured_replies)
           read_release (&w->rd);
@@ -488,6 +475,7 @@ execute (struct connection *c, struct worker *w, struct request *r, bool hold)
   read_release (&w->rd);
   for (int i = 0; i < nes; i++)
     extents_free (es[i]);
+  return true;
 }
 
 void
@@ -496,9 +484,11 @@ transmission_loop (struct connection *c)
   struct worker w = { 0 };
   struct request r;
   int rr;
-  /* Replies may be held back where their order does not matter. */
+  /* Replies may be held back where their order does not matter (or
+   * where one thread sends them all, in order).
+   */
   bool may_hold = c->server->thread_model != TM_SERIALIZE_RETIREMENT
-                  || c->max_threads == 1;
+                  || (c->max_threads == 1 && !async_used (c));
 
   pthread_mutex_lock (&c->lock);
   for (;;) {
@@ -543,7 +533,10 @@ transmission_loop (struct connection *c)
      */
     bool unattended = false, hold = false;
     uint64_t t0 = monotonic_ns ();
-    if (c->max_threads > 1) {
+    /* A request started asynchronously takes only the time to start
+     * it: no other thread is needed to read the next one meanwhile.
+     */
+    if (c->max_threads > 1 && !async_would_start (c, &r)) {
       /* On a single CPU another thread cannot run meanwhile: leave slow
        * requests to the watchdog.
        */
@@ -564,14 +557,20 @@ transmission_loop (struct connection *c)
            && c->service_ns < HOLD_NS && conn_request_buffered (c);
     pthread_mutex_unlock (&c->lock);
 
-    execute (c, &w, &r, hold);
+    bool served = execute (c, &w, &r, hold);
 
     if (unattended)
       atomic_store (&c->unattended_since, 0);
     pthread_mutex_lock (&c->lock);
-    /* A moving average of the time a request takes here. */
-    int64_t dt = monotonic_ns () - t0;
-    c->service_ns += (dt - (int64_t)c->service_ns) / 8;
+    /* A moving average of the time a request takes here.  One started
+     * asynchronously took only the time to start it, and keeps no
+     * thread: handing the reader role on for it would only add
+     * threads.
+     */
+    if (served) {
+      int64_t dt = monotonic_ns () - t0;
+      c->service_ns += (dt - (int64_t)c->service_ns) / 8;
+    }
   }
   pthread_mutex_unlock (&c->lock);
   flush_held (c, &w);

@@ -55,18 +55,27 @@ static int shared = -1; /* -1: not given */
 static bool dynamic_export;
 static int tls = -1; /* -1: not given; else LIBNBD_TLS_* */
 static int tls_verify = -1;
+static bool use_async = true;
 
 /* A connected libnbd handle and the thread that runs its state machine:
  * requests are issued with the aio calls from the server's threads,
  * which then wait for their completion, so that requests of one
  * client (and, with shared, of all clients) are in flight together.
  */
+struct aop;
 struct conn {
   struct nbd_handle *nbd;
   pthread_t reader;
   int wake[2]; /* a byte written to wake[1] makes the reader look again */
   bool stop;   /* under the handle: read by the reader after a wake-up */
+  /* Asynchronous requests libnbd has completed, to be completed to
+   * the server once out of libnbd (see drain).
+   */
+  pthread_mutex_t done_lock;
+  struct aop *done, **done_tail;
 };
+
+static void drain (struct conn *c);
 
 /* The one connection of shared mode. */
 static struct conn *shared_conn;
@@ -121,7 +130,9 @@ reader (void *arg)
     else if ((dir & LIBNBD_AIO_DIRECTION_WRITE)
              && (fds[0].revents & (POLLOUT | POLLHUP | POLLERR)))
       nbd_aio_notify_write (c->nbd);
+    drain (c);
   }
+  drain (c);
   return NULL;
 }
 
@@ -138,6 +149,8 @@ conn_start (struct nbd_handle *nbd)
     return NULL;
   }
   c->nbd = nbd;
+  pthread_mutex_init (&c->done_lock, NULL);
+  c->done_tail = &c->done;
   if (pipe2 (c->wake, O_CLOEXEC | O_NONBLOCK) == -1) {
     nbdkit_error ("pipe2: %m");
     goto fail;
@@ -154,6 +167,7 @@ conn_start (struct nbd_handle *nbd)
 
 fail:
   nbd_close (nbd);
+  pthread_mutex_destroy (&c->done_lock);
   free (c);
   return NULL;
 }
@@ -179,7 +193,9 @@ conn_stop (struct conn *c)
   pthread_join (c->reader, NULL);
   close (c->wake[0]);
   close (c->wake[1]);
+  drain (c);
   nbd_close (c->nbd);
+  pthread_mutex_destroy (&c->done_lock);
   free (c);
 }
 
@@ -237,6 +253,11 @@ static const struct nbdkit_param nbd_params[]
         { .name = "tls-psk",
           .type = NBDKIT_PARAM_FILE,
           .doc = "file of pre-shared keys" },
+        { .name = "async",
+          .type = NBDKIT_PARAM_BOOL,
+          .default_value = "true",
+          .doc = "complete requests asynchronously, without a server "
+                 "thread waiting for each (false: one thread per request)" },
         { .name = NULL } };
 
 static int
@@ -349,6 +370,10 @@ nbd_config (const char *key, const char *value)
     return keep (&tls_username, key, value);
   if (strcmp (key, "tls-psk") == 0)
     return keep (&tls_psk, key, value);
+  if (strcmp (key, "async") == 0) {
+    use_async = strcmp (value, "1") == 0;
+    return 0;
+  }
   nbdkit_error ("unknown parameter %s", key);
   return -1;
 }
@@ -367,6 +392,8 @@ libnbd_has (int what)
   }
   return r == 1;
 }
+
+static void drop_async (void);
 
 static int
 nbd_config_complete (void)
@@ -429,6 +456,8 @@ nbd_config_complete (void)
     nbdkit_error ("uri: this libnbd was built without URI support");
     return -1;
   }
+  if (!use_async)
+    drop_async ();
   return 0;
 }
 
@@ -823,6 +852,18 @@ struct txn {
   int oom;
 };
 
+/* libnbd's errno for a command; a lost connection to the server is an
+ * I/O error for our client (ENOTCONN would reach it as EINVAL).
+ */
+static int
+cmd_errno (int err)
+{
+  if (err == ENOTCONN || err == ECONNRESET || err == EPIPE
+      || err == ESHUTDOWN)
+    return EIO;
+  return err;
+}
+
 static int
 txn_done (void *user_data, int *error)
 {
@@ -850,6 +891,17 @@ txn_add (struct txn *t, uint64_t offset, uint64_t length, uint32_t type)
   return 0;
 }
 
+/* After issuing a command: libnbd sends what it can at once, from the
+ * issuing thread; the reader polls only for replies unless woken to
+ * send the rest.
+ */
+static void
+kick (struct handle *h)
+{
+  if (nbd_aio_get_direction (h->nbd) & LIBNBD_AIO_DIRECTION_WRITE)
+    wake_reader (h->c);
+}
+
 /* Wait for the command of COOKIE (-1: it was not issued). */
 static int
 txn_wait (struct handle *h, struct txn *t, int64_t cookie, const char *op)
@@ -864,12 +916,12 @@ txn_wait (struct handle *h, struct txn *t, int64_t cookie, const char *op)
     failed (op);
     return -1;
   }
-  wake_reader (h->c);
+  kick (h);
   while (sem_wait (&t->done) == -1 && errno == EINTR)
     ;
   if (t->err) {
     nbdkit_error ("%s: %s", op, strerror (t->err));
-    nbdkit_set_error (t->err);
+    nbdkit_set_error (cmd_errno (t->err));
     return -1;
   }
   if (t->oom) {
@@ -1070,6 +1122,251 @@ nbd_extents_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
   return r;
 }
 
+/* ---- asynchronous completion ----
+ *
+ * The same commands, but no server thread waits.  libnbd runs its
+ * callbacks with the handle locked, and completing a request sends
+ * its reply, which may wait for our client: so the completion
+ * callback only queues the request on the conn, and whoever called
+ * into libnbd (the reader after each notify, an issuing thread after
+ * its aio call) completes the queue once out.  Holes and extents go to
+ * the server as they arrive, from the chunk and extent callbacks,
+ * before the completion.
+ */
+struct aop {
+  struct aop *next;
+  struct conn *c;
+  struct nbdkit_completion *done;
+  struct nbdkit_read *rd;
+  struct nbdkit_extents *e;
+  const char *op;
+  int err;     /* from a chunk or extent callback, then the command's */
+  bool queued; /* completed by libnbd: to be queued once freed */
+};
+
+static int
+aop_done (void *user_data, int *error)
+{
+  struct aop *a = user_data;
+
+  if (*error)
+    a->err = *error;
+  a->queued = true;
+  return 1;
+}
+
+/* libnbd is done with the aop (it calls this after aop_done, or alone
+ * for a command it did not take): queue it, or free it.
+ */
+static void
+aop_free (void *user_data)
+{
+  struct aop *a = user_data;
+  struct conn *c = a->c;
+
+  if (!a->queued) {
+    free (a);
+    return;
+  }
+  a->next = NULL;
+  pthread_mutex_lock (&c->done_lock);
+  *c->done_tail = a;
+  c->done_tail = &a->next;
+  pthread_mutex_unlock (&c->done_lock);
+}
+
+/* Complete what libnbd completed, in the order it did. */
+static void
+drain (struct conn *c)
+{
+  struct aop *a;
+
+  pthread_mutex_lock (&c->done_lock);
+  a = c->done;
+  c->done = NULL;
+  c->done_tail = &c->done;
+  pthread_mutex_unlock (&c->done_lock);
+  while (a) {
+    struct aop *next = a->next;
+    if (a->err) {
+      errno = a->err;
+      nbdkit_error ("%s: %m", a->op);
+    }
+    nbdkit_complete (a->done, cmd_errno (a->err));
+    free (a);
+    a = next;
+  }
+}
+
+/* A new aop, or NULL (then the request fails at once). */
+static struct aop *
+aop_new (struct handle *h, struct nbdkit_completion *done, const char *op)
+{
+  struct aop *a = calloc (1, sizeof *a);
+
+  if (a == NULL) {
+    nbdkit_error ("calloc: %m");
+    return NULL;
+  }
+  a->c = h->c;
+  a->done = done;
+  a->op = op;
+  return a;
+}
+
+#define ACOMPLETION(a)                                                         \
+  ((nbd_completion_callback){                                                  \
+      .callback = aop_done, .user_data = (a), .free = aop_free })
+
+/* After issuing: COOKIE -1 means libnbd did not take the command (and
+ * has freed the aop): fail at once, as the synchronous way does.
+ */
+static int
+issued (struct handle *h, int64_t cookie, const char *op)
+{
+  drain (h->c);
+  if (cookie == -1) {
+    if (nbd_aio_is_dead (h->nbd) || nbd_aio_is_closed (h->nbd)) {
+      nbdkit_error ("%s: the connection to the NBD server at %s is lost", op,
+                    target ());
+      nbdkit_set_error (EIO);
+      return -1;
+    }
+    return failed (op);
+  }
+  kick (h);
+  return 0;
+}
+
+static int
+async_read_chunk (void *user_data, const void *subbuf, size_t count,
+                  uint64_t offset, unsigned status, int *error)
+{
+  struct aop *a = user_data;
+
+  if (status == LIBNBD_READ_HOLE && a->rd
+      && nbdkit_read_hole (a->rd, offset, count) == -1)
+    a->err = errno ? errno : EIO;
+  return 0;
+}
+
+static int
+nbd_async_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
+                 uint32_t flags, struct nbdkit_read *rd,
+                 struct nbdkit_completion *done)
+{
+  struct handle *h = handle;
+  struct aop *a = aop_new (h, done, "pread");
+
+  if (a == NULL)
+    return -1;
+  a->rd = rd;
+  nbd_chunk_callback cb = { .callback = async_read_chunk, .user_data = a };
+  return issued (h,
+                 nbd_aio_pread_structured (h->nbd, buf, count, offset, cb,
+                                           ACOMPLETION (a), 0),
+                 "pread");
+}
+
+static int
+nbd_async_pwrite (void *handle, const void *buf, uint64_t count,
+                  uint64_t offset, uint32_t flags,
+                  struct nbdkit_completion *done)
+{
+  struct handle *h = handle;
+  struct aop *a = aop_new (h, done, "pwrite");
+
+  if (a == NULL)
+    return -1;
+  return issued (h,
+                 nbd_aio_pwrite (h->nbd, buf, count, offset, ACOMPLETION (a),
+                                 lflags (flags)),
+                 "pwrite");
+}
+
+static int
+nbd_async_flush (void *handle, uint32_t flags, struct nbdkit_completion *done)
+{
+  struct handle *h = handle;
+  struct aop *a = aop_new (h, done, "flush");
+
+  if (a == NULL)
+    return -1;
+  return issued (h, nbd_aio_flush (h->nbd, ACOMPLETION (a), 0), "flush");
+}
+
+static int
+nbd_async_trim (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
+                struct nbdkit_completion *done)
+{
+  struct handle *h = handle;
+  struct aop *a = aop_new (h, done, "trim");
+
+  if (a == NULL)
+    return -1;
+  return issued (
+      h, nbd_aio_trim (h->nbd, count, offset, ACOMPLETION (a), lflags (flags)),
+      "trim");
+}
+
+static int
+nbd_async_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
+                struct nbdkit_completion *done)
+{
+  struct handle *h = handle;
+  uint32_t f = lflags (flags);
+  struct aop *a = aop_new (h, done, "zero");
+
+  if (a == NULL)
+    return -1;
+  if (!(flags & NBDKIT_FLAG_MAY_TRIM))
+    f |= LIBNBD_CMD_FLAG_NO_HOLE;
+  return issued (h, nbd_aio_zero (h->nbd, count, offset, ACOMPLETION (a), f),
+                 "zero");
+}
+
+static int
+async_extents_cb (void *user_data, const char *metacontext, uint64_t offset,
+                  uint32_t *entries, size_t nr_entries, int *error)
+{
+  struct aop *a = user_data;
+
+  if (strcmp (metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0)
+    return 0;
+  for (size_t i = 0; i + 1 < nr_entries && a->err == 0; i += 2) {
+    uint32_t type = 0;
+    if (entries[i + 1] & LIBNBD_STATE_HOLE)
+      type |= NBDKIT_EXTENT_HOLE;
+    if (entries[i + 1] & LIBNBD_STATE_ZERO)
+      type |= NBDKIT_EXTENT_ZERO;
+    if (nbdkit_add_extent (a->e, offset, entries[i], type) == -1)
+      a->err = errno ? errno : EIO;
+    offset += entries[i];
+  }
+  return 0;
+}
+
+static int
+nbd_async_extents (void *handle, uint64_t count, uint64_t offset,
+                   uint32_t flags, struct nbdkit_extents *extents,
+                   struct nbdkit_completion *done)
+{
+  struct handle *h = handle;
+  struct aop *a = aop_new (h, done, "block_status");
+
+  if (a == NULL)
+    return -1;
+  a->e = extents;
+  if (count > UINT32_MAX)
+    count = UINT64_C (1) << 31;
+  nbd_extent_callback cb = { .callback = async_extents_cb, .user_data = a };
+  return issued (h,
+                 nbd_aio_block_status (
+                     h->nbd, count, offset, cb, ACOMPLETION (a),
+                     flags & NBDKIT_FLAG_REQ_ONE ? LIBNBD_CMD_FLAG_REQ_ONE : 0),
+                 "block_status");
+}
+
 static struct nbdkit_plugin plugin = {
   .name = "nbd",
   .longname = "nbdkit nbd plugin",
@@ -1107,6 +1404,26 @@ static struct nbdkit_plugin plugin = {
   .zero = nbd_zero_cb,
   .extents = nbd_extents_cb,
   .cache = nbd_cache_cb,
+  .async_pread = nbd_async_pread,
+  .async_pwrite = nbd_async_pwrite,
+  .async_flush = nbd_async_flush,
+  .async_trim = nbd_async_trim,
+  .async_zero = nbd_async_zero,
+  .async_extents = nbd_async_extents,
 };
+
+/* async=false: the server waits for each request on a thread, as
+ * before asynchronous completion (kept to compare the two).
+ */
+static void
+drop_async (void)
+{
+  plugin.async_pread = NULL;
+  plugin.async_pwrite = NULL;
+  plugin.async_flush = NULL;
+  plugin.async_trim = NULL;
+  plugin.async_zero = NULL;
+  plugin.async_extents = NULL;
+}
 
 NBDKIT_REGISTER_PLUGIN (plugin)
