@@ -97,7 +97,12 @@ struct nbdkit_plugin {
                   struct nbdkit_extents *extents);
   int (*cache) (void *handle, uint64_t count, uint64_t offset, uint32_t flags);
 
-  /* Fields added later (a plugin built before them has none: 0). */
+  /* Fields added later.  The struct only ever grows here, at the end,
+   * and NBDKIT_REGISTER_PLUGIN records its size in _struct_size: a
+   * plugin built against an older, shorter struct loads, and the
+   * fields it lacks are absent (NULL or 0); one built against a newer,
+   * longer struct is refused, with a message naming both sizes.
+   */
 
   /* Bytes of the read buffer that pread does not write reach the client
    * as zeroes, whatever pread does.  Set this to 1 if pread, whenever

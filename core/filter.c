@@ -479,17 +479,28 @@ filter_load (struct server *s, const char *name)
     free (filename);
     return NULL;
   }
-  /* The struct only grows at the end: fields a filter built against an
-   * older header lacks are read as 0, and only here.
-   */
-  if (f->_api_version != 3
-      || f->_struct_size < offsetof (struct nbdkit_filter, pread_fills_buffer)
-      || f->name == NULL) {
+  if (f->_api_version != 3) {
     log_error (s,
-               "%s: filter built for an unknown filter API (version %d,"
-               " struct of %" PRIu64 " bytes); rebuild it against this"
-               " server's <nbdkit-filter.h>",
-               filename, f->_api_version, f->_struct_size);
+               "%s: filter built for filter API %d, but this server loads"
+               " API 3 filters; rebuild it against this server's"
+               " <nbdkit-filter.h>",
+               filename, f->_api_version);
+    dlclose (dl);
+    free (filename);
+    return NULL;
+  }
+  void *impl, *copy;
+  if (struct_grow (s, filename, "filter", f, f->_struct_size, sizeof *f, &impl,
+                   &copy)
+      == -1) {
+    dlclose (dl);
+    free (filename);
+    return NULL;
+  }
+  f = impl;
+  if (f->name == NULL) {
+    log_error (s, "%s: filter has no name", filename);
+    free (copy);
     dlclose (dl);
     free (filename);
     return NULL;
@@ -497,6 +508,7 @@ filter_load (struct server *s, const char *name)
   b = calloc (1, sizeof *b);
   if (b == NULL) {
     log_error (s, "calloc: %m");
+    free (copy);
     dlclose (dl);
     free (filename);
     return NULL;
@@ -504,15 +516,13 @@ filter_load (struct server *s, const char *name)
   b->server = s;
   b->given = name;
   b->is_filter = 1;
+  b->impl_copy = copy;
   b->filename = filename;
   b->dl = dl;
   b->impl = f;
   b->ops = &filter_ops;
   b->api_version = 3;
-  b->pread_fills
-      = f->_struct_size >= offsetof (struct nbdkit_filter, pread_fills_buffer)
-                               + sizeof f->pread_fills_buffer
-        && f->pread_fills_buffer;
+  b->pread_fills = f->pread_fills_buffer;
   b->name = f->name;
   b->version = f->version;
   b->longname = f->longname;

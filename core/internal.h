@@ -181,6 +181,11 @@ struct backend {
   void *dl;          /* dlopen handle */
   const struct backend_ops *ops;
   void *impl; /* the plugin's or filter's own struct */
+  /* A zero-padded copy of a struct built against an older, shorter
+   * header (struct_grow), freed on unload; NULL when IMPL is the
+   * plugin's own.
+   */
+  void *impl_copy;
   int api_version;
   const char *version;
   const char *longname;
@@ -224,6 +229,19 @@ extern struct backend *filter_load (struct server *s, const char *name);
 extern struct backend *plugin_load (struct server *s, const char *name);
 extern int plugin_v3_init (struct backend *b, void *p);
 extern int plugin_v2_init (struct backend *b, void *p);
+
+/* The growth rule of the v3 structs: they only grow at the end.  P is
+ * a layer's struct of SIZE bytes (its _struct_size); OURS is the size
+ * this server was built with; KIND is "plugin" or "filter".  A struct
+ * as long as ours is used as it is (*IMPL = P); a shorter one is
+ * copied into a zeroed struct of our size, so the fields it lacks read
+ * as NULL/0 (*IMPL and *COPY = the copy, freed by the caller); a longer
+ * one comes from a newer header and is refused, as is one too short to
+ * hold its name.  Returns 0 or -1 (error logged).
+ */
+extern int struct_grow (struct server *s, const char *filename,
+                        const char *kind, void *p, uint64_t size, size_t ours,
+                        void **impl, void **copy);
 
 /* The chain (backend.c): open every layer from the top for one
  * connection; close them all.

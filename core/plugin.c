@@ -126,10 +126,53 @@ plugin_load (struct server *s, const char *name)
                  filename, b->api_version);
     dlclose (dl);
     free (filename);
+    free (b->impl_copy);
     free (b);
     return NULL;
   }
   return b;
+}
+
+int
+struct_grow (struct server *s, const char *filename, const char *kind, void *p,
+             uint64_t size, size_t ours, void **impl, void **copy)
+{
+  /* _struct_size, _api_version, _unused and name: the least a struct
+   * needs to say what it is.
+   */
+  const size_t least = sizeof (uint64_t) + 2 * sizeof (int) + sizeof (char *);
+  void *full;
+
+  *copy = NULL;
+  if (size > ours) {
+    log_error (s,
+               "%s: this %s was built against a newer <nbdkit-%s.h>: its"
+               " struct is %" PRIu64 " bytes, while this server (API %d,"
+               " version %s) knows %zu bytes; upgrade the server or"
+               " rebuild the %s against its headers",
+               filename, kind, kind, size, NBDKIT_API_VERSION, NBDKIT_VERSION,
+               ours, kind);
+    return -1;
+  }
+  if (size < least) {
+    log_error (s,
+               "%s: %s struct of %" PRIu64 " bytes is too short: API 3"
+               " structs hold at least %zu bytes (this server's: %zu)",
+               filename, kind, size, least, ours);
+    return -1;
+  }
+  if (size == ours) {
+    *impl = p;
+    return 0;
+  }
+  full = calloc (1, ours);
+  if (full == NULL) {
+    log_error (s, "calloc: %m");
+    return -1;
+  }
+  memcpy (full, p, size);
+  *impl = *copy = full;
+  return 0;
 }
 
 /* ---- the API 3 layer ---- */
@@ -401,21 +444,12 @@ plugin_v3_init (struct backend *b, void *pv)
 {
   struct nbdkit_plugin *p = pv;
 
-  /* The struct only grows at the end: fields a plugin built against
-   * an older header lacks are read as 0, and only here.
-   */
-  if (p->_struct_size < offsetof (struct nbdkit_plugin, pread_fills_buffer)) {
-    log_error (b->server,
-               "%s: plugin struct is smaller (%" PRIu64
-               " bytes) than API 3 requires (%zu)",
-               b->filename, p->_struct_size,
-               offsetof (struct nbdkit_plugin, pread_fills_buffer));
+  if (struct_grow (b->server, b->filename, "plugin", p, p->_struct_size,
+                   sizeof *p, &b->impl, &b->impl_copy)
+      == -1)
     return -1;
-  }
-  b->pread_fills
-      = p->_struct_size >= offsetof (struct nbdkit_plugin, pread_fills_buffer)
-                               + sizeof p->pread_fills_buffer
-        && p->pread_fills_buffer;
+  p = b->impl;
+  b->pread_fills = p->pread_fills_buffer;
   if (p->name == NULL || !is_short_name (p->name)) {
     log_error (b->server, "%s: plugin has no valid name", b->filename);
     return -1;

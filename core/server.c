@@ -510,6 +510,7 @@ unload_all (struct server *s)
       dlclose (b->dl);
 #endif
     free (b->filename);
+    free (b->impl_copy);
     free (b->params_seen);
     free (b);
     b = next;
