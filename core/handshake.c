@@ -565,7 +565,7 @@ opt_starttls (struct connection *c, uint32_t len)
   if (len != 0)
     return send_opt_error (c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID,
                            "STARTTLS takes no data");
-  if (s->opt.tls == 0)
+  if (s->opt.tls == TLS_OFF)
     return send_opt_error (c, NBD_OPT_STARTTLS, NBD_REP_ERR_POLICY,
                            "TLS is not enabled on this server");
   if (c->is_tls)
@@ -672,7 +672,7 @@ negotiate (struct connection *c)
     /* With --tls=require nothing but STARTTLS and ABORT is answered
      * before TLS; EXPORT_NAME has no error reply, so the client goes.
      */
-    if (s->opt.tls == 2 && !c->is_tls && option != NBD_OPT_STARTTLS
+    if (s->opt.tls == TLS_REQUIRE && !c->is_tls && option != NBD_OPT_STARTTLS
         && option != NBD_OPT_ABORT) {
       if (option == NBD_OPT_EXPORT_NAME) {
         log_debug (s, "EXPORT_NAME before TLS: closing");

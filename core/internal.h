@@ -53,7 +53,7 @@ struct context;
 
 /* ---- log.c ---- */
 
-enum log_to { LOG_TO_STDERR, LOG_TO_SYSLOG, LOG_TO_NULL };
+enum log_to { LOG_TO_DEFAULT = -1, LOG_TO_STDERR, LOG_TO_SYSLOG, LOG_TO_NULL };
 
 /* Thread-local context: who is logging, and for which connection. */
 struct thread_ctx {

@@ -341,7 +341,7 @@ char *
 server_uri (struct server *s)
 {
   const char *e = s->opt.exportname ? s->opt.exportname : "";
-  const char *scheme = s->opt.tls == 2 ? "nbds" : "nbd";
+  const char *scheme = s->opt.tls == TLS_REQUIRE ? "nbds" : "nbd";
   char *r = NULL;
   int ok;
 
