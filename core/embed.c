@@ -18,7 +18,8 @@ struct nbdkit_server {
   struct server *s;
   char **words; /* copies, "nbdkit" first: S points into them */
   int nwords;
-  bool configured;
+  bool configured; /* nbdkit_server_configure was called */
+  bool config_ok;  /* and succeeded */
   bool ran; /* nbdkit_server_run or _start was called */
   char *uri;
 
@@ -119,6 +120,7 @@ nbdkit_server_configure (nbdkit_server *srv, const char *const *words)
       set_error (srv, "nbdkit_server_configure: nothing to serve");
     return -1;
   }
+  srv->config_ok = true;
   return 0;
 }
 
@@ -159,7 +161,7 @@ can_run (nbdkit_server *srv, const char *fn)
 {
   char msg[128];
 
-  if (!srv->configured || srv->s->plugin == NULL) {
+  if (!srv->config_ok) {
     snprintf (msg, sizeof msg, "%s: the server has not been configured", fn);
     set_error (srv, msg);
     return false;

@@ -274,7 +274,7 @@ options_parse (struct server *s, int argc, char **argv, struct cmdline *cl,
     log_error (s, "calloc: %m");
     return CMDLINE_ERROR;
   }
-  optind = 1;
+  optind = 0; /* 0, not 1: glibc then forgets a previous parse entirely */
   opterr = !s->embedded;
   for (;;) {
     c = getopt_long (argc, argv, short_opts, long_opts, NULL);
