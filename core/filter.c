@@ -434,9 +434,11 @@ filter_load (struct server *s, const char *name)
     free (filename);
     return NULL;
   }
-  dl = dlopen (filename, RTLD_NOW | RTLD_GLOBAL);
+  const char *why;
+  dl = layer_dlopen (s, filename, &why);
   if (dl == NULL) {
-    log_error (s, "cannot load filter '%s': %s", name, dlerror ());
+    if (why)
+      log_error (s, "cannot load filter '%s': %s", name, why);
     free (filename);
     return NULL;
   }
@@ -445,7 +447,7 @@ filter_load (struct server *s, const char *name)
   if (f == NULL) {
     log_error (s, "%s: not a filter: it has no filter_init function%s",
                filename, dlsym (dl, "plugin_init") ? " (it is a plugin)" : "");
-    dlclose (dl);
+    layer_dlclose (dl);
     free (filename);
     return NULL;
   }
@@ -475,7 +477,7 @@ filter_load (struct server *s, const char *name)
                filename, built_for ? built_for : "(unknown version)",
                (int)f->_struct_size, len ? "; try --filter=" : "", len, base,
                len ? ", its counterpart here, if there is one" : "");
-    dlclose (dl);
+    layer_dlclose (dl);
     free (filename);
     return NULL;
   }
@@ -485,7 +487,7 @@ filter_load (struct server *s, const char *name)
                " API 3 filters; rebuild it against this server's"
                " <nbdkit-filter.h>",
                filename, f->_api_version);
-    dlclose (dl);
+    layer_dlclose (dl);
     free (filename);
     return NULL;
   }
@@ -493,7 +495,7 @@ filter_load (struct server *s, const char *name)
   if (struct_grow (s, filename, "filter", f, f->_struct_size, sizeof *f, &impl,
                    &copy)
       == -1) {
-    dlclose (dl);
+    layer_dlclose (dl);
     free (filename);
     return NULL;
   }
@@ -501,7 +503,7 @@ filter_load (struct server *s, const char *name)
   if (f->name == NULL) {
     log_error (s, "%s: filter has no name", filename);
     free (copy);
-    dlclose (dl);
+    layer_dlclose (dl);
     free (filename);
     return NULL;
   }
@@ -509,7 +511,7 @@ filter_load (struct server *s, const char *name)
   if (b == NULL) {
     log_error (s, "calloc: %m");
     free (copy);
-    dlclose (dl);
+    layer_dlclose (dl);
     free (filename);
     return NULL;
   }

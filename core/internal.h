@@ -230,6 +230,15 @@ extern struct backend *plugin_load (struct server *s, const char *name);
 extern int plugin_v3_init (struct backend *b, void *p);
 extern int plugin_v2_init (struct backend *b, void *p);
 
+/* dlopen.c: open FILENAME for server S: the object itself, or a
+ * private copy if another server in the process holds it.  NULL on
+ * failure: *WHY is dlerror's message (not logged), or NULL with the
+ * error logged.
+ */
+extern void *layer_dlopen (struct server *s, const char *filename,
+                           const char **why);
+extern void layer_dlclose (void *dl);
+
 /* The growth rule of the v3 structs: they only grow at the end.  P is
  * a layer's struct of SIZE bytes (its _struct_size); OURS is the size
  * this server was built with; KIND is "plugin" or "filter".  A struct

@@ -78,9 +78,11 @@ plugin_load (struct server *s, const char *name)
     free (filename);
     return NULL;
   }
-  dl = dlopen (filename, RTLD_NOW | RTLD_GLOBAL);
+  const char *why;
+  dl = layer_dlopen (s, filename, &why);
   if (dl == NULL) {
-    log_error (s, "cannot load plugin '%s': %s", name, dlerror ());
+    if (why)
+      log_error (s, "cannot load plugin '%s': %s", name, why);
     free (filename);
     return NULL;
   }
@@ -90,14 +92,14 @@ plugin_load (struct server *s, const char *name)
                "%s: not a plugin: it has no plugin_init function"
                " (a filter must be given with --filter)",
                filename);
-    dlclose (dl);
+    layer_dlclose (dl);
     free (filename);
     return NULL;
   }
   p = init ();
   if (p == NULL) {
     log_error (s, "%s: plugin registration failed", filename);
-    dlclose (dl);
+    layer_dlclose (dl);
     free (filename);
     return NULL;
   }
@@ -105,7 +107,7 @@ plugin_load (struct server *s, const char *name)
   b = calloc (1, sizeof *b);
   if (b == NULL) {
     log_error (s, "calloc: %m");
-    dlclose (dl);
+    layer_dlclose (dl);
     free (filename);
     return NULL;
   }
@@ -124,7 +126,7 @@ plugin_load (struct server *s, const char *name)
                  "%s: plugin uses API version %d, which this server"
                  " (API 1 to 3) does not know",
                  filename, b->api_version);
-    dlclose (dl);
+    layer_dlclose (dl);
     free (filename);
     free (b->impl_copy);
     free (b);

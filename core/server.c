@@ -6,7 +6,6 @@
  * -g), captive.c (--run).
  */
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -216,13 +215,8 @@ server_unload (struct server *s)
     struct backend *next = b->next;
     thread_ctx_set (s, NULL, b->name);
     b->ops->unload (b);
-    /* Under the sanitizers keep the code mapped, so leak reports can
-     * still name the plugin's functions.
-     */
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
     if (b->dl)
-      dlclose (b->dl);
-#endif
+      layer_dlclose (b->dl);
     free (b->filename);
     free (b->impl_copy);
     free (b->params_seen);

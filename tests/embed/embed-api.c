@@ -7,6 +7,8 @@
  *  - two servers with different plugins run at once in one process:
  *    memory on a Unix socket, pattern on an ephemeral TCP port, each
  *    in a thread of its own; their sizes and bytes are their own;
+ *  - two servers with the same plugin keep apart: each its own size and
+ *    data (the second gets a private copy of the plugin's object);
  *  - a server serves a given connected socket (--fd), in its thread;
  *  - a server runs in the caller's thread until another thread stops it.
  *
@@ -144,7 +146,7 @@ int
 main (void)
 {
   char dir[] = "/tmp/embedtestXXXXXX";
-  char sock_a[256], sock_d[256], bad[256], fdword[16];
+  char sock_a[256], sock_d[256], sock_e[256], bad[256], fdword[16];
   unsigned char buf[512];
 
   signal (SIGPIPE, SIG_IGN);
@@ -154,6 +156,7 @@ main (void)
   }
   snprintf (sock_a, sizeof sock_a, "%s/a.sock", dir);
   snprintf (sock_d, sizeof sock_d, "%s/d.sock", dir);
+  snprintf (sock_e, sizeof sock_e, "%s/e.sock", dir);
   snprintf (bad, sizeof bad, "%s/no/such/dir/x.sock", dir);
 
   /* Errors come back; the process goes on. */
@@ -224,6 +227,42 @@ main (void)
   }
   nbdkit_server_free (a);
   nbdkit_server_free (b);
+
+  /* The same plugin in two servers at once. */
+  a = start ((const char *const[]){ "-U", sock_a, "memory", "1M", NULL });
+  nbdkit_server *e
+      = start ((const char *const[]){ "-U", sock_e, "memory", "3M", NULL });
+  if (a && e) {
+    struct nbd_handle *ha = connect_uri (nbdkit_server_uri (a));
+    struct nbd_handle *he = connect_uri (nbdkit_server_uri (e));
+    if (ha && he) {
+      CHECK (nbd_get_size (ha) == 1024 * 1024, "memory A size %lld",
+             (long long)nbd_get_size (ha));
+      CHECK (nbd_get_size (he) == 3 * 1024 * 1024, "memory E size %lld",
+             (long long)nbd_get_size (he));
+      memset (buf, 0xa1, sizeof buf);
+      CHECK (nbd_pwrite (ha, buf, sizeof buf, 0, 0) == 0, "A pwrite");
+      memset (buf, 0xe5, sizeof buf);
+      CHECK (nbd_pwrite (he, buf, sizeof buf, 512, 0) == 0, "E pwrite");
+      CHECK (nbd_pread (he, buf, sizeof buf, 0, 0) == 0 && buf[0] == 0
+                 && buf[511] == 0,
+             "E sees A's write: %02x", buf[0]);
+      CHECK (nbd_pread (ha, buf, sizeof buf, 512, 0) == 0 && buf[0] == 0,
+             "A sees E's write: %02x", buf[0]);
+      CHECK (nbd_pread (ha, buf, sizeof buf, 0, 0) == 0 && buf[0] == 0xa1,
+             "A lost its write: %02x", buf[0]);
+    }
+    if (ha) {
+      nbd_shutdown (ha, 0);
+      nbd_close (ha);
+    }
+    if (he) {
+      nbd_shutdown (he, 0);
+      nbd_close (he);
+    }
+  }
+  nbdkit_server_free (a);
+  nbdkit_server_free (e);
 
   /* A given connected socket: the server serves that client. */
   {
