@@ -31,7 +31,10 @@
   } while (0)
 #define CTX(n) ((struct context *)(n))
 
-/* Messages from inside a filter callback name the filter. */
+/* Messages from inside a filter callback name the filter: backend.c
+ * sets that for every call through a context (CALL); ENTER is for the
+ * one call that does not come through there, meta_extents.
+ */
 #define ENTER(c)                                                               \
   struct thread_ctx *t_ = thread_ctx ();                                       \
   const char *saved_name_ = t_->name;                                          \
@@ -144,9 +147,7 @@ f_open (struct context *c, int readonly, const char *name, int is_tls)
 
   if (FC (c)->open == NULL)
     return c;
-  ENTER (c);
   h = FC (c)->open ((nbdkit_context *)c, readonly, name, is_tls);
-  LEAVE ();
   return h;
 }
 
@@ -154,9 +155,7 @@ static void
 f_close (struct context *c)
 {
   if (FC (c)->close) {
-    ENTER (c);
     FC (c)->close (c->handle);
-    LEAVE ();
   }
 }
 
@@ -165,9 +164,7 @@ f_prepare (struct context *c)
 {
   int r = 0;
   if (FC (c)->prepare) {
-    ENTER (c);
     r = FC (c)->prepare (NEXT (c), c->handle, c->readonly);
-    LEAVE ();
   }
   return r;
 }
@@ -177,9 +174,7 @@ f_finalize (struct context *c)
 {
   int r = 0;
   if (FC (c)->finalize) {
-    ENTER (c);
     r = FC (c)->finalize (NEXT (c), c->handle);
-    LEAVE ();
   }
   return r;
 }
@@ -192,9 +187,7 @@ f_get_size (struct context *c)
     NEED_NEXT (c, -1);
     return backend_get_size (c->next);
   }
-  ENTER (c);
   r = FC (c)->get_size (NEXT (c), c->handle);
-  LEAVE ();
   return r;
 }
 
@@ -206,9 +199,7 @@ f_export_description (struct context *c)
     NEED_NEXT (c, NULL);
     return backend_export_description (c->next);
   }
-  ENTER (c);
   r = FC (c)->export_description (NEXT (c), c->handle);
-  LEAVE ();
   return r;
 }
 
@@ -220,9 +211,7 @@ f_block_size (struct context *c, struct nbdkit_block_size *bs)
     NEED_NEXT (c, -1);
     return backend_block_size (c->next, bs);
   }
-  ENTER (c);
   r = FC (c)->block_size (NEXT (c), c->handle, bs);
-  LEAVE ();
   return r;
 }
 
@@ -234,9 +223,7 @@ f_block_size (struct context *c, struct nbdkit_block_size *bs)
       NEED_NEXT (c, -1);                                                       \
       return backend_##fn (c->next);                                           \
     }                                                                          \
-    ENTER (c);                                                                 \
     r = FC (c)->fn (NEXT (c), c->handle);                                      \
-    LEAVE ();                                                                  \
     return r;                                                                  \
   }
 CAN (can_write)
@@ -263,9 +250,7 @@ f_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
     }
     return backend_pread (c->next, buf, count, offset, flags, rd, err);
   }
-  ENTER (c);
   r = FC (c)->pread (NEXT (c), c->handle, buf, count, offset, flags, rd, err);
-  LEAVE ();
   return r;
 }
 
@@ -281,9 +266,7 @@ f_pwrite (struct context *c, const void *buf, uint64_t count, uint64_t offset,
     }
     return backend_pwrite (c->next, buf, count, offset, flags, err);
   }
-  ENTER (c);
   r = FC (c)->pwrite (NEXT (c), c->handle, buf, count, offset, flags, err);
-  LEAVE ();
   return r;
 }
 
@@ -298,9 +281,7 @@ f_flush (struct context *c, uint32_t flags, int *err)
     }
     return backend_flush (c->next, flags, err);
   }
-  ENTER (c);
   r = FC (c)->flush (NEXT (c), c->handle, flags, err);
-  LEAVE ();
   return r;
 }
 
@@ -314,9 +295,7 @@ f_flush (struct context *c, uint32_t flags, int *err)
       NEED_NEXT (c, -1);                                                       \
       return backend_##fn (c->next, count, offset, flags, err);                \
     }                                                                          \
-    ENTER (c);                                                                 \
     r = FC (c)->fn (NEXT (c), c->handle, count, offset, flags, err);           \
-    LEAVE ();                                                                  \
     return r;                                                                  \
   }
 RANGE (trim)
@@ -336,9 +315,7 @@ f_extents (struct context *c, uint64_t count, uint64_t offset, uint32_t flags,
     }
     return backend_extents (c->next, count, offset, flags, e, err);
   }
-  ENTER (c);
   r = FC (c)->extents (NEXT (c), c->handle, count, offset, flags, e, err);
-  LEAVE ();
   return r;
 }
 
@@ -357,6 +334,9 @@ f_meta_extents (struct context *c, uint64_t count, uint64_t offset,
     *err = EINVAL;
     return -1;
   }
+  /* Called by transmission.c directly, not through backend.c's
+   * boundary: name the filter here.
+   */
   ENTER (c);
   r = FC (c)->meta_extents (NEXT (c), c->handle, count, offset, flags, e, err);
   LEAVE ();
