@@ -144,4 +144,3 @@ captive_start (struct server *s)
   s->captive = cap;
   return 0;
 }
-

@@ -69,7 +69,6 @@ print_version (void)
   printf ("nbdkit %s (project %s)\n", NBDKIT_COMPAT_VERSION, NBDKIT_VERSION);
 }
 
-
 /* Which language host runs a script: by extension, else by its "#!"
  * line.  NULL if PATH is not a script we know.
  */

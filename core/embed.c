@@ -20,7 +20,7 @@ struct nbdkit_server {
   int nwords;
   bool configured; /* nbdkit_server_configure was called */
   bool config_ok;  /* and succeeded */
-  bool ran; /* nbdkit_server_run or _start was called */
+  bool ran;        /* nbdkit_server_run or _start was called */
   char *uri;
 
   /* Between nbdkit_server_start and the server's thread. */

@@ -235,19 +235,19 @@ static int
 embedded_refuses (struct server *s, const struct cmdline *cl)
 {
   const struct server_options *o = &s->opt;
-  const char *bad = cl->help          ? "--help"
-                    : cl->version     ? "--version"
-                    : cl->dump_config ? "--dump-config"
-                    : cl->dump_plugin ? "--dump-plugin"
-                    : o->single       ? "-s"
-                    : o->run          ? "--run"
-                    : o->pidfile      ? "-P"
-                    : o->user         ? "-u"
-                    : o->group        ? "-g"
-                    : o->mlock        ? "--swap"
+  const char *bad = cl->help              ? "--help"
+                    : cl->version         ? "--version"
+                    : cl->dump_config     ? "--dump-config"
+                    : cl->dump_plugin     ? "--dump-plugin"
+                    : o->single           ? "-s"
+                    : o->run              ? "--run"
+                    : o->pidfile          ? "-P"
+                    : o->user             ? "-u"
+                    : o->group            ? "-g"
+                    : o->mlock            ? "--swap"
                     : o->exit_with_parent ? "--exit-with-parent"
-                    : o->print_uri    ? "--print-uri"
-                                      : NULL;
+                    : o->print_uri        ? "--print-uri"
+                                          : NULL;
 
   if (bad) {
     log_error (s,
@@ -569,7 +569,9 @@ options_parse (struct server *s, int argc, char **argv, struct cmdline *cl,
   return CMDLINE_RUN;
 
 embedded_print:
-  log_error (s, "%s cannot be used in an embedded server: it prints on the"
-                " program's output", argv[optind - 1]);
+  log_error (s,
+             "%s cannot be used in an embedded server: it prints on the"
+             " program's output",
+             argv[optind - 1]);
   return CMDLINE_ERROR;
 }

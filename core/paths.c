@@ -77,7 +77,8 @@ layer_dir (char *out, const char *env, const char *build_sub,
   }
   exe_dir (exe, sizeof exe);
   lib_dir (lib, sizeof lib);
-  if ((strcmp (exe, NBDKIT_BUILD_DIR) == 0 || strcmp (lib, NBDKIT_BUILD_DIR) == 0)
+  if ((strcmp (exe, NBDKIT_BUILD_DIR) == 0
+       || strcmp (lib, NBDKIT_BUILD_DIR) == 0)
       && snprintf (out, PATH_MAX, "%s/%s", NBDKIT_BUILD_DIR, build_sub)
              < PATH_MAX)
     return;

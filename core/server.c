@@ -333,9 +333,12 @@ one_client (struct server *s, int *in, int *out)
 int
 server_run (struct server *s)
 {
-  enum { SERVE_LISTEN, SERVE_ONE } mode
+  enum {
+    SERVE_LISTEN,
+    SERVE_ONE
+  } mode
       = s->opt.single || s->opt.fd >= 0 || s->opt.reverse ? SERVE_ONE
-                                                           : SERVE_LISTEN;
+                                                          : SERVE_LISTEN;
   bool foreground = s->embedded || s->opt.foreground || mode == SERVE_ONE
                     || s->opt.run || s->opt.exit_with_parent;
   bool log_default = s->opt.log_to == LOG_TO_DEFAULT;

@@ -89,12 +89,12 @@ struct server {
    */
   pthread_mutex_t error_lock;
   char *last_error;
-  struct backend *top;      /* first filter, or the plugin */
-  struct backend *plugin;   /* the last layer */
-  void *tls;                /* credentials (tls.c), NULL without TLS */
-  int thread_model;         /* effective: most serializing of all */
-  int exit_status;          /* from --run, or 0 */
-  int ncpus;                /* CPUs the process may run on */
+  struct backend *top;    /* first filter, or the plugin */
+  struct backend *plugin; /* the last layer */
+  void *tls;              /* credentials (tls.c), NULL without TLS */
+  int thread_model;       /* effective: most serializing of all */
+  int exit_status;        /* from --run, or 0 */
+  int ncpus;              /* CPUs the process may run on */
 
   /* Listening and life cycle. */
   int listen_fds[MAX_LISTEN_FDS];

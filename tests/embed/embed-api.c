@@ -270,8 +270,8 @@ main (void)
     CHECK (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0,
            "socketpair: %m");
     snprintf (fdword, sizeof fdword, "%d", sv[0]);
-    nbdkit_server *c = start ((const char *const[]){ "--fd", fdword,
-                                                     "pattern", "64K", NULL });
+    nbdkit_server *c = start (
+        (const char *const[]){ "--fd", fdword, "pattern", "64K", NULL });
     if (c) {
       struct nbd_handle *h = nbd_create ();
       CHECK (h && nbd_connect_socket (h, sv[1]) == 0, "connect fd: %s",
