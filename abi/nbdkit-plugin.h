@@ -10,10 +10,15 @@
  * the #else is theirs), and their binaries load.  See abi/README.md
  * for the whole story and a complete example.
  *
+ * A file that does not define NBDKIT_API_VERSION gets API 1, as with
+ * nbdkit (<nbdkit-filter.h> defaults to 3, the only filter API).
+ *
  * Conventions for callbacks: int callbacks return -1 on error, having
  * called nbdkit_error (and optionally nbdkit_set_error); can_* return
- * 0 (false), 1 (true) or a tri-state constant; only name and either
- * open or get_size are strictly needed.
+ * 0 (false), 1 (true) or a tri-state constant.  Required: name,
+ * get_size and pread; the server refuses a plugin without them.  Every
+ * other callback is optional, and its absence has a defined meaning
+ * (abi/README.md, "Capabilities").
  */
 
 #ifndef NBDKIT_PLUGIN_H

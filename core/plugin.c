@@ -458,9 +458,9 @@ plugin_v3_init (struct backend *b, void *pv)
   }
   if (p->pread == NULL || p->get_size == NULL) {
     log_error (b->server,
-               "%s: plugin '%s' lacks a pread or get_size"
-               " callback",
-               b->filename, p->name);
+               "%s: plugin '%s' lacks the required %s callback (name,"
+               " get_size and pread are required)",
+               b->filename, p->name, p->pread == NULL ? "pread" : "get_size");
     return -1;
   }
   b->ops = &v3_ops;

@@ -44,6 +44,15 @@ theirs=$(grep -o 'struct is [0-9]* bytes' long.err | grep -o '[0-9]*')
 [ -n "$ours" ] && [ -n "$theirs" ] || fail "long plugin: sizes not named"
 assert_eq "long plugin: size difference" "$((theirs - ours))" 16
 
+# A struct that ends before pread lacks a required callback: refused,
+# naming it.
+tiny="$plugins/nbdkit-growtiny-plugin.so"
+if t "$NBDKIT" -U - "$tiny" --run 'true' > tiny.out 2> tiny.err; then
+  fail "a plugin without pread was loaded"
+fi
+cat tiny.err
+grep -q "lacks the required pread callback" tiny.err || fail "tiny plugin: message"
+
 # The short filter loads over memory; its extents (past the cut) would
 # fail every block status request, and absent, they pass through.
 t "$NBDKIT" -U - --filter="$fshort" memory 1M \

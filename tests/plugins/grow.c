@@ -11,7 +11,9 @@
  *                later field as absent;
  *   GROW_LONG:   _struct_size is 16 bytes longer than the struct, as if
  *                built against a newer header: the server must refuse
- *                it, naming both sizes.
+ *                it, naming both sizes;
+ *   GROW_TINY:   (the plugin) _struct_size ends before pread: a required
+ *                callback is absent, and the server must say so.
  *
  * The callbacks past the cut fail loudly, so a server that read them
  * would show it.
@@ -124,10 +126,12 @@ INIT (void)
 {
 #if defined(GROW_SHORT)
   grow.s._struct_size = offsetof (struct KIND, extents);
+#elif defined(GROW_TINY)
+  grow.s._struct_size = offsetof (struct KIND, pread);
 #elif defined(GROW_LONG)
   grow.s._struct_size = sizeof grow.s + sizeof grow.newer_fields;
 #else
-#error "define GROW_SHORT or GROW_LONG"
+#error "define GROW_SHORT, GROW_TINY or GROW_LONG"
 #endif
   grow.s._api_version = NBDKIT_API_VERSION;
   return &grow.s;
