@@ -26,6 +26,7 @@
 #endif
 #include "nbdkit-plugin.h"
 
+#include "protocol.h"
 #include "server.h"
 
 #ifndef __GNUC__
@@ -49,7 +50,8 @@ struct context;
  */
 #define MAX_REQUEST_SIZE (64 * 1024 * 1024)
 #define MAX_OPTION_LENGTH (64 * 1024)
-#define MAX_STRING 4096
+/* The protocol's limit on names and descriptions. */
+#define MAX_STRING NBD_MAX_STRING
 
 /* ---- log.c ---- */
 
