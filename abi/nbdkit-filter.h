@@ -140,6 +140,11 @@ struct nbdkit_filter {
    * reach the client as zeroes.
    */
   int pread_fills_buffer;
+
+  /* As reload in <nbdkit-plugin.h>: load the filter's code again on
+   * SIGHUP, for connections opened afterwards.
+   */
+  int (*reload) (void);
 };
 
 /* The server calls filter_init once for each --filter naming this

@@ -116,6 +116,15 @@ struct nbdkit_plugin {
    * clear the buffer first.  Leave it 0 if unsure.
    */
   int pread_fills_buffer;
+
+  /* Load the plugin's code again (a language host: its script), when
+   * the server gets SIGHUP.  Connections opened afterwards use the new
+   * code; those already open go on with the old one until they close.
+   * Return 0, or -1 after nbdkit_error to go on serving the code
+   * loaded before.  Called from the server's main thread while
+   * connections are served.
+   */
+  int (*reload) (void);
 };
 
 #define NBDKIT_REGISTER_PLUGIN(plugin)                                         \

@@ -82,6 +82,13 @@ extern int nbdkit_server_start (nbdkit_server *srv);
  */
 extern void nbdkit_server_stop (nbdkit_server *srv);
 
+/* Ask SRV to load the code of its script layers again, as SIGHUP does
+ * for the nbdkit program: connections opened afterwards use the new
+ * code.  The server's accept loop does it soon after; thread-safe, and
+ * unlike nbdkit_server_stop also safe in a signal handler.
+ */
+extern void nbdkit_server_reload (nbdkit_server *srv);
+
 /* After nbdkit_server_start: wait until the server's thread ends, and
  * return what nbdkit_server_run would have.
  */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "nbdkit-server.h"
@@ -219,6 +220,15 @@ NBDKIT_DLL_PUBLIC void
 nbdkit_server_stop (nbdkit_server *srv)
 {
   server_request_quit (srv->s);
+}
+
+NBDKIT_DLL_PUBLIC void
+nbdkit_server_reload (nbdkit_server *srv)
+{
+  char c = 1;
+  if (write (srv->s->reload_pipe[1], &c, 1) == -1) {
+    /* The pipe is full: a reload is already pending. */
+  }
 }
 
 NBDKIT_DLL_PUBLIC int

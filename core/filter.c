@@ -343,6 +343,14 @@ f_meta_extents (struct context *c, uint64_t count, uint64_t offset,
   return r;
 }
 
+static int
+f_reload (struct backend *b)
+{
+  if (F (b)->reload == NULL)
+    return 0;
+  return F (b)->reload () == -1 ? -1 : 1;
+}
+
 static const struct backend_ops filter_ops = {
   .load = f_load,
   .unload = f_unload,
@@ -384,6 +392,7 @@ static const struct backend_ops filter_ops = {
   .cache = f_cache,
   .meta_context = f_meta_context,
   .meta_extents = f_meta_extents,
+  .reload = f_reload,
 };
 
 struct backend *

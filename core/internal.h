@@ -121,6 +121,10 @@ struct backend_ops {
    * language host learns its script's parameters from the script.
    */
   const struct nbdkit_param *(*params) (struct backend *b);
+  /* Load the layer's code again (SIGHUP): 1 done, 0 nothing to
+   * reload, -1 failed (the old code goes on serving).  May be NULL.
+   */
+  int (*reload) (struct backend *b);
   int (*config) (struct backend *b, const char *key, const char *value);
   int (*config_complete) (struct backend *b);
   const char *(*config_help) (struct backend *b);

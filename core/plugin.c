@@ -402,6 +402,14 @@ v3_extents (struct context *c, uint64_t count, uint64_t offset, uint32_t flags,
   return 0;
 }
 
+static int
+v3_reload (struct backend *b)
+{
+  if (P (b)->reload == NULL)
+    return 0;
+  return P (b)->reload () == -1 ? -1 : 1;
+}
+
 static const struct backend_ops v3_ops = {
   .load = v3_load,
   .unload = v3_unload,
@@ -439,6 +447,7 @@ static const struct backend_ops v3_ops = {
   .zero = v3_zero,
   .extents = v3_extents,
   .cache = v3_cache,
+  .reload = v3_reload,
 };
 
 int

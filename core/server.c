@@ -36,6 +36,12 @@ server_new (void)
     free (s);
     return NULL;
   }
+  if (pipe2 (s->reload_pipe, O_CLOEXEC | O_NONBLOCK) == -1) {
+    close (s->quit_pipe[0]);
+    close (s->quit_pipe[1]);
+    free (s);
+    return NULL;
+  }
   pthread_mutex_init (&s->lock, NULL);
   pthread_cond_init (&s->cond, NULL);
   pthread_cond_init (&s->watch_cond, NULL);
@@ -62,6 +68,8 @@ server_free (struct server *s)
   free (s->debug_flags);
   close (s->quit_pipe[0]);
   close (s->quit_pipe[1]);
+  close (s->reload_pipe[0]);
+  close (s->reload_pipe[1]);
   free (s->socket_path);
   free (s->private_dir);
   pthread_mutex_destroy (&s->lock);

@@ -105,6 +105,7 @@ struct server {
   atomic_bool quit;
   struct captive *captive; /* the --run command's waiter (server.c) */
   int quit_pipe[2];        /* written once to wake every poll */
+  int reload_pipe[2];      /* SIGHUP: the accept loop reloads (reload.c) */
 
   pthread_mutex_t lock; /* protects the fields below */
   pthread_cond_t cond;
@@ -238,6 +239,9 @@ extern int server_thread_model (struct server *s);
 /* ---- signals.c: the process's signals (the nbdkit program only) ---- */
 extern void signals_install (struct server *s);
 extern void signals_forget (struct server *s);
+
+/* Load every layer's code again, where a layer can (reload.c). */
+extern void server_reload (struct server *s);
 extern void server_quit_from_anywhere (void);
 
 /* ---- background.c, usergroup.c: the serving process itself ---- */

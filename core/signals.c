@@ -1,8 +1,8 @@
 /* signals.c: the process's signals.  SIGINT, SIGTERM and SIGQUIT stop
- * the server the nbdkit program runs; SIGPIPE is ignored, as a client
- * that goes away must not end the process.  Signals are process-wide,
- * so this is the one piece of global state in the core: an embedded
- * server (embed.c) installs no handlers and is stopped by its program.
+ * the server the nbdkit program runs; SIGHUP reloads its scripts; SIGPIPE is
+ * ignored, as a client that goes away must not end the process.  Signals are
+ * process-wide, so this is the one piece of global state in the core: an
+ * embedded server (embed.c) installs no handlers and is stopped by its program.
  */
 
 #include <signal.h>
@@ -11,23 +11,38 @@
 
 #include "internal.h"
 
-/* The quit pipe of the server the signals stop, or -1. */
+/* The quit pipe of the server the signals stop, or -1; and its
+ * reload pipe, which SIGHUP writes.
+ */
 static _Atomic int signal_quit_fd = -1;
+static _Atomic int signal_reload_fd = -1;
 
 static void
-wake (void)
+poke (_Atomic int *which)
 {
   char c = 1;
-  int fd = atomic_load (&signal_quit_fd);
+  int fd = atomic_load (which);
   if (fd >= 0 && write (fd, &c, 1) == -1) {
     /* The pipe is full: a wake-up is already pending. */
   }
 }
 
 static void
+wake (void)
+{
+  poke (&signal_quit_fd);
+}
+
+static void
 handle_quit_signal (int sig)
 {
   wake ();
+}
+
+static void
+handle_reload_signal (int sig)
+{
+  poke (&signal_reload_fd);
 }
 
 void
@@ -40,6 +55,9 @@ signals_install (struct server *s)
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGTERM, &sa, NULL);
   sigaction (SIGQUIT, &sa, NULL);
+  atomic_store (&signal_reload_fd, s->reload_pipe[1]);
+  sa.sa_handler = handle_reload_signal;
+  sigaction (SIGHUP, &sa, NULL);
   signal (SIGPIPE, SIG_IGN);
 }
 
@@ -49,6 +67,8 @@ signals_forget (struct server *s)
 {
   int fd = s->quit_pipe[1];
   atomic_compare_exchange_strong (&signal_quit_fd, &fd, -1);
+  fd = s->reload_pipe[1];
+  atomic_compare_exchange_strong (&signal_reload_fd, &fd, -1);
 }
 
 /* nbdkit_shutdown from a thread the server did not start (a plugin's
