@@ -257,6 +257,18 @@ struct nbdkit_plugin {
 
 #endif /* NBDKIT_API_VERSION */
 
+/* Serve with another plugin in this one's place.  Called only from the
+ * plugin's config_complete: once it returns 0, the server loads PLUGIN
+ * (a short name, as on the command line, or a path to a .so of any API
+ * version), applies the N parameters KEYS[i]=VALUES[i] to it in order
+ * as if they had been typed, runs its config_complete, and unloads
+ * this plugin.  The strings are copied.  Returns 0, or -1 after
+ * nbdkit_error.  (The cc plugin uses this to serve what it compiled.)
+ */
+extern int nbdkit_hand_over (const char *plugin, size_t n,
+                             const char *const *keys,
+                             const char *const *values);
+
 #ifdef __cplusplus
 }
 #endif

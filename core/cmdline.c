@@ -142,7 +142,7 @@ find_script (struct server *s, const char *dir, const char *name,
 /* Pick up the layer's parameter declarations again, keeping the
  * counts of keys already seen (matched by name).
  */
-static int
+int
 refresh_params (struct backend *b)
 {
   const struct nbdkit_param *np = b->ops->params (b);
@@ -169,7 +169,7 @@ refresh_params (struct backend *b)
 /* Apply one key=value to backend B: typed parameters are checked and
  * converted first; the plugin's config then sees the canonical value.
  */
-static int
+int
 config_one (struct backend *b, const char *key, const char *value)
 {
   char *canon = NULL;
@@ -273,8 +273,8 @@ configure (struct server *s, char **args, int from, int to)
   return 0;
 }
 
-static int
-apply_default (void *opaque, const char *key, const char *canonical)
+int
+config_apply_default (void *opaque, const char *key, const char *canonical)
 {
   struct backend *b = opaque;
   return b->ops->config (b, key, canonical);
@@ -506,17 +506,15 @@ load_and_configure (struct server *s, const struct cmdline *cl, int *status)
 
   if (configure (s, cl->args, first_param, cl->nargs) == -1)
     return CMDLINE_ERROR;
-  for (struct backend *l = s->top; l; l = l->next) {
+  for (struct backend **lp = &s->top; *lp; lp = &(*lp)->next) {
+    struct backend *l = *lp;
     if (l->params
-        && param_finish (l->name, l->params, l->params_seen, apply_default, l)
+        && param_finish (l->name, l->params, l->params_seen,
+                         config_apply_default, l)
                == -1)
       return CMDLINE_ERROR;
-    thread_ctx_set (s, NULL, l->name);
-    if (l->ops->config_complete (l) == -1) {
-      thread_ctx_set (s, NULL, NULL);
+    if (layer_config_complete (lp) == -1)
       return CMDLINE_ERROR;
-    }
-    thread_ctx_set (s, NULL, NULL);
   }
   return CMDLINE_RUN;
 }

@@ -204,6 +204,11 @@ struct backend {
    * (filters: or reads it from below): its buffer need not be cleared.
    */
   bool pread_fills;
+  /* The plugin's config_complete is running; what it asked to be
+   * served in its place (handover.c).
+   */
+  bool completing;
+  struct handover *handover;
 };
 
 /* One layer's state for one connection: its handle and the capability
@@ -257,6 +262,24 @@ extern void layer_dlclose (void *dl);
 extern int struct_grow (struct server *s, const char *filename,
                         const char *kind, void *p, uint64_t size, size_t ours,
                         void **impl, void **copy);
+
+/* Configuration (cmdline.c): apply one key=value to a layer, checked
+ * against its declared parameters; pick up its declarations again;
+ * give a parameter its default (param_finish's APPLY).
+ */
+extern int config_one (struct backend *b, const char *key, const char *value);
+extern int refresh_params (struct backend *b);
+extern int config_apply_default (void *opaque, const char *key,
+                                 const char *canonical);
+
+/* Complete the configuration of the layer *LP; if it is a plugin that
+ * handed over (nbdkit_hand_over), *LP becomes the plugin it named
+ * (handover.c).
+ */
+extern int layer_config_complete (struct backend **lp);
+
+/* Unload one layer and free it (server.c). */
+extern void backend_free (struct server *s, struct backend *b);
 
 /* The chain (backend.c): open every layer from the top for one
  * connection; close them all.

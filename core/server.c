@@ -221,18 +221,24 @@ server_unload (struct server *s)
   }
   for (struct backend *b = s->top; b;) {
     struct backend *next = b->next;
-    thread_ctx_set (s, NULL, b->name);
-    b->ops->unload (b);
-    if (b->dl)
-      layer_dlclose (b->dl);
-    free (b->filename);
-    free (b->impl_copy);
-    free (b->params_seen);
-    free (b);
+    backend_free (s, b);
     b = next;
   }
   s->top = s->plugin = NULL;
+}
+
+void
+backend_free (struct server *s, struct backend *b)
+{
+  thread_ctx_set (s, NULL, b->name);
+  b->ops->unload (b);
   thread_ctx_set (s, NULL, NULL);
+  if (b->dl)
+    layer_dlclose (b->dl);
+  free (b->filename);
+  free (b->impl_copy);
+  free (b->params_seen);
+  free (b);
 }
 
 /* Everything between configuration and the first client: TLS
