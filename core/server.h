@@ -210,6 +210,10 @@ struct connection {
   unsigned inflight;              /* requests read and not yet replied */
   uint64_t next_seq, next_retire; /* for serialize-retirement */
   atomic_int status;              /* 1 live, 0 stop reading, -1 dead */
+  /* A layer asked for a soft disconnect: every later request but
+   * NBD_CMD_DISC fails with ESHUTDOWN; those in flight finish.
+   */
+  atomic_bool soft_disconnect;
   /* When the thread serving a request kept the reader role unfilled
    * (monotonic ns), or 0: the watchdog fills it if that lasts.
    */
