@@ -246,6 +246,12 @@ extern struct nbdkit_export nbdkit_get_export (const struct nbdkit_exports *,
  *
  * For each value given, the parsed value is stored in DEST (if not
  * NULL), then config(key, canonical_value) is called (if defined).
+ * Any key may be given more than once, as with nbdkit: config sees
+ * every value, and DEST keeps the last.  NBDKIT_PARAM_MULTIPLE changes
+ * no parsing: it says that repeating the key means something (config
+ * collects the values), for --help ("repeatable") and --dump-plugin
+ * (",multiple").  NBDKIT_PARAM_LIST is a STRING that is MULTIPLE by
+ * nature and has no DEST: each value goes only to config.
  * KEY and VALUE passed to config live only until it returns: copy
  * what you keep.  The canonical value is: for size and int, decimal
  * digits; for bool,

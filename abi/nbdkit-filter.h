@@ -127,7 +127,11 @@ struct nbdkit_filter {
                        uint64_t offset, uint32_t flags,
                        struct nbdkit_extents *extents, int *err);
 
-  /* Fields added later (a filter built before them has none: 0). */
+  /* Fields added later.  As with struct nbdkit_plugin, the struct only
+   * grows here, at the end: a filter built against an older, shorter
+   * struct loads with the fields it lacks absent (NULL or 0); one built
+   * against a newer, longer struct is refused, naming both sizes.
+   */
 
   /* Set to 1 if pread, whenever it succeeds, writes every byte of BUF
    * or reads it from the layer below (nbdkit_next_pread into BUF): the
@@ -136,6 +140,11 @@ struct nbdkit_filter {
    * reach the client as zeroes.
    */
   int pread_fills_buffer;
+
+  /* As reload in <nbdkit-plugin.h>: load the filter's code again on
+   * SIGHUP, for connections opened afterwards.
+   */
+  int (*reload) (void);
 };
 
 /* The server calls filter_init once for each --filter naming this

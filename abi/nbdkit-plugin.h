@@ -10,10 +10,15 @@
  * the #else is theirs), and their binaries load.  See abi/README.md
  * for the whole story and a complete example.
  *
+ * A file that does not define NBDKIT_API_VERSION gets API 1, as with
+ * nbdkit (<nbdkit-filter.h> defaults to 3, the only filter API).
+ *
  * Conventions for callbacks: int callbacks return -1 on error, having
  * called nbdkit_error (and optionally nbdkit_set_error); can_* return
- * 0 (false), 1 (true) or a tri-state constant; only name and either
- * open or get_size are strictly needed.
+ * 0 (false), 1 (true) or a tri-state constant.  Required: name,
+ * get_size and pread; the server refuses a plugin without them.  Every
+ * other callback is optional, and its absence has a defined meaning
+ * (abi/README.md, "Capabilities").
  */
 
 #ifndef NBDKIT_PLUGIN_H
@@ -100,7 +105,12 @@ struct nbdkit_plugin {
                   struct nbdkit_extents *extents);
   int (*cache) (void *handle, uint64_t count, uint64_t offset, uint32_t flags);
 
-  /* Fields added later (a plugin built before them has none: 0). */
+  /* Fields added later.  The struct only ever grows here, at the end,
+   * and NBDKIT_REGISTER_PLUGIN records its size in _struct_size: a
+   * plugin built against an older, shorter struct loads, and the
+   * fields it lacks are absent (NULL or 0); one built against a newer,
+   * longer struct is refused, with a message naming both sizes.
+   */
 
   /* Bytes of the read buffer that pread does not write reach the client
    * as zeroes, whatever pread does.  Set this to 1 if pread, whenever
@@ -139,6 +149,15 @@ struct nbdkit_plugin {
   int (*async_extents) (void *handle, uint64_t count, uint64_t offset,
                         uint32_t flags, struct nbdkit_extents *extents,
                         struct nbdkit_completion *h);
+
+  /* Load the plugin's code again (a language host: its script), when
+   * the server gets SIGHUP.  Connections opened afterwards use the new
+   * code; those already open go on with the old one until they close.
+   * Return 0, or -1 after nbdkit_error to go on serving the code
+   * loaded before.  Called from the server's main thread while
+   * connections are served.
+   */
+  int (*reload) (void);
 };
 
 /* End the request of handle H, from any thread: ERR is 0 for success
@@ -279,6 +298,18 @@ struct nbdkit_plugin {
   }
 
 #endif /* NBDKIT_API_VERSION */
+
+/* Serve with another plugin in this one's place.  Called only from the
+ * plugin's config_complete: once it returns 0, the server loads PLUGIN
+ * (a short name, as on the command line, or a path to a .so of any API
+ * version), applies the N parameters KEYS[i]=VALUES[i] to it in order
+ * as if they had been typed, runs its config_complete, and unloads
+ * this plugin.  The strings are copied.  Returns 0, or -1 after
+ * nbdkit_error.  (The cc plugin uses this to serve what it compiled.)
+ */
+extern int nbdkit_hand_over (const char *plugin, size_t n,
+                             const char *const *keys,
+                             const char *const *values);
 
 #ifdef __cplusplus
 }

@@ -29,6 +29,30 @@
 #define TRACE_CTL(c, ...) TRACE (controlpath, c, __VA_ARGS__)
 #define TRACE_DATA(c, ...) TRACE (datapath, c, __VA_ARGS__)
 
+/* Messages from a layer's callbacks name that layer, whichever layer
+ * called it: an error from a plugin behind a filter reads
+ * "PLUGIN[CONN]: error: ...", not the filter's name.  Every call into
+ * a layer through a context crosses this boundary, which sets the
+ * thread's log context for the call and gives the caller's back after.
+ */
+#define CALL(c, call)                                                          \
+  ({                                                                           \
+    struct thread_ctx *t_ = thread_ctx ();                                     \
+    const char *saved_ = t_->name;                                             \
+    t_->name = (c)->b->name;                                                   \
+    __typeof__ (call) r_ = (call);                                             \
+    t_->name = saved_;                                                         \
+    r_;                                                                        \
+  })
+#define CALL_VOID(c, call)                                                     \
+  do {                                                                         \
+    struct thread_ctx *t_ = thread_ctx ();                                     \
+    const char *saved_ = t_->name;                                             \
+    t_->name = (c)->b->name;                                                   \
+    call;                                                                      \
+    t_->name = saved_;                                                         \
+  } while (0)
+
 /* Zeroing and caching by emulation go in pieces of this size. */
 #define EMULATE_CHUNK (1024 * 1024)
 static const char zero_buf[EMULATE_CHUNK];
@@ -85,7 +109,7 @@ open_layer (struct backend *b, struct connection *conn, int readonly,
   c->is_tls = is_tls;
   TRACE_CTL (c, "open readonly=%d exportname=\"%s\" tls=%d", readonly,
              exportname ? exportname : "", is_tls);
-  c->handle = b->ops->open (c, readonly, exportname, is_tls);
+  c->handle = CALL (c, b->ops->open (c, readonly, exportname, is_tls));
   if (c->handle == NULL) {
     backend_close (c->next);
     free (c);
@@ -94,7 +118,7 @@ open_layer (struct backend *b, struct connection *conn, int readonly,
   if (b->next && c->next == NULL && !c->no_next) {
     c->next = open_layer (b->next, conn, readonly, exportname, is_tls);
     if (c->next == NULL) {
-      b->ops->close (c);
+      CALL_VOID (c, b->ops->close (c));
       free (c);
       return NULL;
     }
@@ -143,7 +167,7 @@ prepare (struct context *c)
   if (prepare (c->next) == -1)
     return -1;
   TRACE_CTL (c, "prepare readonly=%d", c->readonly);
-  if (c->b->ops->prepare && c->b->ops->prepare (c) == -1)
+  if (c->b->ops->prepare && CALL (c, c->b->ops->prepare (c)) == -1)
     return -1;
   c->prepared = 1;
   return 0;
@@ -169,13 +193,13 @@ backend_close (struct context *c)
   for (struct context *f = c; f; f = f->next)
     if (f->prepared && f->b->ops->finalize) {
       TRACE_CTL (f, "finalize");
-      f->b->ops->finalize (f);
+      CALL_VOID (f, f->b->ops->finalize (f));
     }
   while (c) {
     struct context *next = c->next;
     if (c->handle) {
       TRACE_CTL (c, "close");
-      c->b->ops->close (c);
+      CALL_VOID (c, c->b->ops->close (c));
     }
     free (c);
     c = next;
@@ -188,7 +212,7 @@ backend_get_size (struct context *c)
   if (c->size == -1) {
     int64_t r;
     TRACE_CTL (c, "get_size");
-    r = c->b->ops->get_size (c);
+    r = CALL (c, c->b->ops->get_size (c));
     if (r < 0) {
       if (r != -1)
         nbdkit_error ("%s: get_size returned a negative size %" PRId64,
@@ -210,7 +234,7 @@ backend_block_size (struct context *c, struct nbdkit_block_size *bs)
     struct nbdkit_block_size r = { 0 };
     r.client_requested = requested;
     TRACE_CTL (c, "block_size");
-    if (c->b->ops->block_size (c, &r) == -1)
+    if (CALL (c, c->b->ops->block_size (c, &r)) == -1)
       return -1;
     r.client_requested = requested;
     c->bs = r;
@@ -246,19 +270,19 @@ backend_can_write (struct context *c)
 {
   if (c->conn && c->conn->readonly)
     return 0;
-  CACHED (can_write, as_bool (c->b->ops->can_write (c)));
+  CACHED (can_write, as_bool (CALL (c, c->b->ops->can_write (c))));
 }
 
 int
 backend_can_flush (struct context *c)
 {
-  CACHED (can_flush, as_bool (c->b->ops->can_flush (c)));
+  CACHED (can_flush, as_bool (CALL (c, c->b->ops->can_flush (c))));
 }
 
 int
 backend_is_rotational (struct context *c)
 {
-  CACHED (is_rotational, as_bool (c->b->ops->is_rotational (c)));
+  CACHED (is_rotational, as_bool (CALL (c, c->b->ops->is_rotational (c))));
 }
 
 int
@@ -267,7 +291,7 @@ backend_can_trim (struct context *c)
   int w = backend_can_write (c);
   if (w <= 0)
     return w;
-  CACHED (can_trim, as_bool (c->b->ops->can_trim (c)));
+  CACHED (can_trim, as_bool (CALL (c, c->b->ops->can_trim (c))));
 }
 
 int
@@ -276,7 +300,7 @@ backend_can_zero (struct context *c)
   int w = backend_can_write (c);
   if (w <= 0)
     return w == 0 ? NBDKIT_ZERO_NONE : -1;
-  CACHED (can_zero, c->b->ops->can_zero (c));
+  CACHED (can_zero, CALL (c, c->b->ops->can_zero (c)));
 }
 
 int
@@ -289,7 +313,7 @@ backend_can_fast_zero (struct context *c)
    * requests itself with ENOTSUP, quickly; each layer says whether it
    * offers that (plugins do unless they say otherwise).
    */
-  CACHED (can_fast_zero, as_bool (c->b->ops->can_fast_zero (c)));
+  CACHED (can_fast_zero, as_bool (CALL (c, c->b->ops->can_fast_zero (c))));
 }
 
 int
@@ -298,32 +322,32 @@ backend_can_fua (struct context *c)
   int w = backend_can_write (c);
   if (w <= 0)
     return w == 0 ? NBDKIT_FUA_NONE : -1;
-  CACHED (can_fua, c->b->ops->can_fua (c));
+  CACHED (can_fua, CALL (c, c->b->ops->can_fua (c)));
 }
 
 int
 backend_can_multi_conn (struct context *c)
 {
-  CACHED (can_multi_conn, as_bool (c->b->ops->can_multi_conn (c)));
+  CACHED (can_multi_conn, as_bool (CALL (c, c->b->ops->can_multi_conn (c))));
 }
 
 int
 backend_can_extents (struct context *c)
 {
-  CACHED (can_extents, c->b->ops->can_extents (c));
+  CACHED (can_extents, CALL (c, c->b->ops->can_extents (c)));
 }
 
 int
 backend_can_cache (struct context *c)
 {
-  CACHED (can_cache, c->b->ops->can_cache (c));
+  CACHED (can_cache, CALL (c, c->b->ops->can_cache (c)));
 }
 
 const char *
 backend_export_description (struct context *c)
 {
   TRACE_CTL (c, "export_description");
-  return c->b->ops->export_description (c);
+  return CALL (c, c->b->ops->export_description (c));
 }
 
 /* Requests from the client were checked at the edge; requests from a
@@ -365,7 +389,7 @@ backend_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
   bool fills = layer_pread_fills (c->b);
   if (!fills && !(rd && rd->buf_zero && rd->buf == buf && rd->count == count))
     memset (buf, 0, count);
-  r = c->b->ops->pread (c, buf, count, offset, flags, rd, err);
+  r = CALL (c, c->b->ops->pread (c, buf, count, offset, flags, rd, err));
   /* Asked again (a retry), the buffer holds what this try wrote. */
   if (rd && !fills)
     rd->buf_zero = false;
@@ -377,7 +401,7 @@ static int
 emulate_fua (struct context *c, uint32_t flags, int *err)
 {
   if ((flags & NBDKIT_FLAG_FUA) && backend_can_fua (c) == NBDKIT_FUA_EMULATE)
-    return c->b->ops->flush (c, 0, err);
+    return CALL (c, c->b->ops->flush (c, 0, err));
   return 0;
 }
 
@@ -398,7 +422,8 @@ backend_pwrite (struct context *c, const void *buf, uint64_t count,
     return -1;
   TRACE_DATA (c, "pwrite count=%" PRIu64 " offset=%" PRIu64 " fua=%d", count,
               offset, !!(flags & NBDKIT_FLAG_FUA));
-  if (c->b->ops->pwrite (c, buf, count, offset, native_flags (c, flags), err)
+  if (CALL (c, c->b->ops->pwrite (c, buf, count, offset,
+                                  native_flags (c, flags), err))
       == -1)
     return -1;
   return emulate_fua (c, flags, err);
@@ -410,7 +435,7 @@ backend_flush (struct context *c, uint32_t flags, int *err)
   if (backend_can_flush (c) != 1)
     return 0;
   TRACE_DATA (c, "flush");
-  return c->b->ops->flush (c, 0, err);
+  return CALL (c, c->b->ops->flush (c, 0, err));
 }
 
 int
@@ -421,7 +446,8 @@ backend_trim (struct context *c, uint64_t count, uint64_t offset,
     return -1;
   TRACE_DATA (c, "trim count=%" PRIu64 " offset=%" PRIu64 " fua=%d", count,
               offset, !!(flags & NBDKIT_FLAG_FUA));
-  if (c->b->ops->trim (c, count, offset, native_flags (c, flags), err) == -1)
+  if (CALL (c, c->b->ops->trim (c, count, offset, native_flags (c, flags), err))
+      == -1)
     return -1;
   return emulate_fua (c, flags, err);
 }
@@ -452,7 +478,7 @@ zero_by_writes (struct context *c, uint64_t count, uint64_t offset, int *err)
 
   while (count > 0) {
     uint64_t n = count > chunk ? chunk : count;
-    if (c->b->ops->pwrite (c, zero_buf, n, offset, 0, err) == -1)
+    if (CALL (c, c->b->ops->pwrite (c, zero_buf, n, offset, 0, err)) == -1)
       return -1;
     offset += n;
     count -= n;
@@ -471,7 +497,7 @@ backend_zero_fallback (struct context *c, uint64_t count, uint64_t offset,
   if (zero_by_writes (c, count, offset, err) == -1)
     return -1;
   if (flags & NBDKIT_FLAG_FUA)
-    return c->b->ops->flush (c, 0, err);
+    return CALL (c, c->b->ops->flush (c, 0, err));
   return 0;
 }
 
@@ -488,7 +514,9 @@ backend_zero (struct context *c, uint64_t count, uint64_t offset,
       count, offset, !!(flags & NBDKIT_FLAG_MAY_TRIM),
       !!(flags & NBDKIT_FLAG_FUA), !!(flags & NBDKIT_FLAG_FAST_ZERO));
   if (z == NBDKIT_ZERO_NATIVE) {
-    if (c->b->ops->zero (c, count, offset, native_flags (c, flags), err) == 0)
+    if (CALL (c,
+              c->b->ops->zero (c, count, offset, native_flags (c, flags), err))
+        == 0)
       return emulate_fua (c, flags, err);
     /* A layer that cannot zero this time lets us write zeroes, unless
      * the client wanted only a fast zero.
@@ -514,7 +542,7 @@ backend_extents (struct context *c, uint64_t count, uint64_t offset,
     }
     return 0;
   }
-  return c->b->ops->extents (c, count, offset, flags, e, err);
+  return CALL (c, c->b->ops->extents (c, count, offset, flags, e, err));
 }
 
 int
@@ -527,7 +555,7 @@ backend_cache (struct context *c, uint64_t count, uint64_t offset,
     return -1;
   TRACE_DATA (c, "cache count=%" PRIu64 " offset=%" PRIu64, count, offset);
   if (r == NBDKIT_CACHE_NATIVE)
-    return c->b->ops->cache (c, count, offset, flags, err);
+    return CALL (c, c->b->ops->cache (c, count, offset, flags, err));
 
   /* Emulate by reading and discarding, in pieces as large as a
    * client's read may be (as nbdkit), so that a plugin sees the reads a
@@ -546,7 +574,7 @@ backend_cache (struct context *c, uint64_t count, uint64_t offset,
     uint64_t n = count > chunk ? chunk : count;
     read_init (&rd, buf, n, offset, false);
     rd.buf_zero = true; /* the data is thrown away */
-    if (c->b->ops->pread (c, buf, n, offset, 0, &rd, err) == -1) {
+    if (CALL (c, c->b->ops->pread (c, buf, n, offset, 0, &rd, err)) == -1) {
       free (buf);
       return -1;
     }

@@ -1,12 +1,12 @@
-/* cmdline.c: the nbdkit command line.  Options may come before or
- * after the plugin and its key=value parameters ("--" ends options);
- * the plugin is loaded and configured here, and --help, --version,
- * --dump-config and --dump-plugin are answered.
+/* cmdline.c: the words of the nbdkit command line after its options
+ * (options.c): the plugin and filters are found (a script by its
+ * language host), loaded and configured with the key=value parameters,
+ * -D flags are set, and --help, --version, --dump-config and
+ * --dump-plugin are answered.
  */
 
 #include <dlfcn.h>
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -17,228 +17,7 @@
 #include <unistd.h>
 
 #include "internal.h"
-
-enum {
-  OPT_DUMP_CONFIG = 256,
-  OPT_DUMP_PLUGIN,
-  OPT_EXIT_WITH_PARENT,
-  OPT_FILTER,
-  OPT_FD,
-  OPT_LOG,
-  OPT_MASK_HANDSHAKE,
-  OPT_NO_SR,
-  OPT_NO_MC,
-  OPT_NO_EH,
-  OPT_PRINT_URI,
-  OPT_RUN,
-  OPT_TIMEOUT,
-  OPT_KEEPALIVE,
-  OPT_VSOCK,
-  OPT_SWAP,
-  OPT_TLS,
-  OPT_TLS_CERTS,
-  OPT_TLS_PSK,
-  OPT_TLS_VERIFY,
-  OPT_HELP,
-  OPT_NO_HANDSHAKE,
-  OPT_SELINUX,
-  OPT_REVERSE,
-  OPT_LONG_OPTIONS,
-  OPT_SHORT_OPTIONS,
-};
-
-static const char short_opts[] = "+46D:e:fg:i:noP:p:rst:u:U:vV";
-static const struct option long_opts[] = {
-  { "debug", required_argument, NULL, 'D' },
-  { "dump-config", no_argument, NULL, OPT_DUMP_CONFIG },
-  { "dump-plugin", no_argument, NULL, OPT_DUMP_PLUGIN },
-  { "exit-with-parent", no_argument, NULL, OPT_EXIT_WITH_PARENT },
-  { "export", required_argument, NULL, 'e' },
-  { "exportname", required_argument, NULL, 'e' },
-  { "export-name", required_argument, NULL, 'e' },
-  { "fd", required_argument, NULL, OPT_FD },
-  { "filter", required_argument, NULL, OPT_FILTER },
-  { "foreground", no_argument, NULL, 'f' },
-  { "no-fork", no_argument, NULL, 'f' },
-  { "group", required_argument, NULL, 'g' },
-  { "help", no_argument, NULL, OPT_HELP },
-  { "ipaddr", required_argument, NULL, 'i' },
-  { "ip-addr", required_argument, NULL, 'i' },
-  { "ipv4-only", no_argument, NULL, '4' },
-  { "ipv6-only", no_argument, NULL, '6' },
-  { "keepalive", no_argument, NULL, OPT_KEEPALIVE },
-  { "log", required_argument, NULL, OPT_LOG },
-  { "long-options", no_argument, NULL, OPT_LONG_OPTIONS },
-  { "mask-handshake", required_argument, NULL, OPT_MASK_HANDSHAKE },
-  { "newstyle", no_argument, NULL, 'n' },
-  { "new-style", no_argument, NULL, 'n' },
-  { "no-sr", no_argument, NULL, OPT_NO_SR },
-  { "no-structured-replies", no_argument, NULL, OPT_NO_SR },
-  { "no-mc", no_argument, NULL, OPT_NO_MC },
-  { "no-meta-contexts", no_argument, NULL, OPT_NO_MC },
-  { "no-eh", no_argument, NULL, OPT_NO_EH },
-  { "no-extended-headers", no_argument, NULL, OPT_NO_EH },
-  { "no-handshake", no_argument, NULL, OPT_NO_HANDSHAKE },
-  { "oldstyle", no_argument, NULL, 'o' },
-  { "old-style", no_argument, NULL, 'o' },
-  { "pidfile", required_argument, NULL, 'P' },
-  { "pid-file", required_argument, NULL, 'P' },
-  { "port", required_argument, NULL, 'p' },
-  { "print-uri", no_argument, NULL, OPT_PRINT_URI },
-  { "readonly", no_argument, NULL, 'r' },
-  { "read-only", no_argument, NULL, 'r' },
-  { "reverse", no_argument, NULL, OPT_REVERSE },
-  { "run", required_argument, NULL, OPT_RUN },
-  { "selinux-label", required_argument, NULL, OPT_SELINUX },
-  { "short-options", no_argument, NULL, OPT_SHORT_OPTIONS },
-  { "single", no_argument, NULL, 's' },
-  { "stdin", no_argument, NULL, 's' },
-  { "swap", no_argument, NULL, OPT_SWAP },
-  { "threads", required_argument, NULL, 't' },
-  { "timeout", required_argument, NULL, OPT_TIMEOUT },
-  { "tls", required_argument, NULL, OPT_TLS },
-  { "tls-certificates", required_argument, NULL, OPT_TLS_CERTS },
-  { "tls-psk", required_argument, NULL, OPT_TLS_PSK },
-  { "tls-verify-peer", no_argument, NULL, OPT_TLS_VERIFY },
-  { "unix", required_argument, NULL, 'U' },
-  { "user", required_argument, NULL, 'u' },
-  { "verbose", no_argument, NULL, 'v' },
-  { "version", no_argument, NULL, 'V' },
-  { "vsock", no_argument, NULL, OPT_VSOCK },
-  { NULL, 0, NULL, 0 },
-};
-
-static void
-usage (FILE *fp)
-{
-  fprintf (
-      fp,
-      "nbdkit - a Network Block Device server with plugins\n"
-      "\n"
-      "Usage:\n"
-      "  nbdkit [-U SOCKET | -p PORT [-i ADDR]... | -s | --fd N] [OPTIONS]\n"
-      "         [--filter=FILTER ...] PLUGIN [key=value ...]\n"
-      "  nbdkit PLUGIN --help           the plugin's parameters\n"
-      "  nbdkit SCRIPT.{py,lua,ml} ...  a script, run by its language host\n"
-      "\n"
-      "Where clients connect:\n"
-      "  -U, --unix SOCKET      a Unix socket ('-' for a private one)\n"
-      "  -p, --port PORT        TCP port (default 10809)\n"
-      "  -i, --ipaddr ADDR      listen on this address (repeatable)\n"
-      "  -4, -6, --ipv4-only, --ipv6-only\n"
-      "                         IPv4 or IPv6 only\n"
-      "  --vsock                AF_VSOCK (port from -p)\n"
-      "  -s, --single           one client on stdin/stdout\n"
-      "  --fd N                 one client on the connected socket N\n"
-      "  --reverse              connect out to the client at -U or -p/-i,\n"
-      "                         which waits for its server to call; serve it,\n"
-      "                         then exit\n"
-      "  --no-handshake         with -s or --fd: the client has negotiated\n"
-      "                         already; serve -e EXPORT at once\n"
-      "Running:\n"
-      "  --run CMD              run CMD with $uri, $nbd, $unixsocket, $port,\n"
-      "                         $exportname set; exit when it does, with its "
-      "status\n"
-      "  -f, --foreground       do not go into the background\n"
-      "  -P, --pidfile FILE     write the pid once ready for clients\n"
-      "  --swap                 lock the server in memory (mlockall), to "
-      "serve\n"
-      "                         swap space on this machine\n"
-      "  --exit-with-parent     exit when the parent process does\n"
-      "  -u, --user USER        -g, --group GROUP   change identity after "
-      "binding\n"
-      "  -t, --threads N        threads per connection (default 16)\n"
-      "  --timeout SECS         drop clients whose handshake takes longer\n"
-      "  --keepalive            TCP keepalive on client sockets\n"
-      "  --print-uri            print the URI clients connect to\n"
-      "Protocol:\n"
-      "  -e, --exportname NAME  export name for $uri and --no-handshake\n"
-      "  -r, --readonly         refuse writes\n"
-      "  -n, --newstyle         the newstyle handshake (the default)\n"
-      "  -o, --oldstyle         the oldstyle handshake: no export names, no "
-      "TLS\n"
-      "  --mask-handshake N     0 to withhold NO_ZEROES from the greeting\n"
-      "  --no-sr, --no-mc, --no-eh\n"
-      "                         refuse structured replies, meta contexts,\n"
-      "                         extended headers\n"
-      "  --tls off|on|require   TLS (see --tls-certificates, --tls-psk)\n"
-      "Other:\n"
-      "  -v, --verbose          debug messages\n"
-      "  -D, --debug P.FLAG=N   set a plugin's debug flag\n"
-      "  --log stderr|syslog|null\n"
-      "  --dump-config          facts about this build\n"
-      "  --dump-plugin          facts about PLUGIN\n"
-      "  -V, --version          the version (and the plugin's)\n"
-      "  --long-options, --short-options\n"
-      "                         list the options, one a line\n");
-}
-
-/* The directory the running program is in ("" if unknown). */
-static void
-exe_dir (char *dir, size_t len)
-{
-  ssize_t n = readlink ("/proc/self/exe", dir, len - 1);
-  char *slash;
-
-  dir[n > 0 ? n : 0] = '\0';
-  slash = strrchr (dir, '/');
-  if (slash)
-    *slash = '\0';
-}
-
-/* Plugins and filters come from the build tree when the program runs
- * from there, so nothing needs installing to try it; an installed
- * program finds them relative to itself, so the tree can be moved.
- * Worked out once per process: it depends only on where the program
- * is and on the environment at start.
- */
-static char plugindir[PATH_MAX], filterdir[PATH_MAX];
-static pthread_once_t dirs_once = PTHREAD_ONCE_INIT;
-
-static void
-layer_dir (char *out, const char *env, const char *build_sub,
-           const char *from_bin, const char *configured)
-{
-  const char *e = getenv (env);
-  char dir[PATH_MAX];
-
-  exe_dir (dir, sizeof dir);
-  if (e && *e && strlen (e) < PATH_MAX) {
-    strcpy (out, e);
-    return;
-  }
-  if (strcmp (dir, NBDKIT_BUILD_DIR) == 0
-      && snprintf (out, PATH_MAX, "%s/%s", NBDKIT_BUILD_DIR, build_sub)
-             < PATH_MAX)
-    return;
-  if (*dir && snprintf (out, PATH_MAX, "%s/%s", dir, from_bin) < PATH_MAX
-      && access (out, X_OK) == 0)
-    return;
-  snprintf (out, PATH_MAX, "%s", configured);
-}
-
-static void
-find_dirs (void)
-{
-  layer_dir (plugindir, "NBDKIT_PLUGINDIR", "plugins", NBDKIT_BIN_TO_PLUGINDIR,
-             NBDKIT_PLUGINDIR);
-  layer_dir (filterdir, "NBDKIT_FILTERDIR", "filters", NBDKIT_BIN_TO_FILTERDIR,
-             NBDKIT_FILTERDIR);
-}
-
-const char *
-server_plugindir (void)
-{
-  pthread_once (&dirs_once, find_dirs);
-  return plugindir;
-}
-
-const char *
-server_filterdir (void)
-{
-  pthread_once (&dirs_once, find_dirs);
-  return filterdir;
-}
+#include "options.h"
 
 static void
 dump_config (struct server *s)
@@ -288,50 +67,6 @@ static void
 print_version (void)
 {
   printf ("nbdkit %s (project %s)\n", NBDKIT_COMPAT_VERSION, NBDKIT_VERSION);
-}
-
-static void
-print_long_options (void)
-{
-  for (size_t i = 0; long_opts[i].name; i++)
-    if (long_opts[i].val != OPT_LONG_OPTIONS
-        && long_opts[i].val != OPT_SHORT_OPTIONS)
-      printf ("--%s\n", long_opts[i].name);
-}
-
-static void
-print_short_options (void)
-{
-  for (const char *p = short_opts; *p; p++)
-    if (*p != ':' && *p != '+')
-      printf ("-%c\n", *p);
-}
-
-/* Is this process socket activated (LISTEN_PID is us)? */
-static bool
-socket_activated (void)
-{
-  const char *pid = getenv ("LISTEN_PID"), *fds = getenv ("LISTEN_FDS");
-  return pid && fds && atoi (pid) == getpid ();
-}
-
-/* Make *PATH absolute, if set and relative; the copy lives as long as
- * the server.
- */
-static int
-make_absolute (struct server *s, const char **path)
-{
-  char *abs;
-
-  if (*path == NULL || **path == '/')
-    return 0;
-  thread_ctx_set (s, NULL, NULL);
-  abs = nbdkit_absolute_path (*path);
-  if (abs == NULL)
-    return -1;
-  *path = nbdkit_strdup_intern (abs);
-  free (abs);
-  return *path ? 0 : -1;
 }
 
 /* Which language host runs a script: by extension, else by its "#!"
@@ -407,7 +142,7 @@ find_script (struct server *s, const char *dir, const char *name,
 /* Pick up the layer's parameter declarations again, keeping the
  * counts of keys already seen (matched by name).
  */
-static int
+int
 refresh_params (struct backend *b)
 {
   const struct nbdkit_param *np = b->ops->params (b);
@@ -434,7 +169,7 @@ refresh_params (struct backend *b)
 /* Apply one key=value to backend B: typed parameters are checked and
  * converted first; the plugin's config then sees the canonical value.
  */
-static int
+int
 config_one (struct backend *b, const char *key, const char *value)
 {
   char *canon = NULL;
@@ -538,27 +273,14 @@ configure (struct server *s, char **args, int from, int to)
   return 0;
 }
 
-static int
-apply_default (void *opaque, const char *key, const char *canonical)
+int
+config_apply_default (void *opaque, const char *key, const char *canonical)
 {
   struct backend *b = opaque;
   return b->ops->config (b, key, canonical);
 }
 
 /* -D NAME.FLAG=N: the form is checked as the option is read. */
-static int
-check_debug_flag (struct server *s, const char *arg)
-{
-  const char *dot = strchr (arg, '.'), *eq = strchr (arg, '=');
-  int v;
-
-  if (dot == NULL || eq == NULL || dot == arg || eq < dot + 2
-      || eq[1] == '\0') {
-    log_error (s, "-D %s: a debug flag must have the format NAME.FLAG=N", arg);
-    return -1;
-  }
-  return nbdkit_parse_int ("-D", eq + 1, &v);
-}
 
 /* The server's own flags, -D nbdkit.FLAG=N. */
 static void
@@ -652,333 +374,40 @@ plugin_help (struct backend *b)
     printf ("\nA bare value is taken as %s=VALUE.\n", b->magic_config_key);
 }
 
-int
-cmdline_parse (struct server *s, int argc, char **argv, int *status)
+/* After the options: load the chain (filters in command-line order,
+ * then the plugin), answer --help, --version and --dump-plugin, or
+ * configure every layer.
+ */
+static enum cmdline_result
+load_and_configure (struct server *s, const struct cmdline *cl, int *status)
 {
-  struct server_options *o = &s->opt;
-  const char *filters[64];
-  int nfilters = 0;
-  const char *debug_args[64];
-  int ndebug = 0;
-  bool help = false, version = false, dump_cfg = false, dump_plg = false;
-  int c;
-  char **args = NULL;
-  int nargs = 0;
-
-  *status = 1;
-  /* Collect options from anywhere on the line, and the other words in
-   * order: the plugin, then its parameters.
-   */
-  args = calloc (argc + 2, sizeof *args);
-  if (args == NULL)
-    return -1;
-  optind = 1;
-  for (;;) {
-    c = getopt_long (argc, argv, short_opts, long_opts, NULL);
-    if (c == -1) {
-      if (optind >= argc)
-        break;
-      if (strcmp (argv[optind - 1], "--") == 0) {
-        while (optind < argc)
-          args[nargs++] = argv[optind++];
-        break;
-      }
-      args[nargs++] = argv[optind++];
-      continue;
-    }
-    switch (c) {
-      case '4':
-        o->family = AF_INET;
-        break;
-      case '6':
-        o->family = AF_INET6;
-        break;
-      case 'D':
-        if (check_debug_flag (s, optarg) == -1)
-          goto err;
-        if (ndebug < 64)
-          debug_args[ndebug++] = optarg;
-        break;
-      case 'e':
-        o->exportname = optarg;
-        break;
-      case 'f':
-        o->foreground = true;
-        break;
-      case 'g':
-        o->group = optarg;
-        break;
-      case 'i':
-        if (o->nipaddr >= MAX_LISTEN_ADDRS) {
-          log_error (s, "-i: at most %d addresses", MAX_LISTEN_ADDRS);
-          goto err;
-        }
-        o->ipaddr[o->nipaddr++] = optarg;
-        break;
-      case 'n':
-        o->oldstyle = false;
-        break;
-      case 'o':
-        o->oldstyle = true;
-        break;
-      case 'P':
-        o->pidfile = optarg;
-        break;
-      case 'p':
-        o->port = optarg;
-        break;
-      case 'r':
-        o->readonly = true;
-        break;
-      case 's':
-        o->single = true;
-        break;
-      case 't': {
-        unsigned t;
-        if (nbdkit_parse_unsigned ("-t", optarg, &t) == -1)
-          goto err;
-        if (t == 0 || t > 1024) {
-          log_error (s, "-t %s: threads must be between 1 and 1024", optarg);
-          goto err;
-        }
-        o->threads = t;
-        break;
-      }
-      case 'u':
-        o->user = optarg;
-        break;
-      case 'U':
-        o->unixsocket = optarg;
-        break;
-      case 'v':
-        o->verbose++;
-        break;
-      case 'V':
-        version = true;
-        break;
-      case OPT_DUMP_CONFIG:
-        dump_cfg = true;
-        break;
-      case OPT_DUMP_PLUGIN:
-        dump_plg = true;
-        break;
-      case OPT_EXIT_WITH_PARENT:
-        o->exit_with_parent = true;
-        break;
-      case OPT_FD:
-        if (nbdkit_parse_int ("--fd", optarg, &o->fd) == -1)
-          goto err;
-        if (o->fd < 3) {
-          log_error (s, "--fd %s: must be 3 or more (use -s for stdin)",
-                     optarg);
-          goto err;
-        }
-        break;
-      case OPT_FILTER:
-        if (nfilters < 64)
-          filters[nfilters++] = optarg;
-        break;
-      case OPT_HELP:
-        help = true;
-        break;
-      case OPT_KEEPALIVE:
-        o->keepalive = true;
-        break;
-      case OPT_LOG:
-        if (strcmp (optarg, "stderr") == 0)
-          o->log_to = LOG_TO_STDERR;
-        else if (strcmp (optarg, "syslog") == 0)
-          o->log_to = LOG_TO_SYSLOG;
-        else if (strcmp (optarg, "null") == 0)
-          o->log_to = LOG_TO_NULL;
-        else {
-          log_error (s, "--log %s: expected stderr, syslog or null", optarg);
-          goto err;
-        }
-        break;
-      case OPT_MASK_HANDSHAKE: {
-        unsigned m;
-        if (nbdkit_parse_unsigned ("--mask-handshake", optarg, &m) == -1)
-          goto err;
-        o->mask_handshake = !(m & 2);
-        break;
-      }
-      case OPT_NO_SR:
-        o->no_sr = true;
-        break;
-      case OPT_NO_MC:
-        o->no_mc = true;
-        break;
-      case OPT_NO_EH:
-        o->no_eh = true;
-        break;
-      case OPT_NO_HANDSHAKE:
-        o->transmission_only = true;
-        break;
-      case OPT_PRINT_URI:
-        o->print_uri = true;
-        break;
-      case OPT_RUN:
-        o->run = optarg;
-        break;
-      case OPT_SELINUX:
-        log_error (s, "--selinux-label: SELinux is not supported by this"
-                      " build");
-        goto err;
-      case OPT_SWAP:
-        o->mlock = true;
-        break;
-      case OPT_REVERSE:
-        o->reverse = true;
-        break;
-      case OPT_LONG_OPTIONS:
-        print_long_options ();
-        *status = 0;
-        goto done;
-      case OPT_SHORT_OPTIONS:
-        print_short_options ();
-        *status = 0;
-        goto done;
-      case OPT_TIMEOUT:
-        if (nbdkit_parse_unsigned ("--timeout", optarg, &o->timeout) == -1)
-          goto err;
-        break;
-      case OPT_TLS:
-        if (strcmp (optarg, "off") == 0)
-          o->tls = 0;
-        else if (strcmp (optarg, "on") == 0)
-          o->tls = 1;
-        else if (strcmp (optarg, "require") == 0)
-          o->tls = 2;
-        else {
-          log_error (s, "--tls %s: expected off, on or require", optarg);
-          goto err;
-        }
-        break;
-      case OPT_TLS_CERTS:
-        o->tls_certificates = optarg;
-        break;
-      case OPT_TLS_PSK:
-        o->tls_psk = optarg;
-        break;
-      case OPT_TLS_VERIFY:
-        o->tls_verify_peer = true;
-        break;
-      case OPT_VSOCK:
-        o->vsock = true;
-        break;
-      default:
-        fprintf (stderr, "%s: try '%s --help'\n", s->program_name,
-                 s->program_name);
-        goto err;
-    }
-  }
-
-  /* Under socket activation the sockets are given: options that say
-   * where to listen make no sense, and the supervisor that started us
-   * waits on this process, so it stays in the foreground.
-   */
-  if (socket_activated ()) {
-    const char *bad = o->unixsocket ? "-U"
-                      : o->port     ? "-p"
-                      : o->nipaddr  ? "-i"
-                      : o->single   ? "-s"
-                      : o->run      ? "--run"
-                      : o->vsock    ? "--vsock"
-                      : o->fd >= 0  ? "--fd"
-                      : o->reverse  ? "--reverse"
-                                    : NULL;
-    if (bad) {
-      log_error (s, "cannot use socket activation with %s", bad);
-      goto err;
-    }
-    o->foreground = true;
-  }
-  if (o->oldstyle && o->tls == 2) {
-    log_error (s, "cannot use the oldstyle protocol (-o) and require TLS");
-    goto err;
-  }
-  if (o->oldstyle && o->tls == 1) {
-    log_debug (s, "-o: the oldstyle protocol has no TLS: serving without");
-    o->tls = 0;
-  }
-  /* Paths on the command line are relative to where nbdkit was
-   * started, not to "/" where it runs once in the background.
-   */
-  if (make_absolute (s, &o->pidfile) == -1
-      || make_absolute (s, &o->tls_certificates) == -1
-      || make_absolute (s, &o->tls_psk) == -1
-      || (o->unixsocket && strcmp (o->unixsocket, "-") != 0
-          && make_absolute (s, &o->unixsocket) == -1))
-    goto err;
-
-  /* As with nbdkit, credentials alone do not turn TLS on. */
-  if ((o->tls_certificates || o->tls_psk) && o->tls == 0)
-    log_debug (s, "TLS credentials given, but --tls is off");
-  if (o->tls_certificates && o->tls_psk) {
-    log_error (s, "choose one of --tls-certificates and --tls-psk");
-    goto err;
-  }
-
-  if (dump_plg && (o->single || o->fd >= 0)) {
-    log_error (s, "--dump-plugin cannot be used with -s or --fd: it prints"
-                  " on stdout");
-    goto err;
-  }
-  if (dump_cfg) {
+  if (cl->dump_config) {
     dump_config (s);
     *status = 0;
-    goto done;
+    return CMDLINE_DONE;
   }
-  if (nargs == 0) {
-    if (help) {
+  if (cl->nargs == 0) {
+    if (cl->help) {
       usage (stdout);
       *status = 0;
-      goto done;
+      return CMDLINE_DONE;
     }
-    if (version) {
+    if (cl->version) {
       print_version ();
       *status = 0;
-      goto done;
+      return CMDLINE_DONE;
     }
     log_error (s, "no plugin given: try 'nbdkit --help'");
-    goto err;
-  }
-
-  /* Conflicting ways of listening. */
-  {
-    int ways = !!o->unixsocket + !!(o->port || o->nipaddr) + o->single
-               + (o->fd >= 0) + o->vsock;
-    if (ways > 1) {
-      log_error (s, "choose one of -U, -p/-i, -s, --fd and --vsock");
-      goto err;
-    }
-    if (o->reverse && !o->unixsocket && !o->port && o->nipaddr == 0) {
-      log_error (s, "--reverse needs -U SOCKET or -p PORT [-i HOST]: where to"
-                    " connect to");
-      goto err;
-    }
-    if (o->reverse && (o->single || o->fd >= 0 || o->vsock || o->run)) {
-      log_error (s, "--reverse cannot be used with -s, --fd, --vsock or --run");
-      goto err;
-    }
-    if (o->single && o->run) {
-      log_error (s, "-s and --run cannot be used together");
-      goto err;
-    }
-    if (o->transmission_only && !o->single && o->fd < 0) {
-      log_error (s, "--no-handshake needs -s or --fd");
-      goto err;
-    }
+    return CMDLINE_ERROR;
   }
 
   /* A script runs under its language host, which takes the script as
    * its bare parameter.
    */
   const char *plugin_name
-      = find_script (s, server_plugindir (), args[0], "plugin");
+      = find_script (s, server_plugindir (), cl->args[0], "plugin");
   int first_param = 1;
-  args[0] = (char *)plugin_name;
+  cl->args[0] = (char *)plugin_name;
   const char *host = strchr (plugin_name, '/') || strchr (plugin_name, '.')
                          ? script_host (plugin_name)
                          : NULL;
@@ -993,46 +422,46 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
    * the client), then the plugin.
    */
   struct backend **link = &s->top;
-  for (int i = 0; i < nfilters; i++) {
+  for (int i = 0; i < cl->nfilters; i++) {
     const char *fname
-        = find_script (s, server_filterdir (), filters[i], "filter");
+        = find_script (s, server_filterdir (), cl->filters[i], "filter");
     const char *fhost = strchr (fname, '.') ? script_host (fname) : NULL;
     bool is_so
         = strlen (fname) > 3 && strcmp (fname + strlen (fname) - 3, ".so") == 0;
     struct backend *f = filter_load (s, fhost && !is_so ? fhost : fname);
     if (f == NULL)
-      goto err;
+      return CMDLINE_ERROR;
     *link = f;
     link = &f->next;
     if (refresh_params (f) == -1)
-      goto err;
+      return CMDLINE_ERROR;
     thread_ctx_set (s, NULL, f->name);
     f->ops->load (f);
     thread_ctx_set (s, NULL, NULL);
     /* A script filter: its host takes the script first. */
     if (fhost && !is_so && config_one (f, "script", fname) == -1)
-      goto err;
+      return CMDLINE_ERROR;
     /* Found by its short name, it goes by that name in messages, -v
      * traces and -D flags, as the filter nbdkit users know.
      */
-    if (fname != filters[i])
-      f->name = f->given = filters[i];
+    if (fname != cl->filters[i])
+      f->name = f->given = cl->filters[i];
   }
   s->plugin = *link = plugin_load (s, plugin_name);
   if (s->plugin == NULL)
-    goto err;
+    return CMDLINE_ERROR;
   struct backend *b = s->plugin;
   if (refresh_params (b) == -1)
-    goto err;
+    return CMDLINE_ERROR;
   thread_ctx_set (s, NULL, b->name);
   b->ops->load (b);
   thread_ctx_set (s, NULL, NULL);
 
-  for (int i = 0; i < ndebug; i++)
-    if (set_debug_flag (s, debug_args[i]) == -1)
-      goto err;
+  for (int i = 0; i < cl->ndebug; i++)
+    if (set_debug_flag (s, cl->debug_args[i]) == -1)
+      return CMDLINE_ERROR;
 
-  if (version) {
+  if (cl->version) {
     print_version ();
     /* Layers that come with the server carry its versions; others
      * their own.
@@ -1044,59 +473,67 @@ cmdline_parse (struct server *s, int argc, char **argv, int *status)
       else
         printf ("%s %s\n", l->name, l->version);
     *status = 0;
-    goto done;
+    return CMDLINE_DONE;
   }
   /* A script given to a language host is what --help and --dump-plugin
    * describe: load it first.
    */
-  if (help && first_param < nargs && is_bare (args[first_param])
+  if (cl->help && first_param < cl->nargs && is_bare (cl->args[first_param])
       && b->magic_config_key) {
-    if (configure (s, args, first_param, first_param + 1) == -1)
-      goto err;
+    if (configure (s, cl->args, first_param, first_param + 1) == -1)
+      return CMDLINE_ERROR;
   }
   /* --dump-plugin sees every parameter (a filter's may change the
    * thread model), but nothing checks that required ones are there.
    */
-  if (dump_plg && configure (s, args, first_param, nargs) == -1)
-    goto err;
-  if (help) {
+  if (cl->dump_plugin && configure (s, cl->args, first_param, cl->nargs) == -1)
+    return CMDLINE_ERROR;
+  if (cl->help) {
     for (struct backend *l = s->top; l; l = l->next) {
       plugin_help (l);
       if (l->next)
         printf ("\n");
     }
     *status = 0;
-    goto done;
+    return CMDLINE_DONE;
   }
-  if (dump_plg) {
+  if (cl->dump_plugin) {
     if (dump_plugin (s, b) == -1)
-      goto err;
+      return CMDLINE_ERROR;
     *status = 0;
-    goto done;
+    return CMDLINE_DONE;
   }
 
-  if (configure (s, args, first_param, nargs) == -1)
-    goto err;
-  for (struct backend *l = s->top; l; l = l->next) {
+  if (configure (s, cl->args, first_param, cl->nargs) == -1)
+    return CMDLINE_ERROR;
+  for (struct backend **lp = &s->top; *lp; lp = &(*lp)->next) {
+    struct backend *l = *lp;
     if (l->params
-        && param_finish (l->name, l->params, l->params_seen, apply_default, l)
+        && param_finish (l->name, l->params, l->params_seen,
+                         config_apply_default, l)
                == -1)
-      goto err;
-    thread_ctx_set (s, NULL, l->name);
-    if (l->ops->config_complete (l) == -1) {
-      thread_ctx_set (s, NULL, NULL);
-      goto err;
-    }
-    thread_ctx_set (s, NULL, NULL);
+      return CMDLINE_ERROR;
+    if (layer_config_complete (lp) == -1)
+      return CMDLINE_ERROR;
   }
-  free (args);
-  return 0;
+  return CMDLINE_RUN;
+}
 
-done:
-  free (args);
-  return 1;
-err:
-  free (args);
-  *status = 1;
-  return -1;
+enum cmdline_result
+cmdline_parse (struct server *s, int argc, char **argv, int *status)
+{
+  struct cmdline cl = { .nargs = 0 };
+  enum cmdline_result r;
+
+  *status = EXIT_FAILURE;
+  r = options_parse (s, argc, argv, &cl, status);
+  if (r != CMDLINE_RUN) {
+    free (cl.args);
+    return r;
+  }
+  r = load_and_configure (s, &cl, status);
+  free (cl.args);
+  if (r == CMDLINE_ERROR)
+    *status = EXIT_FAILURE;
+  return r;
 }

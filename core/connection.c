@@ -491,6 +491,7 @@ connection_start (struct server *s, int sockin, int sockout, bool detached)
   if (s->thread_model >= TM_SERIALIZE_RETIREMENT)
     c->max_threads = s->opt.threads ? s->opt.threads : 16;
   atomic_init (&c->status, 1);
+  atomic_init (&c->soft_disconnect, false);
   pthread_mutex_init (&c->lock, NULL);
   pthread_mutex_init (&c->send_lock, NULL);
   pthread_cond_init (&c->cond, NULL);

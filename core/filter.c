@@ -32,7 +32,10 @@
   } while (0)
 #define CTX(n) ((struct context *)(n))
 
-/* Messages from inside a filter callback name the filter. */
+/* Messages from inside a filter callback name the filter: backend.c
+ * sets that for every call through a context (CALL); ENTER is for the
+ * one call that does not come through there, meta_extents.
+ */
 #define ENTER(c)                                                               \
   struct thread_ctx *t_ = thread_ctx ();                                       \
   const char *saved_name_ = t_->name;                                          \
@@ -145,9 +148,7 @@ f_open (struct context *c, int readonly, const char *name, int is_tls)
 
   if (FC (c)->open == NULL)
     return c;
-  ENTER (c);
   h = FC (c)->open ((nbdkit_context *)c, readonly, name, is_tls);
-  LEAVE ();
   return h;
 }
 
@@ -155,9 +156,7 @@ static void
 f_close (struct context *c)
 {
   if (FC (c)->close) {
-    ENTER (c);
     FC (c)->close (c->handle);
-    LEAVE ();
   }
 }
 
@@ -166,9 +165,7 @@ f_prepare (struct context *c)
 {
   int r = 0;
   if (FC (c)->prepare) {
-    ENTER (c);
     r = FC (c)->prepare (NEXT (c), c->handle, c->readonly);
-    LEAVE ();
   }
   return r;
 }
@@ -178,9 +175,7 @@ f_finalize (struct context *c)
 {
   int r = 0;
   if (FC (c)->finalize) {
-    ENTER (c);
     r = FC (c)->finalize (NEXT (c), c->handle);
-    LEAVE ();
   }
   return r;
 }
@@ -193,9 +188,7 @@ f_get_size (struct context *c)
     NEED_NEXT (c, -1);
     return backend_get_size (c->next);
   }
-  ENTER (c);
   r = FC (c)->get_size (NEXT (c), c->handle);
-  LEAVE ();
   return r;
 }
 
@@ -207,9 +200,7 @@ f_export_description (struct context *c)
     NEED_NEXT (c, NULL);
     return backend_export_description (c->next);
   }
-  ENTER (c);
   r = FC (c)->export_description (NEXT (c), c->handle);
-  LEAVE ();
   return r;
 }
 
@@ -221,9 +212,7 @@ f_block_size (struct context *c, struct nbdkit_block_size *bs)
     NEED_NEXT (c, -1);
     return backend_block_size (c->next, bs);
   }
-  ENTER (c);
   r = FC (c)->block_size (NEXT (c), c->handle, bs);
-  LEAVE ();
   return r;
 }
 
@@ -235,9 +224,7 @@ f_block_size (struct context *c, struct nbdkit_block_size *bs)
       NEED_NEXT (c, -1);                                                       \
       return backend_##fn (c->next);                                           \
     }                                                                          \
-    ENTER (c);                                                                 \
     r = FC (c)->fn (NEXT (c), c->handle);                                      \
-    LEAVE ();                                                                  \
     return r;                                                                  \
   }
 CAN (can_write)
@@ -264,9 +251,7 @@ f_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
     }
     return backend_pread (c->next, buf, count, offset, flags, rd, err);
   }
-  ENTER (c);
   r = FC (c)->pread (NEXT (c), c->handle, buf, count, offset, flags, rd, err);
-  LEAVE ();
   return r;
 }
 
@@ -282,9 +267,7 @@ f_pwrite (struct context *c, const void *buf, uint64_t count, uint64_t offset,
     }
     return backend_pwrite (c->next, buf, count, offset, flags, err);
   }
-  ENTER (c);
   r = FC (c)->pwrite (NEXT (c), c->handle, buf, count, offset, flags, err);
-  LEAVE ();
   return r;
 }
 
@@ -299,9 +282,7 @@ f_flush (struct context *c, uint32_t flags, int *err)
     }
     return backend_flush (c->next, flags, err);
   }
-  ENTER (c);
   r = FC (c)->flush (NEXT (c), c->handle, flags, err);
-  LEAVE ();
   return r;
 }
 
@@ -315,9 +296,7 @@ f_flush (struct context *c, uint32_t flags, int *err)
       NEED_NEXT (c, -1);                                                       \
       return backend_##fn (c->next, count, offset, flags, err);                \
     }                                                                          \
-    ENTER (c);                                                                 \
     r = FC (c)->fn (NEXT (c), c->handle, count, offset, flags, err);           \
-    LEAVE ();                                                                  \
     return r;                                                                  \
   }
 RANGE (trim)
@@ -337,9 +316,7 @@ f_extents (struct context *c, uint64_t count, uint64_t offset, uint32_t flags,
     }
     return backend_extents (c->next, count, offset, flags, e, err);
   }
-  ENTER (c);
   r = FC (c)->extents (NEXT (c), c->handle, count, offset, flags, e, err);
-  LEAVE ();
   return r;
 }
 
@@ -358,6 +335,9 @@ f_meta_extents (struct context *c, uint64_t count, uint64_t offset,
     *err = EINVAL;
     return -1;
   }
+  /* Called by transmission.c directly, not through backend.c's
+   * boundary: name the filter here.
+   */
   ENTER (c);
   r = FC (c)->meta_extents (NEXT (c), c->handle, count, offset, flags, e, err);
   LEAVE ();
@@ -389,6 +369,14 @@ f_can_start (struct backend *b, uint16_t type)
     default:
       return false;
   }
+}
+
+static int
+f_reload (struct backend *b)
+{
+  if (F (b)->reload == NULL)
+    return 0;
+  return F (b)->reload () == -1 ? -1 : 1;
 }
 
 static const struct backend_ops filter_ops = {
@@ -433,6 +421,7 @@ static const struct backend_ops filter_ops = {
   .meta_context = f_meta_context,
   .meta_extents = f_meta_extents,
   .can_start = f_can_start,
+  .reload = f_reload,
 };
 
 struct backend *
@@ -463,9 +452,11 @@ filter_load (struct server *s, const char *name)
     free (filename);
     return NULL;
   }
-  dl = dlopen (filename, RTLD_NOW | RTLD_GLOBAL);
+  const char *why;
+  dl = layer_dlopen (s, filename, &why);
   if (dl == NULL) {
-    log_error (s, "cannot load filter '%s': %s", name, dlerror ());
+    if (why)
+      log_error (s, "cannot load filter '%s': %s", name, why);
     free (filename);
     return NULL;
   }
@@ -474,7 +465,7 @@ filter_load (struct server *s, const char *name)
   if (f == NULL) {
     log_error (s, "%s: not a filter: it has no filter_init function%s",
                filename, dlsym (dl, "plugin_init") ? " (it is a plugin)" : "");
-    dlclose (dl);
+    layer_dlclose (dl);
     free (filename);
     return NULL;
   }
@@ -504,44 +495,54 @@ filter_load (struct server *s, const char *name)
                filename, built_for ? built_for : "(unknown version)",
                (int)f->_struct_size, len ? "; try --filter=" : "", len, base,
                len ? ", its counterpart here, if there is one" : "");
-    dlclose (dl);
+    layer_dlclose (dl);
     free (filename);
     return NULL;
   }
-  /* The struct only grows at the end: fields a filter built against an
-   * older header lacks are read as 0, and only here.
-   */
-  if (f->_api_version != 3
-      || f->_struct_size < offsetof (struct nbdkit_filter, pread_fills_buffer)
-      || f->name == NULL) {
+  if (f->_api_version != 3) {
     log_error (s,
-               "%s: filter built for an unknown filter API (version %d,"
-               " struct of %" PRIu64 " bytes); rebuild it against this"
-               " server's <nbdkit-filter.h>",
-               filename, f->_api_version, f->_struct_size);
-    dlclose (dl);
+               "%s: filter built for filter API %d, but this server loads"
+               " API 3 filters; rebuild it against this server's"
+               " <nbdkit-filter.h>",
+               filename, f->_api_version);
+    layer_dlclose (dl);
+    free (filename);
+    return NULL;
+  }
+  void *impl, *copy;
+  if (struct_grow (s, filename, "filter", f, f->_struct_size, sizeof *f, &impl,
+                   &copy)
+      == -1) {
+    layer_dlclose (dl);
+    free (filename);
+    return NULL;
+  }
+  f = impl;
+  if (f->name == NULL) {
+    log_error (s, "%s: filter has no name", filename);
+    free (copy);
+    layer_dlclose (dl);
     free (filename);
     return NULL;
   }
   b = calloc (1, sizeof *b);
   if (b == NULL) {
     log_error (s, "calloc: %m");
-    dlclose (dl);
+    free (copy);
+    layer_dlclose (dl);
     free (filename);
     return NULL;
   }
   b->server = s;
   b->given = name;
   b->is_filter = 1;
+  b->impl_copy = copy;
   b->filename = filename;
   b->dl = dl;
   b->impl = f;
   b->ops = &filter_ops;
   b->api_version = 3;
-  b->pread_fills
-      = f->_struct_size >= offsetof (struct nbdkit_filter, pread_fills_buffer)
-                               + sizeof f->pread_fills_buffer
-        && f->pread_fills_buffer;
+  b->pread_fills = f->pread_fills_buffer;
   b->name = f->name;
   b->version = f->version;
   b->longname = f->longname;

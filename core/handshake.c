@@ -171,16 +171,19 @@ open_export_1 (struct connection *c, const char *name)
   if (r == 0)
     c->readonly = true;
 
-  /* Block sizes: the plugin's, or defaults; checked for sanity. */
+  /* Block sizes: the plugin's, or the protocol's defaults ("Block size
+   * constraints" in proto.md); checked for sanity: powers of 2, the
+   * minimum at most 64K.
+   */
   if (backend_block_size (t, &bs) == -1)
     goto fail;
   if (bs.minimum == 0) {
-    bs.minimum = 1;
-    bs.preferred = 4096;
+    bs.minimum = NBD_DEFAULT_MIN_BLOCK;
+    bs.preferred = NBD_DEFAULT_PREF_BLOCK;
     if (bs.maximum == 0)
       bs.maximum = DEFAULT_MAX_DATA;
   }
-  if (bs.minimum & (bs.minimum - 1) || bs.minimum > 65536
+  if (bs.minimum & (bs.minimum - 1) || bs.minimum > NBD_MAX_MIN_BLOCK
       || bs.preferred < bs.minimum || bs.preferred & (bs.preferred - 1)
       || bs.maximum < bs.minimum) {
     nbdkit_error ("block_size: invalid sizes minimum %" PRIu32
@@ -513,9 +516,11 @@ opt_meta_context (struct connection *c, uint32_t option, const char *data,
     if (memchr (data + pos, '\0', qlen))
       return send_opt_error (c, option, NBD_REP_ERR_INVALID,
                              "context name contains a NUL byte");
-    if (qlen > MAX_STRING)
+    /* proto.md: strings are at most NBD_MAX_STRING bytes. */
+    if (qlen > NBD_MAX_STRING)
       return send_opt_error (c, option, NBD_REP_ERR_INVALID,
-                             "context name is longer than 4096 bytes");
+                             "context name is longer than the protocol's"
+                             " 4096-byte limit");
     mask |= meta_match (s, data + pos, qlen, !set);
     pos += qlen;
   }
@@ -565,7 +570,7 @@ opt_starttls (struct connection *c, uint32_t len)
   if (len != 0)
     return send_opt_error (c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID,
                            "STARTTLS takes no data");
-  if (s->opt.tls == 0)
+  if (s->opt.tls == TLS_OFF)
     return send_opt_error (c, NBD_OPT_STARTTLS, NBD_REP_ERR_POLICY,
                            "TLS is not enabled on this server");
   if (c->is_tls)
@@ -672,7 +677,7 @@ negotiate (struct connection *c)
     /* With --tls=require nothing but STARTTLS and ABORT is answered
      * before TLS; EXPORT_NAME has no error reply, so the client goes.
      */
-    if (s->opt.tls == 2 && !c->is_tls && option != NBD_OPT_STARTTLS
+    if (s->opt.tls == TLS_REQUIRE && !c->is_tls && option != NBD_OPT_STARTTLS
         && option != NBD_OPT_ABORT) {
       if (option == NBD_OPT_EXPORT_NAME) {
         log_debug (s, "EXPORT_NAME before TLS: closing");

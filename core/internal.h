@@ -26,6 +26,7 @@
 #endif
 #include "nbdkit-plugin.h"
 
+#include "protocol.h"
 #include "server.h"
 
 #ifndef __GNUC__
@@ -50,11 +51,12 @@ struct nbdkit_completion;
  */
 #define MAX_REQUEST_SIZE (64 * 1024 * 1024)
 #define MAX_OPTION_LENGTH (64 * 1024)
-#define MAX_STRING 4096
+/* The protocol's limit on names and descriptions. */
+#define MAX_STRING NBD_MAX_STRING
 
 /* ---- log.c ---- */
 
-enum log_to { LOG_TO_STDERR, LOG_TO_SYSLOG, LOG_TO_NULL };
+enum log_to { LOG_TO_DEFAULT = -1, LOG_TO_STDERR, LOG_TO_SYSLOG, LOG_TO_NULL };
 
 /* Thread-local context: who is logging, and for which connection. */
 struct thread_ctx {
@@ -133,6 +135,10 @@ struct backend_ops {
    * language host learns its script's parameters from the script.
    */
   const struct nbdkit_param *(*params) (struct backend *b);
+  /* Load the layer's code again (SIGHUP): 1 done, 0 nothing to
+   * reload, -1 failed (the old code goes on serving).  May be NULL.
+   */
+  int (*reload) (struct backend *b);
   int (*config) (struct backend *b, const char *key, const char *value);
   int (*config_complete) (struct backend *b);
   const char *(*config_help) (struct backend *b);
@@ -205,6 +211,11 @@ struct backend {
   void *dl;          /* dlopen handle */
   const struct backend_ops *ops;
   void *impl; /* the plugin's or filter's own struct */
+  /* A zero-padded copy of a struct built against an older, shorter
+   * header (struct_grow), freed on unload; NULL when IMPL is the
+   * plugin's own.
+   */
+  void *impl_copy;
   int api_version;
   const char *version;
   const char *longname;
@@ -217,6 +228,11 @@ struct backend {
    * (filters: or reads it from below): its buffer need not be cleared.
    */
   bool pread_fills;
+  /* The plugin's config_complete is running; what it asked to be
+   * served in its place (handover.c).
+   */
+  bool completing;
+  struct handover *handover;
 };
 
 /* One layer's state for one connection: its handle and the capability
@@ -248,6 +264,46 @@ extern struct backend *filter_load (struct server *s, const char *name);
 extern struct backend *plugin_load (struct server *s, const char *name);
 extern int plugin_v3_init (struct backend *b, void *p);
 extern int plugin_v2_init (struct backend *b, void *p);
+
+/* dlopen.c: open FILENAME for server S: the object itself, or a
+ * private copy if another server in the process holds it.  NULL on
+ * failure: *WHY is dlerror's message (not logged), or NULL with the
+ * error logged.
+ */
+extern void *layer_dlopen (struct server *s, const char *filename,
+                           const char **why);
+extern void layer_dlclose (void *dl);
+
+/* The growth rule of the v3 structs: they only grow at the end.  P is
+ * a layer's struct of SIZE bytes (its _struct_size); OURS is the size
+ * this server was built with; KIND is "plugin" or "filter".  A struct
+ * as long as ours is used as it is (*IMPL = P); a shorter one is
+ * copied into a zeroed struct of our size, so the fields it lacks read
+ * as NULL/0 (*IMPL and *COPY = the copy, freed by the caller); a longer
+ * one comes from a newer header and is refused, as is one too short to
+ * hold its name.  Returns 0 or -1 (error logged).
+ */
+extern int struct_grow (struct server *s, const char *filename,
+                        const char *kind, void *p, uint64_t size, size_t ours,
+                        void **impl, void **copy);
+
+/* Configuration (cmdline.c): apply one key=value to a layer, checked
+ * against its declared parameters; pick up its declarations again;
+ * give a parameter its default (param_finish's APPLY).
+ */
+extern int config_one (struct backend *b, const char *key, const char *value);
+extern int refresh_params (struct backend *b);
+extern int config_apply_default (void *opaque, const char *key,
+                                 const char *canonical);
+
+/* Complete the configuration of the layer *LP; if it is a plugin that
+ * handed over (nbdkit_hand_over), *LP becomes the plugin it named
+ * (handover.c).
+ */
+extern int layer_config_complete (struct backend **lp);
+
+/* Unload one layer and free it (server.c). */
+extern void backend_free (struct server *s, struct backend *b);
 
 /* The chain (backend.c): open every layer from the top for one
  * connection; close them all.

@@ -245,7 +245,7 @@ out_of_resources (int err)
 int
 listen_loop (struct server *s)
 {
-  struct pollfd pfd[MAX_LISTEN_FDS + 1];
+  struct pollfd pfd[MAX_LISTEN_FDS + 2];
   int n = s->nlisten_fds;
   bool starved = false; /* the last accept ran out of descriptors */
 
@@ -255,6 +255,8 @@ listen_loop (struct server *s)
   }
   pfd[n].fd = s->quit_pipe[0];
   pfd[n].events = POLLIN;
+  pfd[n + 1].fd = s->reload_pipe[0];
+  pfd[n + 1].events = POLLIN;
 
   while (!atomic_load (&s->quit)) {
     /* Out of descriptors, wait for the quit pipe only, for a while:
@@ -264,7 +266,7 @@ listen_loop (struct server *s)
       if (poll (&pfd[n], 1, ACCEPT_BACKOFF_MS) == 1)
         break;
     }
-    if (poll (pfd, n + 1, -1) == -1) {
+    if (poll (pfd, n + 2, -1) == -1) {
       if (errno == EINTR)
         continue;
       log_error (s, "poll: %m");
@@ -273,6 +275,14 @@ listen_loop (struct server *s)
     if (pfd[n].revents) {
       /* A signal or nbdkit_shutdown. */
       break;
+    }
+    if (pfd[n + 1].revents) {
+      /* SIGHUP, perhaps several: one reload. */
+      char buf[64];
+      while (read (s->reload_pipe[0], buf, sizeof buf) > 0)
+        ;
+      server_reload (s);
+      continue;
     }
     for (int i = 0; i < n; i++) {
       int fd, one = 1;
@@ -341,7 +351,7 @@ char *
 server_uri (struct server *s)
 {
   const char *e = s->opt.exportname ? s->opt.exportname : "";
-  const char *scheme = s->opt.tls == 2 ? "nbds" : "nbd";
+  const char *scheme = s->opt.tls == TLS_REQUIRE ? "nbds" : "nbd";
   char *r = NULL;
   int ok;
 

@@ -42,9 +42,6 @@ emit (struct server *s, const char *level, int saved_errno, const char *fmt,
   size_t len;
   int r;
 
-  if (log_to == LOG_TO_NULL)
-    return;
-
   errno = saved_errno; /* for %m */
   if (vasprintf (&msg, fmt, ap) == -1)
     return;
@@ -52,6 +49,27 @@ emit (struct server *s, const char *level, int saved_errno, const char *fmt,
   while (len > 0 && msg[len - 1] == '\n')
     msg[--len] = '\0';
 
+  /* Kept for nbdkit_server_error, with who said it. */
+  if (s && *level == 'e') {
+    char *last = NULL;
+    if (tctx.name && tctx.conn)
+      r = asprintf (&last, "%s[%u]: %s", tctx.name, tctx.conn->id, msg);
+    else if (tctx.name)
+      r = asprintf (&last, "%s: %s", tctx.name, msg);
+    else
+      r = asprintf (&last, "%s", msg);
+    if (r >= 0) {
+      pthread_mutex_lock (&s->error_lock);
+      free (s->last_error);
+      s->last_error = last;
+      pthread_mutex_unlock (&s->error_lock);
+    }
+  }
+
+  if (log_to == LOG_TO_NULL) {
+    free (msg);
+    return;
+  }
   if (log_to == LOG_TO_SYSLOG) {
     if (tctx.name && tctx.conn)
       syslog (*level == 'e' ? LOG_ERR : LOG_DEBUG, "%s[%u]: %s: %s", tctx.name,

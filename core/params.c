@@ -370,7 +370,7 @@ param_dump (FILE *fp, const char *prefix, const struct nbdkit_param *params)
              has_prefix ? "_" : "", p->name, type_name (p->type));
     if (p->flags & NBDKIT_PARAM_REQUIRED)
       fputs (",required", fp);
-    if (p->flags & NBDKIT_PARAM_MULTIPLE)
+    if ((p->flags & NBDKIT_PARAM_MULTIPLE) || p->type == NBDKIT_PARAM_LIST)
       fputs (",multiple", fp);
     if (p->type == NBDKIT_PARAM_ENUM && p->choices)
       fprintf (fp, ",choices=%s", p->choices);

@@ -466,7 +466,7 @@ read_password_as (const char *what, const char *value, char **password)
     fd = (int)v;
     if (fd <= 2) {
       password_error (what,
-                      "cannot read the password from file descriptor "
+                      "cannot use password -FD for file descriptor "
                       "%d (stdin, stdout or stderr); use -FD with FD > 2",
                       fd);
       return -1;

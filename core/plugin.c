@@ -90,9 +90,11 @@ plugin_load (struct server *s, const char *name)
     free (filename);
     return NULL;
   }
-  dl = dlopen (filename, RTLD_NOW | RTLD_GLOBAL);
+  const char *why;
+  dl = layer_dlopen (s, filename, &why);
   if (dl == NULL) {
-    log_error (s, "cannot load plugin '%s': %s", name, dlerror ());
+    if (why)
+      log_error (s, "cannot load plugin '%s': %s", name, why);
     free (filename);
     return NULL;
   }
@@ -102,14 +104,14 @@ plugin_load (struct server *s, const char *name)
                "%s: not a plugin: it has no plugin_init function"
                " (a filter must be given with --filter)",
                filename);
-    dlclose (dl);
+    layer_dlclose (dl);
     free (filename);
     return NULL;
   }
   p = init ();
   if (p == NULL) {
     log_error (s, "%s: plugin registration failed", filename);
-    dlclose (dl);
+    layer_dlclose (dl);
     free (filename);
     return NULL;
   }
@@ -117,7 +119,7 @@ plugin_load (struct server *s, const char *name)
   b = calloc (1, sizeof *b);
   if (b == NULL) {
     log_error (s, "calloc: %m");
-    dlclose (dl);
+    layer_dlclose (dl);
     free (filename);
     return NULL;
   }
@@ -136,12 +138,55 @@ plugin_load (struct server *s, const char *name)
                  "%s: plugin uses API version %d, which this server"
                  " (API 1 to 3) does not know",
                  filename, b->api_version);
-    dlclose (dl);
+    layer_dlclose (dl);
     free (filename);
+    free (b->impl_copy);
     free (b);
     return NULL;
   }
   return b;
+}
+
+int
+struct_grow (struct server *s, const char *filename, const char *kind, void *p,
+             uint64_t size, size_t ours, void **impl, void **copy)
+{
+  /* _struct_size, _api_version, _unused and name: the least a struct
+   * needs to say what it is.
+   */
+  const size_t least = sizeof (uint64_t) + 2 * sizeof (int) + sizeof (char *);
+  void *full;
+
+  *copy = NULL;
+  if (size > ours) {
+    log_error (s,
+               "%s: this %s was built against a newer <nbdkit-%s.h>: its"
+               " struct is %" PRIu64 " bytes, while this server (API %d,"
+               " version %s) knows %zu bytes; upgrade the server or"
+               " rebuild the %s against its headers",
+               filename, kind, kind, size, NBDKIT_API_VERSION, NBDKIT_VERSION,
+               ours, kind);
+    return -1;
+  }
+  if (size < least) {
+    log_error (s,
+               "%s: %s struct of %" PRIu64 " bytes is too short: API 3"
+               " structs hold at least %zu bytes (this server's: %zu)",
+               filename, kind, size, least, ours);
+    return -1;
+  }
+  if (size == ours) {
+    *impl = p;
+    return 0;
+  }
+  full = calloc (1, ours);
+  if (full == NULL) {
+    log_error (s, "calloc: %m");
+    return -1;
+  }
+  memcpy (full, p, size);
+  *impl = *copy = full;
+  return 0;
 }
 
 /* ---- the API 3 layer ---- */
@@ -485,6 +530,14 @@ v3_start (struct context *c, const struct async_op *o,
   return r;
 }
 
+static int
+v3_reload (struct backend *b)
+{
+  if (P (b)->reload == NULL)
+    return 0;
+  return P (b)->reload () == -1 ? -1 : 1;
+}
+
 static const struct backend_ops v3_ops = {
   .load = v3_load,
   .unload = v3_unload,
@@ -524,6 +577,7 @@ static const struct backend_ops v3_ops = {
   .cache = v3_cache,
   .can_start = v3_can_start,
   .start = v3_start,
+  .reload = v3_reload,
 };
 
 int
@@ -531,21 +585,12 @@ plugin_v3_init (struct backend *b, void *pv)
 {
   struct nbdkit_plugin *p = pv;
 
-  /* The struct only grows at the end: fields a plugin built against
-   * an older header lacks are read as 0, and only here.
-   */
-  if (p->_struct_size < offsetof (struct nbdkit_plugin, pread_fills_buffer)) {
-    log_error (b->server,
-               "%s: plugin struct is smaller (%" PRIu64
-               " bytes) than API 3 requires (%zu)",
-               b->filename, p->_struct_size,
-               offsetof (struct nbdkit_plugin, pread_fills_buffer));
+  if (struct_grow (b->server, b->filename, "plugin", p, p->_struct_size,
+                   sizeof *p, &b->impl, &b->impl_copy)
+      == -1)
     return -1;
-  }
-  b->pread_fills
-      = p->_struct_size >= offsetof (struct nbdkit_plugin, pread_fills_buffer)
-                               + sizeof p->pread_fills_buffer
-        && p->pread_fills_buffer;
+  p = b->impl;
+  b->pread_fills = p->pread_fills_buffer;
   if (p->name == NULL || !is_short_name (p->name)) {
     log_error (b->server, "%s: plugin has no valid name", b->filename);
     return -1;
@@ -555,9 +600,9 @@ plugin_v3_init (struct backend *b, void *pv)
   if ((p->pread == NULL && ASYNC (b, async_pread) == NULL)
       || p->get_size == NULL) {
     log_error (b->server,
-               "%s: plugin '%s' lacks a pread or get_size"
-               " callback",
-               b->filename, p->name);
+               "%s: plugin '%s' lacks the required %s callback (name,"
+               " get_size and pread are required)",
+               b->filename, p->name, p->pread == NULL ? "pread" : "get_size");
     return -1;
   }
   b->ops = &v3_ops;

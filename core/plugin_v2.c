@@ -501,7 +501,7 @@ plugin_v2_init (struct backend *b, void *pv)
   }
   if (p->_struct_size < sizeof *p) {
     /* Copy into a zeroed struct of the full size so absent fields read
-     * as NULL.  Never freed: it lives as long as the plugin.
+     * as NULL; freed when the plugin is unloaded.
      */
     struct nbdkit_plugin *full = calloc (1, sizeof *full);
     if (full == NULL) {
@@ -509,7 +509,7 @@ plugin_v2_init (struct backend *b, void *pv)
       return -1;
     }
     memcpy (full, p, p->_struct_size);
-    b->impl = p = full;
+    b->impl = b->impl_copy = p = full;
   }
   if (p->name == NULL) {
     log_error (b->server, "%s: plugin has no name", b->filename);

@@ -8,8 +8,8 @@
  * memcpy instead.
  *
  * Extended headers (NBD_OPT_EXTENDED_HEADERS and related items) come
- * from the 64-bit extension that was merged into proto.md in 2023.  See
- * /work/notes/proto-facts.md.
+ * from the 64-bit extension that was merged into proto.md in 2023: see
+ * its "Extended headers" and "Block status" sections.
  */
 #ifndef NBDKIT_PROTOCOL_H
 #define NBDKIT_PROTOCOL_H

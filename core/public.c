@@ -110,9 +110,15 @@ nbdkit_disconnect (int force)
   struct connection *c = thread_ctx ()->conn;
   if (c == NULL)
     return;
-  /* The reader sees end of file; with FORCE replies fail too. */
-  atomic_store (&c->status, force ? -1 : 0);
-  shutdown (c->sockin, force ? SHUT_RDWR : SHUT_RD);
+  /* Forced: the reader sees end of file and replies fail.  Soft:
+   * requests already read finish; later ones fail with ESHUTDOWN
+   * until the client disconnects.
+   */
+  if (force) {
+    atomic_store (&c->status, -1);
+    shutdown (c->sockin, SHUT_RDWR);
+  } else
+    atomic_store (&c->soft_disconnect, true);
 }
 
 NBDKIT_EXTERN_C int

@@ -1,41 +1,22 @@
 /* server.c: a server's life cycle: creation, the effective thread
- * model, going into the background, captive mode (--run), signals,
- * and an orderly shutdown in which requests in flight finish and the
- * plugin is closed and unloaded.
+ * model, the one start-up order (server_run) and an orderly shutdown
+ * in which requests in flight finish and the plugin is closed and
+ * unloaded.  The process-level mechanisms it calls live beside it:
+ * signals.c, background.c (daemon, pidfile, --swap), usergroup.c (-u,
+ * -g), captive.c (--run).
  */
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal.h"
-
-/* Signal handlers can only reach the server through this; it is the
- * one piece of process-wide state, as signals are process-wide.
- */
-static _Atomic int signal_quit_fd = -1;
-
-static void
-handle_quit_signal (int sig)
-{
-  char c = 1;
-  int fd = atomic_load (&signal_quit_fd);
-  if (fd >= 0 && write (fd, &c, 1) == -1) {
-    /* The pipe is full: a wake-up is already pending. */
-  }
-}
 
 struct server *
 server_new (void)
@@ -48,10 +29,16 @@ server_new (void)
   s->opt.fd = -1;
   s->opt.threads = 16;
   s->opt.family = AF_UNSPEC;
-  s->opt.log_to = -1;
+  s->opt.log_to = LOG_TO_DEFAULT;
   s->debug_controlpath = s->debug_datapath = 1;
   atomic_init (&s->quit, false);
   if (pipe2 (s->quit_pipe, O_CLOEXEC | O_NONBLOCK) == -1) {
+    free (s);
+    return NULL;
+  }
+  if (pipe2 (s->reload_pipe, O_CLOEXEC | O_NONBLOCK) == -1) {
+    close (s->quit_pipe[0]);
+    close (s->quit_pipe[1]);
     free (s);
     return NULL;
   }
@@ -63,6 +50,7 @@ server_new (void)
   pthread_mutex_init (&s->all_requests_lock, NULL);
   pthread_mutex_init (&s->connections_lock, NULL);
   pthread_mutex_init (&s->intern_lock, NULL);
+  pthread_mutex_init (&s->error_lock, NULL);
   return s;
 }
 
@@ -71,9 +59,7 @@ server_free (struct server *s)
 {
   if (s == NULL)
     return;
-  /* A signal arriving from now on finds no pipe to write to. */
-  if (atomic_load (&signal_quit_fd) == s->quit_pipe[1])
-    atomic_store (&signal_quit_fd, -1);
+  signals_forget (s);
   for (size_t i = 0; i < s->ninterned; i++)
     free (s->interned[i]);
   free (s->interned);
@@ -82,6 +68,8 @@ server_free (struct server *s)
   free (s->debug_flags);
   close (s->quit_pipe[0]);
   close (s->quit_pipe[1]);
+  close (s->reload_pipe[0]);
+  close (s->reload_pipe[1]);
   free (s->socket_path);
   free (s->private_dir);
   pthread_mutex_destroy (&s->lock);
@@ -92,20 +80,9 @@ server_free (struct server *s)
   pthread_mutex_destroy (&s->all_requests_lock);
   pthread_mutex_destroy (&s->connections_lock);
   pthread_mutex_destroy (&s->intern_lock);
+  pthread_mutex_destroy (&s->error_lock);
+  free (s->last_error);
   free (s);
-}
-
-/* nbdkit_shutdown from a thread the server did not start (a plugin's
- * or filter's own): it has no server to name, and the process has one.
- */
-void
-server_quit_from_anywhere (void)
-{
-  char c = 1;
-  int fd = atomic_load (&signal_quit_fd);
-  if (fd >= 0 && write (fd, &c, 1) == -1) {
-    /* A wake-up is already pending. */
-  }
 }
 
 /* Ask the server to stop: wake the accept loop and every reader. */
@@ -122,19 +99,6 @@ server_request_quit (struct server *s)
   for (struct connection *c = s->connections; c; c = c->next_live)
     shutdown (c->sockin, SHUT_RD);
   pthread_mutex_unlock (&s->lock);
-}
-
-static void
-set_signals (struct server *s)
-{
-  struct sigaction sa = { .sa_handler = handle_quit_signal };
-
-  atomic_store (&signal_quit_fd, s->quit_pipe[1]);
-  sigemptyset (&sa.sa_mask);
-  sigaction (SIGINT, &sa, NULL);
-  sigaction (SIGTERM, &sa, NULL);
-  sigaction (SIGQUIT, &sa, NULL);
-  signal (SIGPIPE, SIG_IGN);
 }
 
 /* The most serializing model among the layers. */
@@ -177,249 +141,6 @@ thread_model_name (int m)
     default:
       return "unknown";
   }
-}
-
-static int
-change_user (struct server *s)
-{
-  if (s->opt.group) {
-    struct group *g = getgrnam (s->opt.group);
-    gid_t gid = g ? g->gr_gid : (gid_t)strtoul (s->opt.group, NULL, 10);
-    if (!g && strspn (s->opt.group, "0123456789") != strlen (s->opt.group)) {
-      log_error (s, "-g %s: no such group", s->opt.group);
-      return -1;
-    }
-    if (setgroups (1, &gid) == -1 || setgid (gid) == -1) {
-      log_error (s, "-g %s: setgid: %m", s->opt.group);
-      return -1;
-    }
-  }
-  if (s->opt.user) {
-    struct passwd *p = getpwnam (s->opt.user);
-    uid_t uid = p ? p->pw_uid : (uid_t)strtoul (s->opt.user, NULL, 10);
-    if (!p && strspn (s->opt.user, "0123456789") != strlen (s->opt.user)) {
-      log_error (s, "-u %s: no such user", s->opt.user);
-      return -1;
-    }
-    if (setuid (uid) == -1) {
-      log_error (s, "-u %s: setuid: %m", s->opt.user);
-      return -1;
-    }
-  }
-  return 0;
-}
-
-static int
-write_pidfile (struct server *s)
-{
-  char buf[32];
-  int fd, len;
-
-  if (s->opt.pidfile == NULL)
-    return 0;
-  /* Write a temporary file and rename it, so a reader never sees a
-   * half-written pid.
-   */
-  char *tmp;
-  if (asprintf (&tmp, "%s.tmp%d", s->opt.pidfile, (int)getpid ()) == -1)
-    return -1;
-  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd == -1) {
-    log_error (s, "pidfile %s: %m", s->opt.pidfile);
-    free (tmp);
-    return -1;
-  }
-  len = snprintf (buf, sizeof buf, "%d\n", (int)getpid ());
-  if (write (fd, buf, len) != len || close (fd) == -1
-      || rename (tmp, s->opt.pidfile) == -1) {
-    log_error (s, "pidfile %s: %m", s->opt.pidfile);
-    unlink (tmp);
-    free (tmp);
-    return -1;
-  }
-  free (tmp);
-  return 0;
-}
-
-/* Into the background.  Without --log, messages go to syslog from
- * now on, as with nbdkit (with -v they stay on stderr, for debugging).
- */
-static int
-daemonize (struct server *s, bool log_default)
-{
-  pid_t pid = fork ();
-
-  if (pid == -1) {
-    log_error (s, "fork: %m");
-    return -1;
-  }
-  if (pid > 0)
-    _exit (0);
-  setsid ();
-  if (chdir ("/") == -1) {
-    /* Not fatal. */
-  }
-  int fd = open ("/dev/null", O_RDWR);
-  if (fd >= 0) {
-    dup2 (fd, 0);
-    dup2 (fd, 1);
-    if (log_default && !s->opt.verbose)
-      s->opt.log_to = LOG_TO_SYSLOG;
-    if (!s->opt.verbose && s->opt.log_to != LOG_TO_STDERR)
-      dup2 (fd, 2);
-    if (fd > 2)
-      close (fd);
-  }
-  return 0;
-}
-
-/* --swap: the disk may be this machine's swap space, and a server
- * that had to be paged in to serve a page-in would deadlock.  Done in
- * the process that serves: a child does not inherit memory locks.
- */
-static int
-lock_memory (struct server *s)
-{
-  if (!s->opt.mlock)
-    return 0;
-  if (mlockall (MCL_CURRENT | MCL_FUTURE) == -1) {
-    log_error (s, "--swap: mlockall: %m");
-    return -1;
-  }
-  log_debug (s, "mlockall done");
-  return 0;
-}
-
-/* The thread waiting for the --run command cannot be joined: after a
- * signal the server stops while the command may run on.  So it and the
- * server share this record, freed by whichever lets go last, and the
- * thread reaches the server only through cap->s under cap->lock.  The
- * server sets cap->s to NULL (captive_detach) before it tears anything
- * down: from then on the thread cannot touch the server, and before
- * then the server waits for it to finish any use of it.
- */
-struct captive {
-  pthread_mutex_t lock;
-  struct server *s; /* NULL once the server has let go */
-  pid_t pid;
-  int refs; /* 2 while both hold it */
-};
-
-static void
-captive_unref (struct captive *cap)
-{
-  bool last;
-
-  pthread_mutex_lock (&cap->lock);
-  last = --cap->refs == 0;
-  pthread_mutex_unlock (&cap->lock);
-  if (last) {
-    pthread_mutex_destroy (&cap->lock);
-    free (cap);
-  }
-}
-
-/* Wait for the --run command, then stop the server with its status. */
-static void *
-captive_wait (void *arg)
-{
-  struct captive *cap = arg;
-  int status;
-
-  while (waitpid (cap->pid, &status, 0) == -1 && errno == EINTR)
-    ;
-  pthread_mutex_lock (&cap->lock);
-  struct server *s = cap->s;
-  if (s) {
-    if (WIFEXITED (status))
-      s->exit_status = WEXITSTATUS (status);
-    else if (WIFSIGNALED (status)) {
-      log_error (s, "--run command was killed by signal %d", WTERMSIG (status));
-      s->exit_status = 128 + WTERMSIG (status);
-    } else
-      s->exit_status = 1;
-    server_request_quit (s);
-  }
-  pthread_mutex_unlock (&cap->lock);
-  captive_unref (cap);
-  return NULL;
-}
-
-static void
-captive_detach (struct server *s)
-{
-  struct captive *cap = s->captive;
-
-  if (cap == NULL)
-    return;
-  pthread_mutex_lock (&cap->lock);
-  cap->s = NULL;
-  pthread_mutex_unlock (&cap->lock);
-  s->captive = NULL;
-  captive_unref (cap);
-}
-
-static int
-start_captive (struct server *s)
-{
-  pid_t pid;
-  /* $nbd is the URI too, as in nbdkit since URIs became the norm. */
-  char *uri = server_uri (s), *nbd = server_uri (s);
-  char port[16];
-  pthread_t t;
-  struct captive *cap;
-
-  pid = fork ();
-  if (pid == -1) {
-    log_error (s, "fork: %m");
-    free (uri);
-    free (nbd);
-    return -1;
-  }
-  if (pid == 0) {
-    if (uri)
-      setenv ("uri", uri, 1);
-    if (nbd)
-      setenv ("nbd", nbd, 1);
-    setenv ("exportname", s->opt.exportname ? s->opt.exportname : "", 1);
-    if (s->socket_path) {
-      setenv ("unixsocket", s->socket_path, 1);
-      setenv ("port", "", 1);
-    } else {
-      snprintf (port, sizeof port, "%d", s->bound_port);
-      setenv ("port", port, 1);
-      setenv ("unixsocket", "", 1);
-    }
-    /* $tls is the --tls level (1 on, 2 require), unset without TLS. */
-    if (s->opt.tls) {
-      snprintf (port, sizeof port, "%d", s->opt.tls);
-      setenv ("tls", port, 1);
-    } else
-      unsetenv ("tls");
-    /* The command must not inherit the server's listening sockets. */
-    for (int i = 0; i < s->nlisten_fds; i++)
-      close (s->listen_fds[i]);
-    signal (SIGPIPE, SIG_DFL);
-    execl ("/bin/sh", "sh", "-c", s->opt.run, (char *)NULL);
-    _exit (127);
-  }
-  free (uri);
-  free (nbd);
-  cap = malloc (sizeof *cap);
-  if (cap == NULL)
-    return -1;
-  pthread_mutex_init (&cap->lock, NULL);
-  cap->s = s;
-  cap->pid = pid;
-  cap->refs = 2;
-  if (pthread_create (&t, NULL, captive_wait, cap) != 0) {
-    pthread_mutex_destroy (&cap->lock);
-    free (cap);
-    return -1;
-  }
-  pthread_detach (t);
-  s->captive = cap;
-  return 0;
 }
 
 /* How long requests in flight get to finish and send their replies
@@ -490,8 +211,8 @@ stop_serving (struct server *s)
   captive_detach (s);
 }
 
-static void
-unload_all (struct server *s)
+void
+server_unload (struct server *s)
 {
   tls_free (s);
   for (struct backend *b = s->top; b; b = b->next) {
@@ -500,22 +221,24 @@ unload_all (struct server *s)
   }
   for (struct backend *b = s->top; b;) {
     struct backend *next = b->next;
-    thread_ctx_set (s, NULL, b->name);
-    b->ops->unload (b);
-    /* Under the sanitizers keep the code mapped, so leak reports can
-     * still name the plugin's functions.
-     */
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-    if (b->dl)
-      dlclose (b->dl);
-#endif
-    free (b->filename);
-    free (b->params_seen);
-    free (b);
+    backend_free (s, b);
     b = next;
   }
   s->top = s->plugin = NULL;
+}
+
+void
+backend_free (struct server *s, struct backend *b)
+{
+  thread_ctx_set (s, NULL, b->name);
+  b->ops->unload (b);
   thread_ctx_set (s, NULL, NULL);
+  if (b->dl)
+    layer_dlclose (b->dl);
+  free (b->filename);
+  free (b->impl_copy);
+  free (b->params_seen);
+  free (b);
 }
 
 /* Everything between configuration and the first client: TLS
@@ -531,7 +254,7 @@ server_prepare (struct server *s)
 
   s->ncpus
       = sched_getaffinity (0, sizeof cpus, &cpus) == 0 ? CPU_COUNT (&cpus) : 2;
-  if (s->opt.log_to == -1)
+  if (s->opt.log_to == LOG_TO_DEFAULT)
     s->opt.log_to = LOG_TO_STDERR;
   if (tls_init (s) == -1)
     return -1;
@@ -577,59 +300,78 @@ server_prepare (struct server *s)
   return 0;
 }
 
+/* Where the one client of -s, --fd or --reverse comes in and goes
+ * out.  With -s the protocol owns stdin and stdout from now on: they
+ * are moved away from anything else that might print.
+ */
+static int
+one_client (struct server *s, int *in, int *out)
+{
+  if (s->opt.reverse) {
+    *in = *out = reverse_connect (s);
+    return *in == -1 ? -1 : 0;
+  }
+  if (!s->opt.single) {
+    *in = *out = s->opt.fd;
+    return 0;
+  }
+  *in = fcntl (0, F_DUPFD_CLOEXEC, 3);
+  *out = fcntl (1, F_DUPFD_CLOEXEC, 3);
+  if (*in == -1 || *out == -1) {
+    log_error (s, "-s: cannot keep stdin and stdout: %m");
+    return -1;
+  }
+  int null = open ("/dev/null", O_RDWR);
+  if (null >= 0) {
+    dup2 (null, 0);
+    dup2 (null, 1);
+    close (null);
+  }
+  return 0;
+}
+
+/* From configuration to serving, in one order whether the server
+ * listens or serves one client (-s, --fd, --reverse):
+ *
+ *   1. signals (the nbdkit program only), then server_prepare: TLS,
+ *      meta contexts, the thread model, every layer's get_ready;
+ *   2. where clients come from: the listening sockets, or the one
+ *      client's descriptors;
+ *   3. into the background (listening without -f only), then every
+ *      layer's after_fork, in the process that serves;
+ *   4. --swap, the pidfile (written with the identity that could
+ *      create it), then -u/-g;
+ *   5. --print-uri and --run (listening only);
+ *   6. serve, then stop: drain, unload.
+ */
 int
 server_run (struct server *s)
 {
-  bool foreground = s->opt.foreground || s->opt.single || s->opt.fd >= 0
-                    || s->opt.run || s->opt.exit_with_parent || s->opt.reverse;
-  bool log_default = s->opt.log_to == -1;
+  enum {
+    SERVE_LISTEN,
+    SERVE_ONE
+  } mode
+      = s->opt.single || s->opt.fd >= 0 || s->opt.reverse ? SERVE_ONE
+                                                          : SERVE_LISTEN;
+  bool foreground = s->embedded || s->opt.foreground || mode == SERVE_ONE
+                    || s->opt.run || s->opt.exit_with_parent;
+  bool log_default = s->opt.log_to == LOG_TO_DEFAULT;
+  int in = -1, out = -1;
 
-  if (s->opt.log_to == -1)
+  if (s->opt.log_to == LOG_TO_DEFAULT)
     s->opt.log_to = LOG_TO_STDERR;
-  set_signals (s);
+  if (!s->embedded)
+    signals_install (s);
 
   if (server_prepare (s) == -1)
     goto fail;
-
   if (s->opt.exit_with_parent)
     prctl (PR_SET_PDEATHSIG, SIGTERM);
 
-  if (s->opt.single || s->opt.fd >= 0 || s->opt.reverse) {
-    int in = s->opt.single ? 0 : s->opt.fd;
-    int out = s->opt.single ? 1 : s->opt.fd;
-    if (s->opt.reverse) {
-      in = out = reverse_connect (s);
-      if (in == -1)
-        goto fail;
-    }
-    if (s->opt.single) {
-      /* The protocol owns stdin/stdout now: keep them away from anything
-       * else that might print.
-       */
-      in = fcntl (0, F_DUPFD_CLOEXEC, 3);
-      out = fcntl (1, F_DUPFD_CLOEXEC, 3);
-      int null = open ("/dev/null", O_RDWR);
-      if (null >= 0) {
-        dup2 (null, 0);
-        dup2 (null, 1);
-        close (null);
-      }
-    }
-    if (lock_memory (s) == -1 || change_user (s) == -1
-        || write_pidfile (s) == -1)
-      goto fail;
-    for (struct backend *b = s->top; b; b = b->next)
-      if (b->ops->after_fork (b) == -1)
-        goto fail;
-    watchdog_start (s);
-    connection_start (s, in, out, false);
-    stop_serving (s);
-    unload_all (s);
-    return s->exit_status;
-  }
-
-  if (listen_setup (s) == -1)
+  if (mode == SERVE_ONE ? one_client (s, &in, &out) == -1
+                        : listen_setup (s) == -1)
     goto fail;
+
   if (!foreground && daemonize (s, log_default) == -1)
     goto fail;
   for (struct backend *b = s->top; b; b = b->next) {
@@ -638,12 +380,11 @@ server_run (struct server *s)
       goto fail;
   }
   thread_ctx_set (s, NULL, NULL);
-  /* The pidfile is written with the identity that could create it;
-   * -u/-g take effect just after.
-   */
+
   if (lock_memory (s) == -1 || write_pidfile (s) == -1 || change_user (s) == -1)
     goto fail;
-  if (s->opt.print_uri) {
+
+  if (mode == SERVE_LISTEN && s->opt.print_uri) {
     char *uri = server_uri (s);
     if (uri) {
       printf ("%s\n", uri);
@@ -651,21 +392,27 @@ server_run (struct server *s)
       free (uri);
     }
   }
-  if (s->opt.run && start_captive (s) == -1)
+  if (mode == SERVE_LISTEN && s->opt.run && captive_start (s) == -1)
     goto fail;
 
+  if (s->ready)
+    s->ready (s, s->ready_opaque);
   watchdog_start (s);
-  listen_loop (s);
+  if (mode == SERVE_ONE)
+    connection_start (s, in, out, false);
+  else
+    listen_loop (s);
   stop_serving (s);
-  listen_cleanup (s);
   /* The pidfile stays, as nbdkit's does: whoever waits for the
    * server to exit reads the pid from it after.
    */
-  unload_all (s);
+  listen_cleanup (s);
+  server_unload (s);
   return s->exit_status;
 
 fail:
+  thread_ctx_set (s, NULL, NULL);
   listen_cleanup (s);
-  unload_all (s);
+  server_unload (s);
   return 1;
 }

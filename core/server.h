@@ -26,6 +26,9 @@ struct captive;
 struct pool_rec;
 struct async_conn;
 
+/* --tls: the values are also what $tls holds for a --run command. */
+enum tls_mode { TLS_OFF = 0, TLS_ON = 1, TLS_REQUIRE = 2 };
+
 #define MAX_LISTEN_ADDRS 16
 #define MAX_LISTEN_FDS 64
 
@@ -47,7 +50,7 @@ struct server_options {
   const char *exportname; /* -e */
   bool print_uri;
   unsigned threads; /* -t, default 16 */
-  int tls;          /* 0 off, 1 on, 2 require */
+  enum tls_mode tls;
   const char *tls_certificates;
   const char *tls_psk;
   bool tls_verify_peer;
@@ -62,7 +65,7 @@ struct server_options {
   bool mlock;    /* --swap: mlockall, to serve swap space */
   bool oldstyle; /* -o: the oldstyle handshake */
   int verbose;
-  int log_to; /* enum log_to */
+  int log_to; /* enum log_to; LOG_TO_DEFAULT until server_run decides */
   /* --transmission-only FD: a connected socket already past the
    * handshake; serve the export named by -e straight away.
    */
@@ -72,12 +75,27 @@ struct server_options {
 struct server {
   struct server_options opt;
   const char *program_name; /* "nbdkit" */
-  struct backend *top;      /* first filter, or the plugin */
-  struct backend *plugin;   /* the last layer */
-  void *tls;                /* credentials (tls.c), NULL without TLS */
-  int thread_model;         /* effective: most serializing of all */
-  int exit_status;          /* from --run, or 0 */
-  int ncpus;                /* CPUs the process may run on */
+  /* Created through <nbdkit-server.h> (embed.c): the process belongs
+   * to the program, so no signal handlers, no daemon, no options that
+   * act on the whole process.
+   */
+  bool embedded;
+  /* Called by server_run once clients can connect, just before it
+   * serves; NULL if nobody waits for that.
+   */
+  void (*ready) (struct server *s, void *opaque);
+  void *ready_opaque;
+  /* The last error logged for this server (log.c), for
+   * nbdkit_server_error.
+   */
+  pthread_mutex_t error_lock;
+  char *last_error;
+  struct backend *top;    /* first filter, or the plugin */
+  struct backend *plugin; /* the last layer */
+  void *tls;              /* credentials (tls.c), NULL without TLS */
+  int thread_model;       /* effective: most serializing of all */
+  int exit_status;        /* from --run, or 0 */
+  int ncpus;              /* CPUs the process may run on */
 
   /* Listening and life cycle. */
   int listen_fds[MAX_LISTEN_FDS];
@@ -88,6 +106,7 @@ struct server {
   atomic_bool quit;
   struct captive *captive; /* the --run command's waiter (server.c) */
   int quit_pipe[2];        /* written once to wake every poll */
+  int reload_pipe[2];      /* SIGHUP: the accept loop reloads (reload.c) */
 
   pthread_mutex_t lock; /* protects the fields below */
   pthread_cond_t cond;
@@ -192,6 +211,10 @@ struct connection {
   unsigned inflight;              /* requests read and not yet replied */
   uint64_t next_seq, next_retire; /* for serialize-retirement */
   atomic_int status;              /* 1 live, 0 stop reading, -1 dead */
+  /* A layer asked for a soft disconnect: every later request but
+   * NBD_CMD_DISC fails with ESHUTDOWN; those in flight finish.
+   */
+  atomic_bool soft_disconnect;
   /* When the thread serving a request kept the reader role unfilled
    * (monotonic ns), or 0: the watchdog fills it if that lasts.
    */
@@ -212,11 +235,33 @@ struct connection {
 extern struct server *server_new (void);
 extern void server_free (struct server *s);
 extern void server_request_quit (struct server *s);
-extern void server_quit_from_anywhere (void);
 extern int server_prepare (struct server *s);
 extern int server_run (struct server *s); /* returns the exit status */
+/* Clean up and unload every layer (at the end of server_run, or for a
+ * server that never ran).
+ */
+extern void server_unload (struct server *s);
 /* The most serializing thread model of all layers, or -1. */
 extern int server_thread_model (struct server *s);
+
+/* ---- signals.c: the process's signals (the nbdkit program only) ---- */
+extern void signals_install (struct server *s);
+extern void signals_forget (struct server *s);
+
+/* Load every layer's code again, where a layer can (reload.c). */
+extern void server_reload (struct server *s);
+extern void server_quit_from_anywhere (void);
+
+/* ---- background.c, usergroup.c: the serving process itself ---- */
+extern int daemonize (struct server *s, bool log_default);
+extern int write_pidfile (struct server *s);
+extern int lock_memory (struct server *s);
+extern int change_user (struct server *s);
+
+/* ---- captive.c: --run ---- */
+extern int captive_start (struct server *s);
+/* Cut the --run waiter off the server, before it is torn down. */
+extern void captive_detach (struct server *s);
 
 /* ---- dump.c, dump_v2.c: --dump-plugin ---- */
 extern int dump_plugin (struct server *s, struct backend *b);
@@ -224,11 +269,14 @@ extern void plugin_v2_dump_fields (struct backend *b, const char *chain_model,
                                    FILE *fp);
 
 /* ---- cmdline.c ---- */
-/* Parse argv into S, load the plugin and filters, configure them.
- * Returns 0 to go on and run, 1 when done (e.g. --help printed, with
- * *STATUS the exit status), -1 on error (message printed).
- */
-extern int cmdline_parse (struct server *s, int argc, char **argv, int *status);
+enum cmdline_result {
+  CMDLINE_RUN,   /* configured: go on and run */
+  CMDLINE_DONE,  /* answered (--help, --version, ...): *STATUS says how */
+  CMDLINE_ERROR, /* message logged */
+};
+/* Parse argv into S, load the plugin and filters, configure them. */
+extern enum cmdline_result cmdline_parse (struct server *s, int argc,
+                                          char **argv, int *status);
 
 /* ---- listen.c ---- */
 extern int listen_setup (struct server *s);

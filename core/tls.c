@@ -64,7 +64,7 @@ load_x509 (struct server *s, struct tls_server *t)
   if (!exists (dir, "server-cert.pem", &cert)
       || !exists (dir, "server-key.pem", &key)) {
     /* --tls=on without certificates serves without TLS, as nbdkit. */
-    if (s->opt.tls == 1) {
+    if (s->opt.tls == TLS_ON) {
       log_warning (s,
                    "TLS disabled: no server-cert.pem and server-key.pem"
                    " readable in %s",
@@ -137,7 +137,7 @@ tls_init (struct server *s)
   const char *prio;
   int r;
 
-  if (s->opt.tls == 0)
+  if (s->opt.tls == TLS_OFF)
     return 0;
   if (s->debug_tls_log > 0) {
     gnutls_global_set_log_function (gnutls_log);
@@ -166,7 +166,7 @@ tls_init (struct server *s)
     r = load_x509 (s, t);
     if (r == -2) {
       s->tls = NULL;
-      s->opt.tls = 0;
+      s->opt.tls = TLS_OFF;
       free (t);
       return 0;
     }

@@ -180,6 +180,8 @@ read_request (struct connection *c, struct worker *w, struct request *r)
     return -1;
   }
   r->err = request_validate (c, r);
+  if (r->err == 0 && atomic_load (&c->soft_disconnect))
+    r->err = ESHUTDOWN;
   /* An extended write without the payload flag carries no data: we
    * stay in step, and refuse it unless it is empty.
    */

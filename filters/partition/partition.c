@@ -150,7 +150,8 @@ find_gpt (nbdkit_next *next, struct handle *h, int64_t size)
     return -1;
   }
   if (i >= n) {
-    nbdkit_error ("partition %" PRId64 ": the GPT has only %" PRIu32 " entries",
+    nbdkit_error ("GPT partition %" PRId64
+                  " not found: the GPT has only %" PRIu32 " entries",
                   partnum, n);
     return -1;
   }
@@ -159,7 +160,7 @@ find_gpt (nbdkit_next *next, struct handle *h, int64_t size)
   const unsigned char *e = ent + (i * esize) % SECTOR;
   static const unsigned char unused[16];
   if (memcmp (e, unused, 16) == 0) {
-    nbdkit_error ("partition %" PRId64 " is unused in the GPT", partnum);
+    nbdkit_error ("GPT partition %" PRId64 " not found: it is unused", partnum);
     return -1;
   }
   uint64_t first = le64 (e + 32), last = le64 (e + 40);
@@ -197,8 +198,8 @@ find_logical (nbdkit_next *next, struct handle *h, int64_t size,
       return found (h, size, lba + le32 (ebr + 446 + 8), le32 (ebr + 446 + 12));
     const unsigned char *link = ebr + 446 + 16;
     if (!is_extended (link[4]) || le32 (link + 8) == 0 || k > 1000) {
-      nbdkit_error ("partition %" PRId64 ": there are only %" PRId64
-                    " logical partitions",
+      nbdkit_error ("MBR partition %" PRId64
+                    " not found: there are only %" PRId64 " logical partitions",
                     partnum, k - 4);
       return -1;
     }
@@ -226,7 +227,7 @@ partition_prepare (nbdkit_next *next, void *handle, int readonly)
   if (partnum <= 4) {
     const unsigned char *e = mbr + 446 + 16 * (partnum - 1);
     if (e[4] == 0 || is_extended (e[4])) {
-      nbdkit_error ("partition %" PRId64 " is %s", partnum,
+      nbdkit_error ("MBR partition %" PRId64 " not found: it is %s", partnum,
                     e[4] ? "the extended partition" : "unused");
       return -1;
     }
@@ -235,7 +236,8 @@ partition_prepare (nbdkit_next *next, void *handle, int readonly)
   for (i = 0; i < 4; i++)
     if (is_extended (mbr[446 + 16 * i + 4]))
       return find_logical (next, h, size, le32 (mbr + 446 + 16 * i + 8));
-  nbdkit_error ("partition %" PRId64 ": the disk has no extended partition",
+  nbdkit_error ("MBR partition %" PRId64 " not found: there is no extended"
+                " partition",
                 partnum);
   return -1;
 }

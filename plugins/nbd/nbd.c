@@ -651,6 +651,33 @@ nbd_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
   return r == -1 ? -1 : 0;
 }
 
+/* With dynamic-export, the server's own name for its default export
+ * (NBD_INFO_NAME), as it would answer a client asking directly.
+ */
+static const char *
+nbd_default_export (int readonly, int is_tls)
+{
+  struct nbd_handle *h;
+  const char *name = "";
+  char *canonical;
+
+  if (!dynamic_export)
+    return "";
+  h = connect_server ("", true);
+  if (h == NULL)
+    return NULL;
+  if (nbd_set_full_info (h, true) == -1 || nbd_opt_info (h) == -1) {
+    failed ("information about the default export");
+    name = NULL;
+  } else if ((canonical = nbd_get_canonical_export_name (h)) != NULL) {
+    name = nbdkit_strdup_intern (canonical);
+    free (canonical);
+  }
+  nbd_opt_abort (h);
+  nbd_close (h);
+  return name;
+}
+
 static void *
 nbd_open (int readonly, const char *exportname, int is_tls)
 {
@@ -1381,6 +1408,7 @@ static struct nbdkit_plugin plugin = {
   .thread_model = nbd_thread_model,
   .after_fork = nbd_after_fork,
   .list_exports = nbd_list_exports,
+  .default_export = nbd_default_export,
   .unload = nbd_unload,
   .open = nbd_open,
   .close = nbd_close_handle,

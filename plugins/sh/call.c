@@ -333,11 +333,13 @@ close_all:
 }
 
 /* Log a failed METHOD from what it said on stderr, "ERRNO message",
- * and set its errno (EIO if it named none).
+ * and set its errno: if it named none, EIO, or ESHUTDOWN for the exit
+ * codes that also shut the server down or end the connection (5, 8).
  */
 static void
 script_error (const char *method, const char *text, size_t len, int code)
 {
+  const int unnamed = code == 5 || code == 8 ? ESHUTDOWN : EIO;
   size_t i = 0, j;
   int err;
 
@@ -386,7 +388,7 @@ script_error (const char *method, const char *text, size_t len, int code)
     while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == ':'))
       i++;
   } else
-    err = EIO;
+    err = unnamed;
   if (err_flat)
     err = EIO;
   /* Trailing newlines do not belong in the message. */
@@ -397,7 +399,10 @@ script_error (const char *method, const char *text, size_t len, int code)
                   text + i);
   else if (code >= 0)
     nbdkit_error ("%s: %s: script failed (exit code %d, %s)", script_name (),
-                  method, code, err == EIO ? "EIO" : "errno given on stderr");
+                  method, code,
+                  err == EIO         ? "EIO"
+                  : err == ESHUTDOWN ? "ESHUTDOWN"
+                                     : "errno given on stderr");
   else
     nbdkit_error ("%s: %s: script failed", script_name (), method);
   nbdkit_set_error (err);

@@ -620,7 +620,7 @@ START_TEST (test_dump)
                          "memory_param_file=file\n"
                          "memory_param_dir=directory\n"
                          "memory_param_password=password\n"
-                         "memory_param_tag=list\n"
+                         "memory_param_tag=list,multiple\n"
                          "memory_param_opt=string,multiple\n");
   free (out);
 
