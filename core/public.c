@@ -111,7 +111,7 @@ nbdkit_disconnect (int force)
   if (c == NULL)
     return;
   /* The reader sees end of file; with FORCE replies fail too. */
-  atomic_store (&c->status, force ? -1 : 0);
+  atomic_store (&c->status, force ? CONN_DEAD : CONN_STOPPING);
   shutdown (c->sockin, force ? SHUT_RDWR : SHUT_RD);
 }
 
@@ -149,7 +149,7 @@ nbdkit_nanosleep (unsigned sec, unsigned nsec)
     if (elapsed >= total_ms)
       return 0;
     if ((t->server && atomic_load (&t->server->quit))
-        || (t->conn && atomic_load (&t->conn->status) <= 0)) {
+        || (t->conn && atomic_load (&t->conn->status) <= CONN_STOPPING)) {
       nbdkit_error ("aborting sleep: shutting down");
       errno = ESHUTDOWN;
       return -1;
