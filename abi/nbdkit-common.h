@@ -126,7 +126,14 @@ extern void nbdkit_vdebug (const char *msg, va_list args)
  */
 extern void nbdkit_set_error (int err);
 
-/* Parsing helpers.  Each logs an error naming WHAT on bad input. */
+/* Parsing helpers.  On bad input each logs an error and returns -1.
+ * Those taking WHAT begin the message with it, so pass the key or
+ * option ("retries: could not parse number: abc");
+ * nbdkit_parse_size and nbdkit_parse_bool have no WHAT, as in nbdkit,
+ * and name only the value ("size parameter cannot be parsed as a
+ * number: abc"): a caller that knows the key may log it too.  Typed
+ * parameters (below) name the key and the expected form themselves.
+ */
 extern int64_t
 nbdkit_parse_size (const char *str);            /* "1G", "512k": -1 on error */
 extern int nbdkit_parse_bool (const char *str); /* 1, 0, or -1 on error */

@@ -372,7 +372,8 @@ watchdog (void *arg)
        * request from the thread that is about to be free.
        */
       if (!c->reader_busy && atomic_load (&c->unattended_since)
-          && atomic_load (&c->status) > 0 && conn_input_pending (c)) {
+          && atomic_load (&c->status) > CONN_STOPPING
+          && conn_input_pending (c)) {
         atomic_store (&c->unattended_since, 0);
         find_reader (c);
       }
@@ -490,7 +491,7 @@ connection_start (struct server *s, int sockin, int sockout, bool detached)
   c->max_threads = 1;
   if (s->thread_model >= TM_SERIALIZE_RETIREMENT)
     c->max_threads = s->opt.threads ? s->opt.threads : 16;
-  atomic_init (&c->status, 1);
+  atomic_init (&c->status, CONN_LIVE);
   atomic_init (&c->soft_disconnect, false);
   pthread_mutex_init (&c->lock, NULL);
   pthread_mutex_init (&c->send_lock, NULL);

@@ -26,7 +26,6 @@
 #endif
 #include "nbdkit-plugin.h"
 
-#include "protocol.h"
 #include "server.h"
 
 #ifndef __GNUC__
@@ -51,8 +50,10 @@ struct nbdkit_completion;
  */
 #define MAX_REQUEST_SIZE (64 * 1024 * 1024)
 #define MAX_OPTION_LENGTH (64 * 1024)
-/* The protocol's limit on names and descriptions. */
-#define MAX_STRING NBD_MAX_STRING
+/* The protocol's limit on names and descriptions (NBD_MAX_STRING in
+ * protocol.h, which not every file includes).
+ */
+#define MAX_STRING 4096
 
 /* ---- log.c ---- */
 

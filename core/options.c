@@ -259,6 +259,94 @@ embedded_refuses (struct server *s, const struct cmdline *cl)
   return 0;
 }
 
+/* Do the options make sense together?  Also makes the paths given
+ * absolute.  0, or -1 with the reason logged.
+ */
+static int
+check_options (struct server *s, const struct cmdline *cl)
+{
+  struct server_options *o = &s->opt;
+
+  /* Under socket activation the sockets are given: options that say
+   * where to listen make no sense, and the supervisor that started us
+   * waits on this process, so it stays in the foreground.
+   */
+  if (!s->embedded && socket_activated ()) {
+    const char *bad = o->unixsocket ? "-U"
+                      : o->port     ? "-p"
+                      : o->nipaddr  ? "-i"
+                      : o->single   ? "-s"
+                      : o->run      ? "--run"
+                      : o->vsock    ? "--vsock"
+                      : o->fd >= 0  ? "--fd"
+                      : o->reverse  ? "--reverse"
+                                    : NULL;
+    if (bad) {
+      log_error (s, "cannot use socket activation with %s", bad);
+      return -1;
+    }
+    o->foreground = true;
+  }
+  if (o->oldstyle && o->tls == TLS_REQUIRE) {
+    log_error (s, "cannot use the oldstyle protocol (-o) and require TLS");
+    return -1;
+  }
+  if (o->oldstyle && o->tls == TLS_ON) {
+    log_debug (s, "-o: the oldstyle protocol has no TLS: serving without");
+    o->tls = TLS_OFF;
+  }
+  /* Paths on the command line are relative to where nbdkit was
+   * started, not to "/" where it runs once in the background.
+   */
+  if (make_absolute (s, &o->pidfile) == -1
+      || make_absolute (s, &o->tls_certificates) == -1
+      || make_absolute (s, &o->tls_psk) == -1
+      || (o->unixsocket && strcmp (o->unixsocket, "-") != 0
+          && make_absolute (s, &o->unixsocket) == -1))
+    return -1;
+
+  /* As with nbdkit, credentials alone do not turn TLS on. */
+  if ((o->tls_certificates || o->tls_psk) && o->tls == TLS_OFF)
+    log_debug (s, "TLS credentials given, but --tls is off");
+  if (o->tls_certificates && o->tls_psk) {
+    log_error (s, "choose one of --tls-certificates and --tls-psk");
+    return -1;
+  }
+
+  if (cl->dump_plugin && (o->single || o->fd >= 0)) {
+    log_error (s, "--dump-plugin cannot be used with -s or --fd: it prints"
+                  " on stdout");
+    return -1;
+  }
+  /* Conflicting ways of listening. */
+  {
+    int ways = !!o->unixsocket + !!(o->port || o->nipaddr) + o->single
+               + (o->fd >= 0) + o->vsock;
+    if (ways > 1) {
+      log_error (s, "choose one of -U, -p/-i, -s, --fd and --vsock");
+      return -1;
+    }
+    if (o->reverse && !o->unixsocket && !o->port && o->nipaddr == 0) {
+      log_error (s, "--reverse needs -U SOCKET or -p PORT [-i HOST]: where to"
+                    " connect to");
+      return -1;
+    }
+    if (o->reverse && (o->single || o->fd >= 0 || o->vsock || o->run)) {
+      log_error (s, "--reverse cannot be used with -s, --fd, --vsock or --run");
+      return -1;
+    }
+    if (o->single && o->run) {
+      log_error (s, "-s and --run cannot be used together");
+      return -1;
+    }
+    if (o->transmission_only && !o->single && o->fd < 0) {
+      log_error (s, "--no-handshake needs -s or --fd");
+      return -1;
+    }
+  }
+  return 0;
+}
+
 enum cmdline_result
 options_parse (struct server *s, int argc, char **argv, struct cmdline *cl,
                int *status)
@@ -486,85 +574,8 @@ options_parse (struct server *s, int argc, char **argv, struct cmdline *cl,
     }
   }
 
-  /* Under socket activation the sockets are given: options that say
-   * where to listen make no sense, and the supervisor that started us
-   * waits on this process, so it stays in the foreground.
-   */
-  if (!s->embedded && socket_activated ()) {
-    const char *bad = o->unixsocket ? "-U"
-                      : o->port     ? "-p"
-                      : o->nipaddr  ? "-i"
-                      : o->single   ? "-s"
-                      : o->run      ? "--run"
-                      : o->vsock    ? "--vsock"
-                      : o->fd >= 0  ? "--fd"
-                      : o->reverse  ? "--reverse"
-                                    : NULL;
-    if (bad) {
-      log_error (s, "cannot use socket activation with %s", bad);
-      return CMDLINE_ERROR;
-    }
-    o->foreground = true;
-  }
-  if (o->oldstyle && o->tls == TLS_REQUIRE) {
-    log_error (s, "cannot use the oldstyle protocol (-o) and require TLS");
-    return CMDLINE_ERROR;
-  }
-  if (o->oldstyle && o->tls == TLS_ON) {
-    log_debug (s, "-o: the oldstyle protocol has no TLS: serving without");
-    o->tls = TLS_OFF;
-  }
-  /* Paths on the command line are relative to where nbdkit was
-   * started, not to "/" where it runs once in the background.
-   */
-  if (make_absolute (s, &o->pidfile) == -1
-      || make_absolute (s, &o->tls_certificates) == -1
-      || make_absolute (s, &o->tls_psk) == -1
-      || (o->unixsocket && strcmp (o->unixsocket, "-") != 0
-          && make_absolute (s, &o->unixsocket) == -1))
-    return CMDLINE_ERROR;
-
-  /* As with nbdkit, credentials alone do not turn TLS on. */
-  if ((o->tls_certificates || o->tls_psk) && o->tls == TLS_OFF)
-    log_debug (s, "TLS credentials given, but --tls is off");
-  if (o->tls_certificates && o->tls_psk) {
-    log_error (s, "choose one of --tls-certificates and --tls-psk");
-    return CMDLINE_ERROR;
-  }
-
-  if (cl->dump_plugin && (o->single || o->fd >= 0)) {
-    log_error (s, "--dump-plugin cannot be used with -s or --fd: it prints"
-                  " on stdout");
-    return CMDLINE_ERROR;
-  }
-  /* Conflicting ways of listening. */
-  {
-    int ways = !!o->unixsocket + !!(o->port || o->nipaddr) + o->single
-               + (o->fd >= 0) + o->vsock;
-    if (ways > 1) {
-      log_error (s, "choose one of -U, -p/-i, -s, --fd and --vsock");
-      return CMDLINE_ERROR;
-    }
-    if (o->reverse && !o->unixsocket && !o->port && o->nipaddr == 0) {
-      log_error (s, "--reverse needs -U SOCKET or -p PORT [-i HOST]: where to"
-                    " connect to");
-      return CMDLINE_ERROR;
-    }
-    if (o->reverse && (o->single || o->fd >= 0 || o->vsock || o->run)) {
-      log_error (s, "--reverse cannot be used with -s, --fd, --vsock or --run");
-      return CMDLINE_ERROR;
-    }
-    if (o->single && o->run) {
-      log_error (s, "-s and --run cannot be used together");
-      return CMDLINE_ERROR;
-    }
-    if (o->transmission_only && !o->single && o->fd < 0) {
-      log_error (s, "--no-handshake needs -s or --fd");
-      return CMDLINE_ERROR;
-    }
-  }
-
-  if (s->embedded && embedded_refuses (s, cl) == -1)
+  if (check_options (s, cl) == -1
+      || (s->embedded && embedded_refuses (s, cl) == -1))
     return CMDLINE_ERROR;
   return CMDLINE_RUN;
 

@@ -115,7 +115,7 @@ nbdkit_disconnect (int force)
    * until the client disconnects.
    */
   if (force) {
-    atomic_store (&c->status, -1);
+    atomic_store (&c->status, CONN_DEAD);
     shutdown (c->sockin, SHUT_RDWR);
   } else
     atomic_store (&c->soft_disconnect, true);
@@ -155,7 +155,7 @@ nbdkit_nanosleep (unsigned sec, unsigned nsec)
     if (elapsed >= total_ms)
       return 0;
     if ((t->server && atomic_load (&t->server->quit))
-        || (t->conn && atomic_load (&t->conn->status) <= 0)) {
+        || (t->conn && atomic_load (&t->conn->status) <= CONN_STOPPING)) {
       nbdkit_error ("aborting sleep: shutting down");
       errno = ESHUTDOWN;
       return -1;

@@ -156,6 +156,15 @@ struct server {
   int debug_tls_session; /* describe each TLS session */
 };
 
+/* A connection's state, ordered: "> CONN_STOPPING" is live, "<=" is
+ * going, ">= CONN_STOPPING" may still send replies.
+ */
+enum conn_status {
+  CONN_DEAD = -1,    /* neither reads nor sends: replies fail */
+  CONN_STOPPING = 0, /* reads no more requests, finishes those read */
+  CONN_LIVE = 1,
+};
+
 /* One connection.  Fields after "locked by lock" are shared between
  * the threads serving it.
  */
@@ -210,7 +219,7 @@ struct connection {
   unsigned nthreads, nidle, max_threads;
   unsigned inflight;              /* requests read and not yet replied */
   uint64_t next_seq, next_retire; /* for serialize-retirement */
-  atomic_int status;              /* 1 live, 0 stop reading, -1 dead */
+  atomic_int status;              /* enum conn_status */
   /* A layer asked for a soft disconnect: every later request but
    * NBD_CMD_DISC fails with ESHUTDOWN; those in flight finish.
    */

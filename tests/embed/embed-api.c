@@ -9,6 +9,8 @@
  *    in a thread of its own; their sizes and bytes are their own;
  *  - two servers with the same plugin keep apart: each its own size and
  *    data (the second gets a private copy of the plugin's object);
+ *  - filters, their key=value parameters and options are the command
+ *    line's words (--filter=offset ... offset=4096, -r, -U -);
  *  - a server serves a given connected socket (--fd), in its thread;
  *  - a server runs in the caller's thread until another thread stops it.
  *
@@ -263,6 +265,31 @@ main (void)
   }
   nbdkit_server_free (a);
   nbdkit_server_free (e);
+
+  /* A filter, its parameter and options, on a private socket. */
+  {
+    nbdkit_server *f
+        = start ((const char *const[]){ "--filter=offset", "-r", "-U", "-",
+                                        "pattern", "1M", "offset=4096", NULL });
+    if (f) {
+      const char *uri = nbdkit_server_uri (f);
+      CHECK (uri && strstr (uri, "socket=") != NULL, "private socket URI %s",
+             uri ? uri : "(null)");
+      struct nbd_handle *h = uri ? connect_uri (uri) : NULL;
+      if (h) {
+        CHECK (nbd_get_size (h) == 1024 * 1024 - 4096, "offset size %lld",
+               (long long)nbd_get_size (h));
+        CHECK (nbd_is_read_only (h) == 1, "-r not applied");
+        unsigned char w[8];
+        CHECK (nbd_pread (h, w, 8, 0, 0) == 0, "offset pread");
+        CHECK (w[6] == 0x10 && w[7] == 0 && w[5] == 0,
+               "offset: read at 0 is not the plugin's offset 4096");
+        nbd_shutdown (h, 0);
+        nbd_close (h);
+      }
+      nbdkit_server_free (f); /* stops and waits for it */
+    }
+  }
 
   /* A given connected socket: the server serves that client. */
   {

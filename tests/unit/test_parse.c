@@ -125,6 +125,32 @@ START_TEST (test_size_bad)
 }
 END_TEST
 
+/* What each parser's error names (abi/nbdkit-common.h): WHAT first
+ * for those that take it, the value for all.
+ */
+START_TEST (test_error_names)
+{
+  int i;
+  unsigned u;
+  double d;
+
+  stub_reset ();
+  ck_assert_int_eq (nbdkit_parse_int ("retries", "x1", &i), -1);
+  ck_assert_str_eq (stub_last_error (), "retries: could not parse number: x1");
+  ck_assert_int_eq (nbdkit_parse_unsigned ("-t", "-3", &u), -1);
+  ck_assert_msg (strncmp (stub_last_error (), "-t: ", 4) == 0
+                     && strstr (stub_last_error (), "-3"),
+                 "%s", stub_last_error ());
+  ck_assert_int_eq (nbdkit_parse_probability ("rate", "2x", &d), -1);
+  ck_assert_msg (strncmp (stub_last_error (), "rate: ", 6) == 0
+                     && strstr (stub_last_error (), "2x"),
+                 "%s", stub_last_error ());
+  ck_assert_int_eq (nbdkit_parse_bool ("maybe"), -1);
+  ck_assert_msg (strstr (stub_last_error (), "maybe") != NULL, "%s",
+                 stub_last_error ());
+}
+END_TEST
+
 START_TEST (test_size_message)
 {
   stub_reset ();
@@ -636,6 +662,7 @@ parse_suite (void)
   tcase_add_test (tc, test_size_good);
   tcase_add_test (tc, test_size_bad);
   tcase_add_test (tc, test_size_message);
+  tcase_add_test (tc, test_error_names);
   suite_add_tcase (s, tc);
 
   tc = tcase_create ("bool-probability");
