@@ -385,11 +385,15 @@ curl_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
 
   (void)handle;
   (void)flags;
-  (void)rd;
   if (ch == NULL)
     return -1;
   r = range_read (ch, buf, count, offset);
   err = errno;
+  /* The bytes that arrived before a failure are the range's own (the
+   * write callback checked the response first): they reach the client.
+   */
+  if (r == -1 && rd && ch->done > 0 && ch->done < count)
+    nbdkit_read_error_at (rd, offset + ch->done);
   pool_put (ch);
   if (r == -1)
     nbdkit_set_error (err);

@@ -409,9 +409,9 @@ report (struct chandle *ch, const char *what, CURLcode r)
                   ch->status == status ? ch->reason : "");
     err = errno_of_status (status);
   } else {
-    nbdkit_error ("%s: %s%s: %s%s%s", cfg.shown_url, what, where,
-                  curl_easy_strerror (r), ch->errbuf[0] ? ": " : "",
-                  ch->errbuf);
+    /* libcurl's own message says more than its code's when it has one. */
+    nbdkit_error ("%s: %s%s: %s", cfg.shown_url, what, where,
+                  ch->errbuf[0] ? ch->errbuf : curl_easy_strerror (r));
     if (r == CURLE_OPERATION_TIMEDOUT)
       err = ETIMEDOUT;
     else if (r == CURLE_OUT_OF_MEMORY)

@@ -60,6 +60,35 @@ refused refused "connection refused" \
 refused noroute "no route" "http://192.0.2.1/disk.img.*(connect|timed out|Timeout)" \
   -r curl http://192.0.2.1/disk.img timeout=2
 
+# timeout=: a server that accepts the connection and never answers.
+port="$(free_port)"
+"$PYTHON" -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+open("mute.ready", "w").write("1")
+time.sleep(120)
+' "$port" &
+register_pid $!
+wait_for_file mute.ready || fail "the mute server did not start"
+start=$(date +%s)
+refused mute "timeout" "http://127.0.0.1:$port/disk.img: HEAD: .*(Timeout|timed out)" \
+  -r curl "http://127.0.0.1:$port/disk.img" timeout=1
+[ $(( $(date +%s) - start )) -lt 10 ] || fail "timeout=1 took too long"
+
+# A password in the URL works, and is never shown in messages.
+hostport="${NGINX_URL#http://}"
+start_nbdkit urlpw -r curl "http://$NGINX_USER:$NGINX_PASSWORD@$hostport/auth/disk.img"
+t nbdcopy "$uri" c.img
+cmp c.img www/disk.img || fail "password in the URL: data differs"
+stop_nbdkit "$pid"
+refused urlbadpw "wrong password in the URL" \
+  "http://$NGINX_USER@$hostport/auth/disk.img: HEAD: HTTP status 401" \
+  -r curl "http://$NGINX_USER:Wr0ngPw@$hostport/auth/disk.img"
+if grep -q Wr0ngPw urlbadpw.log; then fail "the password was shown"; fi
+
 # protocols= limits the schemes, redirects included.
 refused proto "protocol not allowed" "$NGINX_URL/data/disk.img.*(not supported|disabled)" \
   -r curl "$NGINX_URL/data/disk.img" protocols=https
