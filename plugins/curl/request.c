@@ -385,12 +385,23 @@ report (struct chandle *ch, const char *what, CURLcode r)
 {
   const char *eff = NULL;
   char where[1024] = "";
-  long status = 0;
+  long status = 0, redirects = 0;
   int err = EIO;
 
+  /* Name where redirects led, without a password it may carry. */
+  curl_easy_getinfo (ch->c, CURLINFO_REDIRECT_COUNT, &redirects);
   curl_easy_getinfo (ch->c, CURLINFO_EFFECTIVE_URL, &eff);
-  if (eff && strcmp (eff, cfg.url) != 0 && strcmp (eff, cfg.shown_url) != 0)
-    snprintf (where, sizeof where, " (redirected to %s)", eff);
+  if (redirects > 0 && eff) {
+    CURLU *u = curl_url ();
+    char *shown = NULL;
+
+    if (u && curl_url_set (u, CURLUPART_URL, eff, CURLU_NON_SUPPORT_SCHEME) == 0
+        && curl_url_set (u, CURLUPART_PASSWORD, NULL, 0) == 0
+        && curl_url_get (u, CURLUPART_URL, &shown, 0) == 0)
+      snprintf (where, sizeof where, " (redirected to %s)", shown);
+    curl_free (shown);
+    curl_url_cleanup (u);
+  }
 
   if (r == CURLE_WRITE_ERROR && ch->refused == BODY_NO_RANGE)
     nbdkit_error ("%s: %s%s: the server does not support byte ranges: it "

@@ -47,6 +47,9 @@ refused badpw "wrong password" "$auth.*HTTP status 401" \
 refused nopw "no password" "$auth.*HTTP status 401" -r curl "$auth"
 refused missing "404" "$NGINX_URL/data/missing.img.*HTTP status 404" \
   -r curl "$NGINX_URL/data/missing.img"
+refused redir404 "a redirect to a missing file" \
+  "$NGINX_URL/redirect/missing.img: HEAD \(redirected to $NGINX_URL/data/missing.img\): HTTP status 404" \
+  -r curl "$NGINX_URL/redirect/missing.img"
 refused norange "no Range support" \
   "$NGINX_URL/norange/disk.img.*does not support byte ranges" \
   -r curl "$NGINX_URL/norange/disk.img"
