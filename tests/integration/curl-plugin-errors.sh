@@ -6,6 +6,7 @@
 # status), never wrong data, and the server keeps running.
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/functions.sh"
+requires_ours # messages and keys (connections=) of ours
 . "$here/../services/nginx.sh"
 requires nbdcopy
 requires nbdsh

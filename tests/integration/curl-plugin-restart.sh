@@ -5,6 +5,7 @@
 # with the right data once nginx runs again.
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/functions.sh"
+requires_ours # messages and keys (connections=) of ours
 NGINX_SLOW_RATE=512k
 . "$here/../services/nginx.sh"
 requires nbdcopy

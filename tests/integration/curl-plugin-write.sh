@@ -6,6 +6,7 @@
 # wrote is then in the file, and reads through the plugin see it.
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/functions.sh"
+requires_ours # messages and keys (connections=) of ours
 requires nbdsh
 cd "$tmpdir"
 

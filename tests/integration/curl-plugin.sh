@@ -55,6 +55,10 @@ if command -v qemu-img >/dev/null; then
 fi
 stop_nbdkit "$pid"
 
+# The rest uses keys and messages of ours (nbdkit 1.32 has no
+# connections=).
+[ "$OURS" = 1 ] || { echo "curl-plugin: OK (nbdkit's part)"; exit 0; }
+
 # connections=4 with nbdcopy -C 4: every byte right, and the requests
 # come over at most 4, and more than 1, HTTP connections.
 : > "$NGINX_ACCESS_LOG"
