@@ -22,8 +22,9 @@
 #
 # nginx_start returns 77 (skip) when nginx is not installed, so tests
 # can write `nginx_start ... || exit $?`; with functions.sh sourced, the
-# process is registered to be killed on exit, otherwise an EXIT trap of
-# this file's own kills it.
+# process is registered to be killed on exit; otherwise the caller's
+# EXIT trap must call nginx_stop, or, if it has none, this file sets
+# one that does.
 
 : "${NGINX:=$(command -v nginx || echo /usr/sbin/nginx)}"
 : "${NGINX_SLOW_RATE:=1m}"
@@ -179,7 +180,9 @@ nginx_start ()
   NGINX_HTTPS_URL="https://127.0.0.1:$NGINX_HTTPS_PORT"
   NGINX_ACCESS_LOG="$NGINX_DIR/access.log"
   _nginx_write_conf
-  if ! declare -F register_pid >/dev/null; then
+  # Without functions.sh, and if the caller has no EXIT trap of its own
+  # (which then must call nginx_stop), kill nginx at exit.
+  if ! declare -F register_pid >/dev/null && [ -z "$(trap -p EXIT)" ]; then
     trap nginx_stop EXIT
   fi
   _nginx_run
