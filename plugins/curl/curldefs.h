@@ -1,0 +1,85 @@
+/* curldefs.h: what the two files of the curl plugin share.
+ *
+ * curl.c holds the parameters and the plugin callbacks; request.c the
+ * pool of libcurl easy handles and the requests made on them (probe,
+ * range read, range write).
+ */
+
+#ifndef CURLDEFS_H
+#define CURLDEFS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+/* The configuration, set once before the first connection. */
+struct curl_config {
+  const char *url;
+  const char *shown_url; /* url without a password, for messages */
+  struct curl_slist *headers;
+  const char *cookie, *cookiefile, *cookiejar;
+  const char *user, *password;
+  const char *proxy, *proxy_user, *proxy_password;
+  const char *cainfo, *capath;
+  const char *ssl_cipher_list, *tls13_ciphers;
+  long ssl_version;  /* CURL_SSLVERSION_* */
+  long http_version; /* CURL_HTTP_VERSION_* */
+  const char *user_agent;
+  const char *protocols;
+  const char *unix_socket_path;
+  bool sslverify, followlocation, tcp_keepalive, tcp_nodelay;
+  bool verbose;
+  int64_t timeout;
+  int64_t connections;
+};
+extern struct curl_config cfg;
+
+/* One pooled easy handle and the request it is running.  The fields
+ * below the handle describe one request and are reset for each: they
+ * are what a completion (curl_easy_perform returning now, a curl multi
+ * message later) needs to finish the request.
+ */
+struct chandle {
+  CURL *c;
+  char errbuf[CURL_ERROR_SIZE];
+
+  /* The request. */
+  char *rbuf;       /* read: where the body goes */
+  const char *wbuf; /* write: where the body comes from */
+  uint64_t count, offset, done;
+
+  /* What the headers of the last response said. */
+  long status; /* 0 until an HTTP status line arrived */
+  char reason[64];
+  bool accept_ranges;
+  int64_t range_start; /* from Content-Range, -1 if none */
+  int64_t range_total; /* from Content-Range, -1 if none or '*' */
+
+  /* Why the body was refused (the transfer then fails). */
+  enum { BODY_OK, BODY_NO_RANGE, BODY_WRONG_RANGE, BODY_TOO_LONG } refused;
+  bool body_checked;
+};
+
+/* The pool: CONNECTIONS handles at most, made on first use, shared by
+ * every client connection.  pool_get waits for a free one.
+ */
+extern int pool_init (void);
+extern void pool_free (void);
+extern struct chandle *pool_get (void);
+extern void pool_put (struct chandle *ch);
+
+/* What probe learns about the URL. */
+struct url_info {
+  int64_t size;
+  bool is_http; /* the scheme after redirects is http or https */
+};
+
+/* Each logs its error, naming the URL, sets errno, returns -1. */
+extern int probe (struct chandle *ch, struct url_info *info);
+extern int range_read (struct chandle *ch, void *buf, uint64_t count,
+                       uint64_t offset);
+extern int range_write (struct chandle *ch, const void *buf, uint64_t count,
+                        uint64_t offset, int64_t size);
+
+#endif /* CURLDEFS_H */
