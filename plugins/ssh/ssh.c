@@ -48,15 +48,25 @@
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
 /* Bytes asked for by one SFTP read, and how many reads are in flight
- * at once.  OpenSSH answers reads of up to 255 KiB and accepts
- * messages of up to 256 KiB, so writes go in pieces of WRITE_CHUNK.
+ * at once.  OpenSSH answers reads of up to 255 KiB (older versions 64
+ * KiB: a connection that sees shorter answers asks for less from then
+ * on) and accepts messages of up to 256 KiB, so writes go in pieces
+ * of WRITE_CHUNK.
  */
-#define READ_CHUNK (64 * 1024)
-#define READ_DEPTH 32
+#define READ_CHUNK (128 * 1024)
+#define READ_DEPTH 16
 #define WRITE_CHUNK (128 * 1024)
+
+#define CIPHERS                                                                \
+  "aes128-gcm@openssh.com,aes256-gcm@openssh.com,"                             \
+  "chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr"
 
 /* -D ssh.log=N: libssh's log level (1 warnings .. 4 functions). */
 NBDKIT_DLL_PUBLIC int ssh_debug_log = 0;
+/* -D ssh.read_chunk=N: ask for N bytes per SFTP read (4 KiB .. 1 MiB),
+ * e.g. more than the server answers, to see that cut reads still work.
+ */
+NBDKIT_DLL_PUBLIC int ssh_debug_read_chunk = 0;
 
 /* Configuration. */
 static const char *host, *path, *port, *user, *password, *config_file;
@@ -255,6 +265,7 @@ struct handle {
   sftp_file file;
   const char *where; /* "user@host:port", for messages */
   int64_t size;
+  uint32_t read_chunk; /* READ_CHUNK, or what the server answers */
   bool can_fsync;
 };
 
@@ -563,8 +574,16 @@ set_options (struct handle *h)
   int verbosity = ssh_debug_log;
   long t = timeout;
   bool no = false;
+  int yes = 1;
 
   if (ssh_options_set (s, SSH_OPTIONS_HOST, host) != SSH_OK)
+    goto err;
+  /* AES-GCM first: with the processors' AES instructions it costs both
+   * ends much less than chacha20-poly1305, libssh's first choice.  Set
+   * before the configuration files, which may choose otherwise.
+   */
+  if (ssh_options_set (s, SSH_OPTIONS_CIPHERS_C_S, CIPHERS) != SSH_OK
+      || ssh_options_set (s, SSH_OPTIONS_CIPHERS_S_C, CIPHERS) != SSH_OK)
     goto err;
   if (config_file == NULL) {
     if (ssh_options_parse_config (s, NULL) != SSH_OK)
@@ -585,6 +604,11 @@ set_options (struct handle *h)
       goto err;
   if (nknown_hosts > 0
       && ssh_options_set (s, SSH_OPTIONS_KNOWNHOSTS, known_hosts[0]) != SSH_OK)
+    goto err;
+  /* Several read requests go out back to back: without this, Nagle's
+   * algorithm holds each one until the previous is acknowledged.
+   */
+  if (ssh_options_set (s, SSH_OPTIONS_NODELAY, &yes) != SSH_OK)
     goto err;
   if (timeout > 0 && ssh_options_set (s, SSH_OPTIONS_TIMEOUT, &t) != SSH_OK)
     goto err;
@@ -722,6 +746,9 @@ ssh_open (int readonly, const char *exportname, int is_tls)
     goto fail;
   }
   h->size = attr->size;
+  h->read_chunk = READ_CHUNK;
+  if (ssh_debug_read_chunk >= 4096 && ssh_debug_read_chunk <= (1 << 20))
+    h->read_chunk = ssh_debug_read_chunk;
   sftp_attributes_free (attr);
   h->can_fsync = sftp_extension_supported (h->sftp, "fsync@openssh.com", "1");
   nbdkit_debug ("%s: %s: %" PRIi64 " bytes, fsync %s", h->where, path, h->size,
@@ -800,7 +827,7 @@ read_sync (struct handle *h, char *buf, uint64_t count, uint64_t offset)
 
     if (sftp_seek64 (h->file, offset) < 0)
       return sftp_fail (h, "seek");
-    r = sftp_read (h->file, buf, MIN (count, READ_CHUNK));
+    r = sftp_read (h->file, buf, MIN (count, h->read_chunk));
     if (r < 0)
       return sftp_fail (
           h, nbdkit_printf_intern ("reading at offset %" PRIu64, offset));
@@ -813,10 +840,14 @@ read_sync (struct handle *h, char *buf, uint64_t count, uint64_t offset)
   return 0;
 }
 
-/* Up to READ_DEPTH reads in flight, collected in the order sent.  A
- * short answer (the server may cut a read) is completed by a read of
- * the rest; after an error the requests in flight are still collected
- * so that no answer is left behind in libssh's queue.
+/* Reads go in batches of up to READ_DEPTH requests in flight, collected
+ * in the order sent.  libssh looks for an answer in its queue only
+ * after reading one more message from the channel: this relies on the
+ * server answering in order (OpenSSH does), and no other request may be
+ * sent before the batch is collected, so a request the server cut
+ * short (it may answer less than asked) is completed after the batch.
+ * After an error the rest of the batch is still collected, so that no
+ * answer is left behind in the queue.
  */
 static int
 ssh_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
@@ -824,60 +855,60 @@ ssh_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
 {
   struct handle *h = handle;
   char *p = buf;
-  int ids[READ_DEPTH];
-  uint32_t lens[READ_DEPTH];
-  size_t head = 0, n = 0;
-  uint64_t sent = 0, done = 0;
+  uint64_t done = 0;
   int r = 0;
 
   (void)flags;
   (void)rd;
   setup_log ();
-  while ((r == 0 && sent < count) || n > 0) {
-    while (r == 0 && sent < count && n < READ_DEPTH) {
-      uint32_t len = MIN (count - sent, READ_CHUNK);
-      int id;
+  while (r == 0 && done < count) {
+    int ids[READ_DEPTH], got[READ_DEPTH];
+    uint32_t lens[READ_DEPTH];
+    uint64_t start = done, at;
+    size_t n = 0;
 
+    for (at = start; n < READ_DEPTH && at < count; at += lens[n++]) {
+      lens[n] = MIN (count - at, h->read_chunk);
       /* Each request reads where the file offset is. */
-      if (sftp_seek64 (h->file, offset + sent) < 0) {
+      if (sftp_seek64 (h->file, offset + at) < 0) {
         r = sftp_fail (h, "seek");
         break;
       }
-      id = sftp_async_read_begin (h->file, len);
-      if (id < 0) {
+      ids[n] = sftp_async_read_begin (h->file, lens[n]);
+      if (ids[n] < 0) {
         r = sftp_fail (h, nbdkit_printf_intern ("reading at offset %" PRIu64,
-                                                offset + sent));
+                                                offset + at));
         break;
       }
-      ids[(head + n) % READ_DEPTH] = id;
-      lens[(head + n) % READ_DEPTH] = len;
-      n++;
-      sent += len;
     }
-    if (n == 0)
-      break;
-
-    int id = ids[head];
-    uint32_t len = lens[head];
-    int got;
-
-    head = (head + 1) % READ_DEPTH;
-    n--;
-    got = sftp_async_read (h->file, p + done, len, id);
-    /* An end of file makes libssh answer 0 at once from then on. */
-    sftp_seek64 (h->file, offset + sent);
-    if (r == 0) {
-      if (got < 0)
+    at = start;
+    for (size_t i = 0; i < n; at += lens[i++]) {
+      got[i] = sftp_async_read (h->file, p + at, lens[i], ids[i]);
+      /* After an end of file libssh answers 0 at once: forget it. */
+      sftp_seek64 (h->file, offset + at);
+      if (r == 0 && got[i] < 0)
         r = sftp_fail (h, nbdkit_printf_intern ("reading at offset %" PRIu64,
-                                                offset + done));
-      else if ((uint32_t)got < len) {
-        if (got == 0)
-          r = short_file (h, offset + done);
-        else
-          r = read_sync (h, p + done + got, len - got, offset + done + got);
-      }
+                                                offset + at));
     }
-    done += len;
+    /* Complete the requests that came back short. */
+    at = start;
+    for (size_t i = 0; r == 0 && i < n; at += lens[i++]) {
+      if ((uint32_t)got[i] == lens[i])
+        continue;
+      if (got[i] == 0) {
+        r = short_file (h, offset + at);
+        break;
+      }
+      /* The server cut the read: ask for no more than that. */
+      if (got[i] >= 4096 && (uint32_t)got[i] < h->read_chunk) {
+        nbdkit_debug ("%s: the server answers reads of %d bytes", h->where,
+                      got[i]);
+        h->read_chunk = got[i];
+      }
+      r = read_sync (h, p + at + got[i], lens[i] - got[i],
+                     offset + at + got[i]);
+    }
+    done = at;
   }
   return r;
 }

@@ -39,6 +39,16 @@ cmp src.img back.img || fail "nbdcopy read back differs"
 t nbdcopy -C 1 --request-size=1048576 "$key_uri" back1.img
 cmp src.img back1.img || fail "nbdcopy -C 1 read back differs"
 
+# Reads larger than the server answers (OpenSSH: 255 KiB) come back
+# cut, and are completed.
+start_nbdkit bigread -v -D ssh.read_chunk=1048576 ssh "${opts[@]}" \
+  identity="$SSHD_KEY" "$tmpdir/disk.img" 2> bigread.err
+t nbdcopy -C 1 --request-size=4194304 "$uri" back2.img
+cmp src.img back2.img || fail "reads of 1 MiB pieces differ"
+grep -q "the server answers reads of" bigread.err \
+  || { cat bigread.err; fail "no cut reads seen"; }
+stop_nbdkit "$pid"
+
 # nbdsh: unaligned writes, flush, FUA; reads across request pieces.
 nbdsh_u "$key_uri" -c '
 import os
