@@ -9,7 +9,9 @@
 #   read-1c  read with -C 1 -T 1 (one connection, one SSH session)
 #   write-1c write with -C 1 -T 1
 # Servers alternate round by round; prints each round, then medians
-# (MiB/s) and the ratio ours / nbdkit.
+# (MiB/s), the ratio ours / nbdkit, and the median CPU seconds each run
+# cost the NBD server and sshd (its sessions, reaped by the listener):
+# on a loaded machine these move less than the rates.
 #
 #   bench/ssh.sh [-r ROUNDS] [-s SIZE_MIB] [-b BUILDDIR] [-w WORKLOADS]
 #
@@ -48,6 +50,12 @@ stop () {
   fi
   pid=""
 }
+# CPU seconds (user + system) of PID; with "children", of its reaped
+# descendants.
+cpu () {
+  awk -v c="${2:-}" '{ print (c == "children" ? $16 + $17 : $14 + $15) / 100 }' \
+    "/proc/$1/stat"
+}
 . "$src/tests/services/sshd.sh"
 mkdir "$tmp/sshd"
 sshd_start "$tmp/sshd" || { echo "bench/ssh: sshd did not start" >&2; exit 1; }
@@ -70,17 +78,28 @@ start () {
   [ -s "$tmp/pid" ] || { echo "bench/ssh: $1 did not start" >&2; exit 1; }
 }
 
-# One timed workload: prints MiB/s.
+# One timed workload: prints MiB/s, server CPU s, sshd CPU s.
 run () {
   local t0 t1 u="nbd+unix:///?socket=$tmp/sock" c=()
   case $1 in *-1c) c=(-C 1 -T 1) ;; esac
+  local s0 s1 n
+  s0=$(cpu "$SSHD_PID" children)
   t0=$(date +%s.%N)
   case $1 in
     read*) nbdcopy --no-extents "${c[@]}" "$u" null: ;;
     write*) nbdcopy "${c[@]}" "$tmp/src.img" "$u" ;;
   esac
   t1=$(date +%s.%N)
-  echo "$size_mib $t0 $t1" | awk '{ printf "%.1f\n", $1 / ($3 - $2) }'
+  n=$(cpu "$pid")
+  stop
+  # The sessions end with the server: wait until sshd has reaped them.
+  for _ in $(seq 50); do
+    [ -z "$(ps -o pid= --ppid "$SSHD_PID")" ] && break
+    sleep 0.1
+  done
+  s1=$(cpu "$SSHD_PID" children)
+  echo "$size_mib $t0 $t1 $n $s0 $s1" \
+    | awk '{ printf "%.1f %.2f %.2f\n", $1 / ($3 - $2), $4, $6 - $5 }'
 }
 
 median () { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -96,9 +115,9 @@ for w in $workloads; do
     for s in ours nbdkit; do
       start "$s"
       v=$(run "$w")
-      stop
+      pid="" # stopped by run, in its subshell
       echo "$v" >> "$tmp/$s.$w"
-      line="$line $s $v MiB/s"
+      line="$line $(echo "$s $v" | awk '{ printf "%s %s MiB/s (cpu %s + sshd %s s)", $1, $2, $3, $4 }')"
     done
     echo "$line"
   done
@@ -107,10 +126,14 @@ for w in $workloads; do
     || { echo "bench/ssh: the remote file differs from the source" >&2; exit 1; }
 done
 echo
-printf "%-9s %12s %12s %8s\n" workload "ours MiB/s" "nbdkit MiB/s" ratio
+printf "%-9s %11s %13s %6s   %s\n" workload "ours MiB/s" "nbdkit MiB/s" ratio \
+  "CPU s: ours + its sshd, nbdkit + its sshd"
+col () { awk -v k="$1" '{ print $k }' "$2" | median; }
 for w in $workloads; do
-  mo=$(median < "$tmp/ours.$w")
-  mn=$(median < "$tmp/nbdkit.$w")
-  printf "%-9s %12.1f %12.1f %8.2f\n" "$w" "$mo" "$mn" \
-    "$(echo "$mo $mn" | awk '{ print $1 / $2 }')"
+  mo=$(col 1 "$tmp/ours.$w")
+  mn=$(col 1 "$tmp/nbdkit.$w")
+  printf "%-9s %11.1f %13.1f %6.2f   %.2f + %.2f, %.2f + %.2f\n" "$w" "$mo" "$mn" \
+    "$(echo "$mo $mn" | awk '{ print $1 / $2 }')" \
+    "$(col 2 "$tmp/ours.$w")" "$(col 3 "$tmp/ours.$w")" \
+    "$(col 2 "$tmp/nbdkit.$w")" "$(col 3 "$tmp/nbdkit.$w")"
 done
