@@ -625,18 +625,25 @@ err:
   return -1;
 }
 
-/* "user@host:port" once the options are known. */
+/* "user@host:port" once the options are known; the host as given,
+ * and the name the configuration gave it, if another.
+ */
 static const char *
 where (struct handle *h)
 {
-  char *u = NULL;
+  char *u = NULL, *hn = NULL;
   unsigned p = 22;
   const char *w;
 
   ssh_options_get (h->session, SSH_OPTIONS_USER, &u);
+  ssh_options_get (h->session, SSH_OPTIONS_HOST, &hn);
   ssh_options_get_port (h->session, &p);
-  w = nbdkit_printf_intern ("ssh %s%s%s:%u", u ? u : "", u ? "@" : "", host, p);
+  w = nbdkit_printf_intern ("ssh %s%s%s:%u%s%s%s", u ? u : "", u ? "@" : "",
+                            host, p, hn && strcmp (hn, host) ? " (" : "",
+                            hn && strcmp (hn, host) ? hn : "",
+                            hn && strcmp (hn, host) ? ")" : "");
   ssh_string_free_char (u);
+  ssh_string_free_char (hn);
   return w ? w : host;
 }
 

@@ -79,6 +79,29 @@ if command -v qemu-img >/dev/null; then
 fi
 stop_nbdkit "$pid"
 
+# config=: a host alias, its port, user, key and known hosts from an
+# SSH client configuration file; compression on.
+cat > ssh_config <<CONF
+Host testalias
+  Hostname 127.0.0.1
+  Port $SSHD_PORT
+  User $SSHD_USER
+  IdentityFile $SSHD_KEY
+  UserKnownHostsFile $SSHD_KNOWN_HOSTS
+CONF
+start_nbdkit conf ssh host=testalias config="$tmpdir/ssh_config" \
+  compression=true timeout=20 "$tmpdir/disk.img"
+t nbdcopy -C 1 "$uri" conf.img
+assert_eq "read through config=" "$(sha256sum < conf.img | cut -d' ' -f1)" \
+  "$(remote_sha "$tmpdir/disk.img")"
+stop_nbdkit "$pid"
+# Without the file, testalias is not a host: an error naming it.
+start_nbdkit noconf ssh host=testalias config= "$tmpdir/disk.img" 2> noconf.err
+if t nbdinfo --size "$uri" > /dev/null 2>&1; then fail "testalias resolved"; fi
+grep -q "ssh [^ ]*testalias:22: cannot connect" noconf.err \
+  || { cat noconf.err; fail "no error naming testalias"; }
+stop_nbdkit "$pid"
+
 # Password authentication (sshd's own, against a private copy of the
 # shadow file: see tests/services/sshd.sh), the password from a file.
 if [ -n "$SSHD_PASSWORD" ]; then
