@@ -2,8 +2,9 @@
 # ssh plugin: data through a real OpenSSH server (tests/services/sshd.sh).
 # Random data written with nbdcopy, nbdsh and qemu-img lands in the
 # remote file (checked over ssh with sha256sum and dd), reads back the
-# same, flush works; identity and password authentication; create=;
-# a read-only SFTP server refuses writes with "permission denied".
+# same (also when the server cuts reads short), flush works; identity
+# and password authentication; config= and compression=; create=; a
+# read-only SFTP server refuses writes with "permission denied".
 . "$(dirname "$0")/functions.sh"
 . "$SRCDIR/tests/services/sshd.sh"
 requires nbdcopy
