@@ -188,6 +188,14 @@ ssh_config_complete (void)
                   timeout);
     return -1;
   }
+  /* libssh skips a configuration file it cannot read: say so here
+   * (unless the name has %-sequences, known only when connecting).
+   */
+  if (config_file && *config_file && strchr (config_file, '%') == NULL
+      && access (config_file, R_OK) == -1) {
+    nbdkit_error ("config=%s: %m", config_file);
+    return -1;
+  }
   errno = 0;
   m = strtoul (create_mode_str, &end, 8);
   if (errno || end == create_mode_str || *end || m > 07777) {

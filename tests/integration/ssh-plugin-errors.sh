@@ -87,6 +87,15 @@ dead_port=$(free_port)
 expect_refused refused "ssh [^ ]*127.0.0.1:$dead_port: cannot connect: .*refused" \
   host=127.0.0.1 port="$dead_port" config= "$tmpdir/disk.img"
 
+# A configuration file that is not there stops the start.
+if timeout 5 "$NBDKIT" -f -U "$tmpdir/x.sock" ssh "${good[@]}" \
+     config="$tmpdir/no_config" \
+     "$tmpdir/disk.img" 2> noconfig.err; then
+  fail "started with a missing config= file"
+fi
+grep -q "config=$tmpdir/no_config: No such file" noconfig.err \
+  || { cat noconfig.err; fail "no error naming the config file"; }
+
 # -D ssh.log: libssh's messages in the debug log.
 start_nbdkit debug -v -D ssh.log=2 ssh "${good[@]}" "$tmpdir/disk.img" 2> debug.err
 t nbdinfo --size "$uri" > /dev/null
