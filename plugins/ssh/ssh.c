@@ -275,6 +275,7 @@ struct handle {
   int64_t size;
   uint32_t read_chunk; /* READ_CHUNK, or what the server answers */
   bool can_fsync;
+  bool stalled; /* a read found no answer within timeout= */
 };
 
 /* The errno matching the last SFTP error of H. */
@@ -781,7 +782,10 @@ ssh_close (void *handle)
   struct handle *h = handle;
 
   setup_log ();
-  if (h->file)
+  /* Closing the file waits for the server's answer: not after a
+   * timeout (the small sftp_file is then left behind).
+   */
+  if (h->file && !h->stalled)
     sftp_close (h->file);
   if (h->sftp)
     sftp_free (h->sftp);
@@ -833,24 +837,66 @@ short_file (struct handle *h, uint64_t offset)
   return -1;
 }
 
+/* With timeout=, wait at most that long for the next answer to a read
+ * (libssh 0.10 waits for ever).  After a timeout the answers still due
+ * would be out of step with the requests: the session is not used
+ * again, and the client is disconnected so that it can connect anew.
+ */
+static int
+await_answer (struct handle *h, uint64_t at)
+{
+  int r;
+
+  if (timeout <= 0)
+    return 0;
+  r = ssh_channel_poll_timeout (h->sftp->channel, (int)timeout * 1000, 0);
+  if (r != 0)
+    return 0; /* data, or an end or error the read will report */
+  nbdkit_error ("%s: %s: reading at offset %" PRIu64 ": no answer within "
+                "timeout=%" PRIi64 " s; this connection stops here",
+                h->where, path, at, timeout);
+  h->stalled = true;
+  nbdkit_disconnect (0);
+  nbdkit_set_error (ETIMEDOUT);
+  return -1;
+}
+
+static int
+check_stalled (struct handle *h)
+{
+  if (!h->stalled)
+    return 0;
+  nbdkit_error ("%s: %s: the server stopped answering earlier", h->where, path);
+  nbdkit_set_error (EIO);
+  return -1;
+}
+
 /* Read COUNT bytes at OFFSET one request at a time. */
 static int
 read_sync (struct handle *h, char *buf, uint64_t count, uint64_t offset)
 {
   while (count > 0) {
-    ssize_t r;
+    uint32_t len = MIN (count, h->read_chunk);
+    int id, got;
 
     if (sftp_seek64 (h->file, offset) < 0)
       return sftp_fail (h, "seek");
-    r = sftp_read (h->file, buf, MIN (count, h->read_chunk));
-    if (r < 0)
+    id = sftp_async_read_begin (h->file, len);
+    if (id < 0)
       return sftp_fail (
           h, nbdkit_printf_intern ("reading at offset %" PRIu64, offset));
-    if (r == 0)
+    if (await_answer (h, offset) == -1)
+      return -1;
+    got = sftp_async_read (h->file, buf, len, id);
+    sftp_seek64 (h->file, offset + len); /* forget an end of file */
+    if (got < 0)
+      return sftp_fail (
+          h, nbdkit_printf_intern ("reading at offset %" PRIu64, offset));
+    if (got == 0)
       return short_file (h, offset);
-    buf += r;
-    count -= r;
-    offset += r;
+    buf += got;
+    count -= got;
+    offset += got;
   }
   return 0;
 }
@@ -876,6 +922,8 @@ ssh_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
   (void)flags;
   (void)rd;
   setup_log ();
+  if (check_stalled (h) == -1)
+    return -1;
   while (r == 0 && done < count) {
     int ids[READ_DEPTH], got[READ_DEPTH];
     uint32_t lens[READ_DEPTH];
@@ -898,6 +946,8 @@ ssh_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
     }
     at = start;
     for (size_t i = 0; i < n; at += lens[i++]) {
+      if (r == 0 && await_answer (h, offset + at) == -1)
+        return -1;
       got[i] = sftp_async_read (h->file, p + at, lens[i], ids[i]);
       /* After an end of file libssh answers 0 at once: forget it. */
       sftp_seek64 (h->file, offset + at);
@@ -937,6 +987,8 @@ ssh_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
 
   (void)flags;
   setup_log ();
+  if (check_stalled (h) == -1)
+    return -1;
   if (sftp_seek64 (h->file, offset) < 0)
     return sftp_fail (h, "seek");
   while (count > 0) {
@@ -966,6 +1018,8 @@ ssh_flush (void *handle, uint32_t flags)
 
   (void)flags;
   setup_log ();
+  if (check_stalled (h) == -1)
+    return -1;
   if (sftp_fsync (h->file) < 0)
     return sftp_fail (h, "fsync");
   return 0;

@@ -5,7 +5,8 @@
 # verify-remote-host=false), a missing file, a directory, a key the
 # server does not accept, a refused connection; and sshd killed in the
 # middle of a transfer: the client gets an error, our server stays up
-# and serves a new connection once sshd is back.
+# and serves a new connection once sshd is back; sshd's sessions stopped:
+# with timeout= a read fails in time.
 . "$(dirname "$0")/functions.sh"
 . "$SRCDIR/tests/services/sshd.sh"
 requires nbdinfo
@@ -144,4 +145,48 @@ import hashlib
 assert hashlib.sha256(h.pread(h.get_size(), 0)).hexdigest() == '$sha'
 "
 stop_nbdkit "$kill_pid"
+
+# timeout=: sshd's sessions stopped (SIGSTOP, the connection stays up):
+# a read fails after about that long instead of waiting for ever, the
+# client is disconnected, the server stays up.
+start_nbdkit stall ssh "${good[@]}" timeout=2 "$tmpdir/disk.img" 2> stall.err
+stall_pid=$pid
+rm -f reading
+"$PYTHON" - "$uri" > stall.out 2>&1 <<'PY' &
+import nbd, os, sys, time
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+h.pread(1 << 20, 0)
+open("reading", "w").write("1")
+while not os.path.exists("stopped"):
+    time.sleep(0.05)
+t = time.time()
+cookie = h.aio_pread(nbd.Buffer(1 << 20), 1 << 20)
+while time.time() - t < 15:
+    h.poll(500)
+    try:
+        if h.aio_command_completed(cookie):
+            sys.exit("the read succeeded")
+    except nbd.Error as e:
+        print("client got an error after %.1f s: %s" % (time.time() - t, e))
+        sys.exit(0)
+sys.exit("no error within 15 s")
+PY
+reader=$!
+register_pid $reader
+wait_for_file reading 200 || { cat stall.out; fail "the reader did not start"; }
+sessions=$(_sshd_descendants "$SSHD_PID")
+[ -n "$sessions" ] || fail "no sshd session to stop"
+kill -STOP $sessions
+touch stopped
+wait $reader || { kill -CONT $sessions; cat stall.out stall.err; fail "no timely error"; }
+kill -CONT $sessions
+grep -q "reading at offset .*no answer within timeout=2 s" stall.err \
+  || { cat stall.err; fail "no timeout error"; }
+kill -0 "$stall_pid" || fail "the server died after a timeout"
+nbdsh_u "$uri" -c "
+import hashlib
+assert hashlib.sha256(h.pread(h.get_size(), 0)).hexdigest() == '$sha'
+"
+stop_nbdkit "$stall_pid"
 echo "$testname: OK"
