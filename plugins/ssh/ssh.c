@@ -19,7 +19,8 @@
  * The host key is checked against the known hosts files unless
  * verify-remote-host=false.  Authentication tries "none", then public
  * keys (the agent, identity= files, then the default ones), then
- * password= by "password" and "keyboard-interactive".
+ * password= by "password" and "keyboard-interactive".  timeout= bounds
+ * connecting, and each wait for the answer to a read.
  */
 
 #ifndef _GNU_SOURCE
