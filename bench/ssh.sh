@@ -94,7 +94,7 @@ run () {
   stop
   # The sessions end with the server: wait until sshd has reaped them.
   for _ in $(seq 50); do
-    [ -z "$(ps -o pid= --ppid "$SSHD_PID")" ] && break
+    [ -z "$(_sshd_children "$SSHD_PID")" ] && break
     sleep 0.1
   done
   s1=$(cpu "$SSHD_PID" children)

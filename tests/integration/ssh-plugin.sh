@@ -104,13 +104,18 @@ grep -q "ssh [^ ]*testalias:22: cannot connect" noconf.err \
 stop_nbdkit "$pid"
 
 # Password authentication (sshd's own, against a private copy of the
-# shadow file: see tests/services/sshd.sh), the password from a file.
+# shadow file: see tests/services/sshd.sh), the password from a file
+# and from a file descriptor.
 if [ -n "$SSHD_PASSWORD" ]; then
   printf '%s' "$SSHD_PASSWORD" > pw.txt
   start_nbdkit pw ssh "${opts[@]}" password=+"$tmpdir/pw.txt" "$tmpdir/disk.img"
   nbdsh_u "$uri" -c 'h.pwrite(b"by password", 0); h.flush()'
   assert_eq "remote bytes after password login" \
     "$(ssh_run head -c 11 "$tmpdir/disk.img")" "by password"
+  stop_nbdkit "$pid"
+  # The same password from an inherited file descriptor.
+  start_nbdkit pwfd ssh "${opts[@]}" password=-3 "$tmpdir/disk.img" 3< pw.txt
+  nbdsh_u "$uri" -c 'assert h.pread(11, 0) == b"by password"'
   stop_nbdkit "$pid"
   start_nbdkit badpw ssh "${opts[@]}" password=wrong "$tmpdir/disk.img" \
     2> badpw.err

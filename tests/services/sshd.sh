@@ -6,7 +6,7 @@
 #       start /usr/sbin/sshd -D -e -f DIR/sshd_config on a free port and
 #       wait until it accepts connections.  Only the current user may log
 #       in, with the key DIR/id_ed25519 (AuthorizedKeysFile in DIR).
-#       With PASSWORD (root only, needs unshare -m), password
+#       With PASSWORD (root only, needs unshare -m and openssl), password
 #       authentication is on too: sshd runs in a mount namespace where
 #       /etc/shadow is a copy giving the user that password, so the
 #       machine's own accounts are never touched.  Returns 77 if sshd is
@@ -33,11 +33,27 @@ SSHD_BIN=${SSHD_BIN:-/usr/sbin/sshd}
 
 # Every function here works under set -e (the tests' shell option).
 
+# The pids of PID's children, from /proc (procps may be missing).
+_sshd_children ()
+{
+  local f s
+  for f in /proc/[0-9]*/stat; do
+    read -r s 2>/dev/null < "$f" || continue
+    s=${s##*) }   # after the command name, which may hold spaces
+    s=${s#* }     # after the state: the parent's pid
+    if [ "${s%% *}" = "$1" ]; then
+      f=${f#/proc/}
+      echo "${f%/stat}"
+    fi
+  done
+  return 0
+}
+
 # The pids of PID's descendants, children first.
 _sshd_descendants ()
 {
   local c
-  for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+  for c in $(_sshd_children "$1"); do
     echo "$c"
     _sshd_descendants "$c"
   done
@@ -94,7 +110,7 @@ sshd_start ()
     > "$SSHD_KNOWN_HOSTS"
 
   if [ -n "$pw" ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev/null \
-     && unshare -m true 2>/dev/null; then
+     && command -v openssl >/dev/null && unshare -m true 2>/dev/null; then
     hash=$(openssl passwd -6 "$pw") || return 1
     # The machine's shadow file with only this user's password changed.
     awk -F: -v OFS=: -v u="$SSHD_USER" -v h="$hash" \
