@@ -90,36 +90,9 @@ _sshd_launch ()
   return 1
 }
 
-sshd_start ()
+_sshd_write_config ()
 {
-  local d pw hash
-  d=$(cd "$1" && pwd) || return 1
-  pw=${2:-}
-  [ -x "$SSHD_BIN" ] || return 77
-  SSHD_DIR=$d
-  SSHD_USER=$(id -un)
-  SSHD_KEY=$d/id_ed25519
-  SSHD_KNOWN_HOSTS=$d/known_hosts
-  SSHD_PASSWORD=
-  SSHD_PORT=$(_sshd_free_port) || return 1
-
-  ssh-keygen -q -t ed25519 -N '' -C sshd-test-host -f "$d/ssh_host_ed25519_key" || return 1
-  ssh-keygen -q -t ed25519 -N '' -C sshd-test-user -f "$SSHD_KEY" || return 1
-  cp "$SSHD_KEY.pub" "$d/authorized_keys"
-  echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$d/ssh_host_ed25519_key.pub")" \
-    > "$SSHD_KNOWN_HOSTS"
-
-  if [ -n "$pw" ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev/null \
-     && command -v openssl >/dev/null && unshare -m true 2>/dev/null; then
-    hash=$(openssl passwd -6 "$pw") || return 1
-    # The machine's shadow file with only this user's password changed.
-    awk -F: -v OFS=: -v u="$SSHD_USER" -v h="$hash" \
-      '$1 == u { $2 = h; $7 = ""; $8 = "" } { print }' /etc/shadow \
-      > "$d/shadow" || return 1
-    chmod 600 "$d/shadow"
-    SSHD_PASSWORD=$pw
-  fi
-
+  local d=$1
   cat > "$d/sshd_config" <<CONF
 Port $SSHD_PORT
 ListenAddress 127.0.0.1
@@ -138,6 +111,34 @@ MaxStartups 100
 MaxSessions 100
 Subsystem sftp internal-sftp ${SSHD_SFTP_ARGS:-}
 CONF
+}
+
+sshd_start ()
+{
+  local d pw hash
+  d=$(cd "$1" && pwd) || return 1
+  pw=${2:-}
+  [ -x "$SSHD_BIN" ] || return 77
+  SSHD_DIR=$d
+  SSHD_USER=$(id -un)
+  SSHD_KEY=$d/id_ed25519
+  SSHD_KNOWN_HOSTS=$d/known_hosts
+  SSHD_PASSWORD=
+
+  ssh-keygen -q -t ed25519 -N '' -C sshd-test-host -f "$d/ssh_host_ed25519_key" || return 1
+  ssh-keygen -q -t ed25519 -N '' -C sshd-test-user -f "$SSHD_KEY" || return 1
+  cp "$SSHD_KEY.pub" "$d/authorized_keys"
+
+  if [ -n "$pw" ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev/null \
+     && command -v openssl >/dev/null && unshare -m true 2>/dev/null; then
+    hash=$(openssl passwd -6 "$pw") || return 1
+    # The machine's shadow file with only this user's password changed.
+    awk -F: -v OFS=: -v u="$SSHD_USER" -v h="$hash" \
+      '$1 == u { $2 = h; $7 = ""; $8 = "" } { print }' /etc/shadow \
+      > "$d/shadow" || return 1
+    chmod 600 "$d/shadow"
+    SSHD_PASSWORD=$pw
+  fi
 
   # sshd running as root wants its privilege separation directory.
   if [ "$(id -u)" = 0 ] && [ ! -d /run/sshd ]; then
@@ -149,7 +150,17 @@ CONF
   else
     trap 'sshd_stop' EXIT
   fi
-  _sshd_launch
+  # The free port may be taken by someone else before sshd binds it:
+  # then try another.
+  for _ in 1 2 3; do
+    SSHD_PORT=$(_sshd_free_port) || return 1
+    echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$d/ssh_host_ed25519_key.pub")" \
+      > "$SSHD_KNOWN_HOSTS"
+    _sshd_write_config "$d"
+    _sshd_launch && return 0
+    sshd_kill
+  done
+  return 1
 }
 
 sshd_kill ()
