@@ -445,7 +445,16 @@ xfer_report (const struct xfer *x)
     if (x->status == 403)
       snprintf (code, sizeof code, "Forbidden (wrong credentials?)");
     else if (x->status == 404)
-      snprintf (code, sizeof code, "Not Found");
+      snprintf (code, sizeof code, "Not Found (no such object)");
+  }
+  /* RGW and S3 often send no message: say what usually causes these. */
+  if (text[0] == '\0') {
+    if (strcmp (code, "SignatureDoesNotMatch") == 0)
+      snprintf (text, sizeof text, "wrong secret-key?");
+    else if (strcmp (code, "InvalidAccessKeyId") == 0)
+      snprintf (text, sizeof text, "unknown access-key");
+    else if (strcmp (code, "NoSuchBucket") == 0)
+      snprintf (text, sizeof text, "the bucket does not exist");
   }
   nbdkit_error ("S3: %s %s (%s): HTTP %ld%s%s%s%s", m, x->what, x->url,
                 x->status, code[0] ? " " : "", code, text[0] ? ": " : "", text);
