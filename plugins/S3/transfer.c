@@ -9,12 +9,22 @@
  * connections alive in the multi handle's cache between requests.
  */
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* TCP_QUICKACK */
+#endif
+
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
@@ -86,6 +96,87 @@ write_cb (char *data, size_t size, size_t nmemb, void *opaque)
   return len;
 }
 
+/* The sockets of the connections libcurl opened, with their local
+ * ports (0: not looked up yet), for header_cb.
+ */
+struct sock {
+  curl_socket_t fd;
+  long port;
+};
+static struct sock *socks;
+static size_t n_socks;
+
+static int
+sockopt_cb (void *opaque, curl_socket_t fd, curlsocktype purpose)
+{
+  struct sock *p = realloc (socks, (n_socks + 1) * sizeof *p);
+
+  (void)opaque;
+  (void)purpose;
+  if (p) {
+    socks = p;
+    socks[n_socks++] = (struct sock){ .fd = fd };
+  }
+  return CURL_SOCKOPT_OK;
+}
+
+static int
+closesocket_cb (void *opaque, curl_socket_t fd)
+{
+  (void)opaque;
+  for (size_t i = 0; i < n_socks; i++)
+    if (socks[i].fd == fd) {
+      socks[i] = socks[--n_socks];
+      break;
+    }
+  return close (fd);
+}
+
+static curl_socket_t
+socket_of_port (long port)
+{
+  for (size_t i = 0; i < n_socks; i++) {
+    if (socks[i].port == 0) {
+      struct sockaddr_storage ss;
+      socklen_t len = sizeof ss;
+      if (getsockname (socks[i].fd, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET)
+          socks[i].port = ntohs (((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+          socks[i].port = ntohs (((struct sockaddr_in6 *)&ss)->sin6_port);
+      }
+    }
+    if (socks[i].port == port)
+      return socks[i].fd;
+  }
+  return CURL_SOCKET_BAD;
+}
+
+/* At the end of a response's headers, acknowledge them at once.  A
+ * server that writes the headers and a short body separately (radosgw
+ * does, for ranged and error answers) holds the body back (Nagle)
+ * until the headers are acknowledged, and a delayed ACK would cost
+ * 40 ms a request on a kept-alive connection.  libcurl does not tell
+ * the socket during a transfer, but tells the local port.
+ */
+static size_t
+header_cb (char *data, size_t size, size_t nmemb, void *opaque)
+{
+  struct xfer *x = opaque;
+  size_t len = size * nmemb;
+  long port = 0;
+
+  if (len == 2 && data[0] == '\r' && data[1] == '\n'
+      && curl_easy_getinfo (x->easy, CURLINFO_LOCAL_PORT, &port) == CURLE_OK
+      && port > 0) {
+    curl_socket_t fd = socket_of_port (port);
+    int one = 1;
+    if (fd != CURL_SOCKET_BAD)
+      setsockopt (fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+  }
+  return len;
+}
+
 static size_t
 read_cb (char *data, size_t size, size_t nmemb, void *opaque)
 {
@@ -136,6 +227,10 @@ start (struct xfer *x)
   curl_easy_setopt (c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
   curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt (c, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt (c, CURLOPT_HEADERFUNCTION, header_cb);
+  curl_easy_setopt (c, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt (c, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
+  curl_easy_setopt (c, CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
 
   /* The payload is not hashed (S3 allows that for every request):
    * libcurl signs this header's value instead of hashing the body.
@@ -331,6 +426,9 @@ xfer_stop (void)
   if (multi)
     curl_multi_cleanup (multi);
   multi = NULL;
+  free (socks);
+  socks = NULL;
+  n_socks = 0;
 }
 
 int
