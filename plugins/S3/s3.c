@@ -217,9 +217,12 @@ s3_read (void *buf, uint64_t count, uint64_t offset, struct nbdkit_read *rd)
   uint64_t osz = cfg.single ? READ_PIECE : cfg.object_size;
   uint64_t first = offset / osz, last = (offset + count - 1) / osz;
   size_t n = last - first + 1;
-  struct xfer *xs = calloc (n, sizeof *xs);
+  struct xfer *xs;
   int r = -1, err = 0;
 
+  if (count == 0)
+    return 0;
+  xs = calloc (n, sizeof *xs);
   if (xs == NULL) {
     nbdkit_error ("S3: out of memory");
     return -1;
@@ -347,13 +350,18 @@ update (const char *data, uint64_t count, uint64_t offset, bool whole_only)
   uint64_t osz = cfg.object_size;
   uint64_t first = offset / osz, last = (offset + count - 1) / osz;
   size_t n = last - first + 1, m = 0;
-  struct piece *p = calloc (n, sizeof *p);
-  bool *missing = calloc (n, sizeof *missing);
-  struct xfer *xs = calloc (n, sizeof *xs);
+  struct piece *p;
+  bool *missing;
+  struct xfer *xs;
   struct range_lock held;
   bool partial = false;
   int r = -1, err = 0;
 
+  if (count == 0)
+    return 0;
+  p = calloc (n, sizeof *p);
+  missing = calloc (n, sizeof *missing);
+  xs = calloc (n, sizeof *xs);
   if (p == NULL || missing == NULL || xs == NULL) {
     nbdkit_error ("S3: out of memory");
     goto out_free;
