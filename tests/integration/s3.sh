@@ -119,7 +119,29 @@ cmp one.img one-back.img || fail "single object read differs"
 nbdsh_u "$uri" -c 'assert h.is_read_only()'
 stop_nbdkit "$pid"
 
-# 5. Errors, each logged with the bucket and the reason.
+# 5. Credentials from a credentials file (profile=) and from the
+# environment, without access-key=.
+cat > creds <<CREDS
+[default]
+aws_access_key_id = nobody
+aws_secret_access_key = wrong
+
+[rgw]
+aws_access_key_id = $RGW_ACCESS_KEY
+aws_secret_access_key = $RGW_SECRET_KEY
+CREDS
+start_nbdkit creds S3 endpoint-url=$RGW_ENDPOINT credentials-file=$tmpdir/creds \
+  profile=rgw bucket=disks key=single/obj
+t nbdcopy "$uri" creds.img
+cmp one.img creds.img || fail "read with credentials-file= profile= differs"
+stop_nbdkit "$pid"
+AWS_ACCESS_KEY_ID=$RGW_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$RGW_SECRET_KEY \
+  HOME=$tmpdir/nohome start_nbdkit env S3 endpoint-url=$RGW_ENDPOINT \
+  bucket=disks key=single/obj
+assert_eq "size with AWS_* credentials" "$(t nbdinfo --size "$uri")" 300000
+stop_nbdkit "$pid"
+
+# 6. Errors, each logged with the bucket and the reason.
 expect_error ()
 {
   local what="$1" pattern="$2"; shift 2
@@ -131,13 +153,16 @@ expect_error ()
   grep -Eq "$pattern" err.log || { cat err.log >&2; fail "$what: no /$pattern/ in the log"; }
   note "$what: $(grep -E "$pattern" err.log | head -1)"
 }
-expect_error "wrong secret" "bucket 'disks'.*HTTP 403 SignatureDoesNotMatch" \
+expect_error "wrong secret" "bucket 'disks'.*HTTP 403 SignatureDoesNotMatch: wrong secret-key" \
   endpoint-url=$RGW_ENDPOINT access-key=$RGW_ACCESS_KEY secret-key=wrong \
   bucket=disks key=vm/disk size=$size object-size=$osz
 expect_error "missing bucket" "bucket 'nosuch'.*HTTP 404 NoSuchBucket" \
   $args bucket=nosuch key=vm/disk size=$size object-size=$osz
 expect_error "missing object" "object 'single/none' in bucket 'disks'.*HTTP 404" \
   $args bucket=disks key=single/none
+expect_error "wrong profile" "bucket 'disks'.*HTTP 403 InvalidAccessKeyId" \
+  endpoint-url=$RGW_ENDPOINT credentials-file=$tmpdir/creds \
+  bucket=disks key=vm/disk size=$size object-size=$osz
 port=$(free_port)
 expect_error "unreachable endpoint" "127.0.0.1:$port.*(connect|refused)" \
   endpoint-url=http://127.0.0.1:$port access-key=a secret-key=b \
