@@ -10,7 +10,8 @@
  * 16 lowercase hex digits, as nbdkit's Python S3 plugin names them, so
  * the two plugins read each other's disks), each object-size bytes.  A
  * missing object reads as zeroes; trimming or zeroing a whole object
- * deletes it, and so does writing zeroes over all of it.
+ * deletes it, and so does writing zeroes over all of it.  Block status
+ * comes from listing the bucket.
  *
  * Each NBD request becomes one HTTP request per object it touches,
  * all sent at once (transfer.c).  A write that covers part of an
@@ -560,6 +561,87 @@ s3_write (const void *buf, uint64_t count, uint64_t offset)
   return update (buf, count, offset, false);
 }
 
+/* Which objects of [OFFSET, OFFSET+COUNT) exist, from one page of a
+ * listing (1000 objects): existing objects are data, the others holes.
+ * A truncated listing answers up to the last object it names; the
+ * client asks again for the rest.
+ */
+static int
+s3_extents_op (uint64_t count, uint64_t offset, struct nbdkit_extents *ext)
+{
+  uint64_t osz = cfg.object_size, nobj = cfg.size / osz;
+  uint64_t a = offset / osz, b = (offset + count + osz - 1) / osz, next = a;
+  char *start = a > 0 ? object_name (a - 1) : NULL, *prefix = NULL;
+  char *token = NULL;
+  bool past = false, failed = false;
+  int r = -1;
+
+  if (b > nobj)
+    b = nobj;
+  if ((a > 0 && start == NULL) || asprintf (&prefix, "%s/", cfg.key) == -1) {
+    nbdkit_error ("S3: out of memory");
+    prefix = NULL;
+    goto out;
+  }
+  do {
+    char **keys = NULL;
+    size_t nkeys = 0, plen = strlen (prefix);
+
+    if (list_page (prefix, start, &token, &keys, &nkeys, 1000) == -1) {
+      for (size_t k = 0; k < nkeys; k++)
+        free (keys[k]);
+      free (keys);
+      goto out;
+    }
+    for (size_t k = 0; k < nkeys; k++) {
+      const char *hex = keys[k] + plen;
+      char *end;
+      uint64_t i;
+
+      if (past || failed || strlen (hex) != 16
+          || !isxdigit ((unsigned char)hex[0]))
+        continue;
+      i = strtoull (hex, &end, 16);
+      if (*end != '\0' || i < next)
+        continue;
+      if (i >= b) {
+        past = true;
+        continue;
+      }
+      if (i > next
+          && nbdkit_add_extent (ext, next * osz, (i - next) * osz,
+                                NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO)
+                 == -1)
+        failed = true;
+      if (nbdkit_add_extent (ext, i * osz, osz, 0) == -1)
+        failed = true;
+      next = i + 1;
+    }
+    for (size_t k = 0; k < nkeys; k++)
+      free (keys[k]);
+    free (keys);
+    if (failed)
+      goto out;
+    /* Stop at the end of the range, or once something is answered. */
+    if (past || next > a)
+      break;
+  } while (token);
+  /* Past the last object listed, up to B: holes, if the listing
+   * reached B or ended.
+   */
+  if ((past || token == NULL) && next < b
+      && nbdkit_add_extent (ext, next * osz, (b - next) * osz,
+                            NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO)
+             == -1)
+    goto out;
+  r = 0;
+out:
+  free (start);
+  free (prefix);
+  free (token);
+  return r;
+}
+
 /* Check the bucket and the credentials with a one-key listing; in
  * single-object mode, find the object's size.
  */
@@ -740,6 +822,22 @@ s3_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
 }
 
 static int
+s3_can_extents (void *handle)
+{
+  (void)handle;
+  return cfg.single ? NBDKIT_EXTENTS_NONE : NBDKIT_EXTENTS_NATIVE;
+}
+
+static int
+s3_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
+            struct nbdkit_extents *ext)
+{
+  (void)handle;
+  (void)flags;
+  return s3_extents_op (count, offset, ext);
+}
+
+static int
 s3_flush (void *handle, uint32_t flags)
 {
   (void)handle;
@@ -792,6 +890,8 @@ static struct nbdkit_plugin plugin = {
   .flush = s3_flush,
   .trim = s3_trim_cb,
   .zero = s3_zero_cb,
+  .can_extents = s3_can_extents,
+  .extents = s3_extents,
   .pread_fills_buffer = 1,
 };
 

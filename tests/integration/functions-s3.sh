@@ -65,5 +65,10 @@ s3_setup ()
 {
   . "$SRCDIR/tests/services/ceph.sh"
   ceph_start "$tmpdir/c" --rgw --no-pool || fail "the Ceph cluster did not start"
+  # ceph_start's EXIT trap runs "(exit $rc)" before the previous trap
+  # (functions.sh's _cleanup); under set -e a failing test's status
+  # ends the trap there and the servers the test started are never
+  # killed.  The same order, without set -e:
+  trap '_s3_rc=$?; set +e; ceph_stop; (exit $_s3_rc); _cleanup' EXIT
   S3ARGS="endpoint-url=$RGW_ENDPOINT access-key=$RGW_ACCESS_KEY secret-key=$RGW_SECRET_KEY"
 }

@@ -23,7 +23,7 @@ args="endpoint-url=$RGW_ENDPOINT access-key=$RGW_ACCESS_KEY secret-key=+$tmpdir/
 start_nbdkit s3 S3 $args bucket=disks key=vm/disk size=$size object-size=$osz
 
 # 1. nbdcopy a sparse image: random data in objects 0-3, 10 (part of
-# it) and 31; zeroes elsewhere.
+# it) and 31; zeroes elsewhere, which become no object at all.
 truncate -s $size want.img
 head -c $((4 * osz)) /dev/urandom | dd of=want.img conv=notrunc status=none
 head -c 1000 /dev/urandom | dd of=want.img bs=1 seek=$((10 * osz + 5000)) conv=notrunc status=none
@@ -34,6 +34,26 @@ cmp want.img got.img || fail "objects in the bucket differ from the bytes writte
 keys="$(s3 keys disks vm/ | tr '\n' ' ')"
 assert_eq "objects after nbdcopy" "$keys" \
   "vm/disk/0000000000000000 vm/disk/0000000000000001 vm/disk/0000000000000002 vm/disk/0000000000000003 vm/disk/000000000000000a vm/disk/000000000000001f "
+
+# Block status comes from the listing: those objects are data, the
+# rest holes.
+t nbdsh --base-allocation -u "$uri" -c '
+OSZ, SIZE = '$osz', '$size'
+data, off = set(), 0
+def cb(meta, offset, entries, err):
+    global off
+    for i in range(0, len(entries), 2):
+        n, flags = entries[i], entries[i + 1]
+        assert off % OSZ == 0 and n % OSZ == 0, (off, n)
+        if not flags & nbd.STATE_HOLE:
+            data.update(range(off // OSZ, (off + n) // OSZ))
+        else:
+            assert flags & nbd.STATE_ZERO
+        off += n
+while off < SIZE:
+    h.block_status(SIZE - off, off, cb)
+assert data == {0, 1, 2, 3, 10, 31}, sorted(data)
+'
 
 # 2. Through nbdsh: unaligned writes across objects (read-modify-write),
 # many concurrent small writes into one object, sparse reads, zero and
