@@ -71,10 +71,12 @@ for _ in range(100):
     if \"7\" in open(\"calls\").read().split(): break
     time.sleep(0.1)
 '"
-  case "$ahead:$(calls)" in
+  # Under load the read may even come before the first block is
+  # scanned: then the scan starts at 6M.
+  case "$ahead: $(calls)" in
     true:*" 5 "*) fail "scan-ahead=true scanned 5M after the read: $(calls)" ;;
-    true:"0 "*"6 7 ") ;;
-    false:"0 1 2 3 4 5 6 7 ") ;;
+    "true: 0 "*"6 7 " | "true: 6 7 ") ;;
+    "false: 0 1 2 3 4 5 6 7 ") ;;
     *) fail "scan-ahead=$ahead: $(calls)" ;;
   esac
 done
