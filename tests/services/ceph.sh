@@ -191,7 +191,6 @@ auth service required = cephx
 auth client required = cephx
 keyring = $CEPH_KEYRING
 run dir = $CEPH_DIR/run
-admin socket = $CEPH_DIR/run/\$name.asok
 log file = $CEPH_DIR/log/\$name.log
 pid file = $CEPH_DIR/run/\$name.pid
 crash dir = $CEPH_DIR/crash
@@ -217,10 +216,12 @@ paxos min wait = 0.01
 mon osd reporter subtree level = osd
 
 [mon]
+admin socket = $CEPH_DIR/run/\$name.asok
 mon data = $CEPH_DIR/mon/\$name
 mon cluster log file = $CEPH_DIR/log/cluster.log
 
 [osd]
+admin socket = $CEPH_DIR/run/\$name.asok
 osd data = $CEPH_DIR/osd/\$id
 osd objectstore = memstore
 memstore device bytes = $(( 1 << 30 ))
@@ -229,6 +230,7 @@ osd op num threads per shard = 2
 osd fast shutdown = true
 
 [client.rgw]
+admin socket = $CEPH_DIR/run/\$name.asok
 rgw data = $CEPH_DIR/rgw
 rgw dns name = 127.0.0.1
 rgw enable usage log = false
