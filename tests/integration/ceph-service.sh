@@ -64,3 +64,45 @@ for p in $pids; do
   fi
 done
 [ -z "$(ceph_pids)" ] || fail "ceph_pids not empty after ceph_stop"
+
+# alive PID: PID runs and is not a zombie.
+alive () { [ -r /proc/$1/stat ] && [ "$(cut -d' ' -f3 /proc/$1/stat)" != Z ]; }
+
+# A script that fails under set -e: its own EXIT trap still runs, with
+# its exit status, after the cluster and its registered process stop.
+cat > inner.sh <<EOF
+set -e
+trap 'echo "own trap rc=\$?"' EXIT
+. "$SRCDIR/tests/services/ceph.sh"
+ceph_start "$tmpdir/c2"
+sleep 300 &
+_pids=\$!
+echo "\$_pids \$(ceph_pids)" > inner.pids
+false
+EOF
+t bash inner.sh > inner.out 2>&1 && fail "inner.sh succeeded"
+grep -q "own trap rc=1" inner.out || { cat inner.out; fail "the script's own EXIT trap did not run with its status"; }
+for p in $(cat inner.pids); do
+  alive "$p" && fail "process $p left behind by a failing script"
+done
+
+# A script killed with SIGKILL: the watchdog kills the daemons.
+cat > killed.sh <<EOF
+. "$SRCDIR/tests/services/ceph.sh"
+ceph_start "$tmpdir/c3" || exit 1
+ceph_pids > killed.pids
+exec sleep 300
+EOF
+bash killed.sh > killed.out 2>&1 &
+kpid=$!
+for _ in $(seq 300); do [ -s killed.pids ] && break; sleep 0.1; done
+[ -s killed.pids ] || { cat killed.out; fail "killed.sh: no cluster"; }
+kill -9 $kpid
+wait $kpid 2>/dev/null || true
+for _ in $(seq 30); do
+  left=""
+  for p in $(cat killed.pids); do alive "$p" && left="$left $p"; done
+  [ -z "$left" ] && break
+  sleep 0.1
+done
+[ -z "$left" ] || fail "daemons$left outlived a killed script"
