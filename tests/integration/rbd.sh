@@ -8,7 +8,8 @@
 #   `rbd export` reads as zeroes; zero without may-trim is refused to
 #   fast-zero requests and still zeroes;
 # - a snapshot is served read-only with the data of its time;
-# - namespace= finds an image in a RADOS namespace;
+# - namespace= finds an image in a RADOS namespace; a user with
+#   read-only caps gets the image read-only;
 # - a missing image, pool or snapshot, a wrong or broken keyring and an
 #   unreachable monitor each fail at start-up with a message naming
 #   what is wrong, within the connect timeout.
@@ -64,13 +65,15 @@ t qemu-img convert -n -f raw -O raw q.img "$uri"
 t rbd export --no-progress rbd/disk exp3.img
 cmp -n $((8 * M)) q.img exp3.img || fail "rbd export differs from what qemu-img wrote"
 
-# Trim whole objects (4 MiB) at 12M..20M, zero 20M..24M (may trim) and
-# 8M..8M+64K without may-trim; fast zero without may-trim is refused.
+# Trim whole objects (4 MiB) at 12M..20M, zero 20M..24M (may trim),
+# 8M..8M+64K and 36M..40M without may-trim (allocated: data in the
+# map); fast zero without may-trim is refused.
 t nbdsh -u "$uri" -c "
 import errno
 h.trim(8 * 2**20, 12 * 2**20)
 h.zero(4 * 2**20, 20 * 2**20)
 h.zero(65536, 8 * 2**20, nbd.CMD_FLAG_NO_HOLE)
+h.zero(4 * 2**20, 36 * 2**20, nbd.CMD_FLAG_NO_HOLE)
 try:
     h.zero(65536, 9 * 2**20, nbd.CMD_FLAG_NO_HOLE | nbd.CMD_FLAG_FAST_ZERO)
     raise SystemExit('fast zero without may-trim was accepted')
@@ -83,6 +86,7 @@ h.flush()
 t rbd export --no-progress rbd/disk exp4.img
 cmp -n $((12 * M)) -i $((12 * M)):0 exp4.img /dev/zero || fail "trimmed/zeroed range 12M..24M not zero in rbd export"
 cmp -n 65536 -i $((8 * M)):0 exp4.img /dev/zero || fail "zeroed 64K at 8M not zero in rbd export"
+cmp -n $((4 * M)) -i $((36 * M)):0 exp4.img /dev/zero || fail "zeroed 36M..40M not zero in rbd export"
 cmp -n $((M - 65536)) -i $((8 * M + 65536)):$((8 * M + 65536)) exp4.img in.img ||
   fail "zero touched bytes after its range"
 t nbdinfo --map --json "$uri" > map.json
@@ -97,9 +101,10 @@ def type_at(off):
     raise SystemExit("no extent at %d" % off)
 # Trimmed and zeroed whole objects are holes; written data is data; the
 # never-written tail is a hole.
+# Zeroes written without may-trim stay allocated.
 for off in (12 * M, 16 * M, 20 * M, 23 * M, 40 * M, 63 * M):
     assert type_at(off) == 3, (off, type_at(off))
-for off in (0, 5 * M, 9 * M, 30 * M):
+for off in (0, 5 * M, 9 * M, 30 * M, 37 * M):
     assert type_at(off) == 0, (off, type_at(off))
 EOF
 
@@ -139,6 +144,14 @@ t nbdcopy ns.img "$uri"
 stop_nbdkit "$pid"
 t rbd export --no-progress rbd/ns1/inner ns-exp.img
 cmp ns.img ns-exp.img || fail "namespace image differs"
+
+# A user with read-only caps gets the image read-only.
+t ceph auth get-or-create client.ro mon 'profile rbd' osd 'profile rbd-read-only' > ro.keyring
+start_nbdkit ro rbd rbd/disk conf="$CEPH_CONF" id=ro keyring="$tmpdir/ro.keyring"
+t nbdinfo "$uri" | grep -q 'is_read_only: true' || fail "read-only user: export not read-only"
+t nbdcopy "$uri" ro.img
+cmp ro.img head.img || fail "read-only user reads differ from rbd export"
+stop_nbdkit "$pid"
 
 # Failures at start-up: exit status 1 and a message naming the problem.
 # expect_fail PATTERN ARGS...: the server must fail with PATTERN in stderr.
