@@ -34,7 +34,9 @@
 #   RGW_ACCESS_KEY, RGW_SECRET_KEY   keys of the S3 user "test"
 #
 # ceph_start also puts ceph_stop in front of the shell's EXIT trap
-# (set your own trap before calling it; the exit status is kept), and
+# (set your own trap before calling it; the exit status is kept; the
+# processes registered with functions.sh's register_pid are sent
+# SIGTERM first, while the cluster still answers), and
 # starts a watchdog that kills the daemons if the shell dies without
 # running its traps: no daemon outlives the test.
 #
@@ -90,7 +92,8 @@ _ceph_guard ()
     local old
     old="$(trap -p EXIT | sed -e "s/^trap -- '//" -e "s/' EXIT\$//")"
     # shellcheck disable=SC2064
-    trap "_ceph_rc=\$?; ceph_stop; (exit \$_ceph_rc); $old" EXIT
+    # set +e: under set -e, "(exit RC)" would end the trap before OLD.
+    trap "_ceph_rc=\$?; set +e; _ceph_stop_clients; ceph_stop; (exit \$_ceph_rc); $old" EXIT
     _ceph_trapped=1
   fi
   local shell=$$ pidfile="$CEPH_DIR/run/pids"
@@ -101,6 +104,22 @@ _ceph_guard ()
   ) >/dev/null 2>&1 </dev/null &
   _ceph_watchdog=$!
   disown $!
+}
+
+# _ceph_stop_clients: SIGTERM the processes the test registered with
+# functions.sh (register_pid: servers using the cluster) and give them
+# 3 s, before the cluster goes: without it, a librados client can hang
+# in its shutdown until killed.
+_ceph_stop_clients ()
+{
+  local p
+  for p in ${_pids:-}; do kill "$p" 2>/dev/null; done
+  for _ in $(seq 30); do
+    local alive=0
+    for p in ${_pids:-}; do _ceph_alive "$p" && alive=1; done
+    [ $alive = 0 ] && return 0
+    sleep 0.1
+  done
 }
 
 # _ceph_alive PID: PID runs (and is not a zombie).
@@ -191,7 +210,6 @@ auth service required = cephx
 auth client required = cephx
 keyring = $CEPH_KEYRING
 run dir = $CEPH_DIR/run
-admin socket = $CEPH_DIR/run/\$name.asok
 log file = $CEPH_DIR/log/\$name.log
 pid file = $CEPH_DIR/run/\$name.pid
 crash dir = $CEPH_DIR/crash
@@ -217,10 +235,12 @@ paxos min wait = 0.01
 mon osd reporter subtree level = osd
 
 [mon]
+admin socket = $CEPH_DIR/run/\$name.asok
 mon data = $CEPH_DIR/mon/\$name
 mon cluster log file = $CEPH_DIR/log/cluster.log
 
 [osd]
+admin socket = $CEPH_DIR/run/\$name.asok
 osd data = $CEPH_DIR/osd/\$id
 osd objectstore = memstore
 memstore device bytes = $(( 1 << 30 ))
@@ -229,6 +249,7 @@ osd op num threads per shard = 2
 osd fast shutdown = true
 
 [client.rgw]
+admin socket = $CEPH_DIR/run/\$name.asok
 rgw data = $CEPH_DIR/rgw
 rgw dns name = 127.0.0.1
 rgw enable usage log = false
