@@ -486,7 +486,8 @@ l_reload (struct layer *l)
     return -1;
   }
   slot = host_new_slot (l->slot);
-  if (slot == -1 || host_load_script (slot, host_script_path (l->slot), 1) == -1) {
+  if (slot == -1
+      || host_load_script (slot, host_script_path (l->slot), 1) == -1) {
     free (cbs);
     return -1;
   }

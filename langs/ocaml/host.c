@@ -790,6 +790,8 @@ host_load_script (int slot, const char *path, int filter)
   abs = nbdkit_realpath (path);
   if (abs == NULL)
     return -1;
+  /* --watch: a change reloads, even if this version fails. */
+  nbdkit_watch_file (abs);
   plen = strlen (abs);
   if (plen > 5 && strcmp (abs + plen - 5, ".cmxs") == 0) {
     /* Built already (against the same NBDKit.cmi): load as it is. */

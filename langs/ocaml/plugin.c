@@ -350,7 +350,8 @@ op_reload (void)
     return -1;
   }
   n->slot = host_new_slot (0);
-  if (n->slot == -1 || host_load_script (n->slot, host_script_path (0), 0) == -1) {
+  if (n->slot == -1
+      || host_load_script (n->slot, host_script_path (0), 0) == -1) {
     free (n);
     return -1;
   }
@@ -365,14 +366,13 @@ op_reload (void)
   a[0] = Val_unit;
   ok = ok
        && (n->cb[CB_config_complete] == NULL
-           || host_call (0, "config_complete", n->cb[CB_config_complete], 1,
-                         a, NULL)
+           || host_call (0, "config_complete", n->cb[CB_config_complete], 1, a,
+                         NULL)
                   == 0);
   a[0] = Val_int (final_model);
   ok = ok
        && (n->cb[CB_get_ready] == NULL
-           || host_call (0, "get_ready", n->cb[CB_get_ready], 1, a, NULL)
-                  == 0);
+           || host_call (0, "get_ready", n->cb[CB_get_ready], 1, a, NULL) == 0);
   if (ok) {
     cur = n;
     nbdkit_debug ("%s: reloaded (slot %d)", host_script_path (0), n->slot);
@@ -525,8 +525,8 @@ op_export_description (void *handle)
   const char *r = NULL;
 
   host_enter ();
-  if (host_call (0, "export_description", HCB (handle, CB_export_description), 1, a,
-                 &res)
+  if (host_call (0, "export_description", HCB (handle, CB_export_description),
+                 1, a, &res)
       == 0)
     r = host_description (interned ("export_description", res));
   host_leave ();
