@@ -166,6 +166,13 @@ extern int nbdkit_read_password (const char *value, char **password);
 extern char *nbdkit_absolute_path (const char *path);
 extern char *nbdkit_realpath (const char *path);
 
+/* Name a file the caller's code comes from (a script): with --watch,
+ * the server reloads (as on SIGHUP) when it changes.  Call it again
+ * after each reload; a file named twice is watched once.  -1 (logged)
+ * if the file does not exist.
+ */
+extern int nbdkit_watch_file (const char *path);
+
 /* Whether stdin and stdout belong to the plugin (not with -s). */
 extern int nbdkit_stdio_safe (void);
 

@@ -245,7 +245,7 @@ out_of_resources (int err)
 int
 listen_loop (struct server *s)
 {
-  struct pollfd pfd[MAX_LISTEN_FDS + 2];
+  struct pollfd pfd[MAX_LISTEN_FDS + 3];
   int n = s->nlisten_fds;
   bool starved = false; /* the last accept ran out of descriptors */
 
@@ -257,6 +257,9 @@ listen_loop (struct server *s)
   pfd[n].events = POLLIN;
   pfd[n + 1].fd = s->reload_pipe[0];
   pfd[n + 1].events = POLLIN;
+  /* --watch: -1 (which poll skips) without it. */
+  pfd[n + 2].fd = watch_start (s);
+  pfd[n + 2].events = POLLIN;
 
   while (!atomic_load (&s->quit)) {
     /* Out of descriptors, wait for the quit pipe only, for a while:
@@ -266,7 +269,7 @@ listen_loop (struct server *s)
       if (poll (&pfd[n], 1, ACCEPT_BACKOFF_MS) == 1)
         break;
     }
-    if (poll (pfd, n + 2, -1) == -1) {
+    if (poll (pfd, n + 3, watch_timeout (s)) == -1) {
       if (errno == EINTR)
         continue;
       log_error (s, "poll: %m");
@@ -281,6 +284,13 @@ listen_loop (struct server *s)
       char buf[64];
       while (read (s->reload_pipe[0], buf, sizeof buf) > 0)
         ;
+      server_reload (s);
+      continue;
+    }
+    if (pfd[n + 2].revents)
+      watch_read (s);
+    if (watch_due (s)) {
+      log_debug (s, "--watch: a script changed: reloading");
       server_reload (s);
       continue;
     }

@@ -30,6 +30,7 @@ enum {
   OPT_RUN,
   OPT_TIMEOUT,
   OPT_KEEPALIVE,
+  OPT_WATCH,
   OPT_VSOCK,
   OPT_SWAP,
   OPT_TLS,
@@ -64,6 +65,7 @@ static const struct option long_opts[] = {
   { "ipv4-only", no_argument, NULL, '4' },
   { "ipv6-only", no_argument, NULL, '6' },
   { "keepalive", no_argument, NULL, OPT_KEEPALIVE },
+  { "watch", no_argument, NULL, OPT_WATCH },
   { "log", required_argument, NULL, OPT_LOG },
   { "long-options", no_argument, NULL, OPT_LONG_OPTIONS },
   { "mask-handshake", required_argument, NULL, OPT_MASK_HANDSHAKE },
@@ -147,6 +149,8 @@ usage (FILE *fp)
       "  -t, --threads N        threads per connection (default 16)\n"
       "  --timeout SECS         drop clients whose handshake takes longer\n"
       "  --keepalive            TCP keepalive on client sockets\n"
+      "  --watch                reload the scripts (as on SIGHUP) when one\n"
+      "                         of their files changes\n"
       "  --print-uri            print the URI clients connect to\n"
       "Protocol:\n"
       "  -e, --exportname NAME  export name for $uri and --no-handshake\n"
@@ -474,6 +478,9 @@ options_parse (struct server *s, int argc, char **argv, struct cmdline *cl,
         break;
       case OPT_KEEPALIVE:
         o->keepalive = true;
+        break;
+      case OPT_WATCH:
+        o->watch = true;
         break;
       case OPT_LOG:
         if (strcmp (optarg, "stderr") == 0)

@@ -1,8 +1,9 @@
-/* reload.c: SIGHUP loads the code of every layer that can reload (the
- * language hosts: their scripts) again.  Connections opened afterwards
- * use the new code; those already open finish on the old one, which
- * the layer keeps until they close.  A layer whose new code fails to
- * load says why and goes on serving the old code.
+/* reload.c: SIGHUP (or --watch, watch.c) loads the code of every
+ * layer that can reload (the language hosts: their scripts) again.
+ * Connections opened afterwards use the new code; those already open
+ * finish on the old one, which the layer keeps until they close.  A
+ * layer whose new code fails to load says why and goes on serving the
+ * old code.
  */
 
 #include "internal.h"
@@ -29,5 +30,5 @@ server_reload (struct server *s)
       done++;
     }
   }
-  log_debug (s, "SIGHUP: %u layer(s) reloaded, %u failed", done, failed);
+  log_debug (s, "reload: %u layer(s) reloaded, %u failed", done, failed);
 }

@@ -60,6 +60,7 @@ server_free (struct server *s)
   if (s == NULL)
     return;
   signals_forget (s);
+  watch_free (s);
   for (size_t i = 0; i < s->ninterned; i++)
     free (s->interned[i]);
   free (s->interned);

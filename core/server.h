@@ -60,6 +60,7 @@ struct server_options {
   bool no_eh;          /* refuse extended headers */
   unsigned timeout;    /* handshake timeout in seconds, 0 none */
   bool keepalive;
+  bool watch; /* --watch: reload when a script changes (watch.c) */
   const char *user, *group;
   bool reverse;  /* --reverse: connect out to the client */
   bool mlock;    /* --swap: mlockall, to serve swap space */
@@ -107,6 +108,7 @@ struct server {
   struct captive *captive; /* the --run command's waiter (server.c) */
   int quit_pipe[2];        /* written once to wake every poll */
   int reload_pipe[2];      /* SIGHUP: the accept loop reloads (reload.c) */
+  struct watcher *watcher; /* files to watch (watch.c), made with lock */
 
   pthread_mutex_t lock; /* protects the fields below */
   pthread_cond_t cond;
@@ -259,6 +261,19 @@ extern void signals_forget (struct server *s);
 
 /* Load every layer's code again, where a layer can (reload.c). */
 extern void server_reload (struct server *s);
+
+/* ---- watch.c: --watch, reloading when a script changes ---- */
+/* Remember PATH, which a layer's code comes from. */
+extern int watch_add (struct server *s, const char *path);
+/* The inotify descriptor the accept loop polls, or -1 without --watch. */
+extern int watch_start (struct server *s);
+/* Read its events (a watched file changed: a reload is due soon). */
+extern void watch_read (struct server *s);
+/* Milliseconds until the reload is due, for poll; -1 if none. */
+extern int watch_timeout (struct server *s);
+/* Whether the reload is due now (then it is no longer). */
+extern bool watch_due (struct server *s);
+extern void watch_free (struct server *s);
 extern void server_quit_from_anywhere (void);
 
 /* ---- background.c, usergroup.c: the serving process itself ---- */

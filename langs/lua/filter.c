@@ -28,7 +28,6 @@
 #include <nbdkit-filter.h>
 
 #include "next.h"
-#include "reload.h"
 
 /* clang-format off */
 /* The filter ABI's callbacks, with the meta-context pair. */
@@ -59,7 +58,6 @@ struct layer {
   struct nbdkit_filter filter;
   struct lhost *host; /* the newest script's */
   int init_failed;
-  int reload_seen; /* SIGHUPs acted on */
 };
 static struct layer layers[MAX_LAYERS];
 static int nlayers;
@@ -141,7 +139,7 @@ drop_missing (struct layer *l)
 #define DROP(n) if (!host_has (CB_##n) && !asked_once (CB_##n)) l->filter.n = NULL;
   FILTER_OPTIONAL_CALLBACKS (DROP) DROP (meta_context) DROP (meta_extents)
 #undef DROP
-  /* Always: it starts watching for reloads. */
+  /* Always: it records the thread model for reloads. */
   l->filter.get_ready = get_ready;
   /* clang-format on */
 }
@@ -225,44 +223,62 @@ static int
 lf_get_ready (struct layer *l, int model)
 {
   host_set_model (model, CB_load, CB_config, CB_config_complete, CB_get_ready);
-  reload_watch ();
   return host_has (CB_get_ready) ? call_get_ready (CB_get_ready, model) : 0;
 }
 
-/* Reloading (see reload.h): the next connection to open after SIGHUP
- * reloads each layer's script (host_reload); if it loads, that
- * connection and later ones use it, while open ones keep theirs.  A
- * script that fails is reported and changes nothing.
+/* Reloading (the server calls it on SIGHUP, see "reload" in
+ * abi/README.md): each layer's script read again into a new
+ * interpreter (host_reload), at once; if it loads, connections opened
+ * afterwards use it, while open ones keep theirs until they close.  A
+ * script that fails is reported (its file and line) and changes
+ * nothing.
  */
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Taken to pick a layer's interpreter and count a user of it, and to
+ * replace it, so that it is not closed in between.
+ */
+static pthread_mutex_t publish_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void
-maybe_reload (struct layer *l)
+/* L's current interpreter, with one more user (host_use_count -1 when
+ * done).
+ */
+static struct lhost *
+take_host (struct layer *l)
 {
-  struct lhost *n;
+  struct lhost *h;
 
-  if (reload_hup == l->reload_seen)
-    return;
+  pthread_mutex_lock (&publish_lock);
+  h = l->host;
+  host_use_count (h, 1);
+  pthread_mutex_unlock (&publish_lock);
+  return h;
+}
+
+static int
+lf_reload (struct layer *l)
+{
+  struct lhost *n, *old;
+
   pthread_mutex_lock (&reload_lock);
-  if (reload_wanted (&l->reload_seen)) {
-    HOST_USE (l->host);
-    nbdkit_debug ("%s: SIGHUP: reloading", host_script_path ());
+  old = l->host;
+  {
+    HOST_USE (old);
+    nbdkit_debug ("%s: reloading", host_script_path ());
     n = host_reload (NULL, 0);
-    if (n) {
-      struct lhost *old = l->host;
-      {
-        HOST_USE (n);
-        host_set_answers_alone (host_has (CB_get_size) && host_has (CB_pread));
-      }
-      __atomic_store_n (&l->host, n, __ATOMIC_RELEASE);
-      host_retire (old);
+  }
+  if (n) {
+    {
+      HOST_USE (n);
+      host_set_answers_alone (host_has (CB_get_size) && host_has (CB_pread));
       nbdkit_debug ("%s: reloaded", host_script_path ());
-    } else
-      nbdkit_error ("%s: reloading failed: the script loaded before"
-                    " keeps serving",
-                    host_script_path ());
+    }
+    pthread_mutex_lock (&publish_lock);
+    l->host = n;
+    pthread_mutex_unlock (&publish_lock);
+    host_retire (old);
   }
   pthread_mutex_unlock (&reload_lock);
+  return n ? 0 : -1;
 }
 
 static int
@@ -726,33 +742,57 @@ static const struct nbdkit_filter template = {
   }                                                                            \
   static int preconnect_##i (nbdkit_backend *b, int ro)                        \
   {                                                                            \
-    maybe_reload (&layers[i]);                                                 \
-    HOST_USE (layers[i].host);                                                 \
-    return lf_preconnect (&layers[i], b, ro);                                  \
+    struct lhost *h_ = take_host (&layers[i]);                                 \
+    int r_;                                                                    \
+    {                                                                          \
+      HOST_USE (h_);                                                           \
+      r_ = lf_preconnect (&layers[i], b, ro);                                  \
+    }                                                                          \
+    host_use_count (h_, -1);                                                   \
+    return r_;                                                                 \
   }                                                                            \
   static int list_exports_##i (nbdkit_backend *b, int ro, int tls,             \
                                struct nbdkit_exports *e)                       \
   {                                                                            \
-    maybe_reload (&layers[i]);                                                 \
-    HOST_USE (layers[i].host);                                                 \
-    return lf_list_exports (&layers[i], b, ro, tls, e);                        \
+    struct lhost *h_ = take_host (&layers[i]);                                 \
+    int r_;                                                                    \
+    {                                                                          \
+      HOST_USE (h_);                                                           \
+      r_ = lf_list_exports (&layers[i], b, ro, tls, e);                        \
+    }                                                                          \
+    host_use_count (h_, -1);                                                   \
+    return r_;                                                                 \
   }                                                                            \
   static const char *default_export_##i (nbdkit_backend *b, int ro, int tls)   \
   {                                                                            \
-    maybe_reload (&layers[i]);                                                 \
-    HOST_USE (layers[i].host);                                                 \
-    return lf_default_export (&layers[i], b, ro, tls);                         \
+    struct lhost *h_ = take_host (&layers[i]);                                 \
+    const char *r_;                                                            \
+    {                                                                          \
+      HOST_USE (h_);                                                           \
+      r_ = lf_default_export (&layers[i], b, ro, tls);                         \
+    }                                                                          \
+    host_use_count (h_, -1);                                                   \
+    return r_;                                                                 \
   }                                                                            \
   static void *open_##i (nbdkit_context *c, int ro, const char *n, int tls)    \
   {                                                                            \
-    maybe_reload (&layers[i]);                                                 \
-    HOST_USE (layers[i].host);                                                 \
-    return lf_open (&layers[i], c, ro, n, tls);                                \
+    struct lhost *h_ = take_host (&layers[i]);                                 \
+    void *r_;                                                                  \
+    {                                                                          \
+      HOST_USE (h_);                                                           \
+      r_ = lf_open (&layers[i], c, ro, n, tls);                                \
+    }                                                                          \
+    host_use_count (h_, -1);                                                   \
+    return r_;                                                                 \
   }                                                                            \
   static const char *meta_context_##i (void)                                   \
   {                                                                            \
     HOST_USE (layers[i].host);                                                 \
     return lf_meta_context (&layers[i]);                                       \
+  }                                                                            \
+  static int reload_##i (void)                                                 \
+  {                                                                            \
+    return lf_reload (&layers[i]);                                             \
   }                                                                            \
   static void bind_##i (struct nbdkit_filter *f)                               \
   {                                                                            \
@@ -771,6 +811,7 @@ static const struct nbdkit_filter template = {
     f->default_export = default_export_##i;                                    \
     f->open = open_##i;                                                        \
     f->meta_context = meta_context_##i;                                        \
+    f->reload = reload_##i;                                                    \
   }
 /* clang-format off */
 #define LAYERS(X)                                                       \

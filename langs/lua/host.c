@@ -509,6 +509,8 @@ host_load_script (const char *path, const char *const *names, size_t n)
     free (abs);
     return -1;
   }
+  /* --watch: a change reloads, even if this version fails. */
+  nbdkit_watch_file (abs);
   {
     char chunk[8192];
     size_t k;

@@ -23,8 +23,6 @@
 
 #include <nbdkit-plugin.h>
 
-#include "reload.h"
-
 /* clang-format off */
 enum {
 #define E(n) CB_##n,
@@ -226,37 +224,52 @@ lp_thread_model (void)
                             NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS);
 }
 
-/* Reloading (see reload.h): the next connection to open after SIGHUP
- * reloads the script (host_reload) and, if it loaded, opens on it, as
- * do all later ones.  Connections already open stay on the interpreter
- * they opened on.  A script that fails to load is reported and changes
- * nothing.
+/* Reloading (the server calls it on SIGHUP, see "reload" in
+ * abi/README.md): a new interpreter from the script read again
+ * (host_reload), at once; if it loads, connections opened afterwards
+ * use it, while those already open stay on the interpreter they opened
+ * on, which closes with the last of them.  A script that fails to load
+ * is reported (its file and line) and changes nothing.
  */
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
-static int reload_seen;
+/* Taken to pick the current interpreter and count a user of it, and
+ * to replace it, so that it is not closed in between.
+ */
+static pthread_mutex_t publish_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void
-maybe_reload (void)
+/* The current interpreter, with one more user (host_use_count -1 when
+ * done).
+ */
+static struct lhost *
+take_host (void)
+{
+  struct lhost *h;
+
+  pthread_mutex_lock (&publish_lock);
+  h = host_current ();
+  host_use_count (h, 1);
+  pthread_mutex_unlock (&publish_lock);
+  return h;
+}
+
+static int
+lp_reload (void)
 {
   struct lhost *old, *n;
 
-  if (reload_hup == reload_seen)
-    return;
   pthread_mutex_lock (&reload_lock);
-  if (reload_wanted (&reload_seen)) {
-    old = host_current ();
-    nbdkit_debug ("%s: SIGHUP: reloading", host_script_path ());
-    n = host_reload (script_param, 1);
-    if (n) {
-      host_set_default (n);
-      host_retire (old);
-      nbdkit_debug ("%s: reloaded", host_script_path ());
-    } else
-      nbdkit_error ("%s: reloading failed: the script loaded before"
-                    " keeps serving",
-                    host_script_path ());
+  old = host_current ();
+  nbdkit_debug ("%s: reloading", host_script_path ());
+  n = host_reload (script_param, 1);
+  if (n) {
+    pthread_mutex_lock (&publish_lock);
+    host_set_default (n);
+    pthread_mutex_unlock (&publish_lock);
+    host_retire (old);
+    nbdkit_debug ("%s: reloaded", host_script_path ());
   }
   pthread_mutex_unlock (&reload_lock);
+  return n ? 0 : -1;
 }
 
 static int
@@ -269,8 +282,6 @@ lp_get_ready (int model)
   if (r == 0 && model == NBDKIT_THREAD_MODEL_PARALLEL)
     host_per_thread (model, CB_load, CB_config, CB_config_complete,
                      CB_get_ready);
-  if (r == 0)
-    reload_watch ();
   return r;
 }
 
@@ -289,44 +300,50 @@ lp_cleanup (void)
 static int
 lp_preconnect (int readonly)
 {
-  maybe_reload ();
-  lua_State *L = host_enter ();
+  struct lhost *h = take_host ();
   int r;
+  HOST_USE (h);
+  lua_State *L = host_enter ();
 
   host_push_cb (L, CB_preconnect);
   lua_pushboolean (L, readonly);
   r = host_call (L, 1, 0, "preconnect", NULL);
   host_leave ();
+  host_use_count (h, -1);
   return r;
 }
 
 static int
 lp_list_exports (int readonly, int is_tls, struct nbdkit_exports *x)
 {
-  maybe_reload ();
-  lua_State *L = host_enter ();
+  struct lhost *h = take_host ();
   int r;
+  HOST_USE (h);
+  lua_State *L = host_enter ();
 
   host_push_cb (L, CB_list_exports);
   lua_pushboolean (L, readonly);
   lua_pushboolean (L, is_tls);
   r = call_exports (L, 2, x);
   host_leave ();
+  host_use_count (h, -1);
   return r;
 }
 
 static const char *
 lp_default_export (int readonly, int is_tls)
 {
-  maybe_reload ();
-  lua_State *L = host_enter ();
+  struct lhost *h = take_host ();
   const char *r;
+  HOST_USE (h);
+  lua_State *L = host_enter ();
 
   host_push_cb (L, CB_default_export);
   lua_pushboolean (L, readonly);
   lua_pushboolean (L, is_tls);
   r = call_export_name (L, 2);
   host_leave ();
+  host_use_count (h, -1);
   return r;
 }
 
@@ -340,12 +357,10 @@ lp_open (int readonly, const char *exportname, int is_tls)
     nbdkit_error ("malloc: %m");
     return NULL;
   }
-  maybe_reload ();
-  h->host = host_current ();
+  h->host = take_host ();
   h->ref = LUA_REFNIL;
   h->data = NULL;
   h->len = 0;
-  host_use_count (h->host, 1);
   USE_HANDLE (h);
   if (!host_has (CB_open))
     return h;
@@ -585,6 +600,7 @@ static struct nbdkit_plugin plugin = {
   .zero = lp_zero,
   .extents = lp_extents,
   .cache = lp_cache,
+  .reload = lp_reload,
 };
 
 NBDKIT_REGISTER_PLUGIN (plugin)

@@ -46,8 +46,19 @@ struct layer {
   int slot;
   nbdkit_backend *backend; /* the layer below, once the server shows it */
   int init_failed;
-  const value *cbs[CB_COUNT];
+  /* The newest version's callbacks, which new connections open on:
+   * first's, then a reload's (each in a slot of its own).  Read and
+   * replaced with the host entered.
+   */
+  const value **cbs;
+  const value *first[CB_COUNT];
   struct nbdkit_param *params;
+  /* For reloading: each key=value given, and the thread model. */
+  struct config_item {
+    char *key, *value;
+  } * config;
+  size_t n_config;
+  int model;
 };
 static struct layer layers[MAX_LAYERS];
 static int nlayers;
@@ -67,6 +78,7 @@ static const struct nbdkit_param script_param[] = {
  */
 struct handle {
   struct layer *l;
+  const value **cbs; /* the version it opened on */
   intnat id;
 };
 
@@ -143,7 +155,7 @@ call (struct handle *h, size_t cb, nbdkit_next *next, int nargs, value *args,
   args[0] = caml_copy_nativeint ((intnat)next);
   args[1] = Val_long (h->id);
   active[nactive++] = next;
-  r = lcall (l, cb_names[cb], l->cbs[cb], nargs, args, result);
+  r = lcall (l, cb_names[cb], h->cbs[cb], nargs, args, result);
   nactive--;
   if (r == -1 && err)
     *err = errno;
@@ -206,6 +218,36 @@ drop_missing (struct layer *l)
   /* clang-format on */
 }
 
+static void
+remember (struct layer *l, const char *key, const char *value)
+{
+  struct config_item *n
+      = realloc (l->config, (l->n_config + 1) * sizeof *l->config);
+
+  if (n == NULL)
+    return;
+  l->config = n;
+  n[l->n_config].key = strdup (key);
+  n[l->n_config].value = strdup (value);
+  if (n[l->n_config].key && n[l->n_config].value)
+    l->n_config++;
+}
+
+/* key=value to the config of version CBS of L (host entered). */
+static int
+call_config (struct layer *l, const value **cbs, const char *key,
+             const char *val)
+{
+  int r;
+
+  CAMLparam0 ();
+  CAMLlocalN (a, 2);
+  a[0] = caml_copy_string (key);
+  a[1] = caml_copy_string (val);
+  r = lcall (l, "config", cbs[CB_config], 2, a, NULL);
+  CAMLreturnT (int, r);
+}
+
 static int
 l_config (struct layer *l, const char *key, const char *val)
 {
@@ -223,7 +265,7 @@ l_config (struct layer *l, const char *key, const char *val)
       return -1;
     host_enter ();
     for (size_t i = 0; i < CB_COUNT; i++)
-      l->cbs[i] = host_cb (l->slot, cb_names[i]);
+      l->first[i] = host_cb (l->slot, cb_names[i]);
     p = layer_params (l, &bad);
     host_leave ();
     if (bad)
@@ -237,15 +279,9 @@ l_config (struct layer *l, const char *key, const char *val)
                   host_script_path (l->slot));
     return -1;
   }
+  remember (l, key, val);
   host_enter ();
-  {
-    CAMLparam0 ();
-    CAMLlocalN (a, 2);
-    a[0] = caml_copy_string (key);
-    a[1] = caml_copy_string (val);
-    r = lcall (l, "config", l->cbs[CB_config], 2, a, NULL);
-    CAMLdrop;
-  }
+  r = call_config (l, l->cbs, key, val);
   host_leave ();
   return r;
 }
@@ -307,6 +343,7 @@ l_get_ready (struct layer *l, int model)
   value a[1] = { Val_int (model) };
   int r;
 
+  l->model = model;
   if (!LHAS (l, get_ready))
     return 0;
   host_enter ();
@@ -414,7 +451,8 @@ l_open (struct layer *l, nbdkit_context *ctx, int readonly,
     /* For NBDKit.next_open, and the backend for the _below functions. */
     outer = filter_open_ctx;
     filter_open_ctx = ctx;
-    r = lcall (l, "open", l->cbs[CB_open], 3, a, &res);
+    h->cbs = l->cbs;
+    r = lcall (l, "open", h->cbs[CB_open], 3, a, &res);
     filter_open_ctx = outer;
     if (r == 0)
       h->id = Long_val (res);
@@ -426,6 +464,57 @@ l_open (struct layer *l, nbdkit_context *ctx, int readonly,
     return NULL;
   }
   return h;
+}
+
+/* Reloading (the server calls it on SIGHUP, see "reload" in
+ * abi/README.md): compile the layer's script again (or take it from
+ * the cache) and load it into a new slot, then give it the same
+ * key=value parameters, config_complete and get_ready.  If all of that
+ * works, connections opened afterwards use it, while those already
+ * open keep the version they opened on.  A script that does not
+ * compile or load is reported and changes nothing.
+ */
+static int
+l_reload (struct layer *l)
+{
+  const value **cbs = calloc (CB_COUNT, sizeof *cbs);
+  value a[1];
+  int slot, ok;
+
+  if (cbs == NULL) {
+    nbdkit_error ("ocaml: reload: out of memory");
+    return -1;
+  }
+  slot = host_new_slot (l->slot);
+  if (slot == -1
+      || host_load_script (slot, host_script_path (l->slot), 1) == -1) {
+    free (cbs);
+    return -1;
+  }
+  host_enter ();
+  for (size_t i = 0; i < CB_COUNT; i++)
+    cbs[i] = host_cb (slot, cb_names[i]);
+  ok = 1;
+  for (size_t i = 0; ok && i < l->n_config; i++)
+    ok = call_config (l, cbs, l->config[i].key, l->config[i].value) == 0;
+  a[0] = Val_unit;
+  ok = ok
+       && (cbs[CB_config_complete] == NULL
+           || lcall (l, "config_complete", cbs[CB_config_complete], 1, a, NULL)
+                  == 0);
+  a[0] = Val_int (l->model);
+  ok = ok
+       && (cbs[CB_get_ready] == NULL
+           || lcall (l, "get_ready", cbs[CB_get_ready], 1, a, NULL) == 0);
+  if (ok) {
+    l->cbs = cbs;
+    nbdkit_debug ("%s: reloaded (slot %d)", host_script_path (l->slot), slot);
+  }
+  host_leave ();
+  /* A failed version stays loaded (code cannot be unloaded), unused. */
+  if (!ok)
+    free (cbs);
+  return ok ? 0 : -1;
 }
 
 /* clang-format off */
@@ -455,7 +544,8 @@ l_open (struct layer *l, nbdkit_context *ctx, int readonly,
   static const char *default_export_##i (nbdkit_backend *b, int ro, int tls)   \
   { return l_default_export (&layers[i], b, ro, tls); }                        \
   static void *open_##i (nbdkit_context *c, int ro, const char *n, int tls)    \
-  { return l_open (&layers[i], c, ro, n, tls); }
+  { return l_open (&layers[i], c, ro, n, tls); }                               \
+  static int reload_##i (void) { return l_reload (&layers[i]); }
 #define LAYERS(X) X (0) X (1) X (2) X (3) X (4) X (5) X (6) X (7)
 LAYERS (LAYER)
 #undef LAYER
@@ -470,7 +560,7 @@ f_close (void *handle)
   value a[1] = { Val_long (h->id) };
 
   host_enter ();
-  host_call (h->l->slot, "close", h->l->cbs[CB_close], 1, a, NULL);
+  host_call (h->l->slot, "close", h->cbs[CB_close], 1, a, NULL);
   host_leave ();
   free (h);
 }
@@ -743,7 +833,7 @@ f_extents (nbdkit_next *next, void *handle, uint64_t count, uint64_t offset,
     .can_multi_conn = f_can_multi_conn, .can_extents = f_can_extents,          \
     .can_cache = f_can_cache, .pread = f_pread, .pwrite = f_pwrite,            \
     .flush = f_flush, .trim = f_trim, .zero = f_zero,                          \
-    .extents = f_extents, .cache = f_cache },
+    .extents = f_extents, .cache = f_cache, .reload = reload_##i },
 static const struct nbdkit_filter templates[MAX_LAYERS] = { LAYERS (FILTER) };
 #undef FILTER
 /* clang-format on */
@@ -764,6 +854,7 @@ filter_init (void)
   l = &layers[nlayers];
   l->f = templates[nlayers];
   l->slot = nlayers + 1;
+  l->cbs = l->first;
   nlayers++;
   l->f._struct_size = sizeof l->f;
   l->f._api_version = NBDKIT_API_VERSION;

@@ -38,8 +38,9 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t thread_key;
 static __thread int depth;
 
-static char *script_paths[HOST_SLOTS];
-static char *help_texts[HOST_SLOTS];
+static char *script_paths[HOST_MAX_SLOTS];
+static char *help_texts[HOST_MAX_SLOTS];
+static int next_slot = HOST_SLOTS;
 static char *include_dir;
 static char *cache_dir;
 
@@ -122,6 +123,21 @@ host_script_path (int slot)
   return script_paths[slot];
 }
 
+int
+host_new_slot (int from)
+{
+  int slot = __atomic_fetch_add (&next_slot, 1, __ATOMIC_RELAXED);
+
+  if (slot >= HOST_MAX_SLOTS) {
+    nbdkit_error ("%s: cannot reload: the server has reloaded OCaml scripts"
+                  " %d times already (compiled code cannot be unloaded):"
+                  " restart it",
+                  script_paths[from], HOST_MAX_SLOTS - HOST_SLOTS);
+    return -1;
+  }
+  return slot;
+}
+
 static const char *
 who (int slot)
 {
@@ -198,6 +214,15 @@ int
 host_call (int slot, const char *what, const value *f, int nargs, value *args,
            value *result)
 {
+  if (f == NULL) {
+    /* A reloaded script that lacks a callback the first one had. */
+    nbdkit_error ("%s: %s: the script loaded last does not define it",
+                  who (slot), what);
+    nbdkit_set_error (EIO);
+    errno = EIO;
+    return -1;
+  }
+
   CAMLparam0 ();
   CAMLlocal2 (r, d);
   int err;
@@ -474,7 +499,7 @@ unit_name (const char *path)
   if (ok && unit_taken (u))
     ok = 0;
   /* Else nbdkit_script, nbdkit_script2, ...: filters may share a name. */
-  for (int i = 1; !ok && i < 100; i++) {
+  for (int i = 1; !ok && i < HOST_MAX_SLOTS + 100; i++) {
     free (u);
     if (i == 1)
       u = strdup ("nbdkit_script");
@@ -765,6 +790,8 @@ host_load_script (int slot, const char *path, int filter)
   abs = nbdkit_realpath (path);
   if (abs == NULL)
     return -1;
+  /* --watch: a change reloads, even if this version fails. */
+  nbdkit_watch_file (abs);
   plen = strlen (abs);
   if (plen > 5 && strcmp (abs + plen - 5, ".cmxs") == 0) {
     /* Built already (against the same NBDKit.cmi): load as it is. */

@@ -43,6 +43,16 @@
  * runtime.  Each registers its callbacks as "NBDKit.<slot>.<name>".
  */
 #define HOST_SLOTS 9
+/* A reload loads the script again into a new slot, from HOST_SLOTS
+ * on (the runtime cannot unload code, and open connections keep
+ * calling the old slot's closures): this many slots in all.
+ */
+#define HOST_MAX_SLOTS 1024
+
+/* A slot for reloading the script of FROM (its path kept); -1 (logged)
+ * when all are taken.
+ */
+extern int host_new_slot (int from);
 
 /* Start the runtime (once per process); -1 if it cannot start. */
 extern int host_init (void);

@@ -42,10 +42,27 @@ static const char *const cb_names[] = {
 };
 /* clang-format on */
 
-static const value *cbs[CB_COUNT];
+/* One version of the script: the first, then one per reload, each in
+ * a slot of its own.  New connections open on the newest (cur, read
+ * and replaced with the host entered); each keeps the one it opened
+ * on.
+ */
+struct version {
+  int slot;
+  const value *cb[CB_COUNT];
+  /* pread_buf (the script fills the server's buffer), instead of pread. */
+  const value *pread_buf;
+};
+static struct version first;
+static struct version *cur = &first;
+#define cbs (cur->cb)
 #define HAS(n) (cbs[CB_##n] != NULL)
-/* pread_buf (the script fills the server's buffer), instead of pread. */
-static const value *cb_pread_buf;
+/* For reloading: each key=value given, and the thread model. */
+static struct config_item {
+  char *key, *value;
+} * config_items;
+static size_t n_config_items;
+static int final_model = -1;
 /* The key a bare value after the script goes to, if the script has one. */
 static char *magic_key;
 
@@ -64,12 +81,15 @@ static struct nbdkit_plugin plugin;
 static int init_failed;
 static struct nbdkit_param *cparams;
 
-/* A connection's handle: the number NBDKit.ml files the script's
- * handle under.
+/* A connection's handle: the version it opened on, and the number
+ * NBDKit.ml files the script's handle under.
  */
 struct handle {
+  struct version *v;
   intnat id;
 };
+/* In a callback of a connection: its version's callback N. */
+#define HCB(hd, n) (((struct handle *)(hd))->v->cb[n])
 
 static void
 op_load (void)
@@ -157,7 +177,7 @@ load_script (const char *path)
   host_enter ();
   for (size_t i = 0; i < CB_COUNT; i++)
     cbs[i] = host_cb (0, cb_names[i]);
-  cb_pread_buf = host_cb (0, "pread_buf");
+  cur->pread_buf = host_cb (0, "pread_buf");
   if (host_cb (0, "magic_config_key"))
     magic_key = strdup (String_val (*host_cb (0, "magic_config_key")));
   p = script_params (&bad);
@@ -171,6 +191,35 @@ load_script (const char *path)
   plugin.params = p;
   drop_missing ();
   return 0;
+}
+
+static void
+remember (const char *key, const char *value)
+{
+  struct config_item *n
+      = realloc (config_items, (n_config_items + 1) * sizeof *config_items);
+
+  if (n == NULL)
+    return;
+  config_items = n;
+  n[n_config_items].key = strdup (key);
+  n[n_config_items].value = strdup (value);
+  if (n[n_config_items].key && n[n_config_items].value)
+    n_config_items++;
+}
+
+/* key=value to version V's config (host entered). */
+static int
+call_config (struct version *v, const char *key, const char *val)
+{
+  int r;
+
+  CAMLparam0 ();
+  CAMLlocalN (a, 2);
+  a[0] = caml_copy_string (key);
+  a[1] = caml_copy_string (val);
+  r = host_call (0, "config", v->cb[CB_config], 2, a, NULL);
+  CAMLreturnT (int, r);
 }
 
 static int
@@ -194,15 +243,9 @@ op_config (const char *key, const char *val)
                   host_script_path (0));
     return -1;
   }
+  remember (key, val);
   host_enter ();
-  {
-    CAMLparam0 ();
-    CAMLlocalN (a, 2);
-    a[0] = caml_copy_string (key);
-    a[1] = caml_copy_string (val);
-    r = host_call (0, "config", cbs[CB_config], 2, a, NULL);
-    CAMLdrop;
-  }
+  r = call_config (cur, key, val);
   host_leave ();
   return r;
 }
@@ -279,10 +322,64 @@ op_get_ready (int model)
   value a[1] = { Val_int (model) };
   int r;
 
+  final_model = model;
   host_enter ();
   r = host_call (0, "get_ready", cbs[CB_get_ready], 1, a, NULL);
   host_leave ();
   return r;
+}
+
+/* Reloading (the server calls it on SIGHUP, see "reload" in
+ * abi/README.md): compile the script again (or take it from the
+ * cache) and load it into a new slot, then give it the same key=value
+ * parameters, config_complete and get_ready.  If all of that works,
+ * connections opened afterwards use it, while those already open keep
+ * the version they opened on.  A script that does not compile or load
+ * is reported (the compiler's message names the file and line) and
+ * changes nothing.
+ */
+static int
+op_reload (void)
+{
+  struct version *n = calloc (1, sizeof *n);
+  value a[1];
+  int ok = 0;
+
+  if (n == NULL) {
+    nbdkit_error ("ocaml: reload: out of memory");
+    return -1;
+  }
+  n->slot = host_new_slot (0);
+  if (n->slot == -1
+      || host_load_script (n->slot, host_script_path (0), 0) == -1) {
+    free (n);
+    return -1;
+  }
+  host_enter ();
+  for (size_t i = 0; i < CB_COUNT; i++)
+    n->cb[i] = host_cb (n->slot, cb_names[i]);
+  n->pread_buf = host_cb (n->slot, "pread_buf");
+  ok = n->cb[CB_open] && n->cb[CB_get_size]
+       && (n->cb[CB_pread] || n->pread_buf);
+  for (size_t i = 0; ok && i < n_config_items; i++)
+    ok = call_config (n, config_items[i].key, config_items[i].value) == 0;
+  a[0] = Val_unit;
+  ok = ok
+       && (n->cb[CB_config_complete] == NULL
+           || host_call (0, "config_complete", n->cb[CB_config_complete], 1, a,
+                         NULL)
+                  == 0);
+  a[0] = Val_int (final_model);
+  ok = ok
+       && (n->cb[CB_get_ready] == NULL
+           || host_call (0, "get_ready", n->cb[CB_get_ready], 1, a, NULL) == 0);
+  if (ok) {
+    cur = n;
+    nbdkit_debug ("%s: reloaded (slot %d)", host_script_path (0), n->slot);
+  }
+  host_leave ();
+  /* A failed version stays loaded (code cannot be unloaded), unused. */
+  return ok ? 0 : -1;
 }
 
 static int
@@ -379,6 +476,7 @@ op_open (int readonly, const char *exportname, int is_tls)
     a[0] = Val_bool (readonly);
     a[1] = caml_copy_string (exportname);
     a[2] = Val_bool (is_tls);
+    h->v = cur;
     r = host_call (0, "open", cbs[CB_open], 3, a, &res);
     if (r == 0)
       h->id = Long_val (res);
@@ -399,7 +497,7 @@ op_close (void *handle)
   value a[1] = { Val_long (h->id) };
 
   host_enter ();
-  host_call (0, "close", cbs[CB_close], 1, a, NULL);
+  host_call (0, "close", HCB (h, CB_close), 1, a, NULL);
   host_leave ();
   free (h);
 }
@@ -411,7 +509,7 @@ op_get_size (void *handle)
   int64_t size = -1;
 
   host_enter ();
-  if (host_call (0, "get_size", cbs[CB_get_size], 1, a, &res) == 0) {
+  if (host_call (0, "get_size", HCB (handle, CB_get_size), 1, a, &res) == 0) {
     size = Int64_val (res);
     if (size < 0)
       size = host_fail (0, "get_size", EINVAL, "negative size %" PRId64, size);
@@ -427,8 +525,8 @@ op_export_description (void *handle)
   const char *r = NULL;
 
   host_enter ();
-  if (host_call (0, "export_description", cbs[CB_export_description], 1, a,
-                 &res)
+  if (host_call (0, "export_description", HCB (handle, CB_export_description),
+                 1, a, &res)
       == 0)
     r = host_description (interned ("export_description", res));
   host_leave ();
@@ -444,7 +542,7 @@ op_block_size (void *handle, struct nbdkit_block_size *bs)
   int r;
 
   host_enter ();
-  r = host_call (0, "block_size", cbs[CB_block_size], 2, a, &res);
+  r = host_call (0, "block_size", HCB (handle, CB_block_size), 2, a, &res);
   if (r == 0) {
     int64_t v[4] = { Long_val (Field (res, 0)), Long_val (Field (res, 1)),
                      Long_val (Field (res, 2)), Int64_val (Field (res, 3)) };
@@ -471,7 +569,7 @@ op_block_size (void *handle, struct nbdkit_block_size *bs)
     value a[1] = { Val_long (((struct handle *)handle)->id) }, res;            \
     int r;                                                                     \
     host_enter ();                                                             \
-    r = host_call (0, #fn, cbs[CB_##fn], 1, a, &res);                          \
+    r = host_call (0, #fn, HCB (handle, CB_##fn), 1, a, &res);                 \
     if (r == 0)                                                                \
       r = Int_val (res);                                                       \
     host_leave ();                                                             \
@@ -524,6 +622,7 @@ op_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
           uint32_t flags, struct nbdkit_read *rd)
 {
   struct module_read m = { .rd = rd, .offset = offset, .count = count };
+  const value *cb_pread_buf = ((struct handle *)handle)->v->pread_buf;
   int r;
 
   host_enter ();
@@ -545,8 +644,9 @@ op_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
     }
     a[2] = caml_copy_int64 (offset);
     a[3] = Val_int (flags);
-    r = host_call (0, "pread", cb_pread_buf ? cb_pread_buf : cbs[CB_pread], 4,
-                   a, NULL);
+    r = host_call (0, "pread",
+                   cb_pread_buf ? cb_pread_buf : HCB (handle, CB_pread), 4, a,
+                   NULL);
     if (cb_pread_buf) {
       /* The Bigarray may outlive the call: leave it empty. */
       Caml_ba_array_val (a[1])->dim[0] = 0;
@@ -574,7 +674,7 @@ op_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
     a[1] = caml_alloc_initialized_string (count, buf);
     a[2] = caml_copy_int64 (offset);
     a[3] = Val_int (flags);
-    r = host_call (0, "pwrite", cbs[CB_pwrite], 4, a, NULL);
+    r = host_call (0, "pwrite", HCB (handle, CB_pwrite), 4, a, NULL);
     CAMLdrop;
   }
   host_leave ();
@@ -588,7 +688,7 @@ op_flush (void *handle, uint32_t flags)
   int r;
 
   host_enter ();
-  r = host_call (0, "flush", cbs[CB_flush], 2, a, NULL);
+  r = host_call (0, "flush", HCB (handle, CB_flush), 2, a, NULL);
   host_leave ();
   return r;
 }
@@ -609,7 +709,7 @@ call_range (size_t cb, const char *what, void *handle, uint64_t count,
     a[1] = caml_copy_int64 (count);
     a[2] = caml_copy_int64 (offset);
     a[3] = Val_int (flags);
-    r = host_call (0, what, cbs[cb], 4, a, &res);
+    r = host_call (0, what, HCB (handle, cb), 4, a, &res);
     /* extents: an array of (offset, length, type). */
     for (size_t i = 0; e && r == 0 && i < Wosize_val (res); i++) {
       value x = Field (res, i);
@@ -695,6 +795,7 @@ static struct nbdkit_plugin plugin = {
   .zero = op_zero,
   .extents = op_extents,
   .cache = op_cache,
+  .reload = op_reload,
 };
 
 NBDKIT_REGISTER_PLUGIN (plugin)

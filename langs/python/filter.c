@@ -21,8 +21,6 @@
 
 #include "filter.h"
 
-#include "reload.h"
-
 const char *const filter_cb_names[] = {
 #define N(n) #n,
   PY_FILTER_CALLBACKS (N)
@@ -265,7 +263,6 @@ l_get_ready (struct layer *l, int thread_model)
   int ret = 0;
 
   configs[l - layers].model = thread_model;
-  reload_watch ();
   if (!l->loaded || LCB (l, get_ready) == NULL)
     return 0;
   host_enter ();
@@ -403,29 +400,28 @@ l_meta_context (struct layer *l)
   return ret;
 }
 
-/* Reloading (see reload.h): the next connection to open after SIGHUP
- * runs each layer's script again as a new module, with the same keys,
- * config_complete and get_ready; if that works, it and later
- * connections use the new version, while open ones keep theirs (their
- * functions keep their module's globals).  A script that fails is
- * reported and its layer keeps the version before.  Old versions stay.
+/* Reloading (the server calls it on SIGHUP, see "reload" in
+ * abi/README.md): run the layer's script again, at once, as a new
+ * module, with the same keys, config_complete and get_ready.  If that
+ * works, connections opened afterwards use the new version, while
+ * open ones keep theirs (their functions keep their module's globals).
+ * A script that fails is reported (with its traceback) and its layer
+ * keeps the version before.  Old versions stay.
  */
-static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void
-maybe_reload (struct layer *l)
+static int
+l_reload (struct layer *l)
 {
-  struct version *old, *n;
+  struct version *old, *n = calloc (1, sizeof *n);
   int i = l - layers, ok;
 
-  pthread_mutex_lock (&reload_lock);
-  if (!reload_wanted (&l->reload_seen) || (n = calloc (1, sizeof *n)) == NULL) {
-    pthread_mutex_unlock (&reload_lock);
-    return;
+  if (n == NULL) {
+    nbdkit_error ("python: reload: out of memory");
+    return -1;
   }
+  pthread_rwlock_wrlock (&l->lock);
   old = l->v;
   host_enter ();
-  nbdkit_debug ("%s: SIGHUP: reloading", old->script.path);
+  nbdkit_debug ("%s: reloading", old->script.path);
   l->v = n;
   ok = load_script (l, old->script.path, 1) == 0;
   for (size_t k = 0; ok && k < configs[i].n; k++)
@@ -438,9 +434,6 @@ maybe_reload (struct layer *l)
   if (ok)
     nbdkit_debug ("%s: reloaded", old->script.path);
   else {
-    nbdkit_error ("%s: reloading failed: the script loaded before keeps"
-                  " serving",
-                  old->script.path);
     l->v = old;
     /* Its module back under its name, for tracebacks and pickles. */
     if (old->script.module)
@@ -450,7 +443,8 @@ maybe_reload (struct layer *l)
     PyErr_Clear ();
   }
   host_leave ();
-  pthread_mutex_unlock (&reload_lock);
+  pthread_rwlock_unlock (&l->lock);
+  return ok ? 0 : -1;
 }
 
 /* The handle is a struct handle; the script's own handle is what its
@@ -462,20 +456,19 @@ l_open (struct layer *l, nbdkit_context *ctx, int readonly,
 {
   struct handle *h = calloc (1, sizeof *h);
   PyObject *a[5], *r;
-  size_t n = l->v->open_args < 1   ? 1
-             : l->v->open_args > 4 ? 4
-                                   : l->v->open_args;
+  size_t n;
 
   if (h == NULL) {
     nbdkit_error ("%s: open: out of memory", l->v->script.path);
     return NULL;
   }
   h->layer = l;
-  if (reload_hup != l->reload_seen)
-    maybe_reload (l);
-  h->v = __atomic_load_n (&l->v, __ATOMIC_ACQUIRE);
+  pthread_rwlock_rdlock (&l->lock);
+  h->v = l->v;
+  pthread_rwlock_unlock (&l->lock);
+  n = h->v->open_args < 1 ? 1 : h->v->open_args > 4 ? 4 : h->v->open_args;
   host_enter ();
-  if (LCB (l, open) == NULL) {
+  if (HCB (h, open) == NULL) {
     Py_INCREF (Py_None);
     r = Py_None;
   } else {
@@ -483,9 +476,9 @@ l_open (struct layer *l, nbdkit_context *ctx, int readonly,
     a[2] = PyBool_FromLong (readonly);
     a[3] = PyUnicode_DecodeFSDefault (exportname);
     a[4] = PyBool_FromLong (is_tls);
-    r = a[1] && a[3] ? host_call (LCB (l, open), a, n) : NULL;
+    r = a[1] && a[3] ? host_call (HCB (h, open), a, n) : NULL;
     if (r == NULL)
-      host_report (&l->v->script, "open");
+      host_report (&h->v->script, "open");
     next_invalidate (a[1]);
     Py_XDECREF (a[1]);
     Py_DECREF (a[2]);
@@ -545,16 +538,25 @@ l_open (struct layer *l, nbdkit_context *ctx, int readonly,
   }                                                                            \
   static int preconnect_##i (nbdkit_backend *b, int ro)                        \
   {                                                                            \
-    return l_preconnect (&layers[i], b, ro);                                   \
+    pthread_rwlock_rdlock (&layers[i].lock);                                   \
+    int r = l_preconnect (&layers[i], b, ro);                                  \
+    pthread_rwlock_unlock (&layers[i].lock);                                   \
+    return r;                                                                  \
   }                                                                            \
   static int list_exports_##i (nbdkit_backend *b, int ro, int tls,             \
                                struct nbdkit_exports *e)                       \
   {                                                                            \
-    return l_list_exports (&layers[i], b, ro, tls, e);                         \
+    pthread_rwlock_rdlock (&layers[i].lock);                                   \
+    int r = l_list_exports (&layers[i], b, ro, tls, e);                        \
+    pthread_rwlock_unlock (&layers[i].lock);                                   \
+    return r;                                                                  \
   }                                                                            \
   static const char *default_export_##i (nbdkit_backend *b, int ro, int tls)   \
   {                                                                            \
-    return l_default_export (&layers[i], b, ro, tls);                          \
+    pthread_rwlock_rdlock (&layers[i].lock);                                   \
+    const char *r = l_default_export (&layers[i], b, ro, tls);                 \
+    pthread_rwlock_unlock (&layers[i].lock);                                   \
+    return r;                                                                  \
   }                                                                            \
   static void *open_##i (nbdkit_context *c, int ro, const char *n, int tls)    \
   {                                                                            \
@@ -562,7 +564,14 @@ l_open (struct layer *l, nbdkit_context *ctx, int readonly,
   }                                                                            \
   static const char *meta_context_##i (void)                                   \
   {                                                                            \
-    return l_meta_context (&layers[i]);                                        \
+    pthread_rwlock_rdlock (&layers[i].lock);                                   \
+    const char *r = l_meta_context (&layers[i]);                               \
+    pthread_rwlock_unlock (&layers[i].lock);                                   \
+    return r;                                                                  \
+  }                                                                            \
+  static int reload_##i (void)                                                 \
+  {                                                                            \
+    return l_reload (&layers[i]);                                              \
   }
 #define LAYERS(X) X (0) X (1) X (2) X (3) X (4) X (5) X (6) X (7)
 LAYERS (LAYER)
@@ -597,7 +606,8 @@ struct bound {
            .after_fork = after_fork_##i,                                       \
            .cleanup = cleanup_##i,                                             \
            .open = open_##i,                                                   \
-           .close = filter_io_close },                                         \
+           .close = filter_io_close,                                           \
+           .reload = reload_##i },                                             \
     .preconnect = preconnect_##i,                                              \
     .list_exports = list_exports_##i,                                          \
     .default_export = default_export_##i,                                      \
@@ -637,6 +647,7 @@ filter_init (void)
   l = &layers[nlayers];
   l->filter = bound[nlayers].f;
   l->v = &l->first;
+  pthread_rwlock_init (&l->lock, NULL);
   nlayers++;
   l->filter._struct_size = sizeof l->filter;
   l->filter._api_version = NBDKIT_API_VERSION;

@@ -9,6 +9,8 @@
 #ifndef PY_FILTER_H
 #define PY_FILTER_H
 
+#include <pthread.h>
+
 #include <nbdkit-filter.h>
 
 #include "callbacks.h"
@@ -31,7 +33,7 @@ extern const char *const filter_cb_names[];
  */
 #define MAX_LAYERS 8
 
-/* One version of a layer's script: SIGHUP loads a new one (filter.c);
+/* One version of a layer's script: a reload loads a new one (filter.c);
  * each connection keeps the one it opened on.
  */
 struct version {
@@ -45,7 +47,10 @@ struct layer {
   struct version *v; /* the newest, which new connections open on */
   int loaded;
   PyObject *backend; /* the layer below, server-wide (Backend) */
-  int reload_seen;   /* SIGHUPs acted on */
+  /* Taken to read v (new connections, server-wide callbacks) and to
+   * replace it (a reload), always before the GIL.
+   */
+  pthread_rwlock_t lock;
 };
 
 /* A connection's handle: the script's, and the layer below. */

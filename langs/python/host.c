@@ -325,6 +325,8 @@ host_script_load (struct script *s, const char *path, const char *modname,
     nbdkit_error ("%s: cannot read the script: %m", path);
     return -1;
   }
+  /* --watch: a change reloads, even if this version fails. */
+  nbdkit_watch_file (path);
   if (strcmp (modname, "__main__") == 0) {
     s->module = PyImport_AddModule ("__main__");
     Py_XINCREF (s->module);

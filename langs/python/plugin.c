@@ -21,8 +21,6 @@
 
 #include "plugin.h"
 
-#include "reload.h"
-
 static const char *const cb_names[] = {
 #define N(n) #n,
   PLUGIN_CALLBACKS (N)
@@ -51,8 +49,10 @@ static const struct nbdkit_param script_param[] = {
 };
 
 static struct nbdkit_plugin plugin;
-static void maybe_reload (void);
-static int reload_seen; /* SIGHUPs acted on */
+/* Taken to read cur_script (new connections, server-wide callbacks),
+ * and to replace it (py_reload), always before the GIL.
+ */
+static pthread_rwlock_t script_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 static void
 py_load (void)
@@ -241,7 +241,6 @@ py_get_ready (int thread_model)
   int m = thread_model, ret = 0;
 
   final_model = thread_model;
-  reload_watch ();
   if (!loaded || CB (get_ready) == NULL)
     return 0;
   host_enter ();
@@ -278,13 +277,11 @@ py_cleanup (void)
 }
 
 static int
-py_preconnect (int readonly)
+preconnect_1 (int readonly)
 {
   PyObject *a[2], *r;
   int ret = 0;
 
-  if (reload_hup != reload_seen)
-    maybe_reload ();
   if (CB (preconnect) == NULL)
     return 0;
   host_enter ();
@@ -299,14 +296,12 @@ py_preconnect (int readonly)
 }
 
 static int
-py_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
+list_exports_1 (int readonly, int is_tls, struct nbdkit_exports *exports)
 {
   PyObject *a[3], *r;
   size_t before = nbdkit_exports_count (exports);
   int ret = 0;
 
-  if (reload_hup != reload_seen)
-    maybe_reload ();
   if (CB (list_exports) == NULL)
     return nbdkit_use_default_export (exports);
   host_enter ();
@@ -327,13 +322,11 @@ py_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
 }
 
 static const char *
-py_default_export (int readonly, int is_tls)
+default_export_1 (int readonly, int is_tls)
 {
   PyObject *a[3], *r;
   const char *ret = NULL;
 
-  if (reload_hup != reload_seen)
-    maybe_reload ();
   if (CB (default_export) == NULL)
     return "";
   host_enter ();
@@ -351,31 +344,66 @@ py_default_export (int readonly, int is_tls)
   return ret;
 }
 
-/* Reloading (see reload.h): the next connection to open after SIGHUP
- * runs the script again, as a new __main__ module, with the same
- * parameters, config_complete and get_ready; if all of that works it
- * and later connections use the new script, while connections already
- * open keep theirs (its functions keep their module's globals).  A
- * script that fails is reported and changes nothing.  Old scripts are
- * kept (a module and its functions), not freed.
+/* The server-wide callbacks run on the newest script, which a reload
+ * does not replace while they run.
  */
-static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void
-reload (void)
+static int
+py_preconnect (int readonly)
 {
-  struct plugin_script *old = cur_script, *n = calloc (1, sizeof *n);
+  pthread_rwlock_rdlock (&script_lock);
+  int r = preconnect_1 (readonly);
+  pthread_rwlock_unlock (&script_lock);
+  return r;
+}
+
+static int
+py_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
+{
+  pthread_rwlock_rdlock (&script_lock);
+  int r = list_exports_1 (readonly, is_tls, exports);
+  pthread_rwlock_unlock (&script_lock);
+  return r;
+}
+
+static const char *
+py_default_export (int readonly, int is_tls)
+{
+  pthread_rwlock_rdlock (&script_lock);
+  const char *r = default_export_1 (readonly, is_tls);
+  pthread_rwlock_unlock (&script_lock);
+  return r;
+}
+
+/* Reloading (the server calls it on SIGHUP, see "reload" in
+ * abi/README.md): run the script again, at once, as a new __main__
+ * module, with the same parameters, config_complete and get_ready.  If
+ * all of that works, connections opened afterwards use the new script,
+ * while those already open keep theirs (its functions keep their
+ * module's globals).  A script that fails is reported (with its
+ * traceback) and changes nothing.  Old scripts are kept (a module and
+ * its functions), not freed.
+ */
+static int
+py_reload (void)
+{
+  struct plugin_script *old, *n = calloc (1, sizeof *n);
   PyObject *modules, *m;
   int ok = 0;
 
-  if (n == NULL)
-    return;
+  if (n == NULL) {
+    nbdkit_error ("python: reload: out of memory");
+    return -1;
+  }
+  pthread_rwlock_wrlock (&script_lock);
+  old = cur_script;
   host_enter ();
-  nbdkit_debug ("%s: SIGHUP: reloading", old->s.path);
+  nbdkit_debug ("%s: reloading", old->s.path);
   modules = PyImport_GetModuleDict ();
   m = PyModule_New ("__main__");
-  if (m && PyDict_SetItemString (modules, "__main__", m) == 0) {
-    __atomic_store_n (&cur_script, n, __ATOMIC_RELEASE);
+  if (m == NULL || PyDict_SetItemString (modules, "__main__", m) == -1)
+    host_report (&old->s, "reload");
+  else {
+    cur_script = n;
     ok = load_script (old->s.path, 1) == 0;
     for (size_t i = 0; ok && i < n_config_items; i++)
       ok = host_config (&script, CB (config), config_items[i].key,
@@ -389,22 +417,13 @@ reload (void)
   if (ok)
     nbdkit_debug ("%s: reloaded", old->s.path);
   else {
-    nbdkit_error ("%s: reloading failed: the script loaded before keeps"
-                  " serving",
-                  old->s.path);
-    __atomic_store_n (&cur_script, old, __ATOMIC_RELEASE);
+    cur_script = old;
     PyDict_SetItemString (modules, "__main__", old->s.module);
+    PyErr_Clear ();
   }
   host_leave ();
-}
-
-static void
-maybe_reload (void)
-{
-  pthread_mutex_lock (&reload_lock);
-  if (reload_wanted (&reload_seen))
-    reload ();
-  pthread_mutex_unlock (&reload_lock);
+  pthread_rwlock_unlock (&script_lock);
+  return ok ? 0 : -1;
 }
 
 /* The handle wraps the Python object open returned (None without
@@ -423,9 +442,9 @@ py_open (int readonly, const char *exportname, int is_tls)
     nbdkit_error ("malloc: %m");
     return NULL;
   }
-  if (reload_hup != reload_seen)
-    maybe_reload ();
-  ps = __atomic_load_n (&cur_script, __ATOMIC_ACQUIRE);
+  pthread_rwlock_rdlock (&script_lock);
+  ps = cur_script;
+  pthread_rwlock_unlock (&script_lock);
   hd->ps = ps;
   hd->h = Py_None;
   if (ps->s.cb[CB_open] == NULL)
@@ -518,6 +537,7 @@ static struct nbdkit_plugin plugin = {
   .zero = py_zero,
   .extents = py_extents,
   .cache = py_cache,
+  .reload = py_reload,
 };
 
 NBDKIT_REGISTER_PLUGIN (plugin)

@@ -42,6 +42,24 @@ def write(path, text):
     os.rename(path + ".tmp", path)
 
 
+FAILED = "reload failed: the code loaded before goes on serving"
+RELOADED = "reloaded: new connections use the new code"
+
+
+def wait_log(log, needle, n, timeout=10):
+    """Wait until the server's log holds needle n times; its text."""
+    end = time.time() + timeout
+    while True:
+        with open(log) as f:
+            text = f.read()
+        if text.count(needle) >= n:
+            return text
+        if time.time() > end:
+            raise AssertionError("%r not logged %d times:\n%s"
+                                 % (needle, n, text))
+        time.sleep(0.05)
+
+
 def run(model):
     script = t.path("r-%s.lua" % model)
     tm = 'function thread_model() return "%s" end' % model
@@ -50,7 +68,7 @@ def run(model):
     err = open(log, "w")
     sock = t.path("r-%s.sock" % model)
     pidf = t.path("r-%s.pid" % model)
-    p = t.spawn([nbdtest.NBDKIT, "-U", sock, "-P", pidf, "-f", script,
+    p = t.spawn([nbdtest.NBDKIT, "-U", sock, "-P", pidf, "-f", "-v", script,
                  "size=64K"], stderr=err)
     for _ in range(200):
         if os.path.exists(pidf) and os.path.getsize(pidf):
@@ -64,18 +82,23 @@ def run(model):
     # A new script: the open connection keeps the old one.
     write(script, GOOD % (tm, "b", "2"))
     p.send_signal(signal.SIGHUP)
-    time.sleep(0.3)
+    wait_log(log, RELOADED, 1)
     assert old.pread(4, 0) == b"a1a1", old.pread(4, 0)
     new = t.connect(uri)
     assert new.pread(4, 0) == b"b2b2", new.pread(4, 0)
     assert new.get_size() == 65536
     assert old.pread(4, 512) == b"a1a1"
 
-    # Broken scripts change nothing.
-    for broken in (BROKEN_SYNTAX, BROKEN_CONFIG % (tm, "c", "3")):
+    # Broken scripts change nothing, and are reported at once, before
+    # any connection: the server's message and the script's error (its
+    # file and line).
+    for i, (broken, why) in enumerate(
+            ((BROKEN_SYNTAX, "r-%s.lua:2:" % model),
+             (BROKEN_CONFIG % (tm, "c", "3"), "refusing to load"))):
         write(script, broken)
         p.send_signal(signal.SIGHUP)
-        time.sleep(0.3)
+        text = wait_log(log, "lua: " + FAILED, i + 1)
+        assert why in text, text
         h = t.connect(uri)
         assert h.pread(4, 0) == b"b2b2", h.pread(4, 0)
         assert old.pread(4, 0) == b"a1a1"
@@ -84,7 +107,7 @@ def run(model):
     # Good again: the next connection gets it; the old ones go on.
     write(script, GOOD % (tm, "d", "4"))
     p.send_signal(signal.SIGHUP)
-    time.sleep(0.3)
+    wait_log(log, RELOADED, 2)
     h = t.connect(uri)
     assert h.pread(4, 0) == b"d4d4"
     assert old.pread(4, 0) == b"a1a1" and new.pread(4, 0) == b"b2b2"
@@ -93,8 +116,7 @@ def run(model):
     assert p.poll() is None, "the server exited"
     err.close()
     text = open(log).read()
-    assert text.count("reloading failed") == 2, text
-    assert "refusing to load" in text, text
+    assert text.count(FAILED) == 2, text
 
 
 run("serialize_requests")

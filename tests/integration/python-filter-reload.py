@@ -38,13 +38,31 @@ def write(path, text):
     os.rename(path + ".tmp", path)
 
 
+FAILED = "reload failed: the code loaded before goes on serving"
+RELOADED = "reloaded: new connections use the new code"
+
+
+def wait_log(log, needle, n, timeout=10):
+    """Wait until the server's log holds needle n times; its text."""
+    end = time.time() + timeout
+    while True:
+        with open(log) as f:
+            text = f.read()
+        if text.count(needle) >= n:
+            return text
+        if time.time() > end:
+            raise AssertionError("%r not logged %d times:\n%s"
+                                 % (needle, n, text))
+        time.sleep(0.05)
+
+
 top, low = t.path("top.py"), t.path("low.py")
 write(top, ADD % ("a", 1))
 write(low, ADD % ("b", 1))
 log = t.path("f.err")
 err = open(log, "w")
 sock, pidf = t.path("f.sock"), t.path("f.pid")
-p = t.spawn([nbdtest.NBDKIT, "-U", sock, "-P", pidf, "-f",
+p = t.spawn([nbdtest.NBDKIT, "-U", sock, "-P", pidf, "-f", "-v",
              "--filter=" + top, "--filter=" + low, "memory", "1M",
              "a=1", "b=16"], stderr=err)
 for _ in range(200):
@@ -59,7 +77,7 @@ assert old.pread(1, 0) == bytes([17])
 write(top, ADD % ("a", 2))
 write(low, ADD % ("b", 3))
 p.send_signal(signal.SIGHUP)
-time.sleep(0.3)
+wait_log(log, RELOADED, 2)
 assert old.pread(1, 0) == bytes([17]), old.pread(1, 0)
 new = t.connect(uri)
 assert new.pread(1, 0) == bytes([2 + 48]), new.pread(1, 0)
@@ -67,12 +85,16 @@ assert new.pread(1, 0) == bytes([2 + 48]), new.pread(1, 0)
 write(top, ADD % ("a", 4))
 write(low, "def pread(next\n")
 p.send_signal(signal.SIGHUP)
-time.sleep(0.3)
+# Reported at once, before any connection: the server's message and
+# the script's error (its file and line); the top layer reloads.
+text = wait_log(log, FAILED, 1)
+assert 'low.py", line 1' in text, text
+wait_log(log, RELOADED, 3)
 h = t.connect(uri)
 assert h.pread(1, 0) == bytes([4 + 48]), h.pread(1, 0)
 assert old.pread(1, 0) == bytes([17]) and new.pread(1, 0) == bytes([50])
 assert p.poll() is None
 err.close()
 text = open(log).read()
-assert text.count("reloading failed") == 1 and "low.py" in text, text
+assert text.count(FAILED) == 1, text
 print("PASS")

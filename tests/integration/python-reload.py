@@ -45,12 +45,30 @@ def write(path, text):
     os.rename(path + ".tmp", path)
 
 
+FAILED = "reload failed: the code loaded before goes on serving"
+RELOADED = "reloaded: new connections use the new code"
+
+
+def wait_log(log, needle, n, timeout=10):
+    """Wait until the server's log holds needle n times; its text."""
+    end = time.time() + timeout
+    while True:
+        with open(log) as f:
+            text = f.read()
+        if text.count(needle) >= n:
+            return text
+        if time.time() > end:
+            raise AssertionError("%r not logged %d times:\n%s"
+                                 % (needle, n, text))
+        time.sleep(0.05)
+
+
 script = t.path("r.py")
 write(script, GOOD % ("1", "", "a"))
 log = t.path("r.err")
 err = open(log, "w")
 sock, pidf = t.path("r.sock"), t.path("r.pid")
-p = t.spawn([nbdtest.NBDKIT, "-U", sock, "-P", pidf, "-f", "python", script,
+p = t.spawn([nbdtest.NBDKIT, "-U", sock, "-P", pidf, "-f", "-v", "python", script,
              "size=64K"], stderr=err)
 for _ in range(200):
     if os.path.exists(pidf) and os.path.getsize(pidf):
@@ -63,30 +81,36 @@ assert old.pread(4, 0) == b"a1a1"
 
 write(script, GOOD % ("2", "", "b"))
 p.send_signal(signal.SIGHUP)
-time.sleep(0.3)
+wait_log(log, RELOADED, 1)
 # The old connection: its functions, and the globals they see (tag).
 assert old.pread(4, 0) == b"a1a1", old.pread(4, 0)
 new = t.connect(uri)
 assert new.pread(4, 0) == b"b2b2", new.pread(4, 0)
 assert new.get_size() == 65536
 
-for broken in (BROKEN_SYNTAX, GOOD % ("3", BROKEN_CONFIG, "c")):
+# Broken scripts change nothing, and are reported at once, before any
+# connection: the server's message and the script's error (its file
+# and line).
+for i, (broken, why) in enumerate(
+        ((BROKEN_SYNTAX, 'r.py", line 1'),
+         (GOOD % ("3", BROKEN_CONFIG, "c"), "refusing to load"))):
     write(script, broken)
     p.send_signal(signal.SIGHUP)
-    time.sleep(0.3)
+    text = wait_log(log, "python: " + FAILED, i + 1)
+    assert why in text, text
     h = t.connect(uri)
     assert h.pread(4, 0) == b"b2b2", h.pread(4, 0)
     assert old.pread(4, 0) == b"a1a1" and new.pread(4, 0) == b"b2b2"
 
 write(script, GOOD % ("4", "", "d"))
 p.send_signal(signal.SIGHUP)
-time.sleep(0.3)
+wait_log(log, RELOADED, 2)
 h = t.connect(uri)
 assert h.pread(4, 0) == b"d4d4"
 assert old.pread(4, 0) == b"a1a1" and new.pread(4, 0) == b"b2b2"
 assert p.poll() is None, "the server exited"
 err.close()
 text = open(log).read()
-assert text.count("reloading failed") == 2, text
-assert "refusing to load" in text and "SyntaxError" in text, text
+assert text.count(FAILED) == 2, text
+assert "SyntaxError" in text, text
 print("PASS")
