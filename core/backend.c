@@ -29,28 +29,76 @@
 #define TRACE_CTL(c, ...) TRACE (controlpath, c, __VA_ARGS__)
 #define TRACE_DATA(c, ...) TRACE (datapath, c, __VA_ARGS__)
 
+/* The thread model's promise to the plugin is kept where calls enter
+ * it, for every context: a filter's own contexts
+ * (nbdkit_next_context_open), called from its own threads or from
+ * several connections, are held to it like the clients' requests.
+ * serialize_connections and serialize_all_requests: one call at a
+ * time into the plugin, server-wide (a filter's extra contexts count
+ * as the connection that opened them: their calls take turns with
+ * it); serialize_requests: one call at a time per plugin handle.  The
+ * parallel models take no lock.  A thread already in the plugin (a
+ * capability asking another) does not lock again.
+ */
+static inline pthread_mutex_t *
+plugin_lock (struct context *c, const struct thread_ctx *t)
+{
+  struct server *s = c->b->server;
+
+  if (c->b->is_filter || t->in_plugin)
+    return NULL;
+  switch (s->thread_model) {
+    case TM_SERIALIZE_CONNECTIONS:
+    case TM_SERIALIZE_ALL_REQUESTS:
+      return &s->plugin_lock;
+    case TM_SERIALIZE_REQUESTS:
+      return &c->lock;
+    default:
+      return NULL;
+  }
+}
+
 /* Messages from a layer's callbacks name that layer, whichever layer
  * called it: an error from a plugin behind a filter reads
  * "PLUGIN[CONN]: error: ...", not the filter's name.  Every call into
  * a layer through a context crosses this boundary, which sets the
- * thread's log context for the call and gives the caller's back after.
+ * thread's log context for the call and gives the caller's back after,
+ * and takes the plugin's thread model lock (above).
  */
 #define CALL(c, call)                                                          \
   ({                                                                           \
     struct thread_ctx *t_ = thread_ctx ();                                     \
     const char *saved_ = t_->name;                                             \
+    pthread_mutex_t *l_ = plugin_lock ((c), t_);                               \
+    if (l_) {                                                                  \
+      pthread_mutex_lock (l_);                                                 \
+      t_->in_plugin = true;                                                    \
+    }                                                                          \
     t_->name = (c)->b->name;                                                   \
     __typeof__ (call) r_ = (call);                                             \
     t_->name = saved_;                                                         \
+    if (l_) {                                                                  \
+      t_->in_plugin = false;                                                   \
+      pthread_mutex_unlock (l_);                                               \
+    }                                                                          \
     r_;                                                                        \
   })
 #define CALL_VOID(c, call)                                                     \
   do {                                                                         \
     struct thread_ctx *t_ = thread_ctx ();                                     \
     const char *saved_ = t_->name;                                             \
+    pthread_mutex_t *l_ = plugin_lock ((c), t_);                               \
+    if (l_) {                                                                  \
+      pthread_mutex_lock (l_);                                                 \
+      t_->in_plugin = true;                                                    \
+    }                                                                          \
     t_->name = (c)->b->name;                                                   \
     call;                                                                      \
     t_->name = saved_;                                                         \
+    if (l_) {                                                                  \
+      t_->in_plugin = false;                                                   \
+      pthread_mutex_unlock (l_);                                               \
+    }                                                                          \
   } while (0)
 
 /* Zeroing and caching by emulation go in pieces of this size. */
@@ -78,8 +126,16 @@ context_new (struct backend *b, struct connection *conn)
   }
   c->b = b;
   c->conn = conn;
+  pthread_mutex_init (&c->lock, NULL);
   context_reset_caps (c);
   return c;
+}
+
+static void
+context_free (struct context *c)
+{
+  pthread_mutex_destroy (&c->lock);
+  free (c);
 }
 
 /* Open layer B and, below it, the rest of the chain.  A filter may
@@ -101,7 +157,7 @@ open_layer (struct backend *b, struct connection *conn, int readonly,
   if (*exportname == '\0') {
     exportname = exports_default (b, readonly, is_tls);
     if (exportname == NULL) {
-      free (c);
+      context_free (c);
       return NULL;
     }
   }
@@ -112,14 +168,14 @@ open_layer (struct backend *b, struct connection *conn, int readonly,
   c->handle = CALL (c, b->ops->open (c, readonly, exportname, is_tls));
   if (c->handle == NULL) {
     backend_close (c->next);
-    free (c);
+    context_free (c);
     return NULL;
   }
   if (b->next && c->next == NULL && !c->no_next) {
     c->next = open_layer (b->next, conn, readonly, exportname, is_tls);
     if (c->next == NULL) {
       CALL_VOID (c, b->ops->close (c));
-      free (c);
+      context_free (c);
       return NULL;
     }
   }
@@ -201,7 +257,7 @@ backend_close (struct context *c)
       TRACE_CTL (c, "close");
       CALL_VOID (c, c->b->ops->close (c));
     }
-    free (c);
+    context_free (c);
     c = next;
   }
 }

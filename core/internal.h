@@ -65,6 +65,10 @@ struct thread_ctx {
   struct connection *conn;
   const char *name; /* plugin or filter name, or NULL */
   int error;        /* from nbdkit_set_error, 0 if none */
+  /* In a call into the plugin, holding its thread model's lock (a
+   * capability callback may ask another of the same context).
+   */
+  bool in_plugin;
 };
 extern struct thread_ctx *thread_ctx (void);
 extern void log_error (struct server *s, const char *fmt, ...)
@@ -252,6 +256,10 @@ struct context {
   int readonly, is_tls; /* as opened */
   int prepared;
   int no_next; /* the filter opens nothing below */
+  /* serialize_requests: one call at a time into the plugin's handle
+   * (backend.c).
+   */
+  pthread_mutex_t lock;
 };
 
 /* Whether the layer's pread writes (or reads from below) every byte it

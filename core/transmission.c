@@ -389,7 +389,8 @@ execute (struct connection *c, struct worker *w, struct request *r, bool hold)
   int nes = 0;
   uint32_t f = nbdkit_flags (r);
   int err = r->err, ret = 0, sent;
-  bool serialize = s->thread_model == TM_SERIALIZE_ALL_REQUESTS;
+  /* The plugin's own lock is taken where calls enter it (backend.c). */
+  bool serialize = s->serialize_filters;
 
   w->rd.nsegs = 0;
   if (err == 0 && r->count == 0 && r->type != NBD_CMD_FLUSH) {

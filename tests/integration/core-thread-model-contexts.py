@@ -12,9 +12,8 @@ another its thread model forbids with EBUSY and counts it.
     when two connections share the filter's one side context
     (side-shared=true).
 
-The filter's thread and the clients' calls must really interleave
-(switches between handles, or reads from both), so the test cannot
-pass by the side thread never running."""
+The plugin must serve more reads than the clients sent, so the test
+cannot pass by the side thread never running."""
 import os
 import sys
 import threading
@@ -46,8 +45,9 @@ def reads(h, n, errors):
 
 def run(model, clients, *extra):
     st = t.path("stats-%s-%d" % (model, clients))
-    uri = t.start(model + str(clients), "--filter=" + FILTER, *extra, PLUGIN,
-                  "thread-model=" + model, "delay=1000", "stats=" + st)
+    uri = t.start(model + str(clients), "--filter=" + FILTER, PLUGIN,
+                  "thread-model=" + model, "delay=1000", "stats=" + st,
+                  *extra)
     errors = []
     if model == "serialize_connections":
         clients = 1  # a second one would wait for the first to go
