@@ -3,10 +3,12 @@
  * Capability answers are asked once per connection and layer, then
  * cached.  What a layer lacks is emulated here so plugins stay small:
  * FUA by a flush, zeroing by writes, cache by reads, extents as data.
- * Requests from clients arrive validated by transmission.c; requests
- * from filters are checked against each layer's size here.
+ * Requests arrive checked, a client's at the edge (request.c), a
+ * filter's where it calls below (filter.c, by backend_check): here
+ * they are asserted.
  */
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -406,12 +408,14 @@ backend_export_description (struct context *c)
   return CALL (c, c->b->ops->export_description (c));
 }
 
-/* Requests from the client were checked at the edge; requests from a
- * filter are checked here, against this layer's size.
+/* Requests are checked once, where they enter the chain or cross to
+ * a layer from a filter: a client's at the edge (request.c), against
+ * the export; a filter's where it calls below (filter.c), against
+ * the layer below, with backend_check.  Here they are only asserted.
  */
-static int
-check_range (struct context *c, const char *what, uint64_t count,
-             uint64_t offset, int *err)
+int
+backend_check (struct context *c, const char *what, uint64_t count,
+               uint64_t offset, bool write, int *err)
 {
   int64_t size = backend_get_size (c);
 
@@ -426,7 +430,26 @@ check_range (struct context *c, const char *what, uint64_t count,
     *err = EINVAL;
     return -1;
   }
+  if (write) {
+    int w = backend_can_write (c);
+    if (w != 1) {
+      if (w == 0)
+        nbdkit_error ("%s: %s at offset %" PRIu64 " for %" PRIu64
+                      " bytes: the layer below is read-only",
+                      c->b->name, what, offset, count);
+      *err = w == 0 ? EROFS : EIO;
+      return -1;
+    }
+  }
   return 0;
+}
+
+/* What backend_check made sure of. */
+static inline bool
+in_range (const struct context *c, uint64_t count, uint64_t offset)
+{
+  return c->size >= 0 && offset <= (uint64_t)c->size
+         && count <= (uint64_t)c->size - offset;
 }
 
 int
@@ -435,8 +458,7 @@ backend_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
 {
   int r;
 
-  if (check_range (c, "pread", count, offset, err) == -1)
-    return -1;
+  assert (in_range (c, count, offset));
   /* What a layer leaves alone reaches the client as zeroes: clear the
    * buffer for a layer that does not promise to fill it, unless it is
    * known to hold zeroes already (the server's own buffer usually is).
@@ -474,8 +496,7 @@ int
 backend_pwrite (struct context *c, const void *buf, uint64_t count,
                 uint64_t offset, uint32_t flags, int *err)
 {
-  if (check_range (c, "pwrite", count, offset, err) == -1)
-    return -1;
+  assert (in_range (c, count, offset) && c->can_write == 1);
   TRACE_DATA (c, "pwrite count=%" PRIu64 " offset=%" PRIu64 " fua=%d", count,
               offset, !!(flags & NBDKIT_FLAG_FUA));
   if (CALL (c, c->b->ops->pwrite (c, buf, count, offset,
@@ -498,8 +519,7 @@ int
 backend_trim (struct context *c, uint64_t count, uint64_t offset,
               uint32_t flags, int *err)
 {
-  if (check_range (c, "trim", count, offset, err) == -1)
-    return -1;
+  assert (in_range (c, count, offset) && c->can_write == 1);
   TRACE_DATA (c, "trim count=%" PRIu64 " offset=%" PRIu64 " fua=%d", count,
               offset, !!(flags & NBDKIT_FLAG_FUA));
   if (CALL (c, c->b->ops->trim (c, count, offset, native_flags (c, flags), err))
@@ -563,8 +583,7 @@ backend_zero (struct context *c, uint64_t count, uint64_t offset,
 {
   int z = backend_can_zero (c);
 
-  if (check_range (c, "zero", count, offset, err) == -1)
-    return -1;
+  assert (in_range (c, count, offset) && c->can_write == 1);
   TRACE_DATA (
       c, "zero count=%" PRIu64 " offset=%" PRIu64 " may_trim=%d fua=%d fast=%d",
       count, offset, !!(flags & NBDKIT_FLAG_MAY_TRIM),
@@ -587,8 +606,7 @@ int
 backend_extents (struct context *c, uint64_t count, uint64_t offset,
                  uint32_t flags, struct nbdkit_extents *e, int *err)
 {
-  if (check_range (c, "extents", count, offset, err) == -1)
-    return -1;
+  assert (in_range (c, count, offset));
   TRACE_DATA (c, "extents count=%" PRIu64 " offset=%" PRIu64 " req_one=%d",
               count, offset, !!(flags & NBDKIT_FLAG_REQ_ONE));
   if (backend_can_extents (c) != NBDKIT_EXTENTS_NATIVE) {
@@ -607,8 +625,7 @@ backend_cache (struct context *c, uint64_t count, uint64_t offset,
 {
   int r = backend_can_cache (c);
 
-  if (check_range (c, "cache", count, offset, err) == -1)
-    return -1;
+  assert (in_range (c, count, offset));
   TRACE_DATA (c, "cache count=%" PRIu64 " offset=%" PRIu64, count, offset);
   if (r == NBDKIT_CACHE_NATIVE)
     return CALL (c, c->b->ops->cache (c, count, offset, flags, err));
@@ -648,8 +665,15 @@ backend_start (struct context *c, const struct async_op *op,
 {
   struct async_op o = *op;
 
+  /* The filters let it pass untouched, but the plugin's size (or
+   * writability) may still differ from what the client was told.
+   */
   if (o.type != NBD_CMD_FLUSH
-      && check_range (c, "async request", o.count, o.offset, err) == -1)
+      && backend_check (c, cmd_name (o.type), o.count, o.offset,
+                        o.type == NBD_CMD_WRITE || o.type == NBD_CMD_TRIM
+                            || o.type == NBD_CMD_WRITE_ZEROES,
+                        err)
+             == -1)
     return -1;
   TRACE_DATA (c, "async %s count=%" PRIu64 " offset=%" PRIu64 " flags=0x%x",
               cmd_name (o.type), o.count, o.offset, o.flags);

@@ -331,6 +331,13 @@ extern int backend_open_next (struct context *c, int readonly,
  * as all data).
  */
 extern int64_t backend_get_size (struct context *c);
+/* Check a request a filter sends below (filter.c) or the server sends
+ * past the filters (async.c): COUNT bytes at OFFSET within C's size,
+ * and C writable if WRITE.  0, or -1 with an error logged and *ERR
+ * set (EINVAL, EROFS, or EIO if C could not say).
+ */
+extern int backend_check (struct context *c, const char *what, uint64_t count,
+                          uint64_t offset, bool write, int *err);
 extern int backend_block_size (struct context *c, struct nbdkit_block_size *bs);
 extern int backend_can_write (struct context *c);
 extern int backend_can_flush (struct context *c);
