@@ -326,7 +326,11 @@ as_bool (int r)
 int
 backend_can_write (struct context *c)
 {
-  if (c->conn && c->conn->readonly)
+  /* A context opened read-only (by the client's -r, by a filter, or
+   * for an export found read-only) cannot write, whatever its layer
+   * says.
+   */
+  if (c->readonly || (c->conn && c->conn->readonly))
     return 0;
   CACHED (can_write, as_bool (CALL (c, c->b->ops->can_write (c))));
 }

@@ -9,9 +9,13 @@
  *   nbdkit build/tests/plugins/nbdkit-overlap-plugin.so \
  *          thread-model=serialize_requests [delay=US] [stats=FILE]
  *
+ * Writes are accepted and thrown away; a write on a handle opened
+ * read-only counts in readonly_writes.
+ *
  * stats=FILE is rewritten at each close and at unload: calls (reads
  * served), violations, handles (opened so far), switches (how often
- * a call came on another handle than the call before it).
+ * a call came on another handle than the call before it),
+ * readonly_writes.
  */
 
 #include <errno.h>
@@ -48,10 +52,11 @@ static const struct nbdkit_param params[] = {
 struct handle {
   atomic_int in_call;
   int id;
+  bool readonly;
 };
 
 static atomic_int in_call, next_id;
-static atomic_long calls, violations, switches;
+static atomic_long calls, violations, switches, readonly_writes;
 static atomic_int last_id;
 
 static int
@@ -71,9 +76,12 @@ write_stats (void)
 
   if (stats_file == NULL || (fp = fopen (stats_file, "w")) == NULL)
     return;
-  fprintf (fp, "calls=%ld\nviolations=%ld\nhandles=%d\nswitches=%ld\n",
+  fprintf (fp,
+           "calls=%ld\nviolations=%ld\nhandles=%d\nswitches=%ld\n"
+           "readonly_writes=%ld\n",
            atomic_load (&calls), atomic_load (&violations),
-           atomic_load (&next_id), atomic_load (&switches));
+           atomic_load (&next_id), atomic_load (&switches),
+           atomic_load (&readonly_writes));
   fclose (fp);
 }
 
@@ -87,6 +95,7 @@ overlap_open (int readonly, const char *name, int is_tls)
     return NULL;
   }
   h->id = atomic_fetch_add (&next_id, 1) + 1;
+  h->readonly = readonly;
   return h;
 }
 
@@ -139,6 +148,17 @@ overlap_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
   return 0;
 }
 
+static int
+overlap_pwrite (void *handle, const void *buf, uint64_t count,
+                uint64_t offset, uint32_t flags)
+{
+  struct handle *h = handle;
+
+  if (h->readonly)
+    atomic_fetch_add (&readonly_writes, 1);
+  return 0;
+}
+
 static struct nbdkit_plugin plugin = {
   .name = "overlap",
   .params = params,
@@ -148,6 +168,7 @@ static struct nbdkit_plugin plugin = {
   .close = overlap_close,
   .get_size = overlap_get_size,
   .pread = overlap_pread,
+  .pwrite = overlap_pwrite,
   .pread_fills_buffer = 1,
 };
 

@@ -12,6 +12,11 @@
  * connection (so two clients call one plugin handle), and the thread
  * runs until the server's cleanup.  The thread reads 4 KiB
  * at offset 0 in a loop, pausing a millisecond between reads.
+ *
+ * Also, for the checks on what a filter sends below: side-readonly=true
+ * opens the side context read-only (the client's writes still go to
+ * it), and grow=N makes the export N bytes larger than the layer below
+ * (reads there go below as they are).
  */
 
 #include <errno.h>
@@ -24,13 +29,22 @@
 
 #include <nbdkit-filter.h>
 
-static bool side_shared;
+static bool side_shared, side_readonly;
+static int64_t grow;
 
 static const struct nbdkit_param params[] = {
   { .name = "side-shared",
     .type = NBDKIT_PARAM_BOOL,
     .doc = "one side context for every connection",
     .dest = &side_shared },
+  { .name = "side-readonly",
+    .type = NBDKIT_PARAM_BOOL,
+    .doc = "open the side context read-only",
+    .dest = &side_readonly },
+  { .name = "grow",
+    .type = NBDKIT_PARAM_SIZE,
+    .doc = "bytes added to the size of the layer below",
+    .dest = &grow },
   { 0 }
 };
 
@@ -67,7 +81,8 @@ side_new (nbdkit_backend *below, int readonly, const char *exportname)
     nbdkit_error ("calloc: %m");
     return NULL;
   }
-  s->next = nbdkit_next_context_open (below, readonly, exportname);
+  s->next = nbdkit_next_context_open (below, readonly || side_readonly,
+                                      exportname);
   if (s->next == NULL) {
     free (s);
     return NULL;
@@ -134,13 +149,32 @@ sidethread_pread (nbdkit_next *next, void *handle, void *buf, uint64_t count,
   return nbdkit_next_pread (s->next, buf, count, offset, flags, NULL, err);
 }
 
+static int
+sidethread_pwrite (nbdkit_next *next, void *handle, const void *buf,
+                   uint64_t count, uint64_t offset, uint32_t flags, int *err)
+{
+  struct side *s = handle;
+
+  return nbdkit_next_pwrite (s->next, buf, count, offset, flags, err);
+}
+
+static int64_t
+sidethread_get_size (nbdkit_next *next, void *handle)
+{
+  int64_t size = nbdkit_next_get_size (next);
+
+  return size == -1 ? -1 : size + grow;
+}
+
 static struct nbdkit_filter filter = {
   .name = "sidethread",
   .params = params,
   .cleanup = sidethread_cleanup,
   .open = sidethread_open,
   .close = sidethread_close,
+  .get_size = sidethread_get_size,
   .pread = sidethread_pread,
+  .pwrite = sidethread_pwrite,
 };
 
 NBDKIT_REGISTER_FILTER (filter)
