@@ -264,22 +264,31 @@ backend_close (struct context *c)
   }
 }
 
+/* The answers cached below may be asked for from several threads at
+ * once where a filter shares a context (its own threads, or several
+ * connections): each is published with one atomic store, and two
+ * threads asking at once both ask the layer and store the same answer.
+ */
+#define LOAD(field) __atomic_load_n (&(field), __ATOMIC_ACQUIRE)
+#define STORE(field, v) __atomic_store_n (&(field), (v), __ATOMIC_RELEASE)
+
 int64_t
 backend_get_size (struct context *c)
 {
-  if (c->size == -1) {
-    int64_t r;
+  int64_t size = LOAD (c->size);
+
+  if (size == -1) {
     TRACE_CTL (c, "get_size");
-    r = CALL (c, c->b->ops->get_size (c));
-    if (r < 0) {
-      if (r != -1)
+    size = CALL (c, c->b->ops->get_size (c));
+    if (size < 0) {
+      if (size != -1)
         nbdkit_error ("%s: get_size returned a negative size %" PRId64,
-                      c->b->name, r);
+                      c->b->name, size);
       return -1;
     }
-    c->size = r;
+    STORE (c->size, size);
   }
-  return c->size;
+  return size;
 }
 
 int
@@ -287,16 +296,25 @@ backend_block_size (struct context *c, struct nbdkit_block_size *bs)
 {
   int requested = c->conn ? c->conn->client_requested_bs : 0;
 
-  /* The answer may depend on whether the client asked for sizes. */
-  if (!c->bs_known || c->bs.client_requested != requested) {
+  /* The answer may depend on whether the client asked for sizes (a
+   * connection's own contexts, during its handshake).  The first
+   * answer is kept once published.
+   */
+  if (!LOAD (c->bs_known) || c->bs.client_requested != requested) {
     struct nbdkit_block_size r = { 0 };
     r.client_requested = requested;
     TRACE_CTL (c, "block_size");
     if (CALL (c, c->b->ops->block_size (c, &r)) == -1)
       return -1;
     r.client_requested = requested;
-    c->bs = r;
-    c->bs_known = 1;
+    pthread_mutex_lock (&c->lock);
+    if (!c->bs_known || c->bs.client_requested != requested) {
+      c->bs = r;
+      STORE (c->bs_known, 1);
+    }
+    pthread_mutex_unlock (&c->lock);
+    *bs = r;
+    return 0;
   }
   *bs = c->bs;
   return 0;
@@ -312,15 +330,15 @@ as_bool (int r)
 /* Ask once, cache the answer; -1 (error) is not cached. */
 #define CACHED(field, expr)                                                    \
   do {                                                                         \
-    if (c->field == -1) {                                                      \
-      int r_;                                                                  \
+    int v_ = LOAD (c->field);                                                  \
+    if (v_ == -1) {                                                            \
       TRACE_CTL (c, #field);                                                   \
-      r_ = (expr);                                                             \
-      if (r_ == -1)                                                            \
+      v_ = (expr);                                                             \
+      if (v_ == -1)                                                            \
         return -1;                                                             \
-      c->field = r_;                                                           \
+      STORE (c->field, v_);                                                    \
     }                                                                          \
-    return c->field;                                                           \
+    return v_;                                                                 \
   } while (0)
 
 int
@@ -452,8 +470,10 @@ backend_check (struct context *c, const char *what, uint64_t count,
 static inline bool
 in_range (const struct context *c, uint64_t count, uint64_t offset)
 {
-  return c->size >= 0 && offset <= (uint64_t)c->size
-         && count <= (uint64_t)c->size - offset;
+  int64_t size = LOAD (c->size);
+
+  return size >= 0 && offset <= (uint64_t)size
+         && count <= (uint64_t)size - offset;
 }
 
 int
@@ -500,7 +520,7 @@ int
 backend_pwrite (struct context *c, const void *buf, uint64_t count,
                 uint64_t offset, uint32_t flags, int *err)
 {
-  assert (in_range (c, count, offset) && c->can_write == 1);
+  assert (in_range (c, count, offset) && LOAD (c->can_write) == 1);
   TRACE_DATA (c, "pwrite count=%" PRIu64 " offset=%" PRIu64 " fua=%d", count,
               offset, !!(flags & NBDKIT_FLAG_FUA));
   if (CALL (c, c->b->ops->pwrite (c, buf, count, offset,
@@ -523,7 +543,7 @@ int
 backend_trim (struct context *c, uint64_t count, uint64_t offset,
               uint32_t flags, int *err)
 {
-  assert (in_range (c, count, offset) && c->can_write == 1);
+  assert (in_range (c, count, offset) && LOAD (c->can_write) == 1);
   TRACE_DATA (c, "trim count=%" PRIu64 " offset=%" PRIu64 " fua=%d", count,
               offset, !!(flags & NBDKIT_FLAG_FUA));
   if (CALL (c, c->b->ops->trim (c, count, offset, native_flags (c, flags), err))
@@ -587,7 +607,7 @@ backend_zero (struct context *c, uint64_t count, uint64_t offset,
 {
   int z = backend_can_zero (c);
 
-  assert (in_range (c, count, offset) && c->can_write == 1);
+  assert (in_range (c, count, offset) && LOAD (c->can_write) == 1);
   TRACE_DATA (
       c, "zero count=%" PRIu64 " offset=%" PRIu64 " may_trim=%d fua=%d fast=%d",
       count, offset, !!(flags & NBDKIT_FLAG_MAY_TRIM),
