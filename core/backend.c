@@ -466,8 +466,9 @@ backend_check (struct context *c, const char *what, uint64_t count,
   return 0;
 }
 
+#ifndef NDEBUG
 /* What backend_check made sure of. */
-static inline bool
+static bool
 in_range (const struct context *c, uint64_t count, uint64_t offset)
 {
   int64_t size = LOAD (c->size);
@@ -475,6 +476,7 @@ in_range (const struct context *c, uint64_t count, uint64_t offset)
   return size >= 0 && offset <= (uint64_t)size
          && count <= (uint64_t)size - offset;
 }
+#endif
 
 int
 backend_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
