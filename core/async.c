@@ -399,9 +399,9 @@ advance (struct connection *c, struct areq *q)
    * synchronous request may have taken one out of order): nothing may
    * be left waiting.
    */
-  while (
-      a && a->ready
-      && (a->ready->r.seq == c->next_retire || atomic_load (&c->status) < CONN_STOPPING)) {
+  while (a && a->ready
+         && (a->ready->r.seq == c->next_retire
+             || atomic_load (&c->status) < CONN_STOPPING)) {
     struct areq *n = a->ready;
     a->ready = n->next;
     pthread_mutex_unlock (&c->lock);
@@ -434,7 +434,8 @@ retire (struct areq *q)
   thread_ctx_set (c->server, c, c->server->plugin->name);
   if (c->server->thread_model == TM_SERIALIZE_RETIREMENT) {
     pthread_mutex_lock (&c->lock);
-    if (q->r.seq != c->next_retire && atomic_load (&c->status) >= CONN_STOPPING) {
+    if (q->r.seq != c->next_retire
+        && atomic_load (&c->status) >= CONN_STOPPING) {
       struct areq **p = &a->ready;
       while (*p && (*p)->r.seq < q->r.seq)
         p = &(*p)->next;

@@ -358,7 +358,8 @@ send_begin (struct connection *c, const struct request *r)
 {
   if (c->server->thread_model == TM_SERIALIZE_RETIREMENT) {
     pthread_mutex_lock (&c->lock);
-    while (c->next_retire != r->seq && atomic_load (&c->status) >= CONN_STOPPING)
+    while (c->next_retire != r->seq
+           && atomic_load (&c->status) >= CONN_STOPPING)
       pthread_cond_wait (&c->cond, &c->lock);
     pthread_mutex_unlock (&c->lock);
   }

@@ -34,20 +34,19 @@ static const char *model = "serialize_requests";
 static int64_t delay = 1000;
 static const char *stats_file;
 
-static const struct nbdkit_param params[] = {
-  { .name = "thread-model",
-    .type = NBDKIT_PARAM_ENUM,
-    .doc = "the thread model the plugin asks for",
-    .choices = "serialize_connections|serialize_all_requests|"
-               "serialize_requests",
-    .dest = &model },
-  { .name = "delay",
-    .type = NBDKIT_PARAM_INT,
-    .doc = "microseconds each read takes",
-    .dest = &delay },
-  { .name = "stats", .type = NBDKIT_PARAM_STRING, .dest = &stats_file },
-  { 0 }
-};
+static const struct nbdkit_param params[]
+    = { { .name = "thread-model",
+          .type = NBDKIT_PARAM_ENUM,
+          .doc = "the thread model the plugin asks for",
+          .choices = "serialize_connections|serialize_all_requests|"
+                     "serialize_requests",
+          .dest = &model },
+        { .name = "delay",
+          .type = NBDKIT_PARAM_INT,
+          .doc = "microseconds each read takes",
+          .dest = &delay },
+        { .name = "stats", .type = NBDKIT_PARAM_STRING, .dest = &stats_file },
+        { 0 } };
 
 struct handle {
   atomic_int in_call;
@@ -128,8 +127,8 @@ overlap_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
   bool bad = overlap_thread_model () == NBDKIT_THREAD_MODEL_SERIALIZE_REQUESTS
                  ? mine > 0
                  : all > 0;
-  struct timespec ts = { .tv_sec = delay / 1000000,
-                         .tv_nsec = delay % 1000000 * 1000 };
+  struct timespec ts
+      = { .tv_sec = delay / 1000000, .tv_nsec = delay % 1000000 * 1000 };
 
   if (atomic_exchange (&last_id, h->id) != h->id)
     atomic_fetch_add (&switches, 1);
@@ -149,8 +148,8 @@ overlap_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
 }
 
 static int
-overlap_pwrite (void *handle, const void *buf, uint64_t count,
-                uint64_t offset, uint32_t flags)
+overlap_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
+                uint32_t flags)
 {
   struct handle *h = handle;
 

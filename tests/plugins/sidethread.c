@@ -32,21 +32,20 @@
 static bool side_shared, side_readonly;
 static int64_t grow;
 
-static const struct nbdkit_param params[] = {
-  { .name = "side-shared",
-    .type = NBDKIT_PARAM_BOOL,
-    .doc = "one side context for every connection",
-    .dest = &side_shared },
-  { .name = "side-readonly",
-    .type = NBDKIT_PARAM_BOOL,
-    .doc = "open the side context read-only",
-    .dest = &side_readonly },
-  { .name = "grow",
-    .type = NBDKIT_PARAM_SIZE,
-    .doc = "bytes added to the size of the layer below",
-    .dest = &grow },
-  { 0 }
-};
+static const struct nbdkit_param params[]
+    = { { .name = "side-shared",
+          .type = NBDKIT_PARAM_BOOL,
+          .doc = "one side context for every connection",
+          .dest = &side_shared },
+        { .name = "side-readonly",
+          .type = NBDKIT_PARAM_BOOL,
+          .doc = "open the side context read-only",
+          .dest = &side_readonly },
+        { .name = "grow",
+          .type = NBDKIT_PARAM_SIZE,
+          .doc = "bytes added to the size of the layer below",
+          .dest = &grow },
+        { 0 } };
 
 struct side {
   nbdkit_next *next;
@@ -81,8 +80,8 @@ side_new (nbdkit_backend *below, int readonly, const char *exportname)
     nbdkit_error ("calloc: %m");
     return NULL;
   }
-  s->next = nbdkit_next_context_open (below, readonly || side_readonly,
-                                      exportname);
+  s->next
+      = nbdkit_next_context_open (below, readonly || side_readonly, exportname);
   if (s->next == NULL) {
     free (s);
     return NULL;
