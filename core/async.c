@@ -358,7 +358,7 @@ send_reply (struct areq *q)
                   q->r.offset);
     err = EIO;
   }
-  if (atomic_load (&c->status) >= 0) {
+  if (atomic_load (&c->status) >= CONN_STOPPING) {
     pthread_mutex_lock (&c->send_lock);
     out_init (o, c);
     if (q->r.type == NBD_CMD_READ)
@@ -372,7 +372,7 @@ send_reply (struct areq *q)
     }
     pthread_mutex_unlock (&c->send_lock);
     if (sent == -1)
-      atomic_store (&c->status, -1);
+      atomic_store (&c->status, CONN_DEAD);
   }
   if (q->r.type == NBD_CMD_READ) {
     if (!read_all_segments (&q->rd) && q->dirty < q->r.count)
@@ -399,9 +399,9 @@ advance (struct connection *c, struct areq *q)
    * synchronous request may have taken one out of order): nothing may
    * be left waiting.
    */
-  while (
-      a && a->ready
-      && (a->ready->r.seq == c->next_retire || atomic_load (&c->status) < 0)) {
+  while (a && a->ready
+         && (a->ready->r.seq == c->next_retire
+             || atomic_load (&c->status) < CONN_STOPPING)) {
     struct areq *n = a->ready;
     a->ready = n->next;
     pthread_mutex_unlock (&c->lock);
@@ -434,7 +434,8 @@ retire (struct areq *q)
   thread_ctx_set (c->server, c, c->server->plugin->name);
   if (c->server->thread_model == TM_SERIALIZE_RETIREMENT) {
     pthread_mutex_lock (&c->lock);
-    if (q->r.seq != c->next_retire && atomic_load (&c->status) >= 0) {
+    if (q->r.seq != c->next_retire
+        && atomic_load (&c->status) >= CONN_STOPPING) {
       struct areq **p = &a->ready;
       while (*p && (*p)->r.seq < q->r.seq)
         p = &(*p)->next;
@@ -505,7 +506,7 @@ reserve (struct connection *c, size_t need)
   struct areq *q;
 
   pthread_mutex_lock (&c->lock);
-  while (atomic_load (&c->status) >= 0
+  while (atomic_load (&c->status) >= CONN_STOPPING
          && (a->outstanding >= ASYNC_MAX
              || (a->outstanding > 0 && a->bytes + need > ASYNC_MAX_BYTES)))
     pthread_cond_wait (&a->cond, &c->lock);

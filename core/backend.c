@@ -3,10 +3,12 @@
  * Capability answers are asked once per connection and layer, then
  * cached.  What a layer lacks is emulated here so plugins stay small:
  * FUA by a flush, zeroing by writes, cache by reads, extents as data.
- * Requests from clients arrive validated by transmission.c; requests
- * from filters are checked against each layer's size here.
+ * Requests arrive checked, a client's at the edge (request.c), a
+ * filter's where it calls below (filter.c, by backend_check): here
+ * they are asserted.
  */
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -29,28 +31,76 @@
 #define TRACE_CTL(c, ...) TRACE (controlpath, c, __VA_ARGS__)
 #define TRACE_DATA(c, ...) TRACE (datapath, c, __VA_ARGS__)
 
+/* The thread model's promise to the plugin is kept where calls enter
+ * it, for every context: a filter's own contexts
+ * (nbdkit_next_context_open), called from its own threads or from
+ * several connections, are held to it like the clients' requests.
+ * serialize_connections and serialize_all_requests: one call at a
+ * time into the plugin, server-wide (a filter's extra contexts count
+ * as the connection that opened them: their calls take turns with
+ * it); serialize_requests: one call at a time per plugin handle.  The
+ * parallel models take no lock.  A thread already in the plugin (a
+ * capability asking another) does not lock again.
+ */
+static inline pthread_mutex_t *
+plugin_lock (struct context *c, const struct thread_ctx *t)
+{
+  struct server *s = c->b->server;
+
+  if (c->b->is_filter || t->in_plugin)
+    return NULL;
+  switch (s->thread_model) {
+    case TM_SERIALIZE_CONNECTIONS:
+    case TM_SERIALIZE_ALL_REQUESTS:
+      return &s->plugin_lock;
+    case TM_SERIALIZE_REQUESTS:
+      return &c->lock;
+    default:
+      return NULL;
+  }
+}
+
 /* Messages from a layer's callbacks name that layer, whichever layer
  * called it: an error from a plugin behind a filter reads
  * "PLUGIN[CONN]: error: ...", not the filter's name.  Every call into
  * a layer through a context crosses this boundary, which sets the
- * thread's log context for the call and gives the caller's back after.
+ * thread's log context for the call and gives the caller's back after,
+ * and takes the plugin's thread model lock (above).
  */
 #define CALL(c, call)                                                          \
   ({                                                                           \
     struct thread_ctx *t_ = thread_ctx ();                                     \
     const char *saved_ = t_->name;                                             \
+    pthread_mutex_t *l_ = plugin_lock ((c), t_);                               \
+    if (l_) {                                                                  \
+      pthread_mutex_lock (l_);                                                 \
+      t_->in_plugin = true;                                                    \
+    }                                                                          \
     t_->name = (c)->b->name;                                                   \
     __typeof__ (call) r_ = (call);                                             \
     t_->name = saved_;                                                         \
+    if (l_) {                                                                  \
+      t_->in_plugin = false;                                                   \
+      pthread_mutex_unlock (l_);                                               \
+    }                                                                          \
     r_;                                                                        \
   })
 #define CALL_VOID(c, call)                                                     \
   do {                                                                         \
     struct thread_ctx *t_ = thread_ctx ();                                     \
     const char *saved_ = t_->name;                                             \
+    pthread_mutex_t *l_ = plugin_lock ((c), t_);                               \
+    if (l_) {                                                                  \
+      pthread_mutex_lock (l_);                                                 \
+      t_->in_plugin = true;                                                    \
+    }                                                                          \
     t_->name = (c)->b->name;                                                   \
     call;                                                                      \
     t_->name = saved_;                                                         \
+    if (l_) {                                                                  \
+      t_->in_plugin = false;                                                   \
+      pthread_mutex_unlock (l_);                                               \
+    }                                                                          \
   } while (0)
 
 /* Zeroing and caching by emulation go in pieces of this size. */
@@ -78,8 +128,16 @@ context_new (struct backend *b, struct connection *conn)
   }
   c->b = b;
   c->conn = conn;
+  pthread_mutex_init (&c->lock, NULL);
   context_reset_caps (c);
   return c;
+}
+
+static void
+context_free (struct context *c)
+{
+  pthread_mutex_destroy (&c->lock);
+  free (c);
 }
 
 /* Open layer B and, below it, the rest of the chain.  A filter may
@@ -101,7 +159,7 @@ open_layer (struct backend *b, struct connection *conn, int readonly,
   if (*exportname == '\0') {
     exportname = exports_default (b, readonly, is_tls);
     if (exportname == NULL) {
-      free (c);
+      context_free (c);
       return NULL;
     }
   }
@@ -112,14 +170,14 @@ open_layer (struct backend *b, struct connection *conn, int readonly,
   c->handle = CALL (c, b->ops->open (c, readonly, exportname, is_tls));
   if (c->handle == NULL) {
     backend_close (c->next);
-    free (c);
+    context_free (c);
     return NULL;
   }
   if (b->next && c->next == NULL && !c->no_next) {
     c->next = open_layer (b->next, conn, readonly, exportname, is_tls);
     if (c->next == NULL) {
       CALL_VOID (c, b->ops->close (c));
-      free (c);
+      context_free (c);
       return NULL;
     }
   }
@@ -201,27 +259,36 @@ backend_close (struct context *c)
       TRACE_CTL (c, "close");
       CALL_VOID (c, c->b->ops->close (c));
     }
-    free (c);
+    context_free (c);
     c = next;
   }
 }
 
+/* The answers cached below may be asked for from several threads at
+ * once where a filter shares a context (its own threads, or several
+ * connections): each is published with one atomic store, and two
+ * threads asking at once both ask the layer and store the same answer.
+ */
+#define LOAD(field) __atomic_load_n (&(field), __ATOMIC_ACQUIRE)
+#define STORE(field, v) __atomic_store_n (&(field), (v), __ATOMIC_RELEASE)
+
 int64_t
 backend_get_size (struct context *c)
 {
-  if (c->size == -1) {
-    int64_t r;
+  int64_t size = LOAD (c->size);
+
+  if (size == -1) {
     TRACE_CTL (c, "get_size");
-    r = CALL (c, c->b->ops->get_size (c));
-    if (r < 0) {
-      if (r != -1)
+    size = CALL (c, c->b->ops->get_size (c));
+    if (size < 0) {
+      if (size != -1)
         nbdkit_error ("%s: get_size returned a negative size %" PRId64,
-                      c->b->name, r);
+                      c->b->name, size);
       return -1;
     }
-    c->size = r;
+    STORE (c->size, size);
   }
-  return c->size;
+  return size;
 }
 
 int
@@ -229,16 +296,25 @@ backend_block_size (struct context *c, struct nbdkit_block_size *bs)
 {
   int requested = c->conn ? c->conn->client_requested_bs : 0;
 
-  /* The answer may depend on whether the client asked for sizes. */
-  if (!c->bs_known || c->bs.client_requested != requested) {
+  /* The answer may depend on whether the client asked for sizes (a
+   * connection's own contexts, during its handshake).  The first
+   * answer is kept once published.
+   */
+  if (!LOAD (c->bs_known) || c->bs.client_requested != requested) {
     struct nbdkit_block_size r = { 0 };
     r.client_requested = requested;
     TRACE_CTL (c, "block_size");
     if (CALL (c, c->b->ops->block_size (c, &r)) == -1)
       return -1;
     r.client_requested = requested;
-    c->bs = r;
-    c->bs_known = 1;
+    pthread_mutex_lock (&c->lock);
+    if (!c->bs_known || c->bs.client_requested != requested) {
+      c->bs = r;
+      STORE (c->bs_known, 1);
+    }
+    pthread_mutex_unlock (&c->lock);
+    *bs = r;
+    return 0;
   }
   *bs = c->bs;
   return 0;
@@ -254,21 +330,25 @@ as_bool (int r)
 /* Ask once, cache the answer; -1 (error) is not cached. */
 #define CACHED(field, expr)                                                    \
   do {                                                                         \
-    if (c->field == -1) {                                                      \
-      int r_;                                                                  \
+    int v_ = LOAD (c->field);                                                  \
+    if (v_ == -1) {                                                            \
       TRACE_CTL (c, #field);                                                   \
-      r_ = (expr);                                                             \
-      if (r_ == -1)                                                            \
+      v_ = (expr);                                                             \
+      if (v_ == -1)                                                            \
         return -1;                                                             \
-      c->field = r_;                                                           \
+      STORE (c->field, v_);                                                    \
     }                                                                          \
-    return c->field;                                                           \
+    return v_;                                                                 \
   } while (0)
 
 int
 backend_can_write (struct context *c)
 {
-  if (c->conn && c->conn->readonly)
+  /* A context opened read-only (by the client's -r, by a filter, or
+   * for an export found read-only) cannot write, whatever its layer
+   * says.
+   */
+  if (c->readonly || (c->conn && c->conn->readonly))
     return 0;
   CACHED (can_write, as_bool (CALL (c, c->b->ops->can_write (c))));
 }
@@ -350,12 +430,14 @@ backend_export_description (struct context *c)
   return CALL (c, c->b->ops->export_description (c));
 }
 
-/* Requests from the client were checked at the edge; requests from a
- * filter are checked here, against this layer's size.
+/* Requests are checked once, where they enter the chain or cross to
+ * a layer from a filter: a client's at the edge (request.c), against
+ * the export; a filter's where it calls below (filter.c), against
+ * the layer below, with backend_check.  Here they are only asserted.
  */
-static int
-check_range (struct context *c, const char *what, uint64_t count,
-             uint64_t offset, int *err)
+int
+backend_check (struct context *c, const char *what, uint64_t count,
+               uint64_t offset, bool write, int *err)
 {
   int64_t size = backend_get_size (c);
 
@@ -370,8 +452,31 @@ check_range (struct context *c, const char *what, uint64_t count,
     *err = EINVAL;
     return -1;
   }
+  if (write) {
+    int w = backend_can_write (c);
+    if (w != 1) {
+      if (w == 0)
+        nbdkit_error ("%s: %s at offset %" PRIu64 " for %" PRIu64
+                      " bytes: the layer below is read-only",
+                      c->b->name, what, offset, count);
+      *err = w == 0 ? EROFS : EIO;
+      return -1;
+    }
+  }
   return 0;
 }
+
+#ifndef NDEBUG
+/* What backend_check made sure of. */
+static bool
+in_range (const struct context *c, uint64_t count, uint64_t offset)
+{
+  int64_t size = LOAD (c->size);
+
+  return size >= 0 && offset <= (uint64_t)size
+         && count <= (uint64_t)size - offset;
+}
+#endif
 
 int
 backend_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
@@ -379,8 +484,7 @@ backend_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
 {
   int r;
 
-  if (check_range (c, "pread", count, offset, err) == -1)
-    return -1;
+  assert (in_range (c, count, offset));
   /* What a layer leaves alone reaches the client as zeroes: clear the
    * buffer for a layer that does not promise to fill it, unless it is
    * known to hold zeroes already (the server's own buffer usually is).
@@ -418,8 +522,7 @@ int
 backend_pwrite (struct context *c, const void *buf, uint64_t count,
                 uint64_t offset, uint32_t flags, int *err)
 {
-  if (check_range (c, "pwrite", count, offset, err) == -1)
-    return -1;
+  assert (in_range (c, count, offset) && LOAD (c->can_write) == 1);
   TRACE_DATA (c, "pwrite count=%" PRIu64 " offset=%" PRIu64 " fua=%d", count,
               offset, !!(flags & NBDKIT_FLAG_FUA));
   if (CALL (c, c->b->ops->pwrite (c, buf, count, offset,
@@ -442,8 +545,7 @@ int
 backend_trim (struct context *c, uint64_t count, uint64_t offset,
               uint32_t flags, int *err)
 {
-  if (check_range (c, "trim", count, offset, err) == -1)
-    return -1;
+  assert (in_range (c, count, offset) && LOAD (c->can_write) == 1);
   TRACE_DATA (c, "trim count=%" PRIu64 " offset=%" PRIu64 " fua=%d", count,
               offset, !!(flags & NBDKIT_FLAG_FUA));
   if (CALL (c, c->b->ops->trim (c, count, offset, native_flags (c, flags), err))
@@ -507,8 +609,7 @@ backend_zero (struct context *c, uint64_t count, uint64_t offset,
 {
   int z = backend_can_zero (c);
 
-  if (check_range (c, "zero", count, offset, err) == -1)
-    return -1;
+  assert (in_range (c, count, offset) && LOAD (c->can_write) == 1);
   TRACE_DATA (
       c, "zero count=%" PRIu64 " offset=%" PRIu64 " may_trim=%d fua=%d fast=%d",
       count, offset, !!(flags & NBDKIT_FLAG_MAY_TRIM),
@@ -531,8 +632,7 @@ int
 backend_extents (struct context *c, uint64_t count, uint64_t offset,
                  uint32_t flags, struct nbdkit_extents *e, int *err)
 {
-  if (check_range (c, "extents", count, offset, err) == -1)
-    return -1;
+  assert (in_range (c, count, offset));
   TRACE_DATA (c, "extents count=%" PRIu64 " offset=%" PRIu64 " req_one=%d",
               count, offset, !!(flags & NBDKIT_FLAG_REQ_ONE));
   if (backend_can_extents (c) != NBDKIT_EXTENTS_NATIVE) {
@@ -551,8 +651,7 @@ backend_cache (struct context *c, uint64_t count, uint64_t offset,
 {
   int r = backend_can_cache (c);
 
-  if (check_range (c, "cache", count, offset, err) == -1)
-    return -1;
+  assert (in_range (c, count, offset));
   TRACE_DATA (c, "cache count=%" PRIu64 " offset=%" PRIu64, count, offset);
   if (r == NBDKIT_CACHE_NATIVE)
     return CALL (c, c->b->ops->cache (c, count, offset, flags, err));
@@ -592,8 +691,15 @@ backend_start (struct context *c, const struct async_op *op,
 {
   struct async_op o = *op;
 
+  /* The filters let it pass untouched, but the plugin's size (or
+   * writability) may still differ from what the client was told.
+   */
   if (o.type != NBD_CMD_FLUSH
-      && check_range (c, "async request", o.count, o.offset, err) == -1)
+      && backend_check (c, cmd_name (o.type), o.count, o.offset,
+                        o.type == NBD_CMD_WRITE || o.type == NBD_CMD_TRIM
+                            || o.type == NBD_CMD_WRITE_ZEROES,
+                        err)
+             == -1)
     return -1;
   TRACE_DATA (c, "async %s count=%" PRIu64 " offset=%" PRIu64 " flags=0x%x",
               cmd_name (o.type), o.count, o.offset, o.flags);

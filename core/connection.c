@@ -424,6 +424,11 @@ connection_main (void *arg)
   struct server *s = c->server;
   bool serialize = s->thread_model == TM_SERIALIZE_CONNECTIONS;
 
+  /* serialize_connections: one connection's whole life at a time,
+   * handshake included; the contexts its filters open count as its own.
+   * Each call into the plugin is serialized besides (backend.c), which
+   * also holds a filter's threads to one call at a time.
+   */
   if (serialize)
     pthread_mutex_lock (&s->connections_lock);
   thread_ctx_set (s, c, s->plugin->name);

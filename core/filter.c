@@ -32,6 +32,17 @@
   } while (0)
 #define CTX(n) ((struct context *)(n))
 
+/* Requests a filter sends below, through nbdkit_next_* or by leaving a
+ * callback out, are checked here against the layer below (its size,
+ * and for writes whether it can write): a filter may send any values,
+ * and backend.c only asserts.  The message names the layer below.
+ */
+#define CHECK(ctx, what, count, offset, write)                                 \
+  do {                                                                         \
+    if (backend_check ((ctx), (what), (count), (offset), (write), err) == -1)  \
+      return -1;                                                               \
+  } while (0)
+
 /* Messages from inside a filter callback name the filter: backend.c
  * sets that for every call through a context (CALL); ENTER is for the
  * one call that does not come through there, meta_extents.
@@ -249,6 +260,7 @@ f_pread (struct context *c, void *buf, uint64_t count, uint64_t offset,
       *err = EIO;
       NEED_NEXT (c, -1);
     }
+    CHECK (c->next, "pread", count, offset, false);
     return backend_pread (c->next, buf, count, offset, flags, rd, err);
   }
   r = FC (c)->pread (NEXT (c), c->handle, buf, count, offset, flags, rd, err);
@@ -265,6 +277,7 @@ f_pwrite (struct context *c, const void *buf, uint64_t count, uint64_t offset,
       *err = EIO;
       NEED_NEXT (c, -1);
     }
+    CHECK (c->next, "pwrite", count, offset, true);
     return backend_pwrite (c->next, buf, count, offset, flags, err);
   }
   r = FC (c)->pwrite (NEXT (c), c->handle, buf, count, offset, flags, err);
@@ -286,7 +299,7 @@ f_flush (struct context *c, uint32_t flags, int *err)
   return r;
 }
 
-#define RANGE(fn)                                                              \
+#define RANGE(fn, write)                                                       \
   static int f_##fn (struct context *c, uint64_t count, uint64_t offset,       \
                      uint32_t flags, int *err)                                 \
   {                                                                            \
@@ -294,14 +307,15 @@ f_flush (struct context *c, uint32_t flags, int *err)
     if (FC (c)->fn == NULL) {                                                  \
       *err = EIO;                                                              \
       NEED_NEXT (c, -1);                                                       \
+      CHECK (c->next, #fn, count, offset, write);                              \
       return backend_##fn (c->next, count, offset, flags, err);                \
     }                                                                          \
     r = FC (c)->fn (NEXT (c), c->handle, count, offset, flags, err);           \
     return r;                                                                  \
   }
-RANGE (trim)
-RANGE (zero)
-RANGE (cache)
+RANGE (trim, true)
+RANGE (zero, true)
+RANGE (cache, false)
 #undef RANGE
 
 static int
@@ -314,6 +328,7 @@ f_extents (struct context *c, uint64_t count, uint64_t offset, uint32_t flags,
       *err = EIO;
       NEED_NEXT (c, -1);
     }
+    CHECK (c->next, "extents", count, offset, false);
     return backend_extents (c->next, count, offset, flags, e, err);
   }
   r = FC (c)->extents (NEXT (c), c->handle, count, offset, flags, e, err);
@@ -607,6 +622,7 @@ nbdkit_next_pread (nbdkit_next *n, void *buf, uint64_t count, uint64_t offset,
   struct nbdkit_read local = { 0 };
   int r;
 
+  CHECK (CTX (n), "pread", count, offset, false);
   /* Loans and holes travel up only for the very request they describe. */
   if (rd && rd->buf == buf && rd->offset == offset && rd->count == count)
     return backend_pread (CTX (n), buf, count, offset, flags, rd, err);
@@ -626,6 +642,7 @@ NBDKIT_EXTERN_C int
 nbdkit_next_pwrite (nbdkit_next *n, const void *buf, uint64_t count,
                     uint64_t offset, uint32_t flags, int *err)
 {
+  CHECK (CTX (n), "pwrite", count, offset, true);
   return backend_pwrite (CTX (n), buf, count, offset, flags, err);
 }
 
@@ -639,6 +656,7 @@ NBDKIT_EXTERN_C int
 nbdkit_next_trim (nbdkit_next *n, uint64_t count, uint64_t offset,
                   uint32_t flags, int *err)
 {
+  CHECK (CTX (n), "trim", count, offset, true);
   return backend_trim (CTX (n), count, offset, flags, err);
 }
 
@@ -646,6 +664,7 @@ NBDKIT_EXTERN_C int
 nbdkit_next_zero (nbdkit_next *n, uint64_t count, uint64_t offset,
                   uint32_t flags, int *err)
 {
+  CHECK (CTX (n), "zero", count, offset, true);
   return backend_zero (CTX (n), count, offset, flags, err);
 }
 
@@ -653,6 +672,7 @@ NBDKIT_EXTERN_C int
 nbdkit_next_extents (nbdkit_next *n, uint64_t count, uint64_t offset,
                      uint32_t flags, struct nbdkit_extents *e, int *err)
 {
+  CHECK (CTX (n), "extents", count, offset, false);
   return backend_extents (CTX (n), count, offset, flags, e, err);
 }
 
@@ -660,6 +680,7 @@ NBDKIT_EXTERN_C int
 nbdkit_next_cache (nbdkit_next *n, uint64_t count, uint64_t offset,
                    uint32_t flags, int *err)
 {
+  CHECK (CTX (n), "cache", count, offset, false);
   return backend_cache (CTX (n), count, offset, flags, err);
 }
 
@@ -669,6 +690,7 @@ nbdkit_extents_full (nbdkit_next *n, uint64_t count, uint64_t offset,
 {
   uint64_t end = offset + count;
 
+  CHECK (CTX (n), "extents", count, offset, false);
   flags &= ~NBDKIT_FLAG_REQ_ONE;
   while (offset < end) {
     struct nbdkit_extents *part = nbdkit_extents_new (offset, end);

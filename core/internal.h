@@ -65,6 +65,10 @@ struct thread_ctx {
   struct connection *conn;
   const char *name; /* plugin or filter name, or NULL */
   int error;        /* from nbdkit_set_error, 0 if none */
+  /* In a call into the plugin, holding its thread model's lock (a
+   * capability callback may ask another of the same context).
+   */
+  bool in_plugin;
 };
 extern struct thread_ctx *thread_ctx (void);
 extern void log_error (struct server *s, const char *fmt, ...)
@@ -252,6 +256,10 @@ struct context {
   int readonly, is_tls; /* as opened */
   int prepared;
   int no_next; /* the filter opens nothing below */
+  /* serialize_requests: one call at a time into the plugin's handle
+   * (backend.c).
+   */
+  pthread_mutex_t lock;
 };
 
 /* Whether the layer's pread writes (or reads from below) every byte it
@@ -323,6 +331,13 @@ extern int backend_open_next (struct context *c, int readonly,
  * as all data).
  */
 extern int64_t backend_get_size (struct context *c);
+/* Check a request a filter sends below (filter.c) or the server sends
+ * past the filters (async.c): COUNT bytes at OFFSET within C's size,
+ * and C writable if WRITE.  0, or -1 with an error logged and *ERR
+ * set (EINVAL, EROFS, or EIO if C could not say).
+ */
+extern int backend_check (struct context *c, const char *what, uint64_t count,
+                          uint64_t offset, bool write, int *err);
 extern int backend_block_size (struct context *c, struct nbdkit_block_size *bs);
 extern int backend_can_write (struct context *c);
 extern int backend_can_flush (struct context *c);

@@ -48,6 +48,7 @@ server_new (void)
   pthread_mutex_init (&s->pool_lock, NULL);
   pthread_cond_init (&s->pool_done, NULL);
   pthread_mutex_init (&s->all_requests_lock, NULL);
+  pthread_mutex_init (&s->plugin_lock, NULL);
   pthread_mutex_init (&s->connections_lock, NULL);
   pthread_mutex_init (&s->intern_lock, NULL);
   pthread_mutex_init (&s->error_lock, NULL);
@@ -79,6 +80,7 @@ server_free (struct server *s)
   pthread_mutex_destroy (&s->pool_lock);
   pthread_cond_destroy (&s->pool_done);
   pthread_mutex_destroy (&s->all_requests_lock);
+  pthread_mutex_destroy (&s->plugin_lock);
   pthread_mutex_destroy (&s->connections_lock);
   pthread_mutex_destroy (&s->intern_lock);
   pthread_mutex_destroy (&s->error_lock);
@@ -119,6 +121,7 @@ server_thread_model (struct server *s)
                  m);
       return -1;
     }
+    b->thread_model = m;
     if (m < model)
       model = m;
   }
@@ -291,6 +294,15 @@ server_prepare (struct server *s)
     return -1;
   s->thread_model = model;
   log_debug (s, "using thread model %s", thread_model_name (model));
+  /* The plugin is held to the model it is told (every call into it,
+   * backend.c); a filter that asks for one request at a time across
+   * clients for itself gets it for the clients' requests
+   * (transmission.c).
+   */
+  s->serialize_filters = false;
+  for (struct backend *b = s->top; b; b = b->next)
+    if (b->is_filter && b->thread_model <= TM_SERIALIZE_ALL_REQUESTS)
+      s->serialize_filters = true;
   for (struct backend *b = s->top; b; b = b->next) {
     thread_ctx_set (s, NULL, b->name);
     if (b->ops->get_ready (b, model) == -1)

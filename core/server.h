@@ -132,8 +132,16 @@ struct server {
   bool pool_stop;
   struct pool_rec *pool_exited; /* threads gone, to be joined */
 
-  pthread_mutex_t all_requests_lock; /* serialize-all-requests */
-  pthread_mutex_t connections_lock;  /* serialize-connections */
+  /* serialize-connections and serialize-all-requests: one call at a
+   * time into the plugin, whatever context it is on (backend.c).
+   */
+  pthread_mutex_t plugin_lock;
+  /* A filter asking for serialize-all-requests or stricter for itself:
+   * one client request at a time through the chain (transmission.c).
+   */
+  bool serialize_filters;
+  pthread_mutex_t all_requests_lock;
+  pthread_mutex_t connections_lock; /* serialize-connections */
 
   /* Interned strings outside connections. */
   pthread_mutex_t intern_lock;

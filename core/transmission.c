@@ -232,7 +232,7 @@ flush_held (struct connection *c, struct worker *w)
   int sent = send_held (c, w);
   pthread_mutex_unlock (&c->send_lock);
   if (sent == -1)
-    atomic_store (&c->status, -1);
+    atomic_store (&c->status, CONN_DEAD);
 }
 
 /* Hold the reply gathered in O back instead of sending it, if it is
@@ -358,7 +358,8 @@ send_begin (struct connection *c, const struct request *r)
 {
   if (c->server->thread_model == TM_SERIALIZE_RETIREMENT) {
     pthread_mutex_lock (&c->lock);
-    while (c->next_retire != r->seq && atomic_load (&c->status) >= 0)
+    while (c->next_retire != r->seq
+           && atomic_load (&c->status) >= CONN_STOPPING)
       pthread_cond_wait (&c->cond, &c->lock);
     pthread_mutex_unlock (&c->lock);
   }
@@ -370,7 +371,7 @@ send_end (struct connection *c, int sent)
 {
   pthread_mutex_unlock (&c->send_lock);
   if (sent == -1)
-    atomic_store (&c->status, -1);
+    atomic_store (&c->status, CONN_DEAD);
   if (c->server->thread_model == TM_SERIALIZE_RETIREMENT)
     async_retire_next (c);
 }
@@ -389,7 +390,8 @@ execute (struct connection *c, struct worker *w, struct request *r, bool hold)
   int nes = 0;
   uint32_t f = nbdkit_flags (r);
   int err = r->err, ret = 0, sent;
-  bool serialize = s->thread_model == TM_SERIALIZE_ALL_REQUESTS;
+  /* The plugin's own lock is taken where calls enter it (backend.c). */
+  bool serialize = s->serialize_filters;
 
   w->rd.nsegs = 0;
   if (err == 0 && r->count == 0 && r->type != NBD_CMD_FLUSH) {
@@ -498,18 +500,18 @@ transmission_loop (struct connection *c)
      * role, or for the client when the next request is not in hand.
      */
     if (w.held_len > 0
-        && (c->reader_busy || atomic_load (&c->status) <= 0
+        && (c->reader_busy || atomic_load (&c->status) <= CONN_STOPPING
             || !conn_request_buffered (c))) {
       pthread_mutex_unlock (&c->lock);
       flush_held (c, &w);
       pthread_mutex_lock (&c->lock);
     }
-    while (c->reader_busy && atomic_load (&c->status) > 0) {
+    while (c->reader_busy && atomic_load (&c->status) > CONN_STOPPING) {
       c->nidle++;
       pthread_cond_wait (&c->cond, &c->lock);
       c->nidle--;
     }
-    if (atomic_load (&c->status) <= 0)
+    if (atomic_load (&c->status) <= CONN_STOPPING)
       break;
     c->reader_busy = true;
     pthread_mutex_unlock (&c->lock);
@@ -522,8 +524,8 @@ transmission_loop (struct connection *c)
       if (rr == 1)
         log_debug (c->server, "client sent disconnect");
       /* Stop reading; requests in flight still finish and reply. */
-      int one = 1;
-      atomic_compare_exchange_strong (&c->status, &one, 0);
+      int live = CONN_LIVE;
+      atomic_compare_exchange_strong (&c->status, &live, CONN_STOPPING);
       pthread_cond_broadcast (&c->cond);
       break;
     }
