@@ -19,10 +19,12 @@
  * waits: librbd's completion callback queues the request to one
  * thread of ours, which completes it with nbdkit_complete (or first
  * sends the flush of a FUA write).  Elsewhere, and with async=false,
- * the synchronous callbacks wait for each completion.  Extents come from rbd_diff_iterate2 at
- * byte granularity: ranges it does not report are holes that read as
- * zeroes.  Zero without may-trim allocates (thick-provisioned zeroes),
- * which is a plain write: it is refused to fast-zero requests.
+ * the synchronous callbacks wait for each completion.
+ *
+ * Extents come from rbd_diff_iterate2 at byte granularity: ranges it
+ * does not report are holes that read as zeroes.  Zero without
+ * may-trim allocates (thick-provisioned zeroes), which is a plain
+ * write: it is refused to fast-zero requests.
  */
 
 #include <errno.h>
@@ -796,8 +798,8 @@ plugin_async_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
 {
   (void)handle;
   (void)rd;
-  struct aop *a = aop_new (h, "read", count, offset, 0);
   (void)flags;
+  struct aop *a = aop_new (h, "read", count, offset, 0);
   if (a == NULL)
     return -1;
   a->buf = buf;
