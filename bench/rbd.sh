@@ -2,8 +2,13 @@
 # The rbd plugin against qemu-nbd serving the same Ceph RBD image
 # through qemu's rbd driver (Debian's qemu-block-extra), side by side.
 #
-#   bench/rbd.sh [-q] [-r ROUNDS] [-s SIZE_MIB] [-t SECONDS] [-b BUILDDIR]
+#   bench/rbd.sh [-q] [-a] [-r ROUNDS] [-s SIZE_MIB] [-t SECONDS] [-b BUILDDIR]
 #
+#   -a           instead: our plugin with asynchronous completion (the
+#                default) against async=false (a server thread per
+#                request), fio random 4 KiB reads at depths 16 and 64:
+#                IOPS, and the most threads the server had during the
+#                run (/proc/PID/task, sampled every 50 ms)
 #   -r ROUNDS    rounds (default 3); each round measures both servers
 #   -s SIZE_MIB  size of the image (default 512; the memstore OSD holds
 #                at most 1 GiB)
@@ -36,14 +41,16 @@ rounds=3
 size_mib=512
 secs=5
 builddir=build
-while getopts "qr:s:t:b:" o; do
+mode=qemu
+while getopts "qar:s:t:b:" o; do
   case $o in
     q) rounds=1 size_mib=128 secs=2 ;;
+    a) mode=async ;;
     r) rounds=$OPTARG ;;
     s) size_mib=$OPTARG ;;
     t) secs=$OPTARG ;;
     b) builddir=$OPTARG ;;
-    *) sed -n '2,29p' "$0"; exit 2 ;;
+    *) sed -n '2,35p' "$0"; exit 2 ;;
   esac
 done
 cd "$(dirname "$0")/.."
@@ -82,6 +89,10 @@ start () {
     ours)
       "$ours" -f -U "$sock" rbd rbd/bench conf="$CEPH_CONF" \
         keyring="$CEPH_KEYRING" &
+      ;;
+    ours-sync)
+      "$ours" -f -U "$sock" rbd rbd/bench conf="$CEPH_CONF" \
+        keyring="$CEPH_KEYRING" async=false &
       ;;
     qemu-nbd)
       qemu-nbd -t -f raw -e 8 -k "$sock" \
@@ -123,13 +134,43 @@ print(round(json.loads(t[t.index("{"):])["jobs"][0]["read"]["iops"]))' "$tmp/fio
   stop
 }
 
+# fio random 4 KiB reads at depth QD: IOPS, and the server's most
+# threads meanwhile.
+measure_async () {
+  s=$1
+  start "$s"
+  for qd in 16 64; do
+    rm -f "$tmp/fio.done"
+    ( most=0
+      while kill -0 "$pid" 2>/dev/null && [ ! -e "$tmp/fio.done" ]; do
+        n=$(ls "/proc/$pid/task" 2>/dev/null | wc -l)
+        [ "$n" -gt "$most" ] && most=$n
+        sleep 0.05
+      done
+      echo "$most" > "$tmp/threads" ) &
+    sampler=$!
+    fio --name=r --ioengine=nbd --uri="$uri" --rw=randread --bs=4k \
+      --iodepth="$qd" --runtime="$secs" --time_based --size=$((size_mib << 20)) \
+      --output-format=json > "$tmp/fio.out" 2>/dev/null
+    touch "$tmp/fio.done"
+    wait "$sampler"
+    echo "$s rand4k-qd$qd $(python3 -c 'import json, sys
+t = open(sys.argv[1]).read()
+print(round(json.loads(t[t.index("{"):])["jobs"][0]["read"]["iops"]))' "$tmp/fio.out")" \
+      >> "$tmp/results"
+    echo "$s threads-qd$qd $(cat "$tmp/threads")" >> "$tmp/results"
+  done
+  stop
+}
+
 : > "$tmp/results"
 servers="ours qemu-nbd"
+[ "$mode" = async ] && servers="ours ours-sync"
 order=$servers
 for r in $(seq "$rounds"); do
   for s in $order; do
     echo "bench: round $r/$rounds: $s" >&2
-    measure "$s"
+    if [ "$mode" = async ]; then measure_async "$s"; else measure "$s"; fi
   done
   order=$(echo "$order" | tr ' ' '\n' | tac | tr '\n' ' ')
 done
@@ -147,11 +188,14 @@ for s, w, v in rows:
 med = {k: statistics.median(v) for k, v in vals.items()}
 print("rbd image, %s MiB, %s rounds, %s s fio runs; medians, higher is better"
       % (size_mib, rounds, secs))
-print("%-12s %-6s" % ("workload", "unit")
-      + "".join("%11s" % s for s in servers) + "%11s" % "ours/qemu")
+ratio = "ours/qemu" if servers[1] == "qemu-nbd" else "ratio"
+print("%-12s %-7s" % ("workload", "unit")
+      + "".join("%11s" % s for s in servers) + "%11s" % ratio)
 for w in workloads:
-    a, b = med.get(("ours", w)), med.get(("qemu-nbd", w))
-    print("%-12s %-6s" % (w, "MiB/s" if w.startswith("seq") else "IOPS")
+    a, b = med.get((servers[0], w)), med.get((servers[1], w))
+    unit = ("MiB/s" if w.startswith("seq")
+            else "threads" if w.startswith("threads") else "IOPS")
+    print("%-12s %-7s" % (w, unit)
           + "".join("%11.0f" % med.get((s, w), float("nan")) for s in servers)
           + "%11s" % ("%.2fx" % (a / b) if a and b else "n/a"))
 print()

@@ -3,7 +3,7 @@
  *   nbdkit rbd [image=][POOL/[NAMESPACE/]]IMAGE[@SNAP]
  *              [pool=POOL] [namespace=NS] [snapshot=SNAP]
  *              [conf=FILE] [cluster=NAME] [id=USER] [keyring=FILE]
- *              [timeout=SECONDS]
+ *              [timeout=SECONDS] [async=false]
  *
  * The server connects to the cluster (as client.USER, cephx keys from
  * KEYRING or from the configuration) and opens the image once, when it
@@ -14,15 +14,22 @@
  * safe.  A snapshot is served read-only.
  *
  * Data requests go through librbd's aio calls (rbd_aio_read, write,
- * flush, discard, write_zeroes) and wait on their completion; FUA is a
- * write followed by a flush.  Extents come from rbd_diff_iterate2 at
- * byte granularity: ranges it does not report are holes that read as
- * zeroes.  Zero without may-trim allocates (thick-provisioned zeroes),
- * which is a plain write: it is refused to fast-zero requests.
+ * flush, discard, write_zeroes); FUA is a write followed by a flush.
+ * Where the server allows it (async_* callbacks), no server thread
+ * waits: librbd's completion callback queues the request to one
+ * thread of ours, which completes it with nbdkit_complete (or first
+ * sends the flush of a FUA write).  Elsewhere, and with async=false,
+ * the synchronous callbacks wait for each completion.
+ *
+ * Extents come from rbd_diff_iterate2 at byte granularity: ranges it
+ * does not report are holes that read as zeroes.  Zero without
+ * may-trim allocates (thick-provisioned zeroes), which is a plain
+ * write: it is refused to fast-zero requests.
  */
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,6 +51,7 @@ static const char *pool_name, *image_name, *namespace_name, *snap_name;
 static const char *conf_file, *cluster_name = "ceph", *user_id = "admin";
 static const char *keyring_file;
 static int64_t timeout_secs = 20;
+static bool use_async = true;
 
 /* The cluster and the image, shared by every connection. */
 static rados_t cluster;
@@ -98,6 +106,12 @@ static const struct nbdkit_param rbd_params[]
           .default_value = "20",
           .doc = "seconds to wait for the monitors when connecting",
           .dest = &timeout_secs },
+        { .name = "async",
+          .type = NBDKIT_PARAM_BOOL,
+          .default_value = "true",
+          .doc = "complete requests asynchronously, without a server "
+                 "thread waiting for each (false: one thread per request)",
+          .dest = &use_async },
         { .name = NULL } };
 
 /* Split image=[POOL/[NAMESPACE/]]IMAGE[@SNAP]. */
@@ -137,9 +151,15 @@ plugin_config (const char *key, const char *value)
   return 0;
 }
 
+static void drop_async (void);
+static int completer_start (void);
+static void completer_end (void);
+
 static int
 plugin_config_complete (void)
 {
+  if (!use_async)
+    drop_async ();
   if (image_name == NULL || *image_name == '\0' || strchr (image_name, '/')) {
     nbdkit_error ("image=%s: expected IMAGE, POOL/IMAGE or "
                   "POOL/NAMESPACE/IMAGE, optionally followed by @SNAPSHOT",
@@ -328,12 +348,13 @@ plugin_after_fork (void)
   object_size = info.obj_size ? info.obj_size : 4 << 20;
   nbdkit_debug ("%s: size %" PRIu64 ", objects of %" PRIu64 " bytes", where,
                 info.size, object_size);
-  return 0;
+  return completer_start ();
 }
 
 static void
 plugin_cleanup (void)
 {
+  completer_end ();
   if (image_open) {
     rbd_flush (image);
     rbd_close (image);
@@ -419,10 +440,8 @@ plugin_can_extents (void *handle)
   return NBDKIT_EXTENTS_NATIVE;
 }
 
-/* One asynchronous request: aio_start makes its completion, an
- * rbd_aio_* call submits it, aio_finish waits for it.  Each data
- * callback returns with its request finished; completing requests from
- * librbd's completion callback instead needs only these two to change.
+/* One request of a synchronous callback: aio_start makes its
+ * completion, an rbd_aio_* call submits it, aio_finish waits for it.
  */
 struct aio {
   rbd_completion_t c;
@@ -568,6 +587,281 @@ plugin_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
   return 0;
 }
 
+/* ---- asynchronous completion ----
+ *
+ * librbd calls a completion's callback on its own thread, one that
+ * runs the callbacks of every request of the image in turn.
+ * nbdkit_complete sends the reply there and then, and a client that
+ * does not read its replies can hold that send for as long as it
+ * likes: every other request of every connection would wait behind
+ * it, and a connection thread blocked in librbd's submission throttle
+ * would never be released.  So the callback only queues the request,
+ * and one thread of ours (the completer) finishes it: it reads the
+ * result, releases the librbd completion, sends the flush of a FUA
+ * request, and completes.
+ */
+struct aop {
+  struct aop *next;
+  rbd_completion_t c;
+  struct nbdkit_completion *h;
+  const char *what;
+  uint64_t count, offset;
+  char *buf; /* a read: the part past a short read is zeroed */
+  bool fua;  /* flush once this succeeds */
+};
+
+static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
+static struct aop *done_head, **done_tail = &done_head;
+static bool completer_stop, completer_running;
+static pthread_t completer;
+
+/* librbd's callback: hand the request to the completer. */
+static void
+aop_cb (rbd_completion_t c, void *arg)
+{
+  struct aop *a = arg;
+
+  (void)c;
+  pthread_mutex_lock (&done_lock);
+  a->next = NULL;
+  *done_tail = a;
+  done_tail = &a->next;
+  pthread_cond_signal (&done_cond);
+  pthread_mutex_unlock (&done_lock);
+}
+
+/* Submit A by SUBMIT's result R (negative errno when refused at
+ * once).  Returns 0, or a positive errno with A's completion
+ * released.
+ */
+static int
+aop_submitted (struct aop *a, int r)
+{
+  if (r < 0) {
+    rbd_aio_release (a->c);
+    return -r;
+  }
+  return 0;
+}
+
+static int
+aop_flush (struct aop *a)
+{
+  int r = rbd_aio_create_completion (a, aop_cb, &a->c);
+  if (r < 0)
+    return -r;
+  a->what = "flush";
+  return aop_submitted (a, rbd_aio_flush (image, a->c));
+}
+
+static void
+aop_end (struct aop *a, int err)
+{
+  if (err) {
+    errno = err;
+    nbdkit_error ("%s: %s of %" PRIu64 " bytes at offset %" PRIu64 ": %m",
+                  where, a->what, a->count, a->offset);
+  }
+  nbdkit_complete (a->h, err);
+  free (a);
+}
+
+/* One request librbd has finished. */
+static void
+aop_finish (struct aop *a)
+{
+  ssize_t n = rbd_aio_get_return_value (a->c);
+  int err;
+
+  rbd_aio_release (a->c);
+  if (n < 0) {
+    aop_end (a, (int)-n);
+    return;
+  }
+  if (a->buf && (uint64_t)n < a->count)
+    memset (a->buf + n, 0, a->count - n);
+  if (a->fua) {
+    a->fua = false;
+    err = aop_flush (a);
+    if (err)
+      aop_end (a, err);
+    return;
+  }
+  aop_end (a, 0);
+}
+
+static void *
+completer_main (void *arg)
+{
+  (void)arg;
+  pthread_mutex_lock (&done_lock);
+  for (;;) {
+    while (done_head == NULL && !completer_stop)
+      pthread_cond_wait (&done_cond, &done_lock);
+    if (done_head == NULL)
+      break;
+    struct aop *a = done_head;
+    done_head = NULL;
+    done_tail = &done_head;
+    pthread_mutex_unlock (&done_lock);
+    while (a) {
+      struct aop *next = a->next;
+      aop_finish (a);
+      a = next;
+    }
+    pthread_mutex_lock (&done_lock);
+  }
+  pthread_mutex_unlock (&done_lock);
+  return NULL;
+}
+
+static int
+completer_start (void)
+{
+  int r = pthread_create (&completer, NULL, completer_main, NULL);
+  if (r != 0) {
+    errno = r;
+    nbdkit_error ("%s: starting the completion thread: %m", where);
+    return -1;
+  }
+  completer_running = true;
+  return 0;
+}
+
+/* After the last connection: the server has had every request
+ * completed by then, so the queue is empty.
+ */
+static void
+completer_end (void)
+{
+  if (!completer_running)
+    return;
+  pthread_mutex_lock (&done_lock);
+  completer_stop = true;
+  pthread_cond_signal (&done_cond);
+  pthread_mutex_unlock (&done_lock);
+  pthread_join (completer, NULL);
+  completer_running = false;
+}
+
+/* A new request, with its librbd completion, or NULL after
+ * nbdkit_error (the request fails at once).
+ */
+static struct aop *
+aop_new (struct nbdkit_completion *h, const char *what, uint64_t count,
+         uint64_t offset, uint32_t flags)
+{
+  struct aop *a = calloc (1, sizeof *a);
+  int r;
+
+  if (a == NULL) {
+    nbdkit_error ("calloc: %m");
+    return NULL;
+  }
+  r = rbd_aio_create_completion (a, aop_cb, &a->c);
+  if (r < 0) {
+    free (a);
+    errno = -r;
+    nbdkit_error ("%s: rbd_aio_create_completion: %m", where);
+    return NULL;
+  }
+  a->h = h;
+  a->what = what;
+  a->count = count;
+  a->offset = offset;
+  a->fua = (flags & NBDKIT_FLAG_FUA) != 0;
+  return a;
+}
+
+/* After submitting A: R < 0 means librbd refused it at once. */
+static int
+aop_issued (struct aop *a, int r)
+{
+  int err = aop_submitted (a, r);
+
+  if (err) {
+    errno = err;
+    nbdkit_error ("%s: %s of %" PRIu64 " bytes at offset %" PRIu64 ": %m",
+                  where, a->what, a->count, a->offset);
+    nbdkit_set_error (err);
+    free (a);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+plugin_async_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
+                    uint32_t flags, struct nbdkit_read *rd,
+                    struct nbdkit_completion *h)
+{
+  (void)handle;
+  (void)rd;
+  (void)flags;
+  struct aop *a = aop_new (h, "read", count, offset, 0);
+  if (a == NULL)
+    return -1;
+  a->buf = buf;
+  return aop_issued (a, rbd_aio_read (image, offset, count, buf, a->c));
+}
+
+static int
+plugin_async_pwrite (void *handle, const void *buf, uint64_t count,
+                     uint64_t offset, uint32_t flags,
+                     struct nbdkit_completion *h)
+{
+  (void)handle;
+  struct aop *a = aop_new (h, "write", count, offset, flags);
+  if (a == NULL)
+    return -1;
+  return aop_issued (a, rbd_aio_write (image, offset, count, buf, a->c));
+}
+
+static int
+plugin_async_flush (void *handle, uint32_t flags, struct nbdkit_completion *h)
+{
+  (void)handle;
+  (void)flags;
+  struct aop *a = aop_new (h, "flush", 0, 0, 0);
+  if (a == NULL)
+    return -1;
+  return aop_issued (a, rbd_aio_flush (image, a->c));
+}
+
+static int
+plugin_async_trim (void *handle, uint64_t count, uint64_t offset,
+                   uint32_t flags, struct nbdkit_completion *h)
+{
+  (void)handle;
+  struct aop *a = aop_new (h, "trim", count, offset, flags);
+  if (a == NULL)
+    return -1;
+  return aop_issued (a, rbd_aio_discard (image, offset, count, a->c));
+}
+
+static int
+plugin_async_zero (void *handle, uint64_t count, uint64_t offset,
+                   uint32_t flags, struct nbdkit_completion *h)
+{
+  int zero_flags = 0;
+
+  (void)handle;
+  /* As plugin_zero: without may-trim the zeroes are written. */
+  if (!(flags & NBDKIT_FLAG_MAY_TRIM)) {
+    if (flags & NBDKIT_FLAG_FAST_ZERO) {
+      nbdkit_set_error (ENOTSUP);
+      return -1;
+    }
+    zero_flags = RBD_WRITE_ZEROES_FLAG_THICK_PROVISION;
+  }
+  struct aop *a = aop_new (h, "zero", count, offset, flags);
+  if (a == NULL)
+    return -1;
+  return aop_issued (
+      a, rbd_aio_write_zeroes (image, offset, count, a->c, zero_flags, 0));
+}
+
 /* rbd_diff_iterate2 reports the allocated ranges in ascending order;
  * the gaps between them are holes.
  */
@@ -660,6 +954,24 @@ static struct nbdkit_plugin plugin = {
   .zero = plugin_zero,
   .extents = plugin_extents,
   .pread_fills_buffer = 1,
+  .async_pread = plugin_async_pread,
+  .async_pwrite = plugin_async_pwrite,
+  .async_flush = plugin_async_flush,
+  .async_trim = plugin_async_trim,
+  .async_zero = plugin_async_zero,
 };
+
+/* async=false: the server waits for each request on a thread (kept to
+ * compare the two).
+ */
+static void
+drop_async (void)
+{
+  plugin.async_pread = NULL;
+  plugin.async_pwrite = NULL;
+  plugin.async_flush = NULL;
+  plugin.async_trim = NULL;
+  plugin.async_zero = NULL;
+}
 
 NBDKIT_REGISTER_PLUGIN (plugin)
