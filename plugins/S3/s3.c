@@ -20,6 +20,10 @@
  * so two partial writes to one object do not lose each other's bytes.
  * Each operation is one function (s3_read, s3_write, s3_zero,
  * s3_trim) that builds its requests and waits for them in xfer_run.
+ * Reads are also asynchronous (s3_async_pread): their requests are
+ * submitted and the read completes when they finish, without a
+ * thread waiting.  Writes stay synchronous: the read-modify-write of
+ * a partial object holds a range lock that a waiting thread takes.
  */
 
 #ifndef _GNU_SOURCE

@@ -4,7 +4,8 @@
  * Callers queue requests (struct xfer) under `lock` and wake the thread
  * with curl_multi_wakeup; the thread starts as many as there are free
  * connections, runs libcurl until they complete, and counts each one
- * down in its batch, whose caller waits on the batch's condition.  The
+ * down in its batch, whose caller waits on the batch's condition (or,
+ * for xfer_submit, whose callback runs on this thread).  The
  * easy handles belong to this thread alone, and libcurl keeps their
  * connections alive in the multi handle's cache between requests.
  */
