@@ -4,8 +4,11 @@
 # radosgw bucket of a single-node Ceph cluster started for the run
 # (tests/services/ceph.sh).
 #
-#   bench/s3.sh [-q] [-r ROUNDS] [-s SIZE_MIB] [-t SECONDS] [-o OBJSIZE] [-b BUILDDIR]
+#   bench/s3.sh [-q] [-a] [-r ROUNDS] [-s SIZE_MIB] [-t SECONDS] [-o OBJSIZE] [-b BUILDDIR]
 #
+#   -a           ours with asynchronous reads (the default) against ours
+#                with async=false, instead of against Debian's, adding
+#                random reads at depth 64
 #   -r ROUNDS    rounds (default 3); each round measures both servers
 #   -s SIZE_MIB  size of the disk and of the copies (default 64)
 #   -t SECONDS   length of each random-read run (default 5)
@@ -25,6 +28,8 @@
 #                libnbd's alignment check off: Debian's plugin
 #                announces object-size as its minimum block size, so
 #                fio (strict libnbd) cannot send it 4 KiB reads.
+#   threads-qdN  the most threads the server had (/proc/PID/task)
+#                during the random reads at depth N
 # Rounds alternate the order of the servers; the table gives medians
 # and ours/Debian's against the issue's target (>= 3x), then every
 # run's values.
@@ -37,15 +42,18 @@ size_mib=64
 secs=5
 osz=64k
 builddir=build
-while getopts "qr:s:t:o:b:" o; do
+servers="ours debian"
+depths="1 16"
+while getopts "qar:s:t:o:b:" o; do
   case $o in
+    a) servers="ours ours-sync" depths="1 16 64" ;;
     q) rounds=1 size_mib=16 secs=2 ;;
     r) rounds=$OPTARG ;;
     s) size_mib=$OPTARG ;;
     t) secs=$OPTARG ;;
     o) osz=$OPTARG ;;
     b) builddir=$OPTARG ;;
-    *) sed -n '2,30p' "$0"; exit 2 ;;
+    *) sed -n '2,36p' "$0"; exit 2 ;;
   esac
 done
 cd "$(dirname "$0")/.."
@@ -86,18 +94,17 @@ PY
 echo "bench: preparing ${size_mib} MiB of data in $tmp" >&2
 head -c "$size" /dev/urandom > "$tmp/src.img"
 
-servers="ours debian"
-
 start () {
-  local s=$1 sock=$tmp/sock bin
+  local s=$1 sock=$tmp/sock bin extra=""
   rm -f "$sock"
   case $s in
     debian) bin=$theirs ;;
     ours) bin=$ours ;;
+    ours-sync) bin=$ours extra=async=false ;;
   esac
   "$bin" -f -U "$sock" S3 endpoint-url="$RGW_ENDPOINT" \
     access-key="$RGW_ACCESS_KEY" secret-key="$RGW_SECRET_KEY" \
-    bucket=bench key=bench size="$size" object-size="$osz" &
+    bucket=bench key=bench size="$size" object-size="$osz" $extra &
   pid=$!
   for _ in $(seq 200); do [ -S "$sock" ] && break; sleep 0.05; done
   [ -S "$sock" ] || { echo "bench: $s did not start" >&2; exit 1; }
@@ -124,9 +131,17 @@ measure () {
   record "$s" seqwrite "$(echo "$size_mib $wall" | awk '{ printf "%.1f", $1 / $2 }')"
   timed nbdcopy --no-extents "$uri" null:
   record "$s" seqread "$(echo "$size_mib $wall" | awk '{ printf "%.1f", $1 / $2 }')"
-  for qd in 1 16; do
-    record "$s" "rand4k-qd$qd" \
-      "$(python3 "$src/bench/s3-randread.py" "$uri" "$qd" "$secs")"
+  for qd in $depths; do
+    python3 "$src/bench/s3-randread.py" "$uri" "$qd" "$secs" > "$tmp/iops" &
+    local client=$! most=0 n
+    while kill -0 "$client" 2>/dev/null; do
+      n=$(ls /proc/"$pid"/task 2>/dev/null | wc -l)
+      [ "$n" -gt "$most" ] && most=$n
+      sleep 0.1
+    done
+    wait "$client"
+    record "$s" "rand4k-qd$qd" "$(cat "$tmp/iops")"
+    [ "$qd" = 1 ] || record "$s" "threads-qd$qd" "$most"
   done
   stop
 }
@@ -142,25 +157,32 @@ for r in $(seq "$rounds"); do
   order=$(echo "$order" | tr ' ' '\n' | tac | tr '\n' ' ')
 done
 
-python3 - "$tmp/results" <<'PY'
+python3 - "$tmp/results" $servers <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
+a, b = sys.argv[2], sys.argv[3]
 workloads, vals = [], {}
 for s, w, v in rows:
     if w not in workloads:
         workloads.append(w)
     vals.setdefault((s, w), []).append(float(v))
 unit = {"seqwrite": "MiB/s", "seqread": "MiB/s"}
-print("%-12s %-6s %10s %10s %9s  %s" % ("workload", "unit", "ours", "debian", "ratio", "target"))
+print("%-12s %-7s %10s %10s %9s  %s" % ("workload", "unit", a, b, "ratio",
+                                        "target" if b == "debian" else ""))
 for w in workloads:
-    o = statistics.median(vals[("ours", w)])
-    d = statistics.median(vals[("debian", w)])
+    o = statistics.median(vals[(a, w)])
+    d = statistics.median(vals[(b, w)])
     r = o / d if d else float("inf")
-    print("%-12s %-6s %10.1f %10.1f %8.2fx  >=3x %s" %
-          (w, unit.get(w, "IOPS"), o, d, r, "ok" if r >= 3 else "MISSED"))
+    if w.startswith("threads"):
+        print("%-12s %-7s %10.0f %10.0f %8.2fx" % (w, "threads", o, d, r))
+    elif b == "debian":
+        print("%-12s %-7s %10.1f %10.1f %8.2fx  >=3x %s" %
+              (w, unit.get(w, "IOPS"), o, d, r, "ok" if r >= 3 else "MISSED"))
+    else:
+        print("%-12s %-7s %10.1f %10.1f %8.2fx" % (w, unit.get(w, "IOPS"), o, d, r))
 print()
 print("every run:")
 for w in workloads:
-    for s in ("ours", "debian"):
+    for s in (a, b):
         print("  %-12s %-7s %s" % (w, s, " ".join("%.1f" % v for v in vals[(s, w)])))
 PY

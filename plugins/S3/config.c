@@ -27,7 +27,7 @@ struct s3_config cfg;
 static const char *endpoint, *access_key, *secret_key, *session_token;
 static const char *region, *creds_file, *profile;
 static int64_t size = -1, object_size = -1, connections = 16, timeout = 60;
-static bool sslverify = true;
+static bool sslverify = true, async_io = true;
 static char *owned[6]; /* strings read from the credentials file etc. */
 
 const struct nbdkit_param config_params[] = {
@@ -64,6 +64,10 @@ const struct nbdkit_param config_params[] = {
     "seconds allowed for one HTTP request", NULL, &timeout },
   { "sslverify", NBDKIT_PARAM_BOOL, 0, "true",
     "verify the endpoint's TLS certificate", NULL, &sslverify },
+  { "async", NBDKIT_PARAM_BOOL, 0, "true",
+    "complete reads when their transfers finish, without a server thread "
+    "waiting (false: a thread waits for each)",
+    NULL, &async_io },
   { .name = NULL },
 };
 
@@ -249,6 +253,7 @@ config_complete (void)
   cfg.xfer.connect_timeout = timeout < 30 ? timeout : 30;
   cfg.xfer.timeout = timeout;
   cfg.xfer.sslverify = sslverify;
+  cfg.async = async_io;
   if (!access_key)
     nbdkit_debug ("S3: no credentials: requests are not signed");
   return 0;

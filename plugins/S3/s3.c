@@ -20,6 +20,10 @@
  * so two partial writes to one object do not lose each other's bytes.
  * Each operation is one function (s3_read, s3_write, s3_zero,
  * s3_trim) that builds its requests and waits for them in xfer_run.
+ * Reads are also asynchronous (s3_async_pread): their requests are
+ * submitted and the read completes when they finish, without a
+ * thread waiting.  Writes stay synchronous: the read-modify-write of
+ * a partial object holds a range lock that a waiting thread takes.
  */
 
 #ifndef _GNU_SOURCE
@@ -29,6 +33,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,21 +213,19 @@ out:
   return r;
 }
 
-/* Read [OFFSET, OFFSET+COUNT) into BUF.  In single-object mode the
- * object is read in pieces; otherwise one piece per object touched.
- * Missing objects are holes.
+/* The requests reading [OFFSET, OFFSET+COUNT) into BUF, in *XS (*N of
+ * them).  In single-object mode the object is read in pieces;
+ * otherwise one piece per object touched.
  */
 static int
-s3_read (void *buf, uint64_t count, uint64_t offset, struct nbdkit_read *rd)
+read_prepare (void *buf, uint64_t count, uint64_t offset, struct xfer **xsp,
+              size_t *np)
 {
   uint64_t osz = cfg.single ? READ_PIECE : cfg.object_size;
   uint64_t first = offset / osz, last = (offset + count - 1) / osz;
   size_t n = last - first + 1;
   struct xfer *xs;
-  int r = -1, err = 0;
 
-  if (count == 0)
-    return 0;
   xs = calloc (n, sizeof *xs);
   if (xs == NULL) {
     nbdkit_error ("S3: out of memory");
@@ -235,15 +238,29 @@ s3_read (void *buf, uint64_t count, uint64_t offset, struct nbdkit_read *rd)
     struct xfer *x = &xs[k];
 
     if (set_object (x, XFER_GET, object_name (cfg.single ? UINT64_MAX : i))
-        == -1)
-      goto out;
+        == -1) {
+      clear_all (xs, n);
+      return -1;
+    }
     x->range_start = cfg.single ? i * osz + lo : lo;
     x->range_len = hi - lo;
     x->dst = (char *)buf + (i * osz + lo - offset);
     x->dst_len = hi - lo;
   }
-  if (xfer_run (xs, n) == -1)
-    goto out;
+  *xsp = xs;
+  *np = n;
+  return 0;
+}
+
+/* After the requests of read_prepare: missing objects are holes.
+ * Returns 0 or the errno of the first failure (logged).
+ */
+static int
+read_finish (void *buf, uint64_t offset, struct nbdkit_read *rd,
+             struct xfer *xs, size_t n)
+{
+  int err = 0;
+
   for (size_t k = 0; k < n; k++) {
     struct xfer *x = &xs[k];
     uint64_t at = (uint64_t)((char *)x->dst - (char *)buf) + offset;
@@ -265,6 +282,24 @@ s3_read (void *buf, uint64_t count, uint64_t offset, struct nbdkit_read *rd)
         err = EIO;
     }
   }
+  return err;
+}
+
+/* Read [OFFSET, OFFSET+COUNT) into BUF, waiting. */
+static int
+s3_read (void *buf, uint64_t count, uint64_t offset, struct nbdkit_read *rd)
+{
+  struct xfer *xs;
+  size_t n;
+  int r = -1, err;
+
+  if (count == 0)
+    return 0;
+  if (read_prepare (buf, count, offset, &xs, &n) == -1)
+    return -1;
+  if (xfer_run (xs, n) == -1)
+    goto out;
+  err = read_finish (buf, offset, rd, xs, n);
   if (err) {
     nbdkit_set_error (err);
     goto out;
@@ -689,9 +724,83 @@ s3_probe (int64_t *size)
 
 /* The callbacks. */
 
+/* Asynchronous reads.  Their transfers run on the transfer thread,
+ * whose callback (read_done) only queues the finished read on its
+ * connection's handle; the handle's own thread (completer) checks the
+ * results and calls nbdkit_complete, which sends the reply.  Sending
+ * may block on a client that does not read its replies: on the
+ * transfer thread it would stall every connection's transfers, here it
+ * stalls only that client's.
+ */
+struct aread {
+  struct handle *h;
+  struct xfer *xs;
+  size_t n;
+  void *buf;
+  uint64_t offset;
+  struct nbdkit_read *rd;
+  struct nbdkit_completion *c;
+  struct aread *next;
+};
+
 struct handle {
   int64_t size;
+  bool have_completer;
+  pthread_t completer;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  struct aread *done, **done_tail; /* under lock */
+  bool stop;
 };
+
+/* On the transfer thread: the last transfer of A finished. */
+static void
+read_done (void *opaque)
+{
+  struct aread *a = opaque;
+  struct handle *h = a->h;
+
+  pthread_mutex_lock (&h->lock);
+  a->next = NULL;
+  *h->done_tail = a;
+  h->done_tail = &a->next;
+  pthread_cond_signal (&h->cond);
+  pthread_mutex_unlock (&h->lock);
+}
+
+static void *
+completer (void *arg)
+{
+  struct handle *h = arg;
+
+  pthread_mutex_lock (&h->lock);
+  for (;;) {
+    struct aread *list = h->done;
+
+    if (list == NULL) {
+      if (h->stop)
+        break;
+      pthread_cond_wait (&h->cond, &h->lock);
+      continue;
+    }
+    h->done = NULL;
+    h->done_tail = &h->done;
+    pthread_mutex_unlock (&h->lock);
+    while (list) {
+      struct aread *a = list;
+      int err;
+
+      list = a->next;
+      err = read_finish (a->buf, a->offset, a->rd, a->xs, a->n);
+      clear_all (a->xs, a->n);
+      nbdkit_complete (a->c, err);
+      free (a);
+    }
+    pthread_mutex_lock (&h->lock);
+  }
+  pthread_mutex_unlock (&h->lock);
+  return NULL;
+}
 
 static void
 s3_load (void)
@@ -731,17 +840,45 @@ s3_open (int readonly, const char *exportname, int is_tls)
     nbdkit_error ("S3: out of memory");
     return NULL;
   }
+  memset (h, 0, sizeof *h);
   if (s3_probe (&h->size) == -1) {
     free (h);
     return NULL;
   }
+  pthread_mutex_init (&h->lock, NULL);
+  pthread_cond_init (&h->cond, NULL);
+  h->done_tail = &h->done;
+  if (cfg.async) {
+    int err = pthread_create (&h->completer, NULL, completer, h);
+    if (err) {
+      errno = err;
+      nbdkit_error ("S3: pthread_create: %m");
+      pthread_cond_destroy (&h->cond);
+      pthread_mutex_destroy (&h->lock);
+      free (h);
+      return NULL;
+    }
+    h->have_completer = true;
+  }
   return h;
 }
 
+/* The server calls close once every read of the handle completed. */
 static void
 s3_close (void *handle)
 {
-  free (handle);
+  struct handle *h = handle;
+
+  if (h->have_completer) {
+    pthread_mutex_lock (&h->lock);
+    h->stop = true;
+    pthread_cond_signal (&h->cond);
+    pthread_mutex_unlock (&h->lock);
+    pthread_join (h->completer, NULL);
+  }
+  pthread_cond_destroy (&h->cond);
+  pthread_mutex_destroy (&h->lock);
+  free (h);
 }
 
 static int64_t
@@ -812,6 +949,41 @@ s3_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
   return s3_read (buf, count, offset, rd);
 }
 
+/* Start the read; it completes in completer. */
+static int
+s3_async_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
+                uint32_t flags, struct nbdkit_read *rd,
+                struct nbdkit_completion *c)
+{
+  struct handle *h = handle;
+  struct aread *a;
+
+  (void)flags;
+  if (count == 0 || !h->have_completer) {
+    int r = s3_read (buf, count, offset, rd);
+    if (r == 0)
+      nbdkit_complete (c, 0);
+    return r;
+  }
+  a = calloc (1, sizeof *a);
+  if (a == NULL) {
+    nbdkit_error ("S3: out of memory");
+    return -1;
+  }
+  *a = (struct aread){ .h = h, .buf = buf, .offset = offset, .rd = rd,
+                       .c = c };
+  if (read_prepare (buf, count, offset, &a->xs, &a->n) == -1) {
+    free (a);
+    return -1;
+  }
+  if (xfer_submit (a->xs, a->n, read_done, a) == -1) {
+    clear_all (a->xs, a->n);
+    free (a);
+    return -1;
+  }
+  return 0;
+}
+
 static int
 s3_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
            uint32_t flags)
@@ -861,13 +1033,15 @@ s3_zero_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
   return s3_zero (count, offset);
 }
 
+static int s3_config_complete (void);
+
 static struct nbdkit_plugin plugin = {
   .name = "S3",
   .longname = "disk in an S3 bucket",
   .version = "1.0",
   .description = "a disk stored as objects in an S3 bucket, through libcurl",
   .params = config_params,
-  .config_complete = config_complete,
+  .config_complete = s3_config_complete,
   .config_help = config_help,
   .load = s3_load,
   .unload = s3_unload,
@@ -893,6 +1067,18 @@ static struct nbdkit_plugin plugin = {
   .can_extents = s3_can_extents,
   .extents = s3_extents,
   .pread_fills_buffer = 1,
+  .async_pread = s3_async_pread,
 };
+
+/* async=false: a server thread waits for each read, to compare. */
+static int
+s3_config_complete (void)
+{
+  if (config_complete () == -1)
+    return -1;
+  if (!cfg.async)
+    plugin.async_pread = NULL;
+  return 0;
+}
 
 NBDKIT_REGISTER_PLUGIN (plugin)

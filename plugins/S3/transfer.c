@@ -4,7 +4,8 @@
  * Callers queue requests (struct xfer) under `lock` and wake the thread
  * with curl_multi_wakeup; the thread starts as many as there are free
  * connections, runs libcurl until they complete, and counts each one
- * down in its batch, whose caller waits on the batch's condition.  The
+ * down in its batch, whose caller waits on the batch's condition (or,
+ * for xfer_submit, whose callback runs on this thread).  The
  * easy handles belong to this thread alone, and libcurl keeps their
  * connections alive in the multi handle's cache between requests.
  */
@@ -41,6 +42,9 @@ struct xfer_batch {
   pthread_mutex_t lock;
   pthread_cond_t done;
   size_t left;
+  /* xfer_submit: called instead of signalling, then the batch freed. */
+  void (*cb) (void *opaque);
+  void *opaque;
 };
 
 static const struct xfer_config *conf;
@@ -306,6 +310,14 @@ complete (struct xfer *x)
 {
   struct xfer_batch *b = x->batch;
 
+  if (b->cb) {
+    /* Only this thread counts an asynchronous batch down. */
+    if (--b->left == 0) {
+      b->cb (b->opaque);
+      free (b);
+    }
+    return;
+  }
   pthread_mutex_lock (&b->lock);
   if (--b->left == 0)
     pthread_cond_signal (&b->done);
@@ -431,22 +443,13 @@ xfer_stop (void)
   n_socks = 0;
 }
 
-int
-xfer_run (struct xfer *xs, size_t n)
+/* Reset the results of XS and queue them for the thread. */
+static void
+enqueue (struct xfer *xs, size_t n, struct xfer_batch *b)
 {
-  struct xfer_batch b = { .left = n };
-
-  if (n == 0)
-    return 0;
-  if (!running) {
-    nbdkit_error ("S3: the transfer thread is not running");
-    return -1;
-  }
-  pthread_mutex_init (&b.lock, NULL);
-  pthread_cond_init (&b.done, NULL);
   for (size_t i = 0; i < n; i++) {
     struct xfer *x = &xs[i];
-    x->batch = &b;
+    x->batch = b;
     x->next = NULL;
     x->curl_code = 0;
     x->status = 0;
@@ -463,6 +466,48 @@ xfer_run (struct xfer *xs, size_t n)
   }
   pthread_mutex_unlock (&lock);
   curl_multi_wakeup (multi);
+}
+
+int
+xfer_submit (struct xfer *xs, size_t n, void (*done) (void *opaque),
+             void *opaque)
+{
+  struct xfer_batch *b;
+
+  if (!running) {
+    nbdkit_error ("S3: the transfer thread is not running");
+    return -1;
+  }
+  if (n == 0) {
+    done (opaque);
+    return 0;
+  }
+  b = calloc (1, sizeof *b);
+  if (b == NULL) {
+    nbdkit_error ("S3: out of memory");
+    return -1;
+  }
+  b->left = n;
+  b->cb = done;
+  b->opaque = opaque;
+  enqueue (xs, n, b);
+  return 0;
+}
+
+int
+xfer_run (struct xfer *xs, size_t n)
+{
+  struct xfer_batch b = { .left = n };
+
+  if (n == 0)
+    return 0;
+  if (!running) {
+    nbdkit_error ("S3: the transfer thread is not running");
+    return -1;
+  }
+  pthread_mutex_init (&b.lock, NULL);
+  pthread_cond_init (&b.done, NULL);
+  enqueue (xs, n, &b);
 
   pthread_mutex_lock (&b.lock);
   while (b.left > 0)

@@ -6,8 +6,8 @@
  * the wire at once, each on a reused easy handle (and its kept-alive
  * connection).  Requests are signed with libcurl's AWS SigV4.
  *
- * xfer_run is the only place a caller waits: an asynchronous caller
- * would hand the same array over with a completion callback instead.
+ * xfer_run is the only place a caller waits; xfer_submit hands the
+ * same array over with a callback run when the last one completes.
  */
 
 #ifndef S3_TRANSFER_H
@@ -70,6 +70,15 @@ extern void xfer_stop (void);
  * of each is in its result fields.
  */
 extern int xfer_run (struct xfer *xs, size_t n);
+
+/* Start the N requests of XS and return at once; DONE (OPAQUE) runs
+ * on the transfer thread once every one has completed (the outcome of
+ * each is in its result fields).  DONE must not wait for anything a
+ * transfer needs.  Returns -1, without calling DONE, if they could
+ * not be started (logged).
+ */
+extern int xfer_submit (struct xfer *xs, size_t n,
+                        void (*done) (void *opaque), void *opaque);
 
 /* Free what a request holds (url, body), keeping the struct. */
 extern void xfer_clear (struct xfer *x);
