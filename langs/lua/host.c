@@ -21,6 +21,7 @@
 
 #include "fail.h"
 #include "values.h"
+#include "models.h"
 
 /* One script's interpreter: the plugin has one, each --filter=X.lua
  * one of its own (see struct lhost in host.h).
@@ -883,24 +884,10 @@ host_help (void)
   return cur ()->help_text;
 }
 
-static const struct {
-  const char *name;
-  int model;
-} models[] = {
-  { "serialize_connections", NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS },
-  { "serialize_all_requests", NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS },
-  { "serialize_requests", NBDKIT_THREAD_MODEL_SERIALIZE_REQUESTS },
-  { "serialize_retirement", NBDKIT_THREAD_MODEL_SERIALIZE_RETIREMENT },
-  { "parallel", NBDKIT_THREAD_MODEL_PARALLEL },
-};
-
 const char *
 host_thread_model_name (int model)
 {
-  for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
-    if (models[i].model == model)
-      return models[i].name;
-  return "unknown";
+  return host_model_name (model);
 }
 
 int
@@ -919,26 +906,13 @@ host_thread_model (size_t cb, int dflt)
   }
   if (lua_type (L, -1) == LUA_TSTRING) {
     const char *s = lua_tostring (L, -1);
-    r = -1;
-    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
-      /* "serialize-requests" as well as "serialize_requests". */
-      size_t k = 0;
-      while (s[k] && models[i].name[k]
-             && (s[k] == models[i].name[k]
-                 || (s[k] == '-' && models[i].name[k] == '_')))
-        k++;
-      if (s[k] == 0 && models[i].name[k] == 0)
-        r = models[i].model;
-    }
+    r = host_model_by_name (s);
     if (r == -1)
       host_fail ("thread_model", EINVAL, "unknown thread model '%s'", s);
   } else if (lua_isinteger (L, -1)) {
     lua_Integer m = lua_tointeger (L, -1);
-    /* A model's number, or nbdkit's old 0 to 3 (the server maps them). */
-    r = m >= 0 && m <= 3 ? (int)m : -1;
-    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
-      if (models[i].model == m)
-        r = m;
+    /* A model's number, or nbdkit's old 0 to 3 (models.h). */
+    r = host_model_by_number (m);
     if (r == -1)
       host_fail ("thread_model", EINVAL,
                  "returned %lld: expected a name or an"

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "callbacks.h"
+#include "script.h"
 #include "host.h"
 #include "values.h"
 
@@ -158,12 +159,8 @@ lp_config (const char *key, const char *value)
     }
     return load_script (value);
   }
-  if (strcmp (key, "script") == 0) {
-    nbdkit_error ("script=%s: a script is already loaded (%s)", value,
-                  host_script_path ());
-    return -1;
-  }
-  return host_config (key, value, CB_config);
+  /* Lua scripts declare no magic_config_key: see script.h. */
+  return host_config (script_key_after_load (key, NULL), value, CB_config);
 }
 
 static int

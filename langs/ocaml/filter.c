@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "callbacks.h"
+#include "script.h"
 #include "host.h"
 #include "values.h"
 
@@ -274,11 +275,8 @@ l_config (struct layer *l, const char *key, const char *val)
     drop_missing (l);
     return 0;
   }
-  if (strcmp (key, "script") == 0) {
-    nbdkit_error ("script=%s: a script is already loaded (%s)", val,
-                  host_script_path (l->slot));
-    return -1;
-  }
+  /* Filters have no magic key: a later script= is the script's. */
+  key = script_key_after_load (key, NULL);
   remember (l, key, val);
   host_enter ();
   r = call_config (l, l->cbs, key, val);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "callbacks.h"
+#include "script.h"
 #include "host.h"
 #include "values.h"
 
@@ -236,13 +237,7 @@ op_config (const char *key, const char *val)
     }
     return load_script (val);
   }
-  if (strcmp (key, "script") == 0 && magic_key)
-    key = magic_key;
-  else if (strcmp (key, "script") == 0) {
-    nbdkit_error ("script=%s: a script is already loaded (%s)", val,
-                  host_script_path (0));
-    return -1;
-  }
+  key = script_key_after_load (key, magic_key);
   remember (key, val);
   host_enter ();
   r = call_config (cur, key, val);

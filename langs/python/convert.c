@@ -12,6 +12,7 @@
 
 #include "host.h"
 #include "values.h"
+#include "models.h"
 
 /* The errno attribute of exception value V if it is an OSError. */
 static int
@@ -206,27 +207,15 @@ host_cap_result (struct script *s, const char *what, PyObject *r,
   return -1;
 }
 
-/* Thread models: API 1 and 2 numbered them 0 to 3, API 3 1000 to
- * 4000 with 3500 between; either is understood, from any script.
- */
-static const int models[] = {
-  NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS,
-  NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS,
-  NBDKIT_THREAD_MODEL_SERIALIZE_REQUESTS,
-  NBDKIT_THREAD_MODEL_PARALLEL,
-};
-
+/* Thread models: see models.h. */
 int
 host_thread_model (struct script *s, PyObject *r)
 {
   long m = PyLong_Check (r) ? PyLong_AsLong (r) : -1;
 
   PyErr_Clear ();
-  if (m >= 0 && m <= 3)
-    return models[m];
-  if (m == NBDKIT_THREAD_MODEL_SERIALIZE_RETIREMENT || m == models[0]
-      || m == models[1] || m == models[2] || m == models[3])
-    return m;
+  if (host_model_by_number (m) != -1)
+    return host_model_by_number (m);
   nbdkit_error ("%s: thread_model returned %ld, expected one of"
                 " nbdkit.THREAD_MODEL_*",
                 s->path, m);

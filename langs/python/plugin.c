@@ -21,6 +21,8 @@
 
 #include "plugin.h"
 
+#include "script.h"
+
 static const char *const cb_names[] = {
 #define N(n) #n,
   PLUGIN_CALLBACKS (N)
@@ -143,7 +145,8 @@ py_config (const char *key, const char *value)
 
   host_enter ();
   if (loaded) {
-    r = host_config (&script, CB (config), key, value);
+    r = host_config (&script, CB (config), script_key_after_load (key, NULL),
+                     value);
     remember (key, value);
   } else if (strcmp (key, "script") == 0 && host_shared)
     r = load_script (value, 0);
