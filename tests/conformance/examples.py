@@ -518,8 +518,18 @@ def run_one(n, ex, work, bindir, shipped):
     text = err.decode(errors="replace")
     with open(os.path.join(scratch, "log"), "w") as f:
         f.write(out.decode(errors="replace") + "\n---- stderr\n" + text)
+    if p.returncode == 0 and not info and \
+       not os.path.exists(os.path.join(scratch, "check-ok")):
+        return ("FAIL", first_error(text) or
+                "the server stopped before the check finished")
     if p.returncode == 0:
-        return ("PASS", "")
+        digest = ""
+        try:
+            with open(os.path.join(scratch, "digest")) as f:
+                digest = f.read().strip()
+        except OSError:
+            pass
+        return ("PASS", "", digest)
     return ("FAIL", first_error(text) or "exit %d" % p.returncode)
 
 
@@ -566,10 +576,10 @@ def main():
     counts = {}
     lines = []
     for n, ex in todo:
-        st, why = res[n]
+        st, why, digest = (res[n] + ("",))[:3]
         counts[st] = counts.get(st, 0) + 1
         one = re.sub(r"\s+", " ", ex["cmd"])
-        lines.append("%d\t%s\t%s\t%s\t%s" % (n, st, why, ex["where"], one))
+        lines.append("%d\t%s\t%s\t%s\t%s\t%s" % (n, st, why, ex["where"], one, digest))
         if st == "SYNOPSIS" and not os.environ.get("EXAMPLES_VERBOSE"):
             continue
         print("%s: %s  %s%s" % (st, ex["where"], one[:110],

@@ -17,7 +17,8 @@
 #                  there but not here
 #   --ref REF      git ref of the manual pages (default HEAD)
 #   --only REGEX   run only examples whose page:line or text matches
-#   --results F    write "n<TAB>status<TAB>reason<TAB>page:line<TAB>command"
+#   --results F    write "n<TAB>status<TAB>reason<TAB>page:line<TAB>command
+#                  <TAB>size and MD5 of the first MiB served"
 #   -j N           examples run at once (default 2)
 #   -t SECS        time limit of one example (default 120)
 #   --keep         keep the work directory (each example's scratch
@@ -138,9 +139,16 @@ u="$uri"
 if [ -n "${tls:-}" ]; then u="$(uri_of "${exportname:-}")"; fi
 # A server of a directory (file dir=) may have no default export: then
 # ask for "file1", a file every scratch directory made for dir= holds.
-timeout 20 nbdinfo "$u" >/dev/null 2>&1 ||
-    timeout 20 nbdinfo "$(uri_of file1)" >/dev/null ||
-    { echo "examples: nbdinfo could not read the export" >&2; exit 1; }
+if ! timeout 20 nbdinfo "$u" >/dev/null 2>&1; then
+    u="$(uri_of file1)"
+    timeout 20 nbdinfo "$u" >/dev/null ||
+        { echo "examples: nbdinfo could not read the export" >&2; exit 1; }
+fi
+# The size and a digest of the first MiB, to compare servers.
+timeout 20 nbdsh -u "$u" -c '
+import hashlib
+s = h.get_size()
+print(s, hashlib.md5(h.pread(min(s, 1 << 20), 0)).hexdigest())' > digest 2>/dev/null || :
 r="${EX_RUN:-}"
 if [ -n "$r" ]; then
     ok=1
@@ -151,6 +159,9 @@ if [ -n "$r" ]; then
         timeout "$((${EXAMPLES_TIMEOUT:-120} - 25))" bash -c "$r" >/dev/null || { echo "examples: the example's --run command failed: $r" >&2; exit 1; }
     fi
 fi
+# The server's exit status is not enough: a server that stops on its
+# own (exitwhen) may not report the status of --run.
+: > check-ok
 exit 0
 EOF
 
@@ -226,11 +237,14 @@ if [ -n "$debian" ]; then
     tail -n1 "$work/debian.out"
     # Examples that pass with Debian's nbdkit but not here.
     awk -F'\t' '
-        NR == FNR { deb[$1] = $2; next }
+        NR == FNR { deb[$1] = $2; ddig[$1] = $6; next }
         deb[$1] == "PASS" && $2 != "PASS" {
             printf "NOT-HERE: %s  %s\n      (%s here: %s)\n", $4, substr($5, 1, 110), $2, $3
         }
         deb[$1] != "PASS" && $2 == "PASS" { beyond++ }
+        deb[$1] == "PASS" && $2 == "PASS" && ddig[$1] != "" && $6 != "" && ddig[$1] != $6 {
+            printf "DIFFERS: %s  %s\n      (size and MD5 of the first MiB: %s here, %s there)\n", $4, substr($5, 1, 110), $6, ddig[$1]
+        }
         END { printf "# %d examples pass here but not with Debian'"'"'s nbdkit\n", beyond }
     ' "$work/debian.tsv" "$work/ours.tsv"
 fi
