@@ -14,7 +14,8 @@
 #   --filters DIR  where its filters are (default: filters/ beside it)
 #   --debian       also run every example against Debian's nbdkit
 #                  (/usr/bin/nbdkit) and list the examples that work
-#                  there but not here
+#                  there but not here (NOT-HERE), and those both
+#                  pass whose size or first MiB differ (DIFFERS)
 #   --ref REF      git ref of the manual pages (default HEAD)
 #   --only REGEX   run only examples whose page:line or text matches
 #   --results F    write "n<TAB>status<TAB>reason<TAB>page:line<TAB>command
