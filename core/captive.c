@@ -14,7 +14,10 @@
 #include "internal.h"
 
 /* The thread waiting for the --run command cannot be joined: after a
- * signal the server stops while the command may run on.  So it and the
+ * signal (or nbdkit_server_stop) the server stops while the command may
+ * run on.  When the server stops on its own (exitwhen, exitlast,
+ * nbdkit_shutdown), it waits for the command instead, as the command's
+ * status is the server's and the command must not outlive it.  So it and the
  * server share this record, freed by whichever lets go last, and the
  * thread reaches the server only through cap->s under cap->lock.  The
  * server sets cap->s to NULL (captive_detach) before it tears anything
@@ -25,7 +28,9 @@ struct captive {
   pthread_mutex_t lock;
   struct server *s; /* NULL once the server has let go */
   pid_t pid;
-  int refs; /* 2 while both hold it */
+  int refs;            /* 2 while both hold it */
+  bool done;           /* the command has exited */
+  pthread_cond_t cond; /* signalled when done is set */
 };
 
 static void
@@ -37,6 +42,7 @@ captive_unref (struct captive *cap)
   last = --cap->refs == 0;
   pthread_mutex_unlock (&cap->lock);
   if (last) {
+    pthread_cond_destroy (&cap->cond);
     pthread_mutex_destroy (&cap->lock);
     free (cap);
   }
@@ -63,6 +69,8 @@ captive_wait (void *arg)
       s->exit_status = 1;
     server_request_quit (s);
   }
+  cap->done = true;
+  pthread_cond_broadcast (&cap->cond);
   pthread_mutex_unlock (&cap->lock);
   captive_unref (cap);
   return NULL;
@@ -76,6 +84,10 @@ captive_detach (struct server *s)
   if (cap == NULL)
     return;
   pthread_mutex_lock (&cap->lock);
+  if (!signals_quit_received () && !atomic_load (&s->stop_asked)) {
+    while (!cap->done)
+      pthread_cond_wait (&cap->cond, &cap->lock);
+  }
   cap->s = NULL;
   pthread_mutex_unlock (&cap->lock);
   s->captive = NULL;
@@ -132,10 +144,13 @@ captive_start (struct server *s)
   if (cap == NULL)
     return -1;
   pthread_mutex_init (&cap->lock, NULL);
+  pthread_cond_init (&cap->cond, NULL);
+  cap->done = false;
   cap->s = s;
   cap->pid = pid;
   cap->refs = 2;
   if (pthread_create (&t, NULL, captive_wait, cap) != 0) {
+    pthread_cond_destroy (&cap->cond);
     pthread_mutex_destroy (&cap->lock);
     free (cap);
     return -1;

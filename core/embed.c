@@ -219,6 +219,7 @@ nbdkit_server_start (nbdkit_server *srv)
 NBDKIT_DLL_PUBLIC void
 nbdkit_server_stop (nbdkit_server *srv)
 {
+  atomic_store (&srv->s->stop_asked, true);
   server_request_quit (srv->s);
 }
 

@@ -201,8 +201,11 @@ drain_connections (struct server *s)
  *  - pool_stop stops and joins every pool thread (threads.c), so no
  *    thread we started runs any code, not even a thread-local
  *    destructor that a plugin registered.
+ *  - listen_cleanup closes the listening sockets.
  *  - captive_detach cuts the --run waiter off the server under its
- *    own lock; if it is using the server now, this waits for it.
+ *    own lock; if it is using the server now, this waits for it.  If
+ *    the server stopped on its own (not by a signal or
+ *    nbdkit_server_stop), it first waits for the --run command to exit.
  *  - Only then are the plugin and filters unloaded, and the server's
  *    locks destroyed (server_free), with no thread left to take them.
  */
@@ -212,6 +215,10 @@ stop_serving (struct server *s)
   drain_connections (s);
   watchdog_stop (s);
   pool_stop (s);
+  /* A --run command the server may now wait for must find no socket
+   * accepting connections that nobody will serve.
+   */
+  listen_cleanup (s);
   captive_detach (s);
 }
 

@@ -105,6 +105,7 @@ struct server {
   char *socket_path; /* the Unix socket actually used */
   int bound_port;    /* the TCP port actually used */
   atomic_bool quit;
+  atomic_bool stop_asked;  /* stopped by the embedding program */
   struct captive *captive; /* the --run command's waiter (server.c) */
   int quit_pipe[2];        /* written once to wake every poll */
   int reload_pipe[2];      /* SIGHUP: the accept loop reloads (reload.c) */
@@ -266,6 +267,7 @@ extern int server_thread_model (struct server *s);
 /* ---- signals.c: the process's signals (the nbdkit program only) ---- */
 extern void signals_install (struct server *s);
 extern void signals_forget (struct server *s);
+extern bool signals_quit_received (void);
 
 /* Load every layer's code again, where a layer can (reload.c). */
 extern void server_reload (struct server *s);

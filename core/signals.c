@@ -33,10 +33,20 @@ wake (void)
   poke (&signal_quit_fd);
 }
 
+/* Set once SIGINT, SIGTERM or SIGQUIT has arrived. */
+static volatile sig_atomic_t quit_signalled;
+
 static void
 handle_quit_signal (int sig)
 {
+  quit_signalled = 1;
   wake ();
+}
+
+bool
+signals_quit_received (void)
+{
+  return quit_signalled != 0;
 }
 
 static void

@@ -3,9 +3,9 @@
  * cancels the exit.  Nothing happens before the first client.
  *
  * The grace period runs in a thread of our own, started after the
- * server forked.  nbdkit_shutdown does nothing on a thread the server
- * did not create, so that thread asks the server to quit with SIGTERM,
- * which the server handles as an orderly shutdown.
+ * server forked; it stops the server with nbdkit_shutdown, which works
+ * from any thread.  (Not SIGTERM: a signal means the server was stopped
+ * from outside, and then it does not wait for its --run command.)
  */
 
 #include <errno.h>
@@ -64,7 +64,7 @@ timer_main (void *arg)
       waiting = false;
       nbdkit_debug ("exitlast: no client for %" PRId64 "s: exiting",
                     timeout_secs);
-      kill (getpid (), SIGTERM);
+      nbdkit_shutdown ();
     }
   }
   pthread_mutex_unlock (&lock);

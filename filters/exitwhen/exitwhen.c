@@ -9,9 +9,9 @@
  * happened, new clients are refused and the server exits as soon as no
  * client is connected.  Events are checked when a client connects or
  * disconnects and every exit-when-poll seconds in a thread of our own.
- * That thread cannot use nbdkit_shutdown (it does nothing on threads
- * the server did not create) so it sends the server SIGTERM, which the
- * server handles as an orderly shutdown.
+ * That thread stops the server with nbdkit_shutdown, which works from
+ * any thread (not with SIGTERM: a signal means the server was stopped
+ * from outside, and then it does not wait for its --run command).
  */
 
 #include <errno.h>
@@ -200,7 +200,7 @@ poller_main (void *arg)
   while (!stopping) {
     if (check_events () && active == 0) {
       nbdkit_debug ("exitwhen: exiting");
-      kill (getpid (), SIGTERM);
+      nbdkit_shutdown ();
       break;
     }
     clock_gettime (CLOCK_MONOTONIC, &ts);
