@@ -36,7 +36,7 @@ note "wrong key: $(tail -n 1 err)"
 [ -n "$RGW_ENDPOINT" ] && [ -n "$RGW_ACCESS_KEY" ] && [ -n "$RGW_SECRET_KEY" ] ||
   fail "RGW_* not exported"
 if "$PYTHON" -c 'import boto3' 2>/dev/null; then
-  t "$PYTHON" - <<'PY'
+  t "$PYTHON" - <<'PY' || fail "the S3 checks on radosgw failed (exit status $?)"
 import os, boto3, botocore
 def client(secret):
     return boto3.client("s3", endpoint_url=os.environ["RGW_ENDPOINT"],

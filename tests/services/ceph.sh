@@ -113,7 +113,7 @@ _ceph_guard ()
 _ceph_stop_clients ()
 {
   local p
-  for p in ${_pids:-}; do kill "$p" 2>/dev/null; done
+  for p in ${_pids:-}; do kill "$p" 2>/dev/null || true; done
   for _ in $(seq 30); do
     local alive=0
     for p in ${_pids:-}; do _ceph_alive "$p" && alive=1; done
@@ -136,21 +136,25 @@ ceph_pids () { echo $_ceph_pids; }
 ceph_stop ()
 {
   local p
-  [ -n "$_ceph_watchdog" ] && kill "$_ceph_watchdog" 2>/dev/null
+  # Under set -e a kill of a process already gone would end the
+  # caller's shell: every kill here may fail.
+  [ -z "$_ceph_watchdog" ] || kill "$_ceph_watchdog" 2>/dev/null || true
   _ceph_watchdog=""
   [ -n "$_ceph_pids" ] || return 0
   # A memstore OSD would write its whole store to disk on a clean stop,
   # and radosgw waits for the OSD: the data is thrown away, so both are
   # killed outright.
-  for p in $_ceph_kill_pids; do kill -9 "$p" 2>/dev/null; done
-  for p in $_ceph_pids; do kill "$p" 2>/dev/null; done
+  for p in $_ceph_kill_pids; do kill -9 "$p" 2>/dev/null || true; done
+  for p in $_ceph_pids; do kill "$p" 2>/dev/null || true; done
   for _ in $(seq 30); do
     local alive=0
     for p in $_ceph_pids; do _ceph_alive "$p" && alive=1; done
     [ $alive = 0 ] && break
     sleep 0.1
   done
-  for p in $_ceph_pids; do _ceph_alive "$p" && kill -9 "$p" 2>/dev/null; done
+  for p in $_ceph_pids; do
+    if _ceph_alive "$p"; then kill -9 "$p" 2>/dev/null || true; fi
+  done
   _ceph_pids=""
   _ceph_kill_pids=""
   rm -f "$CEPH_DIR/run/pids"
