@@ -20,8 +20,8 @@
 #include <nbdkit-plugin.h>
 
 #include "fail.h"
-#include "values.h"
 #include "models.h"
+#include "values.h"
 
 /* One script's interpreter: the plugin has one, each --filter=X.lua
  * one of its own (see struct lhost in host.h).

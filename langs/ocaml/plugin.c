@@ -18,8 +18,8 @@
 #include <string.h>
 
 #include "callbacks.h"
-#include "script.h"
 #include "host.h"
+#include "script.h"
 #include "values.h"
 
 #include <caml/bigarray.h>

@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "host.h"
-#include "values.h"
 #include "models.h"
+#include "values.h"
 
 /* The errno attribute of exception value V if it is an OSError. */
 static int

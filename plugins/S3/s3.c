@@ -970,8 +970,7 @@ s3_async_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
     nbdkit_error ("S3: out of memory");
     return -1;
   }
-  *a = (struct aread){ .h = h, .buf = buf, .offset = offset, .rd = rd,
-                       .c = c };
+  *a = (struct aread){ .h = h, .buf = buf, .offset = offset, .rd = rd, .c = c };
   if (read_prepare (buf, count, offset, &a->xs, &a->n) == -1) {
     free (a);
     return -1;

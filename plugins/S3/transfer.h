@@ -77,8 +77,8 @@ extern int xfer_run (struct xfer *xs, size_t n);
  * transfer needs.  Returns -1, without calling DONE, if they could
  * not be started (logged).
  */
-extern int xfer_submit (struct xfer *xs, size_t n,
-                        void (*done) (void *opaque), void *opaque);
+extern int xfer_submit (struct xfer *xs, size_t n, void (*done) (void *opaque),
+                        void *opaque);
 
 /* Free what a request holds (url, body), keeping the struct. */
 extern void xfer_clear (struct xfer *x);

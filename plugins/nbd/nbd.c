@@ -885,8 +885,7 @@ struct txn {
 static int
 cmd_errno (int err)
 {
-  if (err == ENOTCONN || err == ECONNRESET || err == EPIPE
-      || err == ESHUTDOWN)
+  if (err == ENOTCONN || err == ECONNRESET || err == EPIPE || err == ESHUTDOWN)
     return EIO;
   return err;
 }
