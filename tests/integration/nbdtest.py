@@ -149,3 +149,30 @@ def check_extents(h, offset, length, flags=0):
 
     h.block_status(length, offset, cb, flags)
     return out
+
+
+# Reloading (the *-reload tests): the core's messages, a script
+# replaced in one step, and waiting for what the server logs.
+RELOAD_FAILED = "reload failed: the code loaded before goes on serving"
+RELOADED = "reloaded: new connections use the new code"
+
+
+def write_atomic(path, text):
+    """Replace the file PATH with TEXT at once (a rename)."""
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(path + ".tmp", path)
+
+
+def wait_log(log, needle, n, timeout=10):
+    """Wait until the file LOG holds NEEDLE N times; return its text."""
+    end = time.time() + timeout
+    while True:
+        with open(log) as f:
+            text = f.read()
+        if text.count(needle) >= n:
+            return text
+        if time.time() > end:
+            raise AssertionError("%r not logged %d times:\n%s"
+                                 % (needle, n, text))
+        time.sleep(0.05)

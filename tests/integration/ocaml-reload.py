@@ -44,27 +44,12 @@ NONE = "let config_complete = None"
 REFUSE = ('let config_complete = Some (fun () -> '
           'raise (NBDKit.Error (Unix.EINVAL, "refusing to load")))')
 BROKEN_SYNTAX = "let () = (\n"
-FAILED = "reload failed: the code loaded before goes on serving"
-
-
-def write(path, text):
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.rename(path + ".tmp", path)
+FAILED = nbdtest.RELOAD_FAILED
+write = nbdtest.write_atomic
 
 
 def wait_log(log, needle, n, timeout=120):
-    """Wait until the server's log holds needle n times; its text."""
-    end = time.time() + timeout
-    while True:
-        with open(log) as f:
-            text = f.read()
-        if text.count(needle) >= n:
-            return text
-        if time.time() > end:
-            raise AssertionError("%r not logged %d times:\n%s"
-                                 % (needle, n, text))
-        time.sleep(0.05)
+    return nbdtest.wait_log(log, needle, n, timeout)
 
 
 script = t.path("r.ml")

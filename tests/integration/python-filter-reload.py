@@ -32,28 +32,10 @@ def pread(next, h, buf, offset, flags):
 '''
 
 
-def write(path, text):
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.rename(path + ".tmp", path)
-
-
-FAILED = "reload failed: the code loaded before goes on serving"
-RELOADED = "reloaded: new connections use the new code"
-
-
-def wait_log(log, needle, n, timeout=10):
-    """Wait until the server's log holds needle n times; its text."""
-    end = time.time() + timeout
-    while True:
-        with open(log) as f:
-            text = f.read()
-        if text.count(needle) >= n:
-            return text
-        if time.time() > end:
-            raise AssertionError("%r not logged %d times:\n%s"
-                                 % (needle, n, text))
-        time.sleep(0.05)
+write = nbdtest.write_atomic
+FAILED = nbdtest.RELOAD_FAILED
+RELOADED = nbdtest.RELOADED
+wait_log = nbdtest.wait_log
 
 
 top, low = t.path("top.py"), t.path("low.py")

@@ -34,18 +34,7 @@ FAILED = "python: reload failed: the code loaded before goes on serving"
 RELOADED = "python: reloaded: new connections use the new code"
 
 
-def wait_log(log, needle, n, timeout=10):
-    """Wait until the server's log holds needle n times; its text."""
-    end = time.time() + timeout
-    while True:
-        with open(log) as f:
-            text = f.read()
-        if text.count(needle) >= n:
-            return text
-        if time.time() > end:
-            raise AssertionError("%r not logged %d times:\n%s"
-                                 % (needle, n, text))
-        time.sleep(0.05)
+wait_log = nbdtest.wait_log
 
 
 def start(name, *opts):
