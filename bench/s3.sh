@@ -30,6 +30,11 @@
 #                fio (strict libnbd) cannot send it 4 KiB reads.
 #   threads-qdN  the most threads the server had (/proc/PID/task)
 #                during the random reads at depth N
+#   cpu-seqwrite, cpu-seqread
+#                CPU seconds per GiB copied, of the server (srv) and of
+#                radosgw with the Ceph daemons behind it (rgw): on a
+#                2-CPU machine the sequential copies are bounded by
+#                radosgw's CPU, and these rows show where the time went
 # Rounds alternate the order of the servers; the table gives medians
 # and ours/Debian's against the issue's target (>= 3x), then every
 # run's values.
@@ -124,12 +129,39 @@ timed () {
 
 record () { echo "$1 $2 $3" >> "$tmp/results"; }
 
+# ticks PID...: user + system CPU time of the processes, in clock ticks.
+ticks () {
+  local p t=0
+  for p in "$@"; do
+    [ -r /proc/"$p"/stat ] || continue
+    t=$((t + $(sed 's/.*) //' /proc/"$p"/stat | awk '{ print $12 + $13 }')))
+  done
+  echo $t
+}
+hz=$(getconf CLK_TCK)
+
+# timed_cpu SERVER WORKLOAD CMD...: timed, and record the CPU seconds
+# per GiB of the server and of the Ceph daemons during CMD.
+timed_cpu () {
+  local s=$1 w=$2 s0 c0 s1 c1
+  shift 2
+  s0=$(ticks "$pid")
+  c0=$(ticks $(ceph_pids))
+  timed "$@"
+  s1=$(ticks "$pid")
+  c1=$(ticks $(ceph_pids))
+  record "$s" "cpu-$w-srv" "$(echo "$s0 $s1 $hz $size_mib" |
+    awk '{ printf "%.2f", ($2 - $1) / $3 * 1024 / $4 }')"
+  record "$s" "cpu-$w-rgw" "$(echo "$c0 $c1 $hz $size_mib" |
+    awk '{ printf "%.2f", ($2 - $1) / $3 * 1024 / $4 }')"
+}
+
 measure () {
   local s=$1
   start "$s"
-  timed nbdcopy "$tmp/src.img" "$uri"
+  timed_cpu "$s" seqwrite nbdcopy "$tmp/src.img" "$uri"
   record "$s" seqwrite "$(echo "$size_mib $wall" | awk '{ printf "%.1f", $1 / $2 }')"
-  timed nbdcopy --no-extents "$uri" null:
+  timed_cpu "$s" seqread nbdcopy --no-extents "$uri" null:
   record "$s" seqread "$(echo "$size_mib $wall" | awk '{ printf "%.1f", $1 / $2 }')"
   for qd in $depths; do
     python3 "$src/bench/s3-randread.py" "$uri" "$qd" "$secs" > "$tmp/iops" &
@@ -167,22 +199,26 @@ for s, w, v in rows:
         workloads.append(w)
     vals.setdefault((s, w), []).append(float(v))
 unit = {"seqwrite": "MiB/s", "seqread": "MiB/s"}
-print("%-12s %-7s %10s %10s %9s  %s" % ("workload", "unit", a, b, "ratio",
+print("%-12s %-9s %10s %10s %9s  %s" % ("workload", "unit", a, b, "ratio",
                                         "target" if b == "debian" else ""))
+workloads = ([w for w in workloads if not w.startswith("cpu-")] +
+             [w for w in workloads if w.startswith("cpu-")])
 for w in workloads:
     o = statistics.median(vals[(a, w)])
     d = statistics.median(vals[(b, w)])
     r = o / d if d else float("inf")
     if w.startswith("threads"):
-        print("%-12s %-7s %10.0f %10.0f %8.2fx" % (w, "threads", o, d, r))
+        print("%-12s %-9s %10.0f %10.0f %8.2fx" % (w, "threads", o, d, r))
+    elif w.startswith("cpu-"):
+        print("%-12s %-9s %10.2f %10.2f %8.2fx" % (w[4:], "CPU s/GiB", o, d, r))
     elif b == "debian":
-        print("%-12s %-7s %10.1f %10.1f %8.2fx  >=3x %s" %
+        print("%-12s %-9s %10.1f %10.1f %8.2fx  >=3x %s" %
               (w, unit.get(w, "IOPS"), o, d, r, "ok" if r >= 3 else "MISSED"))
     else:
-        print("%-12s %-7s %10.1f %10.1f %8.2fx" % (w, unit.get(w, "IOPS"), o, d, r))
+        print("%-12s %-9s %10.1f %10.1f %8.2fx" % (w, unit.get(w, "IOPS"), o, d, r))
 print()
 print("every run:")
 for w in workloads:
     for s in (a, b):
-        print("  %-12s %-7s %s" % (w, s, " ".join("%.1f" % v for v in vals[(s, w)])))
+        print("  %-12s %-9s %s" % (w, s, " ".join("%.1f" % v for v in vals[(s, w)])))
 PY
