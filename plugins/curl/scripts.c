@@ -362,17 +362,24 @@ static int
 parse_headers (struct script *s, char *out, struct curl_slist **list)
 {
   unsigned lineno = 0;
-  char *line, *save = NULL;
+  char *line, *next;
 
   *list = NULL;
-  for (line = strtok_r (out, "\n", &save); line;
-       line = strtok_r (NULL, "\n", &save)) {
-    size_t n = strlen (line);
+  for (line = out; *line; line = next) {
+    size_t n = strcspn (line, "\n");
     struct curl_slist *l;
 
+    next = line[n] ? line + n + 1 : line + n;
+    line[n] = '\0';
     lineno++;
-    while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' '))
+    while (
+        n > 0
+        && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
       line[--n] = '\0';
+    while (*line == ' ' || *line == '\t') {
+      line++;
+      n--;
+    }
     if (n == 0)
       continue;
     /* "Name: value", "Name:" (remove) or "Name;" (empty): libcurl's
