@@ -9,12 +9,12 @@
  * least SECS seconds ago (header-script-renew=SECS, cookie-script-renew=).
  *
  * What the scripts printed is published as one immutable, reference
- * counted struct script_values.  A handle keeps a reference to the values it
- * was given, because libcurl keeps our header list, not a copy, until
- * the handle is given another.  A script never runs under the lock: the
- * thread that finds it due runs it; meanwhile other requests go on with
- * the values it printed last, and wait only when there are none yet
- * (its first run).
+ * counted struct script_values.  A handle keeps a reference to the
+ * values it was given, because libcurl keeps our header list, not a
+ * copy, until the handle is given another.  A script never runs under
+ * the lock: the thread that finds it due runs it; meanwhile other
+ * requests go on with the values it printed last, and wait only when
+ * there are none yet (its first run).
  */
 
 #ifndef _GNU_SOURCE
@@ -72,7 +72,7 @@ static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
 static struct script header_script = { .key = "header-script" };
 static struct script cookie_script = { .key = "cookie-script" };
 static struct script_values *current; /* NULL until the first run */
-static struct script_values *live;    /* every values still referenced */
+static struct script_values *live;    /* all still referenced */
 
 /* A growing buffer for what a script prints. */
 struct output {

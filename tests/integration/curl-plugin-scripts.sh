@@ -87,6 +87,21 @@ if grep '/hdr/' "$NGINX_ACCESS_LOG" | grep -q 'x_test="token-[1-9]'; then
   fail "header-script ran again without header-script-renew"
 fi
 
+# A write (a PUT, which nginx refuses with 405) carries the script's
+# header too: without it the answer would be 403.
+start_nbdkit put curl "$NGINX_URL/hdr/disk.img" \
+  header-script='echo "X-Test: token-$iteration"' 2> put.log
+t nbdsh -u "$uri" -c '
+try:
+    h.pwrite(b"x" * 512, 0)
+    assert False, "the write succeeded"
+except nbd.Error:
+    pass
+'
+stop_nbdkit "$pid"
+grep -q 'PUT /hdr/disk.img 405 .*x_test="token-0"' "$NGINX_ACCESS_LOG" ||
+  fail "header-script: the PUT did not carry its header"
+
 # header= and header-script= together: both are sent.  A multi-line
 # script with an empty line, $url, and 'Name:' removing the header
 # libcurl would add (User-Agent from user-agent=).
