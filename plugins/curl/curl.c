@@ -2,6 +2,8 @@
  * anything else libcurl speaks.
  *
  *   nbdkit [-r] curl [url=]URL [header=H]... [cookie=C] [user=U password=P]
+ *                    [header-script=SH [header-script-renew=SECS]]
+ *                    [cookie-script=SH [cookie-script-renew=SECS]]
  *                    [sslverify=false] [cainfo=FILE] [capath=DIR]
  *                    [timeout=SECS] [connections=N] [followlocation=false]
  *                    [proxy=URL] [user-agent=UA] [protocols=P,P...] ...
@@ -61,6 +63,22 @@ static const struct nbdkit_param curl_params[]
           .type = NBDKIT_PARAM_STRING,
           .doc = "enable cookies, saved to this file on close",
           .dest = &cfg.cookiejar },
+        { .name = "header-script",
+          .type = NBDKIT_PARAM_STRING,
+          .doc = "shell command printing more headers, one a line",
+          .dest = &cfg.header_script },
+        { .name = "header-script-renew",
+          .type = NBDKIT_PARAM_INT,
+          .doc = "run header-script again after this many seconds",
+          .dest = &cfg.header_script_renew },
+        { .name = "cookie-script",
+          .type = NBDKIT_PARAM_STRING,
+          .doc = "shell command printing the cookie",
+          .dest = &cfg.cookie_script },
+        { .name = "cookie-script-renew",
+          .type = NBDKIT_PARAM_INT,
+          .doc = "run cookie-script again after this many seconds",
+          .dest = &cfg.cookie_script_renew },
         { .name = "user",
           .type = NBDKIT_PARAM_STRING,
           .doc = "user name for the server",
@@ -165,6 +183,7 @@ static void
 curl_unload (void)
 {
   pool_free ();
+  scripts_free ();
   curl_slist_free_all (cfg.headers);
   cfg.headers = NULL;
   curl_global_cleanup ();
@@ -278,6 +297,8 @@ curl_config_complete (void)
   cfg.ssl_version = ssl_version_of (ssl_version_s);
   cfg.http_version = http_version_of (http_version_s);
   cfg.verbose = curl_debug_verbose != 0;
+  if (scripts_config_complete () == -1)
+    return -1;
   return pool_init ();
 }
 
@@ -285,6 +306,7 @@ static void
 curl_cleanup (void)
 {
   pool_free ();
+  scripts_free ();
 }
 
 static void

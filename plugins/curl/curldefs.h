@@ -2,7 +2,8 @@
  *
  * curl.c holds the parameters and the plugin callbacks; request.c the
  * pool of libcurl easy handles and the requests made on them (probe,
- * range read, range write).
+ * range read, range write); scripts.c the headers and cookie made by
+ * header-script= and cookie-script=.
  */
 
 #ifndef CURLDEFS_H
@@ -32,6 +33,8 @@ struct curl_config {
   bool verbose;
   int64_t timeout;
   int64_t connections;
+  const char *header_script, *cookie_script;
+  int64_t header_script_renew, cookie_script_renew; /* seconds, 0: never */
 };
 extern struct curl_config cfg;
 
@@ -59,6 +62,9 @@ struct chandle {
   /* Why the body was refused (the transfer then fails). */
   enum { BODY_OK, BODY_NO_RANGE, BODY_WRONG_RANGE, BODY_TOO_LONG } refused;
   bool body_checked;
+
+  /* The script values the handle was given (scripts.c). */
+  struct script_values *values;
 };
 
 /* The pool: CONNECTIONS handles at most, made on first use, shared by
@@ -81,5 +87,16 @@ extern int range_read (struct chandle *ch, void *buf, uint64_t count,
                        uint64_t offset);
 extern int range_write (struct chandle *ch, const void *buf, uint64_t count,
                         uint64_t offset, int64_t size);
+
+/* header-script= and cookie-script= (scripts.c).  scripts_apply, at
+ * the setup of every request, runs a script when it is due and gives
+ * the handle the current headers and cookie; -1 (logged, errno set)
+ * when a script failed.  request_headers is the header list the handle
+ * was given: header= and header-script's together.
+ */
+extern int scripts_config_complete (void);
+extern int scripts_apply (struct chandle *ch);
+extern struct curl_slist *request_headers (const struct chandle *ch);
+extern void scripts_free (void);
 
 #endif /* CURLDEFS_H */

@@ -340,8 +340,10 @@ pool_put (struct chandle *ch)
   pthread_mutex_unlock (&pool_lock);
 }
 
-/* Set up the per-request state. */
-static void
+/* Set up the per-request state, and the headers and cookie of
+ * header-script= and cookie-script= (which may run them first).
+ */
+static int
 setup (struct chandle *ch, void *rbuf, const void *wbuf, uint64_t count,
        uint64_t offset)
 {
@@ -357,6 +359,7 @@ setup (struct chandle *ch, void *rbuf, const void *wbuf, uint64_t count,
   ch->refused = BODY_OK;
   ch->body_checked = false;
   ch->errbuf[0] = '\0';
+  return scripts_apply (ch);
 }
 
 static int
@@ -445,7 +448,8 @@ range_probe (struct chandle *ch, struct url_info *info)
   char byte;
   CURLcode r;
 
-  setup (ch, &byte, NULL, 1, 0);
+  if (setup (ch, &byte, NULL, 1, 0) == -1)
+    return -1;
   curl_easy_setopt (ch->c, CURLOPT_HTTPGET, 1L);
   curl_easy_setopt (ch->c, CURLOPT_RANGE, "0-0");
   r = curl_easy_perform (ch->c);
@@ -479,7 +483,8 @@ probe (struct chandle *ch, struct url_info *info)
   long status = 0;
   CURLcode r;
 
-  setup (ch, NULL, NULL, 0, 0);
+  if (setup (ch, NULL, NULL, 0, 0) == -1)
+    return -1;
   curl_easy_setopt (ch->c, CURLOPT_RANGE, NULL);
   curl_easy_setopt (ch->c, CURLOPT_NOBODY, 1L);
   r = curl_easy_perform (ch->c);
@@ -533,7 +538,8 @@ range_read (struct chandle *ch, void *buf, uint64_t count, uint64_t offset)
 
   if (count == 0)
     return 0;
-  setup (ch, buf, NULL, count, offset);
+  if (setup (ch, buf, NULL, count, offset) == -1)
+    return -1;
   snprintf (range, sizeof range, "%" PRIu64 "-%" PRIu64, offset,
             offset + count - 1);
   curl_easy_setopt (ch->c, CURLOPT_HTTPGET, 1L);
@@ -564,7 +570,9 @@ range_write (struct chandle *ch, const void *buf, uint64_t count,
 
   if (count == 0)
     return 0;
-  for (l = cfg.headers; l; l = l->next)
+  if (setup (ch, NULL, buf, count, offset) == -1)
+    return -1;
+  for (l = request_headers (ch); l; l = l->next)
     if ((h = curl_slist_append (h, l->data)) == NULL)
       goto nomem;
   snprintf (cr, sizeof cr,
@@ -578,7 +586,6 @@ range_write (struct chandle *ch, const void *buf, uint64_t count,
     goto nomem;
   h = l;
 
-  setup (ch, NULL, buf, count, offset);
   curl_easy_setopt (ch->c, CURLOPT_RANGE, NULL);
   curl_easy_setopt (ch->c, CURLOPT_UPLOAD, 1L);
   curl_easy_setopt (ch->c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)count);
@@ -586,7 +593,7 @@ range_write (struct chandle *ch, const void *buf, uint64_t count,
 
   r = curl_easy_perform (ch->c);
 
-  curl_easy_setopt (ch->c, CURLOPT_HTTPHEADER, cfg.headers);
+  curl_easy_setopt (ch->c, CURLOPT_HTTPHEADER, request_headers (ch));
   curl_easy_setopt (ch->c, CURLOPT_UPLOAD, 0L);
   curl_slist_free_all (h);
   snprintf (what, sizeof what, "PUT bytes %" PRIu64 "-%" PRIu64, offset,

@@ -81,6 +81,14 @@ def extract(poddir):
             while k >= 0 and re.match(r"^\s+(\$ )?export \w+=", lines[k]):
                 cmd.insert(0, re.sub(r"^\s+(\$ )?", "", lines[k]))
                 k -= 1
+            # Shell variables the paragraph sets before it (URL="..."):
+            # not run, but they tell what the example needs.
+            setup = []
+            if k > 0 and lines[k] == "":
+                k -= 1
+            while k >= 0 and re.match(r"^\s+[A-Z_][A-Z0-9_]*=", lines[k]):
+                setup.insert(0, lines[k].strip())
+                k -= 1
             lineno = i + 1
             i += 1
             heredoc = re.search(r"<<-?\s*'?\"?(\w+)'?\"?", first)
@@ -102,7 +110,7 @@ def extract(poddir):
                     i += 1
             text = "\n".join(cmd).rstrip()
             out.append({"where": "%s:%d" % (rel, lineno), "cmd": text,
-                        "script": script})
+                        "script": script, "setup": "\n".join(setup)})
     return out
 
 
@@ -476,6 +484,10 @@ def run_one(n, ex, work, bindir, shipped):
     if why:
         return ("SYNOPSIS", why)
     why = skip_reason(cmd, plugin, filters, args, info, shipped)
+    if not why and not info and \
+       re.search(r"https?://|example\.com", ex.get("setup", "")):
+        why = "needs the network or a remote server (%s)" % \
+            ex["setup"].split("\n")[-1]
     if why:
         return ("SKIP", why)
     scratch = os.path.join(work, "ex", str(n))

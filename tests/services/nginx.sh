@@ -17,6 +17,10 @@
 #   /auth/      basic auth, user $NGINX_USER, password $NGINX_PASSWORD
 #   /slow/      each response limited to $NGINX_SLOW_RATE bytes/s
 #
+# A test adds locations of its own in WORKDIR/conf.d/*.conf, written
+# before nginx_start, or changed then read by nginx_stop and
+# nginx_start_again (SIGHUP does not work without a master process).
+#
 # The access log ($NGINX_ACCESS_LOG) records the method, status, Range,
 # User-Agent, Cookie and X-Test headers of each request.
 #
@@ -95,6 +99,7 @@ _nginx_write_conf ()
       auth_basic_user_file $d/htpasswd;
     }
     location /slow/ { alias $root/; limit_rate $NGINX_SLOW_RATE; }
+    include $d/conf.d/*.conf;
 EOF
   printf '%s:{PLAIN}%s\n' "$NGINX_USER" "$NGINX_PASSWORD" > "$d/htpasswd"
   cat > "$d/nginx.conf" <<EOF
@@ -168,7 +173,7 @@ nginx_start ()
   [ -x "$NGINX" ] || { echo "nginx not installed: skipped"; return 77; }
   NGINX_ROOT="$(cd "$1" && pwd)"
   NGINX_DIR="$(mkdir -p "$2" && cd "$2" && pwd)"
-  mkdir -p "$NGINX_DIR"/{body,proxy,fastcgi,uwsgi,scgi}
+  mkdir -p "$NGINX_DIR"/{body,proxy,fastcgi,uwsgi,scgi,conf.d}
   _nginx_make_certs "$NGINX_DIR" || { echo "could not make certificates" >&2; return 1; }
   NGINX_CA="$NGINX_DIR/ca.pem"
   NGINX_PORT="$(_nginx_free_port)"
