@@ -15,7 +15,7 @@
 #   what is wrong, within the connect timeout;
 # - the OSD killed while a client reads (io-timeout=): EIO in bounded
 #   time, the server stays up and serves the image again once the OSD
-#   is back.
+#   is back; with the OSD stopped, the server stops in bounded time.
 . "$(dirname "$0")/functions.sh"
 requires ceph-mon --version
 requires rbd --version
@@ -241,7 +241,19 @@ kill -0 "$kill_pid" || fail "the server died"
 ceph_restart osd.0 || fail "the OSD did not come back"
 t nbdcopy "$uri" kill-after.img
 cmp kill.img kill-after.img || fail "after the OSD came back: data differs"
-stop_nbdkit "$kill_pid" || fail "the server did not stop"
+# The OSD stopped (SIGSTOP) with a copy's requests in flight: the server
+# still stops on SIGTERM, once io-timeout has failed them (the server
+# waits for requests in the plugin; without io-timeout, for ever).
+osd=$(cat "$CEPH_DIR/run/osd.0.daemon")
+kill -STOP "$osd"
+t nbdcopy "$uri" stopped.img 2>/dev/null &
+copy=$!
+sleep 0.5
+start=$(date +%s)
+stop_nbdkit "$kill_pid" || { kill -CONT "$osd"; fail "the server did not stop in 10 s with the OSD stopped"; }
+kill -CONT "$osd"
+note "stopped in $(( $(date +%s) - start )) s with requests to a stopped OSD"
+wait "$copy" && fail "the copy succeeded though the OSD was stopped"
 
 ceph_stop
 echo "rbd: OK"
