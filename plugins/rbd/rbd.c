@@ -475,8 +475,7 @@ request_failed (const char *what, uint64_t count, uint64_t offset, int err)
               " (no answer from the OSDs within io-timeout=%" PRIi64 " s)",
               io_timeout_secs);
     why = buf;
-  }
-  else if (err == ESHUTDOWN)
+  } else if (err == ESHUTDOWN)
     why = " (the cluster has blocklisted this client)";
   errno = err;
   nbdkit_error ("%s: %s of %" PRIu64 " bytes at offset %" PRIu64 ": %m%s",
@@ -966,10 +965,9 @@ plugin_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
       nbdkit_error ("%s: listing the allocated extents of %" PRIu64
                     " bytes at offset %" PRIu64 ": %m",
                     where, len, offset);
-    }
-    else
-      nbdkit_set_error (request_failed ("listing the allocated extents",
-                                        len, offset, -r));
+    } else
+      nbdkit_set_error (
+          request_failed ("listing the allocated extents", len, offset, -r));
     return -1;
   }
   /* The rest of the window is a hole. */
