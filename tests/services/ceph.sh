@@ -47,8 +47,9 @@
 #
 # ceph_pids: the pids of the running daemons.
 #
-# ceph_kill NAME [SIGNAL]: send SIGNAL (default KILL) to the daemon NAME
-# (mon.a, osd.0, client.rgw) and wait for it to exit.
+# ceph_kill NAME [SIGNAL]: send SIGNAL (default KILL; one that ends
+# the daemon, not STOP) to the daemon NAME (mon.a, osd.0, client.rgw)
+# and wait for it to exit (30 s, then SIGKILL and return 1).
 # ceph_restart NAME: start NAME again as ceph_start did (radosgw on the
 # same port) and wait until it answers.  A memstore OSD keeps its data
 # across a restart only if it was stopped with ceph_kill osd.0 TERM
