@@ -3,7 +3,7 @@
  *   nbdkit rbd [image=][POOL/[NAMESPACE/]]IMAGE[@SNAP]
  *              [pool=POOL] [namespace=NS] [snapshot=SNAP]
  *              [conf=FILE] [cluster=NAME] [id=USER] [keyring=FILE]
- *              [timeout=SECONDS] [async=false]
+ *              [timeout=SECONDS] [io-timeout=SECONDS] [async=false]
  *
  * The server connects to the cluster (as client.USER, cephx keys from
  * KEYRING or from the configuration) and opens the image once, when it
@@ -51,6 +51,7 @@ static const char *pool_name, *image_name, *namespace_name, *snap_name;
 static const char *conf_file, *cluster_name = "ceph", *user_id = "admin";
 static const char *keyring_file;
 static int64_t timeout_secs = 20;
+static int64_t io_timeout_secs = 0; /* 0: wait while the cluster recovers */
 static bool use_async = true;
 
 /* The cluster and the image, shared by every connection. */
@@ -106,6 +107,12 @@ static const struct nbdkit_param rbd_params[]
           .default_value = "20",
           .doc = "seconds to wait for the monitors when connecting",
           .dest = &timeout_secs },
+        { .name = "io-timeout",
+          .type = NBDKIT_PARAM_INT,
+          .default_value = "0",
+          .doc = "seconds a request may wait for the OSDs before it fails "
+                 "(0: wait while the cluster recovers, as librbd does)",
+          .dest = &io_timeout_secs },
         { .name = "async",
           .type = NBDKIT_PARAM_BOOL,
           .default_value = "true",
@@ -175,6 +182,11 @@ plugin_config_complete (void)
   if (timeout_secs < 1 || timeout_secs > 86400) {
     nbdkit_error ("timeout=%" PRIi64 ": expected 1 to 86400 seconds",
                   timeout_secs);
+    return -1;
+  }
+  if (io_timeout_secs < 0 || io_timeout_secs > 86400) {
+    nbdkit_error ("io-timeout=%" PRIi64 ": expected 0 to 86400 seconds",
+                  io_timeout_secs);
     return -1;
   }
   if (keyring_file && access (keyring_file, R_OK) == -1) {
@@ -262,6 +274,11 @@ plugin_after_fork (void)
       || set_option ("log_to_stderr", "false") == -1
       || set_option ("err_to_stderr", "false") == -1)
     return -1;
+  if (io_timeout_secs > 0) {
+    snprintf (secs, sizeof secs, "%" PRIi64, io_timeout_secs);
+    if (set_option ("rados_osd_op_timeout", secs) == -1)
+      return -1;
+  }
 
   r = rados_connect (cluster);
   if (r < 0) {
@@ -440,6 +457,49 @@ plugin_can_extents (void *handle)
   return NBDKIT_EXTENTS_NATIVE;
 }
 
+/* Report the failure ERR (a positive errno from librbd) of a request,
+ * and return the errno for the client.  The NBD protocol has few error
+ * codes, and the server answers EINVAL for any errno it has no code
+ * for: a request the cluster did not answer in time (ETIMEDOUT) or
+ * refused because it blocklisted this client (ESHUTDOWN, which a
+ * client would read as the server shutting down) is an I/O error.
+ */
+static int
+request_failed (const char *what, uint64_t count, uint64_t offset, int err)
+{
+  const char *why = "";
+  char buf[128];
+
+  if (err == ETIMEDOUT && io_timeout_secs > 0) {
+    snprintf (buf, sizeof buf,
+              " (no answer from the OSDs within io-timeout=%" PRIi64 " s)",
+              io_timeout_secs);
+    why = buf;
+  } else if (err == ESHUTDOWN)
+    why = " (the cluster has blocklisted this client)";
+  errno = err;
+  nbdkit_error ("%s: %s of %" PRIu64 " bytes at offset %" PRIu64 ": %m%s",
+                where, what, count, offset, why);
+  switch (err) {
+    case EPERM:
+    case EROFS:
+    case EIO:
+    case ENOMEM:
+    case EINVAL:
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+    case EOVERFLOW:
+    case ENOTSUP:
+#if ENOTSUP != EOPNOTSUPP
+    case EOPNOTSUPP:
+#endif
+      return err;
+    default:
+      return EIO;
+  }
+}
+
 /* One request of a synchronous callback: aio_start makes its
  * completion, an rbd_aio_* call submits it, aio_finish waits for it.
  */
@@ -474,10 +534,7 @@ aio_finish (struct aio *a, int r, const char *what, uint64_t count,
   }
   rbd_aio_release (a->c);
   if (n < 0) {
-    errno = (int)-n;
-    nbdkit_error ("%s: %s of %" PRIu64 " bytes at offset %" PRIu64 ": %m",
-                  where, what, count, offset);
-    nbdkit_set_error ((int)-n);
+    nbdkit_set_error (request_failed (what, count, offset, (int)-n));
     return -1;
   }
   return n;
@@ -658,11 +715,8 @@ aop_flush (struct aop *a)
 static void
 aop_end (struct aop *a, int err)
 {
-  if (err) {
-    errno = err;
-    nbdkit_error ("%s: %s of %" PRIu64 " bytes at offset %" PRIu64 ": %m",
-                  where, a->what, a->count, a->offset);
-  }
+  if (err)
+    err = request_failed (a->what, a->count, a->offset, err);
   nbdkit_complete (a->h, err);
   free (a);
 }
@@ -781,10 +835,7 @@ aop_issued (struct aop *a, int r)
   int err = aop_submitted (a, r);
 
   if (err) {
-    errno = err;
-    nbdkit_error ("%s: %s of %" PRIu64 " bytes at offset %" PRIu64 ": %m",
-                  where, a->what, a->count, a->offset);
-    nbdkit_set_error (err);
+    nbdkit_set_error (request_failed (a->what, a->count, a->offset, err));
     free (a);
     return -1;
   }
@@ -909,10 +960,14 @@ plugin_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
   len = MIN (count, limit - offset % object_size);
   r = rbd_diff_iterate2 (image, NULL, offset, len, 1, 0, extent_cb, &st);
   if (r < 0) {
-    errno = st.err ? st.err : -r;
-    nbdkit_error ("%s: listing the allocated extents of %" PRIu64
-                  " bytes at offset %" PRIu64 ": %m",
-                  where, len, offset);
+    if (st.err) {
+      errno = st.err;
+      nbdkit_error ("%s: listing the allocated extents of %" PRIu64
+                    " bytes at offset %" PRIu64 ": %m",
+                    where, len, offset);
+    } else
+      nbdkit_set_error (
+          request_failed ("listing the allocated extents", len, offset, -r));
     return -1;
   }
   /* The rest of the window is a hole. */

@@ -858,7 +858,10 @@ await_answer (struct handle *h, uint64_t at)
                 h->where, path, at, timeout);
   h->stalled = true;
   nbdkit_disconnect (0);
-  nbdkit_set_error (ETIMEDOUT);
+  /* EIO: the protocol has no code for ETIMEDOUT, which would reach the
+   * client as EINVAL, as if the request itself were wrong.
+   */
+  nbdkit_set_error (EIO);
   return -1;
 }
 

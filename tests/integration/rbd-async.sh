@@ -14,7 +14,8 @@
 # - a client that disconnects with 64 requests in flight: the server
 #   serves the next client and stops cleanly;
 # - the server blocklisted by the cluster: reads and writes in flight
-#   fail, the client gets the errors (no hang), the server stays up.
+#   fail with EIO and a message saying so, the client gets the errors
+#   (no hang), the server stays up.
 . "$(dirname "$0")/functions.sh"
 requires ceph-mon --version
 requires rbd --version
@@ -145,7 +146,7 @@ wait "$gone_pid" || st=$?
 
 # The server's client blocklisted by the cluster: requests in flight
 # fail, the client is told (not a hang), and the server stays up.
-start_nbdkit bl rbd rbd/d-false $C
+start_nbdkit bl rbd rbd/d-false $C 2> bl.err
 bl_pid=$pid
 t nbdinfo --size "$uri" >/dev/null
 watcher=$(t rbd status rbd/d-false | sed -n 's/.*watcher=\([^ ]*\) .*/\1/p' | head -n 1)
@@ -167,9 +168,13 @@ for i in range(16):
 while h.aio_in_flight() > 0:
     h.poll(-1)
 print("requests of a blocklisted client:", sorted(set(res)))
-assert len(res) == 32 and all(e != 0 for e in res), res
+# EIO, not ESHUTDOWN (librados' errno here), which would tell the
+# client the server is shutting down.
+assert len(res) == 32 and all(e == 5 for e in res), res
 PY
 kill -0 "$bl_pid" || fail "the server died when blocklisted"
+grep -q "image rbd/d-false .*: read of 65536 bytes at offset .*(the cluster has blocklisted this client)" bl.err ||
+  { cat bl.err; fail "no message saying the client is blocklisted"; }
 stop_nbdkit "$bl_pid" || true
 
 ceph_stop

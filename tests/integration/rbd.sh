@@ -12,7 +12,10 @@
 #   read-only caps gets the image read-only;
 # - a missing image, pool or snapshot, a wrong or broken keyring and an
 #   unreachable monitor each fail at start-up with a message naming
-#   what is wrong, within the connect timeout.
+#   what is wrong, within the connect timeout;
+# - the OSD killed while a client reads (io-timeout=): EIO in bounded
+#   time, the server stays up and serves the image again once the OSD
+#   is back; with the OSD stopped, the server stops in bounded time.
 . "$(dirname "$0")/functions.sh"
 requires ceph-mon --version
 requires rbd --version
@@ -183,6 +186,74 @@ expect_fail "no answer from the cluster's monitors within 2 s" \
   rbd/disk conf="$tmpdir/dead.conf" keyring="$CEPH_KEYRING" timeout=2
 [ $(( $(date +%s) - start )) -le 8 ] || fail "unreachable monitor: not bounded by timeout=2"
 expect_fail "expected IMAGE, POOL/IMAGE" rbd/
+
+expect_fail "io-timeout=-1: expected 0 to 86400 seconds" rbd/disk $C io-timeout=-1
+
+# The OSD killed while a client reads, with io-timeout=2: the reads
+# fail with EIO within the bound (never wrong bytes, never a hang), the
+# server stays up, a new client's read fails the same way while the
+# OSD is down, and once it runs again a new client reads the image
+# byte for byte.  A clean stop first writes the OSD's memory store to
+# disk, so that the OSD killed below comes back with the image.
+head -c $((16 * M)) /dev/urandom > kill.img
+t rbd import --no-progress kill.img rbd/kill
+ceph_persist_osd || fail "ceph tell osd.0 config set failed"
+ceph_kill osd.0 TERM || fail "the OSD did not stop"
+ceph_restart osd.0 || fail "the OSD did not restart"
+start_nbdkit kill rbd rbd/kill $C io-timeout=2 2> kill.err
+kill_pid=$pid
+reader ()
+{
+  t "$PYTHON" - "$uri" "$@" <<'PY'
+import errno, os, signal, sys, time
+import nbd
+want = open("kill.img", "rb").read()
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+M = 1 << 20
+killed = None
+if len(sys.argv) < 3:
+    killed = time.monotonic()  # the OSD is down already
+for i in range(16):
+    if i == 4 and len(sys.argv) > 2:
+        os.kill(int(open(sys.argv[2]).read()), signal.SIGKILL)
+        killed = time.monotonic()
+    try:
+        got = h.pread(M, i * M)
+    except nbd.Error as e:
+        took = time.monotonic() - killed
+        assert killed is not None, "an error before the OSD was killed: %s" % e
+        assert e.errnum == errno.EIO, e
+        assert took < 8, "the error came %.1f s after the kill" % took
+        print("EIO %.1f s after the OSD went: %s" % (took, e.string))
+        sys.exit(0)
+    assert got == want[i * M:(i + 1) * M], "wrong bytes at %d MiB" % i
+sys.exit("no error: every read succeeded")
+PY
+}
+reader "$CEPH_DIR/run/osd.0.daemon" || { cat kill.err; fail "the reader, OSD killed"; }
+ceph_kill osd.0 || true
+kill -0 "$kill_pid" || fail "the server died with the OSD"
+grep -q "image rbd/kill .*: read of 1048576 bytes at offset [0-9]*: .*no answer from the OSDs within io-timeout=2 s" kill.err ||
+  { cat kill.err; fail "no message naming the image, the offset and io-timeout"; }
+reader || { cat kill.err; fail "a new client while the OSD is down"; }
+kill -0 "$kill_pid" || fail "the server died"
+ceph_restart osd.0 || fail "the OSD did not come back"
+t nbdcopy "$uri" kill-after.img
+cmp kill.img kill-after.img || fail "after the OSD came back: data differs"
+# The OSD stopped (SIGSTOP) with a copy's requests in flight: the server
+# still stops on SIGTERM, once io-timeout has failed them (the server
+# waits for requests in the plugin; without io-timeout, for ever).
+osd=$(cat "$CEPH_DIR/run/osd.0.daemon")
+kill -STOP "$osd"
+t nbdcopy "$uri" stopped.img 2>/dev/null &
+copy=$!
+sleep 0.5
+start=$(date +%s)
+stop_nbdkit "$kill_pid" || { kill -CONT "$osd"; fail "the server did not stop in 10 s with the OSD stopped"; }
+kill -CONT "$osd"
+note "stopped in $(( $(date +%s) - start )) s with requests to a stopped OSD"
+wait "$copy" && fail "the copy succeeded though the OSD was stopped"
 
 ceph_stop
 echo "rbd: OK"

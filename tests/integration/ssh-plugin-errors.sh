@@ -4,9 +4,10 @@
 # path: changed and unknown host keys (refused unless
 # verify-remote-host=false), a missing file, a directory, a key the
 # server does not accept, a refused connection; and sshd killed in the
-# middle of a transfer: the client gets an error, our server stays up
-# and serves a new connection once sshd is back; sshd's sessions stopped:
-# with timeout= a read fails in time.
+# middle of a transfer: the client gets EIO within 5 s (never wrong
+# bytes), our server stays up and serves a new connection once sshd is
+# back; sshd's sessions stopped: with timeout= a read fails in time,
+# with EIO (not the EINVAL of a wrong request).
 . "$(dirname "$0")/functions.sh"
 . "$SRCDIR/tests/services/sshd.sh"
 requires nbdinfo
@@ -107,7 +108,8 @@ grep -q "libssh: " debug.err || { cat debug.err; fail "no libssh debug messages"
 start_nbdkit kill ssh "${good[@]}" "$tmpdir/disk.img" 2> kill.err
 kill_pid=$pid
 "$PYTHON" - "$uri" > reader.out 2>&1 <<'PY' &
-import nbd, sys, time
+import errno, nbd, os, sys, time
+want = open("disk.img", "rb").read()
 h = nbd.NBD()
 h.connect_uri(sys.argv[1])
 size = h.get_size()
@@ -117,10 +119,15 @@ deadline = time.time() + 30
 off = 0
 try:
     while time.time() < deadline:
-        h.pread(1 << 20, off)
+        got = h.pread(1 << 20, off)
+        assert got == want[off:off + (1 << 20)], "wrong bytes at %d" % off
         off = (off + (1 << 20)) % size
 except nbd.Error as e:
     print("client got an error:", e)
+    assert os.path.exists("killed"), "an error before sshd was killed"
+    assert e.errnum == errno.EIO, e
+    took = time.time() - os.stat("killed").st_mtime
+    assert took < 5, "the error came %.1f s after sshd was killed" % took
     sys.exit(0)
 sys.exit("no error within 30 s of sshd being killed")
 PY
@@ -128,9 +135,11 @@ reader=$!
 register_pid $reader
 wait_for_file reading 200 || { cat reader.out; fail "the reader did not start"; }
 sleep 0.3
+touch killed
 sshd_kill
 wait $reader || { cat reader.out kill.err; fail "the client got no error"; }
 grep -q "client got an error" reader.out || { cat reader.out; fail "reader"; }
+cat reader.out
 grep -q "$who: $tmpdir/disk.img: reading at offset" kill.err \
   || { cat kill.err; fail "no read error naming host and path"; }
 kill -0 "$kill_pid" || fail "the server died with sshd"
@@ -153,7 +162,7 @@ start_nbdkit stall ssh "${good[@]}" timeout=2 "$tmpdir/disk.img" 2> stall.err
 stall_pid=$pid
 rm -f reading
 "$PYTHON" - "$uri" > stall.out 2>&1 <<'PY' &
-import nbd, os, sys, time
+import errno, nbd, os, sys, time
 h = nbd.NBD()
 h.connect_uri(sys.argv[1])
 h.pread(1 << 20, 0)
@@ -169,6 +178,8 @@ while time.time() - t < 15:
             sys.exit("the read succeeded")
     except nbd.Error as e:
         print("client got an error after %.1f s: %s" % (time.time() - t, e))
+        # EIO, not the EINVAL of a wrong request.
+        assert e.errnum == errno.EIO, e
         sys.exit(0)
 sys.exit("no error within 15 s")
 PY
@@ -181,6 +192,7 @@ kill -STOP $sessions
 touch stopped
 wait $reader || { kill -CONT $sessions; cat stall.out stall.err; fail "no timely error"; }
 kill -CONT $sessions
+cat stall.out
 grep -q "reading at offset .*no answer within timeout=2 s" stall.err \
   || { cat stall.err; fail "no timeout error"; }
 kill -0 "$stall_pid" || fail "the server died after a timeout"

@@ -46,6 +46,15 @@
 # to the caller.
 #
 # ceph_pids: the pids of the running daemons.
+#
+# ceph_kill NAME [SIGNAL]: send SIGNAL (default KILL; one that ends
+# the daemon, not STOP) to the daemon NAME (mon.a, osd.0, client.rgw)
+# and wait for it to exit (30 s, then SIGKILL and return 1).
+# ceph_restart NAME: start NAME again as ceph_start did (radosgw on the
+# same port) and wait until it answers.  A memstore OSD keeps its data
+# across a restart only if it was stopped with ceph_kill osd.0 TERM
+# after "ceph_persist_osd" (a clean stop that writes the store to disk;
+# a killed OSD comes back with the store of its last clean stop).
 
 _ceph_pids=""
 _ceph_kill_pids=""
@@ -75,6 +84,7 @@ _ceph_daemon ()
   local name="$1"; shift
   "$@" >>"$CEPH_DIR/log/$name.out" 2>&1 </dev/null &
   _ceph_pids="$_ceph_pids $!"
+  echo $! > "$CEPH_DIR/run/$name.daemon"
   case "$name" in osd.*|client.rgw) _ceph_kill_pids="$_ceph_kill_pids $!" ;; esac
   # Not a job of this shell: no "Killed" report when ceph_stop kills it.
   disown $!
@@ -316,8 +326,43 @@ _ceph_start_rgw ()
   RGW_ACCESS_KEY="${keys% *}"
   RGW_SECRET_KEY="${keys#* }"
   RGW_ENDPOINT="http://127.0.0.1:$port"
+  echo "$port" > "$CEPH_DIR/run/rgw.port"
   # Up when it answers HTTP (an anonymous list of buckets).
   _ceph_wait "$timeout" curl -sf -o /dev/null "$RGW_ENDPOINT/" ||
     { _ceph_fail "radosgw did not answer on $RGW_ENDPOINT" "$CEPH_DIR/log/client.rgw.log"; return 1; }
   export RGW_ENDPOINT RGW_ACCESS_KEY RGW_SECRET_KEY
+}
+
+ceph_kill ()
+{
+  local p
+  p="$(cat "$CEPH_DIR/run/$1.daemon" 2>/dev/null)" || return 1
+  kill -"${2:-KILL}" "$p" 2>/dev/null || true
+  for _ in $(seq 300); do _ceph_alive "$p" || return 0; sleep 0.1; done
+  kill -9 "$p" 2>/dev/null || true
+  return 1
+}
+
+# ceph_persist_osd: the next SIGTERM of osd.0 is a clean stop that
+# writes its memstore to disk (osd_fast_shutdown off at run time).
+ceph_persist_osd ()
+{
+  timeout 30 ceph tell osd.0 config set osd_fast_shutdown false >/dev/null
+}
+
+ceph_restart ()
+{
+  local timeout="${CEPH_START_TIMEOUT:-30}"
+  case "$1" in
+    osd.*)
+      _ceph_daemon "$1" ceph-osd -c "$CEPH_CONF" -f -i "${1#osd.}"
+      # Up when it answers an operation on the first pool.
+      _ceph_wait "$timeout" bash -c 'p="$(rados lspools | head -n 1)"
+        [ -z "$p" ] || rados --rados-osd-op-timeout 2 -p "$p" ls' ;;
+    client.rgw)
+      _ceph_daemon client.rgw radosgw -c "$CEPH_CONF" -f -n client.rgw \
+        --rgw-frontends "beast endpoint=127.0.0.1:$(cat "$CEPH_DIR/run/rgw.port")"
+      _ceph_wait "$timeout" curl -sf -o /dev/null "$RGW_ENDPOINT/" ;;
+    *) echo "ceph_restart: cannot restart $1" >&2; return 1 ;;
+  esac
 }
