@@ -36,7 +36,11 @@ cmd_name (uint16_t type)
   }
 }
 
-/* errno to the NBD protocol's error values. */
+/* errno to the NBD protocol's error values.  A plugin that lost its
+ * backend (a timeout, a connection reset, a missing remote object)
+ * failed to do I/O: the client hears EIO, not EINVAL, which would say
+ * its request was wrong.
+ */
 uint32_t
 nbd_errno (int err)
 {
@@ -45,8 +49,21 @@ nbd_errno (int err)
       return NBD_SUCCESS;
     case EROFS:
     case EPERM:
+    case EACCES:
       return NBD_EPERM;
     case EIO:
+    case ETIMEDOUT:
+    case ECONNRESET:
+    case ECONNREFUSED:
+    case ECONNABORTED:
+    case EPIPE:
+    case ENOTCONN:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case ENETDOWN:
+    case ENOENT:
+    case ESTALE:
+    case ENOLINK:
       return NBD_EIO;
     case ENOMEM:
       return NBD_ENOMEM;

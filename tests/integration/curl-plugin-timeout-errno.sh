@@ -2,8 +2,6 @@
 # curl plugin: a read that outlasts timeout= fails with EIO, as a
 # broken transfer does: the NBD protocol has no code for ETIMEDOUT,
 # which reaches the client as EINVAL (as if the request were wrong).
-# Not run by ctest yet (tests/CMakeLists.txt): plugins/curl answers
-# ETIMEDOUT.
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/functions.sh"
 requires_ours # messages and keys of ours

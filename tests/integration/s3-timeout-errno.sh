@@ -1,9 +1,8 @@
 # The S3 plugin: a read that radosgw does not answer within timeout=
 # (radosgw stopped with SIGSTOP, its connections open) fails with EIO,
 # as a broken transfer does: the NBD protocol has no code for ETIMEDOUT,
-# which reaches the client as EINVAL (as if the request were wrong).
-# The server stays up and serves again once radosgw runs.  Not run by
-# ctest yet (tests/CMakeLists.txt): plugins/S3 answers ETIMEDOUT.
+# and EINVAL would tell the client its request was wrong (nbd_errno).
+# The server stays up and serves again once radosgw runs.
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/functions.sh"
 . "$here/functions-s3.sh"

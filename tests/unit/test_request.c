@@ -556,7 +556,9 @@ START_TEST (test_nbd_errno)
     { EFBIG, NBD_ENOSPC },        { EOVERFLOW, NBD_EOVERFLOW },
     { ENOTSUP, NBD_ENOTSUP },     { EOPNOTSUPP, NBD_ENOTSUP },
     { ESHUTDOWN, NBD_ESHUTDOWN }, { EINVAL, NBD_EINVAL },
-    { ENOENT, NBD_EINVAL },       { EBADF, NBD_EINVAL },
+    { EACCES, NBD_EPERM },        { ETIMEDOUT, NBD_EIO },
+    { ECONNRESET, NBD_EIO },      { EPIPE, NBD_EIO },
+    { ENOENT, NBD_EIO },          { EBADF, NBD_EINVAL },
     { EAGAIN, NBD_EINVAL },       { -1, NBD_EINVAL },
     { 100000, NBD_EINVAL },
   };
