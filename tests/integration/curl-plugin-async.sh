@@ -198,7 +198,35 @@ cat again.out
 assert_eq "after the restart: reads right" "$(field ok again.out)" 300
 stop_nbdkit "$pid"
 
-# 5. Writes go asynchronously too: a PUT that nginx refuses (405,
+# 5. A client that goes with 16 reads of /slow/ in flight: the server
+# waits for them (their replies dropped), serves the next client, and
+# a server stopped with reads in flight exits once they are done.
+start_nbdkit disc -r curl "$slow" connections=4 timeout=20 2> disc.log
+disc () {
+  t "$PYTHON" -c '
+import sys, time
+import nbd
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+for i in range(16):
+    h.aio_pread(nbd.Buffer(1 << 20), i << 20)
+end = time.monotonic() + 0.5
+while time.monotonic() < end:
+    h.poll(100)
+assert h.aio_in_flight() > 0, "every read done already"
+' "$uri"
+}
+disc || fail "the disconnecting client failed"
+t "$PYTHON" aread.py "$uri" "$pid" 16 50 4 > disc.out ||
+  { cat disc.out; fail "the next client: reads failed"; }
+assert_eq "the next client: reads right" "$(field ok disc.out)" 50
+disc &
+client=$!
+sleep 1
+stop_nbdkit "$pid" || fail "the server did not exit with reads in flight"
+wait "$client" || true
+
+# 6. Writes go asynchronously too: a PUT that nginx refuses (405,
 # EROFS, which NBD carries as EPERM) fails the write, names the range.
 start_nbdkit rw -v curl "$url" 2> rw.log
 t nbdsh -u "$uri" -c '
