@@ -302,6 +302,11 @@ async_conn_free (struct async_conn *ac)
 static int
 queue (struct areq *a)
 {
+  if (!driver_running) { /* after_fork failed or was not called */
+    nbdkit_error ("%s: the transfer thread is not running", cfg.shown_url);
+    free (a);
+    return -1;
+  }
   switch (pool_take (&a->w)) {
     case 1:
       submit (a);
