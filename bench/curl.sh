@@ -20,7 +20,8 @@
 #   bench/curl.sh -a [-r ROUNDS] [-s SIZE_MIB] [-t SECONDS] [-c CONNS] [-b BUILDDIR]
 #
 # -a: ours with asynchronous reads (async=true, the default) against
-# ours with async=false, instead of against Debian's: random 4 KiB
+# ours with async=false, instead of against Debian's: a sequential copy
+# (nbdcopy --no-extents -C 4 URI null:, MiB/s), then random 4 KiB
 # reads at depth 1, 16 and 64 for -t seconds each (default 5) by a
 # libnbd client (bench/s3-randread.py), IOPS, and the most threads the
 # server had (/proc/PID/task, sampled every 0.1 s) during each; both
@@ -127,17 +128,29 @@ if $amode; then
   echo "bench/curl -a: ${size_mib} MiB file on tmpfs, nginx $(nginx -v 2>&1 | sed 's|.*/||'), $rounds rounds, ${secs} s runs, connections=$conns"
   echo "  ours:   $ours"
   : > "$tmp/results"
+  # astart ours|ours-sync: a fresh server (its thread count from zero).
+  astart () {
+    local a=true
+    [ "$1" = ours-sync ] && a=false
+    rm -f "$tmp/sock" "$tmp/pid"
+    "$ours" -U "$tmp/sock" -P "$tmp/pid" -f -r curl "$url" \
+      connections="$conns" async=$a 2>>"$tmp/server.log" &
+    pid=$!
+    for _ in $(seq 100); do [ -s "$tmp/pid" ] && break; sleep 0.1; done
+    [ -s "$tmp/pid" ] || { echo "bench/curl: $1 did not start" >&2; exit 1; }
+  }
   order="ours ours-sync"
   for r in $(seq "$rounds"); do
     for s in $order; do
-      a=true
-      [ "$s" = ours-sync ] && a=false
-      rm -f "$tmp/sock" "$tmp/pid"
-      "$ours" -U "$tmp/sock" -P "$tmp/pid" -f -r curl "$url" \
-        connections="$conns" async=$a 2>>"$tmp/server.log" &
-      pid=$!
-      for _ in $(seq 100); do [ -s "$tmp/pid" ] && break; sleep 0.1; done
-      line="  round $r $s:"
+      astart "$s"
+      t0=$(date +%s.%N)
+      nbdcopy --no-extents -C 4 "nbd+unix:///?socket=$tmp/sock" null:
+      t1=$(date +%s.%N)
+      stop
+      v=$(echo "$size_mib $t0 $t1" | awk '{ printf "%.1f", $1 / ($3 - $2) }')
+      echo "$s seqread-4c $v" >> "$tmp/results"
+      line="  round $r $s: seqread-4c $v MiB/s"
+      astart "$s"
       for qd in 1 16 64; do
         python3 bench/s3-randread.py "nbd+unix:///?socket=$tmp/sock" "$qd" \
           "$secs" > "$tmp/iops" &
@@ -171,7 +184,8 @@ print("%-12s %-7s %10s %10s %9s" % ("workload", "unit", "ours", "ours-sync", "ra
 for w in workloads:
     o = statistics.median(vals[("ours", w)])
     d = statistics.median(vals[("ours-sync", w)])
-    unit = "threads" if w.startswith("threads") else "IOPS"
+    unit = "threads" if w.startswith("threads") else \
+        "MiB/s" if w.startswith("seq") else "IOPS"
     print("%-12s %-7s %10.1f %10.1f %8.2fx" % (w, unit, o, d, o / d if d else 0))
 print()
 print("every run:")
