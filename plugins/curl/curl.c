@@ -18,7 +18,9 @@
  *
  * One pool of CONNECTIONS easy handles (request.c) serves every client
  * connection, so the thread model is parallel: as many requests run at
- * once as there are handles.
+ * once as there are handles.  Reads and writes are asynchronous
+ * (async.c) unless async=false: one thread of the plugin runs their
+ * transfers, and no server thread waits for them.
  */
 
 #include <errno.h>
@@ -33,6 +35,7 @@
 #include "curldefs.h"
 
 struct curl_config cfg;
+static struct nbdkit_plugin plugin; /* async=false clears its async_* */
 
 /* -D curl.verbose=1: libcurl's own trace on stderr. */
 NBDKIT_DLL_PUBLIC int curl_debug_verbose = 0;
@@ -41,6 +44,7 @@ static const char *ssl_version_s, *http_version_s;
 static int64_t connections_v = 4, timeout_v = 0;
 static bool sslverify_v = true, followlocation_v = true;
 static bool tcp_keepalive_v = false, tcp_nodelay_v = true;
+static bool async_v = true;
 
 static const struct nbdkit_param curl_params[]
     = { { .name = "url",
@@ -168,6 +172,12 @@ static const struct nbdkit_param curl_params[]
           .default_value = "true",
           .doc = "disable Nagle's algorithm",
           .dest = &tcp_nodelay_v },
+        { .name = "async",
+          .type = NBDKIT_PARAM_BOOL,
+          .default_value = "true",
+          .doc = "run reads and writes on one thread of the plugin, without "
+                 "a server thread waiting for each (false: one waits)",
+          .dest = &async_v },
         { .name = NULL } };
 
 static void
@@ -182,6 +192,7 @@ curl_load (void)
 static void
 curl_unload (void)
 {
+  driver_stop ();
   pool_free ();
   scripts_free ();
   curl_slist_free_all (cfg.headers);
@@ -297,14 +308,27 @@ curl_config_complete (void)
   cfg.ssl_version = ssl_version_of (ssl_version_s);
   cfg.http_version = http_version_of (http_version_s);
   cfg.verbose = curl_debug_verbose != 0;
+  cfg.async = async_v;
+  if (!cfg.async) {
+    plugin.async_pread = NULL;
+    plugin.async_pwrite = NULL;
+  }
   if (scripts_config_complete () == -1)
     return -1;
   return pool_init ();
 }
 
+/* The driver thread, in the process that serves. */
+static int
+curl_after_fork (void)
+{
+  return cfg.async ? driver_start () : 0;
+}
+
 static void
 curl_cleanup (void)
 {
+  driver_stop ();
   pool_free ();
   scripts_free ();
 }
@@ -327,6 +351,7 @@ struct handle {
   int64_t size;
   bool is_http;
   bool readonly;
+  struct async_conn *ac; /* async: completes this connection's requests */
 };
 
 static void *
@@ -357,6 +382,10 @@ curl_open (int readonly, const char *exportname, int is_tls)
   h->size = info.size;
   h->is_http = info.is_http;
   h->readonly = readonly;
+  if (cfg.async && (h->ac = async_conn_new ()) == NULL) {
+    free (h);
+    return NULL;
+  }
   nbdkit_debug ("%s: size %" PRIi64 "%s", cfg.shown_url, h->size,
                 h->is_http ? ", byte ranges supported" : "");
   return h;
@@ -365,7 +394,10 @@ curl_open (int readonly, const char *exportname, int is_tls)
 static void
 curl_close (void *handle)
 {
-  free (handle);
+  struct handle *h = handle;
+
+  async_conn_free (h->ac);
+  free (h);
 }
 
 static int64_t
@@ -409,13 +441,8 @@ curl_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
   (void)flags;
   if (ch == NULL)
     return -1;
-  r = range_read (ch, buf, count, offset);
+  r = range_read (ch, buf, count, offset, rd);
   err = errno;
-  /* The bytes that arrived before a failure are the range's own (the
-   * write callback checked the response first): they reach the client.
-   */
-  if (r == -1 && rd && ch->done > 0 && ch->done < count)
-    nbdkit_read_error_at (rd, offset + ch->done);
   pool_put (ch);
   if (r == -1)
     nbdkit_set_error (err);
@@ -441,6 +468,27 @@ curl_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
   return r;
 }
 
+static int
+curl_async_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
+                  uint32_t flags, struct nbdkit_read *rd,
+                  struct nbdkit_completion *c)
+{
+  struct handle *h = handle;
+
+  (void)flags;
+  return async_read (h->ac, buf, count, offset, rd, c);
+}
+
+static int
+curl_async_pwrite (void *handle, const void *buf, uint64_t count,
+                   uint64_t offset, uint32_t flags, struct nbdkit_completion *c)
+{
+  struct handle *h = handle;
+
+  (void)flags;
+  return async_write (h->ac, buf, count, offset, h->size, c);
+}
+
 static struct nbdkit_plugin plugin = {
   .name = "curl",
   .longname = "nbdkit curl plugin",
@@ -451,6 +499,7 @@ static struct nbdkit_plugin plugin = {
   .unload = curl_unload,
   .config = curl_config,
   .config_complete = curl_config_complete,
+  .after_fork = curl_after_fork,
   .cleanup = curl_cleanup,
   .dump_plugin = curl_dump_plugin,
   .open = curl_open,
@@ -461,6 +510,8 @@ static struct nbdkit_plugin plugin = {
   .pread = curl_pread,
   .pwrite = curl_pwrite,
   .pread_fills_buffer = 1,
+  .async_pread = curl_async_pread,
+  .async_pwrite = curl_async_pwrite,
 };
 
 NBDKIT_REGISTER_PLUGIN (plugin)

@@ -1,9 +1,10 @@
-/* curldefs.h: what the two files of the curl plugin share.
+/* curldefs.h: what the files of the curl plugin share.
  *
  * curl.c holds the parameters and the plugin callbacks; request.c the
  * pool of libcurl easy handles and the requests made on them (probe,
  * range read, range write); scripts.c the headers and cookie made by
- * header-script= and cookie-script=.
+ * header-script= and cookie-script=; async.c the thread that runs reads
+ * and writes on a curl multi handle for the asynchronous callbacks.
  */
 
 #ifndef CURLDEFS_H
@@ -35,6 +36,7 @@ struct curl_config {
   int64_t connections;
   const char *header_script, *cookie_script;
   int64_t header_script_renew, cookie_script_renew; /* seconds, 0: never */
+  bool async; /* reads and writes through async.c's driver */
 };
 extern struct curl_config cfg;
 
@@ -51,6 +53,8 @@ struct chandle {
   char *rbuf;       /* read: where the body goes */
   const char *wbuf; /* write: where the body comes from */
   uint64_t count, offset, done;
+  char what[96];                  /* "GET bytes A-B", for messages */
+  struct curl_slist *put_headers; /* a PUT's own, until write_end */
 
   /* What the headers of the last response said. */
   long status; /* 0 until an HTTP status line arrived */
@@ -68,11 +72,21 @@ struct chandle {
 };
 
 /* The pool: CONNECTIONS handles at most, made on first use, shared by
- * every client connection.  pool_get waits for a free one.
+ * every client connection.  Those who wait for a handle are served
+ * first come, first served: pool_get waits in the calling thread;
+ * pool_take, for a caller that must not wait, queues W instead and
+ * calls W->given once pool_put hands it a handle (in W->ch).
  */
+struct pool_waiter {
+  struct pool_waiter *next;
+  struct chandle *ch;
+  void (*given) (struct pool_waiter *w); /* NULL: waits in pool_get */
+};
 extern int pool_init (void);
 extern void pool_free (void);
 extern struct chandle *pool_get (void);
+/* 1: a handle is in W->ch now; 0: W is queued; -1: error (logged). */
+extern int pool_take (struct pool_waiter *w);
 extern void pool_put (struct chandle *ch);
 
 /* What probe learns about the URL. */
@@ -81,10 +95,16 @@ struct url_info {
   bool is_http; /* the scheme after redirects is http or https */
 };
 
-/* Each logs its error, naming the URL, sets errno, returns -1. */
+struct nbdkit_read;
+struct nbdkit_completion;
+
+/* Each logs its error, naming the URL, sets errno, returns -1.  A
+ * range read that fails after some bytes arrived tells RD (if not
+ * NULL) where the error starts: those bytes are the range's own.
+ */
 extern int probe (struct chandle *ch, struct url_info *info);
 extern int range_read (struct chandle *ch, void *buf, uint64_t count,
-                       uint64_t offset);
+                       uint64_t offset, struct nbdkit_read *rd);
 extern int range_write (struct chandle *ch, const void *buf, uint64_t count,
                         uint64_t offset, int64_t size);
 
@@ -96,7 +116,41 @@ extern int range_write (struct chandle *ch, const void *buf, uint64_t count,
  */
 extern int scripts_config_complete (void);
 extern int scripts_apply (struct chandle *ch);
+/* Run a script that is due, without touching a handle: async.c calls
+ * it on the client connection's thread before queueing a transfer.
+ */
+extern int scripts_refresh (void);
 extern struct curl_slist *request_headers (const struct chandle *ch);
 extern void scripts_free (void);
+
+/* The two halves of range_read and range_write around the transfer,
+ * for a caller that runs it elsewhere (async.c, on a multi handle).
+ * *_begin sets up the handle (COUNT > 0); *_end, given the outcome of
+ * the transfer, does every check and leaves the handle ready for the
+ * next request.
+ */
+extern int read_begin (struct chandle *ch, void *buf, uint64_t count,
+                       uint64_t offset);
+extern int read_end (struct chandle *ch, CURLcode r, struct nbdkit_read *rd);
+extern int write_begin (struct chandle *ch, const void *buf, uint64_t count,
+                        uint64_t offset, int64_t size);
+extern int write_end (struct chandle *ch, CURLcode r);
+
+/* async.c: the driver thread, started after the server forked, and a
+ * completer thread per client connection (async_conn_new in open).
+ * async_read and async_write return at once (0), or -1 with the error
+ * logged; they complete C later from the connection's completer.
+ */
+struct async_conn;
+extern int driver_start (void);
+extern void driver_stop (void);
+extern struct async_conn *async_conn_new (void);
+extern void async_conn_free (struct async_conn *ac);
+extern int async_read (struct async_conn *ac, void *buf, uint64_t count,
+                       uint64_t offset, struct nbdkit_read *rd,
+                       struct nbdkit_completion *c);
+extern int async_write (struct async_conn *ac, const void *buf, uint64_t count,
+                        uint64_t offset, int64_t size,
+                        struct nbdkit_completion *c);
 
 #endif /* CURLDEFS_H */

@@ -1,13 +1,13 @@
 /* request.c: the curl plugin's pool of easy handles and the requests
  * made on them.
  *
- * Every request has three steps: setup (options of the easy handle and
- * the fields of struct chandle that the callbacks fill), perform (today
- * curl_easy_perform, which blocks the calling thread) and finish
- * (checking what arrived and reporting errors).  Only perform would
- * change to run the transfer on a curl multi handle and finish it from
- * the completion; the callbacks already keep all their state in the
- * chandle.
+ * Every read and write has three steps: begin (options of the easy
+ * handle and the fields of struct chandle that the callbacks fill),
+ * the transfer, and end (checking what arrived and reporting errors).
+ * range_read and range_write run the transfer with curl_easy_perform,
+ * which blocks the calling thread; async.c runs it on a curl multi
+ * handle and calls the same end from its completion, so both paths
+ * make the same checks and give the same messages.
  *
  * A range read must never hand back bytes of another range: a server
  * that ignores the Range header answers 200 with the whole body, which
@@ -35,6 +35,8 @@ static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_cond = PTHREAD_COND_INITIALIZER;
 static struct chandle **pool_free_list; /* cfg.connections slots */
 static size_t pool_nfree, pool_nmade;
+/* Those waiting for a handle, oldest first: only while none is free. */
+static struct pool_waiter *pool_wait_head, **pool_wait_tail = &pool_wait_head;
 
 /* The Content-Range header: "bytes START-END/TOTAL", "bytes START-END/x"
  * or "bytes x/TOTAL" (RFC 9110, 14.4).
@@ -305,39 +307,113 @@ pool_free (void)
   pool_nfree = pool_nmade = 0;
 }
 
-struct chandle *
-pool_get (void)
+/* With pool_lock held: a free handle, or NULL and *MAKE set if the
+ * caller may make a new one, or NULL if it must queue.  Nobody jumps
+ * the queue: a handle goes to the oldest waiter first.
+ */
+static struct chandle *
+pool_take_locked (bool *make)
 {
-  struct chandle *ch = NULL;
-
-  pthread_mutex_lock (&pool_lock);
-  while (pool_nfree == 0 && pool_nmade >= (size_t)cfg.connections)
-    pthread_cond_wait (&pool_cond, &pool_lock);
-  if (pool_nfree > 0) {
-    ch = pool_free_list[--pool_nfree];
-    pthread_mutex_unlock (&pool_lock);
-    return ch;
+  *make = false;
+  if (pool_wait_head)
+    return NULL;
+  if (pool_nfree > 0)
+    return pool_free_list[--pool_nfree];
+  if (pool_nmade < (size_t)cfg.connections) {
+    pool_nmade++;
+    *make = true;
   }
-  pool_nmade++;
-  pthread_mutex_unlock (&pool_lock);
+  return NULL;
+}
 
-  ch = handle_new ();
+static void
+pool_enqueue_locked (struct pool_waiter *w)
+{
+  w->next = NULL;
+  w->ch = NULL;
+  *pool_wait_tail = w;
+  pool_wait_tail = &w->next;
+}
+
+/* A handle counted in pool_nmade, made outside the lock. */
+static struct chandle *
+pool_make (void)
+{
+  struct chandle *ch = handle_new ();
+
   if (ch == NULL) {
     pthread_mutex_lock (&pool_lock);
     pool_nmade--;
-    pthread_cond_signal (&pool_cond);
     pthread_mutex_unlock (&pool_lock);
   }
   return ch;
 }
 
+struct chandle *
+pool_get (void)
+{
+  struct pool_waiter w = { .given = NULL };
+  struct chandle *ch;
+  bool make;
+
+  pthread_mutex_lock (&pool_lock);
+  ch = pool_take_locked (&make);
+  if (ch == NULL && !make) {
+    pool_enqueue_locked (&w);
+    while (w.ch == NULL)
+      pthread_cond_wait (&pool_cond, &pool_lock);
+    ch = w.ch;
+  }
+  pthread_mutex_unlock (&pool_lock);
+  return make ? pool_make () : ch;
+}
+
+int
+pool_take (struct pool_waiter *w)
+{
+  struct chandle *ch;
+  bool make;
+
+  pthread_mutex_lock (&pool_lock);
+  ch = pool_take_locked (&make);
+  if (ch == NULL && !make) {
+    pool_enqueue_locked (w);
+    pthread_mutex_unlock (&pool_lock);
+    return 0;
+  }
+  pthread_mutex_unlock (&pool_lock);
+  if (make && (ch = pool_make ()) == NULL)
+    return -1;
+  w->ch = ch;
+  return 1;
+}
+
+/* Hand CH to the oldest waiter, or keep it.  An asynchronous waiter's
+ * given runs here, without the lock.
+ */
 void
 pool_put (struct chandle *ch)
 {
+  struct pool_waiter *w;
+
   pthread_mutex_lock (&pool_lock);
-  pool_free_list[pool_nfree++] = ch;
-  pthread_cond_signal (&pool_cond);
+  w = pool_wait_head;
+  if (w == NULL) {
+    pool_free_list[pool_nfree++] = ch;
+    pthread_mutex_unlock (&pool_lock);
+    return;
+  }
+  pool_wait_head = w->next;
+  if (pool_wait_head == NULL)
+    pool_wait_tail = &pool_wait_head;
+  w->ch = ch;
+  if (w->given == NULL) {
+    pthread_cond_broadcast (&pool_cond);
+    pthread_mutex_unlock (&pool_lock);
+    return;
+  }
   pthread_mutex_unlock (&pool_lock);
+  w->given (w);
 }
 
 /* Set up the per-request state, and the headers and cookie of
@@ -531,45 +607,62 @@ probe (struct chandle *ch, struct url_info *info)
 }
 
 int
-range_read (struct chandle *ch, void *buf, uint64_t count, uint64_t offset)
+read_begin (struct chandle *ch, void *buf, uint64_t count, uint64_t offset)
 {
-  char range[64], what[96];
-  CURLcode r;
+  char range[64];
 
-  if (count == 0)
-    return 0;
   if (setup (ch, buf, NULL, count, offset) == -1)
     return -1;
   snprintf (range, sizeof range, "%" PRIu64 "-%" PRIu64, offset,
             offset + count - 1);
+  snprintf (ch->what, sizeof ch->what, "GET bytes %s", range);
   curl_easy_setopt (ch->c, CURLOPT_HTTPGET, 1L);
   curl_easy_setopt (ch->c, CURLOPT_RANGE, range);
-
-  r = curl_easy_perform (ch->c);
-
-  snprintf (what, sizeof what, "GET bytes %s", range);
-  if (r != CURLE_OK)
-    return report (ch, what, r);
-  if (ch->done != count) {
-    nbdkit_error ("%s: %s: short read: %" PRIu64 " of %" PRIu64 " bytes",
-                  cfg.shown_url, what, ch->done, count);
-    errno = EIO;
-    return -1;
-  }
   return 0;
+}
+
+int
+read_end (struct chandle *ch, CURLcode r, struct nbdkit_read *rd)
+{
+  int err;
+
+  if (r != CURLE_OK)
+    report (ch, ch->what, r);
+  else if (ch->done != ch->count) {
+    nbdkit_error ("%s: %s: short read: %" PRIu64 " of %" PRIu64 " bytes",
+                  cfg.shown_url, ch->what, ch->done, ch->count);
+    errno = EIO;
+  } else
+    return 0;
+  err = errno;
+  /* The bytes that arrived before a failure are the range's own (the
+   * write callback checked the response first): they reach the client.
+   */
+  if (rd && ch->done > 0 && ch->done < ch->count)
+    nbdkit_read_error_at (rd, ch->offset + ch->done);
+  errno = err;
+  return -1;
+}
+
+int
+range_read (struct chandle *ch, void *buf, uint64_t count, uint64_t offset,
+            struct nbdkit_read *rd)
+{
+  if (count == 0)
+    return 0;
+  if (read_begin (ch, buf, count, offset) == -1)
+    return -1;
+  return read_end (ch, curl_easy_perform (ch->c), rd);
 }
 
 /* An HTTP PUT of one range, with "Content-Range: bytes A-B/SIZE". */
 int
-range_write (struct chandle *ch, const void *buf, uint64_t count,
+write_begin (struct chandle *ch, const void *buf, uint64_t count,
              uint64_t offset, int64_t size)
 {
   struct curl_slist *h = NULL, *l;
-  char cr[128], what[96];
-  CURLcode r;
+  char cr[128];
 
-  if (count == 0)
-    return 0;
   if (setup (ch, NULL, buf, count, offset) == -1)
     return -1;
   for (l = request_headers (ch); l; l = l->next)
@@ -586,32 +679,13 @@ range_write (struct chandle *ch, const void *buf, uint64_t count,
     goto nomem;
   h = l;
 
+  snprintf (ch->what, sizeof ch->what, "PUT bytes %" PRIu64 "-%" PRIu64, offset,
+            offset + count - 1);
+  ch->put_headers = h;
   curl_easy_setopt (ch->c, CURLOPT_RANGE, NULL);
   curl_easy_setopt (ch->c, CURLOPT_UPLOAD, 1L);
   curl_easy_setopt (ch->c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)count);
   curl_easy_setopt (ch->c, CURLOPT_HTTPHEADER, h);
-
-  r = curl_easy_perform (ch->c);
-
-  curl_easy_setopt (ch->c, CURLOPT_HTTPHEADER, request_headers (ch));
-  curl_easy_setopt (ch->c, CURLOPT_UPLOAD, 0L);
-  curl_slist_free_all (h);
-  snprintf (what, sizeof what, "PUT bytes %" PRIu64 "-%" PRIu64, offset,
-            offset + count - 1);
-  if (r != CURLE_OK)
-    return report (ch, what, r);
-  if (ch->status != 0 && (ch->status < 200 || ch->status > 299)) {
-    nbdkit_error ("%s: %s: HTTP status %ld%s%s", cfg.shown_url, what,
-                  ch->status, ch->reason[0] ? " " : "", ch->reason);
-    errno = EIO;
-    return -1;
-  }
-  if (ch->done != count) {
-    nbdkit_error ("%s: %s: the server took %" PRIu64 " of %" PRIu64 " bytes",
-                  cfg.shown_url, what, ch->done, count);
-    errno = EIO;
-    return -1;
-  }
   return 0;
 
 nomem:
@@ -619,4 +693,39 @@ nomem:
   nbdkit_error ("curl_slist_append: %m");
   errno = ENOMEM;
   return -1;
+}
+
+int
+write_end (struct chandle *ch, CURLcode r)
+{
+  curl_easy_setopt (ch->c, CURLOPT_HTTPHEADER, request_headers (ch));
+  curl_easy_setopt (ch->c, CURLOPT_UPLOAD, 0L);
+  curl_slist_free_all (ch->put_headers);
+  ch->put_headers = NULL;
+  if (r != CURLE_OK)
+    return report (ch, ch->what, r);
+  if (ch->status != 0 && (ch->status < 200 || ch->status > 299)) {
+    nbdkit_error ("%s: %s: HTTP status %ld%s%s", cfg.shown_url, ch->what,
+                  ch->status, ch->reason[0] ? " " : "", ch->reason);
+    errno = EIO;
+    return -1;
+  }
+  if (ch->done != ch->count) {
+    nbdkit_error ("%s: %s: the server took %" PRIu64 " of %" PRIu64 " bytes",
+                  cfg.shown_url, ch->what, ch->done, ch->count);
+    errno = EIO;
+    return -1;
+  }
+  return 0;
+}
+
+int
+range_write (struct chandle *ch, const void *buf, uint64_t count,
+             uint64_t offset, int64_t size)
+{
+  if (count == 0)
+    return 0;
+  if (write_begin (ch, buf, count, offset, size) == -1)
+    return -1;
+  return write_end (ch, curl_easy_perform (ch->c));
 }

@@ -509,6 +509,20 @@ refresh (struct script *s)
 }
 
 int
+scripts_refresh (void)
+{
+  int r = 0;
+
+  if (header_script.text == NULL && cookie_script.text == NULL)
+    return 0;
+  pthread_mutex_lock (&lock);
+  if (refresh (&header_script) == -1 || refresh (&cookie_script) == -1)
+    r = -1;
+  pthread_mutex_unlock (&lock);
+  return r;
+}
+
+int
 scripts_apply (struct chandle *ch)
 {
   struct script_values *old = NULL;
