@@ -111,7 +111,7 @@ note "nbdcopy -C 4 -R 16: $n HTTP connections for the GETs"
 stop_nbdkit "$pid"
 
 # 3. Errors after open, through the asynchronous path.  The file goes
-# (404: ENOENT, which NBD carries as EINVAL), comes back (the same
+# (404: ENOENT, which NBD carries as EIO), comes back (the same
 # connection reads again), then nginx stops honouring Range (200 and
 # the whole body: EIO, no wrong data).
 start_nbdkit err -v -r curl "$url" connections=4 2> err.log
@@ -136,7 +136,7 @@ def burst(expect):
 
 burst(None)
 os.rename("www/disk.img", "www/gone.img")
-burst("EINVAL")
+burst("EIO")
 os.rename("www/gone.img", "www/disk.img")
 burst(None)
 # The shell restarts nginx without Range support.
