@@ -18,12 +18,12 @@
  * object reads the object, merges and writes it back while holding
  * the lock of that object's range (ranges.c keeps the locked ranges),
  * so two partial writes to one object do not lose each other's bytes.
- * Each operation is one function (s3_read, s3_write, s3_zero,
- * s3_trim) that builds its requests and waits for them in xfer_run.
- * Reads are also asynchronous (s3_async_pread): their requests are
- * submitted and the read completes when they finish, without a
- * thread waiting.  Writes stay synchronous: the read-modify-write of
- * a partial object holds a range lock that a waiting thread takes.
+ * Requests are asynchronous: reads (s3_async_pread) submit their
+ * transfers and complete when they finish; writes, zeroes and trims
+ * (struct wop) are chains of steps, each submitted when the previous
+ * one's transfers finish, and a lock that is taken queues the request
+ * until it is released.  No thread waits, except the caller of a
+ * synchronous callback (async=false), which runs the same steps.
  */
 
 #ifndef _GNU_SOURCE
@@ -142,43 +142,56 @@ is_missing (const struct xfer *x)
          || (code[0] == '\0' && x->method == XFER_HEAD);
 }
 
-/* A listing of the bucket under PREFIX after START_AFTER: one page.
- * The keys are appended to *KEYS; *TOKEN is the continuation (freed
- * and replaced; NULL at the end).
+/* The request for one page of a listing of the bucket under PREFIX
+ * after START_AFTER, continuing at TOKEN (NULL: the first page), at
+ * most MAX_KEYS keys (0: the server's default).
  */
 static int
-list_page (const char *prefix, const char *start_after, char **token,
-           char ***keys, size_t *nkeys, unsigned max_keys)
+list_prepare (struct xfer *x, const char *prefix, const char *start_after,
+              const char *token, unsigned max_keys)
 {
-  struct xfer x = { .method = XFER_GET };
   char *p = url_encode (prefix, false);
   char *sa = start_after ? url_encode (start_after, false) : NULL;
-  char *tk = *token ? url_encode (*token, false) : NULL;
+  char *tk = token ? url_encode (token, false) : NULL;
   char mk[32] = "";
   int r = -1;
 
+  memset (x, 0, sizeof *x);
+  x->method = XFER_GET;
   if (max_keys)
     snprintf (mk, sizeof mk, "&max-keys=%u", max_keys);
   /* SigV4 wants the query sorted by name: libcurl sends it as given. */
-  if (p == NULL
-      || asprintf (&x.url, "%s/%s?%s%s%slist-type=2%s&prefix=%s%s%s",
+  if (p == NULL || (start_after && sa == NULL) || (token && tk == NULL)
+      || asprintf (&x->url, "%s/%s?%s%s%slist-type=2%s&prefix=%s%s%s",
                    cfg.endpoint, cfg.bucket, tk ? "continuation-token=" : "",
                    tk ? tk : "", tk ? "&" : "", mk, p,
                    sa ? "&start-after=" : "", sa ? sa : "")
              == -1
-      || asprintf (&x.what, "bucket '%s' (listing '%s')", cfg.bucket, prefix)
+      || asprintf (&x->what, "bucket '%s' (listing '%s')", cfg.bucket, prefix)
              == -1) {
     nbdkit_error ("S3: out of memory");
+    xfer_clear (x);
     goto out;
   }
-  if (xfer_run (&x, 1) == -1)
-    goto out;
-  if (!xfer_ok (&x)) {
-    nbdkit_set_error (xfer_report (&x));
-    goto out;
-  }
+  r = 0;
+out:
+  free (p);
+  free (sa);
+  free (tk);
+  return r;
+}
 
-  const char *pos = x.body ? x.body : "";
+/* The outcome of the listing X: its keys appended to *KEYS (*NKEYS of
+ * them), *TOKEN the continuation (freed and replaced; NULL at the
+ * end).  Returns 0 or an errno (logged).
+ */
+static int
+list_parse (const struct xfer *x, char **token, char ***keys, size_t *nkeys)
+{
+  if (!xfer_ok (x))
+    return xfer_report (x);
+
+  const char *pos = x->body ? x->body : "";
   char name[1100], truncated[16] = "";
   while (xml_next (&pos, "Key", name, sizeof name)) {
     char **k = realloc (*keys, (*nkeys + 1) * sizeof *k);
@@ -186,31 +199,56 @@ list_page (const char *prefix, const char *start_after, char **token,
       if (k)
         *keys = k;
       nbdkit_error ("S3: out of memory");
-      goto out;
+      return ENOMEM;
     }
     *keys = k;
     (*nkeys)++;
   }
   free (*token);
   *token = NULL;
-  if (x.body)
-    xml_text (x.body, "IsTruncated", truncated, sizeof truncated);
+  if (x->body)
+    xml_text (x->body, "IsTruncated", truncated, sizeof truncated);
   if (strcmp (truncated, "true") == 0) {
     char next[1100];
-    if (!xml_text (x.body, "NextContinuationToken", next, sizeof next)
+    if (!xml_text (x->body, "NextContinuationToken", next, sizeof next)
         || (*token = strdup (next)) == NULL) {
       nbdkit_error ("S3: listing bucket '%s': truncated without a token",
                     cfg.bucket);
-      goto out;
+      return EIO;
     }
   }
-  r = 0;
-out:
-  free (p);
-  free (sa);
-  free (tk);
+  return 0;
+}
+
+static void
+free_keys (char **keys, size_t nkeys)
+{
+  for (size_t k = 0; k < nkeys; k++)
+    free (keys[k]);
+  free (keys);
+}
+
+/* One page of a listing, waiting (see list_prepare, list_parse). */
+static int
+list_page (const char *prefix, const char *start_after, char **token,
+           char ***keys, size_t *nkeys, unsigned max_keys)
+{
+  struct xfer x;
+  int err;
+
+  if (list_prepare (&x, prefix, start_after, *token, max_keys) == -1)
+    return -1;
+  if (xfer_run (&x, 1) == -1) {
+    xfer_clear (&x);
+    return -1;
+  }
+  err = list_parse (&x, token, keys, nkeys);
   xfer_clear (&x);
-  return r;
+  if (err) {
+    nbdkit_set_error (err);
+    return -1;
+  }
+  return 0;
 }
 
 /* The requests reading [OFFSET, OFFSET+COUNT) into BUF, in *XS (*N of
@@ -310,6 +348,39 @@ out:
   return r;
 }
 
+/* Requests finished on the transfer thread are completed on their
+ * connection's own thread (completer): nbdkit_complete sends the
+ * reply, which may block on a client that does not read its replies;
+ * on the transfer thread it would stall every connection's transfers,
+ * there it stalls only that client's.
+ */
+struct areq {
+  struct areq *next;
+  void (*finish) (struct areq *q); /* checks, completes and frees */
+};
+
+struct handle {
+  int64_t size;
+  bool have_completer;
+  pthread_t completer;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  struct areq *done, **done_tail; /* under lock */
+  bool stop;
+};
+
+/* From any thread: queue Q for H's completer. */
+static void
+queue_done (struct handle *h, struct areq *q)
+{
+  pthread_mutex_lock (&h->lock);
+  q->next = NULL;
+  *h->done_tail = q;
+  h->done_tail = &q->next;
+  pthread_cond_signal (&h->cond);
+  pthread_mutex_unlock (&h->lock);
+}
+
 static bool
 all_zero (const void *p, uint64_t len)
 {
@@ -325,50 +396,431 @@ struct piece {
   uint64_t i, lo, hi;
   const char *data; /* NULL: zeroes */
   char *tmp;        /* the merged object for partial pieces */
-  bool skip;
+  bool missing;     /* the partial object did not exist */
 };
 
-/* Fetch the objects of the partial pieces of P into their tmp buffers
- * (zeroes when missing; *MISSING set for those).
+/* A write, zero or trim, as a chain of steps each started by the
+ * completion of the previous one's transfers, so no thread waits:
+ *
+ *   op_start     request the lock of the objects touched (ranges.c)
+ *   op_locked    (lock granted) GET the objects written in part
+ *   op_fetched   merge; PUT each object, or DELETE it if all zero
+ *   op_stored    then, for big zeroes and trims, the objects between
+ *   op_list      are found by listing the bucket (a page at a time)
+ *   op_listed    and deleted
+ *   op_end       release the lock; complete the request
+ *
+ * Full-object writes go straight to PUT.  A request whose caller waits
+ * (the synchronous callbacks, async=false) runs the same steps and
+ * waits for op_end (op_run).
  */
-static int
-fetch_partial (struct piece *p, size_t n, bool *missing)
-{
-  struct xfer xs[2];
-  size_t idx[2], m = 0;
-  int err = 0;
+struct wop {
+  struct areq q;
+  struct handle *h;
+  struct nbdkit_completion *c; /* NULL: a thread waits in op_run */
+  const char *data;            /* NULL: zeroes */
+  struct piece *p;
+  size_t n;
+  struct xfer *xs; /* the transfers of the current step */
+  size_t m;
+  uint64_t lock_a, lock_b; /* the objects locked */
+  struct range_lock held;
+  bool locked;
+  /* Objects [la, lb) deleted by listing the bucket (la == lb: none). */
+  uint64_t la, lb;
+  char *prefix, *start, *end, *token;
+  bool list_done;
+  int err;
+  /* op_run */
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool finished;
+};
 
-  for (size_t k = 0; k < n; k++) {
-    if (p[k].lo == 0 && p[k].hi == cfg.object_size)
-      continue;
-    if (set_object (&xs[m], XFER_GET, object_name (p[k].i)) == -1) {
-      for (size_t j = 0; j < m; j++)
-        xfer_clear (&xs[j]);
-      return -1;
-    }
-    xs[m].dst = p[k].tmp;
-    xs[m].dst_len = cfg.object_size;
-    idx[m++] = k;
+enum op_kind { OP_WRITE, OP_ZERO, OP_TRIM };
+
+static void op_end (struct wop *op);
+
+static void
+op_free (struct wop *op)
+{
+  if (op->p)
+    for (size_t k = 0; k < op->n; k++)
+      free (op->p[k].tmp);
+  free (op->p);
+  if (op->xs)
+    clear_all (op->xs, op->m);
+  free (op->prefix);
+  free (op->start);
+  free (op->end);
+  free (op->token);
+  free (op);
+}
+
+/* Replace the transfers of the last step by M empty ones. */
+static int
+op_xfers (struct wop *op, size_t m)
+{
+  if (op->xs)
+    clear_all (op->xs, op->m);
+  op->m = 0;
+  op->xs = calloc (m ? m : 1, sizeof *op->xs);
+  if (op->xs == NULL) {
+    nbdkit_error ("S3: out of memory");
+    op->err = ENOMEM;
+    return -1;
   }
-  if (xfer_run (xs, m) == -1)
-    err = EIO;
-  for (size_t j = 0; j < m && !err; j++) {
-    struct xfer *x = &xs[j];
-    missing[idx[j]] = false;
+  return 0;
+}
+
+/* Submit the first M transfers; NEXT runs when they completed. */
+static void
+op_submit (struct wop *op, size_t m, void (*next) (void *opaque))
+{
+  op->m = m;
+  if (xfer_submit (op->xs, m, next, op) == -1) {
+    op->err = EIO;
+    op_end (op);
+  }
+}
+
+/* The first failure of the transfers of the step, logged; missing
+ * objects are not failures for DELETE.
+ */
+static void
+op_check (struct wop *op)
+{
+  for (size_t j = 0; j < op->m && !op->err; j++)
+    if (!xfer_ok (&op->xs[j])
+        && !(op->xs[j].method == XFER_DELETE && is_missing (&op->xs[j])))
+      op->err = xfer_report (&op->xs[j]);
+}
+
+static void op_list (struct wop *op);
+
+static void
+op_deleted (void *opaque)
+{
+  struct wop *op = opaque;
+
+  op_check (op);
+  if (op->err || op->list_done || op->token == NULL)
+    op_end (op);
+  else
+    op_list (op);
+}
+
+/* One page of the listing: DELETE the objects of [la, lb) it names. */
+static void
+op_listed (void *opaque)
+{
+  struct wop *op = opaque;
+  char **keys = NULL;
+  size_t nkeys = 0, m = 0;
+
+  op->err = list_parse (&op->xs[0], &op->token, &keys, &nkeys);
+  if (op->err || op_xfers (op, nkeys) == -1) {
+    free_keys (keys, nkeys);
+    op_end (op);
+    return;
+  }
+  for (size_t k = 0; k < nkeys; k++) {
+    if (strcmp (keys[k], op->end) >= 0)
+      op->list_done = true;
+    /* Only names of our objects: KEY/ and 16 hex digits. */
+    if (op->list_done || strlen (keys[k]) != strlen (op->end)) {
+      free (keys[k]);
+      continue;
+    }
+    if (set_object (&op->xs[m], XFER_DELETE, keys[k]) == -1) {
+      op->err = ENOMEM;
+      for (k++; k < nkeys; k++)
+        free (keys[k]);
+      break;
+    }
+    m++;
+  }
+  free (keys);
+  op->m = m;
+  if (op->err)
+    op_end (op);
+  else
+    op_submit (op, m, op_deleted);
+}
+
+static void
+op_list (struct wop *op)
+{
+  if (op_xfers (op, 1) == -1
+      || list_prepare (&op->xs[0], op->prefix, op->start, op->token, 1000)
+             == -1) {
+    op->err = op->err ? op->err : ENOMEM;
+    op_end (op);
+    return;
+  }
+  op_submit (op, 1, op_listed);
+}
+
+static void
+op_stored (void *opaque)
+{
+  struct wop *op = opaque;
+
+  op_check (op);
+  if (op->err || op->la == op->lb)
+    op_end (op);
+  else
+    op_list (op);
+}
+
+/* Merge the partial pieces; PUT or DELETE every piece. */
+static void
+op_fetched (void *opaque)
+{
+  struct wop *op = opaque;
+  uint64_t osz = cfg.object_size;
+  size_t j = 0, m = 0;
+
+  /* The GETs, in the order of the partial pieces. */
+  for (size_t k = 0; k < op->n && !op->err; k++) {
+    struct xfer *x;
+    if (op->p[k].tmp == NULL)
+      continue;
+    x = &op->xs[j++];
     if (is_missing (x)) {
-      memset (p[idx[j]].tmp, 0, cfg.object_size);
-      missing[idx[j]] = true;
+      memset (op->p[k].tmp, 0, osz);
+      op->p[k].missing = true;
     } else if (!xfer_ok (x))
-      err = xfer_report (x);
-    else if (x->got != cfg.object_size) {
+      op->err = xfer_report (x);
+    else if (x->got != osz) {
       nbdkit_error ("S3: GET %s: the object has %" PRIu64
                     " bytes, not object-size %" PRIu64,
-                    x->what, x->got, cfg.object_size);
-      err = EIO;
+                    x->what, x->got, osz);
+      op->err = EIO;
     }
   }
-  for (size_t j = 0; j < m; j++)
-    xfer_clear (&xs[j]);
+  if (op->err || op_xfers (op, op->n) == -1) {
+    op_end (op);
+    return;
+  }
+
+  for (size_t k = 0; k < op->n; k++) {
+    struct piece *p = &op->p[k];
+    const char *body;
+
+    if (p->tmp) {
+      /* Zeroes over part of a missing object change nothing. */
+      if (p->missing && p->data == NULL)
+        continue;
+      if (p->data)
+        memcpy (p->tmp + p->lo, p->data, p->hi - p->lo);
+      else
+        memset (p->tmp + p->lo, 0, p->hi - p->lo);
+      body = p->tmp;
+    } else
+      body = p->data;
+
+    if (body == NULL || all_zero (body, osz)) {
+      if (set_object (&op->xs[m], XFER_DELETE, object_name (p->i)) == -1)
+        goto nomem;
+    } else {
+      if (set_object (&op->xs[m], XFER_PUT, object_name (p->i)) == -1)
+        goto nomem;
+      op->xs[m].src = body;
+      op->xs[m].src_len = osz;
+    }
+    m++;
+  }
+  op_submit (op, m, op_stored);
+  return;
+
+nomem:
+  op->m = m;
+  op->err = ENOMEM;
+  op_end (op);
+}
+
+/* The lock is held: GET the objects written in part. */
+static void
+op_locked (void *opaque)
+{
+  struct wop *op = opaque;
+  uint64_t osz = cfg.object_size;
+  size_t m = 0;
+
+  op->locked = true;
+  if (op_xfers (op, op->n) == -1) {
+    op_end (op);
+    return;
+  }
+  for (size_t k = 0; k < op->n; k++) {
+    struct piece *p = &op->p[k];
+    if (p->lo == 0 && p->hi == osz)
+      continue;
+    if ((p->tmp = malloc (osz)) == NULL) {
+      nbdkit_error ("S3: out of memory");
+      goto nomem;
+    }
+    if (set_object (&op->xs[m], XFER_GET, object_name (p->i)) == -1)
+      goto nomem;
+    op->xs[m].dst = p->tmp;
+    op->xs[m].dst_len = osz;
+    m++;
+  }
+  op_submit (op, m, op_fetched);
+  return;
+
+nomem:
+  op->m = m;
+  op->err = ENOMEM;
+  op_end (op);
+}
+
+/* On the completer: the request is done. */
+static void
+op_finish (struct areq *q)
+{
+  struct wop *op = (struct wop *)q;
+
+  nbdkit_complete (op->c, op->err);
+  op_free (op);
+}
+
+static void
+op_end (struct wop *op)
+{
+  if (op->locked) {
+    op->locked = false;
+    ranges_unlock (&locks, &op->held);
+  }
+  if (op->c) {
+    op->q.finish = op_finish;
+    queue_done (op->h, &op->q);
+    return;
+  }
+  pthread_mutex_lock (&op->lock);
+  op->finished = true;
+  pthread_cond_signal (&op->cond);
+  pthread_mutex_unlock (&op->lock);
+}
+
+/* Add the piece [LO, HI) of object I, written from DATA (NULL: zeroes)
+ * which holds the request's bytes from OFFSET.
+ */
+static void
+add_piece (struct wop *op, uint64_t i, uint64_t lo, uint64_t hi,
+           const char *data, uint64_t offset)
+{
+  uint64_t osz = cfg.object_size;
+
+  op->p[op->n++] = (struct piece){
+    .i = i,
+    .lo = lo,
+    .hi = hi,
+    .data = data ? data + (i * osz + lo - offset) : NULL,
+  };
+}
+
+/* A new operation for KIND over [OFFSET, OFFSET+COUNT) (COUNT > 0),
+ * completing C (NULL: op_run waits).
+ */
+static struct wop *
+op_new (struct handle *h, struct nbdkit_completion *c, enum op_kind kind,
+        const char *data, uint64_t count, uint64_t offset)
+{
+  uint64_t osz = cfg.object_size, end = offset + count;
+  uint64_t first = offset / osz, last = (end - 1) / osz;
+  /* The objects wholly inside. */
+  uint64_t a = (offset + osz - 1) / osz, b = end / osz;
+  bool listed = kind != OP_WRITE && b > a + BLIND_DELETE_MAX;
+  struct wop *op = calloc (1, sizeof *op);
+
+  if (op == NULL)
+    goto nomem;
+  op->h = h;
+  op->c = c;
+  op->data = data;
+  pthread_mutex_init (&op->lock, NULL);
+  pthread_cond_init (&op->cond, NULL);
+  op->p = calloc (listed ? 2 : last - first + 1, sizeof *op->p);
+  if (op->p == NULL)
+    goto nomem;
+
+  if (kind == OP_TRIM) {
+    /* Trims leave the objects touched in part alone. */
+    op->lock_a = a;
+    op->lock_b = b > a ? b : a;
+    if (!listed)
+      for (uint64_t i = a; i < b; i++)
+        add_piece (op, i, 0, osz, NULL, offset);
+  } else {
+    op->lock_a = first;
+    op->lock_b = last + 1;
+    for (uint64_t i = first; i <= last; i++) {
+      uint64_t lo = i == first ? offset - i * osz : 0;
+      uint64_t hi = i == last ? end - i * osz : osz;
+      /* Between the partial ends of a big zero: listed. */
+      if (listed && i >= a && i < b) {
+        i = b - 1;
+        continue;
+      }
+      add_piece (op, i, lo, hi, data, offset);
+    }
+  }
+  if (listed) {
+    op->la = a;
+    op->lb = b;
+    if ((a > 0 && (op->start = object_name (a - 1)) == NULL)
+        || (op->end = object_name (b)) == NULL
+        || asprintf (&op->prefix, "%s/", cfg.key) == -1) {
+      op->prefix = NULL;
+      goto nomem;
+    }
+  }
+  return op;
+
+nomem:
+  nbdkit_error ("S3: out of memory");
+  if (op)
+    op_free (op);
+  return NULL;
+}
+
+/* Take the lock; the steps go on in op_locked once it is granted. */
+static void
+op_start (struct wop *op)
+{
+  if (op->lock_a == op->lock_b) {
+    op_end (op);
+    return;
+  }
+  if (ranges_lock_async (&locks, &op->held, op->lock_a, op->lock_b, op_locked,
+                         op))
+    op_locked (op);
+}
+
+/* Run KIND over [OFFSET, OFFSET+COUNT) and wait for it. */
+static int
+op_run (struct handle *h, enum op_kind kind, const char *data, uint64_t count,
+        uint64_t offset)
+{
+  struct wop *op;
+  int err;
+
+  if (count == 0)
+    return 0;
+  op = op_new (h, NULL, kind, data, count, offset);
+  if (op == NULL)
+    return -1;
+  op_start (op);
+  pthread_mutex_lock (&op->lock);
+  while (!op->finished)
+    pthread_cond_wait (&op->cond, &op->lock);
+  pthread_mutex_unlock (&op->lock);
+  err = op->err;
+  pthread_cond_destroy (&op->cond);
+  pthread_mutex_destroy (&op->lock);
+  op_free (op);
   if (err) {
     nbdkit_set_error (err);
     return -1;
@@ -376,224 +828,24 @@ fetch_partial (struct piece *p, size_t n, bool *missing)
   return 0;
 }
 
-/* Write DATA (NULL: zeroes) over [OFFSET, OFFSET+COUNT): whole objects
- * are stored or, all zero, deleted; partial ones are merged.  With
- * WHOLE_ONLY (trim) partial objects are left alone.
- */
+/* Start KIND over [OFFSET, OFFSET+COUNT), completing C when done. */
 static int
-update (const char *data, uint64_t count, uint64_t offset, bool whole_only)
+op_async (struct handle *h, struct nbdkit_completion *c, enum op_kind kind,
+          const char *data, uint64_t count, uint64_t offset)
 {
-  uint64_t osz = cfg.object_size;
-  uint64_t first = offset / osz, last = (offset + count - 1) / osz;
-  size_t n = last - first + 1, m = 0;
-  struct piece *p;
-  bool *missing;
-  struct xfer *xs;
-  struct range_lock held;
-  bool partial = false;
-  int r = -1, err = 0;
+  struct wop *op;
 
-  if (count == 0)
-    return 0;
-  p = calloc (n, sizeof *p);
-  missing = calloc (n, sizeof *missing);
-  xs = calloc (n, sizeof *xs);
-  if (p == NULL || missing == NULL || xs == NULL) {
-    nbdkit_error ("S3: out of memory");
-    goto out_free;
-  }
-  for (size_t k = 0; k < n; k++) {
-    uint64_t i = first + k;
-    p[k].i = i;
-    p[k].lo = i == first ? offset - i * osz : 0;
-    p[k].hi = i == last ? offset + count - i * osz : osz;
-    p[k].data = data ? data + (i * osz + p[k].lo - offset) : NULL;
-    if (p[k].lo != 0 || p[k].hi != osz) {
-      if (whole_only) {
-        p[k].skip = true;
-        continue;
-      }
-      partial = true;
-      if ((p[k].tmp = malloc (osz)) == NULL) {
-        nbdkit_error ("S3: out of memory");
-        goto out_free;
-      }
-    }
-  }
-
-  ranges_lock (&locks, &held, first, last + 1);
-  if (partial && fetch_partial (p, n, missing) == -1)
-    goto out;
-
-  for (size_t k = 0; k < n; k++) {
-    const char *body;
-    if (p[k].skip)
-      continue;
-    if (p[k].tmp) {
-      /* Zeroes over part of a missing object change nothing. */
-      if (missing[k] && data == NULL)
-        continue;
-      if (data)
-        memcpy (p[k].tmp + p[k].lo, p[k].data, p[k].hi - p[k].lo);
-      else
-        memset (p[k].tmp + p[k].lo, 0, p[k].hi - p[k].lo);
-      body = p[k].tmp;
-    } else
-      body = data ? p[k].data : NULL;
-
-    if (body == NULL || all_zero (body, osz)) {
-      if (set_object (&xs[m], XFER_DELETE, object_name (p[k].i)) == -1)
-        goto out;
-    } else {
-      if (set_object (&xs[m], XFER_PUT, object_name (p[k].i)) == -1)
-        goto out;
-      xs[m].src = body;
-      xs[m].src_len = osz;
-    }
-    m++;
-  }
-  if (xfer_run (xs, m) == -1)
-    goto out;
-  for (size_t j = 0; j < m; j++)
-    if (!xfer_ok (&xs[j])
-        && !(xs[j].method == XFER_DELETE && is_missing (&xs[j])) && !err)
-      err = xfer_report (&xs[j]);
-  if (err) {
-    nbdkit_set_error (err);
-    goto out;
-  }
-  r = 0;
-out:
-  ranges_unlock (&locks, &held);
-out_free:
-  if (p)
-    for (size_t k = 0; k < n; k++)
-      free (p[k].tmp);
-  free (p);
-  free (missing);
-  if (xs)
-    clear_all (xs, n);
-  return r;
-}
-
-/* Delete the objects [A, B) that exist, found by listing the bucket. */
-static int
-delete_listed (uint64_t a, uint64_t b)
-{
-  char *start = a > 0 ? object_name (a - 1) : NULL;
-  char *end = object_name (b);
-  char *prefix = NULL, *token = NULL;
-  int r = -1;
-
-  if ((a > 0 && start == NULL) || end == NULL
-      || asprintf (&prefix, "%s/", cfg.key) == -1) {
-    nbdkit_error ("S3: out of memory");
-    prefix = NULL;
-    goto out;
-  }
-  do {
-    char **keys = NULL;
-    size_t nkeys = 0, m = 0;
-    struct xfer *xs;
-    bool done = false;
-    int err = 0;
-
-    if (list_page (prefix, start, &token, &keys, &nkeys, 1000) == -1) {
-      for (size_t k = 0; k < nkeys; k++)
-        free (keys[k]);
-      free (keys);
-      goto out;
-    }
-    xs = calloc (nkeys ? nkeys : 1, sizeof *xs);
-    for (size_t k = 0; k < nkeys; k++) {
-      if (strcmp (keys[k], end) >= 0)
-        done = true;
-      /* Only names of our objects: KEY/ and 16 hex digits. */
-      if (done || strlen (keys[k]) != strlen (end) || xs == NULL) {
-        free (keys[k]);
-        continue;
-      }
-      if (set_object (&xs[m], XFER_DELETE, keys[k]) == 0)
-        m++;
-    }
-    free (keys);
-    if (xs == NULL) {
-      nbdkit_error ("S3: out of memory");
-      goto out;
-    }
-    if (xfer_run (xs, m) == 0)
-      for (size_t j = 0; j < m; j++)
-        if (!xfer_ok (&xs[j]) && !is_missing (&xs[j]) && !err)
-          err = xfer_report (&xs[j]);
-    clear_all (xs, m);
-    if (err) {
-      nbdkit_set_error (err);
-      goto out;
-    }
-    if (done)
-      break;
-  } while (token);
-  r = 0;
-out:
-  free (start);
-  free (end);
-  free (prefix);
-  free (token);
-  return r;
-}
-
-/* Make [OFFSET, OFFSET+COUNT) read as zeroes: whole objects are
- * deleted, partial ones merged with zeroes.
- */
-static int
-s3_zero (uint64_t count, uint64_t offset)
-{
-  uint64_t osz = cfg.object_size;
-  uint64_t a = (offset + osz - 1) / osz, b = (offset + count) / osz;
-
-  if (b > a + BLIND_DELETE_MAX) {
-    struct range_lock held;
-    int r;
-
-    /* The partial ends first, then the whole objects between. */
-    if (offset % osz && update (NULL, a * osz - offset, offset, false) == -1)
-      return -1;
-    if ((offset + count) % osz
-        && update (NULL, (offset + count) % osz, b * osz, false) == -1)
-      return -1;
-    ranges_lock (&locks, &held, a, b);
-    r = delete_listed (a, b);
-    ranges_unlock (&locks, &held);
+  if (count == 0 || !h->have_completer) {
+    int r = op_run (h, kind, data, count, offset);
+    if (r == 0)
+      nbdkit_complete (c, 0);
     return r;
   }
-  return update (NULL, count, offset, false);
-}
-
-/* Delete the objects wholly inside [OFFSET, OFFSET+COUNT). */
-static int
-s3_trim (uint64_t count, uint64_t offset)
-{
-  uint64_t osz = cfg.object_size;
-  uint64_t a = (offset + osz - 1) / osz, b = (offset + count) / osz;
-
-  if (b <= a)
-    return 0;
-  if (b > a + BLIND_DELETE_MAX) {
-    struct range_lock held;
-    int r;
-
-    ranges_lock (&locks, &held, a, b);
-    r = delete_listed (a, b);
-    ranges_unlock (&locks, &held);
-    return r;
-  }
-  return update (NULL, (b - a) * osz, a * osz, true);
-}
-
-static int
-s3_write (const void *buf, uint64_t count, uint64_t offset)
-{
-  return update (buf, count, offset, false);
+  op = op_new (h, c, kind, data, count, offset);
+  if (op == NULL)
+    return -1;
+  op_start (op);
+  return 0;
 }
 
 /* Which objects of [OFFSET, OFFSET+COUNT) exist, from one page of a
@@ -725,14 +977,11 @@ s3_probe (int64_t *size)
 /* The callbacks. */
 
 /* Asynchronous reads.  Their transfers run on the transfer thread,
- * whose callback (read_done) only queues the finished read on its
- * connection's handle; the handle's own thread (completer) checks the
- * results and calls nbdkit_complete, which sends the reply.  Sending
- * may block on a client that does not read its replies: on the
- * transfer thread it would stall every connection's transfers, here it
- * stalls only that client's.
+ * whose callback (read_done) only queues the finished read for its
+ * connection's completer, which checks the results and completes it.
  */
 struct aread {
+  struct areq q;
   struct handle *h;
   struct xfer *xs;
   size_t n;
@@ -740,32 +989,27 @@ struct aread {
   uint64_t offset;
   struct nbdkit_read *rd;
   struct nbdkit_completion *c;
-  struct aread *next;
 };
 
-struct handle {
-  int64_t size;
-  bool have_completer;
-  pthread_t completer;
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  struct aread *done, **done_tail; /* under lock */
-  bool stop;
-};
+static void
+read_complete (struct areq *q)
+{
+  struct aread *a = (struct aread *)q;
+  int err = read_finish (a->buf, a->offset, a->rd, a->xs, a->n);
+
+  clear_all (a->xs, a->n);
+  nbdkit_complete (a->c, err);
+  free (a);
+}
 
 /* On the transfer thread: the last transfer of A finished. */
 static void
 read_done (void *opaque)
 {
   struct aread *a = opaque;
-  struct handle *h = a->h;
 
-  pthread_mutex_lock (&h->lock);
-  a->next = NULL;
-  *h->done_tail = a;
-  h->done_tail = &a->next;
-  pthread_cond_signal (&h->cond);
-  pthread_mutex_unlock (&h->lock);
+  a->q.finish = read_complete;
+  queue_done (a->h, &a->q);
 }
 
 static void *
@@ -775,7 +1019,7 @@ completer (void *arg)
 
   pthread_mutex_lock (&h->lock);
   for (;;) {
-    struct aread *list = h->done;
+    struct areq *list = h->done;
 
     if (list == NULL) {
       if (h->stop)
@@ -787,14 +1031,9 @@ completer (void *arg)
     h->done_tail = &h->done;
     pthread_mutex_unlock (&h->lock);
     while (list) {
-      struct aread *a = list;
-      int err;
-
-      list = a->next;
-      err = read_finish (a->buf, a->offset, a->rd, a->xs, a->n);
-      clear_all (a->xs, a->n);
-      nbdkit_complete (a->c, err);
-      free (a);
+      struct areq *q = list;
+      list = q->next;
+      q->finish (q);
     }
     pthread_mutex_lock (&h->lock);
   }
@@ -987,9 +1226,17 @@ static int
 s3_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
            uint32_t flags)
 {
-  (void)handle;
   (void)flags;
-  return s3_write (buf, count, offset);
+  return op_run (handle, OP_WRITE, buf, count, offset);
+}
+
+/* Start the write; it completes in the completer (op_end). */
+static int
+s3_async_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
+                 uint32_t flags, struct nbdkit_completion *c)
+{
+  (void)flags;
+  return op_async (handle, c, OP_WRITE, buf, count, offset);
 }
 
 static int
@@ -1008,6 +1255,7 @@ s3_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
   return s3_extents_op (count, offset, ext);
 }
 
+/* Writes are stable once completed: nothing to flush. */
 static int
 s3_flush (void *handle, uint32_t flags)
 {
@@ -1017,19 +1265,42 @@ s3_flush (void *handle, uint32_t flags)
 }
 
 static int
-s3_trim_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
+s3_async_flush (void *handle, uint32_t flags, struct nbdkit_completion *c)
 {
   (void)handle;
   (void)flags;
-  return s3_trim (count, offset);
+  nbdkit_complete (c, 0);
+  return 0;
 }
 
 static int
-s3_zero_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
+s3_trim (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 {
-  (void)handle;
   (void)flags;
-  return s3_zero (count, offset);
+  return op_run (handle, OP_TRIM, NULL, count, offset);
+}
+
+static int
+s3_async_trim (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
+               struct nbdkit_completion *c)
+{
+  (void)flags;
+  return op_async (handle, c, OP_TRIM, NULL, count, offset);
+}
+
+static int
+s3_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
+{
+  (void)flags;
+  return op_run (handle, OP_ZERO, NULL, count, offset);
+}
+
+static int
+s3_async_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
+               struct nbdkit_completion *c)
+{
+  (void)flags;
+  return op_async (handle, c, OP_ZERO, NULL, count, offset);
 }
 
 static int s3_config_complete (void);
@@ -1061,22 +1332,31 @@ static struct nbdkit_plugin plugin = {
   .pread = s3_pread,
   .pwrite = s3_pwrite,
   .flush = s3_flush,
-  .trim = s3_trim_cb,
-  .zero = s3_zero_cb,
+  .trim = s3_trim,
+  .zero = s3_zero,
   .can_extents = s3_can_extents,
   .extents = s3_extents,
   .pread_fills_buffer = 1,
   .async_pread = s3_async_pread,
+  .async_pwrite = s3_async_pwrite,
+  .async_flush = s3_async_flush,
+  .async_trim = s3_async_trim,
+  .async_zero = s3_async_zero,
 };
 
-/* async=false: a server thread waits for each read, to compare. */
+/* async=false: a server thread waits for each request, to compare. */
 static int
 s3_config_complete (void)
 {
   if (config_complete () == -1)
     return -1;
-  if (!cfg.async)
+  if (!cfg.async) {
     plugin.async_pread = NULL;
+    plugin.async_pwrite = NULL;
+    plugin.async_flush = NULL;
+    plugin.async_trim = NULL;
+    plugin.async_zero = NULL;
+  }
   return 0;
 }
 
