@@ -46,6 +46,9 @@
 # to the caller.
 #
 # ceph_pids: the pids of the running daemons.
+#
+# ceph_restart_rgw: start radosgw again on the same port (after a test
+# killed it) and wait until it answers.
 
 _ceph_pids=""
 _ceph_kill_pids=""
@@ -132,6 +135,14 @@ _ceph_alive ()
 }
 
 ceph_pids () { echo $_ceph_pids; }
+
+ceph_restart_rgw ()
+{
+  local port="${RGW_ENDPOINT##*:}"
+  _ceph_daemon client.rgw radosgw -c "$CEPH_CONF" -f -n client.rgw \
+    --rgw-frontends "beast endpoint=127.0.0.1:$port"
+  _ceph_wait "${CEPH_START_TIMEOUT:-30}" curl -sf -o /dev/null "$RGW_ENDPOINT/"
+}
 
 ceph_stop ()
 {
