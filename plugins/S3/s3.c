@@ -381,6 +381,45 @@ queue_done (struct handle *h, struct areq *q)
   pthread_mutex_unlock (&h->lock);
 }
 
+/* A thread waiting for a request run by steps on the transfer thread
+ * (the synchronous callbacks: async=false, or when the server does
+ * not use the async ones).
+ */
+struct waiter {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool finished;
+};
+
+static void
+waiter_init (struct waiter *w)
+{
+  pthread_mutex_init (&w->lock, NULL);
+  pthread_cond_init (&w->cond, NULL);
+  w->finished = false;
+}
+
+static void
+waiter_wake (struct waiter *w)
+{
+  pthread_mutex_lock (&w->lock);
+  w->finished = true;
+  pthread_cond_signal (&w->cond);
+  pthread_mutex_unlock (&w->lock);
+}
+
+/* Wait for waiter_wake, then free W's mutex and condition. */
+static void
+waiter_wait (struct waiter *w)
+{
+  pthread_mutex_lock (&w->lock);
+  while (!w->finished)
+    pthread_cond_wait (&w->cond, &w->lock);
+  pthread_mutex_unlock (&w->lock);
+  pthread_cond_destroy (&w->cond);
+  pthread_mutex_destroy (&w->lock);
+}
+
 static bool
 all_zero (const void *p, uint64_t len)
 {
@@ -431,10 +470,7 @@ struct wop {
   char *prefix, *start, *end, *token;
   bool list_done;
   int err;
-  /* op_run */
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  bool finished;
+  struct waiter w; /* op_run */
 };
 
 enum op_kind { OP_WRITE, OP_ZERO, OP_TRIM };
@@ -698,10 +734,7 @@ op_end (struct wop *op)
     queue_done (op->h, &op->q);
     return;
   }
-  pthread_mutex_lock (&op->lock);
-  op->finished = true;
-  pthread_cond_signal (&op->cond);
-  pthread_mutex_unlock (&op->lock);
+  waiter_wake (&op->w);
 }
 
 /* Add the piece [LO, HI) of object I, written from DATA (NULL: zeroes)
@@ -740,8 +773,8 @@ op_new (struct handle *h, struct nbdkit_completion *c, enum op_kind kind,
   op->h = h;
   op->c = c;
   op->data = data;
-  pthread_mutex_init (&op->lock, NULL);
-  pthread_cond_init (&op->cond, NULL);
+  if (c == NULL)
+    waiter_init (&op->w);
   op->p = calloc (listed ? 2 : last - first + 1, sizeof *op->p);
   if (op->p == NULL)
     goto nomem;
@@ -813,13 +846,8 @@ op_run (struct handle *h, enum op_kind kind, const char *data, uint64_t count,
   if (op == NULL)
     return -1;
   op_start (op);
-  pthread_mutex_lock (&op->lock);
-  while (!op->finished)
-    pthread_cond_wait (&op->cond, &op->lock);
-  pthread_mutex_unlock (&op->lock);
+  waiter_wait (&op->w);
   err = op->err;
-  pthread_cond_destroy (&op->cond);
-  pthread_mutex_destroy (&op->lock);
   op_free (op);
   if (err) {
     nbdkit_set_error (err);
@@ -848,85 +876,180 @@ op_async (struct handle *h, struct nbdkit_completion *c, enum op_kind kind,
   return 0;
 }
 
-/* Which objects of [OFFSET, OFFSET+COUNT) exist, from one page of a
- * listing (1000 objects): existing objects are data, the others holes.
- * A truncated listing answers up to the last object it names; the
- * client asks again for the rest.
+/* Block status: which objects of [OFFSET, OFFSET+COUNT) exist, from
+ * listing the bucket after the object before the range: existing
+ * objects are data, the others holes.  A page (1000 objects) that
+ * names an object in the range answers up to the last one it names
+ * (the client asks again for the rest); pages before the range are
+ * followed.  Each page is submitted from the previous one's completion,
+ * as the steps of a write are (struct wop).
  */
-static int
-s3_extents_op (uint64_t count, uint64_t offset, struct nbdkit_extents *ext)
+struct aext {
+  struct areq q;
+  struct handle *h;
+  struct nbdkit_completion *c; /* NULL: a thread waits in extents_run */
+  struct nbdkit_extents *ext;
+  uint64_t a, b, next; /* objects [a, b) asked; next: the first not answered */
+  char *start, *prefix, *token;
+  struct xfer x;
+  int err;
+  struct waiter w;
+};
+
+static void
+extents_free (struct aext *e)
 {
-  uint64_t osz = cfg.object_size, nobj = cfg.size / osz;
-  uint64_t a = offset / osz, b = (offset + count + osz - 1) / osz, next = a;
-  char *start = a > 0 ? object_name (a - 1) : NULL, *prefix = NULL;
-  char *token = NULL;
-  bool past = false, failed = false;
-  int r = -1;
+  xfer_clear (&e->x);
+  free (e->start);
+  free (e->prefix);
+  free (e->token);
+  free (e);
+}
 
-  if (b > nobj)
-    b = nobj;
-  if ((a > 0 && start == NULL) || asprintf (&prefix, "%s/", cfg.key) == -1) {
-    nbdkit_error ("S3: out of memory");
-    prefix = NULL;
-    goto out;
+static void
+extents_finish (struct areq *q)
+{
+  struct aext *e = (struct aext *)q;
+
+  nbdkit_complete (e->c, e->err);
+  extents_free (e);
+}
+
+static void
+extents_end (struct aext *e)
+{
+  if (e->c) {
+    e->q.finish = extents_finish;
+    queue_done (e->h, &e->q);
+  } else
+    waiter_wake (&e->w);
+}
+
+static void extents_listed (void *opaque);
+
+static void
+extents_page (struct aext *e)
+{
+  xfer_clear (&e->x);
+  if (list_prepare (&e->x, e->prefix, e->start, e->token, 1000) == -1) {
+    e->err = ENOMEM;
+    extents_end (e);
+    return;
   }
-  do {
-    char **keys = NULL;
-    size_t nkeys = 0, plen = strlen (prefix);
+  if (xfer_submit (&e->x, 1, extents_listed, e) == -1) {
+    e->err = EIO;
+    extents_end (e);
+  }
+}
 
-    if (list_page (prefix, start, &token, &keys, &nkeys, 1000) == -1) {
-      for (size_t k = 0; k < nkeys; k++)
-        free (keys[k]);
-      free (keys);
-      goto out;
-    }
-    for (size_t k = 0; k < nkeys; k++) {
-      const char *hex = keys[k] + plen;
-      char *end;
-      uint64_t i;
+/* Add the extent [I, J) of objects, of TYPE. */
+static int
+extents_add (struct aext *e, uint64_t i, uint64_t j, uint32_t type)
+{
+  uint64_t osz = cfg.object_size;
 
-      if (past || failed || strlen (hex) != 16
-          || !isxdigit ((unsigned char)hex[0]))
-        continue;
-      i = strtoull (hex, &end, 16);
-      if (*end != '\0' || i < next)
-        continue;
-      if (i >= b) {
-        past = true;
-        continue;
-      }
-      if (i > next
-          && nbdkit_add_extent (ext, next * osz, (i - next) * osz,
-                                NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO)
-                 == -1)
-        failed = true;
-      if (nbdkit_add_extent (ext, i * osz, osz, 0) == -1)
-        failed = true;
-      next = i + 1;
+  if (nbdkit_add_extent (e->ext, i * osz, (j - i) * osz, type) == -1) {
+    e->err = errno ? errno : EIO;
+    return -1;
+  }
+  return 0;
+}
+
+static void
+extents_listed (void *opaque)
+{
+  struct aext *e = opaque;
+  const uint32_t hole = NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
+  char **keys = NULL;
+  size_t nkeys = 0, plen = strlen (e->prefix);
+  bool past = false;
+
+  e->err = list_parse (&e->x, &e->token, &keys, &nkeys);
+  for (size_t k = 0; k < nkeys && !e->err && !past; k++) {
+    const char *hex = keys[k] + plen;
+    char *end;
+    uint64_t i;
+
+    if (strlen (hex) != 16 || !isxdigit ((unsigned char)hex[0]))
+      continue;
+    i = strtoull (hex, &end, 16);
+    if (*end != '\0' || i < e->next)
+      continue;
+    if (i >= e->b) {
+      past = true;
+      continue;
     }
-    for (size_t k = 0; k < nkeys; k++)
-      free (keys[k]);
-    free (keys);
-    if (failed)
-      goto out;
-    /* Stop at the end of the range, or once something is answered. */
-    if (past || next > a)
+    if ((i > e->next && extents_add (e, e->next, i, hole) == -1)
+        || extents_add (e, i, i + 1, 0) == -1)
       break;
-  } while (token);
+    e->next = i + 1;
+  }
+  free_keys (keys, nkeys);
+  if (e->err) {
+    extents_end (e);
+    return;
+  }
+  /* Nothing answered yet and more to list: the next page. */
+  if (!past && e->next == e->a && e->token) {
+    extents_page (e);
+    return;
+  }
   /* Past the last object listed, up to B: holes, if the listing
    * reached B or ended.
    */
-  if ((past || token == NULL) && next < b
-      && nbdkit_add_extent (ext, next * osz, (b - next) * osz,
-                            NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO)
-             == -1)
-    goto out;
-  r = 0;
-out:
-  free (start);
-  free (prefix);
-  free (token);
-  return r;
+  if ((past || e->token == NULL) && e->next < e->b)
+    extents_add (e, e->next, e->b, hole);
+  extents_end (e);
+}
+
+static struct aext *
+extents_new (struct handle *h, struct nbdkit_completion *c, uint64_t count,
+             uint64_t offset, struct nbdkit_extents *ext)
+{
+  uint64_t osz = cfg.object_size, nobj = cfg.size / osz;
+  struct aext *e = calloc (1, sizeof *e);
+
+  if (e == NULL) {
+    nbdkit_error ("S3: out of memory");
+    return NULL;
+  }
+  e->h = h;
+  e->c = c;
+  e->ext = ext;
+  e->a = e->next = offset / osz;
+  e->b = (offset + count + osz - 1) / osz;
+  if (e->b > nobj)
+    e->b = nobj;
+  if ((e->a > 0 && (e->start = object_name (e->a - 1)) == NULL)
+      || asprintf (&e->prefix, "%s/", cfg.key) == -1) {
+    e->prefix = NULL;
+    nbdkit_error ("S3: out of memory");
+    extents_free (e);
+    return NULL;
+  }
+  if (c == NULL)
+    waiter_init (&e->w);
+  return e;
+}
+
+static int
+extents_run (struct handle *h, uint64_t count, uint64_t offset,
+             struct nbdkit_extents *ext)
+{
+  struct aext *e = extents_new (h, NULL, count, offset, ext);
+  int err;
+
+  if (e == NULL)
+    return -1;
+  extents_page (e);
+  waiter_wait (&e->w);
+  err = e->err;
+  extents_free (e);
+  if (err) {
+    nbdkit_set_error (err);
+    return -1;
+  }
+  return 0;
 }
 
 /* Check the bucket and the credentials with a one-key listing; in
@@ -1250,9 +1373,30 @@ static int
 s3_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
             struct nbdkit_extents *ext)
 {
-  (void)handle;
   (void)flags;
-  return s3_extents_op (count, offset, ext);
+  return extents_run (handle, count, offset, ext);
+}
+
+/* Start the listing; it completes in the completer (extents_end). */
+static int
+s3_async_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
+                  struct nbdkit_extents *ext, struct nbdkit_completion *c)
+{
+  struct handle *h = handle;
+  struct aext *e;
+
+  (void)flags;
+  if (!h->have_completer) {
+    int r = extents_run (h, count, offset, ext);
+    if (r == 0)
+      nbdkit_complete (c, 0);
+    return r;
+  }
+  e = extents_new (h, c, count, offset, ext);
+  if (e == NULL)
+    return -1;
+  extents_page (e);
+  return 0;
 }
 
 /* Writes are stable once completed: nothing to flush. */
@@ -1342,6 +1486,7 @@ static struct nbdkit_plugin plugin = {
   .async_flush = s3_async_flush,
   .async_trim = s3_async_trim,
   .async_zero = s3_async_zero,
+  .async_extents = s3_async_extents,
 };
 
 /* async=false: a server thread waits for each request, to compare. */
@@ -1356,6 +1501,7 @@ s3_config_complete (void)
     plugin.async_flush = NULL;
     plugin.async_trim = NULL;
     plugin.async_zero = NULL;
+    plugin.async_extents = NULL;
   }
   return 0;
 }

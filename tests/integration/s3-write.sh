@@ -5,8 +5,9 @@
 # other requests in flight also change, leave the disk (read back
 # through the server) and every object (read with boto3) as a model
 # says, an object existing exactly when its model bytes are not all
-# zero; zeroes and trims of whole and partial objects, and big ones
-# that list the bucket; the same workload with async=false gives the
+# zero, and block status, many requests in flight, says the same;
+# zeroes and trims of whole and partial objects, and big ones that
+# list the bucket; the same workload with async=false gives the
 # same objects; a radosgw killed during writes fails the writes in
 # flight, and once it is back the server serves a new client.
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -153,23 +154,53 @@ PY
     fail "$1: the objects that exist are not those with data"
 }
 
+# check_extents MODEL: block status, 64 requests in flight (one per
+# object), says the objects with data in MODEL are data, the others
+# holes.
+check_extents ()
+{
+  t nbdsh --base-allocation -u "$uri" -c '
+OSZ, SIZE = '$osz', '$size'
+model = open("'$1'", "rb").read()
+got = {}
+def cb(i):
+    def f(meta, offset, entries, err):
+        assert offset == i * OSZ and entries[0] >= OSZ, (i, offset, entries)
+        got[i] = entries[1]
+        return 0
+    return f
+for i in range(SIZE // OSZ):
+    h.aio_block_status(OSZ, i * OSZ, cb(i))
+assert h.aio_in_flight() > 16, h.aio_in_flight()
+while h.aio_in_flight() > 0:
+    h.poll(-1)
+for i in range(SIZE // OSZ):
+    hole = not any(model[i * OSZ:(i + 1) * OSZ])
+    want = nbd.STATE_HOLE | nbd.STATE_ZERO if hole else 0
+    assert got[i] == want, (i, got[i], want)
+'
+}
+
 t "$PYTHON" split.py wdisks a $osz start.img
 t "$PYTHON" split.py wdisks s $osz start.img
 
-# 1. Writes, zeroes and trims go asynchronously (the server says so
-# with -v: bits 1 << NBD_CMD_WRITE, TRIM, WRITE_ZEROES), and
-# async=false turns that off.
+# 1. Writes, zeroes, trims and block status go asynchronously (the
+# server says so with -v: bits 1 << NBD_CMD_WRITE, TRIM, WRITE_ZEROES,
+# BLOCK_STATUS), and async=false turns that off.
 args="$S3ARGS bucket=wdisks size=$size object-size=$osz"
 start_nbdkit a -v S3 $args key=a 2> a.log
-t nbdinfo --size "$uri" > /dev/null
+t nbdinfo --map "$uri" > /dev/null
 mask=$(grep -Eo "asynchronous requests: 0x[0-9a-f]+" a.log | head -1 | sed 's/.*: //')
-[ -n "$mask" ] && [ $((mask & 0x52)) = $((0x52)) ] ||
-  { grep -i async a.log >&2; fail "writes, zeroes and trims are not asynchronous ($mask)"; }
+[ -n "$mask" ] && [ $((mask & 0xd2)) = $((0xd2)) ] ||
+  { grep -i async a.log >&2; fail "writes, zeroes, trims, block status are not asynchronous ($mask)"; }
 
 # 2. Three rounds of concurrent requests, against the model.
 timeout 120 "$PYTHON" workload.py "$uri" $size $osz start.img 11 3 a.model ||
   { grep -E "error" a.log | tail -5 >&2; fail "concurrent writes (async)"; }
 check_objects a a.model
+
+check_extents a.model
+
 
 # 3. Zeroes and trims of whole and partial objects, one at a time.
 nbdsh_u "$uri" -c '
@@ -225,12 +256,13 @@ stop_nbdkit "$pid"
 # 5. async=false: the same workload leaves the same objects.
 start_nbdkit s -v S3 $args key=s async=false 2> s.log
 mask=$(grep -Eo "asynchronous requests: 0x[0-9a-f]+" s.log | head -1 | sed 's/.*: //' || true)
-[ -z "$mask" ] || [ $((mask & 0x52)) = 0 ] ||
+[ -z "$mask" ] || [ $((mask & 0xd2)) = 0 ] ||
   fail "async=false: writes are still asynchronous ($mask)"
 timeout 120 "$PYTHON" workload.py "$uri" $size $osz start.img 11 3 s.model ||
   fail "concurrent writes (async=false)"
 cmp a.model s.model || fail "the two runs' models differ (the workload is not seeded?)"
 check_objects s s.model
+check_extents s.model
 # (a.img and a.keys: the objects of key a right after its workload.)
 cmp a.img s.img || fail "async and async=false left different objects"
 diff a.keys s.keys >&2 || fail "async and async=false left different object names"
