@@ -1225,7 +1225,7 @@ s3_open (int readonly, const char *exportname, int is_tls)
   return h;
 }
 
-/* The server calls close once every read of the handle completed. */
+/* The server calls close once every request of the handle completed. */
 static void
 s3_close (void *handle)
 {
