@@ -5,7 +5,8 @@
 # other requests in flight also change, leave the disk (read back
 # through the server) and every object (read with boto3) as a model
 # says, an object existing exactly when its model bytes are not all
-# zero, and block status, many requests in flight, says the same;
+# zero, and block status, many requests in flight, says the same; a
+# client gone with writes in flight leaves the server serving;
 # zeroes and trims of whole and partial objects, and big ones that
 # list the bucket; the same workload with async=false gives the
 # same objects; a radosgw killed during writes fails the writes in
@@ -200,6 +201,19 @@ timeout 120 "$PYTHON" workload.py "$uri" $size $osz start.img 11 3 a.model ||
 check_objects a a.model
 
 check_extents a.model
+
+# A client that disconnects with 128 writes in flight: the server
+# finishes them and serves the next client.
+nbdsh_u "$uri" -c '
+import os
+for i in range(128):
+    h.aio_pwrite(os.urandom(3000), i * 30011)
+h.shutdown()
+' || true
+nbdsh_u "$uri" -c '
+h.pwrite(b"x" * 7000, 99999)
+assert h.pread(7000, 99999) == b"x" * 7000
+' || fail "the server did not serve the next client after a disconnect with writes in flight"
 
 
 # 3. Zeroes and trims of whole and partial objects, one at a time.
