@@ -6,9 +6,10 @@
 #
 #   bench/s3.sh [-q] [-a] [-r ROUNDS] [-s SIZE_MIB] [-t SECONDS] [-o OBJSIZE] [-b BUILDDIR]
 #
-#   -a           ours with asynchronous reads (the default) against ours
-#                with async=false, instead of against Debian's, adding
-#                random reads at depth 64
+#   -a           ours asynchronous (the default) against ours with
+#                async=false, instead of against Debian's, adding random
+#                reads at depth 64 and random 4 KiB writes at depth 16
+#                and 64 (wrand4k-qdN, with wthread-qdN their threads)
 #   -r ROUNDS    rounds (default 3); each round measures both servers
 #   -s SIZE_MIB  size of the disk and of the copies (default 64)
 #   -t SECONDS   length of each random-read run (default 5)
@@ -35,6 +36,9 @@
 #                radosgw with the Ceph daemons behind it (rgw): on a
 #                2-CPU machine the sequential copies are bounded by
 #                radosgw's CPU, and these rows show where the time went
+#   wrand4k-qdN, wthread-qdN (-a)
+#                random 4 KiB writes at depth N (a read-modify-write of
+#                an object each), IOPS and the most threads
 # Rounds alternate the order of the servers; the table gives medians
 # and ours/Debian's against the issue's target (>= 3x), then every
 # run's values.
@@ -49,16 +53,17 @@ osz=64k
 builddir=build
 servers="ours debian"
 depths="1 16"
+wdepths=""
 while getopts "qar:s:t:o:b:" o; do
   case $o in
-    a) servers="ours ours-sync" depths="1 16 64" ;;
+    a) servers="ours ours-sync" depths="1 16 64" wdepths="16 64" ;;
     q) rounds=1 size_mib=16 secs=2 ;;
     r) rounds=$OPTARG ;;
     s) size_mib=$OPTARG ;;
     t) secs=$OPTARG ;;
     o) osz=$OPTARG ;;
     b) builddir=$OPTARG ;;
-    *) sed -n '2,36p' "$0"; exit 2 ;;
+    *) sed -n '2,/^set /{/^#/p}' "$0"; exit 2 ;;
   esac
 done
 cd "$(dirname "$0")/.."
@@ -175,6 +180,18 @@ measure () {
     record "$s" "rand4k-qd$qd" "$(cat "$tmp/iops")"
     [ "$qd" = 1 ] || record "$s" "threads-qd$qd" "$most"
   done
+  for qd in $wdepths; do
+    python3 "$src/bench/s3-randread.py" "$uri" "$qd" "$secs" write > "$tmp/iops" &
+    local client=$! most=0 n
+    while kill -0 "$client" 2>/dev/null; do
+      n=$(ls /proc/"$pid"/task 2>/dev/null | wc -l)
+      [ "$n" -gt "$most" ] && most=$n
+      sleep 0.1
+    done
+    wait "$client"
+    record "$s" "wrand4k-qd$qd" "$(cat "$tmp/iops")"
+    record "$s" "wthread-qd$qd" "$most"
+  done
   stop
 }
 
@@ -211,6 +228,8 @@ for w in workloads:
         print("%-12s %-9s %10.0f %10.0f %8.2fx" % (w, "threads", o, d, r))
     elif w.startswith("cpu-"):
         print("%-12s %-9s %10.2f %10.2f %8.2fx" % (w[4:], "CPU s/GiB", o, d, r))
+    if "thread" in w:
+        print("%-12s %-7s %10.0f %10.0f %8.2fx" % (w, "threads", o, d, r))
     elif b == "debian":
         print("%-12s %-9s %10.1f %10.1f %8.2fx  >=3x %s" %
               (w, unit.get(w, "IOPS"), o, d, r, "ok" if r >= 3 else "MISSED"))

@@ -65,8 +65,8 @@ const struct nbdkit_param config_params[] = {
   { "sslverify", NBDKIT_PARAM_BOOL, 0, "true",
     "verify the endpoint's TLS certificate", NULL, &sslverify },
   { "async", NBDKIT_PARAM_BOOL, 0, "true",
-    "complete reads when their transfers finish, without a server thread "
-    "waiting (false: a thread waits for each)",
+    "complete requests when their transfers finish, without a server "
+    "thread waiting (false: a thread waits for each)",
     NULL, &async_io },
   { .name = NULL },
 };

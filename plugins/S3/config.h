@@ -20,7 +20,7 @@ struct s3_config {
   uint64_t size;        /* the disk (not single) */
   uint64_t object_size; /* (not single) */
   bool single;          /* KEY is the one object, read-only */
-  bool async;           /* async_pread (async=, default true) */
+  bool async;           /* the async_* callbacks (async=, default true) */
   struct xfer_config xfer;
 };
 
