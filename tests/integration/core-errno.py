@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """The errno a plugin fails with reaches the client as the matching NBD
-error (core/transmission.c nbd_errno), with the nbdkit convention that
-an errno the protocol lacks becomes EINVAL.
+error (core/request.c nbd_errno): an errno the protocol lacks becomes
+EINVAL, as in nbdkit, except the failures of a backend (a timeout, a
+connection reset, a missing remote object), which are EIO, and
+EACCES, which is EPERM.
 
 The test plugin with errno-write=NAME fails every pwrite with NAME.
 Checked on the wire (raw client, simple and structured replies) and,
@@ -21,11 +23,13 @@ WIRE = {
     "ENOMEM": rawnbd.ENOMEM, "EOVERFLOW": rawnbd.EOVERFLOW,
     "ENOTSUP": rawnbd.ENOTSUP, "EOPNOTSUPP": rawnbd.ENOTSUP,
     "ESHUTDOWN": rawnbd.ESHUTDOWN, "EINVAL": rawnbd.EINVAL,
-    "ENOENT": rawnbd.EINVAL, "EBADF": rawnbd.EINVAL, "EACCES": rawnbd.EINVAL,
+    "ENOENT": rawnbd.EIO, "EBADF": rawnbd.EINVAL, "EACCES": rawnbd.EPERM,
+    "ETIMEDOUT": rawnbd.EIO, "ECONNRESET": rawnbd.EIO, "EPIPE": rawnbd.EIO,
+    "EAGAIN": rawnbd.EINVAL,
 }
 # errno name -> errno libnbd reports
 LIBNBD = {"ENOSPC": errno.ENOSPC, "EPERM": errno.EPERM, "EIO": errno.EIO,
-          "ENOENT": errno.EINVAL}
+          "ENOENT": errno.EIO, "EBADF": errno.EINVAL}
 
 t = tp.Test()
 for name, wire in WIRE.items():

@@ -216,7 +216,9 @@ static const struct {
   { "EOVERFLOW", EOVERFLOW },   { "ENOTSUP", ENOTSUP },
   { "EOPNOTSUPP", EOPNOTSUPP }, { "ESHUTDOWN", ESHUTDOWN },
   { "ENOENT", ENOENT },         { "EBADF", EBADF },
-  { "EACCES", EACCES },
+  { "EACCES", EACCES },         { "ETIMEDOUT", ETIMEDOUT },
+  { "ECONNRESET", ECONNRESET }, { "EPIPE", EPIPE },
+  { "EAGAIN", EAGAIN },
 };
 
 static void trace (const char *fmt, ...) NBDKIT_ATTRIBUTE_FORMAT_PRINTF (1, 2);
