@@ -196,6 +196,35 @@ conn_sendv (struct connection *c, struct iovec *iov, int iovcnt)
   return 0;
 }
 
+ssize_t
+conn_sendv_nowait (struct connection *c, struct iovec *iov, int iovcnt)
+{
+  size_t done = 0;
+
+  while (iovcnt > 0) {
+    struct msghdr msg = { .msg_iov = iov, .msg_iovlen = iovcnt };
+    ssize_t r = sendmsg (c->sockout, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        break;
+      return -1;
+    }
+    done += r;
+    while (iovcnt > 0 && (size_t)r >= iov->iov_len) {
+      r -= iov->iov_len;
+      iov++;
+      iovcnt--;
+    }
+    if (iovcnt > 0) {
+      iov->iov_base = (char *)iov->iov_base + r;
+      iov->iov_len -= r;
+    }
+  }
+  return done;
+}
+
 int
 conn_send (struct connection *c, const void *buf, size_t len)
 {
