@@ -497,12 +497,6 @@ flusher (void *arg)
   struct connection *c = arg;
 
   thread_ctx_set (c->server, c, c->server->plugin->name);
-  /* First the reply cut short, if no other thread finished it (with
-   * serialize-retirement nothing else is in turn before it).
-   */
-  pthread_mutex_lock (&c->send_lock);
-  async_send_partial (c);
-  pthread_mutex_unlock (&c->send_lock);
   drain (c, NULL, true);
   return NULL;
 }
@@ -531,6 +525,14 @@ drain (struct connection *c, struct areq *first, bool wait)
   struct areq *q = first;
   bool nowait_ok = c->is_socket && c->tls_session == NULL;
 
+  if (wait) {
+    /* First the reply cut short, if no other thread finished it (with
+     * serialize-retirement nothing else is in turn before it).
+     */
+    pthread_mutex_lock (&c->send_lock);
+    async_send_partial (c);
+    pthread_mutex_unlock (&c->send_lock);
+  }
   if (q == NULL) {
     pthread_mutex_lock (&c->lock);
     if (!ready_in_turn (c))
