@@ -18,10 +18,12 @@ wait on one client's socket.
     outstanding at the plugin's close;
   - SIGTERM while a third client is stalled ends the server cleanly.
 Under parallel and serialize_retirement, with simple, structured and
-extended replies."""
+extended replies, and the stalled client over TLS."""
 import os
 import socket
+import ssl
 import struct
+import subprocess
 import time
 
 import nbdtest_async as ta
@@ -43,9 +45,18 @@ def pattern(off, n):
                     for o in range(off, off + n, 4096))
 
 
+OPT_STARTTLS = 5
+tls_ctx = None
+
+
 def client(mode, timeout=10):
     c = rawnbd.Client(t.sock, timeout=timeout)
-    if mode == "extended":
+    if mode == "tls":
+        r = c.option(OPT_STARTTLS)
+        assert r == [(rawnbd.REP_ACK, b"")], "STARTTLS: %r" % (r,)
+        c.s = tls_ctx.wrap_socket(c.s, server_hostname="localhost")
+        c.structured()
+    elif mode == "extended":
         c.extended()
     elif mode == "structured":
         c.structured()
@@ -112,10 +123,10 @@ def served_promptly(what):
     assert dt < DEADLINE, "%s: the other client waited %.3f s" % (what, dt)
 
 
-def run(model, mode, stop_stalled):
+def run(model, mode, stop_stalled, extra=()):
     what = "%s, %s" % (model, mode)
     st = t.path("stats-" + model + mode)
-    t.start(model + mode, ta.PLUGIN, "size=%d" % SIZE, "threads=1",
+    t.start(model + mode, *extra, ta.PLUGIN, "size=%d" % SIZE, "threads=1",
             "thread-model=" + model, "stats=" + st)
     fill()
 
@@ -172,4 +183,18 @@ def run(model, mode, stop_stalled):
 run("parallel", "structured", True)
 run("serialize_retirement", "simple", True)
 run("parallel", "extended", False)
+
+# The stalled client over TLS (the others in plaintext, --tls=on).
+if subprocess.call(["sh", "-c", "command -v certtool"],
+                   stdout=subprocess.DEVNULL) == 0:
+    here = os.path.dirname(os.path.abspath(__file__))
+    subprocess.check_call(["bash", os.path.join(here, "tls-functions.sh"),
+                           "make-pki", t.tmpdir], stdout=subprocess.DEVNULL)
+    pki = dict(line.strip().split("=", 1) for line in open(t.path("pki.env")))
+    tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    tls_ctx.load_verify_locations(os.path.join(pki["pki"], "ca-cert.pem"))
+    run("parallel", "tls", False,
+        ("--tls=on", "--tls-certificates=" + pki["pki"]))
+else:
+    print("no certtool: the TLS case is left out")
 print("async-stalled-client: OK")
