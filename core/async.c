@@ -446,6 +446,36 @@ send_reply (struct areq *q, bool nowait)
   return true;
 }
 
+/* With send_lock held, on a thread that may wait: send the N replies
+ * of Q together, as few sendmsg calls as fit, unless the connection
+ * is dead.
+ */
+static void
+send_replies (struct connection *c, struct areq **q, size_t n)
+{
+  struct out *o = c->async->out;
+  int sent = 0;
+
+  if (atomic_load (&c->status) < CONN_STOPPING)
+    return;
+  out_init (o, c);
+  for (size_t i = 0; i < n && sent == 0; i++) {
+    o->last_flags = NULL; /* a DONE patched in belongs to this reply */
+    if (out_room (o) == -1)
+      sent = -1;
+    else if (q[i]->r.type == NBD_CMD_READ)
+      sent = reply_read (o, &q[i]->rd, q[i]->buf, &q[i]->r, q[i]->err);
+    else if (q[i]->r.type == NBD_CMD_BLOCK_STATUS && q[i]->err == 0)
+      sent = reply_block_status (o, &q[i]->r, q[i]->e, 1, true);
+    else
+      out_status (o, &q[i]->r, q[i]->err);
+  }
+  if (sent == 0)
+    sent = out_flush (o);
+  if (sent == -1)
+    atomic_store (&c->status, CONN_DEAD);
+}
+
 /* Q's reply has left, or was dropped: give back its loans. */
 static void
 reply_release (struct areq *q)
@@ -489,7 +519,64 @@ async_send_partial (struct connection *c)
   pthread_mutex_unlock (&c->lock);
 }
 
-static void drain (struct connection *c, struct areq *first, bool wait);
+/* Replies sent together by a thread that may wait. */
+#define BATCH 16
+
+/* With c->lock held: whether the first queued reply may go in the same
+ * batch as PREV, just taken (NULL: none yet).
+ */
+static bool
+batch_next (struct connection *c, const struct areq *prev)
+{
+  struct async_conn *a = c->async;
+
+  if (prev == NULL)
+    return ready_in_turn (c);
+  return a->ready
+         && (c->server->thread_model != TM_SERIALIZE_RETIREMENT
+             || a->ready->r.seq == prev->r.seq + 1
+             || atomic_load (&c->status) < CONN_STOPPING);
+}
+
+/* With the sender role, on a thread that may wait for the client (the
+ * flusher, a thread of the connection): send the queue in turn until
+ * none is left, in batches, each gathered into as few sendmsg calls as
+ * fit (a client that reads slowly gets many small replies at once).
+ */
+static void
+drain_waiting (struct connection *c)
+{
+  struct async_conn *a = c->async;
+  struct areq *q[BATCH];
+  size_t n;
+
+  /* First the reply cut short, if no other thread finished it (with
+   * serialize-retirement nothing else is in turn before it).
+   */
+  pthread_mutex_lock (&c->send_lock);
+  async_send_partial (c);
+  pthread_mutex_unlock (&c->send_lock);
+  pthread_mutex_lock (&c->lock);
+  for (;;) {
+    for (n = 0; n < BATCH && batch_next (c, n ? q[n - 1] : NULL); n++)
+      q[n] = ready_take (a);
+    if (n == 0)
+      break;
+    pthread_mutex_unlock (&c->lock);
+    pthread_mutex_lock (&c->send_lock);
+    send_replies (c, q, n);
+    pthread_mutex_unlock (&c->send_lock);
+    for (size_t i = 0; i < n; i++)
+      reply_release (q[i]);
+    pthread_mutex_lock (&c->lock);
+    for (size_t i = 0; i < n; i++)
+      retired_locked (c, q[i]);
+  }
+  /* The connection may be freed once the lock is released. */
+  a->sending = false;
+  pthread_cond_broadcast (&a->cond);
+  pthread_mutex_unlock (&c->lock);
+}
 
 static void *
 flusher (void *arg)
@@ -497,7 +584,7 @@ flusher (void *arg)
   struct connection *c = arg;
 
   thread_ctx_set (c->server, c, c->server->plugin->name);
-  drain (c, NULL, true);
+  drain_waiting (c);
   return NULL;
 }
 
@@ -509,30 +596,22 @@ hand_off (struct connection *c)
 {
   pthread_mutex_unlock (&c->lock);
   if (pool_run (c->server, flusher, c) == -1)
-    drain (c, NULL, true); /* no thread: wait here, as before */
+    drain_waiting (c); /* no thread: wait here, as before */
 }
 
-/* With the sender role: send the queued replies in turn until none is
- * left, FIRST (not queued) before them if not NULL.  Without WAIT, on
- * the thread that completed: as much as the socket takes at once, the
- * rest handed off.  TLS and pipes are always handed off (GnuTLS
- * resumes a record cut short only with the same call).
+/* With the sender role, on the thread that completed: send the queued
+ * replies in turn, FIRST (not queued) before them if not NULL, as far
+ * as the socket takes them at once; the rest, and the role, are
+ * handed off.  TLS and pipes are always handed off (a GnuTLS record
+ * cut short must be finished by the same session call).
  */
 static void
-drain (struct connection *c, struct areq *first, bool wait)
+drain (struct connection *c, struct areq *first)
 {
   struct async_conn *a = c->async;
   struct areq *q = first;
   bool nowait_ok = c->is_socket && c->tls_session == NULL;
 
-  if (wait) {
-    /* First the reply cut short, if no other thread finished it (with
-     * serialize-retirement nothing else is in turn before it).
-     */
-    pthread_mutex_lock (&c->send_lock);
-    async_send_partial (c);
-    pthread_mutex_unlock (&c->send_lock);
-  }
   if (q == NULL) {
     pthread_mutex_lock (&c->lock);
     if (!ready_in_turn (c))
@@ -541,10 +620,7 @@ drain (struct connection *c, struct areq *first, bool wait)
     pthread_mutex_unlock (&c->lock);
   }
   for (;;) {
-    if (wait) {
-      pthread_mutex_lock (&c->send_lock);
-      async_send_partial (c);
-    } else if (!nowait_ok || pthread_mutex_trylock (&c->send_lock) != 0) {
+    if (!nowait_ok || pthread_mutex_trylock (&c->send_lock) != 0) {
       /* A thread of the connection is sending (and may wait). */
       pthread_mutex_lock (&c->lock);
       ready_put (c, q);
@@ -557,7 +633,7 @@ drain (struct connection *c, struct areq *first, bool wait)
       hand_off (c);
       return;
     }
-    if (!send_reply (q, !wait)) {
+    if (!send_reply (q, true)) {
       a->partial = q;
       pthread_mutex_unlock (&c->send_lock);
       pthread_mutex_lock (&c->lock);
@@ -593,7 +669,7 @@ async_retire_next (struct connection *c)
     go = a->sending = true;
   pthread_mutex_unlock (&c->lock);
   if (go)
-    drain (c, NULL, true);
+    drain_waiting (c);
 }
 
 /* The request is over: queue its reply, and send the queue if no
@@ -629,14 +705,14 @@ retire (struct areq *q)
   if (go && c->server->thread_model != TM_SERIALIZE_RETIREMENT) {
     /* Nothing is queued when no one sends: Q goes first. */
     pthread_mutex_unlock (&c->lock);
-    drain (c, q, false);
+    drain (c, q);
   } else {
     ready_put (c, q);
     if (go && !ready_in_turn (c))
       go = a->sending = false;
     pthread_mutex_unlock (&c->lock);
     if (go)
-      drain (c, NULL, false);
+      drain (c, NULL);
   }
   *thread_ctx () = saved;
 }

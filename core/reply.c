@@ -117,8 +117,10 @@ out_data (struct out *o, const void *data, size_t len)
   return 0;
 }
 
-/* Room for one more chunk header and its payload header. */
-static int
+/* Room for one more chunk header and its payload header (or, before
+ * a reply, for its first headers: several replies may be gathered).
+ */
+int
 out_room (struct out *o)
 {
   if (o->n >= MAX_IOV - 4 || o->used >= sizeof o->hdr - 200)

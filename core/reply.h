@@ -40,6 +40,10 @@ extern void out_init (struct out *o, struct connection *c);
  * the socket would have made a NOWAIT send wait).
  */
 extern int out_flush (struct out *o);
+/* Flush if the next reply's first headers might not fit; 0 or -1.
+ * Call before each reply gathered after another.
+ */
+extern int out_room (struct out *o);
 /* A reply without data: success or the error ERR. */
 extern void out_status (struct out *o, const struct request *r, int err);
 /* A read's reply: the data in BUF and RD's loans and holes, or up to
