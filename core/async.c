@@ -361,10 +361,12 @@ finish_locked (struct async_conn *a, struct areq *q)
  * free, but it may be shared by every connection (a library's
  * callback thread), so it never waits for the client: it sends only
  * what the socket takes at once.  The rest, and the role, go to a
- * pool thread (flusher), which may wait on this client alone.  A
- * reply cut short that way is finished before anything else leaves
- * (a->partial): by the flusher, or by a thread of the connection that
- * takes the send lock first.
+ * pool thread (flusher), which may wait on this client alone, and
+ * sends the queue in batches.  A reply cut short that way is finished
+ * before anything else leaves (a->partial): built again and sent from
+ * the byte where it stopped (struct out's skip), by the flusher or by
+ * a thread of the connection that takes the send lock first.  The
+ * connection is freed only once no thread has the role.
  */
 
 /* With c->lock held: whether the first queued reply may go now. */
