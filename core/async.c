@@ -1,8 +1,16 @@
 /* async.c: requests a plugin completes later.  A plugin's async_*
  * callback gets a completion handle and may return at once; when it
- * calls nbdkit_complete, from any thread, the reply is built and sent
- * there, in the order the thread model asks for.  So a connection keeps
- * many requests in flight with one or two threads of its own.
+ * calls nbdkit_complete, from any thread, the reply is built and
+ * queued on its connection, in the order the thread model asks for.
+ * So a connection keeps many requests in flight with one or two
+ * threads of its own.
+ *
+ * The completing thread may serve every connection (the rbd plugin's
+ * completer, libnbd's reader with shared=true, a curl multi loop), so
+ * it must never wait for one client: it sends what the socket takes at
+ * once and leaves the rest to a thread that waits for that client
+ * alone (see "sending the replies of completions" below).  A client
+ * that stops reading holds up its own replies, never another's.
  *
  * Handles are not pointers: a handle names a slot in one process-wide
  * table and the slot's generation, so a handle completed twice, or
@@ -200,8 +208,9 @@ struct areq {
   struct request r;
   uint32_t flags; /* NBDKIT_FLAG_* */
   int err;
-  size_t bytes; /* counted in async_conn.bytes */
-  char *buf;    /* reads */
+  uint64_t sent; /* bytes of the reply sent (it may leave in pieces) */
+  size_t bytes;  /* counted in async_conn.bytes */
+  char *buf;     /* reads */
   size_t buf_size;
   size_t dirty; /* buf[dirty..) holds zeroes (as in transmission.c) */
   char *wbuf;   /* a write's payload */
@@ -215,13 +224,17 @@ struct async_conn {
   bool fua_ok; /* and with FUA too */
   struct context *plugin;
   struct out *out;      /* replies of completions, under send_lock */
+  struct areq *partial; /* a reply cut short: its rest goes first
+                           (send_lock) */
   pthread_cond_t cond;  /* with c->lock: outstanding went down */
   unsigned outstanding; /* started and not yet finished (c->lock) */
   size_t bytes;
   struct areq *free; /* for reuse (c->lock) */
   unsigned nfree;
-  struct areq *ready; /* serialize-retirement: completed, waiting for
-                         their turn, in request order (c->lock) */
+  struct areq *ready; /* completed, waiting to be sent (in request
+                         order for serialize-retirement) (c->lock) */
+  struct areq **ready_tail;
+  bool sending; /* a thread has the sender role (c->lock) */
 };
 
 static const uint16_t kinds[]
@@ -291,6 +304,7 @@ async_prepare (struct connection *c)
     return;
   }
   pthread_cond_init (&a->cond, NULL);
+  a->ready_tail = &a->ready;
   c->async = a;
   log_debug (s, "asynchronous requests: 0x%x%s", a->ok,
              a->fua_ok ? " (with FUA)" : "");
@@ -339,41 +353,135 @@ finish_locked (struct async_conn *a, struct areq *q)
   pthread_cond_broadcast (&a->cond);
 }
 
-/* Send Q's reply, unless the connection is dead; release its loans. */
+/* ---- sending the replies of completions ----
+ *
+ * A completion queues its reply on its connection (a->ready), and
+ * one thread at a time, the one holding the sender role (a->sending),
+ * sends the queue.  The thread that completed takes the role if it is
+ * free, but it may be shared by every connection (a library's
+ * callback thread), so it never waits for the client: it sends only
+ * what the socket takes at once.  The rest, and the role, go to a
+ * pool thread (flusher), which may wait on this client alone, and
+ * sends the queue in batches.  A reply cut short that way is finished
+ * before anything else leaves (a->partial): built again and sent from
+ * the byte where it stopped (struct out's skip), by the flusher or by
+ * a thread of the connection that takes the send lock first.  The
+ * connection is freed only once no thread has the role.
+ */
+
+/* With c->lock held: whether the first queued reply may go now. */
+static bool
+ready_in_turn (struct connection *c)
+{
+  struct async_conn *a = c->async;
+
+  return a->ready
+         && (c->server->thread_model != TM_SERIALIZE_RETIREMENT
+             || a->ready->r.seq == c->next_retire
+             /* Once the connection is dead turns no longer matter (a
+              * synchronous request may have taken one out of order):
+              * nothing may be left waiting.
+              */
+             || atomic_load (&c->status) < CONN_STOPPING);
+}
+
+/* With c->lock held: queue Q, in request order for
+ * serialize-retirement.
+ */
 static void
-send_reply (struct areq *q)
+ready_put (struct connection *c, struct areq *q)
+{
+  struct async_conn *a = c->async;
+  struct areq **p = a->ready_tail;
+
+  if (c->server->thread_model == TM_SERIALIZE_RETIREMENT)
+    for (p = &a->ready; *p && (*p)->r.seq < q->r.seq; p = &(*p)->next)
+      ;
+  q->next = *p;
+  *p = q;
+  if (q->next == NULL)
+    a->ready_tail = &q->next;
+}
+
+static struct areq *
+ready_take (struct async_conn *a)
+{
+  struct areq *q = a->ready;
+
+  a->ready = q->next;
+  if (a->ready == NULL)
+    a->ready_tail = &a->ready;
+  return q;
+}
+
+/* With send_lock held: send Q's reply, from byte Q->sent on, unless
+ * the connection is dead.  NOWAIT: false if the socket's buffer filled
+ * first, Q->sent saying how far it got.
+ */
+static bool
+send_reply (struct areq *q, bool nowait)
 {
   struct connection *c = q->c;
-  struct async_conn *a = c->async;
-  struct out *o = a->out;
-  int err = q->err, sent = 0;
+  struct out *o = c->async->out;
+  int sent;
 
-  if (err)
-    log_debug (c->server,
-               "%s at %" PRIu64 " for %" PRIu64 " bytes failed: errno %d",
-               cmd_name (q->r.type), q->r.offset, q->r.count, err);
-  if (q->r.type == NBD_CMD_BLOCK_STATUS && err == 0
-      && extents_count (q->e) == 0) {
-    nbdkit_error ("block status: no extent given for offset %" PRIu64,
-                  q->r.offset);
-    err = EIO;
+  if (atomic_load (&c->status) < CONN_STOPPING)
+    return true;
+  out_init (o, c);
+  o->nowait = nowait;
+  o->skip = q->sent;
+  if (q->r.type == NBD_CMD_READ)
+    sent = reply_read (o, &q->rd, q->buf, &q->r, q->err) == -1 ? -1
+                                                               : out_flush (o);
+  else if (q->r.type == NBD_CMD_BLOCK_STATUS && q->err == 0)
+    sent = reply_block_status (o, &q->r, q->e, 1, true);
+  else {
+    out_status (o, &q->r, q->err);
+    sent = out_flush (o);
   }
-  if (atomic_load (&c->status) >= CONN_STOPPING) {
-    pthread_mutex_lock (&c->send_lock);
-    out_init (o, c);
-    if (q->r.type == NBD_CMD_READ)
-      sent = reply_read (o, &q->rd, q->buf, &q->r, err) == -1 ? -1
-                                                              : out_flush (o);
-    else if (q->r.type == NBD_CMD_BLOCK_STATUS && err == 0)
-      sent = reply_block_status (o, &q->r, q->e, 1, true);
-    else {
-      out_status (o, &q->r, err);
-      sent = out_flush (o);
-    }
-    pthread_mutex_unlock (&c->send_lock);
-    if (sent == -1)
-      atomic_store (&c->status, CONN_DEAD);
+  if (sent == -1 && o->blocked) {
+    q->sent = o->sent;
+    return false;
   }
+  if (sent == -1)
+    atomic_store (&c->status, CONN_DEAD);
+  return true;
+}
+
+/* With send_lock held, on a thread that may wait: send the N replies
+ * of Q together, as few sendmsg calls as fit, unless the connection
+ * is dead.
+ */
+static void
+send_replies (struct connection *c, struct areq **q, size_t n)
+{
+  struct out *o = c->async->out;
+  int sent = 0;
+
+  if (atomic_load (&c->status) < CONN_STOPPING)
+    return;
+  out_init (o, c);
+  for (size_t i = 0; i < n && sent == 0; i++) {
+    o->last_flags = NULL; /* a DONE patched in belongs to this reply */
+    if (out_room (o) == -1)
+      sent = -1;
+    else if (q[i]->r.type == NBD_CMD_READ)
+      sent = reply_read (o, &q[i]->rd, q[i]->buf, &q[i]->r, q[i]->err);
+    else if (q[i]->r.type == NBD_CMD_BLOCK_STATUS && q[i]->err == 0)
+      sent = reply_block_status (o, &q[i]->r, q[i]->e, 1, true);
+    else
+      out_status (o, &q[i]->r, q[i]->err);
+  }
+  if (sent == 0)
+    sent = out_flush (o);
+  if (sent == -1)
+    atomic_store (&c->status, CONN_DEAD);
+}
+
+/* Q's reply has left, or was dropped: give back its loans. */
+static void
+reply_release (struct areq *q)
+{
   if (q->r.type == NBD_CMD_READ) {
     if (!read_all_segments (&q->rd) && q->dirty < q->r.count)
       q->dirty = q->r.count;
@@ -383,75 +491,230 @@ send_reply (struct areq *q)
   q->e = NULL;
 }
 
-/* serialize-retirement: after the reply in turn (Q's if not NULL),
- * the next; and the completed ones whose turn that makes it.
+/* With c->lock held, after Q's reply: the next one's turn
+ * (serialize-retirement), and Q is done with.
  */
 static void
-advance (struct connection *c, struct areq *q)
+retired_locked (struct connection *c, struct areq *q)
+{
+  if (c->server->thread_model == TM_SERIALIZE_RETIREMENT) {
+    c->next_retire++;
+    pthread_cond_broadcast (&c->cond);
+  }
+  finish_locked (c->async, q);
+}
+
+void
+async_send_partial (struct connection *c)
+{
+  struct async_conn *a = c->async;
+  struct areq *q;
+
+  if (a == NULL || a->partial == NULL)
+    return;
+  q = a->partial;
+  a->partial = NULL;
+  send_reply (q, false);
+  reply_release (q);
+  pthread_mutex_lock (&c->lock);
+  retired_locked (c, q);
+  pthread_mutex_unlock (&c->lock);
+}
+
+/* Replies sent together by a thread that may wait. */
+#define BATCH 16
+
+/* With c->lock held: whether the first queued reply may go in the same
+ * batch as PREV, just taken (NULL: none yet).
+ */
+static bool
+batch_next (struct connection *c, const struct areq *prev)
 {
   struct async_conn *a = c->async;
 
-  pthread_mutex_lock (&c->lock);
-  c->next_retire++;
-  if (q)
-    finish_locked (a, q);
-  /* Once the connection is dead turns no longer matter (and a
-   * synchronous request may have taken one out of order): nothing may
-   * be left waiting.
+  if (prev == NULL)
+    return ready_in_turn (c);
+  return a->ready
+         && (c->server->thread_model != TM_SERIALIZE_RETIREMENT
+             || a->ready->r.seq == prev->r.seq + 1
+             || atomic_load (&c->status) < CONN_STOPPING);
+}
+
+/* With the sender role, on a thread that may wait for the client (the
+ * flusher, a thread of the connection): send the queue in turn until
+ * none is left, in batches, each gathered into as few sendmsg calls as
+ * fit (a client that reads slowly gets many small replies at once).
+ */
+static void
+drain_waiting (struct connection *c)
+{
+  struct async_conn *a = c->async;
+  struct areq *q[BATCH];
+  size_t n;
+
+  /* First the reply cut short, if no other thread finished it (with
+   * serialize-retirement nothing else is in turn before it).
    */
-  while (a && a->ready
-         && (a->ready->r.seq == c->next_retire
-             || atomic_load (&c->status) < CONN_STOPPING)) {
-    struct areq *n = a->ready;
-    a->ready = n->next;
+  pthread_mutex_lock (&c->send_lock);
+  async_send_partial (c);
+  pthread_mutex_unlock (&c->send_lock);
+  pthread_mutex_lock (&c->lock);
+  for (;;) {
+    for (n = 0; n < BATCH && batch_next (c, n ? q[n - 1] : NULL); n++)
+      q[n] = ready_take (a);
+    if (n == 0)
+      break;
     pthread_mutex_unlock (&c->lock);
-    send_reply (n);
+    pthread_mutex_lock (&c->send_lock);
+    send_replies (c, q, n);
+    pthread_mutex_unlock (&c->send_lock);
+    for (size_t i = 0; i < n; i++)
+      reply_release (q[i]);
     pthread_mutex_lock (&c->lock);
-    c->next_retire++;
-    finish_locked (a, n);
+    for (size_t i = 0; i < n; i++)
+      retired_locked (c, q[i]);
   }
-  pthread_cond_broadcast (&c->cond);
+  /* The connection may be freed once the lock is released. */
+  a->sending = false;
+  pthread_cond_broadcast (&a->cond);
+  pthread_mutex_unlock (&c->lock);
+}
+
+static void *
+flusher (void *arg)
+{
+  struct connection *c = arg;
+
+  thread_ctx_set (c->server, c, c->server->plugin->name);
+  drain_waiting (c);
+  return NULL;
+}
+
+/* With the sender role, and c->lock held: give the role to a pool
+ * thread, which may wait for the client.
+ */
+static void
+hand_off (struct connection *c)
+{
+  pthread_mutex_unlock (&c->lock);
+  if (pool_run (c->server, flusher, c) == -1)
+    drain_waiting (c); /* no thread: wait here, as before */
+}
+
+/* With the sender role, on the thread that completed: send the queued
+ * replies in turn, FIRST (not queued) before them if not NULL, as far
+ * as the socket takes them at once; the rest, and the role, are
+ * handed off.  TLS and pipes are always handed off (a GnuTLS record
+ * cut short must be finished by the same session call).
+ */
+static void
+drain (struct connection *c, struct areq *first)
+{
+  struct async_conn *a = c->async;
+  struct areq *q = first;
+  bool nowait_ok = c->is_socket && c->tls_session == NULL;
+
+  if (q == NULL) {
+    pthread_mutex_lock (&c->lock);
+    if (!ready_in_turn (c))
+      goto out;
+    q = ready_take (a);
+    pthread_mutex_unlock (&c->lock);
+  }
+  for (;;) {
+    if (!nowait_ok || pthread_mutex_trylock (&c->send_lock) != 0) {
+      /* A thread of the connection is sending (and may wait). */
+      pthread_mutex_lock (&c->lock);
+      ready_put (c, q);
+      hand_off (c);
+      return;
+    } else if (a->partial) {
+      pthread_mutex_unlock (&c->send_lock);
+      pthread_mutex_lock (&c->lock);
+      ready_put (c, q);
+      hand_off (c);
+      return;
+    }
+    if (!send_reply (q, true)) {
+      a->partial = q;
+      pthread_mutex_unlock (&c->send_lock);
+      pthread_mutex_lock (&c->lock);
+      hand_off (c);
+      return;
+    }
+    pthread_mutex_unlock (&c->send_lock);
+    reply_release (q);
+    pthread_mutex_lock (&c->lock);
+    retired_locked (c, q);
+    if (!ready_in_turn (c))
+      break;
+    q = ready_take (a);
+    pthread_mutex_unlock (&c->lock);
+  }
+out:
+  /* The connection may be freed once the lock is released. */
+  a->sending = false;
+  pthread_cond_broadcast (&a->cond);
   pthread_mutex_unlock (&c->lock);
 }
 
 void
 async_retire_next (struct connection *c)
 {
-  advance (c, NULL);
+  struct async_conn *a = c->async;
+  bool go = false;
+
+  pthread_mutex_lock (&c->lock);
+  c->next_retire++;
+  pthread_cond_broadcast (&c->cond);
+  if (a && !a->sending && ready_in_turn (c))
+    go = a->sending = true;
+  pthread_mutex_unlock (&c->lock);
+  if (go)
+    drain_waiting (c);
 }
 
-/* The request is over: reply now, or in its turn. */
+/* The request is over: queue its reply, and send the queue if no
+ * other thread is sending it.
+ */
 static void
 retire (struct areq *q)
 {
   struct connection *c = q->c;
   struct async_conn *a = c->async;
   struct thread_ctx saved = *thread_ctx ();
+  bool go;
 
   /* Messages from here belong to the connection, whatever thread
    * completed the request.
    */
   thread_ctx_set (c->server, c, c->server->plugin->name);
-  if (c->server->thread_model == TM_SERIALIZE_RETIREMENT) {
-    pthread_mutex_lock (&c->lock);
-    if (q->r.seq != c->next_retire
-        && atomic_load (&c->status) >= CONN_STOPPING) {
-      struct areq **p = &a->ready;
-      while (*p && (*p)->r.seq < q->r.seq)
-        p = &(*p)->next;
-      q->next = *p;
-      *p = q;
-      pthread_mutex_unlock (&c->lock);
-    } else {
-      pthread_mutex_unlock (&c->lock);
-      send_reply (q);
-      advance (c, q);
-    }
-  } else {
-    send_reply (q);
-    pthread_mutex_lock (&c->lock);
-    finish_locked (a, q);
+  if (q->err)
+    log_debug (c->server,
+               "%s at %" PRIu64 " for %" PRIu64 " bytes failed: errno %d",
+               cmd_name (q->r.type), q->r.offset, q->r.count, q->err);
+  if (q->r.type == NBD_CMD_BLOCK_STATUS && q->err == 0
+      && extents_count (q->e) == 0) {
+    nbdkit_error ("block status: no extent given for offset %" PRIu64,
+                  q->r.offset);
+    q->err = EIO;
+  }
+  q->sent = 0;
+  pthread_mutex_lock (&c->lock);
+  go = !a->sending;
+  if (go)
+    a->sending = true;
+  if (go && c->server->thread_model != TM_SERIALIZE_RETIREMENT) {
+    /* Nothing is queued when no one sends: Q goes first. */
     pthread_mutex_unlock (&c->lock);
+    drain (c, q);
+  } else {
+    ready_put (c, q);
+    if (go && !ready_in_turn (c))
+      go = a->sending = false;
+    pthread_mutex_unlock (&c->lock);
+    if (go)
+      drain (c, NULL);
   }
   *thread_ctx () = saved;
 }
@@ -636,7 +899,7 @@ async_wait_all (struct connection *c)
   if (a == NULL)
     return;
   pthread_mutex_lock (&c->lock);
-  while (a->outstanding > 0)
+  while (a->outstanding > 0 || a->sending)
     pthread_cond_wait (&a->cond, &c->lock);
   pthread_mutex_unlock (&c->lock);
 }

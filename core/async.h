@@ -41,6 +41,11 @@ extern bool async_execute (struct connection *c, const struct request *r,
  */
 extern void async_retire_next (struct connection *c);
 
+/* With C's send lock held, on a thread that may wait for the client:
+ * the rest of a completion's reply cut short goes first.
+ */
+extern void async_send_partial (struct connection *c);
+
 /* Wait until no request of C is outstanding; then free what async
  * requests kept.  Before the layers are closed.
  */

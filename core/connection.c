@@ -196,6 +196,35 @@ conn_sendv (struct connection *c, struct iovec *iov, int iovcnt)
   return 0;
 }
 
+ssize_t
+conn_sendv_nowait (struct connection *c, struct iovec *iov, int iovcnt)
+{
+  size_t done = 0;
+
+  while (iovcnt > 0) {
+    struct msghdr msg = { .msg_iov = iov, .msg_iovlen = iovcnt };
+    ssize_t r = sendmsg (c->sockout, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        break;
+      return -1;
+    }
+    done += r;
+    while (iovcnt > 0 && (size_t)r >= iov->iov_len) {
+      r -= iov->iov_len;
+      iov++;
+      iovcnt--;
+    }
+    if (iovcnt > 0) {
+      iov->iov_base = (char *)iov->iov_base + r;
+      iov->iov_len -= r;
+    }
+  }
+  return done;
+}
+
 int
 conn_send (struct connection *c, const void *buf, size_t len)
 {
@@ -239,7 +268,8 @@ find_reader (struct connection *c)
 }
 
 /* Free a connection whose threads are all gone (nthreads is 0, or
- * transmission never started).  The connection is unlinked first, so
+ * transmission never started).  Once no completion is left, the
+ * connection is unlinked first, so
  * that neither the watchdog nor server_request_quit, which walk the
  * list under s->lock, can reach it while its sockets close (their
  * numbers may be reused at once) or its locks are destroyed.  The
@@ -251,6 +281,14 @@ connection_free (struct connection *c)
 {
   struct server *s = c->server;
 
+  thread_ctx_set (s, c, s->plugin->name);
+  /* Completions still to come use the connection and the layers.
+   * Their replies may wait for a client that stopped reading: still
+   * on the list, the connection has its sockets shut down when the
+   * server stops (drain_connections), and the wait ends.
+   */
+  async_wait_all (c);
+
   pthread_mutex_lock (&s->lock);
   for (struct connection **pp = &s->connections; *pp; pp = &(*pp)->next_live)
     if (*pp == c) {
@@ -259,9 +297,6 @@ connection_free (struct connection *c)
     }
   pthread_mutex_unlock (&s->lock);
 
-  thread_ctx_set (s, c, s->plugin->name);
-  /* Completions still to come use the connection and the layers. */
-  async_wait_all (c);
   if (c->top)
     backend_close (c->top);
   async_conn_free (c);

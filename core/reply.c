@@ -24,6 +24,36 @@ out_init (struct out *o, struct connection *c)
   o->used = 0;
   o->last_flags = NULL;
   o->flushes = 0;
+  o->nowait = false;
+  o->blocked = false;
+  o->skip = 0;
+  o->sent = 0;
+}
+
+/* Leave out of the gathered iovecs the bytes already sent (o->skip);
+ * the number of iovecs left, from *IOV on.
+ */
+static int
+out_skip (struct out *o, struct iovec **iov)
+{
+  struct iovec *v = o->iov;
+  int n = o->n;
+
+  while (n > 0 && o->skip > 0) {
+    if (o->skip >= v->iov_len) {
+      o->skip -= v->iov_len;
+      o->sent += v->iov_len;
+      v++;
+      n--;
+    } else {
+      v->iov_base = (char *)v->iov_base + o->skip;
+      v->iov_len -= o->skip;
+      o->sent += o->skip;
+      o->skip = 0;
+    }
+  }
+  *iov = v;
+  return n;
 }
 
 /* Reply headers and chunk payload headers are built here, the data is
@@ -34,7 +64,24 @@ out_flush (struct out *o)
 {
   int r = 0;
   if (o->n > 0) {
-    r = conn_sendv (o->c, o->iov, o->n);
+    struct iovec *iov = o->iov;
+    int n = o->skip > 0 ? out_skip (o, &iov) : o->n;
+    if (n > 0 && o->nowait) {
+      size_t len = 0;
+      for (int i = 0; i < n; i++)
+        len += iov[i].iov_len;
+      ssize_t k = conn_sendv_nowait (o->c, iov, n);
+      if (k == -1)
+        r = -1;
+      else {
+        o->sent += k;
+        if ((size_t)k < len) {
+          o->blocked = true;
+          r = -1;
+        }
+      }
+    } else if (n > 0)
+      r = conn_sendv (o->c, iov, n);
     o->flushes++;
   }
   o->n = 0;
@@ -70,8 +117,10 @@ out_data (struct out *o, const void *data, size_t len)
   return 0;
 }
 
-/* Room for one more chunk header and its payload header. */
-static int
+/* Room for one more chunk header and its payload header (or, before
+ * a reply, for its first headers: several replies may be gathered).
+ */
+int
 out_room (struct out *o)
 {
   if (o->n >= MAX_IOV - 4 || o->used >= sizeof o->hdr - 200)

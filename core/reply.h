@@ -23,11 +23,27 @@ struct out {
   size_t used;
   unsigned char *last_flags; /* of the last chunk header built */
   unsigned flushes;          /* sendmsg calls since out_init */
+  /* A reply may be sent in pieces by different threads: it is built
+   * again from the start each time, and SKIP bytes already sent are
+   * left out.  With NOWAIT the socket is never waited for: out_flush
+   * fails with BLOCKED set once its buffer is full, and SENT says how
+   * many bytes of the reply have left in all.  Set after out_init.
+   */
+  bool nowait;
+  bool blocked;
+  uint64_t skip;
+  uint64_t sent;
 };
 
 extern void out_init (struct out *o, struct connection *c);
-/* Send what was gathered; 0 or -1. */
+/* Send what was gathered; 0 or -1 (with BLOCKED set if only because
+ * the socket would have made a NOWAIT send wait).
+ */
 extern int out_flush (struct out *o);
+/* Flush if the next reply's first headers might not fit; 0 or -1.
+ * Call before each reply gathered after another.
+ */
+extern int out_room (struct out *o);
 /* A reply without data: success or the error ERR. */
 extern void out_status (struct out *o, const struct request *r, int err);
 /* A read's reply: the data in BUF and RD's loans and holes, or up to

@@ -327,6 +327,11 @@ extern int conn_recv (struct connection *c, void *buf, size_t len);
 extern void conn_clear_deadline (struct connection *c);
 extern int conn_send (struct connection *c, const void *buf, size_t len);
 extern int conn_sendv (struct connection *c, struct iovec *iov, int iovcnt);
+/* Send as much as the socket takes without waiting (a plain socket,
+ * not TLS): the number of bytes sent, or -1 on error.
+ */
+extern ssize_t conn_sendv_nowait (struct connection *c, struct iovec *iov,
+                                  int iovcnt);
 extern void conn_intern_free (struct connection *c);
 extern bool conn_input_pending (struct connection *c);
 extern bool conn_request_buffered (struct connection *c);

@@ -229,6 +229,7 @@ flush_held (struct connection *c, struct worker *w)
   if (w->held_len == 0)
     return;
   pthread_mutex_lock (&c->send_lock);
+  async_send_partial (c);
   int sent = send_held (c, w);
   pthread_mutex_unlock (&c->send_lock);
   if (sent == -1)
@@ -364,6 +365,7 @@ send_begin (struct connection *c, const struct request *r)
     pthread_mutex_unlock (&c->lock);
   }
   pthread_mutex_lock (&c->send_lock);
+  async_send_partial (c);
 }
 
 static void

@@ -10,6 +10,7 @@
 #define STUB_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Everything conn_sendv was given since the last reset, in order. */
 extern const unsigned char *stub_sent (void);
@@ -25,6 +26,9 @@ extern int stub_sendv_max_iovcnt (void);
  * later one fail with -1, capturing nothing; -1 never fails.
  */
 extern void stub_sendv_fail_from (int n);
+
+/* conn_sendv_nowait takes at most N more bytes (SIZE_MAX: all). */
+extern void stub_nowait_budget (size_t n);
 
 /* Empty the capture, zero the counters, stop failing. */
 extern void stub_sent_reset (void);

@@ -906,6 +906,68 @@ START_TEST (test_read_send_fails)
 }
 END_TEST
 
+/* Send the read reply as a socket whose buffer takes BUDGET bytes at
+ * a time would let it: each attempt builds it again from the start,
+ * leaving out what already left, until it is all sent.
+ */
+static void
+send_read_in_pieces (int err, size_t budget)
+{
+  uint64_t sent = 0;
+  unsigned attempts = 0;
+
+  for (;;) {
+    int r;
+    out_init (&out, &conn);
+    out.nowait = true;
+    out.skip = sent;
+    stub_nowait_budget (budget);
+    r = reply_read (&out, &rd, (const char *)buf, &req, err);
+    if (r == 0)
+      r = out_flush (&out);
+    attempts++;
+    if (r == 0)
+      break;
+    ck_assert (out.blocked);
+    ck_assert_uint_gt (out.sent, sent);
+    sent = out.sent;
+    ck_assert_uint_eq (stub_sent_len (), sent);
+  }
+  ck_assert_uint_gt (attempts, 1);
+}
+
+START_TEST (test_read_resumed)
+{
+  static const size_t budgets[] = { 1, 7, 4095, 65536 + 13 };
+  size_t n;
+
+  for (size_t b = 0; b < sizeof budgets / sizeof budgets[0]; b++) {
+    /* Chunks, holes and loans, more than one struct out holds. */
+    setup (true, b % 2, NBD_CMD_READ, 0, MAXLEN);
+    for (uint64_t off = 0; off < MAXLEN; off += 8192) {
+      hole (off, 4096);
+      lend (off + 4096, 1024, off % 100000);
+    }
+    send_read_in_pieces (0, budgets[b] > 1 ? budgets[b] : 97);
+    n = decode_chunks (ch, MAXCHUNKS);
+    ck_assert_uint_eq (n, 2 * MAXLEN / 8192);
+    ck_assert_uint_eq (check_content (n, MAXLEN), n);
+    expect_done_last (n);
+    teardown ();
+
+    /* A simple reply: the header, then the data. */
+    setup (false, false, NBD_CMD_READ, 0, 64 * KiB);
+    lend (1000, 3000, 5);
+    send_read_in_pieces (0, budgets[b]);
+    cur = 0;
+    ck_assert_uint_eq (next_simple (), 0);
+    expect_bytes (take (64 * KiB), 0, 64 * KiB);
+    all_consumed ();
+    teardown ();
+  }
+}
+END_TEST
+
 START_TEST (test_read_empty)
 {
   size_t n;
@@ -1120,6 +1182,7 @@ reply_suite (void)
   tcase_add_test (tc, test_read_many_chunks);
   tcase_add_test (tc, test_read_send_fails);
   tcase_add_test (tc, test_read_empty);
+  tcase_add_test (tc, test_read_resumed);
   tcase_add_test (tc, test_block_status_compact);
   tcase_add_test (tc, test_block_status_extended);
   tcase_add_test (tc, test_block_status_many);
