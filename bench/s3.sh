@@ -224,12 +224,10 @@ for w in workloads:
     o = statistics.median(vals[(a, w)])
     d = statistics.median(vals[(b, w)])
     r = o / d if d else float("inf")
-    if w.startswith("threads"):
+    if "thread" in w:
         print("%-12s %-9s %10.0f %10.0f %8.2fx" % (w, "threads", o, d, r))
     elif w.startswith("cpu-"):
         print("%-12s %-9s %10.2f %10.2f %8.2fx" % (w[4:], "CPU s/GiB", o, d, r))
-    if "thread" in w:
-        print("%-12s %-7s %10.0f %10.0f %8.2fx" % (w, "threads", o, d, r))
     elif b == "debian":
         print("%-12s %-9s %10.1f %10.1f %8.2fx  >=3x %s" %
               (w, unit.get(w, "IOPS"), o, d, r, "ok" if r >= 3 else "MISSED"))
@@ -239,5 +237,5 @@ print()
 print("every run:")
 for w in workloads:
     for s in (a, b):
-        print("  %-12s %-9s %s" % (w, s, " ".join("%.1f" % v for v in vals[(s, w)])))
+        print("  %-16s %-9s %s" % (w, s, " ".join("%.1f" % v for v in vals[(s, w)])))
 PY
