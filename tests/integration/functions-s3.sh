@@ -20,6 +20,8 @@ requires ceph-mon --version
 #                         objects into FILE (missing objects: zeroes),
 #                         failing if an object has the wrong size
 #   put B KEY FILE        store FILE as the object KEY
+#   split B KEY OSZ FILE  store FILE as the disk KEY/%016x, one object
+#                         of OSZ bytes for each part not all zero
 s3 ()
 {
   timeout 30 "$PYTHON" "$tmpdir/s3tool.py" "$@"
@@ -57,6 +59,13 @@ elif cmd == "image":
     open(path, "wb").write(img)
 elif cmd == "put":
     s3.put_object(Bucket=b, Key=sys.argv[3], Body=open(sys.argv[4], "rb").read())
+elif cmd == "split":
+    key, osz = sys.argv[3], int(sys.argv[4])
+    data = open(sys.argv[5], "rb").read()
+    for i in range(len(data) // osz):
+        obj = data[i * osz:(i + 1) * osz]
+        if any(obj):
+            s3.put_object(Bucket=b, Key="%s/%016x" % (key, i), Body=obj)
 else:
     sys.exit("s3tool: unknown command " + cmd)
 PY

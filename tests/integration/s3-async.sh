@@ -21,20 +21,7 @@ size=$((4 * 1024 * 1024)) # 64 objects
 head -c $((40 * osz)) /dev/urandom > want.img
 truncate -s $size want.img
 head -c $osz /dev/urandom | dd of=want.img bs=$osz seek=50 conv=notrunc status=none
-cat > split.py <<'PY'
-import os, sys, boto3
-s3 = boto3.client("s3", endpoint_url=os.environ["RGW_ENDPOINT"],
-                  aws_access_key_id=os.environ["RGW_ACCESS_KEY"],
-                  aws_secret_access_key=os.environ["RGW_SECRET_KEY"],
-                  region_name="us-east-1")
-bucket, key, osz, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-data = open(path, "rb").read()
-for i in range(len(data) // osz):
-    obj = data[i * osz:(i + 1) * osz]
-    if any(obj):
-        s3.put_object(Bucket=bucket, Key="%s/%016x" % (key, i), Body=obj)
-PY
-t "$PYTHON" split.py adisks vm/disk $osz want.img
+s3 split adisks vm/disk $osz want.img
 args="$S3ARGS bucket=adisks key=vm/disk size=$size object-size=$osz"
 
 # 1. Reads go asynchronously (the server says so with -v), and

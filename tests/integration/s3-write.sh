@@ -27,19 +27,6 @@ size=$((4 * 1024 * 1024)) # 64 objects
 head -c $((10 * osz)) /dev/urandom > start.img
 truncate -s $size start.img
 head -c $osz /dev/urandom | dd of=start.img bs=$osz seek=20 conv=notrunc status=none
-cat > split.py <<'PY'
-import os, sys, boto3
-s3 = boto3.client("s3", endpoint_url=os.environ["RGW_ENDPOINT"],
-                  aws_access_key_id=os.environ["RGW_ACCESS_KEY"],
-                  aws_secret_access_key=os.environ["RGW_SECRET_KEY"],
-                  region_name="us-east-1")
-bucket, key, osz, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-data = open(path, "rb").read()
-for i in range(len(data) // osz):
-    obj = data[i * osz:(i + 1) * osz]
-    if any(obj):
-        s3.put_object(Bucket=bucket, Key="%s/%016x" % (key, i), Body=obj)
-PY
 
 # workload.py URI SIZE OSZ START_IMG SEED ROUNDS MODEL_OUT: each round
 # cuts the disk into pieces of random (unaligned) lengths, shuffled and
@@ -182,8 +169,8 @@ for i in range(SIZE // OSZ):
 '
 }
 
-t "$PYTHON" split.py wdisks a $osz start.img
-t "$PYTHON" split.py wdisks s $osz start.img
+s3 split wdisks a $osz start.img
+s3 split wdisks s $osz start.img
 
 # 1. Writes, zeroes, trims and block status go asynchronously (the
 # server says so with -v: bits 1 << NBD_CMD_WRITE, TRIM, WRITE_ZEROES,
