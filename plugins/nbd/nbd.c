@@ -395,6 +395,8 @@ libnbd_has (int what)
 
 static void drop_async (void);
 
+static void target_set (void);
+
 static int
 nbd_config_complete (void)
 {
@@ -458,6 +460,7 @@ nbd_config_complete (void)
   }
   if (!use_async)
     drop_async ();
+  target_set ();
   return 0;
 }
 
@@ -483,23 +486,36 @@ nbd_dump_plugin (void)
   printf ("libnbd_dynamic_list=1\n");
 }
 
-/* Where we connect to, for messages. */
+/* Where we connect to, for messages: set once configured, so that
+ * any thread (a completion's too) may name it.
+ */
+static char target_text[1024];
+
+static void
+target_set (void)
+{
+  const char *p = port ? port : "10809";
+
+  if (sockname)
+    snprintf (target_text, sizeof target_text, "socket=%s", sockname);
+  else if (uri)
+    snprintf (target_text, sizeof target_text, "uri=%s", uri);
+  else if (hostname)
+    snprintf (target_text, sizeof target_text, "hostname=%s port=%s", hostname,
+              p);
+  else if (vsock_cid)
+    snprintf (target_text, sizeof target_text, "vsock=%s port=%s", vsock_cid,
+              p);
+  else if (socket_fd >= 0)
+    snprintf (target_text, sizeof target_text, "socket-fd=%d", socket_fd);
+  else
+    snprintf (target_text, sizeof target_text, "command=%s", command);
+}
+
 static const char *
 target (void)
 {
-  if (sockname)
-    return nbdkit_printf_intern ("socket=%s", sockname);
-  if (uri)
-    return nbdkit_printf_intern ("uri=%s", uri);
-  if (hostname)
-    return nbdkit_printf_intern ("hostname=%s port=%s", hostname,
-                                 port ? port : "10809");
-  if (vsock_cid)
-    return nbdkit_printf_intern ("vsock=%s port=%s", vsock_cid,
-                                 port ? port : "10809");
-  if (socket_fd >= 0)
-    return nbdkit_printf_intern ("socket-fd=%d", socket_fd);
-  return nbdkit_printf_intern ("command=%s", command);
+  return target_text;
 }
 
 /* One attempt: a new handle set up and connected, or NULL.  A failure
@@ -725,7 +741,8 @@ failed (const char *op)
 {
   int err = nbd_get_errno ();
 
-  nbdkit_error ("%s: %s", op, nbd_get_error ());
+  nbdkit_error ("%s: the NBD server at %s: %s", op, target (),
+                nbd_get_error ());
   nbdkit_set_error (err ? err : EIO);
   return -1;
 }
@@ -946,7 +963,8 @@ txn_wait (struct handle *h, struct txn *t, int64_t cookie, const char *op)
   while (sem_wait (&t->done) == -1 && errno == EINTR)
     ;
   if (t->err) {
-    nbdkit_error ("%s: %s", op, strerror (t->err));
+    nbdkit_error ("%s: the NBD server at %s: %s", op, target (),
+                  strerror (t->err));
     nbdkit_set_error (cmd_errno (t->err));
     return -1;
   }
@@ -1216,7 +1234,7 @@ drain (struct conn *c)
     struct aop *next = a->next;
     if (a->err) {
       errno = a->err;
-      nbdkit_error ("%s: %m", a->op);
+      nbdkit_error ("%s: the NBD server at %s: %m", a->op, target ());
     }
     nbdkit_complete (a->done, cmd_errno (a->err));
     free (a);
