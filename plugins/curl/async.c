@@ -16,7 +16,12 @@
  * client (it sends what the socket takes at once and leaves the rest
  * to a thread of the server), so a client that does not read its
  * replies holds up only its own, never the driver or another client's
- * transfers.  Nothing else the driver does waits on a client.
+ * transfers.  Nothing else the driver does waits on a client.  Big
+ * reads are completed there too: the copy into the socket is then the
+ * driver's, but sequential copies measured as fast as with a thread
+ * per connection completing them, and the server's CPU per GiB the
+ * same (bench/README.md, "bench/curl.sh -a"), so no hand-off is kept
+ * for them.
  */
 
 #include <errno.h>
