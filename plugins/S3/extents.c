@@ -29,8 +29,6 @@
  * as the steps of a write are (struct wop).
  */
 struct aext {
-  struct areq q;
-  struct handle *h;
   struct nbdkit_completion *c; /* NULL: a thread waits in extents_run */
   struct nbdkit_extents *ext;
   uint64_t a, b, next; /* objects [a, b) asked; next: the first not answered */
@@ -51,20 +49,12 @@ extents_free (struct aext *e)
 }
 
 static void
-extents_finish (struct areq *q)
-{
-  struct aext *e = (struct aext *)q;
-
-  nbdkit_complete (e->c, e->err);
-  extents_free (e);
-}
-
-static void
 extents_end (struct aext *e)
 {
   if (e->c) {
-    e->q.finish = extents_finish;
-    queue_done (e->h, &e->q);
+    /* On the transfer thread: nbdkit_complete never waits. */
+    nbdkit_complete (e->c, e->err);
+    extents_free (e);
   } else
     waiter_wake (&e->w);
 }
@@ -147,8 +137,8 @@ extents_listed (void *opaque)
 }
 
 static struct aext *
-extents_new (struct handle *h, struct nbdkit_completion *c, uint64_t count,
-             uint64_t offset, struct nbdkit_extents *ext)
+extents_new (struct nbdkit_completion *c, uint64_t count, uint64_t offset,
+             struct nbdkit_extents *ext)
 {
   uint64_t osz = cfg.object_size, nobj = cfg.size / osz;
   struct aext *e = calloc (1, sizeof *e);
@@ -157,7 +147,6 @@ extents_new (struct handle *h, struct nbdkit_completion *c, uint64_t count,
     nbdkit_error ("S3: out of memory");
     return NULL;
   }
-  e->h = h;
   e->c = c;
   e->ext = ext;
   e->a = e->next = offset / osz;
@@ -177,10 +166,9 @@ extents_new (struct handle *h, struct nbdkit_completion *c, uint64_t count,
 }
 
 int
-extents_run (struct handle *h, uint64_t count, uint64_t offset,
-             struct nbdkit_extents *ext)
+extents_run (uint64_t count, uint64_t offset, struct nbdkit_extents *ext)
 {
-  struct aext *e = extents_new (h, NULL, count, offset, ext);
+  struct aext *e = extents_new (NULL, count, offset, ext);
   int err;
 
   if (e == NULL)
@@ -197,18 +185,18 @@ extents_run (struct handle *h, uint64_t count, uint64_t offset,
 }
 
 int
-extents_async (struct handle *h, struct nbdkit_completion *c, uint64_t count,
-               uint64_t offset, struct nbdkit_extents *ext)
+extents_async (struct nbdkit_completion *c, uint64_t count, uint64_t offset,
+               struct nbdkit_extents *ext)
 {
   struct aext *e;
 
-  if (!h->have_completer) {
-    int r = extents_run (h, count, offset, ext);
+  if (!cfg.async) {
+    int r = extents_run (count, offset, ext);
     if (r == 0)
       nbdkit_complete (c, 0);
     return r;
   }
-  e = extents_new (h, c, count, offset, ext);
+  e = extents_new (c, count, offset, ext);
   if (e == NULL)
     return -1;
   extents_page (e);

@@ -149,18 +149,6 @@ out:
   return r;
 }
 
-/* From any thread: queue Q for H's completer. */
-void
-queue_done (struct handle *h, struct areq *q)
-{
-  pthread_mutex_lock (&h->lock);
-  q->next = NULL;
-  *h->done_tail = q;
-  h->done_tail = &q->next;
-  pthread_cond_signal (&h->cond);
-  pthread_mutex_unlock (&h->lock);
-}
-
 void
 waiter_init (struct waiter *w)
 {
@@ -238,12 +226,13 @@ s3_probe (int64_t *size)
 /* The callbacks. */
 
 /* Asynchronous reads.  Their transfers run on the transfer thread,
- * whose callback (read_done) only queues the finished read for its
- * connection's completer, which checks the results and completes it.
+ * whose callback (read_done) checks the results and completes the
+ * read there: nbdkit_complete never waits for the client (it sends
+ * what the socket takes at once and leaves the rest to a thread of
+ * the server), so a client that does not read its replies holds up
+ * only its own, never the transfer thread.
  */
 struct aread {
-  struct areq q;
-  struct handle *h;
   struct xfer *xs;
   size_t n;
   void *buf;
@@ -252,54 +241,17 @@ struct aread {
   struct nbdkit_completion *c;
 };
 
-static void
-read_complete (struct areq *q)
-{
-  struct aread *a = (struct aread *)q;
-  int err = read_finish (a->buf, a->offset, a->rd, a->xs, a->n);
-
-  clear_all (a->xs, a->n);
-  nbdkit_complete (a->c, err);
-  free (a);
-}
-
 /* On the transfer thread: the last transfer of A finished. */
 static void
 read_done (void *opaque)
 {
   struct aread *a = opaque;
+  struct nbdkit_completion *c = a->c;
+  int err = read_finish (a->buf, a->offset, a->rd, a->xs, a->n);
 
-  a->q.finish = read_complete;
-  queue_done (a->h, &a->q);
-}
-
-static void *
-completer (void *arg)
-{
-  struct handle *h = arg;
-
-  pthread_mutex_lock (&h->lock);
-  for (;;) {
-    struct areq *list = h->done;
-
-    if (list == NULL) {
-      if (h->stop)
-        break;
-      pthread_cond_wait (&h->cond, &h->lock);
-      continue;
-    }
-    h->done = NULL;
-    h->done_tail = &h->done;
-    pthread_mutex_unlock (&h->lock);
-    while (list) {
-      struct areq *q = list;
-      list = q->next;
-      q->finish (q);
-    }
-    pthread_mutex_lock (&h->lock);
-  }
-  pthread_mutex_unlock (&h->lock);
-  return NULL;
+  clear_all (a->xs, a->n);
+  free (a);
+  nbdkit_complete (c, err);
 }
 
 static void
@@ -345,21 +297,6 @@ s3_open (int readonly, const char *exportname, int is_tls)
     free (h);
     return NULL;
   }
-  pthread_mutex_init (&h->lock, NULL);
-  pthread_cond_init (&h->cond, NULL);
-  h->done_tail = &h->done;
-  if (cfg.async) {
-    int err = pthread_create (&h->completer, NULL, completer, h);
-    if (err) {
-      errno = err;
-      nbdkit_error ("S3: pthread_create: %m");
-      pthread_cond_destroy (&h->cond);
-      pthread_mutex_destroy (&h->lock);
-      free (h);
-      return NULL;
-    }
-    h->have_completer = true;
-  }
   return h;
 }
 
@@ -367,18 +304,7 @@ s3_open (int readonly, const char *exportname, int is_tls)
 static void
 s3_close (void *handle)
 {
-  struct handle *h = handle;
-
-  if (h->have_completer) {
-    pthread_mutex_lock (&h->lock);
-    h->stop = true;
-    pthread_cond_signal (&h->cond);
-    pthread_mutex_unlock (&h->lock);
-    pthread_join (h->completer, NULL);
-  }
-  pthread_cond_destroy (&h->cond);
-  pthread_mutex_destroy (&h->lock);
-  free (h);
+  free (handle);
 }
 
 static int64_t
@@ -449,17 +375,17 @@ s3_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
   return s3_read (buf, count, offset, rd);
 }
 
-/* Start the read; it completes in completer. */
+/* Start the read; it completes in read_done. */
 static int
 s3_async_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
                 uint32_t flags, struct nbdkit_read *rd,
                 struct nbdkit_completion *c)
 {
-  struct handle *h = handle;
   struct aread *a;
 
+  (void)handle;
   (void)flags;
-  if (count == 0 || !h->have_completer) {
+  if (count == 0 || !cfg.async) {
     int r = s3_read (buf, count, offset, rd);
     if (r == 0)
       nbdkit_complete (c, 0);
@@ -470,7 +396,7 @@ s3_async_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
     nbdkit_error ("S3: out of memory");
     return -1;
   }
-  *a = (struct aread){ .h = h, .buf = buf, .offset = offset, .rd = rd, .c = c };
+  *a = (struct aread){ .buf = buf, .offset = offset, .rd = rd, .c = c };
   if (read_prepare (buf, count, offset, &a->xs, &a->n) == -1) {
     free (a);
     return -1;
@@ -487,17 +413,19 @@ static int
 s3_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
            uint32_t flags)
 {
+  (void)handle;
   (void)flags;
-  return op_run (handle, OP_WRITE, buf, count, offset);
+  return op_run (OP_WRITE, buf, count, offset);
 }
 
-/* Start the write; it completes in the completer (op_end). */
+/* Start the write; it completes in op_end. */
 static int
 s3_async_pwrite (void *handle, const void *buf, uint64_t count, uint64_t offset,
                  uint32_t flags, struct nbdkit_completion *c)
 {
+  (void)handle;
   (void)flags;
-  return op_async (handle, c, OP_WRITE, buf, count, offset);
+  return op_async (c, OP_WRITE, buf, count, offset);
 }
 
 static int
@@ -511,17 +439,19 @@ static int
 s3_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
             struct nbdkit_extents *ext)
 {
+  (void)handle;
   (void)flags;
-  return extents_run (handle, count, offset, ext);
+  return extents_run (count, offset, ext);
 }
 
-/* Start the listing; it completes in the completer (extents_end). */
+/* Start the listing; it completes in extents_end. */
 static int
 s3_async_extents (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
                   struct nbdkit_extents *ext, struct nbdkit_completion *c)
 {
+  (void)handle;
   (void)flags;
-  return extents_async (handle, c, count, offset, ext);
+  return extents_async (c, count, offset, ext);
 }
 
 /* Writes are stable once completed: nothing to flush. */
@@ -545,31 +475,35 @@ s3_async_flush (void *handle, uint32_t flags, struct nbdkit_completion *c)
 static int
 s3_trim (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 {
+  (void)handle;
   (void)flags;
-  return op_run (handle, OP_TRIM, NULL, count, offset);
+  return op_run (OP_TRIM, NULL, count, offset);
 }
 
 static int
 s3_async_trim (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
                struct nbdkit_completion *c)
 {
+  (void)handle;
   (void)flags;
-  return op_async (handle, c, OP_TRIM, NULL, count, offset);
+  return op_async (c, OP_TRIM, NULL, count, offset);
 }
 
 static int
 s3_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 {
+  (void)handle;
   (void)flags;
-  return op_run (handle, OP_ZERO, NULL, count, offset);
+  return op_run (OP_ZERO, NULL, count, offset);
 }
 
 static int
 s3_async_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
                struct nbdkit_completion *c)
 {
+  (void)handle;
   (void)flags;
-  return op_async (handle, c, OP_ZERO, NULL, count, offset);
+  return op_async (c, OP_ZERO, NULL, count, offset);
 }
 
 static int s3_config_complete (void);

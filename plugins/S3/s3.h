@@ -1,7 +1,7 @@
 /* s3.h: what the S3 plugin's files share.
  *
  * objects.c names objects and builds requests and listings; s3.c has
- * the callbacks, reads and each connection's completer; write.c the
+ * the callbacks and reads; write.c the
  * writes, zeroes and trims; extents.c block status.
  */
 
@@ -45,29 +45,13 @@ extern int list_page (const char *prefix, const char *start_after, char **token,
 
 /* s3.c */
 
-/* Requests finished on the transfer thread are completed on their
- * connection's own thread (completer): nbdkit_complete sends the
- * reply, which may block on a client that does not read its replies;
- * on the transfer thread it would stall every connection's transfers,
- * there it stalls only that client's.
+/* Requests finished on the transfer thread are completed there:
+ * nbdkit_complete never waits for the client, so a client that does
+ * not read its replies stalls only its own, not the transfers.
  */
-struct areq {
-  struct areq *next;
-  void (*finish) (struct areq *q); /* checks, completes and frees */
-};
-
 struct handle {
   int64_t size;
-  bool have_completer;
-  pthread_t completer;
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  struct areq *done, **done_tail; /* under lock */
-  bool stop;
 };
-
-/* From any thread: queue Q for H's completer, which calls Q->finish. */
-extern void queue_done (struct handle *h, struct areq *q);
 
 /* A thread waiting for a request run by steps on the transfer thread
  * (the synchronous callbacks: async=false, or when the server does
@@ -92,19 +76,17 @@ extern void writes_init (void);
 /* Run KIND (DATA: the bytes written) over [OFFSET, OFFSET+COUNT) and
  * wait for it; -1 with the error set on failure.
  */
-extern int op_run (struct handle *h, enum op_kind kind, const char *data,
-                   uint64_t count, uint64_t offset);
+extern int op_run (enum op_kind kind, const char *data, uint64_t count,
+                   uint64_t offset);
 /* Start it, completing C when done (see nbdkit_complete). */
-extern int op_async (struct handle *h, struct nbdkit_completion *c,
-                     enum op_kind kind, const char *data, uint64_t count,
-                     uint64_t offset);
+extern int op_async (struct nbdkit_completion *c, enum op_kind kind,
+                     const char *data, uint64_t count, uint64_t offset);
 
 /* extents.c */
 
-extern int extents_run (struct handle *h, uint64_t count, uint64_t offset,
+extern int extents_run (uint64_t count, uint64_t offset,
                         struct nbdkit_extents *ext);
-extern int extents_async (struct handle *h, struct nbdkit_completion *c,
-                          uint64_t count, uint64_t offset,
-                          struct nbdkit_extents *ext);
+extern int extents_async (struct nbdkit_completion *c, uint64_t count,
+                          uint64_t offset, struct nbdkit_extents *ext);
 
 #endif /* S3_S3_H */

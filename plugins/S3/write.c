@@ -70,8 +70,6 @@ struct piece {
  * waits for op_end (op_run).
  */
 struct wop {
-  struct areq q;
-  struct handle *h;
   struct nbdkit_completion *c; /* NULL: a thread waits in op_run */
   const char *data;            /* NULL: zeroes */
   struct piece *p;
@@ -326,16 +324,6 @@ nomem:
   op_end (op);
 }
 
-/* On the completer: the request is done. */
-static void
-op_finish (struct areq *q)
-{
-  struct wop *op = (struct wop *)q;
-
-  nbdkit_complete (op->c, op->err);
-  op_free (op);
-}
-
 static void
 op_end (struct wop *op)
 {
@@ -344,8 +332,11 @@ op_end (struct wop *op)
     ranges_unlock (&locks, &op->held);
   }
   if (op->c) {
-    op->q.finish = op_finish;
-    queue_done (op->h, &op->q);
+    /* On the transfer thread: nbdkit_complete never waits for the
+     * client.
+     */
+    nbdkit_complete (op->c, op->err);
+    op_free (op);
     return;
   }
   waiter_wake (&op->w);
@@ -372,8 +363,8 @@ add_piece (struct wop *op, uint64_t i, uint64_t lo, uint64_t hi,
  * completing C (NULL: op_run waits).
  */
 static struct wop *
-op_new (struct handle *h, struct nbdkit_completion *c, enum op_kind kind,
-        const char *data, uint64_t count, uint64_t offset)
+op_new (struct nbdkit_completion *c, enum op_kind kind, const char *data,
+        uint64_t count, uint64_t offset)
 {
   uint64_t osz = cfg.object_size, end = offset + count;
   uint64_t first = offset / osz, last = (end - 1) / osz;
@@ -384,7 +375,6 @@ op_new (struct handle *h, struct nbdkit_completion *c, enum op_kind kind,
 
   if (op == NULL)
     goto nomem;
-  op->h = h;
   op->c = c;
   op->data = data;
   if (c == NULL)
@@ -448,15 +438,14 @@ op_start (struct wop *op)
 
 /* Run KIND over [OFFSET, OFFSET+COUNT) and wait for it. */
 int
-op_run (struct handle *h, enum op_kind kind, const char *data, uint64_t count,
-        uint64_t offset)
+op_run (enum op_kind kind, const char *data, uint64_t count, uint64_t offset)
 {
   struct wop *op;
   int err;
 
   if (count == 0)
     return 0;
-  op = op_new (h, NULL, kind, data, count, offset);
+  op = op_new (NULL, kind, data, count, offset);
   if (op == NULL)
     return -1;
   op_start (op);
@@ -472,18 +461,18 @@ op_run (struct handle *h, enum op_kind kind, const char *data, uint64_t count,
 
 /* Start KIND over [OFFSET, OFFSET+COUNT), completing C when done. */
 int
-op_async (struct handle *h, struct nbdkit_completion *c, enum op_kind kind,
-          const char *data, uint64_t count, uint64_t offset)
+op_async (struct nbdkit_completion *c, enum op_kind kind, const char *data,
+          uint64_t count, uint64_t offset)
 {
   struct wop *op;
 
-  if (count == 0 || !h->have_completer) {
-    int r = op_run (h, kind, data, count, offset);
+  if (count == 0 || !cfg.async) {
+    int r = op_run (kind, data, count, offset);
     if (r == 0)
       nbdkit_complete (c, 0);
     return r;
   }
-  op = op_new (h, c, kind, data, count, offset);
+  op = op_new (c, kind, data, count, offset);
   if (op == NULL)
     return -1;
   op_start (op);

@@ -351,7 +351,6 @@ struct handle {
   int64_t size;
   bool is_http;
   bool readonly;
-  struct async_conn *ac; /* async: completes this connection's requests */
 };
 
 static void *
@@ -382,10 +381,6 @@ curl_open (int readonly, const char *exportname, int is_tls)
   h->size = info.size;
   h->is_http = info.is_http;
   h->readonly = readonly;
-  if (cfg.async && (h->ac = async_conn_new ()) == NULL) {
-    free (h);
-    return NULL;
-  }
   nbdkit_debug ("%s: size %" PRIi64 "%s", cfg.shown_url, h->size,
                 h->is_http ? ", byte ranges supported" : "");
   return h;
@@ -394,10 +389,7 @@ curl_open (int readonly, const char *exportname, int is_tls)
 static void
 curl_close (void *handle)
 {
-  struct handle *h = handle;
-
-  async_conn_free (h->ac);
-  free (h);
+  free (handle);
 }
 
 static int64_t
@@ -473,10 +465,9 @@ curl_async_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
                   uint32_t flags, struct nbdkit_read *rd,
                   struct nbdkit_completion *c)
 {
-  struct handle *h = handle;
-
+  (void)handle;
   (void)flags;
-  return async_read (h->ac, buf, count, offset, rd, c);
+  return async_read (buf, count, offset, rd, c);
 }
 
 static int
@@ -486,7 +477,7 @@ curl_async_pwrite (void *handle, const void *buf, uint64_t count,
   struct handle *h = handle;
 
   (void)flags;
-  return async_write (h->ac, buf, count, offset, h->size, c);
+  return async_write (buf, count, offset, h->size, c);
 }
 
 static struct nbdkit_plugin plugin = {

@@ -136,21 +136,15 @@ extern int write_begin (struct chandle *ch, const void *buf, uint64_t count,
                         uint64_t offset, int64_t size);
 extern int write_end (struct chandle *ch, CURLcode r);
 
-/* async.c: the driver thread, started after the server forked, and a
- * completer thread per client connection (async_conn_new in open).
+/* async.c: the driver thread, started after the server forked.
  * async_read and async_write return at once (0), or -1 with the error
- * logged; they complete C later from the connection's completer.
+ * logged; the driver completes C later, when the transfer is over.
  */
-struct async_conn;
 extern int driver_start (void);
 extern void driver_stop (void);
-extern struct async_conn *async_conn_new (void);
-extern void async_conn_free (struct async_conn *ac);
-extern int async_read (struct async_conn *ac, void *buf, uint64_t count,
-                       uint64_t offset, struct nbdkit_read *rd,
-                       struct nbdkit_completion *c);
-extern int async_write (struct async_conn *ac, const void *buf, uint64_t count,
-                        uint64_t offset, int64_t size,
-                        struct nbdkit_completion *c);
+extern int async_read (void *buf, uint64_t count, uint64_t offset,
+                       struct nbdkit_read *rd, struct nbdkit_completion *c);
+extern int async_write (const void *buf, uint64_t count, uint64_t offset,
+                        int64_t size, struct nbdkit_completion *c);
 
 #endif /* CURLDEFS_H */

@@ -8,7 +8,8 @@
 # server that stops honouring Range fail the reads with a message
 # naming the URL and the range, and the errno of the synchronous path;
 # nginx killed with 64 reads on the wire fails them (no hang), the
-# server stays up and serves a new client once nginx is back.
+# server stays up and serves a new client once nginx is back; a client
+# that stops reading its replies does not hold up another's reads.
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/functions.sh"
 requires_ours # async= and connections= are ours
@@ -242,5 +243,43 @@ grep -Eq "asynchronous requests: 0x[0-9a-f]*[2367abef]\b" rw.log ||
 grep -q "$url: PUT bytes 8192-12287.*HTTP status 405" rw.log ||
   fail "no message naming the URL, the range and the status of the PUT"
 cmp www/disk.img want.img || fail "the file changed"
+stop_nbdkit "$pid"
+# 7. A client that stops reading its replies holds up no other client:
+# the driver completes every connection's reads, so it must not wait
+# on one socket.  A sends 32 reads of 1 MiB and reads nothing (its
+# socket fills); meanwhile B's 200 reads through the same server, and
+# so the same driver, all come back right within 10 s; then A reads
+# its 32 replies whole and right.
+start_nbdkit stall -r curl "$url" connections=4
+t "$PYTHON" - "$here" "$sock" "$uri" <<'PY' || fail "a stalled client held up another"
+import random, sys, time
+sys.path.insert(0, sys.argv[1])
+import nbd
+import nbdtest_raw as rawnbd
+MiB = 1 << 20
+want = open("want.img", "rb").read()
+a = rawnbd.connect(sys.argv[2])
+sent = [(a.send(rawnbd.CMD_READ, (i % 16) * MiB, MiB), (i % 16) * MiB)
+        for i in range(32)]
+time.sleep(1)
+b = nbd.NBD()
+b.connect_uri(sys.argv[3])
+rng = random.Random(7)
+t0 = time.monotonic()
+for _ in range(200):
+    off = rng.randrange(0, len(want) - 65536)
+    assert b.pread(65536, off) == want[off:off + 65536], off
+took = time.monotonic() - t0
+print("B: 200 reads in %.2f s while A is stalled" % took)
+assert took < 10, "B's reads took %.1f s" % took
+b.shutdown()
+for _ in sent:
+    r = a.reply()
+    assert r.error == 0, r
+    off = dict(sent)[r.cookie]
+    assert r.data == want[off:off + MiB], "A: read at %d differs" % off
+print("A: 32 replies right")
+PY
+kill -0 "$pid" 2>/dev/null || fail "the server died"
 stop_nbdkit "$pid"
 echo "curl-plugin-async: OK"
