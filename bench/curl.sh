@@ -92,6 +92,8 @@ start () {
       1c-pool1) extra+=(connections=1) ;;
       *) extra+=(connections=4) ;;
     esac
+    # OURS_EXTRA: more keys for ours (e.g. OURS_EXTRA=async=false).
+    extra+=(${OURS_EXTRA:-})
   else
     bin=$other
   fi
