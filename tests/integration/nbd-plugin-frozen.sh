@@ -20,7 +20,7 @@ cd "$tmpdir"
 
 # Whatever happens, the backend must not stay stopped.
 back_pid=
-trap '_rc=$?; [ -z "$back_pid" ] || kill -CONT "$back_pid" 2>/dev/null; (exit $_rc); _cleanup' EXIT
+trap '_rc=$?; set +e; [ -z "$back_pid" ] || kill -CONT "$back_pid" 2>/dev/null; (exit $_rc); _cleanup' EXIT
 
 head -c $((4 << 20)) /dev/urandom > disk.img
 start_nbdkit back memory 4M
@@ -34,11 +34,22 @@ read_frozen ()
   t "$PYTHON" - "$1" "$back_pid" <<'PY'
 import errno, os, signal, sys, time
 import nbd
+def freeze(pid):
+    # SIGSTOP takes effect asynchronously: wait until every thread stops.
+    os.kill(pid, signal.SIGSTOP)
+    for _ in range(500):
+        tasks = os.listdir("/proc/%d/task" % pid)
+        states = [open("/proc/%d/task/%s/stat" % (pid, t)).read()
+                  .rsplit(")", 1)[1].split()[0] for t in tasks]
+        if all(st in "Tt" for st in states):
+            return
+        time.sleep(0.01)
+    sys.exit("the backend did not stop")
 want = open("disk.img", "rb").read()
 h = nbd.NBD()
 h.connect_uri(sys.argv[1])
 assert h.pread(65536, 0) == want[:65536], "wrong bytes before the freeze"
-os.kill(int(sys.argv[2]), signal.SIGSTOP)
+freeze(int(sys.argv[2]))
 start = time.monotonic()
 try:
     got = h.pread(65536, 1 << 20)
@@ -56,7 +67,7 @@ PY
 for mode in async=true async=false shared=true; do
   start_nbdkit px nbd socket="$back_sock" timeout=2 "$mode" 2> px.err
   px_pid=$pid px_uri=$uri
-  out=$(read_frozen "$px_uri") || { cat px.err; fail "$mode: the frozen read"; }
+  out=$(read_frozen "$px_uri" 2>&1) || { echo "$out"; cat px.err; fail "$mode: the frozen read"; }
   note "$mode: $out"
   grep -q "pread: no answer from the NBD server at socket=$back_sock within timeout=2 s" px.err ||
     { cat px.err; fail "$mode: no message naming the request and the backend"; }
@@ -78,6 +89,10 @@ done
 start_nbdkit px nbd socket="$back_sock" timeout=2 2> px.err
 px_pid=$pid px_uri=$uri
 kill -STOP "$back_pid"
+for _ in $(seq 100); do
+  grep -q '^State:.*stopped' /proc/"$back_pid"/status && break
+  sleep 0.05
+done
 start=$(date +%s.%N)
 if t nbdinfo --size "$px_uri" > frozen.out 2>&1; then
   fail "connect: a client got through while the backend was frozen"
@@ -99,11 +114,22 @@ for mode in async=true async=false shared=true; do
   t "$PYTHON" - "$px_uri" "$back_pid" > client.out 2>&1 <<'PY' &
 import os, signal, sys, time
 import nbd
+def freeze(pid):
+    # SIGSTOP takes effect asynchronously: wait until every thread stops.
+    os.kill(pid, signal.SIGSTOP)
+    for _ in range(500):
+        tasks = os.listdir("/proc/%d/task" % pid)
+        states = [open("/proc/%d/task/%s/stat" % (pid, t)).read()
+                  .rsplit(")", 1)[1].split()[0] for t in tasks]
+        if all(st in "Tt" for st in states):
+            return
+        time.sleep(0.01)
+    sys.exit("the backend did not stop")
 want = open("disk.img", "rb").read()
 h = nbd.NBD()
 h.connect_uri(sys.argv[1])
 assert h.pread(4096, 0) == want[:4096]
-os.kill(int(sys.argv[2]), signal.SIGSTOP)
+freeze(int(sys.argv[2]))
 buf = nbd.Buffer(65536)
 cookie = h.aio_pread(buf, 1 << 20)
 while h.aio_get_direction() & nbd.AIO_DIRECTION_WRITE:
