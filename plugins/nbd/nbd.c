@@ -152,8 +152,8 @@ cut (struct conn *c, int why)
                   "dropping the connection",
                   target (), timeout);
   else
-    nbdkit_debug ("stopping: abandoning %" PRIi64
-                  " request(s) to the NBD server at %s",
+    nbdkit_debug ("stopping: abandoning %d request(s) to the NBD server "
+                  "at %s",
                   nbd_aio_in_flight (c->nbd), target ());
   if (fd >= 0)
     shutdown (fd, SHUT_RDWR);
