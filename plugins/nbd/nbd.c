@@ -101,10 +101,10 @@ struct aop;
 struct conn {
   struct nbd_handle *nbd;
   pthread_t reader;
-  int wake[2]; /* a byte written to wake[1] makes the reader look again */
-  bool stop;   /* under the handle: read by the reader after a wake-up */
-  int quit_fd; /* nbdkit_shutdown_fd, or -1 */
-  int cut;     /* CUT_*, set once by the reader (atomic) */
+  int wake[2];   /* a byte written to wake[1] makes the reader look again */
+  bool stop;     /* under the handle: read by the reader after a wake-up */
+  int quit_fd;   /* nbdkit_shutdown_fd, or -1 */
+  int cut;       /* CUT_*, set once by the reader (atomic) */
   bool quitting; /* the reader saw quit_fd (atomic) */
   /* Asynchronous requests libnbd has completed, to be completed to
    * the server once out of libnbd (see drain).
@@ -790,11 +790,9 @@ err:
   if (why == NULL)
     why = "the handshake failed";
   if (last)
-    nbdkit_error ("cannot connect to the NBD server at %s: %s", target (),
-                  why);
+    nbdkit_error ("cannot connect to the NBD server at %s: %s", target (), why);
   else
-    nbdkit_debug ("cannot connect to the NBD server at %s: %s", target (),
-                  why);
+    nbdkit_debug ("cannot connect to the NBD server at %s: %s", target (), why);
   nbd_close (h);
   return NULL;
 }
