@@ -197,6 +197,14 @@ extern int64_t nbdkit_peer_gid (void);
 extern void nbdkit_shutdown (void);
 extern void nbdkit_disconnect (int force);
 
+/* A file descriptor that becomes readable (and stays so) once the
+ * server is stopping, for a plugin's own threads to poll so that work
+ * it waits for elsewhere can be abandoned.  Call it from a server
+ * thread (config_complete, after_fork, open...); -1 outside a server.
+ * Never read from or close it.  It lives until the plugin is unloaded.
+ */
+extern int nbdkit_shutdown_fd (void);
+
 /* Strings that live until the end of the connection (or of the server
  * when called outside a connection).  NULL on error.
  */

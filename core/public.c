@@ -104,6 +104,13 @@ nbdkit_shutdown (void)
     server_quit_from_anywhere ();
 }
 
+NBDKIT_EXTERN_C int
+nbdkit_shutdown_fd (void)
+{
+  struct server *s = thread_ctx ()->server;
+  return s ? s->quit_pipe[0] : -1;
+}
+
 NBDKIT_EXTERN_C void
 nbdkit_disconnect (int force)
 {

@@ -4,7 +4,7 @@
  *              | socket-fd=FD | command=CMD [arg=ARG]... | [uri=]URI
  *              [export=NAME] [dynamic-export=BOOL] [shared=BOOL] [retry=N]
  *              [tls=off|on|require] [tls-certificates=DIR] [tls-verify=BOOL]
- *              [tls-username=NAME] [tls-psk=FILE]
+ *              [tls-username=NAME] [tls-psk=FILE] [timeout=SECONDS]
  *
  * Without shared=true each client connection gets its own libnbd
  * handle, connected in open and closed in close.  With shared=true
@@ -36,6 +36,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libnbd.h>
@@ -56,6 +58,39 @@ static bool dynamic_export;
 static int tls = -1; /* -1: not given; else LIBNBD_TLS_* */
 static int tls_verify = -1;
 static bool use_async = true;
+static int timeout; /* timeout=: 0 none */
+
+/* Without timeout=, connecting and the handshake still give up after
+ * this long: a server that accepted the connection but never answers
+ * would otherwise hold our client (and its thread) for ever, while a
+ * server that answers at all does so in well under a second.
+ * Requests have no bound by default: a slow server is legitimate.
+ */
+#define DEFAULT_CONNECT_TIMEOUT 30
+
+/* After the server is asked to stop, requests still waiting for the
+ * NBD server get this long (less than the core's grace for sending
+ * replies) before they are abandoned and fail.
+ */
+#define STOP_GRACE_MS 2000
+
+static int
+connect_timeout (void)
+{
+  return timeout > 0 ? timeout : DEFAULT_CONNECT_TIMEOUT;
+}
+
+static int64_t
+now_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Why a connection was cut from our side. */
+enum { CUT_NONE, CUT_TIMEOUT, CUT_STOP };
 
 /* A connected libnbd handle and the thread that runs its state machine:
  * requests are issued with the aio calls from the server's threads,
@@ -66,8 +101,11 @@ struct aop;
 struct conn {
   struct nbd_handle *nbd;
   pthread_t reader;
-  int wake[2]; /* a byte written to wake[1] makes the reader look again */
-  bool stop;   /* under the handle: read by the reader after a wake-up */
+  int wake[2];   /* a byte written to wake[1] makes the reader look again */
+  bool stop;     /* under the handle: read by the reader after a wake-up */
+  int quit_fd;   /* nbdkit_shutdown_fd, or -1 */
+  int cut;       /* CUT_*, set once by the reader (atomic) */
+  bool quitting; /* the reader saw quit_fd (atomic) */
   /* Asynchronous requests libnbd has completed, to be completed to
    * the server once out of libnbd (see drain).
    */
@@ -76,6 +114,8 @@ struct conn {
 };
 
 static void drain (struct conn *c);
+static const char *target (void);
+static int failed (const char *op);
 
 /* The one connection of shared mode. */
 static struct conn *shared_conn;
@@ -96,33 +136,94 @@ wake_reader (struct conn *c)
   while (r == -1 && errno == EINTR);
 }
 
+/* Cut the connection from our side: the NBD server no longer answers,
+ * or we are stopping.  Shutting the socket down makes libnbd see the
+ * end of the connection at its next read or write, and it fails every
+ * command in flight (their buffers are not touched again).
+ */
+static void
+cut (struct conn *c, int why)
+{
+  int fd = nbd_aio_get_fd (c->nbd);
+
+  __atomic_store_n (&c->cut, why, __ATOMIC_RELEASE);
+  if (why == CUT_TIMEOUT)
+    nbdkit_error ("the NBD server at %s has not answered for %d s: "
+                  "dropping the connection",
+                  target (), timeout);
+  else
+    nbdkit_debug ("stopping: abandoning %d request(s) to the NBD server "
+                  "at %s",
+                  nbd_aio_in_flight (c->nbd), target ());
+  if (fd >= 0)
+    shutdown (fd, SHUT_RDWR);
+}
+
 static void *
 reader (void *arg)
 {
   struct conn *c = arg;
+  int64_t last = now_ms (); /* of progress, or of the first request */
+  int64_t quit_at = -1, prev_n = 0;
 
   while (!__atomic_load_n (&c->stop, __ATOMIC_ACQUIRE)) {
-    struct pollfd fds[2];
+    struct pollfd fds[3];
+    int nfds = 2, wait = -1;
     int fd = nbd_aio_get_fd (c->nbd);
     unsigned dir = nbd_aio_get_direction (c->nbd);
+    int64_t n = nbd_aio_in_flight (c->nbd), t = now_ms ();
     char buf[64];
 
     if (fd == -1 || nbd_aio_is_dead (c->nbd) || nbd_aio_is_closed (c->nbd))
       break;
+    /* The clock of timeout= runs while requests are in flight and
+     * nothing comes from the server.
+     */
+    if (n <= 0 || prev_n <= 0)
+      last = t;
+    prev_n = n;
+    if (__atomic_load_n (&c->cut, __ATOMIC_ACQUIRE) == CUT_NONE && n > 0) {
+      if (timeout > 0) {
+        int64_t left = last + (int64_t)timeout * 1000 - t;
+        if (left <= 0) {
+          cut (c, CUT_TIMEOUT);
+          continue;
+        }
+        wait = left > INT_MAX ? INT_MAX : (int)left;
+      }
+      if (quit_at >= 0) {
+        int64_t left = quit_at + STOP_GRACE_MS - t;
+        if (left <= 0) {
+          cut (c, CUT_STOP);
+          continue;
+        }
+        if (wait == -1 || left < wait)
+          wait = (int)left;
+      }
+    }
     fds[0] = (struct pollfd){ .fd = fd };
     if (dir & LIBNBD_AIO_DIRECTION_READ)
       fds[0].events |= POLLIN;
     if (dir & LIBNBD_AIO_DIRECTION_WRITE)
       fds[0].events |= POLLOUT;
     fds[1] = (struct pollfd){ .fd = c->wake[0], .events = POLLIN };
-    if (poll (fds, 2, -1) == -1) {
+    /* Readable for good once we stop: watched until seen. */
+    if (c->quit_fd >= 0 && quit_at < 0)
+      fds[nfds++] = (struct pollfd){ .fd = c->quit_fd, .events = POLLIN };
+    if (poll (fds, nfds, wait) == -1) {
       if (errno == EINTR)
         continue;
       nbdkit_error ("poll: %m");
       break;
     }
+    if (nfds > 2 && fds[2].revents) {
+      quit_at = now_ms ();
+      __atomic_store_n (&c->quitting, true, __ATOMIC_RELEASE);
+    }
     if (fds[1].revents & POLLIN)
       (void)!read (c->wake[0], buf, sizeof buf);
+    if (fds[0].revents)
+      last = now_ms ();
     dir = nbd_aio_get_direction (c->nbd);
     if ((dir & LIBNBD_AIO_DIRECTION_READ)
         && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -149,6 +250,7 @@ conn_start (struct nbd_handle *nbd)
     return NULL;
   }
   c->nbd = nbd;
+  c->quit_fd = nbdkit_shutdown_fd ();
   pthread_mutex_init (&c->done_lock, NULL);
   c->done_tail = &c->done;
   if (pipe2 (c->wake, O_CLOEXEC | O_NONBLOCK) == -1) {
@@ -253,6 +355,10 @@ static const struct nbdkit_param nbd_params[]
         { .name = "tls-psk",
           .type = NBDKIT_PARAM_FILE,
           .doc = "file of pre-shared keys" },
+        { .name = "timeout",
+          .type = NBDKIT_PARAM_INT,
+          .doc = "seconds: bound on connecting and the handshake (default "
+                 "30), and on each request (default none)" },
         { .name = "async",
           .type = NBDKIT_PARAM_BOOL,
           .default_value = "true",
@@ -370,6 +476,16 @@ nbd_config (const char *key, const char *value)
     return keep (&tls_username, key, value);
   if (strcmp (key, "tls-psk") == 0)
     return keep (&tls_psk, key, value);
+  if (strcmp (key, "timeout") == 0) {
+    if (nbdkit_parse_int ("timeout", value, &r) == -1)
+      return -1;
+    if (r <= 0 || r > 24 * 3600) {
+      nbdkit_error ("timeout=%s: must be between 1 and 86400 seconds", value);
+      return -1;
+    }
+    timeout = r;
+    return 0;
+  }
   if (strcmp (key, "async") == 0) {
     use_async = strcmp (value, "1") == 0;
     return 0;
@@ -468,7 +584,11 @@ static const char *
 nbd_config_help (void)
 {
   return "Give exactly one of socket=, uri=, hostname=, vsock=, socket-fd= "
-         "or command=.";
+         "or command=.\n"
+         "timeout=SECONDS bounds connecting and the handshake (default 30 s)\n"
+         "and each request: a request the server leaves unanswered that long\n"
+         "fails with EIO and the connection to the server is dropped\n"
+         "(default: requests wait as long as the server takes).";
 }
 
 static void
@@ -518,6 +638,96 @@ target (void)
   return target_text;
 }
 
+/* Run the state machine of H, from this thread, while it is
+ * connecting (the handshake, or an option being negotiated), until
+ * DEADLINE (now_ms) or until the server stops.  0 when it is done; -1
+ * when H died (libnbd has the error) or, with *WHY set, when we gave up.
+ */
+static int
+run_handshake (struct nbd_handle *h, int64_t deadline, const char **why)
+{
+  int quit_fd = nbdkit_shutdown_fd ();
+
+  *why = NULL;
+  for (;;) {
+    struct pollfd fds[2];
+    int fd, r;
+    unsigned dir;
+    int64_t left;
+
+    if (nbd_aio_is_dead (h) || nbd_aio_is_closed (h))
+      return -1;
+    if (!nbd_aio_is_connecting (h))
+      return 0;
+    fd = nbd_aio_get_fd (h);
+    dir = nbd_aio_get_direction (h);
+    if (fd == -1)
+      return -1;
+    left = deadline - now_ms ();
+    if (left <= 0) {
+      *why = nbdkit_printf_intern ("no answer within %d s", connect_timeout ());
+      return -1;
+    }
+    fds[0] = (struct pollfd){ .fd = fd };
+    if (dir & LIBNBD_AIO_DIRECTION_READ)
+      fds[0].events |= POLLIN;
+    if (dir & LIBNBD_AIO_DIRECTION_WRITE)
+      fds[0].events |= POLLOUT;
+    fds[1] = (struct pollfd){ .fd = quit_fd, .events = POLLIN };
+    r = poll (fds, quit_fd >= 0 ? 2 : 1, left > INT_MAX ? INT_MAX : (int)left);
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      *why = nbdkit_printf_intern ("poll: %s", strerror (errno));
+      return -1;
+    }
+    if (quit_fd >= 0 && fds[1].revents) {
+      *why = "the server is stopping";
+      return -1;
+    }
+    if ((dir & LIBNBD_AIO_DIRECTION_READ)
+        && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+      nbd_aio_notify_read (h);
+    else if ((dir & LIBNBD_AIO_DIRECTION_WRITE)
+             && (fds[0].revents & (POLLOUT | POLLHUP | POLLERR)))
+      nbd_aio_notify_write (h);
+  }
+}
+
+/* The completion of an option (opt_go, opt_list, opt_info). */
+static int
+opt_done (void *user_data, int *error)
+{
+  *(int *)user_data = *error;
+  return 1;
+}
+
+/* Negotiate the option just issued (R: its aio call's result). */
+static int
+run_option (struct nbd_handle *h, int r, int *err, int64_t deadline,
+            const char *op)
+{
+  const char *why;
+
+  if (r == -1)
+    return failed (op);
+  if (run_handshake (h, deadline, &why) == -1) {
+    if (why) {
+      nbdkit_error ("%s: the NBD server at %s: %s", op, target (), why);
+      nbdkit_set_error (EIO);
+      return -1;
+    }
+    return failed (op);
+  }
+  if (*err) {
+    nbdkit_error ("%s: the NBD server at %s: %s", op, target (),
+                  strerror (*err));
+    nbdkit_set_error (*err);
+    return -1;
+  }
+  return 0;
+}
+
 /* One attempt: a new handle set up and connected, or NULL.  A failure
  * is an error on the LAST attempt, a debug message before.  With OPT
  * the handle is left in option negotiation (to list the exports).
@@ -526,6 +736,8 @@ static struct nbd_handle *
 try_connect (const char *name, bool last, bool opt)
 {
   struct nbd_handle *h = nbd_create ();
+  int64_t deadline = now_ms () + (int64_t)connect_timeout () * 1000;
+  const char *why = NULL;
   int r;
 
   if (h == NULL) {
@@ -551,37 +763,52 @@ try_connect (const char *name, bool last, bool opt)
   if ((opt || (uri && dynamic_export)) && nbd_set_opt_mode (h, true) == -1)
     goto err;
 
+  /* Connecting with libnbd's aio calls, running the handshake here,
+   * bounds it in time and lets a stopping server abandon it.
+   */
   if (sockname)
-    r = nbd_connect_unix (h, sockname);
+    r = nbd_aio_connect_unix (h, sockname);
   else if (uri)
-    r = nbd_connect_uri (h, uri);
+    r = nbd_aio_connect_uri (h, uri);
   else if (hostname)
-    r = nbd_connect_tcp (h, hostname, port ? port : "10809");
+    r = nbd_aio_connect_tcp (h, hostname, port ? port : "10809");
   else if (vsock_cid) {
     uint32_t cid, p = 10809;
     nbdkit_parse_uint32_t ("vsock", vsock_cid, &cid);
     if (port)
       nbdkit_parse_uint32_t ("port", port, &p);
-    r = nbd_connect_vsock (h, cid, p);
+    r = nbd_aio_connect_vsock (h, cid, p);
   } else if (socket_fd >= 0)
-    r = nbd_connect_socket (h, socket_fd);
+    r = nbd_aio_connect_socket (h, socket_fd);
   else
-    r = nbd_connect_systemd_socket_activation (h, args);
-  if (r == -1)
+    r = nbd_aio_connect_systemd_socket_activation (h, args);
+  if (r == -1 || run_handshake (h, deadline, &why) == -1)
     goto err;
   if (!opt && uri && dynamic_export) {
-    if (nbd_set_export_name (h, name) == -1 || nbd_opt_go (h) == -1)
+    int e = 0;
+    nbd_completion_callback cb = { .callback = opt_done, .user_data = &e };
+    if (nbd_set_export_name (h, name) == -1 || nbd_aio_opt_go (h, cb) == -1
+        || run_handshake (h, deadline, &why) == -1)
       goto err;
+    if (e || !nbd_aio_is_ready (h)) {
+      why = nbdkit_printf_intern ("export %s: %s", name,
+                                  strerror (e ? e : EINVAL));
+      goto err;
+    }
   }
+  if (!nbd_aio_is_ready (h) && !(opt && nbd_aio_is_negotiating (h)))
+    goto err;
   return h;
 
 err:
+  if (why == NULL)
+    why = nbd_get_error ();
+  if (why == NULL)
+    why = "the handshake failed";
   if (last)
-    nbdkit_error ("cannot connect to the NBD server at %s: %s", target (),
-                  nbd_get_error ());
+    nbdkit_error ("cannot connect to the NBD server at %s: %s", target (), why);
   else
-    nbdkit_debug ("cannot connect to the NBD server at %s: %s", target (),
-                  nbd_get_error ());
+    nbdkit_debug ("cannot connect to the NBD server at %s: %s", target (), why);
   nbd_close (h);
   return NULL;
 }
@@ -638,8 +865,6 @@ nbd_unload (void)
   free (args);
 }
 
-static int failed (const char *op);
-
 static int
 add_listed (void *user_data, const char *name, const char *description)
 {
@@ -656,13 +881,17 @@ nbd_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
 
   if (!dynamic_export)
     return nbdkit_use_default_export (exports);
+  int e = 0;
+  nbd_completion_callback done = { .callback = opt_done, .user_data = &e };
+
   h = connect_server ("", true);
   if (h == NULL)
     return -1;
-  r = nbd_opt_list (h, cb);
-  if (r == -1)
-    failed ("list of exports");
-  nbd_opt_abort (h);
+  r = run_option (h, nbd_aio_opt_list (h, cb, done), &e,
+                  now_ms () + (int64_t)connect_timeout () * 1000,
+                  "list of exports");
+  if (nbd_aio_is_negotiating (h))
+    nbd_aio_opt_abort (h);
   nbd_close (h);
   return r == -1 ? -1 : 0;
 }
@@ -679,17 +908,26 @@ nbd_default_export (int readonly, int is_tls)
 
   if (!dynamic_export)
     return "";
+  int e = 0;
+  nbd_completion_callback done = { .callback = opt_done, .user_data = &e };
+
   h = connect_server ("", true);
   if (h == NULL)
     return NULL;
-  if (nbd_set_full_info (h, true) == -1 || nbd_opt_info (h) == -1) {
+  if (nbd_set_full_info (h, true) == -1) {
     failed ("information about the default export");
     name = NULL;
-  } else if ((canonical = nbd_get_canonical_export_name (h)) != NULL) {
+  } else if (run_option (h, nbd_aio_opt_info (h, done), &e,
+                         now_ms () + (int64_t)connect_timeout () * 1000,
+                         "information about the default export")
+             == -1)
+    name = NULL;
+  else if ((canonical = nbd_get_canonical_export_name (h)) != NULL) {
     name = nbdkit_strdup_intern (canonical);
     free (canonical);
   }
-  nbd_opt_abort (h);
+  if (nbd_aio_is_negotiating (h))
+    nbd_aio_opt_abort (h);
   nbd_close (h);
   return name;
 }
@@ -941,8 +1179,33 @@ txn_add (struct txn *t, uint64_t offset, uint64_t length, uint32_t type)
 static void
 kick (struct handle *h)
 {
-  if (nbd_aio_get_direction (h->nbd) & LIBNBD_AIO_DIRECTION_WRITE)
+  /* With a clock to run (timeout=, or stopping), the reader must see
+   * the request too.
+   */
+  if ((nbd_aio_get_direction (h->nbd) & LIBNBD_AIO_DIRECTION_WRITE)
+      || timeout > 0 || __atomic_load_n (&h->c->quitting, __ATOMIC_ACQUIRE))
     wake_reader (h->c);
+}
+
+/* The error of a command that failed with ERR, naming OP. */
+static void
+report (struct conn *c, const char *op, int err)
+{
+  switch (__atomic_load_n (&c->cut, __ATOMIC_ACQUIRE)) {
+    case CUT_TIMEOUT:
+      nbdkit_error ("%s: no answer from the NBD server at %s within "
+                    "timeout=%d s",
+                    op, target (), timeout);
+      break;
+    case CUT_STOP:
+      nbdkit_error ("%s: abandoned, the server is stopping and the NBD "
+                    "server at %s has not answered",
+                    op, target ());
+      break;
+    default:
+      nbdkit_error ("%s: the NBD server at %s: %s", op, target (),
+                    strerror (err));
+  }
 }
 
 /* Wait for the command of COOKIE (-1: it was not issued). */
@@ -963,8 +1226,7 @@ txn_wait (struct handle *h, struct txn *t, int64_t cookie, const char *op)
   while (sem_wait (&t->done) == -1 && errno == EINTR)
     ;
   if (t->err) {
-    nbdkit_error ("%s: the NBD server at %s: %s", op, target (),
-                  strerror (t->err));
+    report (h->c, op, t->err);
     nbdkit_set_error (cmd_errno (t->err));
     return -1;
   }
@@ -1232,10 +1494,8 @@ drain (struct conn *c)
   pthread_mutex_unlock (&c->done_lock);
   while (a) {
     struct aop *next = a->next;
-    if (a->err) {
-      errno = a->err;
-      nbdkit_error ("%s: the NBD server at %s: %m", a->op, target ());
-    }
+    if (a->err)
+      report (c, a->op, a->err);
     nbdkit_complete (a->done, cmd_errno (a->err));
     free (a);
     a = next;
