@@ -1134,15 +1134,15 @@ struct txn {
   int oom;
 };
 
-/* libnbd's errno for a command; a lost connection to the server is an
- * I/O error for our client (ENOTCONN would reach it as EINVAL).
+/* libnbd's errno for a command.  The server answers EIO for a lost
+ * connection (ENOTCONN, ECONNRESET, EPIPE: core/request.c); ESHUTDOWN,
+ * libnbd's word for a connection it closed, would tell our client that
+ * this server is shutting down, so it is an I/O error too.
  */
 static int
 cmd_errno (int err)
 {
-  if (err == ENOTCONN || err == ECONNRESET || err == EPIPE || err == ESHUTDOWN)
-    return EIO;
-  return err;
+  return err == ESHUTDOWN ? EIO : err;
 }
 
 static int

@@ -459,10 +459,10 @@ plugin_can_extents (void *handle)
 
 /* Report the failure ERR (a positive errno from librbd) of a request,
  * and return the errno for the client.  The NBD protocol has few error
- * codes, and the server answers EINVAL for any errno it has no code
- * for: a request the cluster did not answer in time (ETIMEDOUT) or
- * refused because it blocklisted this client (ESHUTDOWN, which a
- * client would read as the server shutting down) is an I/O error.
+ * codes, and the server answers EINVAL for most errnos it has no code
+ * for, as if the request were wrong: a librbd failure outside the
+ * protocol's codes is an I/O error here, blocklisting (ESHUTDOWN,
+ * which a client would read as this server shutting down) included.
  */
 static int
 request_failed (const char *what, uint64_t count, uint64_t offset, int err)

@@ -858,10 +858,7 @@ await_answer (struct handle *h, uint64_t at)
                 h->where, path, at, timeout);
   h->stalled = true;
   nbdkit_disconnect (0);
-  /* EIO: the protocol has no code for ETIMEDOUT, which would reach the
-   * client as EINVAL, as if the request itself were wrong.
-   */
-  nbdkit_set_error (EIO);
+  nbdkit_set_error (ETIMEDOUT); /* EIO for the client (core/request.c) */
   return -1;
 }
 
