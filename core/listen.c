@@ -64,11 +64,25 @@ listen_unix (struct server *s)
                s->socket_path, sizeof addr.sun_path - 1);
     return -1;
   }
-  strcpy (addr.sun_path, s->socket_path);
-
   /* A socket left by an earlier run is replaced; anything else is not. */
-  if (lstat (s->socket_path, &st) == 0 && S_ISSOCK (st.st_mode))
-    unlink (s->socket_path);
+  if (lstat (s->socket_path, &st) == 0 && !S_ISSOCK (st.st_mode)) {
+    log_error (s, "-U %s: %s", s->socket_path, strerror (EEXIST));
+    return -1;
+  }
+
+  /* The socket is bound under a temporary name and renamed into place
+   * once it listens, so whoever waits for the path to appear can
+   * connect at once.  A path with no room for the suffix is bound
+   * directly.
+   */
+  if (snprintf (addr.sun_path, sizeof addr.sun_path, "%s.%ld~", s->socket_path,
+                (long)getpid ())
+      >= (int)sizeof addr.sun_path) {
+    strcpy (addr.sun_path, s->socket_path);
+    if (lstat (s->socket_path, &st) == 0)
+      unlink (s->socket_path);
+  } else
+    unlink (addr.sun_path);
 
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd == -1) {
@@ -82,9 +96,18 @@ listen_unix (struct server *s)
   }
   if (listen (fd, SOMAXCONN) == -1) {
     log_error (s, "-U %s: listen: %m", s->socket_path);
+    unlink (addr.sun_path);
     close (fd);
     return -1;
   }
+  if (strcmp (addr.sun_path, s->socket_path) != 0
+      && rename (addr.sun_path, s->socket_path) == -1) {
+    log_error (s, "-U %s: rename: %m", s->socket_path);
+    unlink (addr.sun_path);
+    close (fd);
+    return -1;
+  }
+  s->socket_made = true;
   return add_fd (s, fd);
 }
 
@@ -222,11 +245,10 @@ listen_cleanup (struct server *s)
   for (int i = 0; i < s->nlisten_fds; i++)
     close (s->listen_fds[i]);
   s->nlisten_fds = 0;
-  if (s->socket_path && s->opt.unixsocket) {
+  if (s->socket_made)
     unlink (s->socket_path);
-    if (s->private_dir)
-      rmdir (s->private_dir);
-  }
+  if (s->private_dir)
+    rmdir (s->private_dir);
 }
 
 /* How long the accept loop leaves the listening sockets alone when

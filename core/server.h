@@ -103,6 +103,7 @@ struct server {
   int nlisten_fds;
   char *private_dir; /* for -U - */
   char *socket_path; /* the Unix socket actually used */
+  bool socket_made;  /* ... and this process made it: remove it at exit */
   int bound_port;    /* the TCP port actually used */
   atomic_bool quit;
   atomic_bool stop_asked;  /* stopped by the embedding program */

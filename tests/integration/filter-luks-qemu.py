@@ -183,7 +183,20 @@ for _ in range(200):
         break
     time.sleep(0.05)
 try:
-    h = t.connect("nbd+unix:///?socket=" + t.path("tty.sock"))
+    try:
+        h = t.connect("nbd+unix:///?socket=" + t.path("tty.sock"))
+    except nbd.Error:
+        # Say what the server printed on its terminal, and whether it
+        # still runs.
+        os.set_blocking(master, False)
+        try:
+            said = os.read(master, 65536)
+        except OSError:
+            said = b""
+        state = open("/proc/%d/stat" % pid).read().split(") ")[1][0]
+        print("server state %s; its terminal said: %r" %
+              (state, prompt + said), file=sys.stderr)
+        raise
     assert h.pread(SIZE, 0) == want
     h.shutdown()
 finally:
