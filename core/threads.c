@@ -70,6 +70,10 @@ pool_thread (void *arg)
   void *farg = st->arg;
   struct idle me = { .fn = NULL };
 
+  /* A thread takes the name of the one that started it, which may be a
+   * plugin's (started on its thread by nbdkit_complete): say whose it is.
+   */
+  pthread_setname_np (pthread_self (), "nbdkit");
   pthread_cond_init (&me.cond, NULL);
   for (;;) {
     fn (farg);

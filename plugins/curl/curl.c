@@ -5,7 +5,8 @@
  *                    [header-script=SH [header-script-renew=SECS]]
  *                    [cookie-script=SH [cookie-script-renew=SECS]]
  *                    [sslverify=false] [cainfo=FILE] [capath=DIR]
- *                    [timeout=SECS] [connections=N] [followlocation=false]
+ *                    [timeout=SECS] [connections=N] [transfer-threads=N]
+ *                    [followlocation=false]
  *                    [proxy=URL] [user-agent=UA] [protocols=P,P...] ...
  *
  * The keys are nbdkit's curl plugin's.  The size comes from the server
@@ -19,8 +20,9 @@
  * One pool of CONNECTIONS easy handles (request.c) serves every client
  * connection, so the thread model is parallel: as many requests run at
  * once as there are handles.  Reads and writes are asynchronous
- * (async.c) unless async=false: one thread of the plugin runs their
- * transfers, and no server thread waits for them.
+ * (async.c) unless async=false: a few threads of the plugin
+ * (transfer-threads=) run their transfers, and no server thread waits
+ * for them.
  */
 
 #include <errno.h>
@@ -28,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NBDKIT_API_VERSION 3
 #include <nbdkit-plugin.h>
@@ -45,6 +48,7 @@ static int64_t connections_v = 4, timeout_v = 0;
 static bool sslverify_v = true, followlocation_v = true;
 static bool tcp_keepalive_v = false, tcp_nodelay_v = true;
 static bool async_v = true;
+static int64_t transfer_threads_v = 0;
 
 static const struct nbdkit_param curl_params[]
     = { { .name = "url",
@@ -175,9 +179,14 @@ static const struct nbdkit_param curl_params[]
         { .name = "async",
           .type = NBDKIT_PARAM_BOOL,
           .default_value = "true",
-          .doc = "run reads and writes on one thread of the plugin, without "
-                 "a server thread waiting for each (false: one waits)",
+          .doc = "run reads and writes on the plugin's transfer threads, "
+                 "without a server thread waiting for each (false: one waits)",
           .dest = &async_v },
+        { .name = "transfer-threads",
+          .type = NBDKIT_PARAM_INT,
+          .doc = "threads running the asynchronous transfers (default: "
+                 "one per CPU, at most connections)",
+          .dest = &transfer_threads_v },
         { .name = NULL } };
 
 static void
@@ -309,6 +318,18 @@ curl_config_complete (void)
   cfg.http_version = http_version_of (http_version_s);
   cfg.verbose = curl_debug_verbose != 0;
   cfg.async = async_v;
+  if (transfer_threads_v == 0) {
+    long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+    transfer_threads_v = cpus > 0 ? cpus : 1;
+    if (transfer_threads_v > connections_v)
+      transfer_threads_v = connections_v;
+  } else if (transfer_threads_v < 0 || transfer_threads_v > connections_v) {
+    nbdkit_error ("transfer-threads=%" PRIi64
+                  ": must be 0 (one per CPU) or 1 to connections (%" PRIi64 ")",
+                  transfer_threads_v, connections_v);
+    return -1;
+  }
+  cfg.transfer_threads = (unsigned)transfer_threads_v;
   if (!cfg.async) {
     plugin.async_pread = NULL;
     plugin.async_pwrite = NULL;
@@ -318,7 +339,7 @@ curl_config_complete (void)
   return pool_init ();
 }
 
-/* The driver thread, in the process that serves. */
+/* The driver threads, in the process that serves. */
 static int
 curl_after_fork (void)
 {

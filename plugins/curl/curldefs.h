@@ -36,7 +36,8 @@ struct curl_config {
   int64_t connections;
   const char *header_script, *cookie_script;
   int64_t header_script_renew, cookie_script_renew; /* seconds, 0: never */
-  bool async; /* reads and writes through async.c's driver */
+  bool async;                /* reads and writes through async.c's drivers */
+  unsigned transfer_threads; /* async.c's drivers */
 };
 extern struct curl_config cfg;
 
@@ -47,6 +48,7 @@ extern struct curl_config cfg;
  */
 struct chandle {
   CURL *c;
+  unsigned index; /* 0, 1, ... in the order the handles were made */
   char errbuf[CURL_ERROR_SIZE];
 
   /* The request. */
@@ -136,7 +138,7 @@ extern int write_begin (struct chandle *ch, const void *buf, uint64_t count,
                         uint64_t offset, int64_t size);
 extern int write_end (struct chandle *ch, CURLcode r);
 
-/* async.c: the driver thread, started after the server forked.
+/* async.c: the driver threads, started after the server forked.
  * async_read and async_write return at once (0), or -1 with the error
  * logged; the driver completes C later, when the transfer is over.
  */

@@ -175,6 +175,7 @@ read_cb (char *data, size_t size, size_t n, void *opaque)
 static struct chandle *
 handle_new (void)
 {
+  static unsigned handles_made;
   struct chandle *ch = calloc (1, sizeof *ch);
   CURL *c;
   CURLcode r = CURLE_OK;
@@ -183,6 +184,7 @@ handle_new (void)
     nbdkit_error ("calloc: %m");
     return NULL;
   }
+  ch->index = __atomic_fetch_add (&handles_made, 1, __ATOMIC_RELAXED);
   c = ch->c = curl_easy_init ();
   if (c == NULL) {
     nbdkit_error ("curl_easy_init failed");

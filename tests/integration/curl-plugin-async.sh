@@ -101,6 +101,40 @@ note "threads at depth 64: async=true $ta, async=false $ts"
 [ "$ts" -gt "$ta" ] ||
   fail "async=false: $ts threads, not more than async=true's $ta"
 
+# 1b. transfer-threads=: that many threads named curl-transfer run the
+# transfers, each handle always on the same one, so every one of them
+# works; by default one per CPU, at most connections; more than
+# connections is refused, naming the key.
+xfer_threads () {
+  local n=0 busy=0 task
+  for task in /proc/"$1"/task/*; do
+    [ "$(cat "$task/comm")" = curl-transfer ] || continue
+    n=$((n + 1))
+    # utime + stime (fields 14 and 15), after the ")" of the name.
+    if [ "$(sed 's/.*) //' "$task/stat" | awk '{print $12 + $13}')" -gt 0 ]; then
+      busy=$((busy + 1))
+    fi
+  done
+  echo "$n $busy"
+}
+start_nbdkit x3 -r curl "$url" connections=6 transfer-threads=3
+t "$PYTHON" aread.py "$uri" "$pid" 64 3000 5 > x3.out ||
+  { cat x3.out; fail "transfer-threads=3: reads failed"; }
+assert_eq "transfer-threads=3: reads right" "$(field ok x3.out)" 3000
+assert_eq "transfer-threads=3: threads, busy" "$(xfer_threads "$pid")" "3 3"
+stop_nbdkit "$pid"
+start_nbdkit xd -r curl "$url" connections=4
+cpus=$(nproc)
+want=$(( cpus < 4 ? cpus : 4 ))
+assert_eq "default transfer threads" "$(xfer_threads "$pid" | cut -d' ' -f1)" "$want"
+stop_nbdkit "$pid"
+if "$NBDKIT" -r curl "$url" connections=2 transfer-threads=3 --run true \
+     2> xbad.log; then
+  fail "transfer-threads=3 with connections=2 was accepted"
+fi
+grep -q "transfer-threads=3: must be" xbad.log ||
+  fail "no message naming transfer-threads: $(cat xbad.log)"
+
 # 2. nbdcopy with 64 requests in flight, 4 HTTP connections at most.
 : > "$NGINX_ACCESS_LOG"
 start_nbdkit copy -r curl "$url" connections=4
