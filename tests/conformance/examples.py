@@ -32,6 +32,23 @@ JOBS = int(os.environ.get("EXAMPLES_JOBS", "2"))
 # directory, which is the process's: one at a time.
 CWD_LOCK = threading.Lock()
 PODDIR = None
+# The examples running (each the leader of its own process group), to
+# kill on SIGTERM or SIGINT.
+RUNNING = set()
+RUNNING_LOCK = threading.Lock()
+STOPPING = False
+
+
+def stop(signum, frame):
+    global STOPPING
+    with RUNNING_LOCK:
+        STOPPING = True
+        for pid in RUNNING:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    os._exit(128 + signum)
 
 # ----------------------------------------------------------------------
 # Extraction.
@@ -780,9 +797,13 @@ def run_one(n, ex, work, bindir, shipped):
     env.pop("NBDKIT_DEBUG", None)
     with open(os.path.join(scratch, "command"), "w") as f:
         f.write(cmd + "\n")
-    p = subprocess.Popen(["bash", "-c", cmd], cwd=scratch, env=env,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, start_new_session=True)
+    with RUNNING_LOCK:
+        if STOPPING:
+            return ("SKIP", "interrupted")
+        p = subprocess.Popen(["bash", "-c", cmd], cwd=scratch, env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True)
+        RUNNING.add(p.pid)
     try:
         out, err = p.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -790,6 +811,8 @@ def run_one(n, ex, work, bindir, shipped):
         p.communicate()
         return ("FAIL", "timeout after %ds" % TIMEOUT)
     finally:
+        with RUNNING_LOCK:
+            RUNNING.discard(p.pid)
         try:
             os.killpg(p.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -833,6 +856,8 @@ def main():
     if len(sys.argv) < 6 or sys.argv[1] != "run":
         sys.exit("usage: examples.py run PODDIR WORK BINDIR SHIPPED [RESULTS]")
     global PODDIR
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     poddir, work, bindir, shipped_f = sys.argv[2:6]
     PODDIR = poddir
     results = sys.argv[6] if len(sys.argv) > 6 else None

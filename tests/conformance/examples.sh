@@ -77,11 +77,14 @@ bin="$(readlink -f "$bin")"
 : "${filtdir:=$(dirname "$bin")/filters}"
 
 work="$(mktemp -d /tmp/nbdkit-examples.XXXXXX)"
-svc_pids=''
+svc_pids='' runner=''
 # shellcheck disable=SC2317
 cleanup () {
     local p
     set +e
+    trap '' INT TERM
+    # The examples' runner kills the examples it runs on SIGTERM.
+    if [ -n "$runner" ]; then kill "$runner" 2>/dev/null; wait "$runner" 2>/dev/null; fi
     for p in $svc_pids; do kill "$p" 2>/dev/null; done
     for p in $svc_pids; do wait "$p" 2>/dev/null; done
     if declare -F nginx_stop >/dev/null; then nginx_stop; fi
@@ -332,8 +335,14 @@ run_set () {
     make_bindir "$work/bin-$name" "$real"
     { shipped plugin "$1"; shipped filter "$2"; } > "$work/shipped-$name"
     mkdir -p "$work/run-$name"
+    # In the background, for a signal to reach the traps at once.
     /usr/bin/python3 "$here/examples.py" run "$work/pods" "$work/run-$name" \
-        "$work/bin-$name" "$work/shipped-$name" "$out"
+        "$work/bin-$name" "$work/shipped-$name" "$out" &
+    runner=$!
+    wait "$runner"
+    local rc=$?
+    runner=''
+    return $rc
 }
 
 echo "# nbdkit under test: $bin ($("$bin" --version 2>/dev/null | head -n1))"
