@@ -35,6 +35,11 @@
 # nbdsh, nbdcopy, nbdinfo, hexdump or cat.  --help, --version,
 # --dump-config and --dump-plugin examples run as written.
 #
+# The examples of the curl, ssh, S3 and nbd plugins run against local
+# services started once (nginx, sshd, Ceph's radosgw, a second server
+# of ours; see README.md), if an example to run needs them, and
+# stopped at exit; those whose service does not start are SKIP.
+#
 # Output: "PASS: page:line command", "FAIL: ... (first error line)",
 # "SKIP: ... (why)", then "N passed, N failed, N skipped".
 set -u
@@ -299,7 +304,7 @@ start_s3 () {
 }
 # Our server, on a Unix socket (plain) and on loopback TCP with TLS.
 start_nbd () {
-    local d="$work/svc/nbd" port i
+    local d="$work/svc/nbd" port
     mkdir -p "$d/pki"
     bash "$EXAMPLES_PKI" "$d/pki" >/dev/null 2>&1 || { svc_down nbd "certtool failed"; return; }
     /usr/bin/python3 -c 'import sys
@@ -312,7 +317,7 @@ with open(sys.argv[1], "wb") as f:
     "$bin" -f -r -i 127.0.0.1 -p "$port" --tls=on --tls-certificates="$d/pki" \
         file "$d/disk.img" </dev/null >"$d/tcp.log" 2>&1 &
     svc_pids="$svc_pids $!"
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         if nbdinfo --size "nbd+unix:///?socket=$d/sock" >/dev/null 2>&1 &&
            nbdinfo --size "nbd://127.0.0.1:$port" >/dev/null 2>&1; then
             export EX_SVC_nbd=1 EX_NBD_SOCK="$d/sock" EX_NBD_PORT="$port" EX_NBD_PKI="$d/pki"
