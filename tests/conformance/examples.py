@@ -5,6 +5,8 @@
 # a temporary extraction.
 #
 #   examples.py list PODDIR                  print every example found
+#   examples.py needs PODDIR SHIPPED         the services they need (http,
+#                                            ssh, s3, nbd; see below)
 #   examples.py run PODDIR WORK BINDIR SHIPPED [RESULTS]
 #
 # SHIPPED is a file naming the plugins and filters the server under
@@ -14,6 +16,7 @@
 
 import concurrent.futures
 import glob
+import hashlib
 import os
 import re
 import shlex
@@ -21,6 +24,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.parse
 
 TIMEOUT = int(os.environ.get("EXAMPLES_TIMEOUT", "120"))
 JOBS = int(os.environ.get("EXAMPLES_JOBS", "2"))
@@ -28,6 +32,23 @@ JOBS = int(os.environ.get("EXAMPLES_JOBS", "2"))
 # directory, which is the process's: one at a time.
 CWD_LOCK = threading.Lock()
 PODDIR = None
+# The examples running (each the leader of its own process group), to
+# kill on SIGTERM or SIGINT.
+RUNNING = set()
+RUNNING_LOCK = threading.Lock()
+STOPPING = False
+
+
+def stop(signum, frame):
+    global STOPPING
+    with RUNNING_LOCK:
+        STOPPING = True
+        for pid in RUNNING:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    os._exit(128 + signum)
 
 # ----------------------------------------------------------------------
 # Extraction.
@@ -56,6 +77,7 @@ def extract(poddir):
             lines = f.read().split("\n")
         rel = os.path.relpath(pod, poddir)
         script = None          # last verbatim block that is a #! script
+        named = {}             # #! scripts the text names by path (F</tmp/auth.sh>)
         i = 0
         while i < len(lines):
             line = lines[i]
@@ -69,6 +91,17 @@ def extract(poddir):
                     j += 1
                 ind = len(line) - len(line.lstrip())
                 script = "\n".join(l[ind:] for l in blk).rstrip() + "\n"
+                # The paragraph before the block names the file.
+                k = i - 1
+                while k >= 0 and lines[k].strip() == "":
+                    k -= 1
+                para = []
+                while k >= 0 and lines[k].strip() != "" and not lines[k].startswith((" ", "\t")):
+                    para.insert(0, lines[k])
+                    k -= 1
+                m = re.search(r"F<(/[^>]+)>", " ".join(para))
+                if m:
+                    named[m.group(1)] = script
             m = start.match(line)
             if not m:
                 i += 1
@@ -110,7 +143,8 @@ def extract(poddir):
                     i += 1
             text = "\n".join(cmd).rstrip()
             out.append({"where": "%s:%d" % (rel, lineno), "cmd": text,
-                        "script": script, "setup": "\n".join(setup)})
+                        "script": script, "setup": "\n".join(setup),
+                        "named": dict(named)})
     return out
 
 
@@ -192,7 +226,7 @@ def analyse(cmd):
     return plugin, filters, args, info
 
 
-def skip_reason(cmd, plugin, filters, args, info, shipped):
+def skip_reason(cmd, plugin, filters, args, info, shipped, setup=""):
     # The example's --run command is replaced by the check: what it
     # needs does not matter.
     c = re.sub(r"--run[= ]+('[^']*'|\"[^\"]*\"|\S+)", "", cmd)
@@ -205,10 +239,15 @@ def skip_reason(cmd, plugin, filters, args, info, shipped):
             return "unshipped filter %s" % f
     if info:
         return None
-    if re.search(r"https?://|example\.com|docker://|magnet:|\.torrent\b", c) or \
-       re.search(r"\b(hostname|host|server)=", c):
+    svc = service_of(c, plugin, setup)
+    if svc:
+        if not os.environ.get("EX_SVC_" + svc):
+            return "needs a remote server: the local %s did not start (%s)" % \
+                (SERVICES[svc], os.environ.get("EX_SVC_%s_WHY" % svc, "not started"))
+    elif re.search(r"https?://|example\.com|docker://|magnet:|\.torrent\b", c) or \
+            re.search(r"\b(hostname|host|server)=", c):
         return "needs the network or a remote server"
-    if plugin == "nbd" and re.search(r"\bsocket=", c):
+    elif plugin == "nbd" and re.search(r"\bsocket=", c):
         return "needs another NBD server started by the surrounding script"
     if re.search(r"--vsock\b", c):
         return "needs a vsock device"
@@ -232,8 +271,10 @@ def skip_reason(cmd, plugin, filters, args, info, shipped):
 # Fixtures.
 
 def sh(*cmd, **kw):
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, **kw)
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+    if r.returncode != 0:
+        err = r.stderr.decode(errors="replace").strip().split("\n")[-1]
+        raise OSError("%s failed: %s" % (" ".join(cmd[:3]), err[:160]))
 
 
 def make_disk(path, kind, opts):
@@ -244,7 +285,7 @@ def make_disk(path, kind, opts):
     if os.path.exists(path):
         return
     for ext, tool in ((".xz", ["xz", "--block-size=1MiB", "-T1"]),
-                      (".gz", ["gzip"])):
+                      (".gz", ["gzip", "-n"])):
         if path.endswith(ext):
             inner = path[:-len(ext)]
             make_disk(inner, kind, opts)
@@ -255,7 +296,9 @@ def make_disk(path, kind, opts):
         tmp = path + ".d"
         os.makedirs(tmp, exist_ok=True)
         make_disk(os.path.join(tmp, entry), kind, opts)
-        sh("tar", "-cf", os.path.abspath(path), "-C", tmp, entry)
+        # The same bytes at each run, for the comparison of servers.
+        sh("tar", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner",
+           "-cf", os.path.abspath(path), "-C", tmp, entry)
         return
     if path.endswith(".qcow2"):
         if kind == "plain":
@@ -350,9 +393,29 @@ def make_disk(path, kind, opts):
         if pw.startswith("+"):
             with open(pw[1:]) as f:
                 pw = f.read().rstrip("\n")
-        sh("qemu-img", "create", "-f", "luks", "--object",
-           "secret,id=sec0,data=" + pw, "-o", "key-secret=sec0,iter-time=10",
-           path, "16M")
+        luks = ["--object", "secret,id=sec0,data=" + pw,
+                "-o", "key-secret=sec0,iter-time=10"]
+        if opts.get("remote"):
+            # The pattern disk, encrypted, for the served bytes to be known.
+            pattern_disk(path + ".raw")
+            make = ["qemu-img", "convert", "-f", "raw", "-O", "luks"] + luks + \
+                [path + ".raw", path]
+        else:
+            make = ["qemu-img", "create", "-f", "luks"] + luks + [path, "16M"]
+        # qemu times its key derivation and gives up now and then
+        # ("Unable to get accurate CPU usage"): try again.
+        for attempt in range(5):
+            try:
+                sh(*make)
+                break
+            except OSError:
+                if attempt == 4:
+                    raise
+        if opts.get("remote"):
+            os.unlink(path + ".raw")
+        return
+    if opts.get("remote"):
+        pattern_disk(path)
         return
     sh("truncate", "-s", "128M", path)
 
@@ -439,6 +502,217 @@ def make_fixtures(ex, plugin, filters, args, scratch):
 
 
 # ----------------------------------------------------------------------
+# Remote services.
+#
+# examples.sh starts, once per run, the servers the examples of the
+# remote plugins need (curl: nginx, ssh: sshd, S3: Ceph's radosgw, nbd:
+# a second server of ours) and exports where they are: EX_SVC_<name>=1
+# when one is up, EX_SVC_<name>_WHY why not.  Each such example has its
+# URL, host, endpoint or socket pointed at the local service, which
+# serves a disk made for it (PATTERN_SIZE bytes, the first MiB a
+# pattern); "expect" in the scratch directory then holds the size and
+# MD5 of the first MiB the server must serve.
+
+SERVICES = {"http": "web server (nginx)", "ssh": "SSH server (sshd)",
+            "s3": "S3 endpoint (Ceph radosgw)", "nbd": "second NBD server"}
+PATTERN_SIZE = 8 << 20
+PATTERN = bytes(i % 251 for i in range(1 << 20))
+
+
+def service_of(cmd, plugin, setup=""):
+    """The local service example CMD needs, or None."""
+    if plugin == "curl" and (re.search(r"https?://", cmd) or
+                             re.search(r"^URL=.*https?://", setup, re.M)):
+        return "http"
+    if plugin == "ssh" and re.search(r"\bhost=", cmd):
+        return "ssh"
+    if plugin == "S3" and re.search(r"\bendpoint-url=", cmd):
+        return "s3"
+    cmd = re.sub(r"--run[= ]+('[^']*'|\"[^\"]*\"|\S+)", "", cmd)
+    if plugin == "nbd" and re.search(r"(?<![\w-])(socket|hostname)=", cmd):
+        return "nbd"
+    return None
+
+
+def needed(poddir, shipped):
+    """The services the examples selected (EXAMPLES_ONLY) need."""
+    only = os.environ.get("EXAMPLES_ONLY")
+    out = set()
+    for ex in extract(poddir):
+        if only and not re.search(only, ex["where"] + " " + ex["cmd"]):
+            continue
+        cmd = ex["cmd"]
+        plugin, filters, args, info = analyse(cmd)
+        if info or placeholder(cmd, words_of(cmd)) or plugin not in shipped["plugin"]:
+            continue
+        svc = service_of(cmd, plugin, ex.get("setup", ""))
+        if svc:
+            out.add(svc)
+    return sorted(out)
+
+
+def pattern_disk(path, size=PATTERN_SIZE):
+    with open(path, "wb") as f:
+        f.write(PATTERN)
+        f.truncate(size)
+
+
+def parse_size(v):
+    m = re.fullmatch(r"(\d+)([kKmMgGtT]?)", v)
+    if not m:
+        raise ValueError("size %s" % v)
+    return int(m.group(1)) << (10 * " KMGT".index(m.group(2).upper() or " "))
+
+
+def kind_of(filters):
+    if "ext2" in filters:
+        return "ext2-part" if "partition" in filters else "ext2"
+    if "luks" in filters:
+        return "luks-part" if "partition" in filters else "luks"
+    if "partition" in filters:
+        return "partitioned"
+    return "plain"
+
+
+def serves_inner(name, filters):
+    """True if a server of NAME through FILTERS serves the disk inside."""
+    for ext, f in ((".gz", "gzip"), (".xz", "xz")):
+        if name.endswith(ext):
+            if f not in filters:
+                return False
+            name = name[:-len(ext)]
+    return not name.endswith((".tar", ".ova")) or "tar" in filters
+
+
+def setup_url(setup):
+    """The URL=... of the lines before an example, with the variables
+    those lines set replaced."""
+    vals = {}
+    for line in setup.split("\n"):
+        m = re.match(r"([A-Z_][A-Z0-9_]*)=(.*)$", line)
+        if m:
+            v = m.group(2).strip("\"'")
+            v = re.sub(r"\$(\w+)", lambda x: vals.get(x.group(1), x.group(0)), v)
+            vals[m.group(1)] = v
+    return vals.get("URL", "")
+
+
+def remote_fixtures(ex, cmd, plugin, filters, args, scratch, env):
+    """Point CMD at its local service and make what it serves there.
+    Returns the new command; sets ENV's variables for it."""
+    svc = service_of(cmd, plugin, ex.get("setup", ""))
+    if not svc:
+        return cmd
+    E = os.environ
+    opts = {}
+    pos = []
+    for a in args:
+        if re.match(r"^[\w-]+=", a):
+            k, v = a.split("=", 1)
+            opts[k] = v
+        else:
+            pos.append(a)
+    ropts = dict(opts, remote=True, script=None)
+    kind = kind_of(filters)
+    expect = kind in ("plain", "luks")
+    size = PATTERN_SIZE
+    if svc == "http":
+        http, https = E["EX_HTTP_URL"], E["EX_HTTPS_URL"]
+        # The web server's root is the work directory.
+        rel = os.path.relpath(scratch, E["EX_HTTP_ROOT"])
+        # The plugin checks the certificate (the service's CA is not
+        # the system's) unless the example says sslverify=false.
+        base = https if re.search(r"\bsslverify=(false|0|no)\b", cmd) else http
+        # Where the web server wants the cookie or the token the
+        # example's script gets (examples.sh).
+        loc = "cookie" if "cookie-script=" in cmd else \
+            "bearer" if "header-script=" in cmd else "data"
+        target = next((a.split("=", 1)[1] if a.startswith("url=") else a
+                       for a in args if re.match(r"^(url=)?https?://", a)), None)
+        if target:
+            u = urllib.parse.urlsplit(target)
+        else:
+            u = urllib.parse.urlsplit(setup_url(ex.get("setup", "")))
+        name = os.path.basename(u.path)
+        if not target or "$" in name or not name:
+            name = "layer.tar.gz" if "gzip" in filters else "disk.img"
+        query = u.query if "$" not in u.query else ""
+        new = "%s/%s/%s/www/%s%s" % (base, loc, rel, name, "?" + query if query else "")
+        if target:
+            cmd = cmd.replace(target, new, 1)
+        else:
+            env["URL"] = new
+        make_disk(os.path.join("www", name), kind, ropts)
+        expect = expect and serves_inner(name, filters)
+        # Other servers the example's scripts call (a login service
+        # returning a token): the web server answers those paths.
+        local = re.compile(r"https?://(?!127\.0\.0\.1[:/])[\w.-]+(:\d+)?")
+        cmd = local.sub(http, cmd)
+        for path, text in ex.get("named", {}).items():
+            if path in ex["cmd"]:
+                dest = rewrite(" " + path, scratch).strip()
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                with open(dest, "w") as f:
+                    f.write(local.sub(http, text))
+                os.chmod(dest, 0o755)
+    elif svc == "ssh":
+        cmd = re.sub(r"\bhost=\S+",
+                     "host=127.0.0.1 port=%s user=%s identity=%s known-hosts=%s" %
+                     (E["EX_SSH_PORT"], E["EX_SSH_USER"], E["EX_SSH_KEY"],
+                      E["EX_SSH_KNOWN_HOSTS"]), cmd, count=1)
+        path = opts.get("path") or (pos[0] if pos else None)
+        if not path:
+            raise OSError("no remote path in the example")
+        make_disk(path, kind, ropts)
+    elif svc == "s3":
+        cmd = re.sub(r"\bendpoint-url=\S+", "endpoint-url=" + E["EX_RGW_ENDPOINT"],
+                     cmd, count=1)
+        # radosgw wants bucket names in lower case, as AWS does.
+        bucket = opts.get("bucket", "").lower()
+        cmd = re.sub(r"\bbucket=\S+", "bucket=" + bucket, cmd, count=1)
+        # The credentials where both servers look by default.
+        os.makedirs(".aws", exist_ok=True)
+        with open(".aws/credentials", "w") as f:
+            f.write("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n" %
+                    (E["EX_RGW_ACCESS_KEY"], E["EX_RGW_SECRET_KEY"]))
+        import boto3
+        s3 = boto3.client("s3", endpoint_url=E["EX_RGW_ENDPOINT"],
+                          aws_access_key_id=E["EX_RGW_ACCESS_KEY"],
+                          aws_secret_access_key=E["EX_RGW_SECRET_KEY"],
+                          region_name="us-east-1")
+        try:
+            s3.create_bucket(Bucket=bucket)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        key = opts["key"]
+        if "size" in opts:
+            # A disk of objects KEY/%016x: the first MiB is there.
+            size = parse_size(opts["size"])
+            osz = parse_size(opts.get("object-size", "1M"))
+            for i in range(len(PATTERN) // osz):
+                s3.put_object(Bucket=bucket, Key="%s/%016x" % (key, i),
+                              Body=PATTERN[i * osz:(i + 1) * osz])
+        else:
+            s3.put_object(Bucket=bucket, Key=key,
+                          Body=PATTERN + bytes(PATTERN_SIZE - len(PATTERN)))
+    elif svc == "nbd":
+        m = re.search(r"(?<![\w-])socket=(\S+)", cmd)
+        if m:
+            path = env["sock"] if m.group(1) in ("$sock", "${sock}") else m.group(1)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.symlink(E["EX_NBD_SOCK"], path)
+        tls = " tls-certificates=" + E["EX_NBD_PKI"] \
+            if re.search(r"\btls=(require|on)\b", cmd) else ""
+        cmd = re.sub(r"(?<![\w-])hostname=\S+",
+                     "hostname=127.0.0.1 port=%s%s" % (E["EX_NBD_PORT"], tls),
+                     cmd, count=1)
+    if expect:
+        with open("expect", "w") as f:
+            f.write("%d %s\n" % (size, hashlib.md5(PATTERN).hexdigest()))
+    return cmd
+
+
+# ----------------------------------------------------------------------
 # Running.
 
 def rewrite(cmd, scratch):
@@ -483,8 +757,9 @@ def run_one(n, ex, work, bindir, shipped):
     why = placeholder(cmd, words_of(cmd))
     if why:
         return ("SYNOPSIS", why)
-    why = skip_reason(cmd, plugin, filters, args, info, shipped)
+    why = skip_reason(cmd, plugin, filters, args, info, shipped, ex.get("setup", ""))
     if not why and not info and \
+       not service_of(cmd, plugin, ex.get("setup", "")) and \
        re.search(r"https?://|example\.com", ex.get("setup", "")):
         why = "needs the network or a remote server (%s)" % \
             ex["setup"].split("\n")[-1]
@@ -494,13 +769,21 @@ def run_one(n, ex, work, bindir, shipped):
     os.makedirs(scratch, exist_ok=True)
     cmd = rewrite(cmd, scratch)
     plugin, filters, args, info = analyse(cmd)
+    extra = {"sock": os.path.join(scratch, "sock")}
     with CWD_LOCK:
         old = os.getcwd()
         try:
             os.chdir(scratch)
-            make_fixtures(ex, plugin, filters, args, scratch)
+            if not service_of(cmd, plugin, ex.get("setup", "")):
+                make_fixtures(ex, plugin, filters, args, scratch)
+            else:
+                # The passphrase file and the like, then the remote disk.
+                make_fixtures(ex, plugin, filters, [a for a in args if "=" in a
+                                                     and not a.startswith("path=")],
+                              scratch)
+                cmd = remote_fixtures(ex, cmd, plugin, filters, args, scratch, extra)
             prepare_tls(cmd, scratch)
-        except (subprocess.CalledProcessError, OSError) as e:
+        except Exception as e:  # a fixture that cannot be made is a SKIP
             return ("SKIP", "could not make the example's files: %s" % e)
         finally:
             os.chdir(old)
@@ -510,12 +793,17 @@ def run_one(n, ex, work, bindir, shipped):
     env["sock"] = os.path.join(scratch, "sock")
     env["URL"] = "file://" + scratch
     env["HOME"] = scratch
+    env.update(extra)
     env.pop("NBDKIT_DEBUG", None)
     with open(os.path.join(scratch, "command"), "w") as f:
         f.write(cmd + "\n")
-    p = subprocess.Popen(["bash", "-c", cmd], cwd=scratch, env=env,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, start_new_session=True)
+    with RUNNING_LOCK:
+        if STOPPING:
+            return ("SKIP", "interrupted")
+        p = subprocess.Popen(["bash", "-c", cmd], cwd=scratch, env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True)
+        RUNNING.add(p.pid)
     try:
         out, err = p.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -523,6 +811,8 @@ def run_one(n, ex, work, bindir, shipped):
         p.communicate()
         return ("FAIL", "timeout after %ds" % TIMEOUT)
     finally:
+        with RUNNING_LOCK:
+            RUNNING.discard(p.pid)
         try:
             os.killpg(p.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -556,6 +846,9 @@ def load_shipped(path):
 
 
 def main():
+    if len(sys.argv) >= 4 and sys.argv[1] == "needs":
+        print(" ".join(needed(sys.argv[2], load_shipped(sys.argv[3]))))
+        return
     if len(sys.argv) >= 3 and sys.argv[1] == "list":
         for ex in extract(sys.argv[2]):
             print("%s\t%s" % (ex["where"], ex["cmd"].replace("\n", "\\n")))
@@ -563,6 +856,8 @@ def main():
     if len(sys.argv) < 6 or sys.argv[1] != "run":
         sys.exit("usage: examples.py run PODDIR WORK BINDIR SHIPPED [RESULTS]")
     global PODDIR
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     poddir, work, bindir, shipped_f = sys.argv[2:6]
     PODDIR = poddir
     results = sys.argv[6] if len(sys.argv) > 6 else None

@@ -35,6 +35,11 @@
 # nbdsh, nbdcopy, nbdinfo, hexdump or cat.  --help, --version,
 # --dump-config and --dump-plugin examples run as written.
 #
+# The examples of the curl, ssh, S3 and nbd plugins run against local
+# services started once (nginx, sshd, Ceph's radosgw, a second server
+# of ours; see README.md), if an example to run needs them, and
+# stopped at exit; those whose service does not start are SKIP.
+#
 # Output: "PASS: page:line command", "FAIL: ... (first error line)",
 # "SKIP: ... (why)", then "N passed, N failed, N skipped".
 set -u
@@ -77,8 +82,21 @@ bin="$(readlink -f "$bin")"
 : "${filtdir:=$(dirname "$bin")/filters}"
 
 work="$(mktemp -d /tmp/nbdkit-examples.XXXXXX)"
+svc_pids='' runner=''
 # shellcheck disable=SC2317
-cleanup () { if [ -z "$keep" ]; then rm -rf "$work"; else echo "# work directory kept: $work"; fi; }
+cleanup () {
+    local p
+    set +e
+    trap '' INT TERM
+    # The examples' runner kills the examples it runs on SIGTERM.
+    if [ -n "$runner" ]; then kill "$runner" 2>/dev/null; wait "$runner" 2>/dev/null; fi
+    for p in $svc_pids; do kill "$p" 2>/dev/null; done
+    for p in $svc_pids; do wait "$p" 2>/dev/null; done
+    if declare -F nginx_stop >/dev/null; then nginx_stop; fi
+    if declare -F sshd_stop >/dev/null; then sshd_stop; fi
+    if declare -F ceph_stop >/dev/null; then ceph_stop; fi
+    if [ -z "$keep" ]; then rm -rf "$work"; else echo "# work directory kept: $work"; fi
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -150,6 +168,11 @@ timeout 20 nbdsh -u "$u" -c '
 import hashlib
 s = h.get_size()
 print(s, hashlib.md5(h.pread(min(s, 1 << 20), 0)).hexdigest())' > digest 2>/dev/null || :
+# The disk a remote service serves for the example (examples.py).
+if [ -f expect ] && [ "$(cat digest 2>/dev/null)" != "$(cat expect)" ]; then
+    echo "examples: served $(cat digest 2>/dev/null || echo nothing), the remote disk is $(cat expect) (size, MD5 of the first MiB)" >&2
+    exit 1
+fi
 r="${EX_RUN:-}"
 if [ -n "$r" ]; then
     ok=1
@@ -214,17 +237,123 @@ EOF
     ln -sf /usr/bin/python3 "$dir/python3"
 }
 
+# The servers the examples of the remote plugins reach instead of the
+# hosts they name (examples.py rewrites the URL, host=, endpoint-url=,
+# socket= and hostname= of each, and makes the disk served).  Each
+# starts once, if an example to run needs it; one that does not start
+# leaves EX_SVC_<name>_WHY, and its examples SKIP.
+svc_down () { export "EX_SVC_$1_WHY=$2"; echo "# $1 service not started: $2"; }
+start_http () {
+    . "$root/tests/services/nginx.sh"
+    # The login services the header scripts call answer a token, which
+    # /bearer/ then wants in every request; /cookie/ sets a cookie, which
+    # it wants in every request but HEAD (how the cookie script gets it).
+    mkdir -p "$work/svc/nginx/conf.d"
+    cat > "$work/svc/nginx/conf.d/examples.conf" <<CONF
+    location = /login { default_type application/json; return 200 '{"token": "examples-token"}\n'; }
+    location = /token { default_type application/json; return 200 '{"token": "examples-token"}\n'; }
+    location /bearer/ {
+      alias $work/;
+      if (\$http_authorization != "Bearer examples-token") { return 401; }
+    }
+    location /cookie/ {
+      alias $work/;
+      add_header Set-Cookie "vmware_soap_session=examples; Path=/; HttpOnly";
+      set \$ok "";
+      if (\$request_method = HEAD) { set \$ok 1; }
+      if (\$cookie_vmware_soap_session = examples) { set \$ok 1; }
+      if (\$ok = "") { return 403; }
+    }
+CONF
+    if nginx_start "$work" "$work/svc/nginx" >"$work/svc/nginx.log" 2>&1; then
+        export EX_SVC_http=1 EX_HTTP_ROOT="$work" EX_HTTP_URL="$NGINX_URL" EX_HTTPS_URL="$NGINX_HTTPS_URL"
+    else
+        svc_down http "$(tail -n1 "$work/svc/nginx.log")"
+    fi
+}
+start_ssh () {
+    . "$root/tests/services/sshd.sh"
+    mkdir -p "$work/svc/sshd"
+    local rc=0
+    sshd_start "$work/svc/sshd" >"$work/svc/sshd.log" 2>&1 || rc=$?
+    if [ $rc = 0 ]; then
+        export EX_SVC_ssh=1 EX_SSH_PORT="$SSHD_PORT" EX_SSH_USER="$SSHD_USER" \
+            EX_SSH_KEY="$SSHD_KEY" EX_SSH_KNOWN_HOSTS="$SSHD_KNOWN_HOSTS"
+    elif [ $rc = 77 ]; then
+        svc_down ssh "$SSHD_BIN is not installed"
+    else
+        svc_down ssh "$(tail -n1 "$work/svc/sshd.log")"
+    fi
+    trap cleanup EXIT   # sshd_start sets its own
+}
+start_s3 () {
+    if ! command -v radosgw >/dev/null || ! command -v ceph-mon >/dev/null; then
+        svc_down s3 "Ceph (ceph-mon, radosgw) is not installed"; return
+    fi
+    if ! /usr/bin/python3 -c 'import boto3' 2>/dev/null; then
+        svc_down s3 "python3-boto3 is not installed"; return
+    fi
+    . "$root/tests/services/ceph.sh"
+    if ceph_start "$work/c" --rgw --no-pool >"$work/svc/ceph.log" 2>&1; then
+        export EX_SVC_s3=1 EX_RGW_ENDPOINT="$RGW_ENDPOINT" \
+            EX_RGW_ACCESS_KEY="$RGW_ACCESS_KEY" EX_RGW_SECRET_KEY="$RGW_SECRET_KEY"
+    else
+        svc_down s3 "$(grep -m1 ceph_start "$work/svc/ceph.log")"
+    fi
+    trap cleanup EXIT   # ceph_start puts its own in front
+}
+# Our server, on a Unix socket (plain) and on loopback TCP with TLS.
+start_nbd () {
+    local d="$work/svc/nbd" port
+    mkdir -p "$d/pki"
+    bash "$EXAMPLES_PKI" "$d/pki" >/dev/null 2>&1 || { svc_down nbd "certtool failed"; return; }
+    /usr/bin/python3 -c 'import sys
+p = bytes(i % 251 for i in range(1 << 20))
+with open(sys.argv[1], "wb") as f:
+    f.write(p); f.truncate(8 << 20)' "$d/disk.img"
+    port="$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    "$bin" -f -r -U "$d/sock" file "$d/disk.img" </dev/null >"$d/unix.log" 2>&1 &
+    svc_pids="$svc_pids $!"
+    "$bin" -f -r -i 127.0.0.1 -p "$port" --tls=on --tls-certificates="$d/pki" \
+        file "$d/disk.img" </dev/null >"$d/tcp.log" 2>&1 &
+    svc_pids="$svc_pids $!"
+    for _ in $(seq 50); do
+        if nbdinfo --size "nbd+unix:///?socket=$d/sock" >/dev/null 2>&1 &&
+           nbdinfo --size "nbd://127.0.0.1:$port" >/dev/null 2>&1; then
+            export EX_SVC_nbd=1 EX_NBD_SOCK="$d/sock" EX_NBD_PORT="$port" EX_NBD_PKI="$d/pki"
+            return
+        fi
+        sleep 0.2
+    done
+    svc_down nbd "$(cat "$d/unix.log" "$d/tcp.log" | head -n1)"
+}
+start_services () {
+    local s
+    mkdir -p "$work/svc"
+    for s in $(/usr/bin/python3 "$here/examples.py" needs "$work/pods" "$1"); do
+        "start_$s"
+    done
+}
+
 run_set () {
     local name="$1" real="$2" out="$3"; shift 3
     make_bindir "$work/bin-$name" "$real"
     { shipped plugin "$1"; shipped filter "$2"; } > "$work/shipped-$name"
     mkdir -p "$work/run-$name"
+    # In the background, for a signal to reach the traps at once.
     /usr/bin/python3 "$here/examples.py" run "$work/pods" "$work/run-$name" \
-        "$work/bin-$name" "$work/shipped-$name" "$out"
+        "$work/bin-$name" "$work/shipped-$name" "$out" &
+    runner=$!
+    wait "$runner"
+    local rc=$?
+    runner=''
+    return $rc
 }
 
 echo "# nbdkit under test: $bin ($("$bin" --version 2>/dev/null | head -n1))"
 echo "# manual pages: $(git --git-dir="$mirror" describe --tags --always "$ref")"
+shipped plugin "$plugdir" > "$work/shipped-services"
+start_services "$work/shipped-services"
 run_set ours "$bin" "$work/ours.tsv" "$plugdir" "$filtdir"
 status=$?
 if [ -n "$results" ]; then cp "$work/ours.tsv" "$results"; fi
