@@ -31,7 +31,7 @@ except nbd.Error as e:
     took = time.monotonic() - t
     print("error after %.1f s: %s" % (took, e.string))
     assert e.errnum == errno.EIO, e
-    assert took < 8, took
+    assert took < 15, took  # 2 s, and more on a busy machine
 PY
 kill -CONT "$rgw"
 grep -Eq "object 'obj' in bucket 'tdisks'.*(Timeout|timed out)" t.log ||
