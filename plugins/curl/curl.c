@@ -25,12 +25,16 @@
  * for them.
  */
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#endif
+
 #include <errno.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define NBDKIT_API_VERSION 3
 #include <nbdkit-plugin.h>
@@ -319,8 +323,11 @@ curl_config_complete (void)
   cfg.verbose = curl_debug_verbose != 0;
   cfg.async = async_v;
   if (transfer_threads_v == 0) {
-    long cpus = sysconf (_SC_NPROCESSORS_ONLN);
-    transfer_threads_v = cpus > 0 ? cpus : 1;
+    /* The CPUs this process may run on (taskset), as the server counts. */
+    cpu_set_t cpus;
+    transfer_threads_v = sched_getaffinity (0, sizeof cpus, &cpus) == 0
+                             ? CPU_COUNT (&cpus)
+                             : 1;
     if (transfer_threads_v > connections_v)
       transfer_threads_v = connections_v;
   } else if (transfer_threads_v < 0 || transfer_threads_v > connections_v) {

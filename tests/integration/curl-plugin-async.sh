@@ -98,7 +98,9 @@ ta=$(field threads a-true.out)
 ts=$(field threads a-false.out)
 note "threads at depth 64: async=true $ta, async=false $ts"
 [ "$ta" -le 8 ] || fail "async=true: $ta threads at depth 64 (want <= 8)"
-[ "$ts" -gt "$ta" ] ||
+# (On one CPU the core serves each request on the thread that read it,
+# so async=false has no more threads to show.)
+[ "$(nproc)" -eq 1 ] || [ "$ts" -gt "$ta" ] ||
   fail "async=false: $ts threads, not more than async=true's $ta"
 
 # 1b. transfer-threads=: that many threads named curl-transfer run the
@@ -124,7 +126,7 @@ assert_eq "transfer-threads=3: reads right" "$(field ok x3.out)" 3000
 assert_eq "transfer-threads=3: threads, busy" "$(xfer_threads "$pid")" "3 3"
 stop_nbdkit "$pid"
 start_nbdkit xd -r curl "$url" connections=4
-cpus=$(nproc)
+cpus=$(nproc)  # the CPUs the server may run on, as it counts them
 want=$(( cpus < 4 ? cpus : 4 ))
 assert_eq "default transfer threads" "$(xfer_threads "$pid" | cut -d' ' -f1)" "$want"
 stop_nbdkit "$pid"
