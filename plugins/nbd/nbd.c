@@ -9,7 +9,23 @@
  * Without shared=true each client connection gets its own libnbd
  * handle, connected in open and closed in close.  With shared=true
  * (the default for command= and socket-fd=) one handle, connected when
- * the server is ready, serves every client.  The thread model is
+ * the server is ready, serves every client.  If that connection is
+ * lost (the NBD server went away, or timeout= dropped it), requests in
+ * flight fail with EIO and the next request connects again (conn_get:
+ * one thread connects, the requests that come meanwhile wait for its
+ * outcome), with socket=, uri=, hostname= and vsock=; a server that
+ * comes back offering another size or other flags is refused, as the
+ * clients were told the old ones.  command= is not run again (its disk
+ * may not outlive it), and socket-fd= cannot be remade.  The conn of a
+ * lost connection is closed once the last request using it is done
+ * (conn->refs).
+ *
+ * timeout= bounds the age of each request: the reader drops the
+ * connection when the oldest request in flight is older, even while
+ * the server answers the others.  Only the whole connection can be
+ * dropped: libnbd has no way to abandon one command, whose buffer it
+ * keeps until the reply or the end of the connection, so every
+ * request in flight on it fails with EIO too.  The thread model is
  * parallel: requests are issued with libnbd's aio calls and a reader
  * thread per handle runs its state machine (struct conn), so many
  * requests are in flight on one connection.
@@ -435,6 +451,16 @@ conn_stop (struct conn *c)
 {
   if (c == NULL)
     return;
+  /* A connection we cut: let the reader see its end, so that libnbd
+   * fails every command still in flight (whose requests would
+   * otherwise never complete) before the handle is closed.
+   */
+  for (int i = 0; i < 300 && __atomic_load_n (&c->cut, __ATOMIC_ACQUIRE)
+                  && !__atomic_load_n (&c->ended, __ATOMIC_ACQUIRE);
+       i++) {
+    wake_reader (c);
+    usleep (10000);
+  }
   if (nbd_aio_is_ready (c->nbd) || nbd_aio_is_processing (c->nbd)) {
     nbd_aio_disconnect (c->nbd, 0);
     /* Let the reader send it, and see the server close. */
@@ -514,7 +540,7 @@ static const struct nbdkit_param nbd_params[]
         { .name = "timeout",
           .type = NBDKIT_PARAM_INT,
           .doc = "seconds: bound on connecting and the handshake (default "
-                 "30), and on each request (default none)" },
+                 "30), and on the age of each request (default none)" },
         { .name = "async",
           .type = NBDKIT_PARAM_BOOL,
           .default_value = "true",
@@ -744,7 +770,9 @@ nbd_config_help (void)
          "timeout=SECONDS bounds connecting and the handshake (default 30 s)\n"
          "and each request: a request the server leaves unanswered that long\n"
          "fails with EIO and the connection to the server is dropped\n"
-         "(default: requests wait as long as the server takes).";
+         "(default: requests wait as long as the server takes).\n"
+         "With shared=true, a lost connection is made again by the next\n"
+         "request (socket=, uri=, hostname=, vsock=).";
 }
 
 static void
@@ -1097,7 +1125,8 @@ conn_get (struct handle *h, const char *op)
       pthread_cond_wait (&shared_cond, &shared_lock);
     waited = true;
   }
-  if (waited || !can_reconnect () || (c && c->quitting)) {
+  if (waited || !can_reconnect ()
+      || (c && __atomic_load_n (&c->quitting, __ATOMIC_ACQUIRE))) {
     pthread_mutex_unlock (&shared_lock);
     nbdkit_error ("%s: the connection to the NBD server at %s is lost%s", op,
                   target (),
