@@ -201,6 +201,8 @@ stop_nbdkit "$px_pid" || fail "size: the proxy did not stop"
 # 3. nbdcopy -C 4 while the backend restarts.
 start_nbdkit px nbd socket="$back_addr" shared=true 2> px.err
 px_pid=$pid px_uri=$uri
+t nbdcopy -C 4 "$px_uri" copy.img
+fds0=$(ls /proc/"$px_pid"/fd | wc -l) threads0=$(ls /proc/"$px_pid"/task | wc -l)
 (
   for _ in 1 2 3; do
     sleep 0.4
@@ -226,6 +228,12 @@ done
 wait "$restarter"
 t nbdcopy -C 4 "$px_uri" copy.img || { cat px.err; fail "nbdcopy after the restarts"; }
 cmp copy.img disk.img || fail "nbdcopy after the restarts: data differs"
+# Each connection lost was closed, its reader thread ended.
+sleep 0.5
+fds=$(ls /proc/"$px_pid"/fd | wc -l) threads=$(ls /proc/"$px_pid"/task | wc -l)
+note "the proxy: $fds0 -> $fds descriptors, $threads0 -> $threads threads"
+[ "$fds" -eq "$fds0" ] || { ls -l /proc/"$px_pid"/fd; fail "descriptors leaked: $fds0 before the restarts, $fds after"; }
+[ "$threads" -le "$threads0" ] || fail "threads leaked: $threads0 before the restarts, $threads after"
 note "nbdcopy -C 4: $copies copies during 3 restarts, $failed failed; right bytes after"
 stop_nbdkit "$px_pid" || fail "nbdcopy: the proxy did not stop"
 echo "$testname: OK"
