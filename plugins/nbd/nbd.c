@@ -45,11 +45,11 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stddef.h>
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,23 +327,22 @@ reader (void *arg)
 static int
 caps_read (struct nbd_handle *nbd, struct caps *caps)
 {
-  *caps = (struct caps){ .size = nbd_get_size (nbd),
-                         .read_only = nbd_is_read_only (nbd),
-                         .flush = nbd_can_flush (nbd),
-                         .rotational = nbd_is_rotational (nbd),
-                         .trim = nbd_can_trim (nbd),
-                         .zero = nbd_can_zero (nbd),
-                         .fast_zero = nbd_can_fast_zero (nbd),
-                         .fua = nbd_can_fua (nbd),
-                         .multi_conn = nbd_can_multi_conn (nbd),
-                         .extents = nbd_can_meta_context (
-                             nbd, LIBNBD_CONTEXT_BASE_ALLOCATION),
-                         .cache = nbd_can_cache (nbd),
-                         .bs_min = nbd_get_block_size (nbd, LIBNBD_SIZE_MINIMUM),
-                         .bs_pref
-                         = nbd_get_block_size (nbd, LIBNBD_SIZE_PREFERRED),
-                         .bs_max
-                         = nbd_get_block_size (nbd, LIBNBD_SIZE_MAXIMUM) };
+  *caps = (struct caps){
+    .size = nbd_get_size (nbd),
+    .read_only = nbd_is_read_only (nbd),
+    .flush = nbd_can_flush (nbd),
+    .rotational = nbd_is_rotational (nbd),
+    .trim = nbd_can_trim (nbd),
+    .zero = nbd_can_zero (nbd),
+    .fast_zero = nbd_can_fast_zero (nbd),
+    .fua = nbd_can_fua (nbd),
+    .multi_conn = nbd_can_multi_conn (nbd),
+    .extents = nbd_can_meta_context (nbd, LIBNBD_CONTEXT_BASE_ALLOCATION),
+    .cache = nbd_can_cache (nbd),
+    .bs_min = nbd_get_block_size (nbd, LIBNBD_SIZE_MINIMUM),
+    .bs_pref = nbd_get_block_size (nbd, LIBNBD_SIZE_PREFERRED),
+    .bs_max = nbd_get_block_size (nbd, LIBNBD_SIZE_MAXIMUM)
+  };
   if (caps->size == -1 || caps->read_only == -1 || caps->flush == -1
       || caps->rotational == -1 || caps->trim == -1 || caps->zero == -1
       || caps->fast_zero == -1 || caps->fua == -1 || caps->multi_conn == -1
@@ -368,7 +367,7 @@ caps_same (const struct caps *was, const struct caps *now)
     size_t off;
   } flags[] = {
 #define F(x) { #x, offsetof (struct caps, x) }
-    F (read_only), F (flush), F (rotational), F (trim), F (zero),
+    F (read_only), F (flush), F (rotational), F (trim),    F (zero),
     F (fast_zero), F (fua),   F (multi_conn), F (extents), F (cache),
 #undef F
   };
