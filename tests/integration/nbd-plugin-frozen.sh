@@ -4,10 +4,10 @@
 # plugin) as the backend.
 #   1. timeout=2: a read in flight fails with EIO after about 2 s, never
 #      with wrong bytes, the message names the backend and the request;
-#      after SIGCONT a new client reads the right bytes;
+#      after SIGCONT a new client reads the right bytes (in shared mode
+#      too: the next request connects again);
 #   2. a client connecting while the backend is frozen is refused
 #      within the connect timeout (timeout=2), with a message;
-#      (in shared mode too: the next request connects again);
 #   3. SIGTERM to the proxy while the backend is frozen and a read is in
 #      flight: the proxy exits within 10 s (without timeout=, with the
 #      asynchronous and the synchronous request paths, and in shared
