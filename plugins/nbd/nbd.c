@@ -9,7 +9,23 @@
  * Without shared=true each client connection gets its own libnbd
  * handle, connected in open and closed in close.  With shared=true
  * (the default for command= and socket-fd=) one handle, connected when
- * the server is ready, serves every client.  The thread model is
+ * the server is ready, serves every client.  If that connection is
+ * lost (the NBD server went away, or timeout= dropped it), requests in
+ * flight fail with EIO and the next request connects again (conn_get:
+ * one thread connects, the requests that come meanwhile wait for its
+ * outcome), with socket=, uri=, hostname= and vsock=; a server that
+ * comes back offering another size or other flags is refused, as the
+ * clients were told the old ones.  command= is not run again (its disk
+ * may not outlive it), and socket-fd= cannot be remade.  The conn of a
+ * lost connection is closed once the last request using it is done
+ * (conn->refs).
+ *
+ * timeout= bounds the age of each request: the reader drops the
+ * connection when the oldest request in flight is older, even while
+ * the server answers the others.  Only the whole connection can be
+ * dropped: libnbd has no way to abandon one command, whose buffer it
+ * keeps until the reply or the end of the connection, so every
+ * request in flight on it fails with EIO too.  The thread model is
  * parallel: requests are issued with libnbd's aio calls and a reader
  * thread per handle runs its state machine (struct conn), so many
  * requests are in flight on one connection.
@@ -33,6 +49,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +109,26 @@ now_ms (void)
 /* Why a connection was cut from our side. */
 enum { CUT_NONE, CUT_TIMEOUT, CUT_STOP };
 
+/* A request in flight to the NBD server, on its connection's list in
+ * the order they were issued, so that the reader knows the oldest.
+ */
+struct pend {
+  struct pend *prev, *next;
+  int64_t t; /* now_ms when issued */
+};
+
+/* What the NBD server offers, read once per connection (and, in
+ * shared mode, once at start: a server that comes back must offer the
+ * same).
+ */
+struct caps {
+  int64_t size;
+  int read_only, flush, rotational, trim, zero, fast_zero, fua, multi_conn;
+  int extents, cache;
+  int64_t bs_min, bs_pref, bs_max;
+  char *description; /* malloc'd, or NULL */
+};
+
 /* A connected libnbd handle and the thread that runs its state machine:
  * requests are issued with the aio calls from the server's threads,
  * which then wait for their completion, so that requests of one
@@ -106,24 +143,76 @@ struct conn {
   int quit_fd;   /* nbdkit_shutdown_fd, or -1 */
   int cut;       /* CUT_*, set once by the reader (atomic) */
   bool quitting; /* the reader saw quit_fd (atomic) */
+  bool ended;    /* the reader has left its loop (atomic) */
+  int refs;      /* shared mode: users of the conn, under shared_lock */
+  struct caps caps;
   /* Asynchronous requests libnbd has completed, to be completed to
-   * the server once out of libnbd (see drain).
+   * the server once out of libnbd (see drain); and the requests in
+   * flight, oldest first.  Both under done_lock.
    */
   pthread_mutex_t done_lock;
   struct aop *done, **done_tail;
+  struct pend pending; /* list head */
 };
 
 static void drain (struct conn *c);
 static const char *target (void);
 static int failed (const char *op);
 
-/* The one connection of shared mode. */
+/* Shared mode: the one connection (NULL while it is being remade),
+ * holding one reference; what the server offered at start; whether a
+ * thread is connecting again (the others wait on shared_cond).
+ */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t shared_cond = PTHREAD_COND_INITIALIZER;
 static struct conn *shared_conn;
+static struct caps shared_caps;
+static bool reconnecting;
 
+/* Without shared, C is the client's own connection; with shared, C is
+ * NULL and each request takes the shared one (conn_get).
+ */
 struct handle {
-  struct nbd_handle *nbd;
   struct conn *c;
+  const struct caps *caps;
 };
+
+static void
+pend_add (struct conn *c, struct pend *p)
+{
+  pthread_mutex_lock (&c->done_lock);
+  p->t = now_ms ();
+  p->next = &c->pending;
+  p->prev = c->pending.prev;
+  p->prev->next = p;
+  c->pending.prev = p;
+  pthread_mutex_unlock (&c->done_lock);
+}
+
+static void
+pend_del (struct conn *c, struct pend *p)
+{
+  pthread_mutex_lock (&c->done_lock);
+  if (p->next) {
+    p->prev->next = p->next;
+    p->next->prev = p->prev;
+    p->next = p->prev = NULL;
+  }
+  pthread_mutex_unlock (&c->done_lock);
+}
+
+/* When the oldest request in flight was issued, or -1. */
+static int64_t
+pend_oldest (struct conn *c)
+{
+  int64_t t = -1;
+
+  pthread_mutex_lock (&c->done_lock);
+  if (c->pending.next != &c->pending)
+    t = c->pending.next->t;
+  pthread_mutex_unlock (&c->done_lock);
+  return t;
+}
 
 static void
 wake_reader (struct conn *c)
@@ -148,8 +237,8 @@ cut (struct conn *c, int why)
 
   __atomic_store_n (&c->cut, why, __ATOMIC_RELEASE);
   if (why == CUT_TIMEOUT)
-    nbdkit_error ("the NBD server at %s has not answered for %d s: "
-                  "dropping the connection",
+    nbdkit_error ("the NBD server at %s has left a request unanswered "
+                  "for %d s: dropping the connection",
                   target (), timeout);
   else
     nbdkit_debug ("stopping: abandoning %d request(s) to the NBD server "
@@ -163,8 +252,7 @@ static void *
 reader (void *arg)
 {
   struct conn *c = arg;
-  int64_t last = now_ms (); /* of progress, or of the first request */
-  int64_t quit_at = -1, prev_n = 0;
+  int64_t quit_at = -1;
 
   while (!__atomic_load_n (&c->stop, __ATOMIC_ACQUIRE)) {
     struct pollfd fds[3];
@@ -172,19 +260,18 @@ reader (void *arg)
     int fd = nbd_aio_get_fd (c->nbd);
     unsigned dir = nbd_aio_get_direction (c->nbd);
     int64_t n = nbd_aio_in_flight (c->nbd), t = now_ms ();
+    int64_t oldest = pend_oldest (c);
     char buf[64];
 
     if (fd == -1 || nbd_aio_is_dead (c->nbd) || nbd_aio_is_closed (c->nbd))
       break;
-    /* The clock of timeout= runs while requests are in flight and
-     * nothing comes from the server.
+    /* timeout= bounds the age of each request, whether or not the
+     * server answers others meanwhile.
      */
-    if (n <= 0 || prev_n <= 0)
-      last = t;
-    prev_n = n;
-    if (__atomic_load_n (&c->cut, __ATOMIC_ACQUIRE) == CUT_NONE && n > 0) {
-      if (timeout > 0) {
-        int64_t left = last + (int64_t)timeout * 1000 - t;
+    if (__atomic_load_n (&c->cut, __ATOMIC_ACQUIRE) == CUT_NONE
+        && (n > 0 || oldest >= 0)) {
+      if (timeout > 0 && oldest >= 0) {
+        int64_t left = oldest + (int64_t)timeout * 1000 - t;
         if (left <= 0) {
           cut (c, CUT_TIMEOUT);
           continue;
@@ -222,8 +309,6 @@ reader (void *arg)
     }
     if (fds[1].revents & POLLIN)
       (void)!read (c->wake[0], buf, sizeof buf);
-    if (fds[0].revents)
-      last = now_ms ();
     dir = nbd_aio_get_direction (c->nbd);
     if ((dir & LIBNBD_AIO_DIRECTION_READ)
         && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -233,8 +318,86 @@ reader (void *arg)
       nbd_aio_notify_write (c->nbd);
     drain (c);
   }
+  __atomic_store_n (&c->ended, true, __ATOMIC_RELEASE);
   drain (c);
   return NULL;
+}
+
+/* What connected handle NBD offers, into CAPS. */
+static int
+caps_read (struct nbd_handle *nbd, struct caps *caps)
+{
+  *caps = (struct caps){
+    .size = nbd_get_size (nbd),
+    .read_only = nbd_is_read_only (nbd),
+    .flush = nbd_can_flush (nbd),
+    .rotational = nbd_is_rotational (nbd),
+    .trim = nbd_can_trim (nbd),
+    .zero = nbd_can_zero (nbd),
+    .fast_zero = nbd_can_fast_zero (nbd),
+    .fua = nbd_can_fua (nbd),
+    .multi_conn = nbd_can_multi_conn (nbd),
+    .extents = nbd_can_meta_context (nbd, LIBNBD_CONTEXT_BASE_ALLOCATION),
+    .cache = nbd_can_cache (nbd),
+    .bs_min = nbd_get_block_size (nbd, LIBNBD_SIZE_MINIMUM),
+    .bs_pref = nbd_get_block_size (nbd, LIBNBD_SIZE_PREFERRED),
+    .bs_max = nbd_get_block_size (nbd, LIBNBD_SIZE_MAXIMUM)
+  };
+  if (caps->size == -1 || caps->read_only == -1 || caps->flush == -1
+      || caps->rotational == -1 || caps->trim == -1 || caps->zero == -1
+      || caps->fast_zero == -1 || caps->fua == -1 || caps->multi_conn == -1
+      || caps->extents == -1 || caps->cache == -1) {
+    nbdkit_error ("the NBD server at %s: what it offers: %s", target (),
+                  nbd_get_error ());
+    return -1;
+  }
+  caps->description = nbd_get_export_description (nbd);
+  return 0;
+}
+
+/* Whether a server that came back (NOW) offers what it did (WAS):
+ * serving other bounds or flags to clients that were told the old
+ * ones would be wrong.  0, or -1 with an error naming the difference.
+ */
+static int
+caps_same (const struct caps *was, const struct caps *now)
+{
+  static const struct {
+    const char *name;
+    size_t off;
+  } flags[] = {
+#define F(x) { #x, offsetof (struct caps, x) }
+    F (read_only), F (flush), F (rotational), F (trim),    F (zero),
+    F (fast_zero), F (fua),   F (multi_conn), F (extents), F (cache),
+#undef F
+  };
+
+  if (was->size != now->size) {
+    nbdkit_error ("the NBD server at %s came back with a size of %" PRIi64
+                  " bytes instead of %" PRIi64 ": not serving it",
+                  target (), now->size, was->size);
+    return -1;
+  }
+  for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
+    int a = *(const int *)((const char *)was + flags[i].off);
+    int b = *(const int *)((const char *)now + flags[i].off);
+    if (a != b) {
+      nbdkit_error ("the NBD server at %s came back with %s=%d instead of "
+                    "%d: not serving it",
+                    target (), flags[i].name, b, a);
+      return -1;
+    }
+  }
+  if (was->bs_min != now->bs_min || was->bs_pref != now->bs_pref
+      || was->bs_max != now->bs_max) {
+    nbdkit_error ("the NBD server at %s came back with block sizes %" PRIi64
+                  "/%" PRIi64 "/%" PRIi64 " instead of %" PRIi64 "/%" PRIi64
+                  "/%" PRIi64 ": not serving it",
+                  target (), now->bs_min, now->bs_pref, now->bs_max,
+                  was->bs_min, was->bs_pref, was->bs_max);
+    return -1;
+  }
+  return 0;
 }
 
 /* Start the reader of connected handle NBD; closes NBD on failure. */
@@ -249,10 +412,16 @@ conn_start (struct nbd_handle *nbd)
     nbd_close (nbd);
     return NULL;
   }
+  if (caps_read (nbd, &c->caps) == -1) {
+    nbd_close (nbd);
+    free (c);
+    return NULL;
+  }
   c->nbd = nbd;
   c->quit_fd = nbdkit_shutdown_fd ();
   pthread_mutex_init (&c->done_lock, NULL);
   c->done_tail = &c->done;
+  c->pending.next = c->pending.prev = &c->pending;
   if (pipe2 (c->wake, O_CLOEXEC | O_NONBLOCK) == -1) {
     nbdkit_error ("pipe2: %m");
     goto fail;
@@ -270,6 +439,7 @@ conn_start (struct nbd_handle *nbd)
 fail:
   nbd_close (nbd);
   pthread_mutex_destroy (&c->done_lock);
+  free (c->caps.description);
   free (c);
   return NULL;
 }
@@ -280,6 +450,16 @@ conn_stop (struct conn *c)
 {
   if (c == NULL)
     return;
+  /* A connection we cut: let the reader see its end, so that libnbd
+   * fails every command still in flight (whose requests would
+   * otherwise never complete) before the handle is closed.
+   */
+  for (int i = 0; i < 300 && __atomic_load_n (&c->cut, __ATOMIC_ACQUIRE)
+                  && !__atomic_load_n (&c->ended, __ATOMIC_ACQUIRE);
+       i++) {
+    wake_reader (c);
+    usleep (10000);
+  }
   if (nbd_aio_is_ready (c->nbd) || nbd_aio_is_processing (c->nbd)) {
     nbd_aio_disconnect (c->nbd, 0);
     /* Let the reader send it, and see the server close. */
@@ -298,6 +478,7 @@ conn_stop (struct conn *c)
   drain (c);
   nbd_close (c->nbd);
   pthread_mutex_destroy (&c->done_lock);
+  free (c->caps.description);
   free (c);
 }
 
@@ -358,7 +539,7 @@ static const struct nbdkit_param nbd_params[]
         { .name = "timeout",
           .type = NBDKIT_PARAM_INT,
           .doc = "seconds: bound on connecting and the handshake (default "
-                 "30), and on each request (default none)" },
+                 "30), and on the age of each request (default none)" },
         { .name = "async",
           .type = NBDKIT_PARAM_BOOL,
           .default_value = "true",
@@ -588,7 +769,9 @@ nbd_config_help (void)
          "timeout=SECONDS bounds connecting and the handshake (default 30 s)\n"
          "and each request: a request the server leaves unanswered that long\n"
          "fails with EIO and the connection to the server is dropped\n"
-         "(default: requests wait as long as the server takes).";
+         "(default: requests wait as long as the server takes).\n"
+         "With shared=true, a lost connection is made again by the next\n"
+         "request (socket=, uri=, hostname=, vsock=).";
 }
 
 static void
@@ -843,13 +1026,144 @@ nbd_after_fork (void)
   if (nbd == NULL)
     return -1;
   shared_conn = conn_start (nbd);
-  return shared_conn ? 0 : -1;
+  if (shared_conn == NULL)
+    return -1;
+  shared_conn->refs = 1;
+  shared_caps = shared_conn->caps;
+  if (shared_caps.description) {
+    shared_caps.description = strdup (shared_caps.description);
+    if (shared_caps.description == NULL) {
+      nbdkit_error ("strdup: %m");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The shared connection can be made again only to a server we find by
+ * address.  A socket-fd= is used up.  A command= is not run again: it
+ * may serve a disk that does not outlive it (a RAM disk, a temporary
+ * overlay), and a fresh one of the same size would be served as if it
+ * were the old one.
+ */
+static bool
+can_reconnect (void)
+{
+  return sockname || uri || hostname || vsock_cid;
+}
+
+/* Shared mode: drop a reference to C (never from C's reader). */
+static void
+conn_put (struct conn *c)
+{
+  bool last;
+
+  if (c == NULL || !shared)
+    return;
+  pthread_mutex_lock (&shared_lock);
+  last = --c->refs == 0;
+  pthread_mutex_unlock (&shared_lock);
+  if (last)
+    conn_stop (c);
+}
+
+static bool
+conn_lost (struct conn *c)
+{
+  return __atomic_load_n (&c->ended, __ATOMIC_ACQUIRE)
+         || __atomic_load_n (&c->cut, __ATOMIC_ACQUIRE) != CUT_NONE
+         || nbd_aio_is_dead (c->nbd) || nbd_aio_is_closed (c->nbd);
+}
+
+/* Connect to the shared server again; the new conn, or NULL. */
+static struct conn *
+reconnect (void)
+{
+  struct nbd_handle *nbd;
+  struct conn *c;
+
+  nbdkit_debug ("nbd: connecting again to the NBD server at %s", target ());
+  nbd = connect_server (export_name ? export_name : "", false);
+  if (nbd == NULL)
+    return NULL;
+  c = conn_start (nbd);
+  if (c && caps_same (&shared_caps, &c->caps) == -1) {
+    conn_stop (c);
+    return NULL;
+  }
+  if (c)
+    nbdkit_debug ("nbd: connected again to the NBD server at %s", target ());
+  return c;
+}
+
+/* The connection for a request OP of H, with a reference (conn_put
+ * when done), or NULL with an error (EIO).  In shared mode, after the
+ * connection was lost the next request connects again; requests that
+ * come meanwhile wait for that attempt and share its outcome (failing
+ * with EIO if it failed), so that one attempt is made at a time.
+ */
+static struct conn *
+conn_get (struct handle *h, const char *op)
+{
+  struct conn *c, *old;
+  bool waited = false;
+
+  if (!shared)
+    return h->c;
+  pthread_mutex_lock (&shared_lock);
+  for (;;) {
+    c = shared_conn;
+    if (c && !conn_lost (c)) {
+      c->refs++;
+      pthread_mutex_unlock (&shared_lock);
+      return c;
+    }
+    if (!reconnecting)
+      break;
+    while (reconnecting)
+      pthread_cond_wait (&shared_cond, &shared_lock);
+    waited = true;
+  }
+  if (waited || !can_reconnect ()
+      || (c && __atomic_load_n (&c->quitting, __ATOMIC_ACQUIRE))) {
+    pthread_mutex_unlock (&shared_lock);
+    nbdkit_error ("%s: the connection to the NBD server at %s is lost%s", op,
+                  target (),
+                  waited             ? " and connecting again failed"
+                  : can_reconnect () ? ""
+                                     : " (it cannot be made again)");
+    nbdkit_set_error (EIO);
+    return NULL;
+  }
+  reconnecting = true;
+  old = shared_conn;
+  shared_conn = NULL;
+  pthread_mutex_unlock (&shared_lock);
+
+  conn_put (old);
+  c = reconnect ();
+
+  pthread_mutex_lock (&shared_lock);
+  shared_conn = c;
+  if (c)
+    c->refs = 2; /* shared_conn's and ours */
+  reconnecting = false;
+  pthread_cond_broadcast (&shared_cond);
+  pthread_mutex_unlock (&shared_lock);
+  if (c == NULL) {
+    nbdkit_error ("%s: the connection to the NBD server at %s is lost and "
+                  "connecting again failed",
+                  op, target ());
+    nbdkit_set_error (EIO);
+  }
+  return c;
 }
 
 static void
 nbd_unload (void)
 {
   conn_stop (shared_conn);
+  free (shared_caps.description);
   free ((char *)sockname);
   free ((char *)uri);
   free ((char *)hostname);
@@ -941,25 +1255,24 @@ nbd_open (int readonly, const char *exportname, int is_tls)
     nbdkit_error ("malloc: %m");
     return NULL;
   }
+  /* Shared: what the server offered at start, whether or not the
+   * connection is up now (a request connects again if it is not).
+   */
   if (shared) {
-    if (shared_conn == NULL) {
-      nbdkit_error ("not connected to the NBD server at %s", target ());
-      free (h);
-      return NULL;
-    }
-    h->c = shared_conn;
-    h->nbd = shared_conn->nbd;
+    h->c = NULL;
+    h->caps = &shared_caps;
     return h;
   }
-  h->nbd = connect_server (dynamic_export ? exportname
-                           : export_name  ? export_name
-                                          : "",
-                           false);
-  h->c = h->nbd ? conn_start (h->nbd) : NULL;
+  struct nbd_handle *nbd = connect_server (dynamic_export ? exportname
+                                           : export_name  ? export_name
+                                                          : "",
+                                           false);
+  h->c = nbd ? conn_start (nbd) : NULL;
   if (h->c == NULL) {
     free (h);
     return NULL;
   }
+  h->caps = &h->c->caps;
   return h;
 }
 
@@ -968,7 +1281,7 @@ nbd_close_handle (void *handle)
 {
   struct handle *h = handle;
 
-  if (h->c != shared_conn)
+  if (!shared)
     conn_stop (h->c);
   free (h);
 }
@@ -988,35 +1301,22 @@ failed (const char *op)
 static int64_t
 nbd_get_size_cb (void *handle)
 {
-  struct handle *h = handle;
-  int64_t r = nbd_get_size (h->nbd);
-
-  if (r == -1)
-    failed ("get_size");
-  return r;
+  return ((struct handle *)handle)->caps->size;
 }
 
 static const char *
 nbd_export_description (void *handle)
 {
-  struct handle *h = handle;
-  char *d = nbd_get_export_description (h->nbd);
-  const char *r;
+  const char *d = ((struct handle *)handle)->caps->description;
 
-  if (d == NULL)
-    return NULL;
-  r = nbdkit_strdup_intern (d);
-  free (d);
-  return r;
+  return d ? nbdkit_strdup_intern (d) : NULL;
 }
 
 static int
 nbd_block_size_cb (void *handle, struct nbdkit_block_size *bs)
 {
-  struct handle *h = handle;
-  int64_t mn = nbd_get_block_size (h->nbd, LIBNBD_SIZE_MINIMUM);
-  int64_t pr = nbd_get_block_size (h->nbd, LIBNBD_SIZE_PREFERRED);
-  int64_t mx = nbd_get_block_size (h->nbd, LIBNBD_SIZE_MAXIMUM);
+  const struct caps *c = ((struct handle *)handle)->caps;
+  int64_t mn = c->bs_min, pr = c->bs_pref, mx = c->bs_max;
 
   /* Pass them on only when the server gave a usable set, bringing the
    * preferred size into the range our clients may be told.
@@ -1039,82 +1339,66 @@ nbd_block_size_cb (void *handle, struct nbdkit_block_size *bs)
   return 0;
 }
 
-/* A libnbd answer of 0/1, or -1 as an error. */
-static int
-flag (int r, const char *op)
-{
-  return r == -1 ? failed (op) : r;
-}
+#define CAP(handle, x) (((struct handle *)(handle))->caps->x)
 
 static int
 nbd_can_write (void *handle)
 {
-  struct handle *h = handle;
-  int r = nbd_is_read_only (h->nbd);
-  return r == -1 ? failed ("is_read_only") : !r;
+  return !CAP (handle, read_only);
 }
 
 static int
 nbd_can_flush_cb (void *handle)
 {
-  return flag (nbd_can_flush (((struct handle *)handle)->nbd), "can_flush");
+  return CAP (handle, flush);
 }
 
 static int
 nbd_is_rotational_cb (void *handle)
 {
-  return flag (nbd_is_rotational (((struct handle *)handle)->nbd),
-               "is_rotational");
+  return CAP (handle, rotational);
 }
 
 static int
 nbd_can_trim_cb (void *handle)
 {
-  return flag (nbd_can_trim (((struct handle *)handle)->nbd), "can_trim");
+  return CAP (handle, trim);
 }
 
 static int
 nbd_can_zero_cb (void *handle)
 {
-  int r = flag (nbd_can_zero (((struct handle *)handle)->nbd), "can_zero");
-  return r == -1 ? -1 : r ? NBDKIT_ZERO_NATIVE : NBDKIT_ZERO_EMULATE;
+  return CAP (handle, zero) ? NBDKIT_ZERO_NATIVE : NBDKIT_ZERO_EMULATE;
 }
 
 static int
 nbd_can_fast_zero_cb (void *handle)
 {
-  return flag (nbd_can_fast_zero (((struct handle *)handle)->nbd),
-               "can_fast_zero");
+  return CAP (handle, fast_zero);
 }
 
 static int
 nbd_can_fua_cb (void *handle)
 {
-  int r = flag (nbd_can_fua (((struct handle *)handle)->nbd), "can_fua");
-  return r == -1 ? -1 : r ? NBDKIT_FUA_NATIVE : NBDKIT_FUA_NONE;
+  return CAP (handle, fua) ? NBDKIT_FUA_NATIVE : NBDKIT_FUA_NONE;
 }
 
 static int
 nbd_can_multi_conn_cb (void *handle)
 {
-  return flag (nbd_can_multi_conn (((struct handle *)handle)->nbd),
-               "can_multi_conn");
+  return CAP (handle, multi_conn);
 }
 
 static int
 nbd_can_extents_cb (void *handle)
 {
-  int r = flag (nbd_can_meta_context (((struct handle *)handle)->nbd,
-                                      LIBNBD_CONTEXT_BASE_ALLOCATION),
-                "can_meta_context");
-  return r == -1 ? -1 : r ? NBDKIT_EXTENTS_NATIVE : NBDKIT_EXTENTS_EMULATE;
+  return CAP (handle, extents) ? NBDKIT_EXTENTS_NATIVE : NBDKIT_EXTENTS_EMULATE;
 }
 
 static int
 nbd_can_cache_cb (void *handle)
 {
-  int r = flag (nbd_can_cache (((struct handle *)handle)->nbd), "can_cache");
-  return r == -1 ? -1 : r ? NBDKIT_CACHE_NATIVE : NBDKIT_CACHE_NONE;
+  return CAP (handle, cache) ? NBDKIT_CACHE_NATIVE : NBDKIT_CACHE_NONE;
 }
 
 /* One request in flight: the issuing thread waits on DONE.  The
@@ -1127,6 +1411,8 @@ struct range {
 };
 
 struct txn {
+  struct pend p;
+  struct conn *c;
   sem_t done;
   int err;         /* from the server (or libnbd) */
   struct range *r; /* holes (pread) or extents (block status) */
@@ -1151,6 +1437,7 @@ txn_done (void *user_data, int *error)
   struct txn *t = user_data;
 
   t->err = *error;
+  pend_del (t->c, &t->p);
   sem_post (&t->done);
   return 1;
 }
@@ -1177,14 +1464,14 @@ txn_add (struct txn *t, uint64_t offset, uint64_t length, uint32_t type)
  * send the rest.
  */
 static void
-kick (struct handle *h)
+kick (struct conn *c)
 {
   /* With a clock to run (timeout=, or stopping), the reader must see
    * the request too.
    */
-  if ((nbd_aio_get_direction (h->nbd) & LIBNBD_AIO_DIRECTION_WRITE)
-      || timeout > 0 || __atomic_load_n (&h->c->quitting, __ATOMIC_ACQUIRE))
-    wake_reader (h->c);
+  if ((nbd_aio_get_direction (c->nbd) & LIBNBD_AIO_DIRECTION_WRITE)
+      || timeout > 0 || __atomic_load_n (&c->quitting, __ATOMIC_ACQUIRE))
+    wake_reader (c);
 }
 
 /* The error of a command that failed with ERR, naming OP. */
@@ -1210,10 +1497,11 @@ report (struct conn *c, const char *op, int err)
 
 /* Wait for the command of COOKIE (-1: it was not issued). */
 static int
-txn_wait (struct handle *h, struct txn *t, int64_t cookie, const char *op)
+txn_wait (struct conn *c, struct txn *t, int64_t cookie, const char *op)
 {
   if (cookie == -1) {
-    if (nbd_aio_is_dead (h->nbd) || nbd_aio_is_closed (h->nbd)) {
+    pend_del (c, &t->p);
+    if (nbd_aio_is_dead (c->nbd) || nbd_aio_is_closed (c->nbd)) {
       nbdkit_error ("%s: the connection to the NBD server at %s is lost", op,
                     target ());
       nbdkit_set_error (EIO);
@@ -1222,11 +1510,11 @@ txn_wait (struct handle *h, struct txn *t, int64_t cookie, const char *op)
     failed (op);
     return -1;
   }
-  kick (h);
+  kick (c);
   while (sem_wait (&t->done) == -1 && errno == EINTR)
     ;
   if (t->err) {
-    report (h->c, op, t->err);
+    report (c, op, t->err);
     nbdkit_set_error (cmd_errno (t->err));
     return -1;
   }
@@ -1238,11 +1526,13 @@ txn_wait (struct handle *h, struct txn *t, int64_t cookie, const char *op)
   return 0;
 }
 
+/* Before issuing a command on C: it is in flight from now on. */
 static void
-txn_init (struct txn *t)
+txn_init (struct txn *t, struct conn *c)
 {
-  *t = (struct txn){ .err = 0 };
+  *t = (struct txn){ .c = c };
   sem_init (&t->done, 0, 0);
+  pend_add (c, &t->p);
 }
 
 static void
@@ -1250,6 +1540,7 @@ txn_free (struct txn *t)
 {
   sem_destroy (&t->done);
   free (t->r);
+  conn_put (t->c);
 }
 
 #define COMPLETION(t)                                                          \
@@ -1273,14 +1564,16 @@ static int
 nbd_pread_cb (void *handle, void *buf, uint64_t count, uint64_t offset,
               uint32_t flags, struct nbdkit_read *rd)
 {
-  struct handle *h = handle;
+  struct conn *c = conn_get (handle, "pread");
   struct txn t;
   int r;
 
-  txn_init (&t);
+  if (c == NULL)
+    return -1;
+  txn_init (&t, c);
   nbd_chunk_callback cb = { .callback = read_chunk, .user_data = &t };
-  r = txn_wait (h, &t,
-                nbd_aio_pread_structured (h->nbd, buf, count, offset, cb,
+  r = txn_wait (c, &t,
+                nbd_aio_pread_structured (c->nbd, buf, count, offset, cb,
                                           COMPLETION (&t), 0),
                 "pread");
   for (size_t i = 0; r == 0 && rd && i < t.n; i++)
@@ -1307,13 +1600,15 @@ static int
 nbd_pwrite_cb (void *handle, const void *buf, uint64_t count, uint64_t offset,
                uint32_t flags)
 {
-  struct handle *h = handle;
+  struct conn *c = conn_get (handle, "pwrite");
   struct txn t;
   int r;
 
-  txn_init (&t);
-  r = txn_wait (h, &t,
-                nbd_aio_pwrite (h->nbd, buf, count, offset, COMPLETION (&t),
+  if (c == NULL)
+    return -1;
+  txn_init (&t, c);
+  r = txn_wait (c, &t,
+                nbd_aio_pwrite (c->nbd, buf, count, offset, COMPLETION (&t),
                                 lflags (flags)),
                 "pwrite");
   txn_free (&t);
@@ -1323,12 +1618,14 @@ nbd_pwrite_cb (void *handle, const void *buf, uint64_t count, uint64_t offset,
 static int
 nbd_flush_cb (void *handle, uint32_t flags)
 {
-  struct handle *h = handle;
+  struct conn *c = conn_get (handle, "flush");
   struct txn t;
   int r;
 
-  txn_init (&t);
-  r = txn_wait (h, &t, nbd_aio_flush (h->nbd, COMPLETION (&t), 0), "flush");
+  if (c == NULL)
+    return -1;
+  txn_init (&t, c);
+  r = txn_wait (c, &t, nbd_aio_flush (c->nbd, COMPLETION (&t), 0), "flush");
   txn_free (&t);
   return r;
 }
@@ -1336,14 +1633,16 @@ nbd_flush_cb (void *handle, uint32_t flags)
 static int
 nbd_trim_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 {
-  struct handle *h = handle;
+  struct conn *c = conn_get (handle, "trim");
   struct txn t;
   int r;
 
-  txn_init (&t);
+  if (c == NULL)
+    return -1;
+  txn_init (&t, c);
   r = txn_wait (
-      h, &t,
-      nbd_aio_trim (h->nbd, count, offset, COMPLETION (&t), lflags (flags)),
+      c, &t,
+      nbd_aio_trim (c->nbd, count, offset, COMPLETION (&t), lflags (flags)),
       "trim");
   txn_free (&t);
   return r;
@@ -1352,15 +1651,17 @@ nbd_trim_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 static int
 nbd_zero_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 {
-  struct handle *h = handle;
+  struct conn *c = conn_get (handle, "zero");
   uint32_t f = lflags (flags);
   struct txn t;
   int r;
 
+  if (c == NULL)
+    return -1;
   if (!(flags & NBDKIT_FLAG_MAY_TRIM))
     f |= LIBNBD_CMD_FLAG_NO_HOLE;
-  txn_init (&t);
-  r = txn_wait (h, &t, nbd_aio_zero (h->nbd, count, offset, COMPLETION (&t), f),
+  txn_init (&t, c);
+  r = txn_wait (c, &t, nbd_aio_zero (c->nbd, count, offset, COMPLETION (&t), f),
                 "zero");
   txn_free (&t);
   return r;
@@ -1369,13 +1670,15 @@ nbd_zero_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 static int
 nbd_cache_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags)
 {
-  struct handle *h = handle;
+  struct conn *c = conn_get (handle, "cache");
   struct txn t;
   int r;
 
-  txn_init (&t);
-  r = txn_wait (h, &t,
-                nbd_aio_cache (h->nbd, count, offset, COMPLETION (&t), 0),
+  if (c == NULL)
+    return -1;
+  txn_init (&t, c);
+  r = txn_wait (c, &t,
+                nbd_aio_cache (c->nbd, count, offset, COMPLETION (&t), 0),
                 "cache");
   txn_free (&t);
   return r;
@@ -1406,20 +1709,22 @@ static int
 nbd_extents_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
                 struct nbdkit_extents *extents)
 {
-  struct handle *h = handle;
+  struct conn *c = conn_get (handle, "block_status");
   struct txn t;
   int r;
 
+  if (c == NULL)
+    return -1;
   /* One request covers less than 4G: ask for 2G (a multiple of any
    * block size), the client asks again for the rest.
    */
   if (count > UINT32_MAX)
     count = UINT64_C (1) << 31;
-  txn_init (&t);
+  txn_init (&t, c);
   nbd_extent_callback cb = { .callback = got_extents, .user_data = &t };
-  r = txn_wait (h, &t,
+  r = txn_wait (c, &t,
                 nbd_aio_block_status (
-                    h->nbd, count, offset, cb, COMPLETION (&t),
+                    c->nbd, count, offset, cb, COMPLETION (&t),
                     flags & NBDKIT_FLAG_REQ_ONE ? LIBNBD_CMD_FLAG_REQ_ONE : 0),
                 "block_status");
   for (size_t i = 0; r == 0 && i < t.n; i++)
@@ -1440,6 +1745,7 @@ nbd_extents_cb (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
  * before the completion.
  */
 struct aop {
+  struct pend p;
   struct aop *next;
   struct conn *c;
   struct nbdkit_completion *done;
@@ -1470,6 +1776,7 @@ aop_free (void *user_data)
   struct aop *a = user_data;
   struct conn *c = a->c;
 
+  pend_del (c, &a->p);
   if (!a->queued) {
     free (a);
     return;
@@ -1502,19 +1809,27 @@ drain (struct conn *c)
   }
 }
 
-/* A new aop, or NULL (then the request fails at once). */
+/* A new aop for a command about to be issued on the conn of H, or
+ * NULL (then the request fails at once).
+ */
 static struct aop *
 aop_new (struct handle *h, struct nbdkit_completion *done, const char *op)
 {
-  struct aop *a = calloc (1, sizeof *a);
+  struct conn *c = conn_get (h, op);
+  struct aop *a;
 
+  if (c == NULL)
+    return NULL;
+  a = calloc (1, sizeof *a);
   if (a == NULL) {
     nbdkit_error ("calloc: %m");
+    conn_put (c);
     return NULL;
   }
-  a->c = h->c;
+  a->c = c;
   a->done = done;
   a->op = op;
+  pend_add (c, &a->p);
   return a;
 }
 
@@ -1526,20 +1841,23 @@ aop_new (struct handle *h, struct nbdkit_completion *done, const char *op)
  * has freed the aop): fail at once, as the synchronous way does.
  */
 static int
-issued (struct handle *h, int64_t cookie, const char *op)
+issued (struct conn *c, int64_t cookie, const char *op)
 {
-  drain (h->c);
+  int r = 0;
+
+  drain (c);
   if (cookie == -1) {
-    if (nbd_aio_is_dead (h->nbd) || nbd_aio_is_closed (h->nbd)) {
+    if (nbd_aio_is_dead (c->nbd) || nbd_aio_is_closed (c->nbd)) {
       nbdkit_error ("%s: the connection to the NBD server at %s is lost", op,
                     target ());
       nbdkit_set_error (EIO);
-      return -1;
-    }
-    return failed (op);
-  }
-  kick (h);
-  return 0;
+      r = -1;
+    } else
+      r = failed (op);
+  } else
+    kick (c);
+  conn_put (c);
+  return r;
 }
 
 static int
@@ -1560,14 +1878,16 @@ nbd_async_pread (void *handle, void *buf, uint64_t count, uint64_t offset,
                  struct nbdkit_completion *done)
 {
   struct handle *h = handle;
+  struct conn *c;
   struct aop *a = aop_new (h, done, "pread");
 
   if (a == NULL)
     return -1;
+  c = a->c;
   a->rd = rd;
   nbd_chunk_callback cb = { .callback = async_read_chunk, .user_data = a };
-  return issued (h,
-                 nbd_aio_pread_structured (h->nbd, buf, count, offset, cb,
+  return issued (c,
+                 nbd_aio_pread_structured (c->nbd, buf, count, offset, cb,
                                            ACOMPLETION (a), 0),
                  "pread");
 }
@@ -1578,12 +1898,14 @@ nbd_async_pwrite (void *handle, const void *buf, uint64_t count,
                   struct nbdkit_completion *done)
 {
   struct handle *h = handle;
+  struct conn *c;
   struct aop *a = aop_new (h, done, "pwrite");
 
   if (a == NULL)
     return -1;
-  return issued (h,
-                 nbd_aio_pwrite (h->nbd, buf, count, offset, ACOMPLETION (a),
+  c = a->c;
+  return issued (c,
+                 nbd_aio_pwrite (c->nbd, buf, count, offset, ACOMPLETION (a),
                                  lflags (flags)),
                  "pwrite");
 }
@@ -1592,11 +1914,13 @@ static int
 nbd_async_flush (void *handle, uint32_t flags, struct nbdkit_completion *done)
 {
   struct handle *h = handle;
+  struct conn *c;
   struct aop *a = aop_new (h, done, "flush");
 
   if (a == NULL)
     return -1;
-  return issued (h, nbd_aio_flush (h->nbd, ACOMPLETION (a), 0), "flush");
+  c = a->c;
+  return issued (c, nbd_aio_flush (c->nbd, ACOMPLETION (a), 0), "flush");
 }
 
 static int
@@ -1604,12 +1928,14 @@ nbd_async_trim (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
                 struct nbdkit_completion *done)
 {
   struct handle *h = handle;
+  struct conn *c;
   struct aop *a = aop_new (h, done, "trim");
 
   if (a == NULL)
     return -1;
+  c = a->c;
   return issued (
-      h, nbd_aio_trim (h->nbd, count, offset, ACOMPLETION (a), lflags (flags)),
+      c, nbd_aio_trim (c->nbd, count, offset, ACOMPLETION (a), lflags (flags)),
       "trim");
 }
 
@@ -1618,14 +1944,16 @@ nbd_async_zero (void *handle, uint64_t count, uint64_t offset, uint32_t flags,
                 struct nbdkit_completion *done)
 {
   struct handle *h = handle;
+  struct conn *c;
   uint32_t f = lflags (flags);
   struct aop *a = aop_new (h, done, "zero");
 
   if (a == NULL)
     return -1;
+  c = a->c;
   if (!(flags & NBDKIT_FLAG_MAY_TRIM))
     f |= LIBNBD_CMD_FLAG_NO_HOLE;
-  return issued (h, nbd_aio_zero (h->nbd, count, offset, ACOMPLETION (a), f),
+  return issued (c, nbd_aio_zero (c->nbd, count, offset, ACOMPLETION (a), f),
                  "zero");
 }
 
@@ -1656,17 +1984,19 @@ nbd_async_extents (void *handle, uint64_t count, uint64_t offset,
                    struct nbdkit_completion *done)
 {
   struct handle *h = handle;
+  struct conn *c;
   struct aop *a = aop_new (h, done, "block_status");
 
   if (a == NULL)
     return -1;
+  c = a->c;
   a->e = extents;
   if (count > UINT32_MAX)
     count = UINT64_C (1) << 31;
   nbd_extent_callback cb = { .callback = async_extents_cb, .user_data = a };
-  return issued (h,
+  return issued (c,
                  nbd_aio_block_status (
-                     h->nbd, count, offset, cb, ACOMPLETION (a),
+                     c->nbd, count, offset, cb, ACOMPLETION (a),
                      flags & NBDKIT_FLAG_REQ_ONE ? LIBNBD_CMD_FLAG_REQ_ONE : 0),
                  "block_status");
 }

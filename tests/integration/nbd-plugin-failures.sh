@@ -11,8 +11,10 @@
 #     stays up, refuses new clients with a clear message while the
 #     backend is down, and serves correct bytes to a new client once the
 #     backend runs again;
-#   - the same in shared mode: new clients get a clear error (the one
-#     connection is gone), the proxy stays up and stops cleanly.
+#   - the same in shared mode: while the backend is down, a new client's
+#     read fails with a message naming the backend (connecting again
+#     fails), the proxy stays up and stops cleanly (nbd-plugin-shared.sh
+#     tests the backend coming back).
 . "$(dirname "$0")/functions.sh"
 requires_ours # messages of ours
 requires_python_nbd
@@ -135,7 +137,8 @@ t nbdcopy "$px_uri" again.img
 cmp again.img disk.img || fail "after the backend came back: data differs"
 stop_nbdkit "$px_pid" || fail "the proxy did not stop"
 
-# Shared mode: the one connection to the backend is lost for good.
+# Shared mode: the one connection to the backend is lost, and cannot
+# be made again while the backend is down.
 back_pid=$pid
 start_nbdkit shpx nbd socket="$back_sock" shared=true 2> shpx.err
 sh_pid=$pid sh_uri=$uri

@@ -4,13 +4,17 @@
 # plugin) as the backend.
 #   1. timeout=2: a read in flight fails with EIO after about 2 s, never
 #      with wrong bytes, the message names the backend and the request;
-#      after SIGCONT a new client reads the right bytes;
+#      after SIGCONT a new client reads the right bytes (in shared mode
+#      too: the next request connects again);
 #   2. a client connecting while the backend is frozen is refused
 #      within the connect timeout (timeout=2), with a message;
 #   3. SIGTERM to the proxy while the backend is frozen and a read is in
 #      flight: the proxy exits within 10 s (without timeout=, with the
 #      asynchronous and the synchronous request paths, and in shared
-#      mode).
+#      mode);
+#   4. timeout=2 bounds each request's age: a backend (Python plugin)
+#      that leaves one read unanswered for 8 s while it answers the
+#      others at once: that read fails with EIO after about 2 s.
 . "$(dirname "$0")/functions.sh"
 requires_ours # timeout= is ours
 requires_python_nbd
@@ -73,15 +77,9 @@ for mode in async=true async=false shared=true; do
     { cat px.err; fail "$mode: no message naming the request and the backend"; }
   kill -CONT "$back_pid"
   kill -0 "$px_pid" 2>/dev/null || fail "$mode: the proxy died"
-  if [ "$mode" = shared=true ]; then
-    # The one connection is gone: later clients are refused, clearly.
-    if t nbdcopy "$px_uri" sh.img > sh.out 2>&1; then
-      fail "shared: a client read through the dropped connection"
-    fi
-  else
-    t nbdcopy "$px_uri" again.img
-    cmp again.img disk.img || fail "$mode: after SIGCONT: data differs"
-  fi
+  # Shared too: the one connection was dropped, and is made again.
+  t nbdcopy "$px_uri" again.img || { cat px.err; fail "$mode: after SIGCONT"; }
+  cmp again.img disk.img || fail "$mode: after SIGCONT: data differs"
   stop_nbdkit "$px_pid" || fail "$mode: the proxy did not stop"
 done
 
@@ -162,6 +160,64 @@ PY
   note "$mode: SIGTERM: the proxy exited after $took s; $(cat client.out)"
   kill -CONT "$back_pid"
 done
+
+# 4. One read left unanswered while the others are answered.
+cat > slow.py <<'PY'
+import time
+import nbdkit
+API_VERSION = 3
+def thread_model():
+    return nbdkit.THREAD_MODEL_PARALLEL
+def get_size(h):
+    return 4 << 20
+def pread(h, buf, offset, flags):
+    if offset == 1 << 20:
+        time.sleep(8)
+    buf[:] = bytes([offset >> 20 | 0x40]) * len(buf)
+PY
+start_nbdkit slow python "$tmpdir/slow.py"
+slow_pid=$pid slow_sock=$sock
+for mode in async=true async=false shared=true; do
+  start_nbdkit px nbd socket="$slow_sock" timeout=2 "$mode" 2> px.err
+  px_pid=$pid px_uri=$uri
+  t "$PYTHON" - "$px_uri" "$mode" > age.out 2>&1 <<'PY' || { cat age.out px.err; fail "$mode: the slow read"; }
+import errno, sys, time
+import nbd
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+assert h.pread(4096, 0) == b"\x40" * 4096
+buf = nbd.Buffer(4096)
+start = time.monotonic()
+cookie = h.aio_pread(buf, 1 << 20)
+fast = 0
+try:
+    while True:
+        if h.aio_command_completed(cookie):
+            sys.exit("the slow read succeeded after %.1f s"
+                     % (time.monotonic() - start))
+        assert time.monotonic() - start < 7, "the slow read is still waiting"
+        try:
+            assert h.pread(4096, 2 << 20) == b"\x42" * 4096
+            fast += 1
+        except nbd.Error:
+            pass # in flight when the connection was dropped
+        h.poll(0)
+        time.sleep(0.1)
+except nbd.Error as e:
+    took = time.monotonic() - start
+    assert e.errnum == errno.EIO, e
+    assert 1.5 < took < 5, "the error came after %.1f s" % took
+    assert fast >= 5, "only %d other reads were answered meanwhile" % fast
+    print("EIO after %.1f s, %d other reads answered meanwhile" % (took, fast))
+if sys.argv[2] == "shared=true":
+    assert h.pread(4096, 0) == b"\x40" * 4096, "no right bytes after"
+PY
+  note "$mode: age: $(cat age.out)"
+  grep -q "pread: no answer from the NBD server at socket=$slow_sock within timeout=2 s" px.err ||
+    { cat px.err; fail "$mode: age: no message naming the request and the backend"; }
+  stop_nbdkit "$px_pid" || fail "$mode: age: the proxy did not stop"
+done
+stop_nbdkit "$slow_pid"
 
 # The backend answers again after all this.
 assert_eq "the backend" "$(t nbdinfo --size "nbd+unix:///?socket=$back_sock")" $((4 << 20))
