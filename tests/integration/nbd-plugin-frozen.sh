@@ -62,7 +62,7 @@ try:
 except nbd.Error as e:
     took = time.monotonic() - start
     assert e.errnum == errno.EIO, e
-    assert 1.5 < took < 5, "the error came after %.1f s" % took
+    assert 1.5 < took < 6.5, "the error came after %.1f s" % took
     print("EIO after %.1f s: %s" % (took, e.string))
 PY
 }
@@ -161,7 +161,11 @@ PY
   kill -CONT "$back_pid"
 done
 
-# 4. One read left unanswered while the others are answered.
+# 4. One read left unanswered while the others are answered (by a
+# Python plugin; the ThreadSanitizer build has no Python host).
+if [ ! -e "$BUILDDIR/plugins/nbdkit-python-plugin.so" ]; then
+  note "SKIP section 4: no Python plugin in $BUILDDIR"
+else
 cat > slow.py <<'PY'
 import time
 import nbdkit
@@ -206,7 +210,7 @@ try:
 except nbd.Error as e:
     took = time.monotonic() - start
     assert e.errnum == errno.EIO, e
-    assert 1.5 < took < 5, "the error came after %.1f s" % took
+    assert 1.5 < took < 6.5, "the error came after %.1f s" % took
     assert fast >= 5, "only %d other reads were answered meanwhile" % fast
     print("EIO after %.1f s, %d other reads answered meanwhile" % (took, fast))
 if sys.argv[2] == "shared=true":
@@ -218,6 +222,7 @@ PY
   stop_nbdkit "$px_pid" || fail "$mode: age: the proxy did not stop"
 done
 stop_nbdkit "$slow_pid"
+fi
 
 # The backend answers again after all this.
 assert_eq "the backend" "$(t nbdinfo --size "nbd+unix:///?socket=$back_sock")" $((4 << 20))
