@@ -235,6 +235,10 @@ struct async_conn {
                          order for serialize-retirement) (c->lock) */
   struct areq **ready_tail;
   bool sending; /* a thread has the sender role (c->lock) */
+  /* Replies sent whole by the thread that completed, and hand-offs
+   * to a pool thread (c->lock): logged at the close (-v).
+   */
+  uint64_t at_once, handed_off;
 };
 
 static const uint16_t kinds[]
@@ -360,12 +364,16 @@ finish_locked (struct async_conn *a, struct areq *q)
  * sends the queue.  The thread that completed takes the role if it is
  * free, but it may be shared by every connection (a library's
  * callback thread), so it never waits for the client: it sends only
- * what the socket takes at once.  The rest, and the role, go to a
+ * what the socket takes at once (over TLS too: tls.c's push function
+ * does not wait for it either).  The rest, and the role, go to a
  * pool thread (flusher), which may wait on this client alone, and
  * sends the queue in batches.  A reply cut short that way is finished
  * before anything else leaves (a->partial): built again and sent from
  * the byte where it stopped (struct out's skip), by the flusher or by
- * a thread of the connection that takes the send lock first.  The
+ * a thread of the connection that takes the send lock first.  Over
+ * TLS the bytes of a record the socket took only in part are not
+ * counted as sent, so that sending again starts at the record's first
+ * byte, where GnuTLS wants the same record sent again.  The
  * connection is freed only once no thread has the role.
  */
 
@@ -596,6 +604,7 @@ flusher (void *arg)
 static void
 hand_off (struct connection *c)
 {
+  c->async->handed_off++;
   pthread_mutex_unlock (&c->lock);
   if (pool_run (c->server, flusher, c) == -1)
     drain_waiting (c); /* no thread: wait here, as before */
@@ -604,15 +613,19 @@ hand_off (struct connection *c)
 /* With the sender role, on the thread that completed: send the queued
  * replies in turn, FIRST (not queued) before them if not NULL, as far
  * as the socket takes them at once; the rest, and the role, are
- * handed off.  TLS and pipes are always handed off (a GnuTLS record
- * cut short must be finished by the same session call).
+ * handed off.  Over TLS too: the push function does not wait either
+ * (core/tls.c), and a record cut short is held by the session until
+ * the partial reply is sent again from its first byte, which GnuTLS
+ * turns into the retry of the same record.  -s pipes are always handed
+ * off: a write to a pipe has no MSG_DONTWAIT, and making the pipe
+ * non-blocking would make the connection's own senders fail.
  */
 static void
 drain (struct connection *c, struct areq *first)
 {
   struct async_conn *a = c->async;
   struct areq *q = first;
-  bool nowait_ok = c->is_socket && c->tls_session == NULL;
+  bool nowait_ok = c->is_socket;
 
   if (q == NULL) {
     pthread_mutex_lock (&c->lock);
@@ -645,6 +658,7 @@ drain (struct connection *c, struct areq *first)
     pthread_mutex_unlock (&c->send_lock);
     reply_release (q);
     pthread_mutex_lock (&c->lock);
+    a->at_once++;
     retired_locked (c, q);
     if (!ready_in_turn (c))
       break;
@@ -911,6 +925,10 @@ async_conn_free (struct connection *c)
 
   if (a == NULL)
     return;
+  log_debug (c->server,
+             "asynchronous replies: %" PRIu64 " sent by the completing"
+             " thread, %" PRIu64 " hand-offs to a pool thread",
+             a->at_once, a->handed_off);
   while (a->free) {
     struct areq *q = a->free;
     a->free = q->next;
