@@ -235,10 +235,11 @@ struct async_conn {
                          order for serialize-retirement) (c->lock) */
   struct areq **ready_tail;
   bool sending; /* a thread has the sender role (c->lock) */
-  /* Replies sent whole by the thread that completed, and hand-offs
-   * to a pool thread (c->lock): logged at the close (-v).
+  /* Replies sent whole by the thread that completed, replies it cut
+   * short, and hand-offs to a pool thread (c->lock): logged at the
+   * close (-v).
    */
-  uint64_t at_once, handed_off;
+  uint64_t at_once, cut_short, handed_off;
 };
 
 static const uint16_t kinds[]
@@ -652,6 +653,7 @@ drain (struct connection *c, struct areq *first)
       a->partial = q;
       pthread_mutex_unlock (&c->send_lock);
       pthread_mutex_lock (&c->lock);
+      a->cut_short++;
       hand_off (c);
       return;
     }
@@ -927,8 +929,9 @@ async_conn_free (struct connection *c)
     return;
   log_debug (c->server,
              "asynchronous replies: %" PRIu64 " sent by the completing"
-             " thread, %" PRIu64 " hand-offs to a pool thread",
-             a->at_once, a->handed_off);
+             " thread, %" PRIu64 " cut short, %" PRIu64
+             " hand-offs to a pool thread",
+             a->at_once, a->cut_short, a->handed_off);
   while (a->free) {
     struct areq *q = a->free;
     a->free = q->next;
