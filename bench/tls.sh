@@ -8,6 +8,18 @@
 # round, the medians (MiB/s) and the ratio ours / nbdkit (target >= 1.0).
 #
 #   bench/tls.sh [-r ROUNDS] [-s SIZE_MIB] [-b BUILDDIR] [-m x509|psk|both]
+#   bench/tls.sh -a -B OTHERBUILD [-r ROUNDS] [-s SIZE_MIB] [-b BUILDDIR]
+#                [-t SECONDS]
+#
+# -a: asynchronous completions over TLS (X.509), this build against
+# another build of this server (-B, e.g. one of an older commit; Debian's
+# nbdkit cannot load the test plugin).  Each serves the test plugin
+# tests/plugins/asyncplug (threads=2: requests completed by the plugin's
+# own threads) filled with random data; clients, pinned with the server:
+#   fio --ioengine=nbd --rw=randread --bs=4k --iodepth=64 for SECONDS
+#   (IOPS; libnbd finds the client certificates in $HOME/.pki/libnbd)
+#   nbdcopy --no-extents URI null: (MiB/s)
+# and the most server threads seen during each.
 #
 # Environment: CPU (default 0), NBDKIT_OTHER (default /usr/bin/nbdkit).
 set -euo pipefail
@@ -18,19 +30,39 @@ rounds=5
 size_mib=1024
 builddir=build
 modes=both
-while getopts "r:s:b:m:" o; do
+async=false
+otherbuild=""
+secs=10
+while getopts "r:s:b:m:aB:t:" o; do
   case $o in
     r) rounds=$OPTARG ;;
     s) size_mib=$OPTARG ;;
     b) builddir=$OPTARG ;;
     m) modes=$OPTARG ;;
-    *) sed -n '2,14p' "$0"; exit 2 ;;
+    a) async=true ;;
+    B) otherbuild=$OPTARG ;;
+    t) secs=$OPTARG ;;
+    *) sed -n '2,28p' "$0"; exit 2 ;;
   esac
 done
+if $async; then
+  [ -n "$otherbuild" ] || { echo "bench/tls: -a needs -B OTHERBUILD" >&2; exit 2; }
+  [ "${size_mib}" = 1024 ] && size_mib=256
+  modes=x509
+fi
 [ "$modes" = both ] && modes="x509 psk"
 cd "$(dirname "$0")/.."
 ours=$(realpath "$builddir/nbdkit")
 other=${NBDKIT_OTHER:-/usr/bin/nbdkit}
+plugin=memory
+plugin_args=("${size_mib}M")
+if $async; then
+  other=$(realpath "$otherbuild/nbdkit")
+  plugin=$(realpath "$builddir/tests/plugins/nbdkit-asyncplug-plugin.so")
+  otherplugin=$(realpath "$otherbuild/tests/plugins/nbdkit-asyncplug-plugin.so")
+  plugin_args=("size=$((size_mib << 20))" threads=2)
+  command -v fio >/dev/null || { echo "bench/tls: fio is needed" >&2; exit 2; }
+fi
 cpu=${CPU:-0}
 pin="taskset -c $cpu"
 for c in "$other" nbdcopy taskset certtool psktool; do
@@ -55,13 +87,14 @@ head -c $((size_mib << 20)) /dev/urandom > "$tmp/src.img"
 
 # start SERVER MODE: the server on $tmp/sock, filled with src.img.
 start () {
-  local bin creds
+  local bin creds plug=$plugin
   [ "$1" = ours ] && bin=$ours || bin=$other
+  if $async && [ "$1" != ours ]; then plug=$otherplugin; fi
   if [ "$2" = psk ]; then creds="--tls-psk=$psk"
   else creds="--tls-certificates=$pki"; fi
   rm -f "$tmp/sock" "$tmp/pid"
   $pin "$bin" -U "$tmp/sock" -P "$tmp/pid" -f --tls=require "$creds" \
-    memory "${size_mib}M" 2>>"$tmp/server.log" &
+    "$plug" "${plugin_args[@]}" 2>>"$tmp/server.log" &
   pid=$!
   for _ in $(seq 100); do [ -s "$tmp/pid" ] && break; sleep 0.1; done
   [ -s "$tmp/pid" ] || { echo "bench/tls: $1 did not start" >&2; exit 1; }
@@ -85,7 +118,72 @@ run () {
   echo "$size_mib $t0 $t1" | awk '{ printf "%.1f\n", $1 / ($3 - $2) }'
 }
 
+# The most threads of the server seen until the file $tmp/done exists.
+watch_threads () {
+  local max=0 n spid
+  spid=$(cat "$tmp/pid")
+  while [ ! -e "$tmp/done" ]; do
+    n=$(ls "/proc/$spid/task" 2>/dev/null | wc -l)
+    [ "$n" -gt "$max" ] && max=$n
+    sleep 0.05
+  done
+  echo "$max"
+}
+
+# -a: random 4 KiB reads at depth 64 (IOPS), then a sequential copy
+# (MiB/s); prints "IOPS THREADS MIB/S THREADS".
+run_async () {
+  local iops mibs t1 t2
+  rm -f "$tmp/done"
+  watch_threads > "$tmp/threads" &
+  iops=$(HOME=$tmp/home $pin fio --name=r --ioengine=nbd \
+           --uri="nbds+unix:///?socket=$tmp/sock" --rw=randread --bs=4k \
+           --iodepth=64 --size="${size_mib}M" --time_based --runtime="$secs" \
+           --output-format=terse 2>/dev/null | awk -F';' '{ print $8 }')
+  touch "$tmp/done"
+  wait $!
+  t1=$(cat "$tmp/threads")
+  rm -f "$tmp/done"
+  watch_threads > "$tmp/threads" &
+  mibs=$(run x509)
+  touch "$tmp/done"
+  wait $!
+  t2=$(cat "$tmp/threads")
+  echo "$iops $t1 $mibs $t2"
+}
+
 median () { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+if $async; then
+  mkdir -p "$tmp/home/.pki"
+  cp -r "$clientpki" "$tmp/home/.pki/libnbd"
+  echo "bench/tls -a: ${size_mib} MiB asyncplug export (threads=2), X.509," \
+    "$rounds rounds, CPU $cpu"
+  echo "  ours:  $ours"
+  echo "  other: $other"
+  echo "  clients: $pin fio --ioengine=nbd --rw=randread --bs=4k" \
+    "--iodepth=64 --runtime=$secs; $pin nbdcopy --no-extents URI null:"
+  for s in ours other; do : > "$tmp/$s.iops"; : > "$tmp/$s.seq"; done
+  for r in $(seq "$rounds"); do
+    line="  round $r:"
+    for s in ours other; do
+      start "$s" x509
+      read -r iops t1 mibs t2 < <(run_async)
+      stop
+      echo "$iops" >> "$tmp/$s.iops"
+      echo "$mibs" >> "$tmp/$s.seq"
+      line="$line $s $iops IOPS ($t1 threads) $mibs MiB/s ($t2 threads);"
+    done
+    echo "$line"
+  done
+  for k in iops seq; do
+    mo=$(median < "$tmp/ours.$k")
+    mn=$(median < "$tmp/other.$k")
+    printf "%-4s median: ours %9.1f  other %9.1f  ratio %.3f\n" \
+      "$k" "$mo" "$mn" "$(echo "$mo $mn" | awk '{ print $1 / $2 }')"
+  done
+  exit 0
+fi
 
 echo "bench/tls: ${size_mib} MiB memory export, $rounds rounds, CPU $cpu"
 echo "  ours:   $ours"
