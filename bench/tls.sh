@@ -19,7 +19,7 @@
 #   fio --ioengine=nbd --rw=randread --bs=4k --iodepth=64 for SECONDS
 #   (IOPS; libnbd finds the client certificates in $HOME/.pki/libnbd)
 #   nbdcopy --no-extents URI null: (MiB/s)
-# and the most server threads seen during each.
+# and the server's CPU time during each (per read, per GiB).
 #
 # Environment: CPU (default 0), NBDKIT_OTHER (default /usr/bin/nbdkit).
 set -euo pipefail
@@ -118,38 +118,25 @@ run () {
   echo "$size_mib $t0 $t1" | awk '{ printf "%.1f\n", $1 / ($3 - $2) }'
 }
 
-# The most threads of the server seen until the file $tmp/done exists.
-watch_threads () {
-  local max=0 n spid
-  spid=$(cat "$tmp/pid")
-  while [ ! -e "$tmp/done" ]; do
-    n=$(ls "/proc/$spid/task" 2>/dev/null | wc -l)
-    [ "$n" -gt "$max" ] && max=$n
-    sleep 0.05
-  done
-  echo "$max"
-}
+# The server's CPU time so far, in clock ticks (user + system).
+cpu_ticks () { awk '{ print $14 + $15 }' "/proc/$(cat "$tmp/pid")/stat"; }
 
-# -a: random 4 KiB reads at depth 64 (IOPS), then a sequential copy
-# (MiB/s); prints "IOPS THREADS MIB/S THREADS".
+# -a: random 4 KiB reads at depth 64, then a sequential copy; prints
+# "IOPS US_CPU_PER_READ MIB/S S_CPU_PER_GIB" (the server's CPU time).
 run_async () {
-  local iops mibs t1 t2
-  rm -f "$tmp/done"
-  watch_threads > "$tmp/threads" &
+  local iops mibs c0 c1 c2 hz
+  hz=$(getconf CLK_TCK)
+  c0=$(cpu_ticks)
   iops=$(HOME=$tmp/home $pin fio --name=r --ioengine=nbd \
            --uri="nbds+unix:///?socket=$tmp/sock" --rw=randread --bs=4k \
            --iodepth=64 --size="${size_mib}M" --time_based --runtime="$secs" \
-           --output-format=terse 2>/dev/null | awk -F';' '{ print $8 }')
-  touch "$tmp/done"
-  wait $!
-  t1=$(cat "$tmp/threads")
-  rm -f "$tmp/done"
-  watch_threads > "$tmp/threads" &
+           --output-format=terse 2>/dev/null | awk -F';' '$1 == 3 { print $8 }')
+  c1=$(cpu_ticks)
   mibs=$(run x509)
-  touch "$tmp/done"
-  wait $!
-  t2=$(cat "$tmp/threads")
-  echo "$iops $t1 $mibs $t2"
+  c2=$(cpu_ticks)
+  echo "$iops $c0 $c1 $c2 $hz $secs $mibs $size_mib" | awk '{
+    printf "%d %.1f %.1f %.2f\n", $1, ($3 - $2) / $5 * 1e6 / ($1 * $6),
+      $7, ($4 - $3) / $5 * 1024 / $8 }'
 }
 
 median () { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -163,23 +150,27 @@ if $async; then
   echo "  other: $other"
   echo "  clients: $pin fio --ioengine=nbd --rw=randread --bs=4k" \
     "--iodepth=64 --runtime=$secs; $pin nbdcopy --no-extents URI null:"
-  for s in ours other; do : > "$tmp/$s.iops"; : > "$tmp/$s.seq"; done
+  for s in ours other; do
+    for k in iops cpuread seq cpugib; do : > "$tmp/$s.$k"; done
+  done
   for r in $(seq "$rounds"); do
     line="  round $r:"
     for s in ours other; do
       start "$s" x509
-      read -r iops t1 mibs t2 < <(run_async)
+      read -r iops cpuread mibs cpugib < <(run_async)
       stop
-      echo "$iops" >> "$tmp/$s.iops"
-      echo "$mibs" >> "$tmp/$s.seq"
-      line="$line $s $iops IOPS ($t1 threads) $mibs MiB/s ($t2 threads);"
+      for k in iops cpuread mibs cpugib; do
+        echo "${!k}" >> "$tmp/$s.${k/mibs/seq}"
+      done
+      line="$line $s $iops IOPS ${cpuread} us/read, $mibs MiB/s ${cpugib} s/GiB;"
     done
     echo "$line"
   done
-  for k in iops seq; do
+  echo "  (us/read, s/GiB: the server's CPU time per 4 KiB read, per GiB copied)"
+  for k in iops cpuread seq cpugib; do
     mo=$(median < "$tmp/ours.$k")
     mn=$(median < "$tmp/other.$k")
-    printf "%-4s median: ours %9.1f  other %9.1f  ratio %.3f\n" \
+    printf "%-7s median: ours %9.2f  other %9.2f  ratio %.3f\n" \
       "$k" "$mo" "$mn" "$(echo "$mo $mn" | awk '{ print $1 / $2 }')"
   done
   exit 0
