@@ -414,25 +414,23 @@ sendv_records (struct connection *c, struct iovec *iov, int iovcnt,
   size_t used = 0, skip = 0, total = 0;
 
   /* A record cut short holds the first bytes of IOV: the caller sends
-   * again from where the counted bytes stopped (core/async.c, the
-   * reply in a->partial, built again and resumed).
+   * again the same bytes from where the counted ones stopped (in
+   * core/async.c the replies in a->partial, gathered again).  The
+   * record may reach into later sends: those bytes, having left, are
+   * skipped there (c->tls_ahead).
    */
   if (c->tls_held) {
     ssize_t k = finish_held (c);
     if (k == -1)
       return -1;
+    c->tls_ahead += k;
+  }
+  if (c->tls_ahead > 0) {
     for (int i = 0; i < iovcnt; i++)
       total += iov[i].iov_len;
-    if ((size_t)k > total) {
-      log_error (c->server,
-                 "TLS write: %zd bytes of a record cut short, but only %zu"
-                 " to send",
-                 k, total);
-      errno = EIO;
-      return -1;
-    }
-    skip = k;
-    *done += k;
+    skip = c->tls_ahead < total ? c->tls_ahead : total;
+    c->tls_ahead -= skip;
+    *done += skip;
   }
   for (int i = 0; i < iovcnt; i++) {
     const char *p = iov[i].iov_base;
