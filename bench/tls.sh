@@ -9,14 +9,14 @@
 #
 #   bench/tls.sh [-r ROUNDS] [-s SIZE_MIB] [-b BUILDDIR] [-m x509|psk|both]
 #   bench/tls.sh -a -B OTHERBUILD [-r ROUNDS] [-s SIZE_MIB] [-b BUILDDIR]
-#                [-t SECONDS]
+#                [-t SECONDS] [-d DEPTH]
 #
 # -a: asynchronous completions over TLS (X.509), this build against
 # another build of this server (-B, e.g. one of an older commit; Debian's
 # nbdkit cannot load the test plugin).  Each serves the test plugin
 # tests/plugins/asyncplug (threads=2: requests completed by the plugin's
 # own threads) filled with random data; clients, pinned with the server:
-#   fio --ioengine=nbd --rw=randread --bs=4k --iodepth=64 for SECONDS
+#   fio --ioengine=nbd --rw=randread --bs=4k --iodepth=DEPTH (64) for SECONDS
 #   (IOPS; libnbd finds the client certificates in $HOME/.pki/libnbd)
 #   nbdcopy --no-extents URI null: (MiB/s)
 # and the server's CPU time during each (per read, per GiB).
@@ -33,7 +33,8 @@ modes=both
 async=false
 otherbuild=""
 secs=10
-while getopts "r:s:b:m:aB:t:" o; do
+depth=64
+while getopts "r:s:b:m:aB:t:d:" o; do
   case $o in
     r) rounds=$OPTARG ;;
     s) size_mib=$OPTARG ;;
@@ -42,6 +43,7 @@ while getopts "r:s:b:m:aB:t:" o; do
     a) async=true ;;
     B) otherbuild=$OPTARG ;;
     t) secs=$OPTARG ;;
+    d) depth=$OPTARG ;;
     *) sed -n '2,28p' "$0"; exit 2 ;;
   esac
 done
@@ -121,7 +123,7 @@ run () {
 # The server's CPU time so far, in clock ticks (user + system).
 cpu_ticks () { awk '{ print $14 + $15 }' "/proc/$(cat "$tmp/pid")/stat"; }
 
-# -a: random 4 KiB reads at depth 64, then a sequential copy; prints
+# -a: random 4 KiB reads at depth $depth, then a sequential copy; prints
 # "IOPS US_CPU_PER_READ MIB/S S_CPU_PER_GIB" (the server's CPU time).
 run_async () {
   local iops mibs c0 c1 c2 hz
@@ -129,7 +131,7 @@ run_async () {
   c0=$(cpu_ticks)
   iops=$(HOME=$tmp/home $pin fio --name=r --ioengine=nbd \
            --uri="nbds+unix:///?socket=$tmp/sock" --rw=randread --bs=4k \
-           --iodepth=64 --size="${size_mib}M" --time_based --runtime="$secs" \
+           --iodepth="$depth" --size="${size_mib}M" --time_based --runtime="$secs" \
            --output-format=terse 2>/dev/null | awk -F';' '$1 == 3 { print $8 }')
   c1=$(cpu_ticks)
   mibs=$(run x509)
@@ -149,7 +151,7 @@ if $async; then
   echo "  ours:  $ours"
   echo "  other: $other"
   echo "  clients: $pin fio --ioengine=nbd --rw=randread --bs=4k" \
-    "--iodepth=64 --runtime=$secs; $pin nbdcopy --no-extents URI null:"
+    "--iodepth=$depth --runtime=$secs; $pin nbdcopy --no-extents URI null:"
   for s in ours other; do
     for k in iops cpuread seq cpugib; do : > "$tmp/$s.$k"; done
   done
