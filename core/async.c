@@ -585,7 +585,6 @@ async_send_partial (struct connection *c)
   pthread_mutex_unlock (&c->lock);
 }
 
-
 /* With c->lock held: whether the first queued reply may go in the same
  * batch as PREV, just taken (NULL: none yet).
  */

@@ -204,8 +204,8 @@ struct connection {
   bool fixed_newstyle; /* the client set NBD_FLAG_C_FIXED_NEWSTYLE */
   bool is_tls;
   void *tls_session;    /* after STARTTLS (tls.c) */
-  bool tls_held;    /* a record send was cut short (tls.c, send_lock) */
-  size_t tls_ahead; /* bytes of the stream that left already (tls.c) */
+  bool tls_held;        /* a record send was cut short (tls.c, send_lock) */
+  size_t tls_ahead;     /* bytes of the stream that left already (tls.c) */
   char *exportname;     /* the export open, default resolved */
   char *requested_name; /* what the client asked for */
   /* Each layer's default_export answers, asked once (exports.c). */

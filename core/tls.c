@@ -241,8 +241,7 @@ static _Thread_local bool push_nowait;
 static ssize_t
 tls_push (gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
 {
-  struct msghdr msg
-      = { .msg_iov = (struct iovec *)iov, .msg_iovlen = iovcnt };
+  struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = iovcnt };
 
   return sendmsg ((int)(intptr_t)ptr, &msg,
                   MSG_NOSIGNAL | (push_nowait ? MSG_DONTWAIT : 0));
