@@ -224,7 +224,8 @@ struct async_conn {
   bool fua_ok; /* and with FUA too */
   struct context *plugin;
   struct out *out;      /* replies of completions, under send_lock */
-  struct areq *partial; /* a reply cut short: its rest goes first
+  struct areq *partial; /* a reply cut short, and the replies gathered
+                           after it (->next): their rest goes first
                            (send_lock) */
   pthread_cond_t cond;  /* with c->lock: outstanding went down */
   unsigned outstanding; /* started and not yet finished (c->lock) */
@@ -235,6 +236,11 @@ struct async_conn {
                          order for serialize-retirement) (c->lock) */
   struct areq **ready_tail;
   bool sending; /* a thread has the sender role (c->lock) */
+  /* Replies sent whole by the thread that completed, replies it cut
+   * short, and hand-offs to a pool thread (c->lock): logged at the
+   * close (-v).
+   */
+  uint64_t at_once, cut_short, handed_off;
 };
 
 static const uint16_t kinds[]
@@ -360,14 +366,21 @@ finish_locked (struct async_conn *a, struct areq *q)
  * sends the queue.  The thread that completed takes the role if it is
  * free, but it may be shared by every connection (a library's
  * callback thread), so it never waits for the client: it sends only
- * what the socket takes at once.  The rest, and the role, go to a
+ * what the socket takes at once (over TLS too: tls.c's push function
+ * does not wait for it either).  The rest, and the role, go to a
  * pool thread (flusher), which may wait on this client alone, and
  * sends the queue in batches.  A reply cut short that way is finished
  * before anything else leaves (a->partial): built again and sent from
  * the byte where it stopped (struct out's skip), by the flusher or by
- * a thread of the connection that takes the send lock first.  The
+ * a thread of the connection that takes the send lock first.  Over
+ * TLS the bytes of a record the socket took only in part are not
+ * counted as sent, so that sending again starts at the record's first
+ * byte, where GnuTLS wants the same record sent again.  The
  * connection is freed only once no thread has the role.
  */
+
+/* Replies sent together, at most. */
+#define BATCH 16
 
 /* With c->lock held: whether the first queued reply may go now. */
 static bool
@@ -414,38 +427,21 @@ ready_take (struct async_conn *a)
   return q;
 }
 
-/* With send_lock held: send Q's reply, from byte Q->sent on, unless
- * the connection is dead.  NOWAIT: false if the socket's buffer filled
- * first, Q->sent saying how far it got.
+/* Gather Q's reply in O after what is there (flushing as it fills):
+ * 0 or -1.
  */
-static bool
-send_reply (struct areq *q, bool nowait)
+static int
+build_reply (struct out *o, struct areq *q)
 {
-  struct connection *c = q->c;
-  struct out *o = c->async->out;
-  int sent;
-
-  if (atomic_load (&c->status) < CONN_STOPPING)
-    return true;
-  out_init (o, c);
-  o->nowait = nowait;
-  o->skip = q->sent;
+  o->last_flags = NULL; /* a DONE patched in belongs to this reply */
+  if (out_room (o) == -1)
+    return -1;
   if (q->r.type == NBD_CMD_READ)
-    sent = reply_read (o, &q->rd, q->buf, &q->r, q->err) == -1 ? -1
-                                                               : out_flush (o);
-  else if (q->r.type == NBD_CMD_BLOCK_STATUS && q->err == 0)
-    sent = reply_block_status (o, &q->r, q->e, 1, true);
-  else {
-    out_status (o, &q->r, q->err);
-    sent = out_flush (o);
-  }
-  if (sent == -1 && o->blocked) {
-    q->sent = o->sent;
-    return false;
-  }
-  if (sent == -1)
-    atomic_store (&c->status, CONN_DEAD);
-  return true;
+    return reply_read (o, &q->rd, q->buf, &q->r, q->err);
+  if (q->r.type == NBD_CMD_BLOCK_STATUS && q->err == 0)
+    return reply_block_status (o, &q->r, q->e, 1, true);
+  out_status (o, &q->r, q->err);
+  return 0;
 }
 
 /* With send_lock held, on a thread that may wait: send the N replies
@@ -461,17 +457,80 @@ send_replies (struct connection *c, struct areq **q, size_t n)
   if (atomic_load (&c->status) < CONN_STOPPING)
     return;
   out_init (o, c);
-  for (size_t i = 0; i < n && sent == 0; i++) {
-    o->last_flags = NULL; /* a DONE patched in belongs to this reply */
-    if (out_room (o) == -1)
+  for (size_t i = 0; i < n && sent == 0; i++)
+    sent = build_reply (o, q[i]);
+  if (sent == 0)
+    sent = out_flush (o);
+  if (sent == -1)
+    atomic_store (&c->status, CONN_DEAD);
+}
+
+/* With send_lock held, on the thread that completed: send the N
+ * replies of Q together without waiting for the socket (over TLS, a
+ * few replies to a record instead of one each).  Returns how many left
+ * whole, or were dropped (dead connection); if fewer than N, the next
+ * one was cut short, its ->sent saying how far it got (perhaps 0: over
+ * TLS its first bytes may be in a record cut short), and the ones after
+ * it did not leave, or only in that record.  A reply's bytes do not
+ * depend on what was gathered before it, so the rest can be gathered
+ * again from the one cut short (send_chain).
+ */
+static size_t
+send_replies_nowait (struct connection *c, struct areq **q, size_t n)
+{
+  struct out *o = c->async->out;
+  uint64_t start[BATCH];
+  size_t begun = 0, k = 0;
+  int sent = 0;
+
+  if (atomic_load (&c->status) < CONN_STOPPING)
+    return n;
+  out_init (o, c);
+  o->nowait = true;
+  while (begun < n && sent == 0) {
+    /* Flush first if need be, so that START is where the reply begins. */
+    if (out_room (o) == -1) {
       sent = -1;
-    else if (q[i]->r.type == NBD_CMD_READ)
-      sent = reply_read (o, &q[i]->rd, q[i]->buf, &q[i]->r, q[i]->err);
-    else if (q[i]->r.type == NBD_CMD_BLOCK_STATUS && q[i]->err == 0)
-      sent = reply_block_status (o, &q[i]->r, q[i]->e, 1, true);
-    else
-      out_status (o, &q[i]->r, q[i]->err);
+      break;
+    }
+    start[begun] = o->built;
+    sent = build_reply (o, q[begun]);
+    begun++;
   }
+  if (sent == 0)
+    sent = out_flush (o);
+  if (sent == 0)
+    return n;
+  if (!o->blocked) {
+    atomic_store (&c->status, CONN_DEAD);
+    return n;
+  }
+  /* The reply holding the first byte that did not leave. */
+  while (k + 1 < begun && start[k + 1] <= o->sent)
+    k++;
+  q[k]->sent = o->sent - start[k];
+  return k;
+}
+
+/* With send_lock held, on a thread that may wait: finish the replies
+ * cut short, Q and those chained after it by ->next, as they were
+ * gathered: the same bytes again, Q's from byte Q->sent on, unless the
+ * connection is dead.  Sent together because over TLS the record cut
+ * short may hold the first bytes of the replies after Q.
+ */
+static void
+send_chain (struct areq *q)
+{
+  struct connection *c = q->c;
+  struct out *o = c->async->out;
+  int sent = 0;
+
+  if (atomic_load (&c->status) < CONN_STOPPING)
+    return;
+  out_init (o, c);
+  o->skip = q->sent;
+  for (struct areq *p = q; p && sent == 0; p = p->next)
+    sent = build_reply (o, p);
   if (sent == 0)
     sent = out_flush (o);
   if (sent == -1)
@@ -514,15 +573,17 @@ async_send_partial (struct connection *c)
     return;
   q = a->partial;
   a->partial = NULL;
-  send_reply (q, false);
-  reply_release (q);
+  send_chain (q);
+  for (struct areq *p = q; p; p = p->next)
+    reply_release (p);
   pthread_mutex_lock (&c->lock);
-  retired_locked (c, q);
+  while (q) {
+    struct areq *next = q->next; /* retiring reuses ->next */
+    retired_locked (c, q);
+    q = next;
+  }
   pthread_mutex_unlock (&c->lock);
 }
-
-/* Replies sent together by a thread that may wait. */
-#define BATCH 16
 
 /* With c->lock held: whether the first queued reply may go in the same
  * batch as PREV, just taken (NULL: none yet).
@@ -596,6 +657,7 @@ flusher (void *arg)
 static void
 hand_off (struct connection *c)
 {
+  c->async->handed_off++;
   pthread_mutex_unlock (&c->lock);
   if (pool_run (c->server, flusher, c) == -1)
     drain_waiting (c); /* no thread: wait here, as before */
@@ -604,54 +666,70 @@ hand_off (struct connection *c)
 /* With the sender role, on the thread that completed: send the queued
  * replies in turn, FIRST (not queued) before them if not NULL, as far
  * as the socket takes them at once; the rest, and the role, are
- * handed off.  TLS and pipes are always handed off (a GnuTLS record
- * cut short must be finished by the same session call).
+ * handed off.  Over TLS too: the push function does not wait either
+ * (core/tls.c), and a record cut short is held by the session until
+ * the partial reply is sent again from its first byte, which GnuTLS
+ * turns into the retry of the same record.  -s pipes are always handed
+ * off: a write to a pipe has no MSG_DONTWAIT, and making the pipe
+ * non-blocking would make the connection's own senders fail.
  */
 static void
 drain (struct connection *c, struct areq *first)
 {
   struct async_conn *a = c->async;
-  struct areq *q = first;
-  bool nowait_ok = c->is_socket && c->tls_session == NULL;
+  struct areq *q[BATCH];
+  size_t n = 0, k;
+  bool nowait_ok = c->is_socket;
 
-  if (q == NULL) {
-    pthread_mutex_lock (&c->lock);
-    if (!ready_in_turn (c))
-      goto out;
-    q = ready_take (a);
-    pthread_mutex_unlock (&c->lock);
-  }
+  pthread_mutex_lock (&c->lock);
+  if (first)
+    q[n++] = first;
   for (;;) {
+    for (; n < BATCH && batch_next (c, n ? q[n - 1] : NULL); n++)
+      q[n] = ready_take (a);
+    if (n == 0)
+      break;
+    pthread_mutex_unlock (&c->lock);
+    /* A thread of the connection may be sending (and waiting), or a
+     * reply cut short must go first: leave it all to a pool thread.
+     */
     if (!nowait_ok || pthread_mutex_trylock (&c->send_lock) != 0) {
-      /* A thread of the connection is sending (and may wait). */
       pthread_mutex_lock (&c->lock);
-      ready_put (c, q);
-      hand_off (c);
-      return;
-    } else if (a->partial) {
-      pthread_mutex_unlock (&c->send_lock);
-      pthread_mutex_lock (&c->lock);
-      ready_put (c, q);
+      for (size_t i = 0; i < n; i++)
+        ready_put (c, q[i]);
       hand_off (c);
       return;
     }
-    if (!send_reply (q, true)) {
-      a->partial = q;
+    if (a->partial) {
       pthread_mutex_unlock (&c->send_lock);
       pthread_mutex_lock (&c->lock);
+      for (size_t i = 0; i < n; i++)
+        ready_put (c, q[i]);
       hand_off (c);
       return;
+    }
+    k = send_replies_nowait (c, q, n);
+    if (k < n) {
+      /* The one cut short and those after it, in this order. */
+      for (size_t i = k; i < n; i++)
+        q[i]->next = i + 1 < n ? q[i + 1] : NULL;
+      a->partial = q[k];
     }
     pthread_mutex_unlock (&c->send_lock);
-    reply_release (q);
+    for (size_t i = 0; i < k; i++)
+      reply_release (q[i]);
     pthread_mutex_lock (&c->lock);
-    retired_locked (c, q);
-    if (!ready_in_turn (c))
-      break;
-    q = ready_take (a);
-    pthread_mutex_unlock (&c->lock);
+    a->at_once += k;
+    for (size_t i = 0; i < k; i++)
+      retired_locked (c, q[i]);
+    if (k < n) {
+      /* The rest, and the role, to a thread that may wait. */
+      a->cut_short++;
+      hand_off (c);
+      return;
+    }
+    n = 0;
   }
-out:
   /* The connection may be freed once the lock is released. */
   a->sending = false;
   pthread_cond_broadcast (&a->cond);
@@ -911,6 +989,11 @@ async_conn_free (struct connection *c)
 
   if (a == NULL)
     return;
+  log_debug (c->server,
+             "asynchronous replies: %" PRIu64 " sent by the completing"
+             " thread, %" PRIu64 " cut short, %" PRIu64
+             " hand-offs to a pool thread",
+             a->at_once, a->cut_short, a->handed_off);
   while (a->free) {
     struct areq *q = a->free;
     a->free = q->next;

@@ -164,7 +164,7 @@ conn_sendv (struct connection *c, struct iovec *iov, int iovcnt)
       && set_timeout (c, c->sockout, SO_SNDTIMEO) == -1)
     return -1;
   if (c->tls_session)
-    return tls_sendv (c, iov, iovcnt);
+    return tls_sendv (c, iov, iovcnt, false) == -1 ? -1 : 0;
   while (iovcnt > 0) {
     ssize_t r;
     if (c->deadline && c->is_socket
@@ -201,6 +201,8 @@ conn_sendv_nowait (struct connection *c, struct iovec *iov, int iovcnt)
 {
   size_t done = 0;
 
+  if (c->tls_session)
+    return tls_sendv (c, iov, iovcnt, true);
   while (iovcnt > 0) {
     struct msghdr msg = { .msg_iov = iov, .msg_iovlen = iovcnt };
     ssize_t r = sendmsg (c->sockout, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);

@@ -28,6 +28,7 @@ out_init (struct out *o, struct connection *c)
   o->blocked = false;
   o->skip = 0;
   o->sent = 0;
+  o->built = 0;
 }
 
 /* Leave out of the gathered iovecs the bytes already sent (o->skip);
@@ -98,6 +99,7 @@ out_hdr (struct out *o, size_t len)
   o->iov[o->n].iov_len = len;
   o->n++;
   o->used += len;
+  o->built += len;
   return p;
 }
 
@@ -112,6 +114,7 @@ out_data (struct out *o, const void *data, size_t len)
   o->iov[o->n].iov_base = (void *)data;
   o->iov[o->n].iov_len = len;
   o->n++;
+  o->built += len;
   if (o->n >= MAX_IOV - 4 || o->used >= sizeof o->hdr - 200)
     return out_flush (o);
   return 0;

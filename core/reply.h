@@ -33,6 +33,7 @@ struct out {
   bool blocked;
   uint64_t skip;
   uint64_t sent;
+  uint64_t built; /* bytes gathered since out_init, sent or not */
 };
 
 extern void out_init (struct out *o, struct connection *c);

@@ -204,6 +204,8 @@ struct connection {
   bool fixed_newstyle; /* the client set NBD_FLAG_C_FIXED_NEWSTYLE */
   bool is_tls;
   void *tls_session;    /* after STARTTLS (tls.c) */
+  bool tls_held;        /* a record send was cut short (tls.c, send_lock) */
+  size_t tls_ahead;     /* bytes of the stream that left already (tls.c) */
   char *exportname;     /* the export open, default resolved */
   char *requested_name; /* what the client asked for */
   /* Each layer's default_export answers, asked once (exports.c). */
@@ -328,8 +330,10 @@ extern int conn_recv (struct connection *c, void *buf, size_t len);
 extern void conn_clear_deadline (struct connection *c);
 extern int conn_send (struct connection *c, const void *buf, size_t len);
 extern int conn_sendv (struct connection *c, struct iovec *iov, int iovcnt);
-/* Send as much as the socket takes without waiting (a plain socket,
- * not TLS): the number of bytes sent, or -1 on error.
+/* Send as much as the socket takes without waiting (a socket, not a
+ * pipe): the number of bytes sent, or -1 on error.  Over TLS a record
+ * the socket took only in part is not counted: the next send on the
+ * connection must start at its first byte (tls.c).
  */
 extern ssize_t conn_sendv_nowait (struct connection *c, struct iovec *iov,
                                   int iovcnt);
@@ -366,7 +370,8 @@ extern int tls_init (struct server *s);
 extern void tls_free (struct server *s);
 extern int tls_handshake (struct connection *c);
 extern ssize_t tls_recv (struct connection *c, void *buf, size_t len);
-extern int tls_sendv (struct connection *c, struct iovec *iov, int iovcnt);
+extern ssize_t tls_sendv (struct connection *c, struct iovec *iov, int iovcnt,
+                          bool nowait);
 extern bool tls_pending (struct connection *c);
 extern void tls_close (struct connection *c);
 

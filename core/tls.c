@@ -4,6 +4,7 @@
  */
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -225,6 +226,27 @@ verify_peer (struct connection *c, gnutls_session_t session)
   return 0;
 }
 
+/* Whether this thread's sends must not wait for the client: set by
+ * tls_sendv for a thread that completed a request (core/async.c),
+ * which may serve every connection.  Per thread, because the push
+ * function knows only the socket, and another thread of the same
+ * connection may be receiving meanwhile.
+ */
+static _Thread_local bool push_nowait;
+
+/* GnuTLS's push function: sendmsg, with MSG_DONTWAIT for a thread
+ * that must not wait (GnuTLS turns its EAGAIN into GNUTLS_E_AGAIN and
+ * keeps the rest of the record).
+ */
+static ssize_t
+tls_push (gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
+{
+  struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = iovcnt };
+
+  return sendmsg ((int)(intptr_t)ptr, &msg,
+                  MSG_NOSIGNAL | (push_nowait ? MSG_DONTWAIT : 0));
+}
+
 int
 tls_handshake (struct connection *c)
 {
@@ -251,6 +273,8 @@ tls_handshake (struct connection *c)
   if (t->x509 && s->opt.tls_verify_peer)
     gnutls_certificate_server_set_request (session, GNUTLS_CERT_REQUIRE);
   gnutls_transport_set_int2 (session, c->sockin, c->sockout);
+  if (c->is_socket)
+    gnutls_transport_set_vec_push_function (session, tls_push);
   /* Within what is left of the --timeout deadline, if any. */
   unsigned ms = GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT;
   if (c->deadline) {
@@ -308,15 +332,26 @@ tls_recv (struct connection *c, void *buf, size_t len)
   return r;
 }
 
+/* Send N bytes at P, one record after another, counting in *DONE the
+ * bytes GnuTLS took.  0, or -1 with errno: EAGAIN (push_nowait and
+ * the socket is full), ETIMEDOUT, EIO.  On GNUTLS_E_AGAIN the record
+ * is kept by GnuTLS, half sent, and not counted: c->tls_held says the
+ * next send must finish it first (finish_held).
+ */
 static int
-tls_send_all (struct connection *c, const char *p, size_t n)
+send_records (struct connection *c, const char *p, size_t n, size_t *done)
 {
   while (n > 0) {
     ssize_t r = gnutls_record_send (c->tls_session, p, n);
     if (r == GNUTLS_E_INTERRUPTED)
       continue;
-    /* The socket blocks: AGAIN means the handshake's time ran out. */
     if (r == GNUTLS_E_AGAIN) {
+      c->tls_held = true;
+      if (push_nowait) {
+        errno = EAGAIN;
+        return -1;
+      }
+      /* The socket blocks: AGAIN means the --timeout ran out. */
       log_debug (c->server, "TLS write: timed out");
       errno = ETIMEDOUT;
       return -1;
@@ -328,8 +363,40 @@ tls_send_all (struct connection *c, const char *p, size_t n)
     }
     p += r;
     n -= r;
+    *done += r;
   }
   return 0;
+}
+
+/* Finish the record cut short by an earlier send.  GnuTLS requires the
+ * call to be repeated before any other; with no data it sends the same
+ * record again, and returns how many bytes of the first call's data it
+ * holds: the number returned, or -1 with errno as send_records.
+ */
+static ssize_t
+finish_held (struct connection *c)
+{
+  ssize_t r;
+
+  do
+    r = gnutls_record_send (c->tls_session, NULL, 0);
+  while (r == GNUTLS_E_INTERRUPTED);
+  if (r == GNUTLS_E_AGAIN) {
+    if (push_nowait) {
+      errno = EAGAIN;
+      return -1;
+    }
+    log_debug (c->server, "TLS write: timed out");
+    errno = ETIMEDOUT;
+    return -1;
+  }
+  if (r < 0) {
+    log_debug (c->server, "TLS write: %s", gnutls_strerror (r));
+    errno = EIO;
+    return -1;
+  }
+  c->tls_held = false;
+  return r;
 }
 
 /* Small pieces (reply headers) are gathered into one record; large
@@ -338,32 +405,73 @@ tls_send_all (struct connection *c, const char *p, size_t n)
  */
 #define TLS_GATHER 16384
 
-int
-tls_sendv (struct connection *c, struct iovec *iov, int iovcnt)
+static int
+sendv_records (struct connection *c, struct iovec *iov, int iovcnt,
+               size_t *done)
 {
   char stage[TLS_GATHER];
-  size_t used = 0;
+  size_t used = 0, skip = 0, total = 0;
 
+  /* A record cut short holds the first bytes of IOV: the caller sends
+   * again the same bytes from where the counted ones stopped (in
+   * core/async.c the replies in a->partial, gathered again).  The
+   * record may reach into later sends: those bytes, having left, are
+   * skipped there (c->tls_ahead).
+   */
+  if (c->tls_held) {
+    ssize_t k = finish_held (c);
+    if (k == -1)
+      return -1;
+    c->tls_ahead += k;
+  }
+  if (c->tls_ahead > 0) {
+    for (int i = 0; i < iovcnt; i++)
+      total += iov[i].iov_len;
+    skip = c->tls_ahead < total ? c->tls_ahead : total;
+    c->tls_ahead -= skip;
+    *done += skip;
+  }
   for (int i = 0; i < iovcnt; i++) {
     const char *p = iov[i].iov_base;
     size_t n = iov[i].iov_len;
+    if (skip >= n) {
+      skip -= n;
+      continue;
+    }
+    p += skip;
+    n -= skip;
+    skip = 0;
     if (n <= sizeof stage - used) {
       memcpy (stage + used, p, n);
       used += n;
       continue;
     }
-    if (used > 0 && tls_send_all (c, stage, used) == -1)
+    if (used > 0 && send_records (c, stage, used, done) == -1)
       return -1;
     used = 0;
     if (n < sizeof stage) {
       memcpy (stage, p, n);
       used = n;
-    } else if (tls_send_all (c, p, n) == -1)
+    } else if (send_records (c, p, n, done) == -1)
       return -1;
   }
   if (used > 0)
-    return tls_send_all (c, stage, used);
+    return send_records (c, stage, used, done);
   return 0;
+}
+
+ssize_t
+tls_sendv (struct connection *c, struct iovec *iov, int iovcnt, bool nowait)
+{
+  size_t done = 0;
+  int r;
+
+  push_nowait = nowait;
+  r = sendv_records (c, iov, iovcnt, &done);
+  push_nowait = false;
+  if (r == -1 && !(nowait && errno == EAGAIN))
+    return -1;
+  return done;
 }
 
 bool

@@ -18,7 +18,10 @@ wait on one client's socket.
     outstanding at the plugin's close;
   - SIGTERM while a third client is stalled ends the server cleanly.
 Under parallel and serialize_retirement, with simple, structured and
-extended replies, and the stalled client over TLS."""
+extended replies, and the stalled client over TLS: there the completing
+thread sends through GnuTLS with a push function that must not wait
+(core/tls.c); were it to wait, the plugin's one thread would hang on
+A's socket and B would not be served."""
 import os
 import socket
 import ssl
