@@ -332,6 +332,28 @@ tls_recv (struct connection *c, void *buf, size_t len)
   return r;
 }
 
+/* A failed gnutls_record_send (R < 0, not INTERRUPTED): -1 with errno
+ * as send_records (below) says.
+ */
+static int
+record_send_failed (struct connection *c, ssize_t r)
+{
+  if (r == GNUTLS_E_AGAIN) {
+    c->tls_held = true;
+    if (push_nowait) {
+      errno = EAGAIN;
+      return -1;
+    }
+    /* The socket blocks: AGAIN means the --timeout ran out. */
+    log_debug (c->server, "TLS write: timed out");
+    errno = ETIMEDOUT;
+    return -1;
+  }
+  log_debug (c->server, "TLS write: %s", gnutls_strerror (r));
+  errno = EIO;
+  return -1;
+}
+
 /* Send N bytes at P, one record after another, counting in *DONE the
  * bytes GnuTLS took.  0, or -1 with errno: EAGAIN (push_nowait and
  * the socket is full), ETIMEDOUT, EIO.  On GNUTLS_E_AGAIN the record
@@ -345,22 +367,8 @@ send_records (struct connection *c, const char *p, size_t n, size_t *done)
     ssize_t r = gnutls_record_send (c->tls_session, p, n);
     if (r == GNUTLS_E_INTERRUPTED)
       continue;
-    if (r == GNUTLS_E_AGAIN) {
-      c->tls_held = true;
-      if (push_nowait) {
-        errno = EAGAIN;
-        return -1;
-      }
-      /* The socket blocks: AGAIN means the --timeout ran out. */
-      log_debug (c->server, "TLS write: timed out");
-      errno = ETIMEDOUT;
-      return -1;
-    }
-    if (r < 0) {
-      log_debug (c->server, "TLS write: %s", gnutls_strerror (r));
-      errno = EIO;
-      return -1;
-    }
+    if (r < 0)
+      return record_send_failed (c, r);
     p += r;
     n -= r;
     *done += r;
@@ -381,20 +389,8 @@ finish_held (struct connection *c)
   do
     r = gnutls_record_send (c->tls_session, NULL, 0);
   while (r == GNUTLS_E_INTERRUPTED);
-  if (r == GNUTLS_E_AGAIN) {
-    if (push_nowait) {
-      errno = EAGAIN;
-      return -1;
-    }
-    log_debug (c->server, "TLS write: timed out");
-    errno = ETIMEDOUT;
-    return -1;
-  }
-  if (r < 0) {
-    log_debug (c->server, "TLS write: %s", gnutls_strerror (r));
-    errno = EIO;
-    return -1;
-  }
+  if (r < 0)
+    return record_send_failed (c, r);
   c->tls_held = false;
   return r;
 }
