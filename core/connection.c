@@ -157,6 +157,21 @@ conn_input_pending (struct connection *c)
   return poll (&pfd, 1, 0) == 1;
 }
 
+/* Step *IOV (*IOVCNT entries) past the N bytes that were sent. */
+static void
+iov_advance (struct iovec **iov, int *iovcnt, size_t n)
+{
+  while (*iovcnt > 0 && n >= (*iov)->iov_len) {
+    n -= (*iov)->iov_len;
+    (*iov)++;
+    (*iovcnt)--;
+  }
+  if (*iovcnt > 0) {
+    (*iov)->iov_base = (char *)(*iov)->iov_base + n;
+    (*iov)->iov_len -= n;
+  }
+}
+
 int
 conn_sendv (struct connection *c, struct iovec *iov, int iovcnt)
 {
@@ -183,15 +198,7 @@ conn_sendv (struct connection *c, struct iovec *iov, int iovcnt)
         errno = ETIMEDOUT;
       return -1;
     }
-    while (iovcnt > 0 && (size_t)r >= iov->iov_len) {
-      r -= iov->iov_len;
-      iov++;
-      iovcnt--;
-    }
-    if (iovcnt > 0) {
-      iov->iov_base = (char *)iov->iov_base + r;
-      iov->iov_len -= r;
-    }
+    iov_advance (&iov, &iovcnt, r);
   }
   return 0;
 }
@@ -214,15 +221,7 @@ conn_sendv_nowait (struct connection *c, struct iovec *iov, int iovcnt)
       return -1;
     }
     done += r;
-    while (iovcnt > 0 && (size_t)r >= iov->iov_len) {
-      r -= iov->iov_len;
-      iov++;
-      iovcnt--;
-    }
-    if (iovcnt > 0) {
-      iov->iov_base = (char *)iov->iov_base + r;
-      iov->iov_len -= r;
-    }
+    iov_advance (&iov, &iovcnt, r);
   }
   return done;
 }

@@ -31,13 +31,9 @@ start_nbdkit back memory 4M
 back_pid=$pid back_sock=$sock
 t nbdcopy disk.img "$uri"
 
-# read_frozen URI: read (right bytes), freeze the backend, read again.
-# Prints the error and how long it took.
-read_frozen ()
-{
-  t "$PYTHON" - "$1" "$back_pid" <<'PY'
-import errno, os, signal, sys, time
-import nbd
+# frozen.py: freeze(PID) stops the backend and waits until it has.
+cat > frozen.py <<'PY'
+import os, signal, sys, time
 def freeze(pid):
     # SIGSTOP takes effect asynchronously: wait until every thread stops.
     os.kill(pid, signal.SIGSTOP)
@@ -49,6 +45,16 @@ def freeze(pid):
             return
         time.sleep(0.01)
     sys.exit("the backend did not stop")
+PY
+
+# read_frozen URI: read (right bytes), freeze the backend, read again.
+# Prints the error and how long it took.
+read_frozen ()
+{
+  t "$PYTHON" - "$1" "$back_pid" <<'PY'
+import errno, os, signal, sys, time
+import nbd
+from frozen import freeze
 want = open("disk.img", "rb").read()
 h = nbd.NBD()
 h.connect_uri(sys.argv[1])
@@ -112,17 +118,7 @@ for mode in async=true async=false shared=true; do
   t "$PYTHON" - "$px_uri" "$back_pid" > client.out 2>&1 <<'PY' &
 import os, signal, sys, time
 import nbd
-def freeze(pid):
-    # SIGSTOP takes effect asynchronously: wait until every thread stops.
-    os.kill(pid, signal.SIGSTOP)
-    for _ in range(500):
-        tasks = os.listdir("/proc/%d/task" % pid)
-        states = [open("/proc/%d/task/%s/stat" % (pid, t)).read()
-                  .rsplit(")", 1)[1].split()[0] for t in tasks]
-        if all(st in "Tt" for st in states):
-            return
-        time.sleep(0.01)
-    sys.exit("the backend did not stop")
+from frozen import freeze
 want = open("disk.img", "rb").read()
 h = nbd.NBD()
 h.connect_uri(sys.argv[1])
