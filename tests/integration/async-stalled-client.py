@@ -24,7 +24,6 @@ thread sends through GnuTLS with a push function that must not wait
 A's socket and B would not be served."""
 import os
 import socket
-import ssl
 import struct
 import subprocess
 import time
@@ -190,12 +189,7 @@ run("parallel", "extended", False)
 # The stalled client over TLS (the others in plaintext, --tls=on).
 if subprocess.call(["sh", "-c", "command -v certtool"],
                    stdout=subprocess.DEVNULL) == 0:
-    here = os.path.dirname(os.path.abspath(__file__))
-    subprocess.check_call(["bash", os.path.join(here, "tls-functions.sh"),
-                           "make-pki", t.tmpdir], stdout=subprocess.DEVNULL)
-    pki = dict(line.strip().split("=", 1) for line in open(t.path("pki.env")))
-    tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    tls_ctx.load_verify_locations(os.path.join(pki["pki"], "ca-cert.pem"))
+    pki, tls_ctx = ta.make_pki(t)
     run("parallel", "tls", False,
         ("--tls=on", "--tls-certificates=" + pki["pki"]))
 else:

@@ -20,7 +20,6 @@ import os
 import random
 import re
 import signal
-import ssl
 import struct
 import subprocess
 import time
@@ -42,12 +41,7 @@ signal.alarm(150)  # for sanitizer builds
 KiB = 1024
 MiB = 1024 * KiB
 SIZE = 64 * MiB
-here = os.path.dirname(os.path.abspath(__file__))
-subprocess.check_call(["bash", os.path.join(here, "tls-functions.sh"),
-                       "make-pki", t.tmpdir], stdout=subprocess.DEVNULL)
-pki = dict(line.strip().split("=", 1) for line in open(t.path("pki.env")))
-tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-tls_ctx.load_verify_locations(os.path.join(pki["pki"], "ca-cert.pem"))
+pki, tls_ctx = ta.make_pki(t)
 LINE = re.compile(r"asynchronous replies: (\d+) sent by the completing "
                   r"thread, (\d+) cut short, (\d+) hand-offs")
 

@@ -9,6 +9,8 @@ threads, out of order).
 """
 
 import os
+import ssl
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -26,6 +28,18 @@ def Test():
     if not os.path.exists(PLUGIN):
         nbdtest.skip("async test plugin not built: %s" % PLUGIN)
     return t
+
+
+def make_pki(t):
+    """Certificates for a TLS server in T's directory (tls-functions.sh):
+    the paths (pki.env's keys) and a client SSL context trusting them."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    subprocess.check_call(["bash", os.path.join(here, "tls-functions.sh"),
+                           "make-pki", t.tmpdir], stdout=subprocess.DEVNULL)
+    pki = dict(line.strip().split("=", 1) for line in open(t.path("pki.env")))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(os.path.join(pki["pki"], "ca-cert.pem"))
+    return pki, ctx
 
 
 def threads(pid):
